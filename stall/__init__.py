@@ -1,0 +1,1 @@
+"""Stall: a self-hosted microcommerce platform."""

@@ -1,0 +1,160 @@
+import mimetypes
+import os
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.storage import storages
+from django.db import IntegrityError, transaction
+from django.utils.text import get_valid_filename, slugify
+
+from stall.core.ids import new_id
+from stall.core.money import amount_validate, currency_normalize
+from stall.stores.models import Store
+
+from .errors import FileInvalid, ProductInvalid
+from .models import PriceType, Product, ProductFile, ProductStatus
+
+_UNSET = object()
+
+
+def _check_prices(product: Product) -> None:
+    amount_validate(product.amount, param="amount")
+    if product.suggested_amount is not None:
+        amount_validate(product.suggested_amount, param="suggested_amount")
+        if product.price_type != PriceType.PAY_WHAT_YOU_WANT:
+            raise ProductInvalid("Only a pay-what-you-want product has a suggested amount.", param="suggested_amount")
+        if product.suggested_amount < product.amount:
+            raise ProductInvalid("The suggested amount cannot be below the minimum.", param="suggested_amount")
+
+
+def _validated(product: Product) -> Product:
+    if product.price_type not in PriceType.values:
+        raise ProductInvalid(f"Price type must be one of: {', '.join(PriceType.values)}.", param="price_type")
+    if product.status not in ProductStatus.values:
+        raise ProductInvalid(f"Status must be one of: {', '.join(ProductStatus.values)}.", param="status")
+    _check_prices(product)
+    if not product.slug:
+        product.slug = slugify(product.name)[:80] or product.pk.lower()
+    try:
+        product.full_clean(exclude=["store", "cover"])
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise ProductInvalid(messages[0], param=None if field == "__all__" else field) from None
+    return product
+
+
+def _save(product: Product) -> None:
+    try:
+        with transaction.atomic():
+            product.save()
+    except IntegrityError:
+        raise ProductInvalid("Another product of this store has that address.", param="slug") from None
+
+
+@transaction.atomic
+def product_create(
+    *,
+    store: Store,
+    name: str,
+    amount: int = 0,
+    price_type: str = PriceType.FIXED,
+    suggested_amount: int | None = None,
+    currency: str | None = None,
+    description: str = "",
+    status: str = ProductStatus.DRAFT,
+    slug: str = "",
+    cover=None,
+    download_limit: int | None = None,
+) -> Product:
+    if currency is not None and currency_normalize(currency) != store.currency:
+        raise ProductInvalid(f"This store sells in {store.currency}.", param="currency", code="currency_mismatch")
+    product = Product(
+        store=store,
+        name=(name or "").strip(),
+        slug=slug or "",
+        description=description or "",
+        price_type=price_type,
+        amount=amount,
+        suggested_amount=suggested_amount,
+        currency=store.currency,
+        status=status,
+        download_limit=download_limit or settings.STALL_DOWNLOAD_LIMIT,
+    )
+    if cover:
+        product.cover = cover
+    _validated(product)
+    _save(product)
+    return product
+
+
+@transaction.atomic
+def product_update(
+    *,
+    product: Product,
+    name=_UNSET,
+    amount=_UNSET,
+    price_type=_UNSET,
+    suggested_amount=_UNSET,
+    currency=_UNSET,
+    description=_UNSET,
+    status=_UNSET,
+    slug=_UNSET,
+    cover=_UNSET,
+    download_limit=_UNSET,
+) -> Product:
+    product = Product.objects.select_for_update().get(pk=product.pk)
+    if currency is not _UNSET and currency is not None and currency_normalize(currency) != product.currency:
+        raise ProductInvalid(f"This store sells in {product.currency}.", param="currency", code="currency_mismatch")
+    changes = {
+        "name": name, "amount": amount, "price_type": price_type, "suggested_amount": suggested_amount,
+        "description": description, "status": status, "slug": slug, "download_limit": download_limit,
+    }
+    for field, value in changes.items():
+        if value is not _UNSET:
+            setattr(product, field, value.strip() if field == "name" and isinstance(value, str) else value)
+    if product.price_type == PriceType.FIXED and price_type is not _UNSET:
+        product.suggested_amount = None
+    if cover is not _UNSET and cover:
+        product.cover = cover
+    _validated(product)
+    _save(product)
+    return product
+
+
+def product_archive(*, product: Product) -> Product:
+    return product_update(product=product, status=ProductStatus.ARCHIVED)
+
+
+def product_file_add(*, product: Product, upload, name: str | None = None) -> ProductFile:
+    """Store an uploaded file privately and attach it to the product.
+
+    The upload is copied to storage in chunks (Django's storage API streams from the temporary
+    file), so a large file is never held in memory whole.
+    """
+    if upload is None or not getattr(upload, "name", ""):
+        raise FileInvalid("Choose a file to upload.", param="file")
+    size = upload.size
+    if not size:
+        raise FileInvalid("The file is empty.", param="file")
+    if size > settings.STALL_MAX_UPLOAD_BYTES:
+        raise FileInvalid(f"Files can be at most {settings.STALL_MAX_UPLOAD_BYTES // (1024 * 1024)} MB.", param="file")
+    display_name = os.path.basename(name or upload.name)[:255]
+    safe = get_valid_filename(display_name) or "file"
+    storage = storages["private"]
+    stored = storage.save(f"products/{product.store_id}/{new_id('f')}/{safe}", upload)
+    content_type = getattr(upload, "content_type", None) or mimetypes.guess_type(display_name)[0] or "application/octet-stream"
+    try:
+        with transaction.atomic():
+            return ProductFile.objects.create(
+                product=product, name=display_name, storage_name=stored, size=size, content_type=content_type[:120]
+            )
+    except Exception:
+        storage.delete(stored)
+        raise
+
+
+@transaction.atomic
+def product_file_delete(*, file: ProductFile) -> None:
+    name = file.storage_name
+    file.delete()
+    transaction.on_commit(lambda: storages["private"].delete(name))

@@ -1,0 +1,18 @@
+from stall.core.errors import Conflict, InvalidRequest, NotFound
+
+
+class CheckoutNotFound(NotFound):
+    default_message = "No such checkout."
+
+
+class CheckoutInvalid(InvalidRequest):
+    code = "invalid_checkout"
+
+
+class CheckoutExpired(Conflict):
+    code = "checkout_expired"
+    default_message = "This checkout has expired; start again from the product page."
+
+
+class AmountTooSmall(InvalidRequest):
+    code = "amount_too_small"

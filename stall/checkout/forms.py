@@ -1,0 +1,43 @@
+from django import forms
+
+from stall.catalog.models import PriceType
+from stall.core.money import format_money, parse_amount
+from stall.core.errors import StallError
+
+
+class BuyForm(forms.Form):
+    email = forms.EmailField(label="Your email", help_text="Your receipt and download link go here.",
+                             widget=forms.EmailInput(attrs={"autocomplete": "email", "inputmode": "email"}))
+    amount = forms.CharField(label="Pay what you want", required=False,
+                             widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}))
+
+    def __init__(self, *args, product, locale="en", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.product = product
+        self.locale = locale
+        if product.price_type != PriceType.PAY_WHAT_YOU_WANT:
+            del self.fields["amount"]
+        else:
+            minimum = format_money(product.amount, product.currency, locale)
+            self.fields["amount"].required = True
+            self.fields["amount"].label = f"Pay what you want ({product.currency})"
+            self.fields["amount"].help_text = f"Minimum {minimum}." if product.amount else "Enter 0 to get it free."
+            if product.suggested_amount is not None and not self.is_bound:
+                shown = format_money(product.suggested_amount, product.currency, "en")
+                self.initial["amount"] = "".join(ch for ch in shown if ch.isdigit() or ch in ".,")
+
+    def clean_amount(self):
+        raw = self.cleaned_data.get("amount", "")
+        try:
+            return parse_amount(raw, self.product.currency, locale=self.locale)
+        except StallError as exc:
+            raise forms.ValidationError(exc.message) from None
+
+
+class PayForm(forms.Form):
+    payment_method = forms.ChoiceField(widget=forms.RadioSelect, label="Test card")
+
+    def __init__(self, *args, methods, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["payment_method"].choices = methods
+        self.fields["payment_method"].initial = methods[0][0] if methods else None

@@ -1,0 +1,122 @@
+"""Checkouts: what a buyer is about to pay, priced on the server and frozen at creation."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.utils import timezone
+
+from stall.catalog.models import PriceType, Product, ProductStatus
+from stall.core.money import MAX_AMOUNT, amount_validate, format_money
+from stall.stores.models import Store
+
+from .errors import AmountTooSmall, CheckoutExpired, CheckoutInvalid
+from .models import Checkout, CheckoutLine, CheckoutStatus
+
+
+@dataclass(frozen=True)
+class CheckoutItem:
+    product_id: str
+    amount: int | None = None  # only for pay-what-you-want: what the buyer chose to pay
+    quantity: int = 1
+
+
+def email_normalize(email: object) -> str:
+    if not isinstance(email, str) or not email.strip():
+        raise CheckoutInvalid("Enter your email address.", param="email")
+    email = email.strip()
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise CheckoutInvalid("Enter a valid email address.", param="email") from None
+    local, _, domain = email.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def _unit_amount(product: Product, chosen: int | None, index: int) -> int:
+    param = f"items[{index}].amount" if index else "amount"
+    if product.price_type == PriceType.FIXED:
+        if chosen is not None and chosen != product.amount:
+            raise CheckoutInvalid(
+                f"{product.name} has a fixed price of {format_money(product.amount, product.currency)}.", param=param
+            )
+        return product.amount
+    if chosen is None:
+        if product.suggested_amount is not None:
+            return product.suggested_amount
+        return product.amount
+    amount_validate(chosen, param=param)
+    if chosen < product.amount:
+        raise AmountTooSmall(
+            f"The minimum for {product.name} is {format_money(product.amount, product.currency)}.", param=param
+        )
+    return chosen
+
+
+@transaction.atomic
+def checkout_create(*, store: Store, email: str, items: list[CheckoutItem]) -> Checkout:
+    """Open a checkout for published products of ``store``, pricing each on the server."""
+    email = email_normalize(email)
+    if not items:
+        raise CheckoutInvalid("A checkout needs at least one product.", param="items")
+    if len(items) > 50:
+        raise CheckoutInvalid("A checkout holds at most 50 products.", param="items")
+    products = {
+        p.pk: p
+        for p in Product.objects.filter(store=store, pk__in=[i.product_id for i in items], status=ProductStatus.PUBLISHED)
+    }
+    lines, total = [], 0
+    for index, item in enumerate(items):
+        product = products.get(item.product_id)
+        if product is None:
+            raise CheckoutInvalid("No such product, or it is not for sale.", param=f"items[{index}].product" if index else "product", code="resource_missing")
+        if not isinstance(item.quantity, int) or isinstance(item.quantity, bool) or not 1 <= item.quantity <= 100:
+            raise CheckoutInvalid("Quantity must be between 1 and 100.", param=f"items[{index}].quantity")
+        unit = _unit_amount(product, item.amount, index)
+        lines.append(CheckoutLine(product=product, name=product.name, unit_amount=unit, quantity=item.quantity))
+        total += unit * item.quantity
+    if total > MAX_AMOUNT:
+        raise CheckoutInvalid("The total is too large.", param="items")
+    checkout = Checkout.objects.create(
+        store=store,
+        email=email,
+        currency=store.currency,
+        amount_subtotal=total,
+        amount_total=total,
+        expires_at=timezone.now() + timedelta(seconds=settings.STALL_CHECKOUT_TTL_SECONDS),
+    )
+    for line in lines:
+        line.checkout = checkout
+    CheckoutLine.objects.bulk_create(lines)
+    return checkout
+
+
+def checkout_lock_open(*, checkout_id: str) -> Checkout:
+    """Lock an open checkout for update; raise if it expired. Call inside a transaction."""
+    checkout = Checkout.objects.select_for_update().select_related("store").get(pk=checkout_id)
+    if checkout.status == CheckoutStatus.EXPIRED:
+        raise CheckoutExpired()
+    if checkout.status == CheckoutStatus.OPEN and checkout.expires_at <= timezone.now():
+        raise CheckoutExpired()
+    return checkout
+
+
+def checkouts_expire_due(*, now=None) -> int:
+    """Mark open checkouts past their expiry as expired, cancelling any payment awaiting action."""
+    from stall.payments.models import Payment, PaymentStatus
+
+    now = now or timezone.now()
+    expired = 0
+    due = list(Checkout.objects.filter(status=CheckoutStatus.OPEN, expires_at__lte=now).values_list("pk", flat=True)[:500])
+    for checkout_id in due:
+        with transaction.atomic():
+            changed = Checkout.objects.filter(pk=checkout_id, status=CheckoutStatus.OPEN).update(status=CheckoutStatus.EXPIRED)
+            if changed:
+                Payment.objects.filter(checkout_id=checkout_id, status=PaymentStatus.REQUIRES_ACTION).update(
+                    status=PaymentStatus.CANCELED, failure_code="checkout_expired"
+                )
+                expired += 1
+    return expired

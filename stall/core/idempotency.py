@@ -1,0 +1,86 @@
+"""``Idempotency-Key`` for every API POST, the way Stripe does it.
+
+The first response to a key is stored (scoped to the credential that sent it) and replayed for
+any later request with that key and the same method, path and body. The same key with a different
+request is a 409; a request arriving while the first is still running is a 409 too. Responses
+that are server errors are not stored, so a retry after a crash runs again. Records are dropped
+after a day by a periodic task.
+"""
+
+import hashlib
+import json
+
+from django.db import IntegrityError, transaction
+from django.http import HttpResponse, JsonResponse
+
+from .models import IdempotencyRecord
+
+API_PREFIX = "/api/v1/"
+
+
+def _error(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse({"error": {"code": code, "message": message, "param": "Idempotency-Key"}}, status=status)
+
+
+class IdempotencyMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        key = request.headers.get("Idempotency-Key")
+        if request.method != "POST" or key is None or not request.path.startswith(API_PREFIX):
+            return self.get_response(request)
+        if not key.strip() or len(key) > 255:
+            return _error(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters.")
+        scope = hashlib.sha256(request.headers.get("Authorization", "").encode()).hexdigest()
+        request_hash = self._request_hash(request)
+
+        record = IdempotencyRecord.objects.filter(scope=scope, key=key).first()
+        if record is None:
+            try:
+                with transaction.atomic():
+                    record = IdempotencyRecord.objects.create(scope=scope, key=key, request_hash=request_hash)
+            except IntegrityError:
+                record = IdempotencyRecord.objects.get(scope=scope, key=key)
+            else:
+                return self._run_and_store(request, record)
+        if record.request_hash != request_hash:
+            return _error(409, "idempotency_key_reused", "This Idempotency-Key was used with a different request.")
+        if record.status_code is None:
+            return _error(409, "idempotency_key_in_use", "A request with this Idempotency-Key is still being processed.")
+        response = HttpResponse(bytes(record.body or b""), status=record.status_code, content_type=record.content_type or "application/json")
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
+
+    def _run_and_store(self, request, record: IdempotencyRecord):
+        try:
+            response = self.get_response(request)
+        except BaseException:
+            record.delete()
+            raise
+        if response.status_code >= 500 or response.status_code == 401 or getattr(response, "streaming", False):
+            record.delete()
+            return response
+        record.status_code = response.status_code
+        record.content_type = response.headers.get("Content-Type", "")[:100]
+        record.body = response.content
+        record.save(update_fields=["status_code", "content_type", "body"])
+        return response
+
+    @staticmethod
+    def _request_hash(request) -> str:
+        digest = hashlib.sha256()
+        digest.update(f"{request.method} {request.path}?{request.META.get('QUERY_STRING', '')}\n".encode())
+        content_type = request.content_type or ""
+        if content_type.startswith("multipart/"):
+            # Reading an upload here would pull it into memory; the length stands in for the body
+            # (the multipart boundary differs between two sends of the same file).
+            digest.update(request.headers.get("Content-Length", "").encode())
+        elif content_type == "application/json":
+            try:
+                digest.update(json.dumps(json.loads(request.body or b"null"), sort_keys=True).encode())
+            except ValueError:
+                digest.update(request.body)
+        else:
+            digest.update(request.body)
+        return digest.hexdigest()

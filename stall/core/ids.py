@@ -1,0 +1,47 @@
+"""Prefixed, time-ordered identifiers: ``prod_01jd9x…``.
+
+An id is the type prefix, an underscore and 26 characters of Crockford base32 holding a 48-bit
+millisecond timestamp and 80 random bits (the ULID layout). Ids therefore sort by creation time,
+which lets cursor pagination order "newest first" on the primary key alone.
+"""
+
+import secrets
+import time
+
+from django.db import models
+
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def new_id(prefix: str) -> str:
+    value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
+    chars = []
+    for _ in range(26):
+        value, index = divmod(value, 32)
+        chars.append(_ALPHABET[index])
+    return f"{prefix}_{''.join(reversed(chars))}"
+
+
+class PrefixedIdField(models.CharField):
+    """Primary key holding a prefixed id, generated when the object is created."""
+
+    def __init__(self, prefix: str, **kwargs):
+        self.prefix = prefix
+        kwargs["max_length"] = 40
+        kwargs["primary_key"] = True
+        kwargs["editable"] = False
+        kwargs.pop("default", None)
+        super().__init__(**kwargs)
+
+    def has_default(self) -> bool:
+        return True
+
+    def get_default(self) -> str:
+        return new_id(self.prefix)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        for key in ("max_length", "primary_key", "editable", "default"):
+            kwargs.pop(key, None)
+        kwargs["prefix"] = self.prefix
+        return name, path, args, kwargs

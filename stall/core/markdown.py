@@ -1,0 +1,23 @@
+"""Markdown written by creators, rendered safely for buyers.
+
+markdown-it-py with raw HTML switched off escapes any tags a creator types and refuses
+``javascript:`` links; nh3 (ammonia) then keeps only an allow-list of tags and attributes, so a
+future change to the renderer's options cannot open a script-injection hole by itself.
+"""
+
+import nh3
+from django.utils.safestring import SafeString, mark_safe
+from markdown_it import MarkdownIt
+
+_md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": True}).enable("table")
+_TAGS = {
+    "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em", "code", "pre", "blockquote",
+    "ul", "ol", "li", "a", "img", "table", "thead", "tbody", "tr", "th", "td",
+}
+_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}, "th": {"align"}, "td": {"align"}}
+
+
+def render_markdown(text: str) -> SafeString:
+    html = _md.render(text or "")
+    clean = nh3.clean(html, tags=_TAGS, attributes=_ATTRIBUTES, url_schemes={"http", "https", "mailto"}, link_rel="nofollow noopener")
+    return mark_safe(clean)  # noqa: S308 - sanitised by nh3 just above

@@ -1,0 +1,214 @@
+"""Money: integer minor units plus an ISO 4217 code.
+
+The number of minor units per major unit (the exponent) comes from Babel's CLDR data: USD has 2,
+KRW and JPY 0, KWD 3. Amounts are never floats. ``parse_amount`` turns what a person types into
+minor units and says clearly what is wrong with anything else.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+
+from babel.numbers import format_currency, get_currency_precision, get_currency_symbol, list_currencies
+
+from .errors import InvalidRequest
+
+# The largest amount Stall accepts anywhere: 10^12 - 1 minor units ($9,999,999,999.99 in USD).
+# Far above any sale a creator makes, far below BigIntegerField's limit so sums cannot overflow.
+MAX_AMOUNT = 10**12 - 1
+
+
+class InvalidAmount(InvalidRequest):
+    code = "invalid_amount"
+
+
+class InvalidCurrency(InvalidRequest):
+    code = "invalid_currency"
+
+
+@lru_cache(maxsize=None)
+def _known_currencies() -> frozenset[str]:
+    return frozenset(list_currencies())
+
+
+def currency_normalize(code: object, *, param: str = "currency") -> str:
+    """Return the upper-case ISO 4217 code, or raise InvalidCurrency."""
+    if not isinstance(code, str) or not re.fullmatch(r"[A-Za-z]{3}", code.strip()):
+        raise InvalidCurrency("Currency must be a three-letter ISO 4217 code such as USD.", param=param)
+    upper = code.strip().upper()
+    if upper not in _known_currencies():
+        raise InvalidCurrency(f"Unknown currency: {upper}.", param=param)
+    return upper
+
+
+@lru_cache(maxsize=None)
+def currency_exponent(currency: str) -> int:
+    return get_currency_precision(currency)
+
+
+def amount_validate(amount: object, *, param: str = "amount", allow_zero: bool = True) -> int:
+    """Check an amount in minor units given by code or an API client."""
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise InvalidAmount("Amount must be a whole number of minor units.", param=param)
+    if amount < 0:
+        raise InvalidAmount("Amount cannot be negative.", param=param)
+    if amount == 0 and not allow_zero:
+        raise InvalidAmount("Amount must be greater than zero.", param=param)
+    if amount > MAX_AMOUNT:
+        raise InvalidAmount("Amount is too large.", param=param)
+    return amount
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    amount: int
+    currency: str
+
+    def __post_init__(self):
+        if isinstance(self.amount, bool) or not isinstance(self.amount, int):
+            raise TypeError("Money.amount must be an int of minor units")
+        object.__setattr__(self, "currency", currency_normalize(self.currency))
+
+    @property
+    def exponent(self) -> int:
+        return currency_exponent(self.currency)
+
+    @property
+    def decimal(self) -> Decimal:
+        return Decimal(self.amount).scaleb(-self.exponent)
+
+    def format(self, locale: str = "en") -> str:
+        return format_currency(self.decimal, self.currency, locale=locale.replace("-", "_"))
+
+    def __str__(self) -> str:
+        return self.format()
+
+    def _same(self, other: Money) -> None:
+        if not isinstance(other, Money):
+            raise TypeError(f"cannot combine Money with {type(other).__name__}")
+        if other.currency != self.currency:
+            raise ValueError(f"currency mismatch: {self.currency} and {other.currency}")
+
+    def __add__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.amount + other.amount, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.amount - other.amount, self.currency)
+
+    def __lt__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount < other.amount
+
+    def __le__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount <= other.amount
+
+    def as_dict(self) -> dict:
+        return {"amount": self.amount, "currency": self.currency}
+
+
+def format_money(amount: int, currency: str, locale: str = "en") -> str:
+    return Money(amount, currency).format(locale)
+
+
+_GROUPING = " \u00a0\u202f'’_"
+
+
+@lru_cache(maxsize=None)
+def _symbols(currency: str) -> frozenset[str]:
+    symbols = {currency}
+    for locale in ("en", "en_US", "ko", "ja", "pt_BR", "de", "fr", "ar"):
+        try:
+            symbols.add(get_currency_symbol(currency, locale=locale))
+        except Exception:  # noqa: BLE001 - a locale without data for this currency just adds nothing
+            pass
+    return frozenset(s.strip() for s in symbols if s.strip())
+
+
+def _decimal_symbol(locale: str) -> str:
+    from babel.numbers import get_decimal_symbol
+
+    try:
+        return get_decimal_symbol(locale.replace("-", "_"))
+    except Exception:  # noqa: BLE001 - unknown locale: fall back to the English point
+        return "."
+
+
+def parse_amount(text: object, currency: str, *, locale: str = "en", param: str = "amount") -> int:
+    """Parse what a person typed ("2.50", "2,50", "₩3000", "$1,000") into minor units.
+
+    Separators: when both "." and "," appear, the last one is the decimal mark. When one appears
+    once and is followed by exactly three digits it is ambiguous ("1,000" or "1.000"); the
+    locale's decimal mark decides. Any other single separator is the decimal mark, and a
+    separator repeated ("1,000,000") groups thousands.
+    """
+    currency = currency_normalize(currency)
+    if not isinstance(text, str):
+        raise InvalidAmount("Enter an amount.", param=param)
+    raw = unicodedata.normalize("NFKC", text).strip()
+    if not raw:
+        raise InvalidAmount("Enter an amount.", param=param)
+    match = re.fullmatch(r"(?P<pre>[^\d.,+\-]*?)\s*(?P<sign>[+\-]?)\s*(?P<pre2>[^\d.,+\-]*?)\s*(?P<num>[\d.,\s'’_\u00a0\u202f]*\d[\d.,]*)\s*(?P<post>[^\d.,]*)", raw)
+    if not match:
+        if raw.startswith("-") or "-" in raw[:3]:
+            raise InvalidAmount("Amount cannot be negative.", param=param)
+        raise InvalidAmount(f"“{text}” is not an amount.", param=param)
+    if match["sign"] == "-":
+        raise InvalidAmount("Amount cannot be negative.", param=param)
+    for affix in (match["pre"], match["pre2"], match["post"]):
+        affix = affix.strip()
+        if affix and affix not in _symbols(currency) and not (
+            len(affix) == 1 and unicodedata.category(affix) == "Sc"
+        ):
+            raise InvalidAmount(f"“{text}” is not an amount in {currency}.", param=param)
+
+    num = "".join(ch for ch in match["num"] if ch not in _GROUPING)
+    exponent = currency_exponent(currency)
+    integer, fraction = _split_number(num, locale=locale, text=text, param=param)
+    if not integer and not fraction:
+        raise InvalidAmount(f"“{text}” is not an amount.", param=param)
+    if len(fraction) > exponent:
+        if exponent == 0:
+            raise InvalidAmount(f"{currency} has no minor unit; enter a whole amount.", param=param)
+        raise InvalidAmount(f"{currency} amounts have at most {exponent} decimal places.", param=param)
+    digits = (integer or "0") + fraction.ljust(exponent, "0")
+    if len(digits.lstrip("0")) > len(str(MAX_AMOUNT)):
+        raise InvalidAmount("Amount is too large.", param=param)
+    amount = int(digits)
+    if amount > MAX_AMOUNT:
+        raise InvalidAmount("Amount is too large.", param=param)
+    return amount
+
+
+def _split_number(num: str, *, locale: str, text: str, param: str) -> tuple[str, str]:
+    seps = [ch for ch in num if ch in ".,"]
+    if not seps:
+        return num, ""
+    kinds = set(seps)
+    if len(kinds) == 2:
+        decimal_mark = num[max(num.rfind("."), num.rfind(","))]
+        group_mark = "," if decimal_mark == "." else "."
+        if seps.count(decimal_mark) > 1:
+            raise InvalidAmount(f"“{text}” is not an amount.", param=param)
+        integer, fraction = num.rsplit(decimal_mark, 1)
+        return _ungroup(integer, group_mark, text, param), fraction
+    mark = seps[0]
+    if len(seps) > 1:
+        return _ungroup(num, mark, text, param), ""
+    integer, fraction = num.split(mark)
+    if len(fraction) == 3 and integer and mark != _decimal_symbol(locale):
+        return _ungroup(num, mark, text, param), ""
+    return integer, fraction
+
+
+def _ungroup(num: str, mark: str, text: str, param: str) -> str:
+    groups = num.split(mark)
+    if not groups[0] or len(groups[0]) > 3 or any(len(g) != 3 for g in groups[1:]):
+        raise InvalidAmount(f"“{text}” is not an amount.", param=param)
+    return "".join(groups)

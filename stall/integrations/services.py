@@ -1,0 +1,48 @@
+import hashlib
+import secrets
+
+from django.db import transaction
+from django.utils import timezone
+
+from stall.core.errors import NotFound
+from stall.stores.models import Store
+
+from .models import ApiKey
+
+SECRET_PREFIX = "sk_"
+
+
+def secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@transaction.atomic
+def api_key_create(*, store: Store, name: str = "") -> tuple[ApiKey, str]:
+    """Create a key and return it with its secret. The secret is not stored and cannot be shown again."""
+    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(store=store, name=(name or "").strip()[:100], prefix=secret[:11], secret_hash=secret_hash(secret))
+    return key, secret
+
+
+@transaction.atomic
+def api_key_revoke(*, store: Store, key_id: str) -> ApiKey:
+    key = ApiKey.objects.select_for_update().filter(store=store, pk=key_id).first()
+    if key is None:
+        raise NotFound("No such API key.")
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+    return key
+
+
+def api_key_authenticate(*, secret: str) -> ApiKey | None:
+    if not secret or not secret.startswith(SECRET_PREFIX) or len(secret) > 200:
+        return None
+    key = ApiKey.objects.select_related("store").filter(secret_hash=secret_hash(secret), revoked_at__isnull=True).first()
+    if key is None:
+        return None
+    now = timezone.now()
+    # Note use at most once a minute: a write on every API call would contend for the write lock.
+    if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+    return key

@@ -1,0 +1,27 @@
+from stall.core.errors import InvalidRequest, NotFound, PermissionDenied
+
+
+class OrderNotFound(NotFound):
+    default_message = "No such order."
+
+
+class DownloadLinkInvalid(InvalidRequest):
+    code = "download_link_invalid"
+    status = 404
+    default_message = "This download link is not valid."
+
+
+class DownloadLinkExpired(InvalidRequest):
+    code = "download_link_expired"
+    status = 410
+    default_message = "This download link has expired. Open your library for a fresh one."
+
+
+class DownloadLimitReached(PermissionDenied):
+    code = "download_limit_reached"
+    default_message = "This file has been downloaded as many times as the purchase allows."
+
+
+class DownloadRevoked(PermissionDenied):
+    code = "download_revoked"
+    default_message = "This purchase was refunded, so its downloads are no longer available."

@@ -1,0 +1,101 @@
+from django.conf import settings
+from django.core import signing
+from django.db import transaction
+from django.db.models import F
+from django.urls import reverse
+from django.utils import timezone
+
+from stall.audience.models import Customer
+from stall.catalog.models import ProductFile
+from stall.checkout.models import Checkout, CheckoutStatus
+
+from .errors import DownloadLimitReached, DownloadLinkExpired, DownloadLinkInvalid, DownloadRevoked
+from .models import DownloadCount, Entitlement, Order, OrderLine
+
+_DOWNLOAD_SALT = "stall.orders.download"
+
+
+def customer_for_email(*, store_id: str, email: str) -> Customer:
+    customer = Customer.objects.filter(store_id=store_id, email=email).first()
+    if customer is None:
+        customer, _ = Customer.objects.get_or_create(store_id=store_id, email=email)
+    return customer
+
+
+def order_create_for_checkout(*, checkout: Checkout, payment=None, fee: int = 0, platform_fee: int = 0) -> Order:
+    """Turn a locked, open checkout into a paid order with its entitlements. Call inside a transaction."""
+    from .tasks import receipt_send
+
+    customer = customer_for_email(store_id=checkout.store_id, email=checkout.email)
+    order = Order.objects.create(
+        store_id=checkout.store_id,
+        checkout=checkout,
+        payment=payment,
+        customer=customer,
+        email=checkout.email,
+        currency=checkout.currency,
+        amount_total=checkout.amount_total,
+        fee=fee,
+        platform_fee=platform_fee,
+    )
+    lines = list(checkout.lines.select_related("product"))
+    OrderLine.objects.bulk_create(
+        [OrderLine(order=order, product_id=l.product_id, name=l.name, unit_amount=l.unit_amount, quantity=l.quantity) for l in lines]
+    )
+    Entitlement.objects.bulk_create(
+        [
+            Entitlement(store_id=checkout.store_id, order=order, product_id=l.product_id, email=checkout.email,
+                        download_limit=l.product.download_limit)
+            for l in lines
+        ]
+    )
+    checkout.status = CheckoutStatus.COMPLETE
+    checkout.completed_at = timezone.now()
+    checkout.last_error_code = checkout.last_error_message = ""
+    checkout.save(update_fields=["status", "completed_at", "last_error_code", "last_error_message"])
+    transaction.on_commit(lambda: receipt_send(order.pk))
+    return order
+
+
+def entitlements_revoke_for_order(*, order: Order) -> int:
+    return Entitlement.objects.filter(order=order, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def download_token(*, entitlement: Entitlement, file: ProductFile) -> str:
+    return signing.dumps({"e": entitlement.pk, "f": file.pk}, salt=_DOWNLOAD_SALT, compress=True)
+
+
+def download_url(*, entitlement: Entitlement, file: ProductFile) -> str:
+    return reverse("orders:download", args=[download_token(entitlement=entitlement, file=file)])
+
+
+def download_resolve(*, token: str, max_age: int | None = None) -> tuple[Entitlement, ProductFile]:
+    """Check a signed download link; return what it grants. Raises on tampering or expiry."""
+    max_age = settings.STALL_DOWNLOAD_LINK_TTL_SECONDS if max_age is None else max_age
+    try:
+        data = signing.loads(token, salt=_DOWNLOAD_SALT, max_age=max_age)
+    except signing.SignatureExpired:
+        raise DownloadLinkExpired() from None
+    except signing.BadSignature:
+        raise DownloadLinkInvalid() from None
+    entitlement = Entitlement.objects.filter(pk=data.get("e")).first()
+    file = ProductFile.objects.filter(pk=data.get("f")).first()
+    if entitlement is None or file is None or file.product_id != entitlement.product_id:
+        raise DownloadLinkInvalid()
+    return entitlement, file
+
+
+@transaction.atomic
+def download_register(*, entitlement: Entitlement, file: ProductFile) -> int:
+    """Count one download of ``file``; refuse it past the limit or after a refund. Returns the count."""
+    entitlement = Entitlement.objects.select_for_update().get(pk=entitlement.pk)
+    if entitlement.revoked_at is not None:
+        raise DownloadRevoked()
+    counter, _ = DownloadCount.objects.get_or_create(entitlement=entitlement, file=file)
+    # A conditional increment: two downloads racing for the last slot cannot both win.
+    changed = DownloadCount.objects.filter(pk=counter.pk, count__lt=entitlement.download_limit).update(
+        count=F("count") + 1, last_downloaded_at=timezone.now()
+    )
+    if not changed:
+        raise DownloadLimitReached()
+    return counter.count + 1

@@ -1,0 +1,58 @@
+from huey.contrib.djhuey import db_task
+
+from stall.accounts.services import buyer_magic_link
+from stall.core.email import email_send
+from stall.core.money import format_money
+
+
+@db_task(retries=5, retry_delay=60)
+def receipt_send(order_id: str) -> None:
+    """Email the buyer a receipt with a link to their library."""
+    from .models import Order
+
+    order = Order.objects.select_related("store").prefetch_related("lines").get(pk=order_id)
+    email_send(
+        to=order.email,
+        subject=f"Your receipt from {order.store.name}",
+        template="orders/email/receipt",
+        context={
+            "order": order,
+            "store": order.store,
+            "lines": [(l.name, l.quantity, format_money(l.unit_amount * l.quantity, order.currency)) for l in order.lines.all()],
+            "total": format_money(order.amount_total, order.currency),
+            "library_url": buyer_magic_link(email=order.email),
+        },
+        reply_to=order.store.support_email or None,
+    )
+
+
+@db_task(retries=5, retry_delay=60)
+def refund_notice_send(refund_id: str) -> None:
+    """Tell the buyer that money came back to them, and whether the download was withdrawn."""
+    from stall.payments.models import Refund
+
+    refund = Refund.objects.select_related("order", "store").get(pk=refund_id)
+    order = refund.order
+    email_send(
+        to=order.email,
+        subject=f"Refund from {refund.store.name}",
+        template="orders/email/refund",
+        context={
+            "order": order,
+            "store": refund.store,
+            "amount": format_money(refund.amount, refund.currency),
+            "full": order.amount_refunded == order.amount_total,
+            "library_url": buyer_magic_link(email=order.email),
+        },
+        reply_to=refund.store.support_email or None,
+    )
+
+
+@db_task()
+def library_link_send(email: str) -> None:
+    email_send(
+        to=email,
+        subject="Your library",
+        template="orders/email/library_link",
+        context={"library_url": buyer_magic_link(email=email)},
+    )

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from . import views
+
+app_name = "orders"
+urlpatterns = [
+    path("library/", views.library, name="library"),
+    path("library/enter/<str:token>/", views.library_enter, name="library_enter"),
+    path("library/logout/", views.library_logout, name="library_logout"),
+    path("d/<str:token>/", views.download, name="download"),
+]

@@ -1,0 +1,81 @@
+import logging
+
+from django import forms
+from django.core.files.storage import storages
+from django.http import FileResponse, Http404
+from django.shortcuts import redirect, render
+from django.utils.http import content_disposition_header
+from django.views.decorators.http import require_http_methods, require_POST
+
+from stall.accounts.services import MagicLinkInvalid, buyer_magic_link_verify
+from stall.core.errors import StallError
+
+from .selectors import downloads_used, entitlements_for_email
+from .services import download_register, download_resolve, download_url
+from .tasks import library_link_send
+
+logger = logging.getLogger(__name__)
+SESSION_KEY = "buyer_email"
+
+
+class LibraryLinkForm(forms.Form):
+    email = forms.EmailField(label="Email you bought with", widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+
+
+@require_http_methods(["GET", "POST"])
+def library(request):
+    email = request.session.get(SESSION_KEY)
+    if not email:
+        form = LibraryLinkForm(request.POST or None)
+        sent = False
+        if request.method == "POST" and form.is_valid():
+            # The same answer whether or not the email bought anything: the page must not tell
+            # strangers who the customers are.
+            library_link_send(form.cleaned_data["email"].lower())
+            sent = True
+        return render(request, "orders/library_login.html", {"form": form, "sent": sent}, status=400 if form.errors else 200)
+    items = []
+    for entitlement in entitlements_for_email(email=email):
+        used = downloads_used(entitlement=entitlement)
+        files = [
+            (f, download_url(entitlement=entitlement, file=f), used.get(f.pk, 0)) for f in entitlement.product.files.all()
+        ] if entitlement.active else []
+        items.append((entitlement, files))
+    return render(request, "orders/library.html", {"email": email, "items": items})
+
+
+def library_enter(request, token):
+    try:
+        email = buyer_magic_link_verify(token=token)
+    except MagicLinkInvalid as exc:
+        return render(request, "orders/library_login.html", {"form": LibraryLinkForm(), "error": exc.message}, status=400)
+    request.session.cycle_key()
+    request.session[SESSION_KEY] = email
+    return redirect("orders:library")
+
+
+@require_POST
+def library_logout(request):
+    request.session.pop(SESSION_KEY, None)
+    return redirect("orders:library")
+
+
+def download(request, token):
+    """Stream a purchased file through a signed, expiring, counted link."""
+    try:
+        entitlement, file = download_resolve(token=token)
+        download_register(entitlement=entitlement, file=file)
+    except StallError as exc:
+        return render(request, "orders/download_error.html", {"error": exc}, status=exc.status)
+    storage = storages["private"]
+    try:
+        handle = storage.open(file.storage_name, "rb")
+    except FileNotFoundError:
+        logger.error("download: file %s missing from storage at %s", file.pk, file.storage_name)
+        raise Http404 from None
+    # FileResponse streams the file in blocks; it is never read whole into memory.
+    response = FileResponse(handle, content_type=file.content_type)
+    response.headers["Content-Disposition"] = content_disposition_header(True, file.name)
+    response.headers["Content-Length"] = str(file.size)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response

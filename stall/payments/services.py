@@ -1,0 +1,244 @@
+"""Paying for a checkout and refunding an order.
+
+The pattern for every rail call (after Saleor's ``complete_checkout``): lock and reserve in one
+short transaction, call the rail with no transaction open — a card network can take seconds and
+must not hold row locks (or, on SQLite, the single write lock) — then finalize in another short
+transaction. Finalizing is idempotent, so a rail that reports the same success twice, by a
+redirect and by a webhook, makes one order.
+"""
+
+import logging
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from stall.checkout.errors import AmountTooSmall, CheckoutInvalid
+from stall.checkout.models import Checkout, CheckoutStatus
+from stall.checkout.services import checkout_lock_open
+from stall.core.money import amount_validate, format_money
+from stall.ledger.models import AccountKind
+from stall.ledger.services import account_open, transfer_create
+from stall.orders.models import Order, OrderStatus
+from stall.orders.services import entitlements_revoke_for_order, order_create_for_checkout
+from stall.stores.models import Store
+
+from .errors import PaymentDeclined, PaymentNotAwaitingAction, PaymentNotFound, RefundFailed, RefundInvalid
+from .models import Payment, PaymentStatus, Refund, RefundStatus
+from .rails import RailResult, rail_for_payment_method, rail_get
+
+logger = logging.getLogger(__name__)
+
+
+def checkout_confirm(*, checkout_id: str, payment_method: str = "") -> Checkout:
+    """Pay for a checkout. Returns the checkout, complete or awaiting the buyer's action.
+
+    A free checkout completes with no payment. A checkout already complete, or with a payment
+    already under way, is returned as it is: a double click or a replayed request charges once.
+    A declined payment raises PaymentDeclined and leaves the checkout open for another try.
+    """
+    with transaction.atomic():
+        checkout = checkout_lock_open(checkout_id=checkout_id)
+        if checkout.status == CheckoutStatus.COMPLETE:
+            return checkout
+        if checkout.amount_total == 0:
+            order_create_for_checkout(checkout=checkout, payment=None)
+            return Checkout.objects.get(pk=checkout.pk)
+        if checkout.payments.filter(status__in=[PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION]).exists():
+            return checkout
+        rail = rail_for_payment_method(payment_method)
+        minimum = rail.minimum_charge(checkout.currency)
+        if checkout.amount_total < minimum:
+            raise AmountTooSmall(
+                f"Card payments must be at least {format_money(minimum, checkout.currency)}.", param="amount"
+            )
+        payment = Payment.objects.create(
+            store_id=checkout.store_id,
+            checkout=checkout,
+            rail=rail.name,
+            payment_method=payment_method,
+            amount=checkout.amount_total,
+            currency=checkout.currency,
+        )
+
+    result = rail.payment_start(
+        payment_id=payment.pk, amount=payment.amount, currency=payment.currency, payment_method=payment_method
+    )
+    payment_apply_result(payment_id=payment.pk, result=result)
+    if result.status == "failed":
+        raise PaymentDeclined(result.failure_message, code=result.failure_code or "payment_failed")
+    return Checkout.objects.get(pk=checkout.pk)
+
+
+def payment_apply_result(*, payment_id: str, result: RailResult) -> Payment:
+    if result.status == "succeeded":
+        payment_succeed(payment_id=payment_id, reference=result.reference, fee=result.fee)
+    elif result.status == "failed":
+        payment_fail(payment_id=payment_id, code=result.failure_code, message=result.failure_message, reference=result.reference)
+    elif result.status == "requires_action":
+        Payment.objects.filter(pk=payment_id, status=PaymentStatus.PROCESSING).update(
+            status=PaymentStatus.REQUIRES_ACTION, rail_reference=result.reference, updated_at=timezone.now()
+        )
+    return Payment.objects.get(pk=payment_id)
+
+
+def payment_confirm_action(*, payment_id: str, approve: bool) -> Checkout:
+    """The buyer answered the rail's challenge (3-D Secure) on the hosted page."""
+    payment = Payment.objects.filter(pk=payment_id).first()
+    if payment is None:
+        raise PaymentNotFound()
+    if payment.status == PaymentStatus.SUCCEEDED:
+        return payment.checkout
+    if payment.status != PaymentStatus.REQUIRES_ACTION:
+        raise PaymentNotAwaitingAction()
+    result = rail_get(payment.rail).payment_confirm(payment_id=payment.pk, reference=payment.rail_reference, approve=approve)
+    payment_apply_result(payment_id=payment.pk, result=result)
+    if result.status == "failed":
+        raise PaymentDeclined(result.failure_message, code=result.failure_code or "payment_failed")
+    return Checkout.objects.get(pk=payment.checkout_id)
+
+
+@transaction.atomic
+def payment_fail(*, payment_id: str, code: str, message: str, reference: str = "") -> None:
+    payment = Payment.objects.select_for_update().get(pk=payment_id)
+    if payment.status not in (PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION):
+        return
+    payment.status = PaymentStatus.FAILED
+    payment.failure_code = code[:40]
+    payment.failure_message = message[:255]
+    payment.rail_reference = reference or payment.rail_reference
+    payment.save(update_fields=["status", "failure_code", "failure_message", "rail_reference", "updated_at"])
+    Checkout.objects.filter(pk=payment.checkout_id).update(last_error_code=code[:40], last_error_message=message[:255])
+
+
+def _platform_fee(amount: int) -> int:
+    bps = settings.STALL_PLATFORM_FEE_BPS
+    return int((Decimal(amount) * bps / 10_000).to_integral_value(ROUND_HALF_UP)) if bps else 0
+
+
+@transaction.atomic
+def payment_succeed(*, payment_id: str, reference: str = "", fee: int = 0) -> Order:
+    """Record a rail's success: mark the payment, create the order, move the money. Idempotent."""
+    payment = Payment.objects.select_for_update().get(pk=payment_id)
+    if payment.status == PaymentStatus.SUCCEEDED:
+        return Order.objects.get(payment=payment)
+    checkout = Checkout.objects.select_for_update().select_related("store").get(pk=payment.checkout_id)
+    if checkout.status == CheckoutStatus.COMPLETE:
+        # The checkout was paid by another payment; this one must be given back, not kept.
+        logger.error("payment %s succeeded on a completed checkout %s", payment.pk, checkout.pk)
+        raise CheckoutInvalid("This checkout was already paid.", code="checkout_complete")
+    amount_validate(fee, param="fee")
+    payment.status = PaymentStatus.SUCCEEDED
+    payment.rail_reference = reference or payment.rail_reference
+    payment.fee = fee
+    payment.save(update_fields=["status", "rail_reference", "fee", "updated_at"])
+
+    platform_fee = _platform_fee(payment.amount)
+    order = order_create_for_checkout(checkout=checkout, payment=payment, fee=fee, platform_fee=platform_fee)
+
+    currency, store_id = payment.currency, checkout.store_id
+    balance = account_open(kind=AccountKind.STORE_BALANCE, owner=store_id, currency=currency)
+    clearing = account_open(kind=AccountKind.PROCESSOR_CLEARING, owner=payment.rail, currency=currency)
+    transfer_create(
+        idempotency_key=f"{payment.pk}:sale", debit_account=clearing, credit_account=balance,
+        amount=payment.amount, code="sale", reference=order.pk,
+    )
+    if platform_fee:
+        platform = account_open(kind=AccountKind.PLATFORM_FEES, owner="platform", currency=currency)
+        transfer_create(
+            idempotency_key=f"{payment.pk}:platform_fee", debit_account=balance, credit_account=platform,
+            amount=platform_fee, code="platform_fee", reference=order.pk,
+        )
+    if fee:
+        fees = account_open(kind=AccountKind.PROCESSOR_FEES, owner=payment.rail, currency=currency)
+        transfer_create(
+            idempotency_key=f"{payment.pk}:processor_fee", debit_account=balance, credit_account=fees,
+            amount=fee, code="processor_fee", reference=order.pk,
+        )
+    return order
+
+
+def refund_create(*, store: Store, order_id: str, amount: int | None = None, reason: str = "") -> Refund:
+    """Refund all or part of an order through the rail that took the payment.
+
+    The processor's fee is not returned (card processors keep it); the platform's fee is returned
+    in proportion. A full refund revokes the order's downloads and emails the buyer.
+    """
+    from stall.orders.errors import OrderNotFound
+
+    reason = (reason or "").strip()[:255]
+    with transaction.atomic():
+        order = Order.objects.select_for_update().filter(store=store, pk=order_id).first()
+        if order is None:
+            raise OrderNotFound()
+        if order.payment_id is None:
+            raise RefundInvalid("A free order has nothing to refund.", param="order")
+        pending = sum(order.refunds.filter(status=RefundStatus.PENDING).values_list("amount", flat=True))
+        refundable = order.amount_total - order.amount_refunded - pending
+        if refundable <= 0:
+            raise RefundInvalid("This order has been refunded in full.", param="order", code="charge_already_refunded")
+        if amount is None:
+            amount = refundable
+        amount_validate(amount, allow_zero=False)
+        if amount > refundable:
+            raise RefundInvalid(
+                f"At most {format_money(refundable, order.currency)} of this order can be refunded.",
+                param="amount", code="amount_too_large",
+            )
+        payment = order.payment
+        refund = Refund.objects.create(
+            store=store, payment=payment, order=order, amount=amount, currency=order.currency, reason=reason
+        )
+
+    result = rail_get(payment.rail).refund(
+        payment_id=payment.pk, reference=payment.rail_reference, amount=amount, currency=order.currency
+    )
+    if result.status != "succeeded":
+        Refund.objects.filter(pk=refund.pk).update(status=RefundStatus.FAILED, failure_message=result.failure_message[:255])
+        raise RefundFailed(result.failure_message or None)
+    return refund_succeed(refund_id=refund.pk)
+
+
+@transaction.atomic
+def refund_succeed(*, refund_id: str) -> Refund:
+    """Record a refund the rail carried out: move the money back, update the order. Idempotent."""
+    from stall.orders.tasks import refund_notice_send
+
+    refund = Refund.objects.select_for_update().get(pk=refund_id)
+    if refund.status == RefundStatus.SUCCEEDED:
+        return refund
+    order = Order.objects.select_for_update().get(pk=refund.order_id)
+    payment = Payment.objects.select_for_update().get(pk=refund.payment_id)
+    currency = order.currency
+    balance = account_open(kind=AccountKind.STORE_BALANCE, owner=order.store_id, currency=currency)
+    clearing = account_open(kind=AccountKind.PROCESSOR_CLEARING, owner=payment.rail, currency=currency)
+    transfer_create(
+        idempotency_key=f"{refund.pk}:refund", debit_account=balance, credit_account=clearing,
+        amount=refund.amount, code="refund", reference=order.pk,
+    )
+    refunded_after = order.amount_refunded + refund.amount
+    if order.platform_fee:
+        # Return the platform fee in proportion, computed on the running total so that partial
+        # refunds add up to exactly the fee once the order is refunded in full.
+        def share(refunded: int) -> int:
+            return int((Decimal(order.platform_fee) * refunded / order.amount_total).to_integral_value(ROUND_HALF_UP))
+
+        back = share(refunded_after) - share(order.amount_refunded)
+        if back:
+            platform = account_open(kind=AccountKind.PLATFORM_FEES, owner="platform", currency=currency)
+            transfer_create(
+                idempotency_key=f"{refund.pk}:platform_fee_refund", debit_account=platform, credit_account=balance,
+                amount=back, code="platform_fee_refund", reference=order.pk,
+            )
+    order.amount_refunded = refunded_after
+    order.status = OrderStatus.REFUNDED if refunded_after == order.amount_total else OrderStatus.PARTIALLY_REFUNDED
+    order.save(update_fields=["amount_refunded", "status"])
+    payment.amount_refunded += refund.amount
+    payment.save(update_fields=["amount_refunded", "updated_at"])
+    refund.status = RefundStatus.SUCCEEDED
+    refund.save(update_fields=["status"])
+    if order.status == OrderStatus.REFUNDED:
+        entitlements_revoke_for_order(order=order)
+    transaction.on_commit(lambda: refund_notice_send(refund.pk))
+    return refund

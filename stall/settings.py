@@ -1,0 +1,262 @@
+"""Django settings for Stall.
+
+Everything comes from environment variables; with none set, Stall runs on embedded defaults that
+keep all state in ``./var`` (or ``STALL_DATA_DIR``): a SQLite database in WAL mode, uploaded files,
+Huey's SQLite queue and a generated secret key.
+"""
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent
+DATA_DIR = Path(os.environ.get("STALL_DATA_DIR") or Path.cwd() / "var").resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _secret_key() -> str:
+    if os.environ.get("STALL_SECRET_KEY"):
+        return os.environ["STALL_SECRET_KEY"]
+    path = DATA_DIR / "secret_key"
+    try:
+        # O_EXCL: several worker processes may start at once; exactly one writes the key.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        key = secrets.token_urlsafe(50)
+        fh.write(key)
+    return key
+
+
+SECRET_KEY = _secret_key()
+DEBUG = _env_bool("STALL_DEBUG")
+
+BASE_URL = os.environ.get("STALL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+_base_host = urlsplit(BASE_URL).hostname or "127.0.0.1"
+ALLOWED_HOSTS = sorted(
+    {_base_host, "127.0.0.1", "localhost", "[::1]"}
+    | {h.strip() for h in os.environ.get("STALL_ALLOWED_HOSTS", "").split(",") if h.strip()}
+)
+CSRF_TRUSTED_ORIGINS = [f"{urlsplit(BASE_URL).scheme}://{urlsplit(BASE_URL).netloc}"]
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "huey.contrib.djhuey",
+    "stall.core",
+    "stall.ledger",
+    "stall.accounts",
+    "stall.stores",
+    "stall.catalog",
+    "stall.audience",
+    "stall.checkout",
+    "stall.payments",
+    "stall.orders",
+    "stall.integrations",
+    "stall.dashboard",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "stall.core.middleware.ContentSecurityPolicyMiddleware",
+    "stall.core.idempotency.IdempotencyMiddleware",
+]
+
+ROOT_URLCONF = "stall.urls"
+WSGI_APPLICATION = "stall.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+if os.environ.get("DATABASE_URL"):
+    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=600)}
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "stall.sqlite3",
+            # Persistent connections save ~2 ms a request; SQLite connections are cheap to keep.
+            "CONN_MAX_AGE": None,
+            "OPTIONS": {
+                # IMMEDIATE takes the write lock at BEGIN, so two writers queue on busy_timeout
+                # instead of one failing with "database is locked" when it upgrades a read lock.
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": (
+                    "PRAGMA journal_mode=WAL;"
+                    "PRAGMA synchronous=NORMAL;"
+                    "PRAGMA busy_timeout=20000;"
+                    "PRAGMA foreign_keys=ON;"
+                ),
+            },
+            # A file, not memory, so threads, live servers and subprocesses share the test database.
+            "TEST": {"NAME": str(DATA_DIR / "test.sqlite3")},
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache, queue ---------------------------------------------------------------------------
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    HUEY = {
+        "huey_class": "huey.RedisHuey",
+        "name": os.environ.get("STALL_QUEUE_NAME", "stall"),
+        "url": REDIS_URL,
+        "immediate": False,
+        "consumer": {"workers": 2, "worker_type": "thread"},
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    HUEY = {
+        "huey_class": "huey.SqliteHuey",
+        "name": "stall",
+        "filename": str(DATA_DIR / "queue.sqlite3"),
+        "immediate": False,
+        "consumer": {"workers": 2, "worker_type": "thread"},
+    }
+
+# --- Auth -----------------------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "dashboard:home"
+LOGOUT_REDIRECT_URL = "accounts:login"
+
+# --- Files ----------------------------------------------------------------------------------
+MEDIA_ROOT = DATA_DIR / "media"
+MEDIA_URL = "/media/"
+PRIVATE_FILES_ROOT = DATA_DIR / "private"
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+if os.environ.get("STALL_S3_BUCKET"):
+    _s3 = {
+        "bucket_name": os.environ["STALL_S3_BUCKET"],
+        "endpoint_url": os.environ.get("STALL_S3_ENDPOINT_URL") or None,
+        "region_name": os.environ.get("STALL_S3_REGION") or None,
+    }
+    STORAGES = {
+        "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {**_s3, "location": "media", "querystring_auth": False}},
+        "private": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {**_s3, "location": "private", "default_acl": "private"}},
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+else:
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "private": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(PRIVATE_FILES_ROOT), "base_url": None},
+        },
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # larger uploads spool to disk, never held whole in memory
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5_242_880
+STALL_MAX_UPLOAD_BYTES = int(os.environ.get("STALL_MAX_UPLOAD_BYTES", 512 * 1024 * 1024))
+
+# --- Email ----------------------------------------------------------------------------------
+DEFAULT_FROM_EMAIL = os.environ.get("STALL_FROM_EMAIL", "Stall <store@localhost>")
+_email_url = os.environ.get("EMAIL_URL", "")
+if _email_url.startswith(("smtp://", "smtps://", "submission://")):
+    _u = urlsplit(_email_url)
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = _u.hostname or "localhost"
+    EMAIL_PORT = _u.port or (465 if _u.scheme == "smtps" else 587 if _u.scheme == "submission" else 25)
+    EMAIL_HOST_USER = _u.username or ""
+    EMAIL_HOST_PASSWORD = _u.password or ""
+    EMAIL_USE_SSL = _u.scheme == "smtps"
+    EMAIL_USE_TLS = _u.scheme == "submission"
+    EMAIL_TIMEOUT = 20
+elif _email_url.startswith("file://"):
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = urlsplit(_email_url).path
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+
+# --- Internationalisation -------------------------------------------------------------------
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("ko", "한국어"), ("pt-br", "Português (Brasil)")]
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Security -------------------------------------------------------------------------------
+_https = BASE_URL.startswith("https://")
+SESSION_COOKIE_SECURE = _https
+CSRF_COOKIE_SECURE = _https
+SECURE_SSL_REDIRECT = _https and _env_bool("STALL_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = 31_536_000 if _https else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _https
+SECURE_HSTS_PRELOAD = _https
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _env_bool("STALL_BEHIND_PROXY") else None
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+# --- Stall ----------------------------------------------------------------------------------
+# Share of every sale the operator keeps, in basis points (100 = 1%). A solo creator keeps 0.
+STALL_PLATFORM_FEE_BPS = int(os.environ.get("STALL_PLATFORM_FEE_BPS", "0"))
+STALL_CHECKOUT_TTL_SECONDS = int(os.environ.get("STALL_CHECKOUT_TTL_SECONDS", str(24 * 3600)))
+STALL_DOWNLOAD_LINK_TTL_SECONDS = int(os.environ.get("STALL_DOWNLOAD_LINK_TTL_SECONDS", str(24 * 3600)))
+STALL_DOWNLOAD_LIMIT = int(os.environ.get("STALL_DOWNLOAD_LIMIT", "10"))
+STALL_MAGIC_LINK_TTL_SECONDS = int(os.environ.get("STALL_MAGIC_LINK_TTL_SECONDS", str(7 * 24 * 3600)))
+STALL_SANDBOX_ENABLED = _env_bool("STALL_SANDBOX_ENABLED", True)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("STALL_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "huey": {"level": "INFO"}},
+}
+CSRF_FAILURE_VIEW = "stall.core.views.csrf_failure"

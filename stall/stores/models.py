@@ -1,0 +1,19 @@
+from django.conf import settings
+from django.db import models
+
+from stall.core.ids import PrefixedIdField
+
+
+class Store(models.Model):
+    id = PrefixedIdField(prefix="store")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="stores")
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    bio = models.TextField(blank=True, max_length=5000)
+    avatar = models.ImageField(upload_to="avatars/", blank=True)
+    currency = models.CharField(max_length=3, default="USD")
+    support_email = models.EmailField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name

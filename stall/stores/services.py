@@ -1,0 +1,59 @@
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils.text import slugify
+
+from stall.core.money import currency_normalize
+
+from .errors import StoreInvalid
+from .models import Store
+
+RESERVED_SLUGS = {"api", "admin", "dashboard", "static", "media", "library", "login", "logout", "signup", "pay", "d", "healthz", "checkout", "buy", "webhooks"}
+
+
+def _validated(store: Store) -> Store:
+    if store.slug in RESERVED_SLUGS:
+        raise StoreInvalid(f"“{store.slug}” is reserved; choose another address.", param="slug")
+    try:
+        store.full_clean(exclude=["owner"])
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise StoreInvalid(messages[0], param=None if field == "__all__" else field) from None
+    return store
+
+
+@transaction.atomic
+def store_create(*, owner, name: str, slug: str = "", currency: str = "USD", bio: str = "", avatar=None) -> Store:
+    currency = currency_normalize(currency)
+    store = Store(owner=owner, name=(name or "").strip(), slug=(slug or slugify(name or ""))[:50], currency=currency, bio=bio or "")
+    if avatar:
+        store.avatar = avatar
+    _validated(store)
+    try:
+        with transaction.atomic():
+            store.save()
+    except IntegrityError:
+        raise StoreInvalid("That store address is taken.", param="slug") from None
+    return store
+
+
+@transaction.atomic
+def store_update(*, store: Store, **fields) -> Store:
+    store = Store.objects.select_for_update().get(pk=store.pk)
+    if "currency" in fields:
+        currency = currency_normalize(fields.pop("currency"))
+        if currency != store.currency:
+            if store.products.exists():
+                raise StoreInvalid("The currency cannot change once the store has products.", param="currency")
+            store.currency = currency
+    for name in ("name", "slug", "bio", "support_email"):
+        if name in fields and fields[name] is not None:
+            setattr(store, name, fields[name].strip() if isinstance(fields[name], str) else fields[name])
+    if fields.get("avatar"):
+        store.avatar = fields["avatar"]
+    _validated(store)
+    try:
+        with transaction.atomic():
+            store.save()
+    except IntegrityError:
+        raise StoreInvalid("That store address is taken.", param="slug") from None
+    return store

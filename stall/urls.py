@@ -1,0 +1,25 @@
+from django.conf import settings
+from django.urls import include, path, re_path
+from django.views.static import serve
+
+from stall.api import api
+from stall.core import views as core_views
+
+handler400 = "stall.core.views.bad_request"
+handler404 = "stall.core.views.not_found"
+handler500 = "stall.core.views.server_error"
+
+urlpatterns = [
+    path("healthz", core_views.healthz, name="healthz"),
+    path("api/v1/", api.urls),
+    path("", include("stall.accounts.urls")),
+    path("dashboard/", include("stall.dashboard.urls")),
+    path("", include("stall.orders.urls")),
+    path("", include("stall.checkout.urls")),
+    path("", include("stall.stores.urls")),
+]
+
+if "storages.backends.s3" not in settings.STORAGES["default"]["BACKEND"]:
+    # Public media (covers, avatars) from the local disk. Product files are never under MEDIA_ROOT:
+    # they live in the private storage and are only served through signed download links.
+    urlpatterns.append(re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}))
