@@ -1,0 +1,46 @@
+# Stall: `make run` starts the demo store, `make test` runs the whole suite (SQLite, then PostgreSQL).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+# The PostgreSQL leg of the suite; pytest-django creates and drops test_<name> on this server.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/stall
+TEST_DATA_DIR ?= $(CURDIR)/var/test
+PYTEST_ARGS ?=
+
+.PHONY: run demo serve test test-sqlite test-postgres browser bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Stall needs Python 3.11 or newer"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+run: $(BIN)/.installed
+	$(BIN)/stall demo
+	PORT=$(PORT) $(BIN)/stall serve
+
+# Debian's chromium for the browser journeys (Playwright drives it; it never downloads a browser).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Install Debian's chromium (sudo apt-get install chromium) for the browser tests." >&2; exit 1; fi; }
+
+test: test-sqlite test-postgres
+
+test-sqlite: $(BIN)/.installed browser
+	rm -rf $(TEST_DATA_DIR)/sqlite && mkdir -p $(TEST_DATA_DIR)/sqlite
+	STALL_DATA_DIR=$(TEST_DATA_DIR)/sqlite $(BIN)/pytest -q $(PYTEST_ARGS)
+
+test-postgres: $(BIN)/.installed browser
+	@$(BIN)/python -c 'import psycopg, sys; psycopg.connect("$(TEST_DATABASE_URL)".rsplit("/", 1)[0] + "/postgres", connect_timeout=5).close()' \
+	  || { echo "PostgreSQL is not reachable at $(TEST_DATABASE_URL); the suite must pass on it too." >&2; exit 1; }
+	rm -rf $(TEST_DATA_DIR)/postgres && mkdir -p $(TEST_DATA_DIR)/postgres
+	STALL_DATA_DIR=$(TEST_DATA_DIR)/postgres DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest -q $(PYTEST_ARGS)
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/checkout.py
+
+clean:
+	rm -rf $(VENV) var test-artifacts

@@ -1,0 +1,49 @@
+"""Fixtures shared by the whole suite."""
+
+import pytest
+from huey.contrib.djhuey import HUEY
+
+
+@pytest.fixture(autouse=True, scope="session")
+def huey_immediate():
+    """Tasks run in-process as soon as they are enqueued (Huey's own immediate mode)."""
+    HUEY.immediate = True
+    yield
+    HUEY.immediate = False
+
+
+@pytest.fixture
+def creator(db):
+    from stall.core.testing import UserFactory
+
+    return UserFactory()
+
+
+@pytest.fixture
+def store(creator):
+    from stall.core.testing import StoreFactory
+
+    return StoreFactory(owner=creator)
+
+
+@pytest.fixture
+def product(store):
+    from stall.core.testing import ProductFactory
+
+    return ProductFactory(store=store)
+
+
+@pytest.fixture
+def api_key(store):
+    from stall.integrations.services import api_key_create
+
+    _, secret = api_key_create(store=store, name="tests")
+    return secret
+
+
+@pytest.fixture
+def api(client, api_key):
+    """A Django test client that sends the store's API key."""
+    from stall.core.testing import ApiClient
+
+    return ApiClient(client, api_key)
