@@ -175,6 +175,7 @@ MEDIA_URL = "/media/"
 PRIVATE_FILES_ROOT = DATA_DIR / "private"
 STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns at every start when it is missing
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
