@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "ninja",  # so /api/v1/docs serves Swagger UI from our own static files, not a CDN (CSP)
     "huey.contrib.djhuey",
     "stall.core",
     "stall.ledger",
