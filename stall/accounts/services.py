@@ -1,8 +1,14 @@
 from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
 from django.core import signing
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from stall.core.errors import InvalidRequest
+
+from .models import User
 
 _MAGIC_SALT = "stall.accounts.buyer-magic-link"
 
@@ -24,3 +30,32 @@ def buyer_magic_link_verify(*, token: str, max_age: int | None = None) -> str:
         return signing.loads(token, salt=_MAGIC_SALT, max_age=max_age)
     except signing.BadSignature:  # includes SignatureExpired
         raise MagicLinkInvalid() from None
+
+
+class AccountInvalid(InvalidRequest):
+    code = "invalid_account"
+
+
+@transaction.atomic
+def user_create(*, email: str, password: str, name: str = "") -> User:
+    """Create a creator's account. The password must pass the configured validators."""
+    email = (email or "").strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise AccountInvalid("Enter a valid email address.", param="email") from None
+    taken = AccountInvalid("An account with this email already exists; log in instead.", param="email", code="email_taken")
+    if User.objects.filter(email__iexact=email).exists():
+        raise taken
+    user = User(email=email, name=(name or "").strip()[:120])
+    try:
+        validate_password(password or "", user=user)
+    except ValidationError as exc:
+        raise AccountInvalid(" ".join(exc.messages), param="password") from None
+    user.set_password(password)
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError:  # two sign-ups with the same email racing
+        raise taken from None
+    return user

@@ -7,14 +7,15 @@ from stall.core.money import currency_normalize
 from .errors import StoreInvalid
 from .models import Store
 
-RESERVED_SLUGS = {"api", "admin", "dashboard", "static", "media", "library", "login", "logout", "signup", "pay", "d", "healthz", "checkout", "buy", "webhooks"}
+RESERVED_SLUGS = {"api", "admin", "dashboard", "static", "media", "library", "login", "logout", "signup", "pay", "d", "healthz", "checkout", "buy", "webhooks", "new-store"}
 
 
 def _validated(store: Store) -> Store:
     if store.slug in RESERVED_SLUGS:
         raise StoreInvalid(f"“{store.slug}” is reserved; choose another address.", param="slug")
     try:
-        store.full_clean(exclude=["owner"])
+        # Uniqueness is left to the database (one race-free check), which answers "address is taken".
+        store.full_clean(exclude=["owner"], validate_unique=False)
     except ValidationError as exc:
         field, messages = next(iter(exc.message_dict.items()))
         raise StoreInvalid(messages[0], param=None if field == "__all__" else field) from None
