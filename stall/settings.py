@@ -262,3 +262,8 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}, "huey": {"level": "INFO"}},
 }
 CSRF_FAILURE_VIEW = "stall.core.views.csrf_failure"
+
+# Outbound webhooks. Private and loopback targets are refused unless the operator allows them.
+STALL_WEBHOOK_ALLOW_PRIVATE = _env_bool("STALL_WEBHOOK_ALLOW_PRIVATE", DEBUG)
+STALL_WEBHOOK_ALLOW_LOOPBACK = _env_bool("STALL_WEBHOOK_ALLOW_LOOPBACK", DEBUG)
+STALL_WEBHOOK_DISABLE_AFTER = int(os.environ.get("STALL_WEBHOOK_DISABLE_AFTER", "50"))

@@ -1,8 +1,10 @@
 """Factories and helpers for the test suite."""
 
+import functools
 import json
 
 import factory
+from django.contrib.auth.hashers import make_password
 from django.core.files.base import ContentFile
 
 from stall.accounts.models import User
@@ -10,18 +12,21 @@ from stall.catalog.models import PriceType, Product, ProductStatus
 from stall.stores.models import Store
 
 
+FACTORY_PASSWORD = "correct horse battery"
+
+
+@functools.cache
+def _factory_password_hash() -> str:
+    # Argon2 is slow on purpose; hash the factories' shared password once per test run.
+    return make_password(FACTORY_PASSWORD)
+
+
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = User
-        skip_postgeneration_save = True
 
     email = factory.Sequence(lambda n: f"creator{n}@example.com")
-    password = factory.PostGenerationMethodCall("set_password", "correct horse battery")
-
-    @factory.post_generation
-    def _save(obj, create, extracted, **kwargs):
-        if create:
-            obj.save()
+    password = factory.LazyFunction(_factory_password_hash)
 
 
 class StoreFactory(factory.django.DjangoModelFactory):

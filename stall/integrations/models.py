@@ -15,3 +15,59 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+
+
+class WebhookEndpointStatus(models.TextChoices):
+    ENABLED = "enabled", "Enabled"
+    DISABLED = "disabled", "Disabled"
+
+
+class WebhookEndpoint(models.Model):
+    """Where a store wants its events delivered, signed the Standard Webhooks way."""
+
+    id = PrefixedIdField(prefix="we")
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    url = models.URLField(max_length=2000)
+    description = models.CharField(max_length=200, blank=True)
+    # Event types this endpoint receives; ["*"] for all.
+    enabled_events = models.JSONField(default=list)
+    secret = models.CharField(max_length=80)
+    status = models.CharField(max_length=10, choices=WebhookEndpointStatus.choices, default=WebhookEndpointStatus.ENABLED)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    disabled_reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class Event(models.Model):
+    """Something that happened in a store, as sent to its webhook endpoints."""
+
+    id = PrefixedIdField(prefix="evt")
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=60, db_index=True)
+    data = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class WebhookDelivery(models.Model):
+    """One event on its way to one endpoint, with the outcome of its latest attempt."""
+
+    id = PrefixedIdField(prefix="whd")
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True)  # trimmed
+    error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]

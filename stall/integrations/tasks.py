@@ -1,0 +1,35 @@
+from huey import crontab
+from huey.contrib.djhuey import db_periodic_task, db_task
+
+from stall.core.email import email_send
+
+from . import webhooks
+
+
+@db_task()
+def webhook_delivery_attempt(delivery_id: str) -> None:
+    webhooks.delivery_attempt(delivery_id=delivery_id)
+
+
+@db_periodic_task(crontab(minute="*"))
+def webhook_deliveries_retry() -> int:
+    """Every minute, try again the deliveries whose backoff has passed."""
+    due = webhooks.deliveries_due()
+    for delivery_id in due:
+        webhooks.delivery_attempt(delivery_id=delivery_id)
+    return len(due)
+
+
+@db_task()
+def webhook_endpoint_disabled_notify(endpoint_id: str) -> None:
+    from django.conf import settings
+
+    from .models import WebhookEndpoint
+
+    endpoint = WebhookEndpoint.objects.select_related("store__owner").get(pk=endpoint_id)
+    email_send(
+        to=endpoint.store.owner.email,
+        subject=f"Webhook endpoint disabled: {endpoint.url}",
+        template="integrations/email/endpoint_disabled",
+        context={"endpoint": endpoint, "store": endpoint.store, "dashboard_url": f"{settings.BASE_URL}/dashboard/{endpoint.store.slug}/webhooks/"},
+    )

@@ -1,0 +1,297 @@
+"""Outbound webhooks: events, signed deliveries, retries with backoff, auto-disable.
+
+Signing follows Standard Webhooks: headers ``webhook-id`` (the event id, stable across retries so
+receivers can de-duplicate), ``webhook-timestamp`` (Unix seconds of this attempt) and
+``webhook-signature`` (``v1,`` + base64 HMAC-SHA256 of ``id.timestamp.body`` keyed with the
+base64-decoded part of the ``whsec_`` secret).
+
+Retries: a delivery that gets no 2xx answer is tried again after 5 s, 5 min, 30 min, 2 h, 5 h,
+10 h and 10 h — eight attempts over about 28 hours — by the periodic task that picks up due
+deliveries, so a lost queue message or a restart never loses an event. After
+``STALL_WEBHOOK_DISABLE_AFTER`` failed attempts in a row the endpoint is disabled and the creator
+is emailed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import secrets
+import socket
+import time
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import httpx
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from stall.core.errors import InvalidRequest, NotFound
+from stall.stores.models import Store
+
+from .models import DeliveryStatus, Event, WebhookDelivery, WebhookEndpoint, WebhookEndpointStatus
+
+logger = logging.getLogger(__name__)
+
+EVENT_TYPES = (
+    "order.paid",
+    "order.refunded",
+    "checkout.expired",
+    "payment.failed",
+)
+RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000)  # seconds after attempts 1..7
+RESPONSE_BODY_LIMIT = 2000
+TIMEOUT_SECONDS = 10
+
+
+class WebhookEndpointInvalid(InvalidRequest):
+    code = "invalid_webhook_endpoint"
+
+
+def secret_generate() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def signature(*, secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    digest = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+# --- Where deliveries may go -----------------------------------------------------------------
+
+def _address_allowed(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    if getattr(ip, "ipv4_mapped", None):
+        ip = ip.ipv4_mapped
+    if ip.is_global and not ip.is_multicast:
+        return True
+    if ip.is_loopback and settings.STALL_WEBHOOK_ALLOW_LOOPBACK:
+        return True
+    return settings.STALL_WEBHOOK_ALLOW_PRIVATE
+
+
+def target_check(url: str) -> None:
+    """Refuse URLs that are not http(s) or that resolve to private, loopback or link-local addresses.
+
+    Checked when an endpoint is saved and again before every attempt, because DNS can change.
+    """
+    parts = urlsplit(url or "")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise WebhookEndpointInvalid("The URL must start with https:// (or http://) and name a host.", param="url")
+    if parts.username or parts.password:
+        raise WebhookEndpointInvalid("The URL must not contain a user name or password.", param="url")
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        raise WebhookEndpointInvalid(f"The host {parts.hostname} could not be resolved.", param="url") from None
+    for info in infos:
+        if not _address_allowed(info[4][0]):
+            raise WebhookEndpointInvalid(
+                "Webhooks cannot go to private, loopback or link-local addresses.", param="url", code="webhook_target_forbidden"
+            )
+
+
+# --- Endpoints -------------------------------------------------------------------------------
+
+def _events_clean(events) -> list[str]:
+    if not events:
+        raise WebhookEndpointInvalid("Choose at least one event type (or * for all).", param="enabled_events")
+    if not isinstance(events, (list, tuple)) or not all(isinstance(e, str) for e in events):
+        raise WebhookEndpointInvalid("enabled_events must be a list of event types.", param="enabled_events")
+    events = sorted(set(events))
+    if events != ["*"]:
+        unknown = [e for e in events if e not in EVENT_TYPES]
+        if unknown:
+            raise WebhookEndpointInvalid(
+                f"Unknown event type {unknown[0]}. Known: {', '.join(EVENT_TYPES)}, or *.", param="enabled_events"
+            )
+    return events
+
+
+def webhook_endpoint_create(*, store: Store, url: str, enabled_events, description: str = "") -> WebhookEndpoint:
+    if not isinstance(url, str) or len(url) > 2000:
+        raise WebhookEndpointInvalid("Give the URL to deliver to.", param="url")
+    target_check(url)
+    return WebhookEndpoint.objects.create(
+        store=store, url=url, enabled_events=_events_clean(enabled_events),
+        description=(description or "")[:200], secret=secret_generate(),
+    )
+
+
+def webhook_endpoint_get(*, store: Store, endpoint_id: str) -> WebhookEndpoint:
+    endpoint = WebhookEndpoint.objects.filter(store=store, pk=endpoint_id).first()
+    if endpoint is None:
+        raise NotFound("No such webhook endpoint.")
+    return endpoint
+
+
+@transaction.atomic
+def webhook_endpoint_update(*, endpoint: WebhookEndpoint, url=None, enabled_events=None, description=None, enabled=None) -> WebhookEndpoint:
+    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    if url is not None:
+        target_check(url)
+        endpoint.url = url
+    if enabled_events is not None:
+        endpoint.enabled_events = _events_clean(enabled_events)
+    if description is not None:
+        endpoint.description = description[:200]
+    if enabled is not None:
+        endpoint.status = WebhookEndpointStatus.ENABLED if enabled else WebhookEndpointStatus.DISABLED
+        if enabled:
+            endpoint.consecutive_failures = 0
+            endpoint.disabled_reason = ""
+    endpoint.save()
+    return endpoint
+
+
+def webhook_endpoint_roll_secret(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    endpoint.secret = secret_generate()
+    endpoint.save(update_fields=["secret"])
+    return endpoint
+
+
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
+    endpoint.delete()
+
+
+# --- Events and deliveries -------------------------------------------------------------------
+
+def event_emit(*, store_id: str, type: str, data: dict) -> Event:
+    """Record an event and queue a delivery to every enabled endpoint that wants it.
+
+    Call inside the transaction that made the change: the event exists exactly when the change
+    does, and deliveries start only after it commits.
+    """
+    from .tasks import webhook_delivery_attempt
+
+    event = Event.objects.create(store_id=store_id, type=type, data=data)
+    now = timezone.now()
+    deliveries = [
+        WebhookDelivery(endpoint=endpoint, event=event, next_attempt_at=now)
+        for endpoint in WebhookEndpoint.objects.filter(store_id=store_id, status=WebhookEndpointStatus.ENABLED)
+        if "*" in endpoint.enabled_events or type in endpoint.enabled_events
+    ]
+    if deliveries:
+        WebhookDelivery.objects.bulk_create(deliveries)
+        ids = [d.pk for d in deliveries]
+        transaction.on_commit(lambda: [webhook_delivery_attempt(i) for i in ids])
+    return event
+
+
+def event_payload(event: Event) -> bytes:
+    return json.dumps(
+        {"id": event.pk, "object": "event", "type": event.type, "created": int(event.created_at.timestamp()), "data": event.data},
+        separators=(",", ":"), sort_keys=True,
+    ).encode()
+
+
+def delivery_attempt(*, delivery_id: str, now=None) -> WebhookDelivery:
+    """Send one delivery now and record the outcome; schedule the next try on failure."""
+    with transaction.atomic():
+        delivery = WebhookDelivery.objects.select_for_update().select_related("endpoint", "event").filter(pk=delivery_id).first()
+        if delivery is None or delivery.status != DeliveryStatus.PENDING:
+            return delivery
+        if delivery.endpoint.status != WebhookEndpointStatus.ENABLED:
+            delivery.status = DeliveryStatus.FAILED
+            delivery.next_attempt_at = None
+            delivery.error = "The endpoint is disabled."
+            delivery.save(update_fields=["status", "next_attempt_at", "error"])
+            return delivery
+        # Claim the attempt so a second worker does not send the same one concurrently.
+        delivery.next_attempt_at = None
+        delivery.save(update_fields=["next_attempt_at"])
+    endpoint, event = delivery.endpoint, delivery.event
+    body = event_payload(event)
+    timestamp = int(time.time())
+    status_code, response_body, error = None, "", ""
+    try:
+        target_check(endpoint.url)
+        response = httpx.post(
+            endpoint.url, content=body, timeout=TIMEOUT_SECONDS, follow_redirects=False,
+            headers={
+                "content-type": "application/json",
+                "user-agent": "Stall-Webhooks/1",
+                "webhook-id": event.pk,
+                "webhook-timestamp": str(timestamp),
+                "webhook-signature": signature(secret=endpoint.secret, msg_id=event.pk, timestamp=timestamp, body=body),
+            },
+        )
+        status_code = response.status_code
+        response_body = response.text[:RESPONSE_BODY_LIMIT]
+    except WebhookEndpointInvalid as exc:
+        error = exc.message
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"[:300]
+    ok = status_code is not None and 200 <= status_code < 300
+    return _delivery_record(delivery_id=delivery.pk, ok=ok, status_code=status_code, body=response_body, error=error, now=now)
+
+
+@transaction.atomic
+def _delivery_record(*, delivery_id, ok, status_code, body, error, now=None) -> WebhookDelivery:
+    now = now or timezone.now()
+    delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_id)
+    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
+    delivery.attempts += 1
+    delivery.last_attempt_at = now
+    delivery.response_status = status_code
+    delivery.response_body = body
+    delivery.error = error
+    if ok:
+        delivery.status = DeliveryStatus.SUCCEEDED
+        delivery.next_attempt_at = None
+        endpoint.consecutive_failures = 0
+    else:
+        endpoint.consecutive_failures += 1
+        if delivery.attempts <= len(RETRY_DELAYS):
+            delivery.status = DeliveryStatus.PENDING
+            delivery.next_attempt_at = now + timedelta(seconds=RETRY_DELAYS[delivery.attempts - 1])
+        else:
+            delivery.status = DeliveryStatus.FAILED
+            delivery.next_attempt_at = None
+        if endpoint.status == WebhookEndpointStatus.ENABLED and endpoint.consecutive_failures >= settings.STALL_WEBHOOK_DISABLE_AFTER:
+            _endpoint_disable(endpoint)
+            delivery.status = DeliveryStatus.FAILED
+            delivery.next_attempt_at = None
+    delivery.save()
+    endpoint.save(update_fields=["consecutive_failures", "status", "disabled_reason"])
+    return delivery
+
+
+def _endpoint_disable(endpoint: WebhookEndpoint) -> None:
+    from .tasks import webhook_endpoint_disabled_notify
+
+    endpoint.status = WebhookEndpointStatus.DISABLED
+    endpoint.disabled_reason = f"Disabled after {endpoint.consecutive_failures} failed deliveries in a row."
+    # Deliveries still waiting would only fail again; they stay in the log as failed.
+    WebhookDelivery.objects.filter(endpoint=endpoint, status=DeliveryStatus.PENDING).update(
+        status=DeliveryStatus.FAILED, next_attempt_at=None
+    )
+    endpoint_id = endpoint.pk
+    transaction.on_commit(lambda: webhook_endpoint_disabled_notify(endpoint_id))
+
+
+def deliveries_due(*, now=None, limit: int = 200) -> list[str]:
+    now = now or timezone.now()
+    return list(
+        WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+        .order_by("next_attempt_at").values_list("pk", flat=True)[:limit]
+    )
+
+
+@transaction.atomic
+def webhook_delivery_redeliver(*, store: Store, delivery_id: str) -> WebhookDelivery:
+    """Send an event to the same endpoint again, as a new delivery, whatever happened before."""
+    from .tasks import webhook_delivery_attempt
+
+    old = WebhookDelivery.objects.select_related("endpoint").filter(pk=delivery_id, endpoint__store=store).first()
+    if old is None:
+        raise NotFound("No such delivery.")
+    new = WebhookDelivery.objects.create(endpoint=old.endpoint, event_id=old.event_id, next_attempt_at=timezone.now())
+    transaction.on_commit(lambda: webhook_delivery_attempt(new.pk))
+    return new
