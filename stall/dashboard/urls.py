@@ -5,4 +5,18 @@ from . import views
 app_name = "dashboard"
 urlpatterns = [
     path("", views.home, name="home"),
+    # "new-store" is a reserved store address, so it never shadows a store's overview below.
+    path("new-store/", views.store_new, name="store_new"),
+    path("<slug:slug>/", views.overview, name="overview"),
+    path("<slug:slug>/settings/", views.store_settings, name="settings"),
+    path("<slug:slug>/products/", views.products, name="products"),
+    path("<slug:slug>/products/new/", views.product_new, name="product_new"),
+    path("<slug:slug>/products/<str:product_id>/", views.product_edit, name="product"),
+    path("<slug:slug>/products/<str:product_id>/files/", views.product_files_add, name="product_files_add"),
+    path("<slug:slug>/products/<str:product_id>/files/<str:file_id>/delete/", views.product_file_remove,
+         name="product_file_delete"),
+    path("<slug:slug>/orders/", views.orders, name="orders"),
+    path("<slug:slug>/orders/<str:order_id>/", views.order_detail, name="order"),
+    path("<slug:slug>/api-keys/", views.api_keys, name="api_keys"),
+    path("<slug:slug>/api-keys/<str:key_id>/revoke/", views.api_key_revoke_view, name="api_key_revoke"),
 ]

@@ -1,0 +1,57 @@
+// Uploads a form[data-upload] with XMLHttpRequest so a <progress> bar can follow the bytes.
+// Without JavaScript the same form posts normally; this file only adds the progress display.
+// The server answers with a redirect (success) or the page with errors; either way the
+// response page replaces the current one, so messages and errors show as after a plain post.
+(function () {
+  "use strict";
+
+  function showResponse(xhr) {
+    var doc = new DOMParser().parseFromString(xhr.responseText, "text/html");
+    if (!doc.body || !doc.body.children.length) {
+      window.location.reload();
+      return;
+    }
+    document.title = doc.title;
+    document.body.replaceWith(document.adoptNode(doc.body));
+    if (xhr.status < 400 && xhr.responseURL && xhr.responseURL !== window.location.href) {
+      window.history.pushState(null, "", xhr.responseURL);
+    }
+    var target = window.location.hash && document.getElementById(window.location.hash.slice(1));
+    if (target) target.scrollIntoView();
+  }
+
+  function upload(form) {
+    var box = form.querySelector("[data-upload-progress]");
+    var bar = box && box.querySelector("progress");
+    var status = box && box.querySelector("[data-upload-status]");
+    var button = form.querySelector("button[type=submit]");
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", form.action);
+    xhr.setRequestHeader("X-Requested-With", "XMLHttpRequest");
+    if (box) box.hidden = false;
+    if (button) button.disabled = true;
+    xhr.upload.onprogress = function (event) {
+      if (!event.lengthComputable || !bar) return;
+      var percent = Math.round((event.loaded / event.total) * 100);
+      bar.value = percent;
+      if (status) status.textContent = percent < 100 ? "Uploading… " + percent + "%" : "Processing…";
+    };
+    xhr.onload = function () {
+      showResponse(xhr);
+    };
+    xhr.onerror = function () {
+      if (button) button.disabled = false;
+      if (status) status.textContent = "The upload failed. Check your connection and try again.";
+    };
+    xhr.send(new FormData(form));
+  }
+
+  // Listening on the document keeps working after the page body is replaced by a response.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-upload")) return;
+    if (!window.FormData || !window.DOMParser) return;
+    event.preventDefault();
+    upload(form);
+  });
+})();
