@@ -1,3 +1,54 @@
-from ninja import Router
+"""API v1: products. Each endpoint parses, calls one catalog service or selector, serializes."""
+
+from ninja import File, Query, Router, UploadedFile
+
+from stall.core.api import ListParams, ObjectId, paginate, responses, router_refuse_other_methods
+
+from . import selectors, services
+from .schemas import ProductCreateIn, ProductFileOut, ProductList, ProductListFilter, ProductOut, ProductUpdateIn, file_out, product_out
 
 router = Router()
+
+
+@router.post("", response=responses(ProductOut), summary="Create a product")
+def product_create(request, payload: ProductCreateIn):
+    product = services.product_create(store=request.store, **payload.model_dump())
+    return product_out(product)
+
+
+@router.get("", response=responses(ProductList), summary="List products, newest first")
+def product_list(request, params: Query[ListParams], filters: Query[ProductListFilter]):
+    qs = selectors.products_for_store(store=request.store).select_related("store")
+    if filters.status:
+        qs = qs.filter(status=filters.status)
+    return paginate(qs, params, product_out)
+
+
+@router.get("/{id}", response=responses(ProductOut), summary="Retrieve a product")
+def product_retrieve(request, id: ObjectId):
+    return product_out(selectors.product_get(store=request.store, product_id=id))
+
+
+@router.api_operation(["POST", "PATCH"], "/{id}", response=responses(ProductOut), summary="Update a product")
+def product_update(request, id: ObjectId, payload: ProductUpdateIn):
+    """Changes only the parameters sent, like Stripe's update endpoints."""
+    product = selectors.product_get(store=request.store, product_id=id)
+    product = services.product_update(product=product, **payload.model_dump(exclude_unset=True))
+    return product_out(product)
+
+
+@router.post("/{id}/archive", response=responses(ProductOut), summary="Archive a product")
+def product_archive(request, id: ObjectId):
+    """An archived product is off the store and cannot be bought; its orders and downloads stay."""
+    product = selectors.product_get(store=request.store, product_id=id)
+    return product_out(services.product_archive(product=product))
+
+
+@router.post("/{id}/files", response=responses(ProductFileOut), summary="Upload a file to a product")
+def product_file_add(request, id: ObjectId, file: File[UploadedFile]):
+    """A multipart/form-data upload in the field ``file``; buyers download it after paying."""
+    product = selectors.product_get(store=request.store, product_id=id)
+    return file_out(services.product_file_add(product=product, upload=file))
+
+
+router_refuse_other_methods(router)

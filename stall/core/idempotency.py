@@ -10,16 +10,18 @@ after a day by a periodic task.
 import hashlib
 import json
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 
 from .models import IdempotencyRecord
 
 API_PREFIX = "/api/v1/"
 
 
-def _error(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse({"error": {"code": code, "message": message, "param": "Idempotency-Key"}}, status=status)
+def _error(status: int, code: str, message: str, param: str | None = "Idempotency-Key") -> JsonResponse:
+    return JsonResponse({"error": {"code": code, "message": message, "param": param}}, status=status)
 
 
 class IdempotencyMiddleware:
@@ -30,10 +32,15 @@ class IdempotencyMiddleware:
         key = request.headers.get("Idempotency-Key")
         if request.method != "POST" or key is None or not request.path.startswith(API_PREFIX):
             return self.get_response(request)
-        if not key.strip() or len(key) > 255:
+        if not key.strip() or len(key) > 255 or "\x00" in key:
             return _error(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters.")
         scope = hashlib.sha256(request.headers.get("Authorization", "").encode()).hexdigest()
-        request_hash = self._request_hash(request)
+        try:
+            request_hash = self._request_hash(request)
+        except RequestDataTooBig:
+            return _error(413, "request_too_large", "The request body is too large.", param=None)
+        except MultiPartParserError as exc:
+            return _error(400, "invalid_request", f"The multipart body could not be read: {exc}", param=None)
 
         record = IdempotencyRecord.objects.filter(scope=scope, key=key).first()
         if record is None:
@@ -73,13 +80,22 @@ class IdempotencyMiddleware:
         digest.update(f"{request.method} {request.path}?{request.META.get('QUERY_STRING', '')}\n".encode())
         content_type = request.content_type or ""
         if content_type.startswith("multipart/"):
-            # Reading an upload here would pull it into memory; the length stands in for the body
-            # (the multipart boundary differs between two sends of the same file).
-            digest.update(request.headers.get("Content-Length", "").encode())
+            # Hash what the form holds, not its raw bytes: the boundary differs between two sends
+            # of the same file, and request.body would pull the whole upload into memory. Django
+            # parses the form once (large files spool to a temporary file) and the view reuses
+            # that parse; each file is read back in chunks.
+            for name, values in sorted(request.POST.lists()):
+                digest.update(json.dumps([name, values]).encode())
+            for field, files in sorted(request.FILES.lists()):
+                for upload in files:
+                    digest.update(json.dumps([field, upload.name, upload.size]).encode())
+                    for chunk in upload.chunks():
+                        digest.update(chunk)
+                    upload.seek(0)
         elif content_type == "application/json":
             try:
                 digest.update(json.dumps(json.loads(request.body or b"null"), sort_keys=True).encode())
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested too deep to parse: the bytes will do
                 digest.update(request.body)
         else:
             digest.update(request.body)

@@ -1,0 +1,104 @@
+"""API v1 shapes of products: what a client sends (…In) and what it gets back (…Out)."""
+
+from typing import Literal
+
+from django.conf import settings
+from django.urls import reverse
+from ninja import Field, Schema
+
+from stall.core.api import Amount, Currency, InputSchema, Text, timestamp
+
+from .models import Product, ProductFile
+
+PriceTypeIn = Literal["fixed", "pay_what_you_want"]
+StatusIn = Literal["draft", "published", "archived"]
+
+_PG_INT_MAX = 2_147_483_647  # PositiveIntegerField's ceiling on every database
+
+
+class ProductCreateIn(InputSchema):
+    name: Text = Field(..., max_length=120)
+    amount: Amount = Field(..., description="Fixed: the price. Pay what you want: the minimum. Minor units.")
+    currency: Currency | None = Field(None, description="Optional; must be the store's currency.")
+    price_type: PriceTypeIn = "fixed"
+    suggested_amount: Amount | None = Field(None, description="Pay what you want only: the amount offered first.")
+    description: Text = Field("", max_length=20000, description="Markdown.")
+    status: StatusIn = "draft"
+    slug: Text = Field("", max_length=80, description="The product page's address; made from the name when empty.")
+    download_limit: int | None = Field(None, strict=True, ge=1, le=_PG_INT_MAX, description="Downloads per file per purchase.")
+
+
+class ProductUpdateIn(InputSchema):
+    """Only the parameters sent are changed. ``suggested_amount: null`` clears it."""
+
+    name: Text = Field(None, max_length=120)
+    amount: Amount = None
+    currency: Currency | None = None
+    price_type: PriceTypeIn = None
+    suggested_amount: Amount | None = None
+    description: Text = Field(None, max_length=20000)
+    status: StatusIn = None
+    slug: Text = Field(None, max_length=80)
+    download_limit: int = Field(None, strict=True, ge=1, le=_PG_INT_MAX)
+
+
+class ProductListFilter(Schema):
+    status: StatusIn | None = None
+
+
+class ProductFileOut(Schema):
+    id: str
+    object: Literal["file"]
+    name: str
+    size: int
+    content_type: str
+    created: int
+
+
+class ProductOut(Schema):
+    id: str
+    object: Literal["product"]
+    name: str
+    slug: str
+    description: str
+    price_type: PriceTypeIn
+    amount: int
+    suggested_amount: int | None
+    currency: str
+    status: StatusIn
+    download_limit: int
+    url: str = Field(..., description="The public product page.")
+    files: list[ProductFileOut]
+    created: int
+
+
+class ProductList(Schema):
+    object: Literal["list"]
+    data: list[ProductOut]
+    has_more: bool
+
+
+def file_out(file: ProductFile) -> dict:
+    return {
+        "id": file.pk, "object": "file", "name": file.name, "size": file.size,
+        "content_type": file.content_type, "created": timestamp(file.created_at),
+    }
+
+
+def product_out(product: Product) -> dict:
+    return {
+        "id": product.pk,
+        "object": "product",
+        "name": product.name,
+        "slug": product.slug,
+        "description": product.description,
+        "price_type": product.price_type,
+        "amount": product.amount,
+        "suggested_amount": product.suggested_amount,
+        "currency": product.currency,
+        "status": product.status,
+        "download_limit": product.download_limit,
+        "url": settings.BASE_URL + reverse("stores:product", args=[product.store.slug, product.slug]),
+        "files": [file_out(f) for f in product.files.all()],
+        "created": timestamp(product.created_at),
+    }

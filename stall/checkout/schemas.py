@@ -1,0 +1,132 @@
+"""API v1 shapes of checkouts: what a client sends (…In) and what it gets back (…Out)."""
+
+from typing import Literal
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils import timezone
+from ninja import Field, Schema
+from pydantic import StrictInt
+
+from stall.core.api import Amount, InputSchema, ObjectId, Text, timestamp
+from stall.core.errors import InvalidRequest
+
+from .models import Checkout, CheckoutStatus
+from .services import CheckoutItem
+
+Quantity = StrictInt
+
+
+class CheckoutItemIn(InputSchema):
+    product: ObjectId = Field(..., description="A published product of this store: prod_…")
+    amount: Amount | None = Field(None, description="Pay what you want only: what the buyer pays, in minor units.")
+    quantity: Quantity = Field(1, ge=1, le=100)
+
+
+class CheckoutCreateIn(InputSchema):
+    """Either ``items`` or, for one product, the shorthand ``product`` (with ``amount``, ``quantity``)."""
+
+    email: Text = Field(..., max_length=254, description="The buyer's email: the receipt and downloads go there.")
+    items: list[CheckoutItemIn] | None = Field(None, min_length=1)
+    product: ObjectId | None = None
+    amount: Amount | None = None
+    quantity: Quantity = Field(None, ge=1, le=100)
+
+    def checkout_items(self) -> list[CheckoutItem]:
+        if self.items is not None:
+            for name in ("product", "amount", "quantity"):
+                if name in self.model_fields_set:
+                    raise InvalidRequest(f"Send {name} inside items, or leave items out for a single product.", param=name)
+            return [CheckoutItem(product_id=i.product, amount=i.amount, quantity=i.quantity) for i in self.items]
+        if self.product is None:
+            raise InvalidRequest("Missing required parameter: items (or product).", param="items")
+        return [CheckoutItem(product_id=self.product, amount=self.amount, quantity=self.quantity or 1)]
+
+
+class CheckoutConfirmIn(InputSchema):
+    payment_method: Text = Field(
+        "", max_length=64,
+        description="sandbox_visa, sandbox_declined, sandbox_insufficient_funds or sandbox_3ds. Not needed for a free checkout.",
+    )
+
+
+class CheckoutLineOut(Schema):
+    product: str
+    name: str
+    unit_amount: int
+    quantity: int
+
+
+class NextActionOut(Schema):
+    type: Literal["redirect_to_url"]
+    url: str
+
+
+class CheckoutPaymentOut(Schema):
+    id: str
+    object: Literal["payment"]
+    status: str
+    amount: int
+    currency: str
+    payment_method: str
+    failure_code: str | None
+    failure_message: str | None
+    next_action: NextActionOut | None = Field(..., description="Set when the buyer must act: send them to the URL.")
+
+
+class CheckoutOut(Schema):
+    id: str
+    object: Literal["checkout"]
+    status: Literal["open", "complete", "expired"]
+    email: str
+    amount_total: int
+    currency: str
+    lines: list[CheckoutLineOut]
+    expires_at: int
+    url: str = Field(..., description="The hosted payment page.")
+    payment: CheckoutPaymentOut | None = Field(..., description="The latest payment attempt, if any.")
+    order: str | None = Field(..., description="The order, once the checkout is complete.")
+    created: int
+
+
+def _absolute(name: str, *args) -> str:
+    return settings.BASE_URL + reverse(name, args=args)
+
+
+def checkout_out(checkout: Checkout) -> dict:
+    status = checkout.status
+    if status == CheckoutStatus.OPEN and checkout.expires_at <= timezone.now():
+        # The periodic task marks it later; it can no longer be paid now.
+        status = CheckoutStatus.EXPIRED
+    payment = checkout.payments.order_by("-pk").first()
+    order_id = checkout.order.pk if hasattr(checkout, "order") else None
+    return {
+        "id": checkout.pk,
+        "object": "checkout",
+        "status": status,
+        "email": checkout.email,
+        "amount_total": checkout.amount_total,
+        "currency": checkout.currency,
+        "lines": [
+            {"product": line.product_id, "name": line.name, "unit_amount": line.unit_amount, "quantity": line.quantity}
+            for line in checkout.lines.all()
+        ],
+        "expires_at": timestamp(checkout.expires_at),
+        "url": _absolute("checkout:pay", checkout.pk),
+        "payment": None if payment is None else {
+            "id": payment.pk,
+            "object": "payment",
+            "status": payment.status,
+            "amount": payment.amount,
+            "currency": payment.currency,
+            "payment_method": payment.payment_method,
+            "failure_code": payment.failure_code or None,
+            "failure_message": payment.failure_message or None,
+            "next_action": (
+                {"type": "redirect_to_url", "url": _absolute("checkout:authenticate", checkout.pk)}
+                if payment.status == "requires_action" else None
+            ),
+        },
+        "order": order_id,
+        "created": timestamp(checkout.created_at),
+    }

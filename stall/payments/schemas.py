@@ -1,0 +1,45 @@
+"""API v1 shapes of refunds: what a client sends (…In) and what it gets back (…Out)."""
+
+from typing import Literal
+
+from ninja import Field, Schema
+
+from stall.core.api import Amount, InputSchema, ObjectId, Text, timestamp
+
+from .models import Refund
+
+
+class RefundCreateIn(InputSchema):
+    order: ObjectId = Field(..., description="The order to refund: ord_…")
+    amount: Amount | None = Field(None, description="Minor units; the whole refundable remainder when left out.")
+    reason: Text = Field("", max_length=255)
+
+
+class RefundOut(Schema):
+    id: str
+    object: Literal["refund"]
+    order: str
+    amount: int
+    currency: str
+    status: Literal["pending", "succeeded", "failed"]
+    reason: str
+    created: int
+
+
+class RefundList(Schema):
+    object: Literal["list"]
+    data: list[RefundOut]
+    has_more: bool
+
+
+def refund_out(refund: Refund) -> dict:
+    return {
+        "id": refund.pk,
+        "object": "refund",
+        "order": refund.order_id,
+        "amount": refund.amount,
+        "currency": refund.currency,
+        "status": refund.status,
+        "reason": refund.reason,
+        "created": timestamp(refund.created_at),
+    }
