@@ -131,6 +131,21 @@ def _symbols(currency: str) -> frozenset[str]:
     return frozenset(s.strip() for s in symbols if s.strip())
 
 
+@lru_cache(maxsize=None)
+def _foreign_sign_chars(currency: str) -> frozenset[str]:
+    """Currency signs that belong to other currencies' symbols and to none of ``currency``'s.
+
+    A lone sign the tables do not know ("₺" for TRY) is accepted, but "€5" or "₩3000" typed for a
+    USD price is refused: taking it as dollars would charge the buyer something they did not mean.
+    """
+    ours = "".join(_symbols(currency))
+    signs = {
+        ch for other in _known_currencies() if other != currency
+        for symbol in _symbols(other) for ch in symbol if unicodedata.category(ch) == "Sc"
+    }
+    return frozenset(ch for ch in signs if ch not in ours)
+
+
 def _decimal_symbol(locale: str) -> str:
     from babel.numbers import get_decimal_symbol
 
@@ -151,7 +166,8 @@ def parse_amount(text: object, currency: str, *, locale: str = "en", param: str 
     currency = currency_normalize(currency)
     if not isinstance(text, str):
         raise InvalidAmount("Enter an amount.", param=param)
-    raw = unicodedata.normalize("NFKC", text).strip()
+    # NFKC folds full-width digits and signs; U+2212 is the minus sign CLDR writes for some locales.
+    raw = unicodedata.normalize("NFKC", text).replace("\u2212", "-").strip()
     if not raw:
         raise InvalidAmount("Enter an amount.", param=param)
     match = re.fullmatch(r"(?P<pre>[^\d.,+\-]*?)\s*(?P<sign>[+\-]?)\s*(?P<pre2>[^\d.,+\-]*?)\s*(?P<num>[\d.,\s'’_\u00a0\u202f]*\d[\d.,]*)\s*(?P<post>[^\d.,]*)", raw)
@@ -164,7 +180,7 @@ def parse_amount(text: object, currency: str, *, locale: str = "en", param: str 
     for affix in (match["pre"], match["pre2"], match["post"]):
         affix = affix.strip()
         if affix and affix not in _symbols(currency) and not (
-            len(affix) == 1 and unicodedata.category(affix) == "Sc"
+            len(affix) == 1 and unicodedata.category(affix) == "Sc" and affix not in _foreign_sign_chars(currency)
         ):
             raise InvalidAmount(f"“{text}” is not an amount in {currency}.", param=param)
 
