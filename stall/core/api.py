@@ -164,14 +164,13 @@ _OUR_CODES = {"invalid_amount", "invalid_currency", "resource_missing", "invalid
 
 
 def _param_from_loc(loc) -> str | None:
+    """Ninja's error location as the request's parameter name: ("body", "payload", "items", 0,
+    "product") → "items[0].product"; ("query", "limit") → "limit"; ("file", "file") → "file"."""
     parts = [str(p) for p in loc]
-    # Ninja's location is ("body", <the view's argument name>, field, …): drop both heads.
     if parts and parts[0] in _LOCATIONS:
         parts = parts[1:]
-        if loc[0] in ("body", "form") and len(parts) > 1:
-            parts = parts[1:]
-        elif loc[0] in ("body", "form") and parts and parts[0] == "payload":
-            parts = []
+        if loc[0] == "body":
+            parts = parts[1:]  # the view's argument that holds the whole body
     if not parts:
         return None
     out = parts[0]
@@ -180,7 +179,7 @@ def _param_from_loc(loc) -> str | None:
     return out
 
 
-def validation_error_body(errors: list[dict]) -> tuple[int, str, str, str | None]:
+def _validation_error_body(errors: list[dict]) -> tuple[int, str, str, str | None]:
     """(status, code, message, param) for the first of Ninja's validation errors."""
     first = errors[0] if errors else {}
     loc = tuple(first.get("loc", ()))
@@ -242,7 +241,7 @@ def install_error_handlers(api: NinjaAPI) -> None:
 
     @api.exception_handler(NinjaValidationError)
     def validation_error(request, exc: NinjaValidationError):
-        status, code, message, param = validation_error_body(exc.errors)
+        status, code, message, param = _validation_error_body(exc.errors)
         return error_response(api, request, status, code, message, param)
 
     @api.exception_handler(AuthenticationError)
