@@ -101,6 +101,7 @@ class StoreSettingsForm(forms.Form):
     name = forms.CharField(label="Store name", max_length=100)
     slug = forms.CharField(
         label="Address", max_length=50,
+        help_text="Your store's link ends in /s/address/. Changing it breaks links you have shared.",
         widget=forms.TextInput(attrs={"autocapitalize": "none", "autocomplete": "off", "spellcheck": "false"}),
     )
     bio = forms.CharField(label="About the store", required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 6}),

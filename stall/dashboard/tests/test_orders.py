@@ -156,7 +156,7 @@ def test_refund_of_a_refunded_order_is_refused(dash, store, order):
     response = dash.post(f"/dashboard/{store.slug}/orders/{order.pk}/", {"amount": "1", "reason": ""})
 
     assert response.status_code == 400
-    assert "This order has been refunded in full." in response.content.decode()
+    assert '<div class="alert alert-error" role="alert">This order has been refunded in full.</div>' in response.content.decode()
     assert balance(store) == before
     assert Refund.objects.count() == 1
 

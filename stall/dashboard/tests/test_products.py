@@ -166,7 +166,7 @@ def test_product_list(dash, store):
     assert '<span class="badge badge-draft">Draft</span>' in page
     assert "$12.34" in page
     assert "Pay what you want" in page
-    assert '<td class="num">2</td>' in page
+    assert '<td class="c-files num">2<span class="show-sm"> files</span></td>' in page
     assert f'href="/dashboard/{store.slug}/products/{published.pk}/"' in page
 
 

@@ -5,7 +5,7 @@
 (function () {
   "use strict";
 
-  function showResponse(xhr) {
+  function showResponse(xhr, anchor) {
     var doc = new DOMParser().parseFromString(xhr.responseText, "text/html");
     if (!doc.body || !doc.body.children.length) {
       window.location.reload();
@@ -13,10 +13,11 @@
     }
     document.title = doc.title;
     document.body.replaceWith(document.adoptNode(doc.body));
-    if (xhr.status < 400 && xhr.responseURL && xhr.responseURL !== window.location.href) {
-      window.history.pushState(null, "", xhr.responseURL);
+    if (xhr.status < 400 && xhr.responseURL) {
+      // responseURL has no fragment; put back the section the form was in.
+      window.history.replaceState(null, "", xhr.responseURL + (anchor ? "#" + anchor : ""));
     }
-    var target = window.location.hash && document.getElementById(window.location.hash.slice(1));
+    var target = anchor && document.getElementById(anchor);
     if (target) target.scrollIntoView();
   }
 
@@ -25,6 +26,8 @@
     var bar = box && box.querySelector("progress");
     var status = box && box.querySelector("[data-upload-status]");
     var button = form.querySelector("button[type=submit]");
+    var section = form.closest("[id]");
+    var anchor = section ? section.id : "";
     var xhr = new XMLHttpRequest();
     xhr.open("POST", form.action);
     xhr.setRequestHeader("X-Requested-With", "XMLHttpRequest");
@@ -37,7 +40,7 @@
       if (status) status.textContent = percent < 100 ? "Uploading… " + percent + "%" : "Processing…";
     };
     xhr.onload = function () {
-      showResponse(xhr);
+      showResponse(xhr, anchor);
     };
     xhr.onerror = function () {
       if (button) button.disabled = false;
