@@ -104,10 +104,8 @@ def cmd_demo(args) -> int:
 
 def cmd_createcreator(args) -> int:
     _django()
-    from django.contrib.auth.password_validation import validate_password
-    from django.core.exceptions import ValidationError
-
-    from stall.accounts.models import User
+    from stall.accounts.services import user_create
+    from stall.core.errors import StallError
 
     password = args.password or os.environ.get("STALL_CREATOR_PASSWORD")
     if not password:
@@ -115,15 +113,14 @@ def cmd_createcreator(args) -> int:
 
         password = getpass.getpass("Password: ")
     try:
-        validate_password(password)
-    except ValidationError as exc:
-        print("stall: " + " ".join(exc.messages), file=sys.stderr)
+        user = user_create(email=args.email, password=password)
+    except StallError as exc:
+        print(f"stall: {exc.message}", file=sys.stderr)
         return 2
-    if User.objects.filter(email__iexact=args.email).exists():
-        print(f"stall: a creator with the email {args.email} exists already.", file=sys.stderr)
-        return 2
-    User.objects.create_user(args.email, password, is_staff=args.staff, is_superuser=args.staff)
-    print(f"Created creator {args.email}.")
+    if args.staff:
+        user.is_staff = user.is_superuser = True
+        user.save(update_fields=["is_staff", "is_superuser"])
+    print(f"Created creator {user.email}.")
     return 0
 
 

@@ -1,7 +1,7 @@
 from django import forms
 
 from stall.catalog.models import PriceType
-from stall.core.money import format_money, parse_amount
+from stall.core.money import amount_for_input, format_money, parse_amount
 from stall.core.errors import StallError
 
 
@@ -23,8 +23,7 @@ class BuyForm(forms.Form):
             self.fields["amount"].label = f"Pay what you want ({product.currency})"
             self.fields["amount"].help_text = f"Minimum {minimum}." if product.amount else "Enter 0 to get it free."
             if product.suggested_amount is not None and not self.is_bound:
-                shown = format_money(product.suggested_amount, product.currency, "en")
-                self.initial["amount"] = "".join(ch for ch in shown if ch.isdigit() or ch in ".,")
+                self.initial["amount"] = amount_for_input(product.suggested_amount, product.currency, locale)
 
     def clean_amount(self):
         raw = self.cleaned_data.get("amount", "")

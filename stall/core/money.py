@@ -113,6 +113,14 @@ class Money:
         return {"amount": self.amount, "currency": self.currency}
 
 
+def amount_for_input(amount: int, currency: str, locale: str = "en") -> str:
+    """An amount as a person would type it back in this locale ("7.50", "7,50", "3000"): no symbol,
+    no grouping, the locale's decimal mark, so ``parse_amount`` reads it as the same amount."""
+    exponent = currency_exponent(currency)
+    text = f"{Decimal(amount).scaleb(-exponent):.{exponent}f}"
+    return text.replace(".", _decimal_symbol(locale)) if exponent else text
+
+
 def format_money(amount: int, currency: str, locale: str = "en") -> str:
     return Money(amount, currency).format(locale)
 
