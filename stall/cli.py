@@ -30,6 +30,10 @@ def cmd_serve(args) -> int:
     from django.conf import settings
 
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "stall.settings", "STALL_DATA_DIR": str(settings.DATA_DIR)}
+    if not os.environ.get("STALL_BASE_URL"):
+        # Links in emails and API answers must point where we actually listen.
+        shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+        env["STALL_BASE_URL"] = f"http://{shown_host}:{args.port}"
     web = [
         sys.executable, "-m", "gunicorn", "stall.wsgi:application",
         "--bind", f"{args.host}:{args.port}",
@@ -139,6 +143,25 @@ def cmd_apikey_create(args) -> int:
     return 0
 
 
+def cmd_apikey_revoke(args) -> int:
+    _django()
+    from stall.core.errors import StallError
+    from stall.integrations.models import ApiKey
+    from stall.integrations.services import api_key_revoke
+
+    key = ApiKey.objects.select_related("store").filter(pk=args.key).first()
+    if key is None:
+        print(f"stall: no API key {args.key}.", file=sys.stderr)
+        return 2
+    try:
+        api_key_revoke(store=key.store, key_id=key.pk)
+    except StallError as exc:
+        print(f"stall: {exc.message}", file=sys.stderr)
+        return 2
+    print(f"Revoked {key.pk} of store {key.store.slug}.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stall", description="Stall, a self-hosted microcommerce platform.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -172,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--store", required=True, help="the store's address (slug)")
     create.add_argument("--name", default="")
     create.set_defaults(func=cmd_apikey_create)
+    revoke = apikey_sub.add_parser("revoke", help="revoke a key by its id (key_…)")
+    revoke.add_argument("key", help="the key's id, as `stall apikey create` prints it")
+    revoke.set_defaults(func=cmd_apikey_revoke)
     return parser
 
 

@@ -13,7 +13,7 @@ from stall.catalog.models import PriceType, Product, ProductStatus
 from stall.core.money import MAX_AMOUNT, amount_validate, format_money
 from stall.stores.models import Store
 
-from .errors import AmountTooSmall, CheckoutExpired, CheckoutInvalid
+from .errors import AmountTooSmall, CheckoutExpired, CheckoutInvalid, CheckoutNotFound
 from .models import Checkout, CheckoutLine, CheckoutStatus
 
 
@@ -96,7 +96,9 @@ def checkout_create(*, store: Store, email: str, items: list[CheckoutItem]) -> C
 
 def checkout_lock_open(*, checkout_id: str) -> Checkout:
     """Lock an open checkout for update; raise if it expired. Call inside a transaction."""
-    checkout = Checkout.objects.select_for_update().select_related("store").get(pk=checkout_id)
+    checkout = Checkout.objects.select_for_update().select_related("store").filter(pk=checkout_id).first()
+    if checkout is None:
+        raise CheckoutNotFound()
     if checkout.status == CheckoutStatus.EXPIRED:
         raise CheckoutExpired()
     if checkout.status == CheckoutStatus.OPEN and checkout.expires_at <= timezone.now():

@@ -2,22 +2,26 @@
 
 The first response to a key is stored (scoped to the credential that sent it) and replayed for
 any later request with that key and the same method, path and body. The same key with a different
-request is a 409; a request arriving while the first is still running is a 409 too. Responses
+request is a 409; a request arriving while the first is still running is a 409 too, until a
+minute has passed with no answer (its process died) and the key is taken over. Responses
 that are server errors are not stored, so a retry after a crash runs again. Records are dropped
 after a day by a periodic task.
 """
 
 import hashlib
 import json
+from datetime import timedelta
 
 from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
+from django.utils import timezone
 
 from .models import IdempotencyRecord
 
 API_PREFIX = "/api/v1/"
+ABANDONED_AFTER_SECONDS = 60
 
 
 def _error(status: int, code: str, message: str, param: str | None = "Idempotency-Key") -> JsonResponse:
@@ -54,6 +58,13 @@ class IdempotencyMiddleware:
         if record.request_hash != request_hash:
             return _error(409, "idempotency_key_reused", "This Idempotency-Key was used with a different request.")
         if record.status_code is None:
+            # A process that died mid-request leaves its record unfinished. After a minute the key
+            # is taken over by the next request (the services it calls are idempotent themselves).
+            stale_before = timezone.now() - timedelta(seconds=ABANDONED_AFTER_SECONDS)
+            if record.created_at < stale_before and IdempotencyRecord.objects.filter(
+                pk=record.pk, status_code__isnull=True, created_at=record.created_at
+            ).update(created_at=timezone.now()):
+                return self._run_and_store(request, record)
             return _error(409, "idempotency_key_in_use", "A request with this Idempotency-Key is still being processed.")
         response = HttpResponse(bytes(record.body or b""), status=record.status_code, content_type=record.content_type or "application/json")
         response.headers["Idempotent-Replayed"] = "true"
