@@ -108,7 +108,10 @@ def checkout_lock_open(*, checkout_id: str) -> Checkout:
 
 def checkouts_expire_due(*, now=None) -> int:
     """Mark open checkouts past their expiry as expired, cancelling any payment awaiting action."""
+    from stall.integrations.webhooks import event_emit
     from stall.payments.models import Payment, PaymentStatus
+
+    from .schemas import checkout_out
 
     now = now or timezone.now()
     expired = 0
@@ -120,5 +123,7 @@ def checkouts_expire_due(*, now=None) -> int:
                 Payment.objects.filter(checkout_id=checkout_id, status=PaymentStatus.REQUIRES_ACTION).update(
                     status=PaymentStatus.CANCELED, failure_code="checkout_expired"
                 )
+                checkout = Checkout.objects.select_related("store").prefetch_related("lines", "payments").get(pk=checkout_id)
+                event_emit(store_id=checkout.store_id, type="checkout.expired", data={"object": checkout_out(checkout)})
                 expired += 1
     return expired

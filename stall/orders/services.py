@@ -54,7 +54,16 @@ def order_create_for_checkout(*, checkout: Checkout, payment=None, fee: int = 0,
     checkout.last_error_code = checkout.last_error_message = ""
     checkout.save(update_fields=["status", "completed_at", "last_error_code", "last_error_message"])
     transaction.on_commit(lambda: receipt_send(order.pk))
+    _event_emit(order, "order.paid")
     return order
+
+
+def _event_emit(order: Order, type: str) -> None:
+    from stall.integrations.webhooks import event_emit
+
+    from .schemas import order_out
+
+    event_emit(store_id=order.store_id, type=type, data={"object": order_out(order)})
 
 
 def entitlements_revoke_for_order(*, order: Order) -> int:
