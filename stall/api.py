@@ -4,6 +4,32 @@ from ninja import NinjaAPI
 
 from stall.core.api import ApiKeyAuth, install_error_handlers
 
+WEBHOOKS_DOC = """## Webhooks
+
+Register an endpoint with `POST /api/v1/webhook_endpoints` (or in the dashboard). Each event is
+POSTed as JSON and signed the [Standard Webhooks](https://www.standardwebhooks.com/) way with the
+endpoint's `whsec_` secret: headers `webhook-id` (the event id, the same on every retry),
+`webhook-timestamp` and `webhook-signature`. Answer 2xx within 10 seconds; anything else is tried
+again after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h. Verify a delivery in a few lines of Python,
+with nothing to install:
+
+```python
+import base64, hashlib, hmac, time
+
+def stall_webhook_is_genuine(secret: str, headers: dict, body: bytes) -> bool:
+    msg_id, ts = headers["webhook-id"], headers["webhook-timestamp"]
+    if abs(time.time() - int(ts)) > 300:  # refuse replays of old deliveries
+        return False
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    mac = hmac.new(key, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()
+    expected = base64.b64encode(mac).decode()
+    return any(hmac.compare_digest(expected, sig.partition(",")[2])
+               for sig in headers["webhook-signature"].split())
+```
+
+Pass the raw body, before any JSON parsing. The `standardwebhooks` package does the same.
+"""
+
 api = NinjaAPI(
     title="Stall API",
     version="1",
@@ -11,6 +37,7 @@ api = NinjaAPI(
         "Authenticate with `Authorization: Bearer <secret key>`. Amounts are integers in minor units "
         "with an ISO 4217 currency. Every POST accepts an `Idempotency-Key` header. Errors are "
         '`{"error": {"code", "message", "param"}}`. Lists are newest first with `limit` and `starting_after`.'
+        "\n\n" + WEBHOOKS_DOC
     ),
     auth=ApiKeyAuth(),
     urls_namespace="api",
@@ -22,6 +49,8 @@ install_error_handlers(api)
 
 def _mount() -> None:
     from stall.catalog.api import router as products
+    from stall.integrations.api import events_router as events
+    from stall.integrations.api import router as webhook_endpoints
     from stall.checkout.api import router as checkouts
     from stall.ledger.api import router as balance
     from stall.orders.api import router as orders
@@ -32,6 +61,8 @@ def _mount() -> None:
     api.add_router("/orders", orders, tags=["Orders"])
     api.add_router("/refunds", refunds, tags=["Refunds"])
     api.add_router("/balance", balance, tags=["Balance"])
+    api.add_router("/webhook_endpoints", webhook_endpoints, tags=["Webhooks"])
+    api.add_router("/events", events, tags=["Webhooks"])
 
 
 _mount()

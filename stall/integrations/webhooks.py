@@ -117,9 +117,10 @@ def _events_clean(events) -> list[str]:
 def webhook_endpoint_create(*, store: Store, url: str, enabled_events, description: str = "") -> WebhookEndpoint:
     if not isinstance(url, str) or len(url) > 2000:
         raise WebhookEndpointInvalid("Give the URL to deliver to.", param="url")
+    events = _events_clean(enabled_events)  # before the DNS lookup: cheap checks first
     target_check(url)
     return WebhookEndpoint.objects.create(
-        store=store, url=url, enabled_events=_events_clean(enabled_events),
+        store=store, url=url, enabled_events=events,
         description=(description or "")[:200], secret=secret_generate(),
     )
 
@@ -285,11 +286,14 @@ def deliveries_due(*, now=None, limit: int = 200) -> list[str]:
 
 
 @transaction.atomic
-def webhook_delivery_redeliver(*, store: Store, delivery_id: str) -> WebhookDelivery:
+def webhook_delivery_redeliver(*, store: Store, delivery_id: str, endpoint_id: str | None = None) -> WebhookDelivery:
     """Send an event to the same endpoint again, as a new delivery, whatever happened before."""
     from .tasks import webhook_delivery_attempt
 
-    old = WebhookDelivery.objects.select_related("endpoint").filter(pk=delivery_id, endpoint__store=store).first()
+    old = WebhookDelivery.objects.select_related("endpoint").filter(pk=delivery_id, endpoint__store=store)
+    if endpoint_id is not None:
+        old = old.filter(endpoint_id=endpoint_id)
+    old = old.first()
     if old is None:
         raise NotFound("No such delivery.")
     new = WebhookDelivery.objects.create(endpoint=old.endpoint, event_id=old.event_id, next_attempt_at=timezone.now())
