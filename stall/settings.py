@@ -267,3 +267,18 @@ CSRF_FAILURE_VIEW = "stall.core.views.csrf_failure"
 STALL_WEBHOOK_ALLOW_PRIVATE = _env_bool("STALL_WEBHOOK_ALLOW_PRIVATE", DEBUG)
 STALL_WEBHOOK_ALLOW_LOOPBACK = _env_bool("STALL_WEBHOOK_ALLOW_LOOPBACK", DEBUG)
 STALL_WEBHOOK_DISABLE_AFTER = int(os.environ.get("STALL_WEBHOOK_DISABLE_AFTER", "50"))
+
+# --- Stripe (the platform's account; a store's own keys, set in payments.StripeAccount, win) ------
+STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
+STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", "")
+STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "").rstrip("/")  # e.g. a local localstripe
+STRIPE_JS_URL = os.environ.get("STRIPE_JS_URL", "https://js.stripe.com/v3/")
+STRIPE_MAX_NETWORK_RETRIES = int(os.environ.get("STRIPE_MAX_NETWORK_RETRIES", "2"))
+STRIPE_TIMEOUT_SECONDS = float(os.environ.get("STRIPE_TIMEOUT_SECONDS", "30"))
+# Stripe payments still processing or awaiting the buyer this long are asked about again.
+STRIPE_RECONCILE_AFTER_MINUTES = int(os.environ.get("STRIPE_RECONCILE_AFTER_MINUTES", "15"))
+# A store may point at another Stripe API address (a local localstripe) only when allowed: the
+# server sends the store's requests there.
+STRIPE_ALLOW_CUSTOM_API_BASE = _env_bool("STRIPE_ALLOW_CUSTOM_API_BASE", DEBUG)
+LOGGING["loggers"]["stripe"] = {"level": "WARNING"}  # the library logs every request at INFO

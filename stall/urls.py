@@ -16,6 +16,7 @@ urlpatterns = [
     path("dashboard/", include("stall.dashboard.urls")),
     path("", include("stall.orders.urls")),
     path("", include("stall.checkout.urls")),
+    path("", include("stall.payments.urls")),
     path("", include("stall.stores.urls")),
 ]
 

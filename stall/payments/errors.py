@@ -1,4 +1,4 @@
-from stall.core.errors import Conflict, InvalidRequest, NotFound, PaymentError
+from stall.core.errors import Conflict, InvalidRequest, NotFound, PaymentError, StallError
 
 
 class PaymentDeclined(PaymentError):
@@ -21,3 +21,41 @@ class RefundInvalid(InvalidRequest):
 class RefundFailed(PaymentError):
     code = "refund_failed"
     default_message = "The refund did not go through."
+
+
+class PaymentProcessorUnavailable(StallError):
+    """The card processor could not be reached or answered with a server error. A payment under
+    way stays ``processing``; the reconciliation task asks the processor again later."""
+
+    code = "payment_processor_unavailable"
+    status = 503
+    default_message = "The card processor could not be reached. You have not been charged twice; try again in a few minutes."
+
+
+class StripeNotConfigured(InvalidRequest):
+    code = "stripe_not_configured"
+    default_message = "This store does not take card payments through Stripe."
+
+
+class StripeKeyInvalid(InvalidRequest):
+    code = "stripe_key_invalid"
+
+
+class PaymentMethodNeedsAction(PaymentError):
+    """Saving a card needs the buyer to authenticate with their bank first (3-D Secure).
+
+    ``client_secret`` lets the page finish it with Stripe.js; ``reference`` (the SetupIntent) is
+    then passed back to ``payment_method_save`` as the payment method."""
+
+    code = "authentication_required"
+    default_message = "Your bank asks you to confirm this card before it can be saved."
+
+    def __init__(self, message=None, *, reference: str = "", client_secret: str = "", **kwargs):
+        super().__init__(message, **kwargs)
+        self.reference = reference
+        self.client_secret = client_secret
+
+
+class WebhookSignatureInvalid(InvalidRequest):
+    code = "invalid_signature"
+    default_message = "The webhook signature is missing, wrong or too old."

@@ -70,3 +70,64 @@ class Refund(models.Model):
 
     class Meta:
         constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="payments_refund_amount_positive")]
+
+
+class StripeAccount(models.Model):
+    """A store's own Stripe keys. A store without one uses the platform's keys from the environment.
+
+    The secret key must be usable to charge, so it is stored as given, not hashed: protect the
+    database and its backups like the environment that holds the platform's key.
+    """
+
+    store = models.OneToOneField(Store, on_delete=models.CASCADE, related_name="stripe_account")
+    secret_key = models.CharField(max_length=255)
+    publishable_key = models.CharField(max_length=255)
+    webhook_secret = models.CharField(max_length=255, blank=True)
+    api_base = models.URLField(blank=True, help_text="Leave blank for Stripe itself; set for a local Stripe peer.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+
+class StripeEvent(models.Model):
+    """An event Stripe sent to our webhook, stored before it is acted on so it is acted on once."""
+
+    id = models.CharField(max_length=255, primary_key=True)  # Stripe's event id, evt_…
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, null=True, blank=True, related_name="+",
+                              help_text="The store whose own account sent it; empty for the platform's account.")
+    type = models.CharField(max_length=100)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+
+class SavedPaymentMethod(models.Model):
+    """A buyer's card kept on a rail for charges made without them present (top-ups, tab settlement)."""
+
+    id = PrefixedIdField(prefix="spm")
+    email = models.EmailField(db_index=True)
+    rail = models.CharField(max_length=20)
+    # Whose Stripe account holds the customer: a store with its own keys, or (empty) the platform's.
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    customer_ref = models.CharField(max_length=120, blank=True)
+    method_ref = models.CharField(max_length=120)
+    label = models.CharField(max_length=80)
+    created_at = models.DateTimeField(auto_now_add=True)
+    detached_at = models.DateTimeField(null=True, blank=True)
+
+
+class OffSessionCharge(models.Model):
+    """A charge of a saved payment method, keyed by the caller's idempotency key so a retry charges once."""
+
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="+")
+    idempotency_key = models.CharField(max_length=255)
+    saved = models.ForeignKey(SavedPaymentMethod, on_delete=models.PROTECT, related_name="charges")
+    payment = models.OneToOneField(Payment, on_delete=models.PROTECT, related_name="off_session_charge")
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    description = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["store", "idempotency_key"], name="payments_off_session_charge_key_unique"),
+        ]

@@ -1,8 +1,9 @@
 """The payment rails interface.
 
-A rail is a way money reaches a store: the built-in sandbox card rail now; Stripe, the wallet and
-the tab later. Checkout code talks only to this interface and picks a rail by name, so a new rail
-is a new class here and an entry in ``RAILS``, not a special case elsewhere.
+A rail is a way money reaches a store: the built-in sandbox card rail, Stripe (stripe_rail.py,
+which registers itself in ``RAILS``); the wallet and the tab later. Checkout code talks only to
+this interface and picks a rail by name, so a new rail is a new class and an entry in ``RAILS``,
+not a special case elsewhere.
 
 Rails are called outside database transactions (a card network can take seconds); the services
 reserve state before the call and finalize it after, each in its own short transaction.
@@ -27,6 +28,22 @@ class RailResult:
     fee: int = 0
     failure_code: str = ""
     failure_message: str = ""
+    # For a rail whose buyer acts in the browser (Stripe.js): the secret that page needs.
+    client_secret: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class SetupResult:
+    """What a rail says after being asked to keep a payment method for later charges."""
+
+    status: str  # "succeeded", "failed" or "requires_action"
+    method_ref: str = ""
+    customer_ref: str = ""
+    label: str = ""
+    reference: str = ""  # the setup on the rail (a Stripe SetupIntent), when it needs the buyer
+    client_secret: str = ""
+    failure_code: str = ""
+    failure_message: str = ""
 
 
 class Rail(Protocol):
@@ -44,8 +61,16 @@ class Rail(Protocol):
     def payment_confirm(self, *, payment_id: str, reference: str, approve: bool) -> RailResult:
         """Finish a payment that needed the buyer's action (3-D Secure and the like)."""
 
-    def refund(self, *, payment_id: str, reference: str, amount: int, currency: str) -> RailResult:
-        """Return ``amount`` of a succeeded payment to the buyer."""
+    def refund(self, *, payment_id: str, reference: str, amount: int, currency: str, refund_id: str = "") -> RailResult:
+        """Return ``amount`` of a succeeded payment to the buyer. ``processing``: the rail took the
+        refund but has not carried it out yet; it stays pending until the rail says."""
+
+    def payment_method_setup(self, *, email: str, payment_method: str, store=None, customer_ref: str = "") -> SetupResult:
+        """Keep ``payment_method`` to charge ``email`` later without them present."""
+
+    def payment_start_off_session(self, *, payment_id: str, amount: int, currency: str, saved) -> RailResult:
+        """Charge a saved payment method with the buyer away: a rail that would need the buyer's
+        action fails with ``authentication_required`` instead."""
 
     def notification_handle(self, *, headers: dict[str, str], body: bytes) -> list[tuple[str, RailResult]]:
         """Parse an inbound notification into (payment id, result) pairs."""
@@ -133,8 +158,26 @@ class SandboxRail:
             failure_message="The card's 3-D Secure check was not completed.",
         )
 
-    def refund(self, *, payment_id: str, reference: str, amount: int, currency: str) -> RailResult:
+    def refund(self, *, payment_id: str, reference: str, amount: int, currency: str, refund_id: str = "") -> RailResult:
         return RailResult("succeeded", reference=f"sbxre_{payment_id.partition('_')[2]}")
+
+    def payment_method_setup(self, *, email: str, payment_method: str, store=None, customer_ref: str = "") -> SetupResult:
+        """A sandbox test card is saved as its code; any of them can be saved."""
+        if payment_method not in self.METHODS:
+            raise UnknownPaymentMethod(
+                f"Unknown payment method “{payment_method}”. Use one of: {', '.join(self.METHODS)}.",
+                param="payment_method",
+            )
+        label = self.METHODS[payment_method].partition(" (")[0]
+        return SetupResult("succeeded", method_ref=payment_method, label=label)
+
+    def payment_start_off_session(self, *, payment_id: str, amount: int, currency: str, saved) -> RailResult:
+        if saved.method_ref == "sandbox_3ds":
+            return RailResult(
+                "failed", f"sbx_{payment_id.partition('_')[2]}", failure_code="authentication_required",
+                failure_message="The card's bank asks the cardholder to confirm this payment.",
+            )
+        return self.payment_start(payment_id=payment_id, amount=amount, currency=currency, payment_method=saved.method_ref)
 
     def notification_handle(self, *, headers: dict[str, str], body: bytes) -> list[tuple[str, RailResult]]:
         return []  # the sandbox answers synchronously; it sends no notifications
@@ -148,6 +191,31 @@ def rail_get(name: str) -> Rail:
         return RAILS[name]
     except KeyError:
         raise UnknownRail(f"Unknown payment rail “{name}”.", param="rail") from None
+
+
+def rail_for(*, store, payment_method: object) -> Rail:
+    """Pick the rail for a payment method at ``store``.
+
+    ``pm_…`` (a Stripe PaymentMethod) and ``stripe`` (the buyer pays on the Stripe page) go to
+    Stripe when the store has Stripe keys, its own or the platform's; ``sandbox_…`` goes to the
+    sandbox unless the operator turned it off (STALL_SANDBOX_ENABLED=0).
+    """
+    from django.conf import settings
+
+    from .errors import StripeNotConfigured
+    from .selectors import stripe_config_for_store
+
+    if not isinstance(payment_method, str) or not payment_method:
+        raise UnknownPaymentMethod("Choose a payment method.", param="payment_method")
+    if payment_method.startswith(("pm_", "stripe")):
+        if stripe_config_for_store(store) is None:
+            raise StripeNotConfigured(param="payment_method")
+        return rail_get("stripe")
+    if payment_method.startswith("sandbox_") and not settings.STALL_SANDBOX_ENABLED:
+        raise UnknownPaymentMethod(
+            "Test cards are turned off on this Stall.", param="payment_method", code="sandbox_disabled"
+        )
+    return rail_for_payment_method(payment_method)
 
 
 def rail_for_payment_method(payment_method: object) -> Rail:

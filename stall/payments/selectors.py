@@ -1,9 +1,12 @@
+import dataclasses
+
+from django.conf import settings
 from django.db.models import QuerySet
 
 from stall.core.errors import NotFound
 from stall.stores.models import Store
 
-from .models import Refund
+from .models import Refund, SavedPaymentMethod, StripeAccount
 
 
 def refunds_for_store(*, store: Store) -> QuerySet[Refund]:
@@ -16,3 +19,44 @@ def refund_get(*, store: Store, refund_id: str) -> Refund:
     if refund is None:
         raise NotFound("No such refund.")
     return refund
+
+
+@dataclasses.dataclass(frozen=True)
+class StripeConfig:
+    """The Stripe account a store's card payments go to."""
+
+    secret_key: str
+    publishable_key: str
+    webhook_secret: str
+    api_base: str = ""  # empty: Stripe itself
+    store_id: str | None = None  # the store with its own keys; None for the platform's account
+
+
+def stripe_config_for_store(store: Store | None) -> StripeConfig | None:
+    """The store's own Stripe keys if it set them, else the platform's from the environment, else None."""
+    if store is not None:
+        account = StripeAccount.objects.filter(store_id=store.pk).first()
+        if account is not None:
+            return StripeConfig(
+                secret_key=account.secret_key, publishable_key=account.publishable_key,
+                webhook_secret=account.webhook_secret, api_base=account.api_base.rstrip("/"), store_id=store.pk,
+            )
+    return stripe_platform_config()
+
+
+def stripe_platform_config() -> StripeConfig | None:
+    """The platform's Stripe account from the environment (STRIPE_SECRET_KEY and friends), if set."""
+    if not settings.STRIPE_SECRET_KEY:
+        return None
+    return StripeConfig(
+        secret_key=settings.STRIPE_SECRET_KEY, publishable_key=settings.STRIPE_PUBLISHABLE_KEY,
+        webhook_secret=settings.STRIPE_WEBHOOK_SECRET, api_base=settings.STRIPE_API_BASE,
+    )
+
+
+def saved_payment_methods_for_email(*, email: str, rail: str | None = None) -> QuerySet[SavedPaymentMethod]:
+    """A buyer's saved payment methods that are still usable, newest first."""
+    saved = SavedPaymentMethod.objects.filter(email=email, detached_at__isnull=True)
+    if rail is not None:
+        saved = saved.filter(rail=rail)
+    return saved.order_by("-pk")

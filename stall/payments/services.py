@@ -26,7 +26,7 @@ from stall.stores.models import Store
 
 from .errors import PaymentDeclined, PaymentNotAwaitingAction, PaymentNotFound, RefundFailed, RefundInvalid
 from .models import Payment, PaymentStatus, Refund, RefundStatus
-from .rails import RailResult, rail_for_payment_method, rail_get
+from .rails import RailResult, rail_for, rail_get
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def checkout_confirm(*, checkout_id: str, payment_method: str = "") -> Checkout:
             return Checkout.objects.get(pk=checkout.pk)
         if checkout.payments.filter(status__in=[PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION]).exists():
             return checkout
-        rail = rail_for_payment_method(payment_method)
+        rail = rail_for(store=checkout.store, payment_method=payment_method)
         minimum = rail.minimum_charge(checkout.currency)
         if checkout.amount_total < minimum:
             raise AmountTooSmall(
@@ -192,8 +192,14 @@ def refund_create(*, store: Store, order_id: str, amount: int | None = None, rea
         )
 
     result = rail_get(payment.rail).refund(
-        payment_id=payment.pk, reference=payment.rail_reference, amount=amount, currency=order.currency
+        payment_id=payment.pk, reference=payment.rail_reference, amount=amount, currency=order.currency,
+        refund_id=refund.pk,
     )
+    if result.status == "processing":
+        # The rail took the refund but has not carried it out (Stripe's "pending"): it stays
+        # pending, counted against what can still be refunded, until the rail's webhook or the
+        # reconciliation task settles it.
+        return refund
     if result.status != "succeeded":
         Refund.objects.filter(pk=refund.pk).update(status=RefundStatus.FAILED, failure_message=result.failure_message[:255])
         raise RefundFailed(result.failure_message or None)

@@ -13,7 +13,9 @@ from stall.core.forms import form_add_stall_error
 
 from .models import Payment, PaymentStatus
 from .rails import rail_get
+from .selectors import stripe_config_for_store
 from .services import checkout_confirm, payment_confirm_action
+from .stripe_views import stripe_pay
 
 
 def _checkout_or_404(checkout_id):
@@ -28,6 +30,8 @@ def sandbox_pay(request, checkout_id):
     checkout = _checkout_or_404(checkout_id)
     if checkout.status == CheckoutStatus.COMPLETE:
         return redirect("checkout:complete", checkout_id=checkout.pk)
+    if stripe_config_for_store(checkout.store) is not None:
+        return stripe_pay(request, checkout)
     waiting = checkout.payments.filter(status=PaymentStatus.REQUIRES_ACTION).first()
     if waiting:
         return redirect("checkout:authenticate", checkout_id=checkout.pk)
@@ -52,7 +56,8 @@ def sandbox_authenticate(request, checkout_id):
     if checkout.status == CheckoutStatus.COMPLETE:
         return redirect("checkout:complete", checkout_id=checkout.pk)
     payment = Payment.objects.filter(checkout=checkout, status=PaymentStatus.REQUIRES_ACTION).first()
-    if payment is None:
+    if payment is None or payment.rail == "stripe":
+        # Stripe's bank check runs in Stripe.js on the Stripe page, not on this sandbox bank page.
         return redirect("checkout:pay", checkout_id=checkout.pk)
     error = None
     if request.method == "POST":
