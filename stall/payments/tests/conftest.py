@@ -66,7 +66,9 @@ def localstripe():
         process.wait(timeout=5)
     except subprocess.TimeoutExpired:
         process.kill()
+        process.wait()
     log.close()
+    Path(log.name).unlink(missing_ok=True)
 
 
 @pytest.fixture
