@@ -6,7 +6,7 @@ from ninja import Field, Schema
 
 from stall.core.api import Amount, InputSchema, ObjectId, Text, timestamp
 
-from .models import Refund
+from .models import Payment, Refund
 
 
 class RefundCreateIn(InputSchema):
@@ -42,4 +42,21 @@ def refund_out(refund: Refund) -> dict:
         "status": refund.status,
         "reason": refund.reason,
         "created": timestamp(refund.created_at),
+    }
+
+
+def payment_out(payment: Payment) -> dict:
+    """A payment as webhook events carry it (payment.failed)."""
+    return {
+        "id": payment.pk,
+        "object": "payment",
+        "checkout": payment.checkout_id,
+        "rail": payment.rail,
+        "payment_method": payment.payment_method,
+        "status": payment.status,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "failure_code": payment.failure_code,
+        "failure_message": payment.failure_message,
+        "created": timestamp(payment.created_at),
     }

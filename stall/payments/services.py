@@ -21,12 +21,14 @@ from stall.core.money import amount_validate, format_money
 from stall.ledger.models import AccountKind
 from stall.ledger.services import account_open, transfer_create
 from stall.orders.models import Order, OrderStatus
+from stall.orders.schemas import order_out
 from stall.orders.services import entitlements_revoke_for_order, order_create_for_checkout
 from stall.stores.models import Store
 
 from .errors import PaymentDeclined, PaymentNotAwaitingAction, PaymentNotFound, RefundFailed, RefundInvalid
 from .models import Payment, PaymentStatus, Refund, RefundStatus
 from .rails import RailResult, rail_for, rail_get
+from .schemas import payment_out, refund_out
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +112,13 @@ def payment_fail(*, payment_id: str, code: str, message: str, reference: str = "
     payment.rail_reference = reference or payment.rail_reference
     payment.save(update_fields=["status", "failure_code", "failure_message", "rail_reference", "updated_at"])
     Checkout.objects.filter(pk=payment.checkout_id).update(last_error_code=code[:40], last_error_message=message[:255])
+    _event_emit(payment.store_id, "payment.failed", payment_out(payment))
+
+
+def _event_emit(store_id: str, type: str, obj: dict) -> None:
+    from stall.integrations.webhooks import event_emit
+
+    event_emit(store_id=store_id, type=type, data={"object": obj})
 
 
 def _platform_fee(amount: int) -> int:
@@ -247,4 +256,5 @@ def refund_succeed(*, refund_id: str) -> Refund:
     if order.status == OrderStatus.REFUNDED:
         entitlements_revoke_for_order(order=order)
     transaction.on_commit(lambda: refund_notice_send(refund.pk))
+    _event_emit(order.store_id, "order.refunded", {**order_out(order), "refund": refund_out(refund)})
     return refund

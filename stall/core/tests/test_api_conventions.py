@@ -216,6 +216,8 @@ def test_openapi_document_is_served(client, db):
         "/api/v1/checkouts",
         "/api/v1/checkouts/{id}",
         "/api/v1/checkouts/{id}/confirm",
+        "/api/v1/events",
+        "/api/v1/events/{id}",
         "/api/v1/orders",
         "/api/v1/orders/{id}",
         "/api/v1/products",
@@ -224,6 +226,11 @@ def test_openapi_document_is_served(client, db):
         "/api/v1/products/{id}/files",
         "/api/v1/refunds",
         "/api/v1/refunds/{id}",
+        "/api/v1/webhook_endpoints",
+        "/api/v1/webhook_endpoints/{id}",
+        "/api/v1/webhook_endpoints/{id}/deliveries",
+        "/api/v1/webhook_endpoints/{id}/deliveries/{delivery_id}/redeliver",
+        "/api/v1/webhook_endpoints/{id}/roll_secret",
     ]
     assert sorted(paths["/api/v1/products/{id}"]) == ["get", "patch", "post"]
 

@@ -45,3 +45,33 @@ def test_an_abandoned_checkout_is_sent_as_checkout_expired(store, product, recei
     assert len(receiver.requests) == 1
     event = Webhook(WebhookEndpoint.objects.get().secret).verify(*reversed(receiver.requests[0]))
     assert (event["type"], event["data"]["object"]["id"], event["data"]["object"]["status"]) == ("checkout.expired", checkout.pk, "expired")
+
+
+def test_a_refund_is_sent_as_order_refunded(store, product, receiver, django_capture_on_commit_callbacks):
+    """A refund sends order.refunded with the order after the refund and the refund itself."""
+    from stall.payments.services import refund_create
+
+    webhooks.webhook_endpoint_create(store=store, url=receiver.url, enabled_events=["order.refunded"])
+    order = buy(store=store, product=product)
+    with django_capture_on_commit_callbacks(execute=True):
+        refund = refund_create(store=store, order_id=order.pk, amount=100)
+    headers, body = receiver.requests[0]
+    event = Webhook(WebhookEndpoint.objects.get().secret).verify(body, headers)
+    obj = event["data"]["object"]
+    assert (event["type"], obj["id"], obj["status"], obj["amount_refunded"]) == ("order.refunded", order.pk, "partially_refunded", 100)
+    assert (obj["refund"]["id"], obj["refund"]["amount"]) == (refund.pk, 100)
+
+
+def test_a_declined_card_is_sent_as_payment_failed(store, product, receiver, django_capture_on_commit_callbacks):
+    """A declined payment sends payment.failed with the processor's code and message."""
+    from stall.payments.errors import PaymentDeclined
+    from stall.payments.services import checkout_confirm
+
+    webhooks.webhook_endpoint_create(store=store, url=receiver.url, enabled_events=["payment.failed"])
+    checkout = checkout_create(store=store, email="fan@example.com", items=[CheckoutItem(product_id=product.pk)])
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(PaymentDeclined):
+        checkout_confirm(checkout_id=checkout.pk, payment_method="sandbox_declined")
+    headers, body = receiver.requests[0]
+    obj = Webhook(WebhookEndpoint.objects.get().secret).verify(body, headers)["data"]["object"]
+    assert (obj["object"], obj["checkout"], obj["status"], obj["failure_code"], obj["failure_message"]) == (
+        "payment", checkout.pk, "failed", "card_declined", "Your card was declined.")
