@@ -19,8 +19,10 @@ def test_healthz_counts_tasks_waiting_in_the_queue(client):
 
     from stall.orders.tasks import library_link_send
 
-    HUEY.immediate = False  # a real queue for this test: the task waits instead of running
+    HUEY.immediate = False  # the configured queue for this test: the task waits instead of running
     try:
+        HUEY.flush()  # the test data directory's queue, emptied of anything an earlier run left
+        assert client.get("/healthz").json()["queue_pending"] == 0
         library_link_send("reader@example.com")
         assert client.get("/healthz").json()["queue_pending"] == 1
     finally:
