@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, webhooks
+from . import payments, views, webhooks
 
 app_name = "dashboard"
 urlpatterns = [
@@ -19,6 +19,8 @@ urlpatterns = [
     path("<slug:slug>/orders/<str:order_id>/", views.order_detail, name="order"),
     path("<slug:slug>/api-keys/", views.api_keys, name="api_keys"),
     path("<slug:slug>/api-keys/<str:key_id>/revoke/", views.api_key_revoke_view, name="api_key_revoke"),
+    path("<slug:slug>/payments/", payments.payment_settings, name="payments"),
+    path("<slug:slug>/payments/remove-stripe/", payments.payment_settings_remove_stripe, name="payments_remove_stripe"),
     path("<slug:slug>/webhooks/", webhooks.webhook_endpoints, name="webhooks"),
     path("<slug:slug>/webhooks/<str:endpoint_id>/", webhooks.webhook_endpoint, name="webhook_endpoint"),
     path("<slug:slug>/webhooks/<str:endpoint_id>/<str:action>/", webhooks.webhook_endpoint_action, name="webhook_endpoint_action"),

@@ -16,9 +16,10 @@ _DOWNLOAD_SALT = "stall.orders.download"
 
 
 def customer_for_email(*, store_id: str, email: str) -> Customer:
-    customer = Customer.objects.filter(store_id=store_id, email=email).first()
+    """The store's customer with this email, matched without regard to case ("Reader@" is "reader@")."""
+    customer = Customer.objects.filter(store_id=store_id, email__iexact=email).first()
     if customer is None:
-        customer, _ = Customer.objects.get_or_create(store_id=store_id, email=email)
+        customer, _ = Customer.objects.get_or_create(store_id=store_id, email=email.lower())
     return customer
 
 

@@ -64,15 +64,20 @@ def download(request, token):
     """Stream a purchased file through a signed, expiring, counted link."""
     try:
         entitlement, file = download_resolve(token=token)
-        download_register(entitlement=entitlement, file=file)
     except StallError as exc:
         return render(request, "orders/download_error.html", {"error": exc}, status=exc.status)
     storage = storages["private"]
     try:
         handle = storage.open(file.storage_name, "rb")
     except FileNotFoundError:
+        # Open before counting: a file missing from storage must not cost the buyer a download.
         logger.error("download: file %s missing from storage at %s", file.pk, file.storage_name)
         raise Http404 from None
+    try:
+        download_register(entitlement=entitlement, file=file)
+    except StallError as exc:
+        handle.close()
+        return render(request, "orders/download_error.html", {"error": exc}, status=exc.status)
     # FileResponse streams the file in blocks; it is never read whole into memory.
     response = FileResponse(handle, content_type=file.content_type)
     response.headers["Content-Disposition"] = content_disposition_header(True, file.name)
