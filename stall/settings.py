@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "stall.payments",
     "stall.orders",
     "stall.integrations",
+    "stall.wallets",
     "stall.dashboard",
 ]
 
@@ -283,3 +284,14 @@ STRIPE_RECONCILE_AFTER_MINUTES = int(os.environ.get("STRIPE_RECONCILE_AFTER_MINU
 # server sends the store's requests there.
 STRIPE_ALLOW_CUSTOM_API_BASE = _env_bool("STRIPE_ALLOW_CUSTOM_API_BASE", DEBUG)
 LOGGING["loggers"]["stripe"] = {"level": "WARNING"}  # the library logs every request at INFO
+
+# Micropayments. Amounts in major units of the wallet's currency.
+STALL_WALLET_CONFIRM_ABOVE = os.environ.get("STALL_WALLET_CONFIRM_ABOVE", "5")  # one click up to this
+STALL_TOP_UP_PRESETS = [p.strip() for p in os.environ.get("STALL_TOP_UP_PRESETS", "5,10,20").split(",") if p.strip()]
+STALL_TOP_UP_MIN = os.environ.get("STALL_TOP_UP_MIN", "5")
+STALL_TOP_UP_MAX = os.environ.get("STALL_TOP_UP_MAX", "200")
+STALL_TAB_FIRST_LIMIT = os.environ.get("STALL_TAB_FIRST_LIMIT", "1")
+STALL_TAB_LIMIT = os.environ.get("STALL_TAB_LIMIT", "5")
+STALL_TAB_SETTLE_AFTER_DAYS = int(os.environ.get("STALL_TAB_SETTLE_AFTER_DAYS", "30"))
+# With no saved card to settle an overdue tab, refuse further tab purchases until it is paid.
+STALL_TAB_BLOCK_WHEN_OVERDUE = _env_bool("STALL_TAB_BLOCK_WHEN_OVERDUE", True)

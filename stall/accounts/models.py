@@ -33,3 +33,18 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return self.email
+
+
+class Buyer(models.Model):
+    """Someone who buys, known by email and signed in by magic link; no password.
+
+    Created at their first purchase or first sign-in. Wallets, tabs and allowances belong to a
+    buyer, so they work in every store of this Stall.
+    """
+
+    id = PrefixedIdField(prefix="byr")
+    email = models.EmailField(unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.email

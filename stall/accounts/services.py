@@ -18,10 +18,13 @@ class MagicLinkInvalid(InvalidRequest):
     default_message = "This sign-in link is not valid or has expired. Ask for a new one below."
 
 
-def buyer_magic_link(*, email: str) -> str:
-    """An absolute link that signs a buyer in to their library, with no password."""
+def buyer_magic_link(*, email: str, next_path: str = "") -> str:
+    """An absolute link that signs a buyer in (to their library, or to ``next_path`` on this site)."""
+    from urllib.parse import urlencode
+
     token = signing.dumps(email.lower(), salt=_MAGIC_SALT, compress=True)
-    return settings.BASE_URL + reverse("orders:library_enter", args=[token])
+    url = settings.BASE_URL + reverse("orders:library_enter", args=[token])
+    return f"{url}?{urlencode({'next': next_path})}" if next_path.startswith("/") else url
 
 
 def buyer_magic_link_verify(*, token: str, max_age: int | None = None) -> str:
@@ -59,3 +62,42 @@ def user_create(*, email: str, password: str, name: str = "") -> User:
     except IntegrityError:  # two sign-ups with the same email racing
         raise taken from None
     return user
+
+
+BUYER_SESSION_KEY = "buyer_id"
+BUYER_EMAIL_SESSION_KEY = "buyer_email"
+
+
+def buyer_for_email(*, email: str) -> "Buyer":
+    """The buyer with this email (any case), created on first sight."""
+    from .models import Buyer
+
+    email = (email or "").strip().lower()
+    buyer = Buyer.objects.filter(email=email).first()
+    if buyer is not None:
+        return buyer
+    try:
+        with transaction.atomic():
+            return Buyer.objects.create(email=email)
+    except IntegrityError:  # created by a concurrent request
+        return Buyer.objects.get(email=email)
+
+
+def buyer_sign_in(*, request, buyer) -> None:
+    """Sign a buyer in to this browser session (after they followed a magic link)."""
+    request.session.cycle_key()
+    request.session[BUYER_SESSION_KEY] = buyer.pk
+    request.session[BUYER_EMAIL_SESSION_KEY] = buyer.email
+
+
+def buyer_sign_out(*, request) -> None:
+    request.session.pop(BUYER_SESSION_KEY, None)
+    request.session.pop(BUYER_EMAIL_SESSION_KEY, None)
+
+
+def buyer_from_request(request):
+    """The signed-in buyer of this session, or None."""
+    from .models import Buyer
+
+    buyer_id = request.session.get(BUYER_SESSION_KEY)
+    return Buyer.objects.filter(pk=buyer_id).first() if buyer_id else None

@@ -7,6 +7,16 @@ from stall.stores.models import Store
 
 class ProductKind(models.TextChoices):
     DOWNLOAD = "download", "Download"
+    # A post behind a paywall: buying it unlocks the post (stall.content holds its text).
+    POST = "post", "Post"
+    # The store's tip jar: pay what you want, with a message (stall.content's tips).
+    TIP = "tip", "Tip"
+    # Charges an integrator makes through the API against a buyer's allowance; one per store.
+    CHARGE = "charge", "API charge"
+
+
+# Kinds the store page lists as products; the others have pages of their own or none.
+LISTED_KINDS = (ProductKind.DOWNLOAD,)
 
 
 class PriceType(models.TextChoices):

@@ -3,7 +3,7 @@ from django.db.models import QuerySet
 from stall.stores.models import Store
 
 from .errors import ProductNotFound
-from .models import Product, ProductStatus
+from .models import LISTED_KINDS, Product, ProductStatus
 
 
 def product_get(*, store: Store, product_id: str) -> Product:
@@ -22,8 +22,8 @@ def product_get_public(*, store: Store, slug: str) -> Product:
 
 
 def products_public(*, store: Store) -> QuerySet[Product]:
-    return Product.objects.filter(store=store, status=ProductStatus.PUBLISHED).order_by("-pk")
+    return Product.objects.filter(store=store, status=ProductStatus.PUBLISHED, kind__in=LISTED_KINDS).order_by("-pk")
 
 
 def products_for_store(*, store: Store) -> QuerySet[Product]:
-    return Product.objects.filter(store=store).order_by("-pk").prefetch_related("files")
+    return Product.objects.filter(store=store, kind__in=LISTED_KINDS).order_by("-pk").prefetch_related("files")

@@ -11,6 +11,12 @@ class InsufficientFunds(LedgerError):
     default_message = "The balance is too low for this payment."
 
 
+class LimitExceeded(LedgerError):
+    code = "limit_exceeded"
+    status = 402
+    default_message = "This would go over the account's limit."
+
+
 class CurrencyMismatch(LedgerError):
     code = "currency_mismatch"
 

@@ -23,6 +23,9 @@ class AccountKind(models.TextChoices):
     PROCESSOR_FEES = "processor_fees", "Processor fees"
     GIFT_CARD_LIABILITY = "gift_card_liability", "Gift card liability"
     TAX_RESERVE = "tax_reserve", "Tax reserve"
+    # Card fees paid to top up a wallet or settle a tab, owed back pro rata by the stores whose
+    # sales that money paid for.
+    FEE_POOL = "fee_pool", "Card fees to allocate"
 
 
 # Accounts that hold someone's money: they can never be spent below zero
@@ -32,7 +35,7 @@ CREDIT_BALANCE_KINDS = frozenset(
 )
 # Accounts whose natural balance is debits minus credits: what someone owes us or holds for us.
 DEBIT_NORMAL_KINDS = frozenset(
-    {AccountKind.BUYER_TAB, AccountKind.PROCESSOR_CLEARING}
+    {AccountKind.BUYER_TAB, AccountKind.PROCESSOR_CLEARING, AccountKind.FEE_POOL}
 )
 
 
@@ -47,6 +50,8 @@ class Account(models.Model):
     debits_pending = models.BigIntegerField(default=0)
     credits_pending = models.BigIntegerField(default=0)
     debits_must_not_exceed_credits = models.BooleanField(default=False)
+    # The most the account may owe (a tab's limit): debits_posted + debits_pending - credits_posted.
+    debit_limit = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -63,6 +68,11 @@ class Account(models.Model):
                 condition=Q(debits_must_not_exceed_credits=False)
                 | Q(debits_posted__lte=F("credits_posted") - F("debits_pending")),
                 name="ledger_account_no_overdraft",
+            ),
+            models.CheckConstraint(
+                condition=Q(debit_limit__isnull=True)
+                | Q(debits_posted__lte=F("debit_limit") + F("credits_posted") - F("debits_pending")),
+                name="ledger_account_within_debit_limit",
             ),
         ]
 

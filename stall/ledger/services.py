@@ -16,6 +16,7 @@ from .errors import (
     CurrencyMismatch,
     InsufficientFunds,
     LedgerError,
+    LimitExceeded,
     TransferAlreadyResolved,
     TransferExistsWithDifferentFields,
     TransferNotPending,
@@ -41,6 +42,20 @@ def account_open(*, kind: str, owner: str, currency: str) -> Account:
     except IntegrityError:
         # Another request opened it between our read and our insert.
         return Account.objects.get(kind=kind, owner=owner, currency=currency)
+
+
+@transaction.atomic
+def account_limit_set(*, account: Account, debit_limit: int | None) -> Account:
+    """Set how much the account may owe (a tab's limit). A limit below what it owes now is refused."""
+    if debit_limit is not None:
+        amount_validate(debit_limit, param="debit_limit")
+    locked = _lock_accounts(account.pk)[account.pk]
+    owed = locked.debits_posted + locked.debits_pending - locked.credits_posted
+    if debit_limit is not None and owed > debit_limit:
+        raise LimitExceeded("The account already owes more than that limit.", param="debit_limit")
+    Account.objects.filter(pk=account.pk).update(debit_limit=debit_limit)
+    locked.debit_limit = debit_limit
+    return locked
 
 
 def _lock_accounts(*ids: str) -> dict[str, Account]:
@@ -106,6 +121,10 @@ def transfer_create(
         debit.debits_posted + debit.debits_pending + amount > debit.credits_posted
     ):
         raise InsufficientFunds()
+    if debit.debit_limit is not None and (
+        debit.debits_posted + debit.debits_pending + amount - debit.credits_posted > debit.debit_limit
+    ):
+        raise LimitExceeded()
 
     if pending:
         Account.objects.filter(pk=debit.pk).update(debits_pending=F("debits_pending") + amount)

@@ -27,7 +27,10 @@ def order_create_for_checkout(*, checkout: Checkout, payment=None, fee: int = 0,
     """Turn a locked, open checkout into a paid order with its entitlements. Call inside a transaction."""
     from .tasks import receipt_send
 
+    from stall.accounts.services import buyer_for_email
+
     customer = customer_for_email(store_id=checkout.store_id, email=checkout.email)
+    buyer_for_email(email=checkout.email)  # a buyer's account is created at their first purchase
     order = Order.objects.create(
         store_id=checkout.store_id,
         checkout=checkout,

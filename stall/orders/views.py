@@ -4,10 +4,17 @@ from django import forms
 from django.core.files.storage import storages
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
-from django.utils.http import content_disposition_header
+from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from stall.accounts.services import MagicLinkInvalid, buyer_magic_link_verify
+from stall.accounts.services import (
+    BUYER_EMAIL_SESSION_KEY,
+    MagicLinkInvalid,
+    buyer_for_email,
+    buyer_magic_link_verify,
+    buyer_sign_in,
+    buyer_sign_out,
+)
 from stall.core.errors import StallError
 
 from .selectors import downloads_used, entitlements_for_email
@@ -15,7 +22,7 @@ from .services import download_register, download_resolve, download_url
 from .tasks import library_link_send
 
 logger = logging.getLogger(__name__)
-SESSION_KEY = "buyer_email"
+SESSION_KEY = BUYER_EMAIL_SESSION_KEY
 
 
 class LibraryLinkForm(forms.Form):
@@ -49,14 +56,13 @@ def library_enter(request, token):
         email = buyer_magic_link_verify(token=token)
     except MagicLinkInvalid as exc:
         return render(request, "orders/library_login.html", {"form": LibraryLinkForm(), "error": exc.message}, status=400)
-    request.session.cycle_key()
-    request.session[SESSION_KEY] = email
-    return redirect("orders:library")
+    buyer_sign_in(request=request, buyer=buyer_for_email(email=email))
+    return redirect(request.GET.get("next") if url_has_allowed_host_and_scheme(request.GET.get("next"), allowed_hosts=None) else "orders:library")
 
 
 @require_POST
 def library_logout(request):
-    request.session.pop(SESSION_KEY, None)
+    buyer_sign_out(request=request)
     return redirect("orders:library")
 
 

@@ -1,4 +1,4 @@
-from stall.core.errors import Conflict, InvalidRequest, NotFound, PaymentError, StallError
+from stall.core.errors import Conflict, InvalidRequest, NotFound, PaymentError, PermissionDenied, StallError
 
 
 class PaymentDeclined(PaymentError):
@@ -59,3 +59,9 @@ class PaymentMethodNeedsAction(PaymentError):
 class WebhookSignatureInvalid(InvalidRequest):
     code = "invalid_signature"
     default_message = "The webhook signature is missing, wrong or too old."
+
+
+class BuyerRequired(PermissionDenied):
+    code = "buyer_required"
+    status = 401
+    default_message = "Sign in to pay from your wallet or tab."

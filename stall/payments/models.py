@@ -17,10 +17,21 @@ class PaymentStatus(models.TextChoices):
 ACTIVE_PAYMENT_STATUSES = (PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION, PaymentStatus.SUCCEEDED)
 
 
+class PaymentPurpose(models.TextChoices):
+    CHECKOUT = "checkout", "Checkout"
+    TOP_UP = "top_up", "Wallet top-up"
+    TAB_SETTLEMENT = "tab_settlement", "Tab settlement"
+
+
 class Payment(models.Model):
+    """Money taken on a rail: for a checkout, or (with no store) to top up a wallet or settle a tab."""
+
     id = PrefixedIdField(prefix="pay")
-    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="payments")
-    checkout = models.ForeignKey(Checkout, on_delete=models.PROTECT, related_name="payments")
+    purpose = models.CharField(max_length=20, choices=PaymentPurpose.choices, default=PaymentPurpose.CHECKOUT)
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="payments", null=True, blank=True)
+    checkout = models.ForeignKey(Checkout, on_delete=models.PROTECT, related_name="payments", null=True, blank=True)
+    # Whose wallet or tab pays (wallet and tab rails), or is topped up or settled.
+    buyer = models.ForeignKey("accounts.Buyer", on_delete=models.PROTECT, related_name="payments", null=True, blank=True)
     rail = models.CharField(max_length=20)
     payment_method = models.CharField(max_length=64)
     status = models.CharField(max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.PROCESSING)
@@ -43,6 +54,10 @@ class Payment(models.Model):
                 name="payments_one_active_payment_per_checkout",
             ),
             models.CheckConstraint(condition=Q(amount__gt=0), name="payments_amount_positive"),
+            models.CheckConstraint(
+                condition=~Q(purpose="checkout") | (Q(checkout__isnull=False) & Q(store__isnull=False)),
+                name="payments_checkout_payment_has_checkout",
+            ),
             models.CheckConstraint(
                 condition=Q(amount_refunded__gte=0) & Q(amount_refunded__lte=models.F("amount")),
                 name="payments_refund_within_amount",

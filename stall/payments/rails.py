@@ -47,7 +47,18 @@ class SetupResult:
 
 
 class Rail(Protocol):
+    """A way money reaches a store.
+
+    Card rails (sandbox, Stripe) are called outside any transaction and report back. Rails whose
+    money is already in the ledger (the wallet and the tab) set ``in_ledger = True`` and implement
+    ``ledger_charge``/``ledger_refund``, which move the money inside the caller's transaction, so a
+    one-click spend is one short transaction and a refused spend leaves nothing behind. A rail
+    may name the account its fees go to with ``fee_account``; card rails use their processor
+    fees account.
+    """
+
     name: ClassVar[str]
+    in_ledger: ClassVar[bool] = False
 
     def payment_methods(self) -> list[tuple[str, str]]:
         """The methods a buyer can choose on the hosted page: (code, label)."""

@@ -17,6 +17,7 @@ from django.utils import timezone
 from stall.checkout.errors import AmountTooSmall, CheckoutInvalid
 from stall.checkout.models import Checkout, CheckoutStatus
 from stall.checkout.services import checkout_lock_open
+from stall.core.errors import InvalidRequest
 from stall.core.money import amount_validate, format_money
 from stall.ledger.models import AccountKind
 from stall.ledger.services import account_open, transfer_create
@@ -25,20 +26,22 @@ from stall.orders.schemas import order_out
 from stall.orders.services import entitlements_revoke_for_order, order_create_for_checkout
 from stall.stores.models import Store
 
-from .errors import PaymentDeclined, PaymentNotAwaitingAction, PaymentNotFound, RefundFailed, RefundInvalid
-from .models import Payment, PaymentStatus, Refund, RefundStatus
+from .errors import BuyerRequired, PaymentDeclined, PaymentNotAwaitingAction, PaymentNotFound, RefundFailed, RefundInvalid
+from .models import Payment, PaymentPurpose, PaymentStatus, Refund, RefundStatus
 from .rails import RailResult, rail_for, rail_get
 from .schemas import payment_out, refund_out
 
 logger = logging.getLogger(__name__)
 
 
-def checkout_confirm(*, checkout_id: str, payment_method: str = "") -> Checkout:
+def checkout_confirm(*, checkout_id: str, payment_method: str = "", buyer=None) -> Checkout:
     """Pay for a checkout. Returns the checkout, complete or awaiting the buyer's action.
 
     A free checkout completes with no payment. A checkout already complete, or with a payment
     already under way, is returned as it is: a double click or a replayed request charges once.
     A declined payment raises PaymentDeclined and leaves the checkout open for another try.
+    The wallet and the tab need the signed-in ``buyer``; they pay in this one transaction, and
+    a refusal (InsufficientFunds, LimitExceeded) rolls it back with no money moved.
     """
     with transaction.atomic():
         checkout = checkout_lock_open(checkout_id=checkout_id)
@@ -50,6 +53,8 @@ def checkout_confirm(*, checkout_id: str, payment_method: str = "") -> Checkout:
         if checkout.payments.filter(status__in=[PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION]).exists():
             return checkout
         rail = rail_for(store=checkout.store, payment_method=payment_method)
+        if getattr(rail, "in_ledger", False):
+            return _checkout_pay_in_ledger(checkout=checkout, rail=rail, payment_method=payment_method, buyer=buyer)
         minimum = rail.minimum_charge(checkout.currency)
         if checkout.amount_total < minimum:
             raise AmountTooSmall(
@@ -71,6 +76,57 @@ def checkout_confirm(*, checkout_id: str, payment_method: str = "") -> Checkout:
     if result.status == "failed":
         raise PaymentDeclined(result.failure_message, code=result.failure_code or "payment_failed")
     return Checkout.objects.get(pk=checkout.pk)
+
+
+def _checkout_pay_in_ledger(*, checkout: Checkout, rail, payment_method: str, buyer) -> Checkout:
+    if buyer is None:
+        raise BuyerRequired()
+    payment = Payment.objects.create(
+        store_id=checkout.store_id, checkout=checkout, buyer=buyer, rail=rail.name, payment_method=payment_method,
+        amount=checkout.amount_total, currency=checkout.currency,
+    )
+    result = rail.ledger_charge(payment=payment)
+    payment_succeed(payment_id=payment.pk, reference=result.reference, fee=result.fee)
+    return Checkout.objects.get(pk=checkout.pk)
+
+
+def payment_create_for_purpose(
+    *, purpose: str, buyer, amount: int, currency: str, payment_method: str, store=None, before_start=None
+) -> Payment:
+    """Take a card payment that is not for a checkout (a wallet top-up, a tab settlement).
+
+    The same lock, call, finalize pattern as a checkout. The rail is picked as for ``store`` (a
+    store's own Stripe account) or, with no store, the platform's. Raises PaymentDeclined on a
+    decline; a payment that needs the buyer's action (3-D Secure) is returned in requires_action.
+    """
+    amount_validate(amount, allow_zero=False)
+    rail = rail_for(store=store, payment_method=payment_method)
+    if getattr(rail, "in_ledger", False):
+        raise InvalidRequest("Pay this with a card.", param="payment_method", code="card_required")
+    minimum = rail.minimum_charge(currency)
+    if amount < minimum:
+        raise AmountTooSmall(f"Card payments must be at least {format_money(minimum, currency)}.", param="amount")
+    with transaction.atomic():
+        payment = Payment.objects.create(
+            purpose=purpose, store=store, buyer=buyer, rail=rail.name, payment_method=payment_method,
+            amount=amount, currency=currency,
+        )
+        if before_start is not None:
+            before_start(payment)  # link the payment to what it pays for, before the rail can report
+    result = rail.payment_start(payment_id=payment.pk, amount=amount, currency=currency, payment_method=payment_method)
+    payment = payment_apply_result(payment_id=payment.pk, result=result)
+    if result.status == "failed":
+        raise PaymentDeclined(result.failure_message, code=result.failure_code or "payment_failed")
+    return payment
+
+
+# What a succeeded payment that is not for a checkout does (a wallet top-up, a tab settlement):
+# apps register a handler(payment=) that moves the money; it runs in payment_succeed's transaction.
+PURPOSE_HANDLERS: dict[str, object] = {}
+
+
+def payment_purpose_register(purpose: str, handler) -> None:
+    PURPOSE_HANDLERS[purpose] = handler
 
 
 def payment_apply_result(*, payment_id: str, result: RailResult) -> Payment:
@@ -111,8 +167,10 @@ def payment_fail(*, payment_id: str, code: str, message: str, reference: str = "
     payment.failure_message = message[:255]
     payment.rail_reference = reference or payment.rail_reference
     payment.save(update_fields=["status", "failure_code", "failure_message", "rail_reference", "updated_at"])
-    Checkout.objects.filter(pk=payment.checkout_id).update(last_error_code=code[:40], last_error_message=message[:255])
-    _event_emit(payment.store_id, "payment.failed", payment_out(payment))
+    if payment.checkout_id:
+        Checkout.objects.filter(pk=payment.checkout_id).update(last_error_code=code[:40], last_error_message=message[:255])
+    if payment.store_id:
+        _event_emit(payment.store_id, "payment.failed", payment_out(payment))
 
 
 def _event_emit(store_id: str, type: str, obj: dict) -> None:
@@ -130,6 +188,8 @@ def _platform_fee(amount: int) -> int:
 def payment_succeed(*, payment_id: str, reference: str = "", fee: int = 0) -> Order:
     """Record a rail's success: mark the payment, create the order, move the money. Idempotent."""
     payment = Payment.objects.select_for_update().get(pk=payment_id)
+    if payment.purpose != PaymentPurpose.CHECKOUT:
+        return _payment_succeed_for_purpose(payment=payment, reference=reference, fee=fee)
     if payment.status == PaymentStatus.SUCCEEDED:
         return Order.objects.get(payment=payment)
     checkout = Checkout.objects.select_for_update().select_related("store").get(pk=payment.checkout_id)
@@ -160,12 +220,35 @@ def payment_succeed(*, payment_id: str, reference: str = "", fee: int = 0) -> Or
             amount=platform_fee, code="platform_fee", reference=order.pk,
         )
     if fee:
-        fees = account_open(kind=AccountKind.PROCESSOR_FEES, owner=payment.rail, currency=currency)
+        fees = rail_fee_account(payment=payment)
         transfer_create(
             idempotency_key=f"{payment.pk}:processor_fee", debit_account=balance, credit_account=fees,
             amount=fee, code="processor_fee", reference=order.pk,
         )
     return order
+
+
+def rail_fee_account(*, payment: Payment):
+    """Where a payment's fee goes: the rail's own choice (the wallet's fee pool), else its processor fees."""
+    rail = rail_get(payment.rail)
+    if hasattr(rail, "fee_account"):
+        return rail.fee_account(payment=payment)
+    return account_open(kind=AccountKind.PROCESSOR_FEES, owner=payment.rail, currency=payment.currency)
+
+
+def _payment_succeed_for_purpose(*, payment: Payment, reference: str, fee: int):
+    if payment.status == PaymentStatus.SUCCEEDED:
+        return payment
+    amount_validate(fee, param="fee")
+    payment.status = PaymentStatus.SUCCEEDED
+    payment.rail_reference = reference or payment.rail_reference
+    payment.fee = fee
+    payment.save(update_fields=["status", "rail_reference", "fee", "updated_at"])
+    handler = PURPOSE_HANDLERS.get(payment.purpose)
+    if handler is None:
+        raise RuntimeError(f"no handler registered for payments of purpose {payment.purpose}")
+    handler(payment=payment)
+    return payment
 
 
 def refund_create(*, store: Store, order_id: str, amount: int | None = None, reason: str = "") -> Refund:
@@ -199,8 +282,13 @@ def refund_create(*, store: Store, order_id: str, amount: int | None = None, rea
         refund = Refund.objects.create(
             store=store, payment=payment, order=order, amount=amount, currency=order.currency, reason=reason
         )
+        rail = rail_get(payment.rail)
+        if getattr(rail, "in_ledger", False):
+            # The wallet and the tab give the money back inside this transaction.
+            rail.ledger_refund(refund=refund)
+            return refund_succeed(refund_id=refund.pk)
 
-    result = rail_get(payment.rail).refund(
+    result = rail.refund(
         payment_id=payment.pk, reference=payment.rail_reference, amount=amount, currency=order.currency,
         refund_id=refund.pk,
     )
