@@ -63,3 +63,51 @@ class Tab(models.Model):
                 fields=["buyer", "currency"], condition=Q(status="open"), name="wallets_one_open_tab_per_currency"
             )
         ]
+
+
+class AllowancePeriod(models.TextChoices):
+    DAY = "day", "Day"
+    WEEK = "week", "Week"
+    MONTH = "month", "Month"
+
+
+class Allowance(models.Model):
+    """A buyer's standing permission for one store to charge their wallet, up to ``amount`` a period.
+
+    In-game purchases, pay-per-call APIs and per-post billing charge through it with no click.
+    """
+
+    id = PrefixedIdField(prefix="alw")
+    buyer = models.ForeignKey(Buyer, on_delete=models.PROTECT, related_name="allowances")
+    store = models.ForeignKey("stores.Store", on_delete=models.PROTECT, related_name="allowances")
+    currency = models.CharField(max_length=3)
+    amount = models.BigIntegerField()
+    period = models.CharField(max_length=5, choices=AllowancePeriod.choices)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="wallets_allowance_amount_positive"),
+            models.UniqueConstraint(
+                fields=["buyer", "store", "currency"], condition=Q(revoked_at__isnull=True),
+                name="wallets_one_live_allowance_per_store",
+            ),
+        ]
+
+
+class Charge(models.Model):
+    """A store's charge against an allowance, made through the API (POST /api/v1/charges)."""
+
+    id = PrefixedIdField(prefix="ch")
+    store = models.ForeignKey("stores.Store", on_delete=models.PROTECT, related_name="charges")
+    allowance = models.ForeignKey(Allowance, on_delete=models.PROTECT, related_name="charges")
+    order = models.OneToOneField("orders.Order", on_delete=models.PROTECT, related_name="charge")
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    description = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="wallets_charge_amount_positive")]
