@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "stall.orders",
     "stall.integrations",
     "stall.wallets",
+    "stall.content",
     "stall.dashboard",
 ]
 
@@ -295,3 +296,8 @@ STALL_TAB_LIMIT = os.environ.get("STALL_TAB_LIMIT", "5")
 STALL_TAB_SETTLE_AFTER_DAYS = int(os.environ.get("STALL_TAB_SETTLE_AFTER_DAYS", "30"))
 # With no saved card to settle an overdue tab, refuse further tab purchases until it is paid.
 STALL_TAB_BLOCK_WHEN_OVERDUE = _env_bool("STALL_TAB_BLOCK_WHEN_OVERDUE", True)
+# Posts: the free preview is the text above a "<!-- more -->" line, or else this many paragraphs.
+STALL_POST_PREVIEW_PARAGRAPHS = int(os.environ.get("STALL_POST_PREVIEW_PARAGRAPHS", "2"))
+# A reader may have an unlock refunded this many hours after it, this many times a calendar month.
+STALL_UNLOCK_REFUND_HOURS = int(os.environ.get("STALL_UNLOCK_REFUND_HOURS", "24"))
+STALL_UNLOCK_REFUNDS_PER_MONTH = int(os.environ.get("STALL_UNLOCK_REFUNDS_PER_MONTH", "3"))

@@ -43,6 +43,8 @@ EVENT_TYPES = (
     "order.refunded",
     "checkout.expired",
     "payment.failed",
+    "post.unlocked",
+    "tip.created",
 )
 RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000)  # seconds after attempts 1..7
 RESPONSE_BODY_LIMIT = 2000

@@ -14,6 +14,15 @@ from .models import DownloadCount, Entitlement, Order, OrderLine
 
 _DOWNLOAD_SALT = "stall.orders.download"
 
+# What else a paid order does for the kinds of product other apps own (a post unlock, a tip):
+# handler(order=, lines=) runs inside order_create_for_checkout's transaction, on every rail.
+ORDER_PAID_HANDLERS: list = []
+
+
+def order_paid_handler_register(handler) -> None:
+    if handler not in ORDER_PAID_HANDLERS:
+        ORDER_PAID_HANDLERS.append(handler)
+
 
 def customer_for_email(*, store_id: str, email: str) -> Customer:
     """The store's customer with this email, matched without regard to case ("Reader@" is "reader@")."""
@@ -58,6 +67,8 @@ def order_create_for_checkout(*, checkout: Checkout, payment=None, fee: int = 0,
     checkout.last_error_code = checkout.last_error_message = ""
     checkout.save(update_fields=["status", "completed_at", "last_error_code", "last_error_message"])
     transaction.on_commit(lambda: receipt_send(order.pk))
+    for handler in ORDER_PAID_HANDLERS:
+        handler(order=order, lines=lines)
     _event_emit(order, "order.paid")
     return order
 

@@ -1,0 +1,43 @@
+from stall.core.errors import Conflict, InvalidRequest, NotFound
+
+
+class PostNotFound(NotFound):
+    default_message = "No such post."
+
+
+class PostInvalid(InvalidRequest):
+    code = "invalid_post"
+
+
+class UnlockRefundInvalid(InvalidRequest):
+    code = "invalid_refund_request"
+
+
+class UnlockRefundRefused(Conflict):
+    """A reader's refund of an unlock that the rules do not allow; ``code`` says which rule."""
+
+    code = "unlock_refund_refused"
+
+
+class TipJarNotFound(NotFound):
+    code = "tip_jar_missing"
+    default_message = "This store does not take tips."
+
+
+class TipJarInvalid(InvalidRequest):
+    code = "invalid_tip_jar"
+
+
+class TipInvalid(InvalidRequest):
+    code = "invalid_tip"
+
+
+class CardNotAllowed(InvalidRequest):
+    code = "amount_too_small"
+
+
+class ConfirmRequired(Conflict):
+    """A wallet spend above the buyer's one-click limit: ask them, then call again with confirmed=True."""
+
+    code = "confirmation_required"
+    default_message = "Confirm this payment from your wallet."

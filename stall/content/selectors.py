@@ -1,0 +1,177 @@
+"""Reads for posts and tips. Everything is scoped to a store; a draft post is "not found" to readers."""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import F, QuerySet, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from stall.catalog.models import ProductStatus
+from stall.orders.models import Entitlement, OrderStatus
+
+from .errors import PostNotFound
+from .models import Post, Tip, TipJar, UnlockRefund
+from .preview import Split, post_split
+
+
+def post_split_for(post: Post) -> Split:
+    return post_split(post.body, paragraphs=settings.STALL_POST_PREVIEW_PARAGRAPHS, priced=not post.is_free)
+
+
+def posts_for_store(*, store) -> QuerySet[Post]:
+    return Post.objects.filter(store=store).select_related("product", "store").order_by("-pk")
+
+
+def post_get(*, store, post_id: str) -> Post:
+    """A post of ``store``, any status; another store's post is "not found"."""
+    post = posts_for_store(store=store).filter(pk=post_id).first()
+    if post is None:
+        raise PostNotFound()
+    return post
+
+
+def posts_public(*, store) -> QuerySet[Post]:
+    return (
+        Post.objects.filter(store=store, product__status=ProductStatus.PUBLISHED)
+        .select_related("product", "store")
+        .order_by("-published_at", "-pk")
+    )
+
+
+def post_get_public(*, store, slug: str) -> Post:
+    post = posts_public(store=store).filter(product__slug=slug).first()
+    if post is None:
+        raise PostNotFound()
+    return post
+
+
+def post_unlock_get(*, post: Post, email: str) -> Entitlement | None:
+    """The reader's live unlock of the post (an unrevoked entitlement), newest first."""
+    if not email:
+        return None
+    return (
+        Entitlement.objects.filter(product_id=post.product_id, email__iexact=email, revoked_at__isnull=True)
+        .select_related("order")
+        .order_by("-pk")
+        .first()
+    )
+
+
+def post_is_creator(*, post: Post, user) -> bool:
+    return bool(user is not None and user.is_authenticated and post.store.owner_id == user.pk)
+
+
+@dataclass(frozen=True)
+class RefundOffer:
+    """Whether the reader may give this unlock back, and until when."""
+
+    allowed: bool
+    deadline: datetime | None = None
+    left_this_month: int = 0
+    reason: str = ""  # why not, when not allowed
+
+
+def unlock_refund_offer(*, post: Post, buyer, entitlement: Entitlement | None, now=None) -> RefundOffer:
+    if buyer is None or entitlement is None or entitlement.order.payment_id is None:
+        return RefundOffer(allowed=False)
+    now = now or timezone.now()
+    deadline = entitlement.order.created_at + timedelta(hours=settings.STALL_UNLOCK_REFUND_HOURS)
+    local = timezone.localtime(now)
+    month_start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    used = UnlockRefund.objects.filter(buyer=buyer, created_at__gte=month_start).count()
+    left = max(0, settings.STALL_UNLOCK_REFUNDS_PER_MONTH - used)
+    if now > deadline:
+        return RefundOffer(allowed=False, deadline=deadline, left_this_month=left, reason="window")
+    if not left:
+        return RefundOffer(allowed=False, deadline=deadline, left_this_month=0, reason="limit")
+    return RefundOffer(allowed=True, deadline=deadline, left_this_month=left)
+
+
+# --- Tips -----------------------------------------------------------------------------------
+
+
+def tip_jar_get(*, store) -> TipJar | None:
+    return TipJar.objects.select_related("product").filter(store=store).first()
+
+
+def tip_jar_public(*, store) -> TipJar | None:
+    return TipJar.objects.select_related("product").filter(store=store, enabled=True).first()
+
+
+def tips_for_store(*, store) -> QuerySet[Tip]:
+    return Tip.objects.filter(store=store).select_related("order").order_by("-pk")
+
+
+def tip_jar_raised(*, jar: TipJar) -> int:
+    """What the jar has taken in: its tip orders' totals less what was refunded."""
+    total = Tip.objects.filter(store_id=jar.store_id, currency=jar.currency).aggregate(
+        s=Coalesce(Sum(F("order__amount_total") - F("order__amount_refunded")), 0)
+    )["s"]
+    return int(total)
+
+
+@dataclass(frozen=True)
+class Supporter:
+    name: str
+    amount: int
+    currency: str
+    message: str
+    created_at: datetime
+
+
+def supporters_public(*, jar: TipJar, limit: int = 20) -> list[Supporter]:
+    """The public supporters list, newest first. A tipper who did not opt in is "Someone", with no
+    message: their name and words never leave the dashboard."""
+    if not jar.show_supporters:
+        return []
+    tips = (
+        Tip.objects.filter(store_id=jar.store_id)
+        .exclude(order__status=OrderStatus.REFUNDED)
+        .only("name", "message", "public", "amount", "currency", "created_at")
+        .order_by("-pk")[:limit]
+    )
+    return [
+        Supporter(
+            name=(t.name if t.public and t.name else "Someone"), amount=t.amount, currency=t.currency,
+            message=t.message if t.public else "", created_at=t.created_at,
+        )
+        for t in tips
+    ]
+
+
+@dataclass(frozen=True)
+class TipJarPanel:
+    """Everything the tip jar box on a store or product page shows."""
+
+    jar: TipJar
+    raised: int
+    percent: int | None
+    supporters: list[Supporter] = field(default_factory=list)
+    buyer: object = None
+    wallet_balance: int = 0
+    card_minimum: int = 0
+
+
+def tip_jar_panel(*, store, buyer=None) -> TipJarPanel | None:
+    jar = tip_jar_public(store=store)
+    if jar is None:
+        return None
+    from .services import card_minimum
+
+    raised = tip_jar_raised(jar=jar)
+    percent = min(100, raised * 100 // jar.goal_amount) if jar.goal_amount else None
+    return TipJarPanel(
+        jar=jar, raised=raised, percent=percent, supporters=supporters_public(jar=jar), buyer=buyer,
+        wallet_balance=wallet_balance_for(buyer=buyer, currency=jar.currency), card_minimum=card_minimum(jar.currency),
+    )
+
+
+def wallet_balance_for(*, buyer, currency: str) -> int:
+    if buyer is None:
+        return 0
+    from stall.wallets.selectors import wallet_get
+
+    wallet = wallet_get(buyer=buyer, currency=currency)
+    return wallet.account.balance if wallet is not None else 0
