@@ -27,6 +27,10 @@ class Wallet(models.Model):
     auto_top_up_method = models.ForeignKey(
         "payments.SavedPaymentMethod", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # Set when an automatic top-up failed (a declined card): no more tries until the buyer saves
+    # the settings again, so a dead card is not charged over and over.
+    auto_top_up_failed_at = models.DateTimeField(null=True, blank=True)
+    auto_top_up_failure = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -56,6 +60,9 @@ class Tab(models.Model):
     settlement = models.OneToOneField(
         "payments.Payment", on_delete=models.PROTECT, null=True, blank=True, related_name="settled_tab"
     )
+    # The periodic settlement of an overdue tab charges a saved card once, and emails the buyer once.
+    auto_settle_tried_at = models.DateTimeField(null=True, blank=True)
+    overdue_notified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -63,6 +70,27 @@ class Tab(models.Model):
                 fields=["buyer", "currency"], condition=Q(status="open"), name="wallets_one_open_tab_per_currency"
             )
         ]
+
+
+class AutoTopUp(models.Model):
+    """One automatic top-up of a wallet that fell below its threshold.
+
+    ``trigger`` names what the wallet was filled by last (the latest transfer into it): every spend
+    of a burst that takes the balance below the threshold shares it, so the burst tops up once,
+    and a failed top-up is not tried again for the same trigger.
+    """
+
+    id = PrefixedIdField(prefix="atu")
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="auto_top_ups")
+    trigger = models.CharField(max_length=64)
+    payment = models.OneToOneField(
+        "payments.Payment", on_delete=models.PROTECT, null=True, blank=True, related_name="auto_top_up"
+    )
+    failure_message = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["wallet", "trigger"], name="wallets_one_auto_top_up_per_trigger")]
 
 
 class AllowancePeriod(models.TextChoices):
