@@ -55,6 +55,8 @@ def _mount() -> None:
     from stall.ledger.api import router as balance
     from stall.orders.api import router as orders
     from stall.payments.api import router as refunds
+    from stall.wallets.api import customers_router as customers
+    from stall.wallets.api import router as charges
 
     api.add_router("/products", products, tags=["Products"])
     api.add_router("/checkouts", checkouts, tags=["Checkouts"])
@@ -63,6 +65,8 @@ def _mount() -> None:
     api.add_router("/balance", balance, tags=["Balance"])
     api.add_router("/webhook_endpoints", webhook_endpoints, tags=["Webhooks"])
     api.add_router("/events", events, tags=["Webhooks"])
+    api.add_router("/charges", charges, tags=["Charges"])
+    api.add_router("/customers", customers, tags=["Customers"])
 
 
 _mount()

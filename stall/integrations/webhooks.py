@@ -43,6 +43,7 @@ EVENT_TYPES = (
     "order.refunded",
     "checkout.expired",
     "payment.failed",
+    "charge.succeeded",
     "post.unlocked",
     "tip.created",
 )

@@ -1,0 +1,428 @@
+"""Allowances and the charges a store makes against them.
+
+An allowance is a buyer's standing permission for one store to take up to ``amount`` a period
+from their wallet with no click: in-game purchases, pay-per-call APIs, per-post billing. A buyer
+has at most one live allowance per store and currency; granting again replaces it.
+
+Periods are calendar periods in UTC: a day runs from 00:00 UTC, a week from Monday 00:00 UTC, a
+month from the 1st at 00:00 UTC. What a period has used is the sum of the store's charges to
+this buyer since the period began, less what was refunded of them, counting the charges made
+under an allowance this one replaced: raising a daily limit at noon does not restore the
+morning's spending.
+
+A charge pays through the wallet rail like a one-click purchase (a checkout for the store's
+"API charges" product, paid from the wallet) and everything happens in one transaction: the
+allowance row is locked first, the period's usage is read under that lock, and any refusal
+rolls back with no money moved. Two charges against one allowance therefore never both take
+the last of its room.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, QuerySet, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from stall.accounts.models import Buyer
+from stall.audience.models import Customer
+from stall.catalog.models import PriceType, Product, ProductKind, ProductStatus
+from stall.core.errors import Conflict, InvalidRequest, NotFound, PaymentError, PermissionDenied
+from stall.core.money import amount_validate, currency_normalize, format_money
+from stall.stores.models import Store
+
+from .errors import WalletEmpty
+from .models import Allowance, AllowancePeriod, Charge
+
+DESCRIPTION_MAX = 120  # a charge's description names its order line, which holds 120 characters
+CHARGE_PRODUCT_NAME = "API charges"
+
+
+# --- Errors ---------------------------------------------------------------------------------
+
+
+class AllowanceInvalid(InvalidRequest):
+    code = "invalid_allowance"
+
+
+class AllowanceNotFound(NotFound):
+    default_message = "No such allowance."
+
+
+class AllowanceConflict(Conflict):
+    code = "allowance_conflict"
+    default_message = "Another change to this allowance happened at the same time. Try again."
+
+
+class AllowanceMissing(PermissionDenied):
+    code = "allowance_missing"
+    default_message = "This customer has not allowed your store to charge their wallet."
+
+
+class AllowanceRevoked(PermissionDenied):
+    code = "allowance_revoked"
+    default_message = "This customer revoked your store's allowance."
+
+
+class AllowanceExpired(PermissionDenied):
+    code = "allowance_expired"
+    default_message = "This customer's allowance for your store has expired."
+
+
+class AllowanceExceeded(PaymentError):
+    code = "allowance_exceeded"
+    default_message = "This charge is more than what is left of the customer's allowance this period."
+
+
+class ChargeCurrencyMismatch(InvalidRequest):
+    code = "currency_mismatch"
+
+
+class ChargeNotFound(NotFound):
+    default_message = "No such charge."
+
+
+class CustomerNotFound(NotFound):
+    default_message = "No such customer."
+
+
+# --- Periods --------------------------------------------------------------------------------
+
+
+def period_bounds(*, period: str, now: datetime) -> tuple[datetime, datetime]:
+    """The calendar period (UTC) holding ``now``: [start, end)."""
+    now = now.astimezone(dt_timezone.utc)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == AllowancePeriod.DAY:
+        return midnight, midnight + timedelta(days=1)
+    if period == AllowancePeriod.WEEK:
+        start = midnight - timedelta(days=now.weekday())  # Monday is 0
+        return start, start + timedelta(days=7)
+    if period == AllowancePeriod.MONTH:
+        start = midnight.replace(day=1)
+        end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+        return start, end
+    raise ValueError(f"unknown period {period!r}")
+
+
+def allowance_used(*, allowance: Allowance, now: datetime | None = None) -> int:
+    """What the store has charged this buyer in the current period, less refunds (minor units).
+
+    Counts every charge of the store to the buyer in the allowance's currency since the period
+    began, including charges under an allowance this one replaced.
+    """
+    start, _ = period_bounds(period=allowance.period, now=now or timezone.now())
+    return Charge.objects.filter(
+        store_id=allowance.store_id, allowance__buyer_id=allowance.buyer_id, currency=allowance.currency,
+        created_at__gte=start,
+    ).aggregate(used=Coalesce(Sum(F("amount") - F("order__amount_refunded")), 0))["used"]
+
+
+def allowance_is_expired(*, allowance: Allowance, now: datetime | None = None) -> bool:
+    return allowance.expires_at is not None and allowance.expires_at <= (now or timezone.now())
+
+
+@dataclass(frozen=True)
+class AllowanceUsage:
+    allowance: Allowance
+    used: int
+    remaining: int
+    period_start: datetime
+    period_end: datetime
+    expired: bool
+
+    @property
+    def live(self) -> bool:
+        return self.allowance.revoked_at is None and not self.expired
+
+
+def allowance_usage(*, allowance: Allowance, now: datetime | None = None) -> AllowanceUsage:
+    now = now or timezone.now()
+    start, end = period_bounds(period=allowance.period, now=now)
+    used = allowance_used(allowance=allowance, now=now)
+    return AllowanceUsage(
+        allowance=allowance, used=used, remaining=max(0, allowance.amount - used), period_start=start,
+        period_end=end, expired=allowance_is_expired(allowance=allowance, now=now),
+    )
+
+
+# --- Granting and revoking ------------------------------------------------------------------
+
+
+@transaction.atomic
+def allowance_grant(
+    *, buyer: Buyer, store: Store, amount: int, period: str, expires_at: datetime | None = None
+) -> Allowance:
+    """Let ``store`` charge the buyer's wallet up to ``amount`` (store currency) a ``period``.
+
+    A live allowance for the same store and currency is revoked in this transaction and replaced.
+    The store gets a customer (``cus_…``) for the buyer, the id it charges through the API.
+    """
+    from stall.orders.services import customer_for_email
+
+    amount_validate(amount, allow_zero=False)
+    if period not in AllowancePeriod.values:
+        raise AllowanceInvalid(f"Period must be one of: {', '.join(AllowancePeriod.values)}.", param="period")
+    now = timezone.now()
+    if expires_at is not None and expires_at <= now:
+        raise AllowanceInvalid("The end date must be in the future.", param="expires_at")
+    currency = store.currency
+    Allowance.objects.select_for_update().filter(
+        buyer=buyer, store=store, currency=currency, revoked_at__isnull=True
+    ).update(revoked_at=now)
+    try:
+        with transaction.atomic():
+            allowance = Allowance.objects.create(
+                buyer=buyer, store=store, currency=currency, amount=amount, period=period, expires_at=expires_at
+            )
+    except IntegrityError:  # a grant for the same store committed between our update and insert
+        raise AllowanceConflict() from None
+    customer_for_email(store_id=store.pk, email=buyer.email)
+    return allowance
+
+
+@transaction.atomic
+def allowance_revoke(*, buyer: Buyer, allowance_id: str) -> Allowance:
+    """Stop a store charging the buyer's wallet. Revoking twice is the same as once.
+
+    The row lock waits for a charge under way against this allowance to finish; none starts after.
+    """
+    allowance = Allowance.objects.select_for_update().filter(buyer=buyer, pk=allowance_id).first()
+    if allowance is None:
+        raise AllowanceNotFound()
+    if allowance.revoked_at is None:
+        allowance.revoked_at = timezone.now()
+        allowance.save(update_fields=["revoked_at"])
+    return allowance
+
+
+# --- Reads ----------------------------------------------------------------------------------
+
+
+def allowances_for_buyer(*, buyer: Buyer) -> QuerySet[Allowance]:
+    """The buyer's allowances, live ones first, then newest first."""
+    return (
+        Allowance.objects.filter(buyer=buyer).select_related("store")
+        .order_by(F("revoked_at").desc(nulls_first=True), "-pk")
+    )
+
+
+def allowance_live_get(*, buyer: Buyer, store: Store) -> Allowance | None:
+    """The buyer's unrevoked allowance for ``store`` in its currency (it may have expired)."""
+    return Allowance.objects.filter(buyer=buyer, store=store, currency=store.currency, revoked_at__isnull=True).first()
+
+
+def customer_get(*, store: Store, customer_id: str) -> Customer:
+    """A customer of ``store``; another store's customer is "not found"."""
+    customer = Customer.objects.filter(store=store, pk=customer_id).first()
+    if customer is None:
+        raise CustomerNotFound()
+    return customer
+
+
+def customers_for_store(*, store: Store) -> QuerySet[Customer]:
+    return Customer.objects.filter(store=store).order_by("-pk")
+
+
+def _buyer_for_customer(customer: Customer) -> Buyer | None:
+    return Buyer.objects.filter(email=customer.email.strip().lower()).first()
+
+
+def _allowance_refusal(*, buyer: Buyer | None, store: Store, currency: str):
+    """Why there is no live allowance: revoked (the latest one was), or missing."""
+    if buyer is not None and Allowance.objects.filter(buyer=buyer, store=store, currency=currency).exists():
+        return AllowanceRevoked()
+    return AllowanceMissing()
+
+
+@dataclass(frozen=True)
+class CustomerWallet:
+    customer: Customer
+    currency: str
+    balance: int
+    usage: AllowanceUsage
+
+
+def customer_wallet_get(*, store: Store, customer_id: str) -> CustomerWallet:
+    """A customer's wallet balance and allowance, for a store the customer allowed to charge them.
+
+    Without a live allowance the store learns nothing of the wallet: AllowanceMissing,
+    AllowanceRevoked or AllowanceExpired.
+    """
+    from .selectors import wallet_get
+
+    customer = customer_get(store=store, customer_id=customer_id)
+    buyer = _buyer_for_customer(customer)
+    allowance = allowance_live_get(buyer=buyer, store=store) if buyer is not None else None
+    if allowance is None:
+        raise _allowance_refusal(buyer=buyer, store=store, currency=store.currency)
+    usage = allowance_usage(allowance=allowance)
+    if usage.expired:
+        raise AllowanceExpired()
+    wallet = wallet_get(buyer=buyer, currency=allowance.currency)
+    return CustomerWallet(
+        customer=customer, currency=allowance.currency, balance=wallet.account.balance if wallet else 0, usage=usage
+    )
+
+
+def charges_for_store(*, store: Store) -> QuerySet[Charge]:
+    return Charge.objects.filter(store=store).select_related("order").order_by("-pk")
+
+
+def charge_get(*, store: Store, charge_id: str) -> Charge:
+    """A charge of ``store``; another store's charge is "not found", never "forbidden"."""
+    charge = Charge.objects.filter(store=store, pk=charge_id).select_related("order").first()
+    if charge is None:
+        raise ChargeNotFound()
+    return charge
+
+
+# --- Charging -------------------------------------------------------------------------------
+
+
+def _description_clean(description: object) -> str:
+    if description is None:
+        return ""
+    if not isinstance(description, str):
+        raise InvalidRequest("Description must be text.", param="description")
+    description = description.strip()
+    if len(description) > DESCRIPTION_MAX:
+        raise InvalidRequest(f"Description can be at most {DESCRIPTION_MAX} characters.", param="description")
+    if "\x00" in description:
+        raise InvalidRequest("Description cannot contain NUL characters.", param="description")
+    return description
+
+
+@transaction.atomic
+def charge_product_for(*, store: Store) -> Product:
+    """The store's product that API charges are sold as, created on first use."""
+    product = Product.objects.filter(store=store, kind=ProductKind.CHARGE).order_by("pk").first()
+    if product is not None:
+        return product
+    # Two first charges of one store racing: the store row makes the second wait and find the first's.
+    Store.objects.select_for_update().filter(pk=store.pk).first()
+    product = Product.objects.filter(store=store, kind=ProductKind.CHARGE).order_by("pk").first()
+    if product is not None:
+        return product
+    slug = "api-charges"
+    if Product.objects.filter(store=store, slug=slug).exists():
+        from stall.core.ids import new_id
+
+        slug = new_id("api-charges").replace("_", "-")
+    return Product.objects.create(
+        store=store, kind=ProductKind.CHARGE, name=CHARGE_PRODUCT_NAME, slug=slug, price_type=PriceType.PAY_WHAT_YOU_WANT,
+        amount=1, currency=store.currency, status=ProductStatus.PUBLISHED, download_limit=settings.STALL_DOWNLOAD_LIMIT,
+    )
+
+
+def _idempotency_scope(store: Store) -> str:
+    return hashlib.sha256(f"wallets.charge:{store.pk}".encode()).hexdigest()
+
+
+def _idempotent_replay(*, store: Store, key: str, request_hash: str) -> Charge | None:
+    """The charge made earlier with this key, or None after claiming the key for this request."""
+    from stall.core.models import IdempotencyRecord
+
+    if not isinstance(key, str) or not key.strip() or len(key) > 255:
+        raise InvalidRequest("The idempotency key must be 1 to 255 characters.", param="idempotency_key")
+    scope = _idempotency_scope(store)
+    try:
+        with transaction.atomic():
+            IdempotencyRecord.objects.create(scope=scope, key=key, request_hash=request_hash)
+            return None
+    except IntegrityError:
+        record = IdempotencyRecord.objects.get(scope=scope, key=key)
+    if record.request_hash != request_hash:
+        raise Conflict("This idempotency key was used with a different charge.", param="idempotency_key",
+                       code="idempotency_key_reused")
+    return Charge.objects.select_related("order").get(store=store, pk=bytes(record.body).decode())
+
+
+def _idempotent_store(*, store: Store, key: str, charge: Charge) -> None:
+    from stall.core.models import IdempotencyRecord
+
+    IdempotencyRecord.objects.filter(scope=_idempotency_scope(store), key=key).update(
+        status_code=200, content_type="text/plain", body=charge.pk.encode()
+    )
+
+
+def charge_create(
+    *, store: Store, customer_id: str, amount: int, currency: str, description: str = "",
+    idempotency_key: str | None = None,
+) -> Charge:
+    """Charge a customer's wallet against the allowance they gave ``store``; no click.
+
+    Refused, with nothing moved: a bad amount (invalid_amount), another currency than the store's
+    (currency_mismatch), an unknown customer (resource_missing), no allowance (allowance_missing),
+    a revoked one (allowance_revoked), an expired one (allowance_expired), more than the period
+    has left (allowance_exceeded), more than the wallet holds (insufficient_funds). With an
+    ``idempotency_key``, a repeat of the same charge returns the first one and charges once.
+    """
+    from stall.checkout.models import CheckoutLine
+    from stall.checkout.services import CheckoutItem, checkout_create
+    from stall.integrations.webhooks import event_emit
+    from stall.payments.services import checkout_confirm
+
+    from .schemas import charge_out
+
+    amount_validate(amount, allow_zero=False)
+    currency = currency_normalize(currency)
+    if currency != store.currency:
+        raise ChargeCurrencyMismatch(f"This store charges in {store.currency}.", param="currency")
+    description = _description_clean(description)
+    request_hash = hashlib.sha256(json.dumps([customer_id, amount, currency, description]).encode()).hexdigest()
+
+    with transaction.atomic():
+        if idempotency_key is not None:
+            earlier = _idempotent_replay(store=store, key=idempotency_key, request_hash=request_hash)
+            if earlier is not None:
+                return earlier
+        try:
+            customer = customer_get(store=store, customer_id=customer_id)
+        except CustomerNotFound:
+            raise CustomerNotFound(param="customer") from None
+        buyer = _buyer_for_customer(customer)
+        allowance = None
+        if buyer is not None:
+            live = Allowance.objects.select_for_update().filter(
+                buyer=buyer, store=store, currency=currency, revoked_at__isnull=True
+            )
+            # A grant replacing the allowance while we waited for its lock: the new row is only
+            # visible to a fresh statement.
+            allowance = live.first() or live.first()
+        if allowance is None:
+            raise _allowance_refusal(buyer=buyer, store=store, currency=currency)
+        now = timezone.now()
+        if allowance_is_expired(allowance=allowance, now=now):
+            raise AllowanceExpired()
+        remaining = allowance.amount - allowance_used(allowance=allowance, now=now)
+        if amount > remaining:
+            left = format_money(max(0, remaining), currency)
+            raise AllowanceExceeded(
+                f"This charge is more than the {left} left of the customer's allowance this {allowance.period}.",
+                param="amount",
+            )
+
+        product = charge_product_for(store=store)
+        checkout = checkout_create(store=store, email=buyer.email, items=[CheckoutItem(product_id=product.pk, amount=amount)])
+        CheckoutLine.objects.filter(checkout=checkout).update(name=description or product.name)
+        try:
+            checkout = checkout_confirm(checkout_id=checkout.pk, payment_method="wallet", buyer=buyer)
+        except WalletEmpty:
+            # The buyer's own wording says "top it up"; the store gets one meant for it.
+            raise WalletEmpty("The customer's wallet does not hold enough for this charge.", param="amount") from None
+        charge = Charge.objects.create(
+            store=store, allowance=allowance, order=checkout.order, amount=amount, currency=currency,
+            description=description,
+        )
+        event_emit(store_id=store.pk, type="charge.succeeded", data={"object": charge_out(charge)})
+        if idempotency_key is not None:
+            _idempotent_store(store=store, key=idempotency_key, charge=charge)
+    return charge

@@ -1,0 +1,79 @@
+"""API v1: charges against a customer's allowance, and the store's customers with their wallet.
+
+Each endpoint parses, calls one service or selector, serializes.
+"""
+
+from ninja import Query, Router
+
+from stall.core.api import Error, ListParams, ObjectId, paginate, responses, router_refuse_other_methods
+
+from . import allowances
+from .schemas import (
+    ChargeCreateIn,
+    ChargeList,
+    ChargeOut,
+    CustomerList,
+    CustomerListFilter,
+    CustomerOut,
+    CustomerWalletOut,
+    charge_out,
+    customer_out,
+    customer_wallet_out,
+)
+
+router = Router()
+customers_router = Router()
+
+
+@router.post("", response={**responses(ChargeOut), 403: Error}, summary="Charge a customer's wallet")
+def charge_create(request, payload: ChargeCreateIn):
+    """Takes ``amount`` from the customer's wallet with no click, against the allowance the customer
+    gave this store. Refused with ``allowance_missing``, ``allowance_revoked`` or ``allowance_expired``
+    (403), ``allowance_exceeded`` or ``insufficient_funds`` (402), ``currency_mismatch`` (400); a
+    refused charge moves no money. Send an ``Idempotency-Key``: a retry then charges once."""
+    charge = allowances.charge_create(
+        store=request.store, customer_id=payload.customer, amount=payload.amount, currency=payload.currency,
+        description=payload.description, idempotency_key=request.headers.get("Idempotency-Key"),
+    )
+    return charge_out(charge)
+
+
+@router.get("", response=responses(ChargeList), summary="List charges, newest first")
+def charge_list(request, params: Query[ListParams]):
+    return paginate(allowances.charges_for_store(store=request.store), params, charge_out)
+
+
+@router.get("/{id}", response=responses(ChargeOut), summary="Retrieve a charge")
+def charge_retrieve(request, id: ObjectId):
+    return charge_out(allowances.charge_get(store=request.store, charge_id=id))
+
+
+router_refuse_other_methods(router)
+
+
+@customers_router.get("", response=responses(CustomerList), summary="List customers, newest first")
+def customer_list(request, params: Query[ListParams], filters: Query[CustomerListFilter]):
+    """A customer is made at a buyer's first order from the store, or when they grant it an allowance."""
+    qs = allowances.customers_for_store(store=request.store)
+    if filters.email:
+        qs = qs.filter(email__iexact=filters.email.strip())
+    return paginate(qs, params, customer_out)
+
+
+@customers_router.get("/{id}", response=responses(CustomerOut), summary="Retrieve a customer")
+def customer_retrieve(request, id: ObjectId):
+    return customer_out(allowances.customer_get(store=request.store, customer_id=id))
+
+
+@customers_router.get(
+    "/{id}/wallet", response={**responses(CustomerWalletOut), 403: Error},
+    summary="A customer's wallet and allowance",
+)
+def customer_wallet(request, id: ObjectId):
+    """The balance of the customer's wallet and what is left of their allowance this period. Only
+    while the customer allows this store to charge them: otherwise 403 with ``allowance_missing``,
+    ``allowance_revoked`` or ``allowance_expired``, and nothing about the wallet."""
+    return customer_wallet_out(allowances.customer_wallet_get(store=request.store, customer_id=id))
+
+
+router_refuse_other_methods(customers_router)
