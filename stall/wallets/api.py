@@ -7,6 +7,8 @@ from ninja import Query, Router
 
 from stall.core.api import Error, ListParams, ObjectId, paginate, responses, router_refuse_other_methods
 
+from stall.core.errors import InvalidRequest
+
 from . import allowances
 from .schemas import (
     ChargeCreateIn,
@@ -31,10 +33,14 @@ def charge_create(request, payload: ChargeCreateIn):
     gave this store. Refused with ``allowance_missing``, ``allowance_revoked`` or ``allowance_expired``
     (403), ``allowance_exceeded`` or ``insufficient_funds`` (402), ``currency_mismatch`` (400); a
     refused charge moves no money. Send an ``Idempotency-Key``: a retry then charges once."""
-    charge = allowances.charge_create(
-        store=request.store, customer_id=payload.customer, amount=payload.amount, currency=payload.currency,
-        description=payload.description, idempotency_key=request.headers.get("Idempotency-Key"),
-    )
+    try:
+        charge = allowances.charge_create(
+            store=request.store, customer_id=payload.customer, amount=payload.amount, currency=payload.currency,
+            description=payload.description, idempotency_key=request.headers.get("Idempotency-Key"),
+        )
+    except allowances.CustomerNotFound:
+        # A missing object named in the body is a bad request about that parameter, as in Stripe.
+        raise InvalidRequest("No such customer.", param="customer", code="resource_missing") from None
     return charge_out(charge)
 
 
