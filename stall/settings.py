@@ -262,7 +262,13 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("STALL_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "huey": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # With a handler of its own here, `run_huey` adds none, so lines are not printed twice.
+        "huey": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # "Enqueueing periodic task…" every minute is noise; task runs and failures still show.
+        "huey.consumer.Scheduler": {"level": "WARNING"},
+    },
 }
 CSRF_FAILURE_VIEW = "stall.core.views.csrf_failure"
 
