@@ -1,0 +1,190 @@
+"""The Stripe payment page in a real browser.
+
+Stripe.js cannot load here (no internet) and localstripe's stand-in has no Payment Element, so a
+small test server plays Stripe's browser side: it serves a stand-in for the three Stripe.js calls
+our stripe-checkout.js makes (elements().create("payment"), confirmPayment, handleNextAction)
+and carries them out against localstripe with the test keys, as Stripe's own API would. Our page,
+our script, the redirect to the return URL and the server's finalizing are all real.
+"""
+
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import stripe
+
+from stall.core.testing import product_with_file
+from stall.orders.models import Order
+from stall.payments.tests.conftest import (  # noqa: F401 - fixtures
+    PUBLISHABLE_KEY,
+    SECRET_KEY,
+    WEBHOOK_SECRET,
+    localstripe,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+FAKE_STRIPE_JS = """
+(function () {
+  var ORIGIN = document.currentScript.src.replace(/\\/v3\\/$/, "");
+  function call(path, payload) {
+    // text/plain keeps it a simple request: no CORS preflight.
+    return fetch(ORIGIN + path, {method: "POST", body: JSON.stringify(payload)}).then(function (r) { return r.json(); });
+  }
+  window.Stripe = function (publishableKey) {
+    return {
+      elements: function (options) {
+        return {
+          clientSecret: options.clientSecret,
+          create: function (type) {
+            return {mount: function (selector) {
+              document.querySelector(selector).innerHTML =
+                '<label for="card-number">Card number</label><input id="card-number" inputmode="numeric">';
+            }};
+          }
+        };
+      },
+      confirmPayment: function (options) {
+        var number = document.getElementById("card-number").value.replace(/\\s/g, "");
+        var intent = options.elements.clientSecret.split("_secret_")[0];
+        return call("/confirm", {intent: intent, number: number, client_secret: options.elements.clientSecret}).then(function (result) {
+          if (result.error) return {error: result.error};
+          window.location.assign(options.confirmParams.return_url + "?payment_intent=" + intent);
+          return new Promise(function () {});
+        });
+      },
+      handleNextAction: function (options) {
+        var intent = options.clientSecret.split("_secret_")[0];
+        return call("/authenticate", {intent: intent, client_secret: options.clientSecret}).then(function () {
+          return {paymentIntent: {id: intent}};
+        });
+      }
+    };
+  };
+})();
+"""
+
+
+class StripeBrowserSide:
+    """Serves the Stripe.js stand-in and carries out its calls at localstripe."""
+
+    def __init__(self, api_base: str):
+        client = stripe.StripeClient(SECRET_KEY, base_addresses={"api": api_base}, max_network_retries=0)
+        import httpx
+
+        class Handler(BaseHTTPRequestHandler):
+            def _send(self, status, body: bytes, content_type="application/json"):
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Access-Control-Allow-Origin", "*")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                self._send(200, FAKE_STRIPE_JS.encode(), "text/javascript")
+
+            def do_POST(self):
+                data = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                intent = data["intent"]
+                if self.path == "/confirm":
+                    method = client.v1.payment_methods.create(params={
+                        "type": "card", "card": {"number": data["number"], "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
+                    client.v1.payment_intents.update(intent, params={"payment_method": method.id})
+                    try:
+                        confirmed = client.v1.payment_intents.confirm(intent)
+                    except stripe.CardError as exc:
+                        self._send(200, json.dumps({"error": {"message": exc.user_message or "Your card was declined."}}).encode())
+                        return
+                    if confirmed.status == "requires_action":
+                        # Stripe shows the bank's 3-D Secure page here; the buyer passes it.
+                        httpx.post(f"{api_base}/v1/payment_intents/{intent}/_authenticate", params={"success": "true"},
+                                   data={"key": PUBLISHABLE_KEY, "client_secret": data["client_secret"]})
+                    self._send(200, b"{}")
+                elif self.path == "/authenticate":
+                    httpx.post(f"{api_base}/v1/payment_intents/{intent}/_authenticate", params={"success": "true"},
+                               data={"key": PUBLISHABLE_KEY, "client_secret": data["client_secret"]})
+                    self._send(200, b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.js_url = f"http://127.0.0.1:{self.server.server_address[1]}/v3/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def stripe_js(localstripe, settings):  # noqa: F811 - the fixture imported above
+    side = StripeBrowserSide(localstripe)
+    settings.STRIPE_JS_URL = side.js_url
+    settings.STRIPE_ALLOW_CUSTOM_API_BASE = True
+    yield side
+    side.close()
+
+
+@pytest.fixture
+def stripe_shop(creator, localstripe, stripe_js):  # noqa: F811
+    from stall.core.testing import StoreFactory
+    from stall.payments.stripe_services import stripe_account_set
+
+    store = StoreFactory(owner=creator, name="Card Shop", slug="cards")
+    stripe_account_set(store=store, secret_key=SECRET_KEY, publishable_key=PUBLISHABLE_KEY,
+                       webhook_secret=WEBHOOK_SECRET, api_base=localstripe)
+    return store
+
+
+def open_stripe_page(page, live_server, store, product, email):
+    page.goto(f"{live_server.url}/s/{store.slug}/{product.slug}/")
+    page.get_by_role("link", name="Buy").click()
+    page.get_by_label("Your email").fill(email)
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_label("Card number").wait_for()
+
+
+def test_buyer_pays_on_the_stripe_page_after_a_decline(live_server, stripe_shop, phone, shot):
+    """A declined card shows Stripe's message on the page and charges nothing; after a reload a good
+    card pays, Stripe sends the buyer back, and the order is paid with its download."""
+    product = product_with_file(store=stripe_shop, name="Poster pack", amount=800)
+    page = phone.new_page()
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    open_stripe_page(page, live_server, stripe_shop, product, "card.buyer@example.com")
+    shot(page, "1-stripe-page")
+
+    page.get_by_label("Card number").fill("4000 0000 0000 0341")
+    page.get_by_role("button", name="Pay $8.00").click()
+    alert = page.locator("#payment-message")
+    alert.wait_for(state="visible")
+    assert re.search(r"declined", alert.inner_text(), re.I)
+    shot(page, "2-declined")
+    assert Order.objects.count() == 0
+
+    # Real Stripe lets the buyer try another card on the same PaymentIntent; localstripe refuses
+    # to confirm an intent twice, so the buyer reloads and the page makes a fresh one.
+    page.reload()
+    page.get_by_label("Card number").fill("4242 4242 4242 4242")
+    page.get_by_role("button", name="Pay $8.00").click()
+    page.wait_for_url("**/complete/")
+    assert page.get_by_role("heading", name="Thank you!").is_visible()
+    shot(page, "3-paid")
+    order = Order.objects.get(email="card.buyer@example.com")
+    assert (order.amount_total, order.payment.rail, order.payment.status) == (800, "stripe", "succeeded")
+    assert not [e for e in errors if "Content Security Policy" in e], errors
+
+
+def test_a_card_asking_for_3d_secure_completes_after_the_bank_check(live_server, stripe_shop, desktop):
+    """A 3-D Secure card goes through Stripe's check in the browser and the order is paid on return."""
+    product = product_with_file(store=stripe_shop, name="Brushes", amount=500)
+    page = desktop.new_page()
+    open_stripe_page(page, live_server, stripe_shop, product, "secure.buyer@example.com")
+    page.get_by_label("Card number").fill("4000 0027 6000 3184")
+    page.get_by_role("button", name="Pay $5.00").click()
+    page.wait_for_url("**/complete/")
+    order = Order.objects.get(email="secure.buyer@example.com")
+    assert (order.amount_total, order.payment.status) == (500, "succeeded")
