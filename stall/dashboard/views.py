@@ -27,6 +27,7 @@ from stall.payments.services import refund_create
 from stall.stores.selectors import store_for_user, stores_for_user
 from stall.stores.services import store_create, store_update
 
+from .economics import order_processing_cost, store_economics
 from .forms import (
     ApiKeyCreateForm,
     OrderSearchForm,
@@ -91,6 +92,7 @@ def overview(request, slug):
         "section": "overview",
         "balance": account_balance(kind=AccountKind.STORE_BALANCE, owner=store.id, currency=store.currency),
         "summary": sales_summary(store=store),
+        "economics": store_economics(store=store),
         "recent_orders": orders_for_store(store=store)[:10],
         "other_stores": stores_for_user(user=request.user).exclude(pk=store.pk),
         "has_products": products_for_store(store=store).exists(),
@@ -265,6 +267,7 @@ def order_detail(request, slug, order_id):
         "store": store, "section": "orders", "order": order, "form": form,
         "refundable": _refundable(order), "refunds": order.refunds.order_by("-created_at", "-pk"),
         "entitlements": order.entitlements.select_related("product"),
+        "cost": order_processing_cost(order=order),
     }
     return _render(request, "dashboard/order.html", context, form)
 
