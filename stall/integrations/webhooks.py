@@ -46,6 +46,7 @@ EVENT_TYPES = (
     "charge.succeeded",
     "post.unlocked",
     "tip.created",
+    "wallet.topped_up",
 )
 RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000)  # seconds after attempts 1..7
 RESPONSE_BODY_LIMIT = 2000

@@ -91,16 +91,27 @@ def _checkout_pay_in_ledger(*, checkout: Checkout, rail, payment_method: str, bu
 
 
 def payment_create_for_purpose(
-    *, purpose: str, buyer, amount: int, currency: str, payment_method: str, store=None, before_start=None
+    *, purpose: str, buyer, amount: int, currency: str, payment_method: str = "", store=None, before_start=None,
+    saved=None,
 ) -> Payment:
     """Take a card payment that is not for a checkout (a wallet top-up, a tab settlement).
 
     The same lock, call, finalize pattern as a checkout. The rail is picked as for ``store`` (a
     store's own Stripe account) or, with no store, the platform's. Raises PaymentDeclined on a
     decline; a payment that needs the buyer's action (3-D Secure) is returned in requires_action.
+    With ``saved`` (a SavedPaymentMethod) the card is charged with the buyer away, on whichever
+    rail keeps it (``payment_start_off_session``); a card that would need the buyer fails instead.
     """
     amount_validate(amount, allow_zero=False)
-    rail = rail_for(store=store, payment_method=payment_method)
+    if saved is not None:
+        from .saved_methods import _sandbox_check
+
+        if saved.detached_at is not None:
+            raise InvalidRequest("This saved payment method was removed.", param="payment_method")
+        _sandbox_check(saved.rail)
+        rail, payment_method = rail_get(saved.rail), saved.method_ref
+    else:
+        rail = rail_for(store=store, payment_method=payment_method)
     if getattr(rail, "in_ledger", False):
         raise InvalidRequest("Pay this with a card.", param="payment_method", code="card_required")
     minimum = rail.minimum_charge(currency)
@@ -113,7 +124,10 @@ def payment_create_for_purpose(
         )
         if before_start is not None:
             before_start(payment)  # link the payment to what it pays for, before the rail can report
-    result = rail.payment_start(payment_id=payment.pk, amount=amount, currency=currency, payment_method=payment_method)
+    if saved is not None:
+        result = rail.payment_start_off_session(payment_id=payment.pk, amount=amount, currency=currency, saved=saved)
+    else:
+        result = rail.payment_start(payment_id=payment.pk, amount=amount, currency=currency, payment_method=payment_method)
     payment = payment_apply_result(payment_id=payment.pk, result=result)
     if result.status == "failed":
         raise PaymentDeclined(result.failure_message, code=result.failure_code or "payment_failed")
@@ -122,11 +136,16 @@ def payment_create_for_purpose(
 
 # What a succeeded payment that is not for a checkout does (a wallet top-up, a tab settlement):
 # apps register a handler(payment=) that moves the money; it runs in payment_succeed's transaction.
+# An optional failure handler(payment=) runs in payment_fail's transaction (a declined settlement
+# reopens the tab, a declined automatic top-up is recorded).
 PURPOSE_HANDLERS: dict[str, object] = {}
+PURPOSE_FAILURE_HANDLERS: dict[str, object] = {}
 
 
-def payment_purpose_register(purpose: str, handler) -> None:
+def payment_purpose_register(purpose: str, handler, on_failure=None) -> None:
     PURPOSE_HANDLERS[purpose] = handler
+    if on_failure is not None:
+        PURPOSE_FAILURE_HANDLERS[purpose] = on_failure
 
 
 def payment_apply_result(*, payment_id: str, result: RailResult) -> Payment:
@@ -142,19 +161,27 @@ def payment_apply_result(*, payment_id: str, result: RailResult) -> Payment:
 
 
 def payment_confirm_action(*, payment_id: str, approve: bool) -> Checkout:
-    """The buyer answered the rail's challenge (3-D Secure) on the hosted page."""
+    """The buyer answered the rail's challenge (3-D Secure) for a checkout's payment: its checkout."""
+    payment = payment_authenticate(payment_id=payment_id, approve=approve)
+    return Checkout.objects.get(pk=payment.checkout_id)
+
+
+def payment_authenticate(*, payment_id: str, approve: bool) -> Payment:
+    """The buyer answered the rail's challenge (3-D Secure) on the hosted page, for any payment
+    (a checkout's, a top-up's, a tab settlement's). Returns the payment; a second answer to a
+    payment that already succeeded changes nothing. Raises PaymentDeclined when it fails."""
     payment = Payment.objects.filter(pk=payment_id).first()
     if payment is None:
         raise PaymentNotFound()
     if payment.status == PaymentStatus.SUCCEEDED:
-        return payment.checkout
+        return payment
     if payment.status != PaymentStatus.REQUIRES_ACTION:
         raise PaymentNotAwaitingAction()
     result = rail_get(payment.rail).payment_confirm(payment_id=payment.pk, reference=payment.rail_reference, approve=approve)
-    payment_apply_result(payment_id=payment.pk, result=result)
+    payment = payment_apply_result(payment_id=payment.pk, result=result)
     if result.status == "failed":
         raise PaymentDeclined(result.failure_message, code=result.failure_code or "payment_failed")
-    return Checkout.objects.get(pk=payment.checkout_id)
+    return payment
 
 
 @transaction.atomic
@@ -169,6 +196,9 @@ def payment_fail(*, payment_id: str, code: str, message: str, reference: str = "
     payment.save(update_fields=["status", "failure_code", "failure_message", "rail_reference", "updated_at"])
     if payment.checkout_id:
         Checkout.objects.filter(pk=payment.checkout_id).update(last_error_code=code[:40], last_error_message=message[:255])
+    on_failure = PURPOSE_FAILURE_HANDLERS.get(payment.purpose)
+    if on_failure is not None:
+        on_failure(payment=payment)
     if payment.store_id:
         _event_emit(payment.store_id, "payment.failed", payment_out(payment))
 

@@ -11,9 +11,9 @@ class WalletsConfig(AppConfig):
         from stall.payments.services import payment_purpose_register
 
         from .rails import TabRail, WalletRail
-        from .services import tab_settlement_succeed, top_up_succeed
+        from .services import tab_settlement_fail, tab_settlement_succeed, top_up_fail, top_up_succeed
 
         RAILS["wallet"] = WalletRail()
         RAILS["tab"] = TabRail()
-        payment_purpose_register(PaymentPurpose.TOP_UP, top_up_succeed)
-        payment_purpose_register(PaymentPurpose.TAB_SETTLEMENT, tab_settlement_succeed)
+        payment_purpose_register(PaymentPurpose.TOP_UP, top_up_succeed, on_failure=top_up_fail)
+        payment_purpose_register(PaymentPurpose.TAB_SETTLEMENT, tab_settlement_succeed, on_failure=tab_settlement_fail)

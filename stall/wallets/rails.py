@@ -85,6 +85,13 @@ class WalletRail(_InLedgerRail):
             from .errors import WalletEmpty
 
             raise WalletEmpty() from None
+        from .services import wallet_auto_top_up_due, wallet_auto_top_up_enqueue
+
+        if wallet_auto_top_up_due(wallet, balance - payment.amount):
+            # After commit: the card is charged outside this transaction. The trigger is what has
+            # come into the wallet so far (and the card): the same for every spend of a burst, so
+            # the burst tops up once.
+            wallet_auto_top_up_enqueue(wallet, trigger=f"in:{account.credits_posted}:{wallet.auto_top_up_method_id}")
         return RailResult("succeeded", reference=wallet.pk, fee=fee)
 
     def fee_account(self, *, payment) -> Account:
