@@ -5,8 +5,8 @@
 
 Each purchase is what an integrator does: POST /api/v1/checkouts, then POST /api/v1/checkouts/{id}/confirm
 with sandbox_visa — two requests, ending in a paid order, its entitlement and its ledger transfers.
-The baseline writes the same rows per purchase (checkout, line, payment, customer, order, order line,
-entitlement, two transfers, four account updates) with plain SQL in one transaction each, from one
+The baseline writes the same rows per purchase (checkout, line, payment, buyer, customer, order, order
+line, entitlement, order.paid event, two transfers, four account updates) with plain SQL in one transaction each, from one
 connection; it is what the database alone can do on this machine. The ratio says what share of that
 the whole stack (HTTP, Django, the ORM, the services) delivers.
 """
@@ -145,8 +145,9 @@ def run_baseline(database_url: str | None, data_dir: Path, n: int, store_id: str
         cur.execute(q("INSERT INTO checkout_checkout (id, store_id, status, email, currency, amount_subtotal, amount_total, expires_at, created_at, last_error_code, last_error_message) VALUES (?,?,?,?,?,?,?,?,?,?,?)"),
                     (chk, store_id, "open", f"raw{i}@example.com", "USD", amount, amount, now, now, "", ""))
         cur.execute(q("INSERT INTO checkout_checkoutline (checkout_id, product_id, name, unit_amount, quantity) VALUES (?,?,?,?,?)"), (chk, product_id, "p", amount, 1))
-        cur.execute(q("INSERT INTO payments_payment (id, store_id, checkout_id, rail, payment_method, status, amount, currency, fee, amount_refunded, rail_reference, failure_code, failure_message, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
-                    (pay, store_id, chk, "sandbox", "sandbox_visa", "succeeded", amount, "USD", fee, 0, "sbx", "", "", now, now))
+        cur.execute(q("INSERT INTO payments_payment (id, purpose, store_id, checkout_id, rail, payment_method, status, amount, currency, fee, amount_refunded, rail_reference, failure_code, failure_message, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+                    (pay, "checkout", store_id, chk, "sandbox", "sandbox_visa", "succeeded", amount, "USD", fee, 0, "sbx", "", "", now, now))
+        cur.execute(q("INSERT INTO accounts_buyer (id, email, created_at) VALUES (?,?,?)"), (new_id("byr"), f"raw{i}@example.com", now))
         cur.execute(q("INSERT INTO audience_customer (id, store_id, email, name, created_at) VALUES (?,?,?,?,?)"), (cus, store_id, f"raw{i}@example.com", "", now))
         cur.execute(q("INSERT INTO orders_order (id, store_id, checkout_id, payment_id, customer_id, email, status, currency, amount_total, amount_refunded, fee, platform_fee, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"),
                     (order, store_id, chk, pay, cus, f"raw{i}@example.com", "paid", "USD", amount, 0, fee, 0, now))
@@ -154,6 +155,8 @@ def run_baseline(database_url: str | None, data_dir: Path, n: int, store_id: str
         cur.execute(q("INSERT INTO orders_entitlement (id, store_id, order_id, product_id, email, download_limit, created_at) VALUES (?,?,?,?,?,?,?)"),
                     (ent, store_id, order, product_id, f"raw{i}@example.com", 10, now))
         cur.execute(q("UPDATE checkout_checkout SET status=?, completed_at=? WHERE id=?"), ("complete", now, chk))
+        cur.execute(q("INSERT INTO integrations_event (id, store_id, type, data, created_at) VALUES (?,?,?,?,?)"),
+                    (new_id("evt"), store_id, "order.paid", '{"object": {}}', now))
         for key, debit, credit, amt, code in ((f"{pay}:sale", clearing, balance, amount, "sale"), (f"{pay}:processor_fee", balance, fees, fee, "processor_fee")):
             cur.execute(q("UPDATE ledger_account SET debits_posted = debits_posted + ? WHERE id=?"), (amt, debit))
             cur.execute(q("UPDATE ledger_account SET credits_posted = credits_posted + ? WHERE id=?"), (amt, credit))
