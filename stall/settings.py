@@ -104,6 +104,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "stall.wallets.context_processors.buyer",
             ],
         },
     },
@@ -302,6 +303,8 @@ STALL_TAB_LIMIT = os.environ.get("STALL_TAB_LIMIT", "5")
 STALL_TAB_SETTLE_AFTER_DAYS = int(os.environ.get("STALL_TAB_SETTLE_AFTER_DAYS", "30"))
 # With no saved card to settle an overdue tab, refuse further tab purchases until it is paid.
 STALL_TAB_BLOCK_WHEN_OVERDUE = _env_bool("STALL_TAB_BLOCK_WHEN_OVERDUE", True)
+# The wallet a signed-in buyer sees first when they have none yet and came from no store.
+STALL_WALLET_DEFAULT_CURRENCY = os.environ.get("STALL_WALLET_DEFAULT_CURRENCY", "USD")
 # Posts: the free preview is the text above a "<!-- more -->" line, or else this many paragraphs.
 STALL_POST_PREVIEW_PARAGRAPHS = int(os.environ.get("STALL_POST_PREVIEW_PARAGRAPHS", "2"))
 # A reader may have an unlock refunded this many hours after it, this many times a calendar month.

@@ -17,6 +17,7 @@ urlpatterns = [
     path("", include("stall.orders.urls")),
     path("", include("stall.checkout.urls")),
     path("", include("stall.payments.urls")),
+    path("", include("stall.wallets.urls")),
     path("", include("stall.wallets.allowance_urls")),  # before the store pages: /s/<store>/allowance/
     path("", include("stall.stores.urls")),
 ]

@@ -49,10 +49,11 @@ def refund_notice_send(refund_id: str) -> None:
 
 
 @db_task()
-def library_link_send(email: str) -> None:
+def library_link_send(email: str, next_path: str = "") -> None:
+    """Email a sign-in link to the buyer's library and wallet, bringing them back to ``next_path``."""
     email_send(
         to=email,
         subject="Your library",
         template="orders/email/library_link",
-        context={"library_url": buyer_magic_link(email=email)},
+        context={"library_url": buyer_magic_link(email=email, next_path=next_path)},
     )

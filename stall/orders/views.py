@@ -35,12 +35,17 @@ def library(request):
     if not email:
         form = LibraryLinkForm(request.POST or None)
         sent = False
+        # Where the link brings the buyer back to (the wallet, a payment page), on this site only.
+        next_path = request.POST.get("next") or request.GET.get("next") or ""
+        if not (next_path.startswith("/") and url_has_allowed_host_and_scheme(next_path, allowed_hosts=None)):
+            next_path = ""
         if request.method == "POST" and form.is_valid():
             # The same answer whether or not the email bought anything: the page must not tell
             # strangers who the customers are.
-            library_link_send(form.cleaned_data["email"].lower())
+            library_link_send(form.cleaned_data["email"].lower(), next_path)
             sent = True
-        return render(request, "orders/library_login.html", {"form": form, "sent": sent}, status=400 if form.errors else 200)
+        return render(request, "orders/library_login.html", {"form": form, "sent": sent, "next": next_path},
+                      status=400 if form.errors else 200)
     items = []
     for entitlement in entitlements_for_email(email=email):
         used = downloads_used(entitlement=entitlement)

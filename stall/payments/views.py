@@ -47,6 +47,10 @@ def sandbox_pay(request, checkout_id):
                 return redirect("checkout:complete", checkout_id=checkout.pk)
             return redirect("checkout:authenticate", checkout_id=checkout.pk)
     context = {"checkout": checkout, "store": checkout.store, "form": form, "expired": expired, "lines": checkout.lines.all()}
+    if not expired:
+        from stall.wallets.views import pay_page_context
+
+        context.update(pay_page_context(request, checkout))  # the wallet and the tab, for a signed-in buyer
     return render(request, "payments/sandbox_pay.html", context, status=400 if form.errors else 200)
 
 

@@ -1,0 +1,122 @@
+"""The buyer's wallet and tab forms. Amounts are typed in the buyer's locale and parsed with
+``parse_amount``; the services check limits and cards and their errors land on these fields."""
+
+from django import forms
+from django.conf import settings
+
+from stall.core.errors import StallError
+from stall.core.money import format_money, parse_amount
+
+
+def card_choices() -> list[tuple[str, str]]:
+    """The cards a buyer can pick on these pages: the sandbox's test cards when the sandbox is on."""
+    from stall.payments.rails import rail_get
+
+    return rail_get("sandbox").payment_methods() if settings.STALL_SANDBOX_ENABLED else []
+
+
+class CardField(forms.CharField):
+    """A card: one of the sandbox test cards (radio buttons), or a Stripe PaymentMethod ``pm_…``.
+
+    Any text is accepted here; the payment services say whether the rail knows it.
+    """
+
+    def __init__(self, **kwargs):
+        choices = card_choices()
+        widget = forms.RadioSelect(choices=choices) if choices else forms.TextInput(attrs={"autocomplete": "off", "placeholder": "pm_…"})
+        kwargs.setdefault("label", "Test card" if choices else "Card (a Stripe PaymentMethod, pm_…)")
+        kwargs.setdefault("error_messages", {"required": "Choose a card."})
+        super().__init__(widget=widget, max_length=64, initial=choices[0][0] if choices else None, **kwargs)
+
+
+class _AmountForm(forms.Form):
+    def __init__(self, *args, currency: str, locale: str = "en", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.currency = currency
+        self.locale = locale
+
+    def _amount(self, name: str) -> int | None:
+        raw = self.cleaned_data.get(name, "")
+        if raw in (None, ""):
+            return None
+        try:
+            return parse_amount(raw, self.currency, locale=self.locale, param=name)
+        except StallError as exc:
+            raise forms.ValidationError(exc.message) from None
+
+
+class TopUpForm(_AmountForm):
+    """A preset button (``preset``, minor units) or a custom ``amount``, and a card."""
+
+    preset = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    amount = forms.CharField(
+        label="Another amount", required=False, max_length=40,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+    )
+    def __init__(self, *args, presets: list[int], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["payment_method"] = CardField()  # built per form: the sandbox may be turned off
+        self.presets = presets
+        self.fields["amount"].label = f"Another amount ({self.currency})"
+
+    def clean_amount(self):
+        return self._amount("amount")
+
+    def clean(self):
+        data = super().clean()
+        preset = data.get("preset")
+        if preset is not None:
+            if preset not in self.presets:
+                self.add_error("amount", "Choose one of the amounts shown, or type another.")
+            else:
+                data["amount"] = preset
+        elif data.get("amount") is None and "amount" not in self.errors:
+            self.add_error("amount", "Choose an amount or type one.")
+        return data
+
+
+class ConfirmAboveForm(_AmountForm):
+    confirm_above = forms.CharField(
+        label="Pay with one click up to", max_length=40,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+        help_text="Above this, we ask you to confirm before paying from your wallet or tab.",
+        error_messages={"required": "Enter an amount (0 to always confirm)."},
+    )
+
+    def clean_confirm_above(self):
+        return self._amount("confirm_above")
+
+
+class AutoTopUpForm(_AmountForm):
+    below = forms.CharField(
+        label="When my balance falls below", max_length=40,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+        error_messages={"required": "Enter the balance to top up at."},
+    )
+    auto_amount = forms.CharField(
+        label="Top up by", max_length=40,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+        error_messages={"required": "Enter how much to add each time."},
+    )
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["payment_method"] = CardField()
+        if card_choices():
+            self.fields["payment_method"].label = "Test card to save"
+
+    def clean_below(self):
+        below = self._amount("below")
+        if below == 0:
+            raise forms.ValidationError(f"Enter more than {format_money(0, self.currency, self.locale)}.")
+        return below
+
+    def clean_auto_amount(self):
+        return self._amount("auto_amount")
+
+
+class CardForm(forms.Form):
+    """Pick a card to settle a tab with."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["payment_method"] = CardField()

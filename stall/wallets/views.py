@@ -1,0 +1,342 @@
+"""The buyer's wallet and tab pages, and paying a checkout from them.
+
+A buyer signs in by magic link (the library's form); these pages show only the signed-in buyer's
+own wallet and tab. Views parse, call one service, and render or redirect.
+"""
+
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
+
+from stall.accounts.services import buyer_from_request
+from stall.checkout.models import CheckoutStatus
+from stall.checkout.selectors import checkout_get
+from stall.core.errors import NotFound, StallError
+from stall.core.forms import form_add_stall_error
+from stall.core.money import currency_normalize, format_money
+from stall.payments.models import Payment, PaymentPurpose, PaymentStatus
+from stall.stores.models import Store
+
+from . import services
+from .forms import AutoTopUpForm, CardForm, ConfirmAboveForm, TopUpForm
+from .models import Wallet
+from .selectors import (
+    pay_options_for,
+    tab_is_overdue,
+    tab_open_get,
+    tab_owed,
+    tab_purchases,
+    tabs_settled,
+    wallet_for,
+    wallet_movements,
+    wallets_for_buyer,
+)
+
+
+def sign_in_url(next_path: str) -> str:
+    """The buyer's sign-in page (the library's email form), coming back to ``next_path``."""
+    return f"{reverse('orders:library')}?{urlencode({'next': next_path})}"
+
+
+def _locale(request) -> str:
+    return getattr(request, "LANGUAGE_CODE", None) or "en"
+
+
+def _safe_next(request) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    return target if target.startswith("/") and url_has_allowed_host_and_scheme(target, allowed_hosts=None) else ""
+
+
+def _store_from(request) -> Store | None:
+    slug = request.POST.get("store") or request.GET.get("store")
+    return Store.objects.filter(slug=slug).first() if slug else None
+
+
+def _currency_from(request, buyer, store) -> str:
+    """The wallet to show: ?currency=, else the store's currency, else the buyer's first wallet."""
+    raw = request.POST.get("currency") or request.GET.get("currency")
+    if raw:
+        try:
+            return currency_normalize(raw)
+        except StallError:
+            raise Http404 from None
+    if store is not None:
+        return store.currency
+    first = Wallet.objects.filter(buyer=buyer).order_by("currency").values_list("currency", flat=True).first()
+    return first or settings.STALL_WALLET_DEFAULT_CURRENCY
+
+
+def _here(path: str, currency: str, store: Store | None, next_path: str = "") -> str:
+    query = {"currency": currency}
+    if store is not None:
+        query["store"] = store.slug
+    if next_path:
+        query["next"] = next_path
+    return f"{path}?{urlencode(query)}"
+
+
+@require_http_methods(["GET", "POST"])
+def wallet_page(request):
+    buyer = buyer_from_request(request)
+    if buyer is None:
+        return redirect(sign_in_url(request.get_full_path()))
+    store = _store_from(request)
+    currency = _currency_from(request, buyer, store)
+    wallet = wallet_for(buyer=buyer, currency=currency)
+    locale, next_path = _locale(request), _safe_next(request)
+    presets = services.top_up_presets(currency)
+    action = request.POST.get("action") if request.method == "POST" else None
+    data = request.POST if request.method == "POST" else None
+    top_up_form = TopUpForm(data if action == "top_up" else None, currency=currency, locale=locale, presets=presets)
+    confirm_form = ConfirmAboveForm(
+        data if action == "confirm_above" else None, currency=currency, locale=locale,
+        initial={"confirm_above": _for_input(wallet.confirm_above, currency, locale)},
+    )
+    auto_form = AutoTopUpForm(
+        data if action == "auto_top_up" else None, currency=currency, locale=locale,
+        initial={
+            "below": _for_input(wallet.auto_top_up_below, currency, locale),
+            "auto_amount": _for_input(wallet.auto_top_up_amount or (presets[0] if presets else None), currency, locale),
+        },
+    )
+    here = _here(reverse("wallets:wallet"), currency, store, next_path)
+    if action == "top_up" and top_up_form.is_valid():
+        try:
+            payment = services.wallet_top_up(
+                buyer=buyer, amount=top_up_form.cleaned_data["amount"], currency=currency,
+                payment_method=top_up_form.cleaned_data["payment_method"], store=store,
+            )
+        except StallError as exc:
+            form_add_stall_error(top_up_form, exc)
+        else:
+            if payment.status == PaymentStatus.REQUIRES_ACTION:
+                return redirect(_authenticate_url(payment, next_path=next_path or here))
+            messages.success(request, f"Added {format_money(payment.amount, currency, locale)} to your wallet.")
+            return redirect(next_path or here)
+    elif action == "confirm_above" and confirm_form.is_valid():
+        try:
+            services.wallet_confirm_above_set(wallet=wallet, amount=confirm_form.cleaned_data["confirm_above"])
+        except StallError as exc:
+            form_add_stall_error(confirm_form, exc)
+        else:
+            messages.success(request, "Saved.")
+            return redirect(here)
+    elif action == "auto_top_up" and auto_form.is_valid():
+        try:
+            services.wallet_auto_top_up_set(
+                wallet=wallet, payment_method=auto_form.cleaned_data["payment_method"],
+                below=auto_form.cleaned_data["below"], amount=auto_form.cleaned_data["auto_amount"], store=store,
+            )
+        except StallError as exc:
+            form_add_stall_error(auto_form, exc)
+        else:
+            messages.success(request, "Automatic top-up is on.")
+            return redirect(here)
+    elif action == "auto_top_up_off":
+        services.wallet_auto_top_up_off(wallet=wallet)
+        messages.success(request, "Automatic top-up is off.")
+        return redirect(here)
+    elif request.method == "POST" and action not in ("top_up", "confirm_above", "auto_top_up"):
+        messages.error(request, "That form is not known here. Try again.")
+        return redirect(here)
+
+    wallet.account.refresh_from_db()
+    movements, more = wallet_movements(wallet=wallet, before=request.GET.get("before"))
+    context = {
+        "wallet": wallet, "wallets": wallets_for_buyer(buyer=buyer), "currency": currency, "store": store,
+        "next": next_path, "presets": presets, "top_up_form": top_up_form, "confirm_form": confirm_form,
+        "auto_form": auto_form, "movements": movements, "more": more, "buyer": buyer,
+        "limits": services.top_up_limits(currency), "tab": tab_open_get(buyer=buyer, currency=currency),
+    }
+    bound = [f for f in (top_up_form, confirm_form, auto_form) if f.is_bound]
+    return render(request, "wallets/wallet.html", context, status=400 if bound and bound[0].errors else 200)
+
+
+def _for_input(amount, currency, locale) -> str:
+    from stall.core.money import amount_for_input
+
+    return amount_for_input(amount, currency, locale) if amount is not None else ""
+
+
+def _authenticate_url(payment, *, next_path: str = "", checkout_id: str = "") -> str:
+    query = {k: v for k, v in (("next", next_path), ("checkout", checkout_id)) if v}
+    url = reverse("wallets:authenticate", args=[payment.pk])
+    return f"{url}?{urlencode(query)}" if query else url
+
+
+@require_http_methods(["GET", "POST"])
+def tab_page(request):
+    buyer = buyer_from_request(request)
+    if buyer is None:
+        return redirect(sign_in_url(request.get_full_path()))
+    store = _store_from(request)
+    currency = _currency_from(request, buyer, store)
+    form = CardForm(request.POST or None)
+    here = _here(reverse("wallets:tab"), currency, store)
+    if request.method == "POST" and form.is_valid():
+        try:
+            payment = services.tab_settle(
+                buyer=buyer, currency=currency, payment_method=form.cleaned_data["payment_method"], store=store
+            )
+        except StallError as exc:
+            form_add_stall_error(form, exc)
+        else:
+            if payment.status == PaymentStatus.REQUIRES_ACTION:
+                return redirect(_authenticate_url(payment, next_path=here))
+            messages.success(request, f"Your tab is settled: {format_money(payment.amount, currency, _locale(request))} paid.")
+            return redirect(here)
+    tab = tab_open_get(buyer=buyer, currency=currency)
+    context = {"form": form, "currency": currency, "store": store, "tab": tab, "settled": tabs_settled(buyer=buyer, currency=currency)}
+    if tab is not None:
+        context.update(
+            owed=tab_owed(tab=tab), purchases=tab_purchases(tab=tab), settle_by=services.tab_settle_by(tab),
+            overdue=tab_is_overdue(tab), minimum=_card_minimum(currency),
+        )
+    return render(request, "wallets/tab.html", context, status=400 if form.errors else 200)
+
+
+def _card_minimum(currency: str) -> int:
+    from stall.payments.rails import card_minimum_charge
+
+    return card_minimum_charge(currency)
+
+
+def _checkout_or_404(checkout_id):
+    try:
+        return checkout_get(checkout_id=checkout_id)
+    except NotFound:
+        raise Http404 from None
+
+
+@require_POST
+def checkout_pay(request, checkout_id):
+    """Pay a checkout from the wallet or put it on the tab: one click, or two above confirm_above."""
+    checkout = _checkout_or_404(checkout_id)
+    pay_url = reverse("checkout:pay", args=[checkout.pk])
+    buyer = buyer_from_request(request)
+    if buyer is None:
+        return redirect(sign_in_url(pay_url))
+    if checkout.status == CheckoutStatus.COMPLETE:
+        return redirect("checkout:complete", checkout_id=checkout.pk)
+    method = request.POST.get("payment_method")
+    if method not in ("wallet", "tab"):
+        messages.error(request, "Choose your wallet or your tab.")
+        return redirect(pay_url)
+    options = pay_options_for(buyer=buyer, checkout=checkout)
+    if options.wallet_needs_confirm and request.POST.get("confirm") != "yes":
+        return render(request, "wallets/pay_confirm.html", {
+            "checkout": checkout, "store": checkout.store, "lines": checkout.lines.all(), "method": method, "options": options,
+        })
+    from stall.payments.services import checkout_confirm
+
+    try:
+        checkout = checkout_confirm(checkout_id=checkout.pk, payment_method=method, buyer=buyer)
+    except StallError as exc:
+        messages.error(request, exc.message)
+        return redirect(pay_url)
+    if checkout.status != CheckoutStatus.COMPLETE:
+        # Another payment (a card awaiting 3-D Secure) is under way for this checkout.
+        messages.error(request, "A card payment for this checkout is waiting for your bank. Finish or cancel it first.")
+        return redirect(pay_url)
+    return redirect("checkout:complete", checkout_id=checkout.pk)
+
+
+@require_http_methods(["GET", "POST"])
+def settle_and_buy(request, checkout_id):
+    """A purchase the tab cannot take: settle the tab and pay for it with one card charge."""
+    checkout = _checkout_or_404(checkout_id)
+    buyer = buyer_from_request(request)
+    if buyer is None:
+        return redirect(sign_in_url(request.get_full_path()))
+    if checkout.status == CheckoutStatus.COMPLETE:
+        return redirect("checkout:complete", checkout_id=checkout.pk)
+    tab = tab_open_get(buyer=buyer, currency=checkout.currency)
+    if tab is None:
+        messages.error(request, "You have no open tab to settle.")
+        return redirect("checkout:pay", checkout_id=checkout.pk)
+    owed = tab_owed(tab=tab)
+    charge = max(owed + checkout.amount_total, _card_minimum(checkout.currency))
+    form = CardForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            payment, checkout = services.tab_settle_and_buy(
+                buyer=buyer, checkout_id=checkout.pk, payment_method=form.cleaned_data["payment_method"]
+            )
+        except StallError as exc:
+            form_add_stall_error(form, exc)
+        else:
+            if payment.status == PaymentStatus.REQUIRES_ACTION:
+                return redirect(_authenticate_url(payment, checkout_id=checkout.pk))
+            return redirect("checkout:complete", checkout_id=checkout.pk)
+    context = {
+        "checkout": checkout, "store": checkout.store, "lines": checkout.lines.all(), "form": form, "tab": tab,
+        "owed": owed, "charge": charge, "left_over": charge - owed - checkout.amount_total,
+        "overdue": tab_is_overdue(tab),
+    }
+    return render(request, "wallets/settle_and_buy.html", context, status=400 if form.errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+def authenticate(request, payment_id):
+    """The sandbox bank's 3-D Secure page for a top-up or a tab settlement (checkouts have their own)."""
+    buyer = buyer_from_request(request)
+    if buyer is None:
+        return redirect(sign_in_url(request.get_full_path()))
+    payment = Payment.objects.filter(
+        pk=payment_id, buyer=buyer, purpose__in=[PaymentPurpose.TOP_UP, PaymentPurpose.TAB_SETTLEMENT]
+    ).first()
+    if payment is None:
+        raise Http404
+    checkout_id = request.GET.get("checkout", "")
+    back = _safe_next(request) or (
+        reverse("wallets:tab") if payment.purpose == PaymentPurpose.TAB_SETTLEMENT else reverse("wallets:wallet")
+    ) + f"?currency={payment.currency}"
+    if checkout_id:
+        back = reverse("checkout:pay", args=[checkout_id])
+    if payment.status == PaymentStatus.SUCCEEDED:
+        return redirect(back)
+    if payment.status != PaymentStatus.REQUIRES_ACTION or payment.rail != "sandbox":
+        messages.error(request, "This payment is not waiting for your confirmation.")
+        return redirect(back)
+    if request.method == "POST":
+        from stall.payments.services import payment_authenticate
+
+        locale = _locale(request)
+        try:
+            payment = payment_authenticate(payment_id=payment.pk, approve=request.POST.get("decision") == "approve")
+        except StallError as exc:
+            messages.error(request, exc.message)
+            return redirect(back)
+        if checkout_id:
+            try:
+                checkout = services.checkout_pay_after_settlement(buyer=buyer, checkout_id=checkout_id)
+            except StallError as exc:
+                messages.error(request, f"Your tab is settled and the rest is in your wallet, but the purchase did not go through: {exc.message}")
+                return redirect(back)
+            return redirect("checkout:complete", checkout_id=checkout.pk)
+        if payment.purpose == PaymentPurpose.TOP_UP:
+            messages.success(request, f"Added {format_money(payment.amount, payment.currency, locale)} to your wallet.")
+        else:
+            messages.success(request, f"Your tab is settled: {format_money(payment.amount, payment.currency, locale)} paid.")
+        return redirect(back)
+    what = "to top up your wallet" if payment.purpose == PaymentPurpose.TOP_UP else "to settle your tab"
+    return render(request, "wallets/authenticate.html", {"payment": payment, "what": what})
+
+
+def pay_page_context(request, checkout) -> dict:
+    """What the hosted payment page needs to offer the wallet and the tab (see payments.views)."""
+    buyer = buyer_from_request(request)
+    pay_url = reverse("checkout:pay", args=[checkout.pk])
+    if buyer is None:
+        return {"wallet_sign_in_url": sign_in_url(pay_url)}
+    return {
+        "pay_options": pay_options_for(buyer=buyer, checkout=checkout),
+        "top_up_url": _here(reverse("wallets:wallet"), checkout.currency, checkout.store, pay_url),
+        "settle_and_buy_url": reverse("wallets:settle_and_buy", args=[checkout.pk]),
+    }
