@@ -174,9 +174,8 @@ def allowance_grant(
     if expires_at is not None and expires_at <= now:
         raise AllowanceInvalid("The end date must be in the future.", param="expires_at")
     currency = store.currency
-    Allowance.objects.select_for_update().filter(
-        buyer=buyer, store=store, currency=currency, revoked_at__isnull=True
-    ).update(revoked_at=now)
+    # The UPDATE locks the live row: a charge under way against it finishes first, none starts after.
+    Allowance.objects.filter(buyer=buyer, store=store, currency=currency, revoked_at__isnull=True).update(revoked_at=now)
     try:
         with transaction.atomic():
             allowance = Allowance.objects.create(
