@@ -49,6 +49,8 @@ install_error_handlers(api)
 
 def _mount() -> None:
     from stall.catalog.api import router as products
+    from stall.content.api import posts_router as posts
+    from stall.content.api import tips_router as tips
     from stall.integrations.api import events_router as events
     from stall.integrations.api import router as webhook_endpoints
     from stall.checkout.api import router as checkouts
@@ -65,6 +67,8 @@ def _mount() -> None:
     api.add_router("/balance", balance, tags=["Balance"])
     api.add_router("/webhook_endpoints", webhook_endpoints, tags=["Webhooks"])
     api.add_router("/events", events, tags=["Webhooks"])
+    api.add_router("/posts", posts, tags=["Posts"])
+    api.add_router("/tips", tips, tags=["Tips"])
     api.add_router("/charges", charges, tags=["Charges"])
     api.add_router("/customers", customers, tags=["Customers"])
 

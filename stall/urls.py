@@ -18,6 +18,7 @@ urlpatterns = [
     path("", include("stall.checkout.urls")),
     path("", include("stall.payments.urls")),
     path("", include("stall.wallets.urls")),
+    path("", include("stall.content.urls")),  # before the store pages: see stall/content/urls.py
     path("", include("stall.wallets.allowance_urls")),  # before the store pages: /s/<store>/allowance/
     path("", include("stall.stores.urls")),
 ]

@@ -47,6 +47,19 @@ def post_get_public(*, store, slug: str) -> Post:
     return post
 
 
+def post_get_for_reader(*, store, slug: str, email: str = "", user=None) -> Post:
+    """A published post; or, for its creator, any post (to preview a draft); or an archived post
+    the reader unlocked (it stays in their library). Anything else is "not found"."""
+    post = Post.objects.filter(store=store, product__slug=slug).select_related("product", "store").first()
+    if post is None:
+        raise PostNotFound()
+    if post.product.status == ProductStatus.PUBLISHED or post_is_creator(post=post, user=user):
+        return post
+    if post.product.status == ProductStatus.ARCHIVED and post_unlock_get(post=post, email=email) is not None:
+        return post
+    raise PostNotFound()
+
+
 def post_unlock_get(*, post: Post, email: str) -> Entitlement | None:
     """The reader's live unlock of the post (an unrevoked entitlement), newest first."""
     if not email:

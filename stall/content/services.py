@@ -69,11 +69,17 @@ def card_minimum(currency: str) -> int:
 
 def _post_error(exc: StallError) -> StallError:
     """The product's errors in the post's words: the product's "name" is the post's "title"."""
-    if exc.param == "name":
-        exc.param = "title"
-        exc.message = exc.message.replace("Name", "Title").replace("name", "title")
-    if exc.param == "slug" and exc.message.startswith("Another product"):
-        exc.message = "Another post or product of this store has that address."
+    from stall.catalog.errors import ProductInvalid
+
+    param, message = exc.param, exc.message
+    if param == "name":
+        param = "title"
+        message = "Give the post a title." if "blank" in message else message.replace("Name", "Title")
+    if param == "slug" and message.startswith("Another product"):
+        message = "Another post or product of this store has that address."
+    if isinstance(exc, ProductInvalid):
+        return PostInvalid(message, param=param, code=None if exc.code == ProductInvalid.code else exc.code)
+    exc.param, exc.message = param, message
     return exc
 
 

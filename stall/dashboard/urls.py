@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import payments, views, webhooks
+from . import payments, posts, views, webhooks
 
 app_name = "dashboard"
 urlpatterns = [
@@ -15,6 +15,12 @@ urlpatterns = [
     path("<slug:slug>/products/<str:product_id>/files/", views.product_files_add, name="product_files_add"),
     path("<slug:slug>/products/<str:product_id>/files/<str:file_id>/delete/", views.product_file_remove,
          name="product_file_delete"),
+    path("<slug:slug>/posts/", posts.posts, name="posts"),
+    path("<slug:slug>/posts/new/", posts.post_new, name="post_new"),
+    path("<slug:slug>/posts/<str:post_id>/", posts.post_edit, name="post"),
+    path("<slug:slug>/posts/<str:post_id>/publish/", posts.post_publish, name="post_publish"),
+    path("<slug:slug>/posts/<str:post_id>/images/", posts.post_image, name="post_image"),
+    path("<slug:slug>/tips/", posts.tips, name="tips"),
     path("<slug:slug>/orders/", views.orders, name="orders"),
     path("<slug:slug>/orders/<str:order_id>/", views.order_detail, name="order"),
     path("<slug:slug>/api-keys/", views.api_keys, name="api_keys"),

@@ -1,13 +1,15 @@
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from stall.stores.models import Store
 
 from .errors import OrderNotFound
-from .models import DownloadCount, Entitlement, Order
+from .models import DownloadCount, Entitlement, Order, OrderLine
 
 
 def orders_for_store(*, store: Store, query: str = "") -> QuerySet[Order]:
-    qs = Order.objects.filter(store=store).order_by("-pk")
+    # kind: what was bought (download, post, tip, charge), from the first line; one subquery, no N+1.
+    first_kind = OrderLine.objects.filter(order=OuterRef("pk")).order_by("pk").values("product__kind")[:1]
+    qs = Order.objects.filter(store=store).annotate(kind=Subquery(first_kind)).order_by("-pk")
     query = (query or "").strip()
     if query:
         qs = qs.filter(Q(pk=query) | Q(email__icontains=query) | Q(customer__name__icontains=query))

@@ -1,0 +1,230 @@
+"""Reader pages: posts and their paywall, unlocks and refunds, the tip jar. Thin views: parse a
+form, call one service, render. Works without JavaScript."""
+
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
+
+from stall.accounts.services import buyer_from_request
+from stall.core.errors import NotFound, StallError
+from stall.core.forms import form_add_stall_error
+from stall.core.markdown import render_markdown
+from stall.core.money import format_money
+from stall.stores.selectors import store_get_public
+
+from .errors import ConfirmRequired
+from .forms import RefundRequestForm, SignInForm, TipForm, UnlockForm
+from .selectors import (
+    post_get_for_reader,
+    post_is_creator,
+    post_split_for,
+    post_unlock_get,
+    posts_public,
+    tip_jar_panel,
+    unlock_refund_offer,
+    wallet_balance_for,
+)
+from .services import card_minimum, post_unlock, tip_send, unlock_refund_request
+from .tasks import reader_sign_in_link_send
+
+# Where a reader tops up and settles; the wallets app serves these pages.
+WALLET_PATH = "/wallet/"
+TAB_PATH = "/wallet/tab/"
+WALLET_ERRORS = {"insufficient_funds"}
+TAB_ERRORS = {"tab_limit_reached", "tab_overdue"}
+
+
+def _locale(request) -> str:
+    return getattr(request, "LANGUAGE_CODE", None) or "en"
+
+
+def _store(slug):
+    try:
+        return store_get_public(slug=slug)
+    except NotFound:
+        raise Http404 from None
+
+
+def _post(request, store, post_slug):
+    buyer = buyer_from_request(request)
+    try:
+        return post_get_for_reader(store=store, slug=post_slug, email=buyer.email if buyer else "", user=request.user)
+    except NotFound:
+        raise Http404 from None
+
+
+def _safe_next(request, value: str | None, default: str) -> str:
+    if value and value.startswith("/") and url_has_allowed_host_and_scheme(value, allowed_hosts={request.get_host()}):
+        return value
+    return default
+
+
+def posts(request, slug):
+    store = _store(slug)
+    items = [(post, render_markdown(post_split_for(post).preview)) for post in posts_public(store=store)[:50]]
+    return render(request, "content/posts.html", {"store": store, "items": items})
+
+
+def _post_page(request, store, post, *, error=None, unlock_form=None, refund_form=None, status=200):
+    buyer = buyer_from_request(request)
+    split = post_split_for(post)
+    unlock = post_unlock_get(post=post, email=buyer.email if buyer else "")
+    creator = post_is_creator(post=post, user=request.user)
+    readable = post.is_free or creator or unlock is not None
+    balance = wallet_balance_for(buyer=buyer, currency=post.currency)
+    minimum = card_minimum(post.currency)
+    context = {
+        "store": store, "post": post, "buyer": buyer, "creator": creator, "readable": readable, "unlock": unlock,
+        "preview_html": render_markdown(split.preview),
+        "body_html": render_markdown(split.full) if readable else None,
+        "has_more": bool(split.rest),
+        "wallet_balance": balance,
+        # One click: the wallet when it holds enough, else the tab (the button says which).
+        "one_click": "wallet" if balance >= post.amount else "tab",
+        "card_allowed": post.amount >= minimum, "card_minimum": minimum,
+        "refund": unlock_refund_offer(post=post, buyer=buyer, entitlement=unlock) if unlock and not post.is_free else None,
+        "refund_form": refund_form or RefundRequestForm(),
+        "unlock_form": unlock_form or UnlockForm(),
+        "sign_in_form": SignInForm(initial={"next": request.path}),
+        "error": error,
+        "error_link": _error_link(error),
+        "tip_jar": tip_jar_panel(store=store, buyer=buyer),
+        "here": request.path,
+    }
+    return render(request, "content/post.html", context, status=status)
+
+
+def _error_link(error) -> tuple[str, str] | None:
+    code = getattr(error, "code", None)
+    if code in WALLET_ERRORS:
+        return WALLET_PATH, "Top up your wallet"
+    if code in TAB_ERRORS:
+        return TAB_PATH, "Settle your tab"
+    return None
+
+
+def post_detail(request, slug, post_slug):
+    store = _store(slug)
+    return _post_page(request, store, _post(request, store, post_slug))
+
+
+def _confirm_page(request, store, *, action: str, amount: int, currency: str, fields: dict, what: str, back: str):
+    buyer = buyer_from_request(request)
+    context = {
+        "store": store, "action": action, "amount": amount, "currency": currency, "fields": fields, "what": what,
+        "back": back, "wallet_balance": wallet_balance_for(buyer=buyer, currency=currency),
+    }
+    return render(request, "content/confirm.html", context)
+
+
+@require_POST
+def post_unlock_view(request, slug, post_slug):
+    store = _store(slug)
+    post = _post(request, store, post_slug)
+    form = UnlockForm(request.POST)
+    if not form.is_valid():
+        error = StallError(next(iter(form.errors.values()))[0], param="method")
+        return _post_page(request, store, post, error=error, unlock_form=form, status=400)
+    data = form.cleaned_data
+    buyer = buyer_from_request(request)
+    try:
+        result = post_unlock(post=post, method=data["method"], buyer=buyer, email=data["email"] or "", confirmed=data["confirm"])
+    except ConfirmRequired:
+        return _confirm_page(
+            request, store, action=request.path, amount=post.amount, currency=post.currency,
+            fields={"method": data["method"]}, what=f"Unlock “{post.title}”", back=reverse("content:post", args=[store.slug, post.slug]),
+        )
+    except StallError as exc:
+        form_add_stall_error(form, exc)
+        return _post_page(request, store, post, error=exc, unlock_form=form, status=exc.status)
+    if result.checkout is not None:
+        return redirect("checkout:pay", checkout_id=result.checkout.pk)
+    if result.already:
+        messages.info(request, "You have already unlocked this post; nothing was charged.")
+    else:
+        paid = format_money(result.order.amount_total, result.order.currency, _locale(request))
+        source = "your wallet" if data["method"] == "wallet" else "your tab"
+        messages.success(request, f"Unlocked for {paid} from {source}. Enjoy the read.")
+    return redirect(reverse("content:post", args=[store.slug, post.slug]) + "#post-body")
+
+
+@require_POST
+def post_refund_view(request, slug, post_slug):
+    store = _store(slug)
+    post = _post(request, store, post_slug)
+    buyer = buyer_from_request(request)
+    if buyer is None:
+        messages.error(request, "Sign in to ask for a refund.")
+        return redirect("content:post", slug=store.slug, post_slug=post.slug)
+    form = RefundRequestForm(request.POST)
+    form.is_valid()
+    try:
+        refund = unlock_refund_request(post=post, buyer=buyer, reason=form.cleaned_data.get("reason", ""))
+    except StallError as exc:
+        form_add_stall_error(form, exc)
+        return _post_page(request, store, post, refund_form=form, status=exc.status)
+    amount = format_money(refund.amount, refund.currency, _locale(request))
+    where = {"wallet": "back in your wallet", "tab": "taken off your tab"}.get(refund.payment.rail, "refunded to your card")
+    messages.success(request, f"{amount} is {where}. The post is locked again.")
+    return redirect("content:post", slug=store.slug, post_slug=post.slug)
+
+
+@require_POST
+def reader_sign_in(request, slug):
+    """Email a magic link that signs the reader in and brings them back to ``next``."""
+    store = _store(slug)
+    form = SignInForm(request.POST)
+    back = _safe_next(request, request.POST.get("next"), reverse("stores:store", args=[store.slug]))
+    if not form.is_valid():
+        messages.error(request, "Enter a valid email address to get a sign-in link.")
+        return redirect(back)
+    reader_sign_in_link_send(form.cleaned_data["email"].lower(), back, store.name)
+    # The same answer for every address: the page does not tell who has an account here.
+    messages.success(request, f"A sign-in link is on its way to {form.cleaned_data['email']}. Open it on this device.")
+    return redirect(back)
+
+
+@require_http_methods(["GET", "POST"])
+def tip(request, slug):
+    store = _store(slug)
+    buyer = buyer_from_request(request)
+    panel = tip_jar_panel(store=store, buyer=buyer)
+    if panel is None:
+        raise Http404
+    store_url = reverse("stores:store", args=[store.slug])
+    form = TipForm(request.POST or None, currency=store.currency, locale=_locale(request),
+                   initial={"next": request.GET.get("next", "")})
+    error = None
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        back = _safe_next(request, data.get("next"), store_url)
+        try:
+            sent = tip_send(
+                store=store, amount=data["tip_amount"], method=data["method"], buyer=buyer, email=data.get("email") or "",
+                name=data["name"], message=data["message"], public=data["public"], confirmed=data["confirm"],
+            )
+        except ConfirmRequired:
+            fields = {k: v for k, v in request.POST.items() if k in ("preset", "amount", "message", "name", "method", "next")}
+            if data["public"]:
+                fields["public"] = "on"
+            return _confirm_page(
+                request, store, action=request.path, amount=data["tip_amount"], currency=store.currency, fields=fields,
+                what=f"Tip {store.name}", back=back,
+            )
+        except StallError as exc:
+            form_add_stall_error(form, exc)
+            error = exc
+        else:
+            if sent.checkout is not None:
+                return redirect("checkout:pay", checkout_id=sent.checkout.pk)
+            amount = format_money(sent.tip.amount, sent.tip.currency, _locale(request))
+            messages.success(request, f"Thank you for the {amount} tip!")
+            return redirect(back + ("#tip-jar" if "#" not in back else ""))
+    context = {
+        "store": store, "tip_jar": panel, "tip_form": form, "error": error, "error_link": _error_link(error),
+        "next": _safe_next(request, request.POST.get("next") or request.GET.get("next"), store_url),
+    }
+    return render(request, "content/tip.html", context, status=error.status if error else 400 if form.errors else 200)
