@@ -2,8 +2,8 @@
 
 A card sale pays its own card fee. A wallet or tab sale pays a share of the card fee its buyer's
 top-up or tab settlement cost (``Order.fee`` holds that share: see stall/wallets/rails.py). A tab
-sale's share is known only when the tab is settled; until then it is counted as pending.
-All of it is read with one aggregate query over the store's paid orders.
+sale's share is known only when the tab is settled; until then it is pending, and the rates are
+taken over the sales whose cost is known. All of it is one aggregate query over the paid orders.
 """
 
 from __future__ import annotations
@@ -35,10 +35,12 @@ class RailCost:
     orders: int
     gross: int
     fees: int
+    pending_orders: int = 0  # tab sales on a tab still open
+    pending_gross: int = 0
 
     @property
     def rate(self) -> Decimal | None:
-        return fee_rate(self.fees, self.gross)
+        return fee_rate(self.fees, self.gross - self.pending_gross)
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,8 @@ class StoreEconomics:
 
     @property
     def rate(self) -> Decimal | None:
-        return fee_rate(self.fees, self.gross)
+        """Fees ÷ gross of the paid orders, leaving out tab sales whose share is not known yet."""
+        return fee_rate(self.fees, self.gross - self.tab_pending_gross)
 
 
 def _rail_q(rail: str) -> Q:
@@ -84,7 +87,9 @@ def store_economics(*, store: Store) -> StoreEconomics:
         currency=store.currency, orders=totals["orders"], gross=totals["gross"], fees=totals["fees"],
         rails=[
             RailCost(rail=rail, label=label, orders=totals[f"{rail}_orders"], gross=totals[f"{rail}_gross"],
-                     fees=totals[f"{rail}_fees"])
+                     fees=totals[f"{rail}_fees"],
+                     pending_orders=totals["tab_pending_orders"] if rail == "tab" else 0,
+                     pending_gross=totals["tab_pending_gross"] if rail == "tab" else 0)
             for rail, label in RAILS
         ],
         tab_pending_orders=totals["tab_pending_orders"], tab_pending_gross=totals["tab_pending_gross"],

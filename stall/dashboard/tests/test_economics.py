@@ -32,15 +32,16 @@ def sales(store):
 
 
 def test_the_effective_fee_rate_and_its_rails_come_from_one_query(store, sales, django_assert_num_queries):
-    """Card: 39¢ on $3.00 (13%). Wallet: four shares of the 59¢ top-up fee, 5¢ on $1.00 (5%). Tab: open, 0¢ so far."""
+    """Card: 39¢ on $3.00 (13%). Wallet: four shares of the 59¢ top-up fee, 5¢ on $1.00 (5%). Tab: open, so its
+    sales are pending and left out of the rates: 44¢ on $4.00 is 11%."""
     assert [o.fee for o in sales["wallet"]] == [1, 1, 2, 1]  # 59×25/1000, 58×25/975, 57×25/950 = 1.5 → 2, 55×25/925
     with django_assert_num_queries(1):
         economics = store_economics(store=store)
-    assert (economics.orders, economics.gross, economics.fees, economics.rate) == (7, 450, 44, Decimal("9.78"))
-    assert [(r.rail, r.orders, r.gross, r.fees, r.rate) for r in economics.rails] == [
-        ("card", 1, 300, 39, Decimal("13.00")),
-        ("wallet", 4, 100, 5, Decimal("5.00")),
-        ("tab", 2, 50, 0, Decimal("0.00")),
+    assert (economics.orders, economics.gross, economics.fees, economics.rate) == (7, 450, 44, Decimal("11.00"))
+    assert [(r.rail, r.orders, r.gross, r.fees, r.pending_orders, r.rate) for r in economics.rails] == [
+        ("card", 1, 300, 39, 0, Decimal("13.00")),
+        ("wallet", 4, 100, 5, 0, Decimal("5.00")),
+        ("tab", 2, 50, 0, 2, None),
     ]
     assert (economics.tab_pending_orders, economics.tab_pending_gross) == (2, 50)
 
@@ -51,9 +52,9 @@ def test_settling_the_tab_allocates_its_fee_to_the_tab_sales(store, sales):
     fees = sorted(Order.objects.get(pk=o.pk).fee for o in sales["tab"])
     assert fees == [15, 16]
     economics = store_economics(store=store)
-    assert [(r.rail, r.fees) for r in economics.rails][2] == ("tab", 31)
+    assert [(r.rail, r.fees, r.pending_orders, r.rate) for r in economics.rails][2] == ("tab", 31, 0, Decimal("62.00"))
     assert (economics.tab_pending_orders, economics.tab_pending_gross) == (0, 0)
-    assert economics.fees == 39 + 5 + 31
+    assert (economics.fees, economics.rate) == (39 + 5 + 31, Decimal("16.67"))
 
 
 def test_another_stores_sales_and_free_orders_do_not_count(store, sales):
@@ -84,10 +85,11 @@ def test_each_order_says_where_its_processing_cost_comes_from(store, sales):
 
 def test_the_overview_shows_the_effective_fee_rate_and_the_rails(dash, store, sales):
     page = dash.get(f"/dashboard/{store.slug}/").content.decode()
-    assert '<div class="stat">9.78%</div>' in page
+    assert '<div class="stat">11.00%</div>' in page
     assert "$0.44 processing fees" in page
     assert "Processing cost by rail" in page
-    assert "2 tab sales ($0.50) on open tabs: their share is allocated when the tab is settled." in page
+    assert "2 tab sales ($0.50) on open tabs: their share is allocated when the tab is settled" in page
+    assert '2 <span class="small muted">(2 pending)</span>' in page
 
 
 def test_the_order_page_shows_a_wallet_sales_share_and_a_tab_sales_pending_fee(dash, store, sales):
