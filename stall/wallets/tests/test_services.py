@@ -13,6 +13,7 @@ from stall.integrations.models import Event
 from stall.ledger.models import Transfer
 from stall.orders.models import Order
 from stall.payments.errors import PaymentDeclined, PaymentNotAwaitingAction
+from stall.payments.rails import UnknownPaymentMethod
 from stall.payments.models import Payment
 from stall.payments.saved_methods import payment_method_save
 from stall.payments.services import checkout_confirm, payment_authenticate, refund_create
@@ -58,7 +59,7 @@ def test_a_top_up_outside_the_limits_is_refused_and_charges_nothing(buyer, amoun
 
 def test_a_top_up_with_an_unknown_card_is_refused_on_the_card(buyer):
     """A card code no rail knows is refused on payment_method before any payment exists."""
-    with pytest.raises(Exception, match="Unknown payment method “sandbox_bogus”.") as caught:
+    with pytest.raises(UnknownPaymentMethod, match="Unknown payment method “sandbox_bogus”.") as caught:
         wallet_top_up(buyer=buyer, amount=500, currency="USD", payment_method="sandbox_bogus")
     assert caught.value.param == "payment_method"
     assert Payment.objects.count() == 0
@@ -135,7 +136,7 @@ def test_auto_top_up_settings_refuse_bad_amounts_and_unknown_cards(buyer):
     assert caught.value.param == "auto_amount"
     with pytest.raises(TopUpInvalid, match=exactly("Choose a threshold of at most $200.00.")):
         wallet_auto_top_up_set(wallet=wallet, payment_method="sandbox_visa", below=20001, amount=500)
-    with pytest.raises(Exception, match="Unknown payment method") as caught:
+    with pytest.raises(UnknownPaymentMethod, match="Unknown payment method") as caught:
         wallet_auto_top_up_set(wallet=wallet, payment_method="sandbox_nope", below=100, amount=500)
     assert caught.value.param == "payment_method"
     wallet.refresh_from_db()
