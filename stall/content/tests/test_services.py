@@ -355,3 +355,38 @@ def test_unlocks_in_one_store_do_not_unlock_another_stores_post(store, funded):
     theirs = make_post(StoreFactory(), slug="same")
     post_unlock(post=mine, method="wallet", buyer=funded)
     assert post_unlock_get(post=theirs, email=funded.email) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_double_clicks_unlock_once():
+    """Six unlocks of one post racing from one reader (a double click, many tabs) make one order and
+    take 25¢ once; the others find it unlocked."""
+    import threading
+
+    from django.db import connection
+
+    from stall.accounts.services import buyer_for_email
+    from stall.wallets.services import wallet_top_up
+
+    store = StoreFactory()
+    post = make_post(store)
+    reader = buyer_for_email(email="racer@example.com")
+    wallet_top_up(buyer=reader, amount=500, currency="USD", payment_method="sandbox_visa")
+    results, barrier = [], threading.Barrier(6)
+
+    def attempt():
+        barrier.wait()
+        try:
+            results.append(post_unlock(post=post, method="wallet", buyer=reader).already)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=attempt) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False] + [True] * 5
+    assert Order.objects.count() == 1
+    assert wallet_balance(reader) == 475
+    assert_ledger_balanced()

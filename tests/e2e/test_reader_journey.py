@@ -1,0 +1,139 @@
+"""A reader's journey through posts and tips: sign in by magic link, top up, unlock 25¢ posts with one
+click, tip with a message, give one unlock back; the creator sees every sale in the dashboard."""
+
+import re
+from urllib.parse import urlsplit
+
+import pytest
+from django.core import mail
+
+from stall.accounts.services import buyer_for_email
+from stall.content.services import post_create, tip_jar_update
+from stall.core.testing import FACTORY_PASSWORD, StoreFactory, UserFactory
+from stall.ledger.models import Account
+from stall.ledger.selectors import account_balance, account_sums_from_transfers
+from stall.orders.models import Order, OrderStatus
+from stall.wallets.selectors import wallet_for
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+SECRETS = ["The owl was a decoy.", "The map was upside down.", "The river runs north."]
+
+
+def test_a_reader_unlocks_three_posts_tips_and_refunds_one(live_server, phone, desktop, shot):
+    """A new reader signs in from a post's paywall by magic link, tops up $5 with sandbox_visa, unlocks three
+    25¢ posts with one click each, tips $1 with a message, asks for one unlock back with a reason; the wallet
+    ends at $3.50, the store at $1.37, and the creator's order list shows three unlocks (one refunded) and a tip."""
+    creator = UserFactory(email="maker@example.com")
+    store = StoreFactory(owner=creator, name="Field Journal", slug="journal")
+    posts = [
+        post_create(store=store, title=title, amount=25, status="published",
+                    body=f"An opening anyone may read.\n\nA second paragraph, still free.\n\n{secret}")
+        for title, secret in zip(["The owl", "The map", "The river"], SECRETS)
+    ]
+    tip_jar_update(store=store, enabled=True, title="Buy me a notebook", goal_amount=2000, goal_title="Printing the zine")
+
+    page = phone.new_page()
+    page.goto(f"{live_server.url}/s/journal/")
+    assert page.get_by_role("heading", name="Posts").is_visible()
+    assert page.get_by_role("heading", name="Buy me a notebook").is_visible()
+    shot(page, "1-store")
+
+    page.get_by_role("link", name="The owl").click()
+    page.wait_for_url("**/s/journal/posts/the-owl/")
+    assert page.get_by_text("A second paragraph, still free.").is_visible()
+    assert SECRETS[0] not in page.content()
+    shot(page, "2-paywall-signed-out")
+
+    paywall = page.locator("#unlock")
+    paywall.get_by_label("Your email").fill("reader@example.com")
+    paywall.get_by_role("button", name="Email me a sign-in link").click()
+    assert page.get_by_text("A sign-in link is on its way to reader@example.com.").is_visible()
+    message = [m for m in mail.outbox if m.to == ["reader@example.com"]][-1]
+    link = urlsplit(re.search(r"http://\S+/library/enter/\S+", message.body).group(0))
+    page.goto(f"{live_server.url}{link.path}?{link.query}")
+    page.wait_for_url("**/s/journal/posts/the-owl/")
+    assert page.get_by_text("Put on your tab").is_visible()  # an empty wallet: the one click would use the tab
+    shot(page, "3-paywall-signed-in")
+
+    page.goto(f"{live_server.url}/wallet/")
+    page.get_by_label(re.compile("4242")).first.check()
+    page.get_by_role("button", name="Add $5.00").click()
+    assert page.get_by_text("Added $5.00 to your wallet.").is_visible()
+    shot(page, "4-topped-up")
+
+    for index, post in enumerate(posts):
+        page.goto(f"{live_server.url}/s/journal/posts/{post.slug}/")
+        assert page.get_by_text("Paid from your wallet").is_visible()
+        if index == 0:
+            shot(page, "5-one-click")
+        page.get_by_role("button", name="Unlock with one click").click()
+        page.wait_for_url(f"**/s/journal/posts/{post.slug}/#post-body")
+        assert page.get_by_text(SECRETS[index]).is_visible()
+        assert page.get_by_text("Unlocked for $0.25 from your wallet. Enjoy the read.").is_visible()
+        if index == 0:
+            shot(page, "6-unlocked")
+
+    page.goto(f"{live_server.url}/s/journal/")
+    jar = page.locator("#tip-jar")
+    jar.get_by_text("$1.00", exact=True).click()
+    jar.get_by_label("Message (optional)").fill("Loved the owl story!")
+    jar.get_by_label("Your name (optional)").fill("Robin")
+    jar.get_by_role("button", name="Tip from wallet").click()
+    page.wait_for_url("**/s/journal/#tip-jar")
+    assert page.get_by_text("Thank you for the $1.00 tip!").is_visible()
+    assert jar.get_by_text("Loved the owl story!").is_visible()
+    assert jar.get_by_text("$1.00 of $20.00").is_visible()
+    shot(page, "7-tipped")
+
+    page.goto(f"{live_server.url}/s/journal/posts/the-map/")
+    page.get_by_text("Not what you expected?").click()
+    page.get_by_role("button", name="Refund my unlock").click()
+    assert page.get_by_text("Tell the creator why you want your money back.").is_visible()
+    shot(page, "8-refund-needs-a-reason")
+    page.get_by_label("Why do you want your money back?").fill("I had read it elsewhere.")
+    page.get_by_role("button", name="Refund my unlock").click()
+    assert page.get_by_text("$0.25 is back in your wallet. The post is locked again.").is_visible()
+    assert SECRETS[1] not in page.content()
+    shot(page, "9-refunded")
+
+    wallet = wallet_for(buyer=buyer_for_email(email="reader@example.com"), currency="USD")
+    wallet.account.refresh_from_db()
+    # 500 - 3 × 25 - 100 + 25. The store: 175 of sales less the top-up fee's shares (2 + 2 + 2 + 9), less the
+    # refunded 25 with its 2 of fee back: 175 - 15 - 25 + 2.
+    assert wallet.account.balance == 350
+    assert account_balance(kind="store_balance", owner=store.pk, currency="USD").amount == 137
+    for account in Account.objects.all():
+        sums = account_sums_from_transfers(account=account)
+        assert {k: getattr(account, k) for k in sums} == sums, account
+
+    dash = desktop.new_page()
+    dash.goto(f"{live_server.url}/login/")
+    dash.get_by_label("Email").fill("maker@example.com")
+    dash.get_by_label("Password").fill(FACTORY_PASSWORD)
+    dash.get_by_role("button", name="Log in").click()
+    dash.wait_for_url("**/dashboard/journal/")
+    dash.get_by_role("link", name="Orders", exact=True).click()
+    dash.wait_for_url("**/dashboard/journal/orders/")
+    rows = dash.locator("table.orders tbody tr")
+    assert rows.count() == 4
+    kinds = [rows.nth(i).locator(".c-kind").inner_text() for i in range(4)]
+    statuses = [rows.nth(i).locator(".c-status").inner_text() for i in range(4)]
+    assert kinds == ["Tip", "Post unlock", "Post unlock", "Post unlock"]
+    assert statuses == ["Paid", "Paid", "Refunded", "Paid"]
+    shot(dash, "10-creator-orders")
+    assert list(Order.objects.order_by("pk").values_list("status", flat=True)) == [
+        OrderStatus.PAID, OrderStatus.REFUNDED, OrderStatus.PAID, OrderStatus.PAID]
+
+    dash.get_by_role("link", name="Tips", exact=True).click()
+    assert dash.get_by_text("Loved the owl story!").is_visible()
+    shot(dash, "11-creator-tips")
+
+    creator_phone = phone.new_page()
+    creator_phone.context.add_cookies(dash.context.cookies())
+    for path, step in (("orders/", "12-creator-orders-phone"), ("tips/", "13-creator-tips-phone"), ("posts/", "14-creator-posts-phone")):
+        creator_phone.goto(f"{live_server.url}/dashboard/journal/{path}")
+        shot(creator_phone, step)
+    creator_phone.get_by_role("link", name="The map").click()
+    assert creator_phone.get_by_role("heading", name="Free preview").is_visible()
+    shot(creator_phone, "15-creator-post-edit-phone")
