@@ -48,7 +48,7 @@ class _AmountForm(forms.Form):
 class TopUpForm(_AmountForm):
     """A preset button (``preset``, minor units) or a custom ``amount``, and a card."""
 
-    preset = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    preset = forms.CharField(required=False, max_length=20, widget=forms.HiddenInput)
     amount = forms.CharField(
         label="Another amount", required=False, max_length=40,
         widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
@@ -65,11 +65,11 @@ class TopUpForm(_AmountForm):
     def clean(self):
         data = super().clean()
         preset = data.get("preset")
-        if preset is not None:
-            if preset not in self.presets:
+        if preset:
+            if not preset.isdigit() or int(preset) not in self.presets:
                 self.add_error("amount", "Choose one of the amounts shown, or type another.")
             else:
-                data["amount"] = preset
+                data["amount"] = int(preset)
         elif data.get("amount") is None and "amount" not in self.errors:
             self.add_error("amount", "Choose an amount or type one.")
         return data

@@ -427,3 +427,48 @@ def test_a_wallet_is_per_currency_and_shared_by_every_store(buyer):
         spend(store=eur, product=ProductFactory(store=eur, amount=100), buyer=buyer)
     assert balance(buyer) == 300 and balance(buyer, "EUR") == 0
     assert_ledger_balanced()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_auto_top_up_tasks_racing_for_one_trigger_charge_once():
+    """Four workers run the same burst's auto top-up at once: one card charge, one AutoTopUp."""
+    import threading
+
+    from django.db import connection
+
+    buyer = buyer_for_email(email="racer@example.com")
+    wallet = wallet_for(buyer=buyer, currency="USD")
+    wallet_auto_top_up_set(wallet=wallet, payment_method="sandbox_visa", below=5000, amount=500)
+    trigger = f"in:0:{Wallet.objects.get(pk=wallet.pk).auto_top_up_method_id}"
+    barrier, results = threading.Barrier(4), []
+
+    def run():
+        barrier.wait()
+        try:
+            results.append(wallet_auto_top_up(wallet_id=wallet.pk, trigger=trigger) is not None)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False, False, False, True]
+    assert Payment.objects.filter(purpose="top_up").count() == 1
+    assert balance(buyer) == 500
+    assert_ledger_balanced()
+
+
+def test_the_periodic_tasks_run_the_sweep_and_the_overdue_settlement(store, post, buyer):
+    """The Huey periodic tasks call the sweep and the overdue-tab settlement and return their results."""
+    from stall.wallets.tasks import tabs_settle_overdue_task, wallets_auto_top_up_sweep_task
+
+    spend(store=store, product=post, buyer=buyer, method="tab")
+    payment_method_save(email=buyer.email, rail="sandbox", payment_method="sandbox_visa")
+    age_tabs(30)
+    assert tabs_settle_overdue_task.call_local() == {"settled": 1, "failed": 0, "notified": 0, "closed": 0}
+    wallet_auto_top_up_set(wallet=wallet_for(buyer=buyer, currency="USD"), payment_method="sandbox_visa", below=100, amount=500)
+    # The settlement's 25¢ change is in the wallet, below the $1 threshold: the sweep tops it up.
+    assert wallets_auto_top_up_sweep_task.call_local() == 1
+    assert balance(buyer) == 25 + 500

@@ -137,6 +137,7 @@ def test_a_custom_top_up_is_read_in_the_buyers_locale(client, buyer):
         ({"amount": "200.01"}, "amount", "Top up between $5.00 and $200.00."),
         ({"amount": ""}, "amount", "Choose an amount or type one."),
         ({"preset": "333"}, "amount", "Choose one of the amounts shown, or type another."),
+        ({"preset": "lots"}, "amount", "Choose one of the amounts shown, or type another."),
         ({"preset": "500", "payment_method": "sandbox_bogus"}, "payment_method", "Unknown payment method “sandbox_bogus”."),
         ({"preset": "500", "payment_method": ""}, "payment_method", "Choose a card."),
     ],
@@ -432,3 +433,16 @@ def test_the_pay_endpoints_refuse_a_signed_out_visitor_and_unknown_methods(clien
     assert urlsplit(response["Location"]).path == "/library/"
     assert reader.get(f"/wallet/tab/settle/{checkout.pk}/")["Location"].startswith("/library/?next=")
     assert reader.post("/wallet/pay/chk_nothing/", {"payment_method": "wallet"}).status_code == 404
+
+
+def test_an_allowance_charge_shows_in_the_history_as_charged_by_the_store(reader, buyer, store):
+    """A store's charge against an allowance is listed as "Charged by <store>" with its description."""
+    from stall.audience.models import Customer
+    from stall.wallets.allowances import allowance_grant, charge_create
+
+    wallet_top_up(buyer=buyer, amount=500, currency="USD", payment_method="sandbox_visa")
+    allowance_grant(buyer=buyer, store=store, amount=300, period="day")
+    customer = Customer.objects.get(store=store, email=buyer.email)
+    charge_create(store=store, customer_id=customer.pk, amount=40, currency="USD", description="100 API calls")
+    text = words(reader.get("/wallet/"))
+    assert f"Charged by {store.name} 100 API calls" in text and "−$0.40" in text
