@@ -72,6 +72,19 @@ def post_unlock_get(*, post: Post, email: str) -> Entitlement | None:
     )
 
 
+def post_unlock_by_checkouts(*, post: Post, checkout_ids) -> Entitlement | None:
+    """A live unlock bought in one of these checkouts: a signed-out reader's card unlock, known to
+    the browser that started it (the ids come from its session, never from the URL)."""
+    ids = [c for c in (checkout_ids or []) if isinstance(c, str)][-20:]
+    if not ids:
+        return None
+    return (
+        Entitlement.objects.filter(product_id=post.product_id, order__checkout_id__in=ids, revoked_at__isnull=True)
+        .select_related("order")
+        .first()
+    )
+
+
 def post_is_creator(*, post: Post, user) -> bool:
     return bool(user is not None and user.is_authenticated and post.store.owner_id == user.pk)
 

@@ -21,6 +21,7 @@ from .selectors import (
     post_get_for_reader,
     post_is_creator,
     post_split_for,
+    post_unlock_by_checkouts,
     post_unlock_get,
     posts_public,
     tip_jar_panel,
@@ -34,6 +35,9 @@ from .tasks import reader_sign_in_link_send
 WALLET_PATH = "/wallet/"
 TAB_PATH = "/wallet/tab/"
 WALLET_ERRORS = {"insufficient_funds"}
+# Checkouts this browser opened to unlock a post by card while signed out: once paid, the post
+# reads here without signing in.
+CARD_CHECKOUTS_KEY = "content_card_checkouts"
 TAB_ERRORS = {"tab_limit_reached", "tab_overdue"}
 
 
@@ -72,6 +76,8 @@ def _post_page(request, store, post, *, error=None, unlock_form=None, refund_for
     buyer = buyer_from_request(request)
     split = post_split_for(post)
     unlock = post_unlock_get(post=post, email=buyer.email if buyer else "")
+    if unlock is None and buyer is None:
+        unlock = post_unlock_by_checkouts(post=post, checkout_ids=request.session.get(CARD_CHECKOUTS_KEY))
     creator = post_is_creator(post=post, user=request.user)
     readable = post.is_free or creator or unlock is not None
     balance = wallet_balance_for(buyer=buyer, currency=post.currency)
@@ -85,7 +91,7 @@ def _post_page(request, store, post, *, error=None, unlock_form=None, refund_for
         # One click: the wallet when it holds enough, else the tab (the button says which).
         "one_click": "wallet" if balance >= post.amount else "tab",
         "card_allowed": post.amount >= minimum, "card_minimum": minimum,
-        "refund": unlock_refund_offer(post=post, buyer=buyer, entitlement=unlock) if unlock and not post.is_free else None,
+        "refund": unlock_refund_offer(post=post, buyer=buyer, entitlement=unlock) if buyer and unlock and not post.is_free else None,
         "refund_form": refund_form or RefundRequestForm(),
         "unlock_form": unlock_form or UnlockForm(),
         "sign_in_form": SignInForm(initial={"next": request.path}),
@@ -141,6 +147,8 @@ def post_unlock_view(request, slug, post_slug):
         form_add_stall_error(form, exc)
         return _post_page(request, store, post, error=exc, unlock_form=form, status=exc.status)
     if result.checkout is not None:
+        if buyer is None:
+            request.session[CARD_CHECKOUTS_KEY] = [*request.session.get(CARD_CHECKOUTS_KEY, [])[-19:], result.checkout.pk]
         return redirect("checkout:pay", checkout_id=result.checkout.pk)
     if result.already:
         messages.info(request, "You have already unlocked this post; nothing was charged.")

@@ -152,6 +152,21 @@ def test_a_signed_out_card_unlock_goes_to_the_payment_page(client, store):
     assert bad.status_code == 400 and "Enter a valid email address." in text(bad)
 
 
+def test_a_signed_out_card_unlock_reads_in_the_browser_that_paid(client, store):
+    """After paying by card on the payment page, the same browser reads the post without signing in;
+    another browser, and the checkout's id in a URL, do not."""
+    from django.test import Client
+
+    post = make_post(store, amount=100)
+    response = client.post(post_url(post, "unlock/"), {"method": "card", "email": "new@example.com"})
+    pay = client.post(response["Location"], {"payment_method": "sandbox_visa"})
+    assert pay.status_code == 302
+    assert 'Read the post</a>' in text(client.get(pay["Location"]))
+    page = text(client.get(post_url(post)))
+    assert SECRET in page and "Ask for your" not in page
+    assert SECRET not in text(Client().get(post_url(post)))
+
+
 def test_the_creator_reads_their_own_post_and_previews_drafts(client, store, creator):
     """Logged in as the store's owner, the full text shows without paying, drafts included."""
     draft = make_post(store, title="Draft", status="draft")
