@@ -221,10 +221,10 @@ def wallet_auto_top_up(*, wallet_id: str, trigger: str | None = None) -> AutoTop
     The trigger is how much had come into the wallet when the spend was made, and the saved card
     ("in:<credits>:<card>"): every spend of a burst shares it, so a burst queues several of these
     and one charges the card, even if the wallet is still below its threshold after it; the next
-    spend, made after that top-up came in, carries a new trigger, and so does a newly saved card. With no trigger (the periodic sweep) it is taken
-    from the wallet now. A decline pauses auto top-up (see ``top_up_fail``) and nothing is tried
-    again until the buyer saves their settings anew. Returns the AutoTopUp made, or None when
-    there was nothing to do.
+    spend, made after that top-up came in, carries a new trigger, and so does a newly saved card.
+    With no trigger (the periodic sweep) it is taken from the wallet now. A decline pauses auto
+    top-up (see ``top_up_fail``) and nothing is tried again until the buyer saves their settings
+    anew. Returns the AutoTopUp made, or None when there was nothing to do.
     """
     from stall.payments.errors import PaymentDeclined
     from stall.payments.models import PaymentPurpose
@@ -253,9 +253,12 @@ def wallet_auto_top_up(*, wallet_id: str, trigger: str | None = None) -> AutoTop
     except PaymentDeclined:
         pass  # recorded by top_up_fail, which the payment's failure ran
     except StallError as exc:
-        # Refused before any charge (test cards turned off, Stripe keys removed, …).
-        with transaction.atomic():
-            _auto_top_up_failed(auto=auto, message=exc.message)
+        auto.refresh_from_db()
+        # Refused before any charge (test cards turned off, Stripe keys removed, …). A payment left
+        # processing (the processor did not answer) is settled later by reconciliation instead.
+        if auto.payment_id is None:
+            with transaction.atomic():
+                _auto_top_up_failed(auto=auto, message=exc.message)
     auto.refresh_from_db()
     return auto
 
