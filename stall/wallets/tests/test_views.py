@@ -102,7 +102,7 @@ def test_a_first_visit_from_a_store_opens_the_wallet_in_its_currency(client, buy
     store = StoreFactory(currency="EUR", slug="eu-shop", name="EU Shop")
     sign_in(client, buyer)
     text = words(client.get("/wallet/?store=eu-shop"))
-    assert "Balance €0.00" in text and "Add €5.00" in text and "EU Shop" in text
+    assert "Balance €0.00" in text and "Add to your wallet €5.00 €10.00 €20.00" in text and "EU Shop" in text
     assert list(Wallet.objects.values_list("currency", flat=True)) == ["EUR"]
 
 
