@@ -15,6 +15,7 @@ from .errors import FileInvalid, ProductInvalid
 from .models import PriceType, Product, ProductFile, ProductStatus
 
 _UNSET = object()
+RESERVED_PRODUCT_SLUGS = {"posts", "allowance"}  # /s/<store>/<these>/ are pages of their own
 
 
 def _check_prices(product: Product) -> None:
@@ -35,6 +36,9 @@ def _validated(product: Product) -> Product:
     _check_prices(product)
     if not product.slug:
         product.slug = slugify(product.name)[:80] or product.pk.lower()
+    if product.slug in RESERVED_PRODUCT_SLUGS:
+        # /s/<store>/posts/ and friends are pages of their own; a product there would be unreachable.
+        raise ProductInvalid(f"“{product.slug}” is reserved; choose another address.", param="slug")
     try:
         product.full_clean(exclude=["store", "cover"])
     except ValidationError as exc:

@@ -2,7 +2,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from stall.catalog.models import Product, ProductStatus
+from stall.catalog.models import LISTED_KINDS, Product, ProductStatus
 from stall.core.errors import NotFound, StallError
 from stall.core.forms import form_add_stall_error
 from stall.orders.models import Order
@@ -17,7 +17,11 @@ from .services import CheckoutItem, checkout_create
 
 @require_http_methods(["GET", "POST"])
 def buy(request, product_id):
-    product = Product.objects.select_related("store").filter(pk=product_id, status=ProductStatus.PUBLISHED).first()
+    # Only listed products have a payment link: posts and tips are paid on their own pages, which
+    # check what this form cannot (a tip jar's maximum, an unlock already made).
+    product = Product.objects.select_related("store").filter(
+        pk=product_id, status=ProductStatus.PUBLISHED, kind__in=LISTED_KINDS
+    ).first()
     if product is None:
         raise Http404
     locale = getattr(request, "LANGUAGE_CODE", "en") or "en"
