@@ -172,6 +172,9 @@ class SandboxRail:
     def refund(self, *, payment_id: str, reference: str, amount: int, currency: str, refund_id: str = "") -> RailResult:
         return RailResult("succeeded", reference=f"sbxre_{payment_id.partition('_')[2]}")
 
+    def payment_cancel(self, *, payment_id: str) -> RailResult:
+        return RailResult("failed", failure_code="canceled", failure_message="The payment was canceled.")
+
     def payment_method_setup(self, *, email: str, payment_method: str, store=None, customer_ref: str = "") -> SetupResult:
         """A sandbox test card is saved as its code; any of them can be saved."""
         if payment_method not in self.METHODS:

@@ -43,6 +43,8 @@ def checkout_confirm(*, checkout_id: str, payment_method: str = "", buyer=None) 
     The wallet and the tab need the signed-in ``buyer``; they pay in this one transaction, and
     a refusal (InsufficientFunds, LimitExceeded) rolls it back with no money moved.
     """
+    if payment_method in ("wallet", "tab"):
+        _checkout_card_payments_abandon(checkout_id=checkout_id)
     with transaction.atomic():
         checkout = checkout_lock_open(checkout_id=checkout_id)
         if checkout.status == CheckoutStatus.COMPLETE:
@@ -76,6 +78,27 @@ def checkout_confirm(*, checkout_id: str, payment_method: str = "", buyer=None) 
     if result.status == "failed":
         raise PaymentDeclined(result.failure_message, code=result.failure_code or "payment_failed")
     return Checkout.objects.get(pk=checkout.pk)
+
+
+def _checkout_card_payments_abandon(*, checkout_id: str) -> None:
+    """The buyer chose the wallet or the tab: give up card payments of this checkout that they have
+    not confirmed (the Stripe page opens one as it loads; a sandbox 3-D Secure check may be waiting).
+    The rail is asked first, outside any transaction; if it says the card payment went through
+    after all, that payment is recorded and completes the checkout instead."""
+    open_payments = Payment.objects.filter(
+        checkout_id=checkout_id, status__in=[PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION]
+    )
+    for payment in open_payments:
+        rail = rail_get(payment.rail)
+        if getattr(rail, "in_ledger", False) or not hasattr(rail, "payment_cancel"):
+            continue
+        result = rail.payment_cancel(payment_id=payment.pk)
+        if result.status == "succeeded":
+            payment_apply_result(payment_id=payment.pk, result=result)
+        elif result.status == "failed":
+            Payment.objects.filter(
+                pk=payment.pk, status__in=[PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION]
+            ).update(status=PaymentStatus.CANCELED, failure_code="canceled", updated_at=timezone.now())
 
 
 def _checkout_pay_in_ledger(*, checkout: Checkout, rail, payment_method: str, buyer) -> Checkout:

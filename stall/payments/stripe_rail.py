@@ -146,6 +146,24 @@ def _off_session_charge(payment):
     return OffSessionCharge.objects.select_related("saved").filter(payment_id=payment.pk).first()
 
 
+def _saved_for_payment(payment):
+    """The saved card a payment was charged with while the buyer was away, or None.
+
+    A store's off-session charge records it in OffSessionCharge; a wallet's automatic top-up or an
+    overdue tab's settlement charges the buyer's saved card, whose reference is the payment method.
+    """
+    charge = _off_session_charge(payment)
+    if charge is not None:
+        return charge.saved
+    if payment.purpose == "checkout" or payment.buyer_id is None or not payment.payment_method.startswith("pm_"):
+        return None
+    from .models import SavedPaymentMethod
+
+    return SavedPaymentMethod.objects.filter(
+        rail="stripe", method_ref=payment.payment_method, email__iexact=payment.buyer.email
+    ).exclude(customer_ref="").order_by("-pk").first()
+
+
 class StripeRail:
     """Card payments through Stripe PaymentIntents."""
 
@@ -205,11 +223,11 @@ class StripeRail:
         answered), the create is sent again under the same idempotency key: Stripe answers with
         the intent the first call made, or makes it now if the first never arrived."""
         payment = self._payment(payment_id)
-        charge = _off_session_charge(payment)
+        saved = _saved_for_payment(payment)
         if not payment.rail_reference:
-            if charge is not None:
+            if saved is not None:
                 return self.payment_start_off_session(
-                    payment_id=payment.pk, amount=payment.amount, currency=payment.currency, saved=charge.saved
+                    payment_id=payment.pk, amount=payment.amount, currency=payment.currency, saved=saved
                 )
             return self.payment_start(
                 payment_id=payment.pk, amount=payment.amount, currency=payment.currency,
@@ -220,7 +238,21 @@ class StripeRail:
             intent = stripe_call("payment_retrieve", client.v1.payment_intents.retrieve, payment.rail_reference)
         except stripe.StripeError as exc:
             return _failed_from_error(exc, "payment_retrieve")
-        return result_from_intent(intent.to_dict(), off_session=charge is not None)
+        return result_from_intent(intent.to_dict(), off_session=saved is not None)
+
+    def payment_cancel(self, *, payment_id: str) -> RailResult:
+        """Give up a payment the buyer has not confirmed (they chose the wallet instead). Stripe may
+        answer that it already succeeded: the card payment then stands and is reported as such."""
+        payment = self._payment(payment_id)
+        if not payment.rail_reference:
+            return RailResult("failed", failure_code="canceled", failure_message="The payment was canceled.")
+        client = stripe_client(self._config(payment.store))
+        try:
+            intent = stripe_call("payment_cancel", client.v1.payment_intents.cancel, payment.rail_reference)
+        except stripe.InvalidRequestError:
+            # Not cancelable any more (it succeeded, or is processing): say where it stands.
+            return self.payment_retrieve(payment_id=payment_id)
+        return result_from_intent(intent.to_dict())
 
     def payment_confirm(self, *, payment_id: str, reference: str, approve: bool) -> RailResult:
         """The buyer is back from their bank's check. Only Stripe knows how it went, so ask it;

@@ -73,6 +73,10 @@ def stripe_pay(request, checkout):
         "stripe_js_url": settings.STRIPE_JS_URL,
         "return_url": request.build_absolute_uri(reverse("checkout:stripe_return", args=[checkout.pk])),
     }
+    if not expired and checkout.status != CheckoutStatus.COMPLETE:
+        from stall.wallets.views import pay_page_context
+
+        context |= pay_page_context(request, checkout)  # the wallet and the tab, for a signed-in buyer
     request.csp_extra = stripe_csp(config)
     return render(request, "payments/stripe_pay.html", context, status=status)
 
