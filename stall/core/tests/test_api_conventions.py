@@ -213,9 +213,14 @@ def test_openapi_document_is_served(client, db):
     paths = json.loads(response.content)["paths"]
     assert sorted(paths) == [
         "/api/v1/balance",
+        "/api/v1/charges",
+        "/api/v1/charges/{id}",
         "/api/v1/checkouts",
         "/api/v1/checkouts/{id}",
         "/api/v1/checkouts/{id}/confirm",
+        "/api/v1/customers",
+        "/api/v1/customers/{id}",
+        "/api/v1/customers/{id}/wallet",
         "/api/v1/events",
         "/api/v1/events/{id}",
         "/api/v1/orders",
