@@ -154,15 +154,14 @@ def allowance_revoke_view(request, allowance_id):
 @require_POST
 def allowance_sign_in(request):
     """Email a magic link that signs the buyer in and brings them back to ``next``."""
-    from stall.content.tasks import reader_sign_in_link_send
+    from stall.orders.tasks import library_link_send
 
     form = SignInForm(request.POST)
     back = _safe_next(request, request.POST.get("next"))
     if not form.is_valid():
         messages.error(request, "Enter a valid email address to get a sign-in link.")
         return redirect(back)
-    store = Store.objects.filter(slug=back.split("/")[2]).first() if back.startswith("/s/") else None
-    reader_sign_in_link_send(form.cleaned_data["email"].lower(), back, store.name if store else "your allowances")
+    library_link_send(form.cleaned_data["email"].lower(), back)
     # The same answer for every address: the page does not tell who has an account here.
     messages.success(request, f"A sign-in link is on its way to {form.cleaned_data['email']}. Open it on this device.")
     return redirect(back)
