@@ -139,3 +139,9 @@ def test_an_unknown_store_has_no_allowance_page(client, db):
 def test_the_store_page_links_to_the_allowance_page(client, store):
     response = client.get(f"/s/{store.slug}/")
     assert f'href="/s/{store.slug}/allowance/"'.encode() in response.content
+
+
+def test_the_wallet_page_links_to_the_allowances(client, reader):
+    response = client.get("/wallet/")
+    assert response.status_code == 200
+    assert b'href="/wallet/allowances/"' in response.content
