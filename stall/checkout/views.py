@@ -51,8 +51,12 @@ def complete(request, checkout_id):
     if checkout.status != CheckoutStatus.COMPLETE:
         return redirect("checkout:pay", checkout_id=checkout.pk)
     order = Order.objects.get(checkout=checkout)
-    downloads = []
-    for entitlement in order.entitlements.select_related("product").prefetch_related("product__files"):
-        files = [(f, download_url(entitlement=entitlement, file=f)) for f in entitlement.product.files.all()] if entitlement.active else []
-        downloads.append((entitlement, files))
-    return render(request, "checkout/complete.html", {"checkout": checkout, "order": order, "store": checkout.store, "downloads": downloads})
+    entitlements = {e.product_id: e for e in order.entitlements.all()}
+    items = []  # (line, product, entitlement or None, [(file, url)])
+    for line in order.lines.select_related("product").prefetch_related("product__files"):
+        entitlement = entitlements.get(line.product_id)
+        files = [(f, download_url(entitlement=entitlement, file=f)) for f in line.product.files.all()] if entitlement and entitlement.active else []
+        items.append((line, line.product, entitlement, files))
+    receipt_sent = order.payment is None or order.payment.rail not in ("wallet", "tab")
+    context = {"checkout": checkout, "order": order, "store": checkout.store, "items": items, "receipt_sent": receipt_sent}
+    return render(request, "checkout/complete.html", context)

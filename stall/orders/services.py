@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from stall.audience.models import Customer
-from stall.catalog.models import ProductFile
+from stall.catalog.models import ProductFile, ProductKind
 from stall.checkout.models import Checkout, CheckoutStatus
 
 from .errors import DownloadLimitReached, DownloadLinkExpired, DownloadLinkInvalid, DownloadRevoked
@@ -55,18 +55,21 @@ def order_create_for_checkout(*, checkout: Checkout, payment=None, fee: int = 0,
     OrderLine.objects.bulk_create(
         [OrderLine(order=order, product_id=l.product_id, name=l.name, unit_amount=l.unit_amount, quantity=l.quantity) for l in lines]
     )
+    # An API charge (pay per call) gives nothing to keep; downloads, posts and tips are in the library.
     Entitlement.objects.bulk_create(
         [
             Entitlement(store_id=checkout.store_id, order=order, product_id=l.product_id, email=checkout.email,
                         download_limit=l.product.download_limit)
             for l in lines
+            if l.product.kind in ENTITLING_KINDS
         ]
     )
     checkout.status = CheckoutStatus.COMPLETE
     checkout.completed_at = timezone.now()
     checkout.last_error_code = checkout.last_error_message = ""
     checkout.save(update_fields=["status", "completed_at", "last_error_code", "last_error_message"])
-    transaction.on_commit(lambda: receipt_send(order.pk))
+    if payment is None or not _paid_in_ledger(payment):
+        transaction.on_commit(lambda: receipt_send(order.pk))
     for handler in ORDER_PAID_HANDLERS:
         handler(order=order, lines=lines)
     _event_emit(order, "order.paid")
@@ -79,6 +82,17 @@ def _event_emit(order: Order, type: str) -> None:
     from .schemas import order_out
 
     event_emit(store_id=order.store_id, type=type, data={"object": order_out(order)})
+
+
+ENTITLING_KINDS = (ProductKind.DOWNLOAD, ProductKind.POST, ProductKind.TIP)
+
+
+def _paid_in_ledger(payment) -> bool:
+    """Paid from the wallet or the tab: the wallet's history is the receipt, so a reader unlocking
+    twenty 25¢ posts, or an API charging per call, does not get twenty emails."""
+    from stall.payments.rails import rail_get
+
+    return getattr(rail_get(payment.rail), "in_ledger", False)
 
 
 def entitlements_revoke_for_order(*, order: Order) -> int:

@@ -2,7 +2,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 
 from stall.accounts.services import buyer_from_request
-from stall.catalog.models import ProductKind
+from stall.catalog.models import LISTED_KINDS, ProductKind
 from stall.catalog.selectors import product_get_public, products_public
 from stall.core.errors import NotFound
 
@@ -44,6 +44,8 @@ def product_page(request, slug, product_slug):
         return redirect("content:post", slug=store.slug, post_slug=product.slug)
     if product.kind == ProductKind.TIP:
         return redirect("content:tip", slug=store.slug)
+    if product.kind not in LISTED_KINDS:
+        raise Http404  # the API charges product has no page
     from stall.content.selectors import tip_jar_panel
 
     context = {
