@@ -11,13 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.db.models import Count, Exists, F, OuterRef, Q, Sum
 from django.db.models.functions import Coalesce
 
 from stall.orders.models import Order
 from stall.stores.models import Store
 
 IN_LEDGER_RAILS = ("wallet", "tab")
+# A wallet sale refunded gives its fee share back to the wallet's pool; what it still costs is the rest.
+NET_FEE = F("fee") - F("fee_refunded")
 RAILS = (("card", "Card"), ("wallet", "Wallet"), ("tab", "Tab"))
 
 
@@ -74,14 +76,14 @@ def store_economics(*, store: Store) -> StoreEconomics:
         Tab.objects.filter(pk=OuterRef("payment__rail_reference"), status=TabStatus.OPEN)
     )
     aggregates = {
-        "orders": Count("pk"), "gross": Coalesce(Sum("amount_total"), 0), "fees": Coalesce(Sum("fee"), 0),
+        "orders": Count("pk"), "gross": Coalesce(Sum("amount_total"), 0), "fees": Coalesce(Sum(NET_FEE), 0),
         "tab_pending_orders": Count("pk", filter=tab_open),
         "tab_pending_gross": Coalesce(Sum("amount_total", filter=tab_open), 0),
     }
     for rail, _ in RAILS:
         aggregates[f"{rail}_orders"] = Count("pk", filter=_rail_q(rail))
         aggregates[f"{rail}_gross"] = Coalesce(Sum("amount_total", filter=_rail_q(rail)), 0)
-        aggregates[f"{rail}_fees"] = Coalesce(Sum("fee", filter=_rail_q(rail)), 0)
+        aggregates[f"{rail}_fees"] = Coalesce(Sum(NET_FEE, filter=_rail_q(rail)), 0)
     totals = Order.objects.filter(store=store, currency=store.currency, payment__isnull=False).aggregate(**aggregates)
     return StoreEconomics(
         currency=store.currency, orders=totals["orders"], gross=totals["gross"], fees=totals["fees"],
@@ -109,9 +111,12 @@ def order_processing_cost(*, order: Order) -> OrderCost:
     """An order's processing cost, and for a wallet or tab sale where it comes from."""
     payment = order.payment
     rail = payment.rail if payment is not None else ""
-    rate = fee_rate(order.fee, order.amount_total)
+    rate = fee_rate(order.fee_net, order.amount_total)
     if rail == "wallet":
-        return OrderCost(order.fee, rate, "This sale's share of the card fee the buyer's wallet top-up cost.", False)
+        note = "This sale's share of the card fee the buyer's wallet top-up cost."
+        if order.fee_refunded:
+            note += " Refunds gave their part of it back to the wallet."
+        return OrderCost(order.fee_net, rate, note, False)
     if rail == "tab":
         from stall.wallets.models import Tab, TabStatus
 

@@ -26,6 +26,9 @@ class Order(models.Model):
     amount_total = models.BigIntegerField()
     amount_refunded = models.BigIntegerField(default=0)
     fee = models.BigIntegerField(default=0)
+    # Of ``fee``, what came back with refunds (a wallet sale's fee share returns to the wallet's fee
+    # pool; card processors keep theirs, so this stays 0 for card sales).
+    fee_refunded = models.BigIntegerField(default=0)
     platform_fee = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -39,8 +42,12 @@ class Order(models.Model):
         indexes = [models.Index(fields=["store", "-id"])]
 
     @property
+    def fee_net(self) -> int:
+        return self.fee - self.fee_refunded
+
+    @property
     def amount_net(self) -> int:
-        return self.amount_total - self.amount_refunded - self.fee - self.platform_fee
+        return self.amount_total - self.amount_refunded - self.fee_net - self.platform_fee
 
 
 class OrderLine(models.Model):

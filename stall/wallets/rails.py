@@ -17,9 +17,12 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 from typing import ClassVar
 
+from django.db.models import F
+
 from stall.ledger.errors import InsufficientFunds, LimitExceeded
 from stall.ledger.models import Account, AccountKind
 from stall.ledger.services import _lock_accounts, account_open, transfer_create
+from stall.orders.models import Order
 from stall.payments.rails import RailResult
 
 
@@ -118,6 +121,7 @@ class WalletRail(_InLedgerRail):
                 idempotency_key=f"{refund.pk}:fee_back", debit_account=fee_pool_for(wallet),
                 credit_account=store_balance, amount=back, code="fee_refund", reference=order.pk,
             )
+            Order.objects.filter(pk=order.pk).update(fee_refunded=F("fee_refunded") + back)
 
 
 class TabRail(_InLedgerRail):
