@@ -108,27 +108,31 @@ def run_http(port: int, key: str, product_id: str, n: int, concurrency: int) -> 
     return time.perf_counter() - start, latencies, errors
 
 
-def run_baseline(database_url: str | None, data_dir: Path, n: int, store_id: str, product_id: str) -> float:
-    """The same rows, written by plain SQL: one transaction per purchase, one connection."""
-    sys.path.insert(0, str(ROOT))
-    from stall.core.ids import new_id
-
+def raw_connection(database_url: str | None, data_dir: Path):
+    """A plain DB-API connection to the bench's database in autocommit mode (the baselines send their
+    own BEGIN and COMMIT), and a function that writes ``?`` placeholders in the driver's style."""
     if database_url:
         import psycopg
 
-        conn = psycopg.connect(database_url.replace("postgres://", "postgresql://", 1))
-        ph = "%s"
+        conn = psycopg.connect(database_url.replace("postgres://", "postgresql://", 1), autocommit=True)
+        placeholder = "%s"
     else:
         import sqlite3
 
         conn = sqlite3.connect(data_dir / "stall.sqlite3", isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        ph = "?"
-    cur = conn.cursor()
+        placeholder = "?"
+    return conn, lambda sql: sql.replace("?", placeholder)
 
-    def q(sql: str) -> str:
-        return sql.replace("?", ph)
+
+def run_baseline(database_url: str | None, data_dir: Path, n: int, store_id: str, product_id: str) -> float:
+    """The same rows, written by plain SQL: one transaction per purchase, one connection."""
+    sys.path.insert(0, str(ROOT))
+    from stall.core.ids import new_id
+
+    conn, q = raw_connection(database_url, data_dir)
+    cur = conn.cursor()
 
     cur.execute(q("SELECT id FROM ledger_account WHERE kind=? AND owner=?"), ("store_balance", store_id))
     balance = cur.fetchone()[0]
@@ -141,7 +145,7 @@ def run_baseline(database_url: str | None, data_dir: Path, n: int, store_id: str
     start = time.perf_counter()
     for i in range(n):
         chk, pay, cus, order, ent = (new_id(p) for p in ("chk", "pay", "cus", "ord", "ent"))
-        cur.execute("BEGIN" if not database_url else "BEGIN")
+        cur.execute("BEGIN")
         cur.execute(q("INSERT INTO checkout_checkout (id, store_id, status, email, currency, amount_subtotal, amount_total, expires_at, created_at, last_error_code, last_error_message) VALUES (?,?,?,?,?,?,?,?,?,?,?)"),
                     (chk, store_id, "open", f"raw{i}@example.com", "USD", amount, amount, now, now, "", ""))
         cur.execute(q("INSERT INTO checkout_checkoutline (checkout_id, product_id, name, unit_amount, quantity) VALUES (?,?,?,?,?)"), (chk, product_id, "p", amount, 1))
@@ -149,8 +153,8 @@ def run_baseline(database_url: str | None, data_dir: Path, n: int, store_id: str
                     (pay, "checkout", store_id, chk, "sandbox", "sandbox_visa", "succeeded", amount, "USD", fee, 0, "sbx", "", "", now, now))
         cur.execute(q("INSERT INTO accounts_buyer (id, email, created_at) VALUES (?,?,?)"), (new_id("byr"), f"raw{i}@example.com", now))
         cur.execute(q("INSERT INTO audience_customer (id, store_id, email, name, created_at) VALUES (?,?,?,?,?)"), (cus, store_id, f"raw{i}@example.com", "", now))
-        cur.execute(q("INSERT INTO orders_order (id, store_id, checkout_id, payment_id, customer_id, email, status, currency, amount_total, amount_refunded, fee, platform_fee, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"),
-                    (order, store_id, chk, pay, cus, f"raw{i}@example.com", "paid", "USD", amount, 0, fee, 0, now))
+        cur.execute(q("INSERT INTO orders_order (id, store_id, checkout_id, payment_id, customer_id, email, status, currency, amount_total, amount_refunded, fee, fee_refunded, platform_fee, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+                    (order, store_id, chk, pay, cus, f"raw{i}@example.com", "paid", "USD", amount, 0, fee, 0, 0, now))
         cur.execute(q("INSERT INTO orders_orderline (order_id, product_id, name, unit_amount, quantity) VALUES (?,?,?,?,?)"), (order, product_id, "p", amount, 1))
         cur.execute(q("INSERT INTO orders_entitlement (id, store_id, order_id, product_id, email, download_limit, created_at) VALUES (?,?,?,?,?,?,?)"),
                     (ent, store_id, order, product_id, f"raw{i}@example.com", 10, now))

@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from checkout import free_port, percentile, wait_ready  # noqa: E402  (bench/checkout.py)
+from checkout import free_port, percentile, raw_connection, wait_ready  # noqa: E402  (bench/checkout.py)
 
 PRICE = 25
 WARM_UP = 3  # spends per client before the clock starts
@@ -231,22 +231,8 @@ def run_clients(mode: str, port: int, env: dict, start: int, count: int, browser
 def run_baseline(database_url: str | None, data_dir: Path, n: int, env: dict, mode: str) -> float:
     from stall.core.ids import new_id  # importable without Django settings
 
-    if database_url:
-        import psycopg
-
-        conn = psycopg.connect(database_url.replace("postgres://", "postgresql://", 1), autocommit=True)
-        ph = "%s"
-    else:
-        import sqlite3
-
-        conn = sqlite3.connect(data_dir / "stall.sqlite3", isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        ph = "?"
+    conn, q = raw_connection(database_url, data_dir)
     cur = conn.cursor()
-
-    def q(sql: str) -> str:
-        return sql.replace("?", ph)
 
     def account(kind: str, owner: str) -> str:
         cur.execute(q("SELECT id FROM ledger_account WHERE kind=? AND owner=? AND currency='USD'"), (kind, owner))
@@ -281,8 +267,8 @@ def run_baseline(database_url: str | None, data_dir: Path, n: int, env: dict, mo
         cur.execute(q("INSERT INTO checkout_checkoutline (checkout_id, product_id, name, unit_amount, quantity) VALUES (?,?,?,?,?)"), (chk, product_id, "p", PRICE, 1))
         cur.execute(q("INSERT INTO payments_payment (id, purpose, store_id, checkout_id, buyer_id, rail, payment_method, status, amount, currency, fee, amount_refunded, rail_reference, failure_code, failure_message, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
                     (pay, "checkout", store_id, chk, buyer["buyer_id"], "wallet", "wallet", "succeeded", PRICE, "USD", fee, 0, wallet_id, "", "", now, now))
-        cur.execute(q("INSERT INTO orders_order (id, store_id, checkout_id, payment_id, customer_id, email, status, currency, amount_total, amount_refunded, fee, platform_fee, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"),
-                    (order, store_id, chk, pay, customer, email, "paid", "USD", PRICE, 0, fee, 0, now))
+        cur.execute(q("INSERT INTO orders_order (id, store_id, checkout_id, payment_id, customer_id, email, status, currency, amount_total, amount_refunded, fee, fee_refunded, platform_fee, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+                    (order, store_id, chk, pay, customer, email, "paid", "USD", PRICE, 0, fee, 0, 0, now))
         cur.execute(q("INSERT INTO orders_orderline (order_id, product_id, name, unit_amount, quantity) VALUES (?,?,?,?,?)"), (order, product_id, "p", PRICE, 1))
         cur.execute(q("INSERT INTO orders_entitlement (id, store_id, order_id, product_id, email, download_limit, created_at) VALUES (?,?,?,?,?,?,?)"),
                     (ent, store_id, order, product_id, email, 10, now))
