@@ -137,3 +137,54 @@ def test_a_reader_unlocks_three_posts_tips_and_refunds_one(live_server, phone, d
     creator_phone.get_by_role("link", name="The map").click()
     assert creator_phone.get_by_role("heading", name="Free preview").is_visible()
     shot(creator_phone, "15-creator-post-edit-phone")
+
+
+def test_a_reader_with_an_empty_wallet_puts_two_posts_on_a_tab_and_settles_it(live_server, phone, desktop, shot):
+    """A second reader with an empty wallet unlocks two 25¢ posts on the tab with one click each, settles
+    the tab with one card charge, and the creator sees both unlocks with their share of the settlement fee."""
+    creator = UserFactory(email="writer@example.com")
+    store = StoreFactory(owner=creator, name="Night Notes", slug="night")
+    posts = [
+        post_create(store=store, title=title, amount=25, status="published",
+                    body=f"Free opening.\n\nStill free.\n\n{secret}")
+        for title, secret in zip(["Moths", "Lamps"], SECRETS)
+    ]
+    buyer = buyer_for_email(email="second@example.com")
+    page = phone.new_page()
+    page.goto(f"{live_server.url}/s/night/posts/moths/")
+    page.locator("#unlock").get_by_label("Your email").fill(buyer.email)
+    page.locator("#unlock").get_by_role("button", name="Email me a sign-in link").click()
+    message = [m for m in mail.outbox if m.to == [buyer.email]][-1]
+    link = urlsplit(re.search(r"http://\S+/library/enter/\S+", message.body).group(0))
+    page.goto(f"{live_server.url}{link.path}?{link.query}")
+
+    for post, secret in zip(posts, SECRETS):
+        page.goto(f"{live_server.url}/s/night/posts/{post.product.slug}/")
+        assert page.get_by_text("Put on your tab").is_visible()
+        page.get_by_role("button", name="Unlock with one click").click()
+        assert page.get_by_text(secret).is_visible()
+    shot(page, "1-second-post-unlocked-on-tab")
+
+    page.goto(f"{live_server.url}/wallet/tab/")
+    assert page.get_by_test_id("owed").inner_text() == "$0.50"
+    page.get_by_label(re.compile("4242")).check()
+    page.get_by_role("button", name="Settle now ($0.50)").click()
+    assert page.get_by_text("Your tab is settled: $0.50 paid.").is_visible()
+    shot(page, "2-tab-settled")
+
+    orders = Order.objects.filter(store=store).order_by("pk")
+    # The 31¢ card fee of settling 50¢ is shared by running total: 15.5¢ rounds up to 16¢, then 15¢.
+    assert [(o.amount_total, o.payment.rail, o.fee) for o in orders] == [(25, "tab", 16), (25, "tab", 15)]
+    assert account_balance(kind="store_balance", owner=store.pk, currency="USD").amount == 50 - 31
+    for account in Account.objects.all():
+        sums = account_sums_from_transfers(account=account)
+        assert {k: getattr(account, k) for k in sums} == sums
+
+    dash = desktop.new_page()
+    dash.goto(f"{live_server.url}/login/")
+    dash.get_by_label("Email").fill(creator.email)
+    dash.get_by_label("Password").fill(FACTORY_PASSWORD)
+    dash.get_by_role("button", name="Log in").click()
+    dash.goto(f"{live_server.url}/dashboard/night/orders/")
+    assert dash.get_by_text("second@example.com").count() == 2
+    shot(dash, "3-creator-orders")

@@ -88,7 +88,7 @@ def test_a_new_reader_tops_up_and_buys_with_one_click(live_server, phone, shot):
     assert_ledger_balanced()
 
 
-def test_a_reader_with_an_empty_wallet_puts_two_posts_on_a_tab_and_settles_it(live_server, phone, shot):
+def test_a_reader_with_an_empty_wallet_puts_two_purchases_on_a_tab_and_settles_it(live_server, phone, shot):
     """A second reader with nothing in their wallet puts two 25¢ purchases on a tab, opens the tab page
     from the wallet and settles the 50¢ with one card charge."""
     store = StoreFactory(owner=UserFactory(), name="Bo's Letters", slug="bo")
