@@ -40,13 +40,13 @@ class _InLedgerRail:
         return 1
 
     def payment_start(self, **kwargs) -> RailResult:
-        raise NotImplementedError(f"the {self.name} rail pays inside the ledger: use ledger_charge")
+        raise RuntimeError(f"the {self.name} rail pays inside the ledger: use ledger_charge")
 
     def payment_confirm(self, **kwargs) -> RailResult:
-        raise NotImplementedError(f"the {self.name} rail never asks the buyer to confirm at a bank")
+        raise RuntimeError(f"the {self.name} rail never asks the buyer to confirm at a bank")
 
     def refund(self, **kwargs) -> RailResult:
-        raise NotImplementedError(f"the {self.name} rail refunds inside the ledger: use ledger_refund")
+        raise RuntimeError(f"the {self.name} rail refunds inside the ledger: use ledger_refund")
 
     def notification_handle(self, *, headers, body):
         return []
