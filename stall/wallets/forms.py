@@ -8,23 +8,35 @@ from stall.core.errors import StallError
 from stall.core.money import format_money, parse_amount
 
 
-def card_choices() -> list[tuple[str, str]]:
-    """The cards a buyer can pick on these pages: the sandbox's test cards when the sandbox is on."""
+def card_choices(*, store=None, stripe: bool = False) -> list[tuple[str, str]]:
+    """The cards a buyer can pick on these pages: the sandbox's test cards when the sandbox is on,
+    and with ``stripe`` "Card" (entered on Stripe's card page) when Stripe is set up for ``store``
+    (its own keys or the platform's)."""
     from stall.payments.rails import rail_get
+    from stall.payments.selectors import stripe_config_for_store
 
-    return rail_get("sandbox").payment_methods() if settings.STALL_SANDBOX_ENABLED else []
+    choices = rail_get("sandbox").payment_methods() if settings.STALL_SANDBOX_ENABLED else []
+    if stripe and stripe_config_for_store(store) is not None:
+        choices = [*choices, ("stripe", "Card")]
+    return choices
 
 
 class CardField(forms.CharField):
-    """A card: one of the sandbox test cards (radio buttons), or a Stripe PaymentMethod ``pm_…``.
+    """A card: the sandbox test cards and "Card" on Stripe's page (radio buttons), or else a
+    Stripe PaymentMethod ``pm_…``.
 
     Any text is accepted here; the payment services say whether the rail knows it.
     """
 
-    def __init__(self, **kwargs):
-        choices = card_choices()
+    def __init__(self, *, store=None, stripe: bool = False, **kwargs):
+        choices = card_choices(store=store, stripe=stripe)
+        # The page says "no real money moves" only next to test cards.
+        self.sandbox = any(code != "stripe" for code, _ in choices)
         widget = forms.RadioSelect(choices=choices) if choices else forms.TextInput(attrs={"autocomplete": "off", "placeholder": "pm_…"})
-        kwargs.setdefault("label", "Test card" if choices else "Card (a Stripe PaymentMethod, pm_…)")
+        label = "Card (a Stripe PaymentMethod, pm_…)"
+        if choices:
+            label = "Test card" if all(code != "stripe" for code, _ in choices) else "Pay with"
+        kwargs.setdefault("label", label)
         kwargs.setdefault("error_messages", {"required": "Choose a card."})
         super().__init__(widget=widget, max_length=64, initial=choices[0][0] if choices else None, **kwargs)
 
@@ -53,9 +65,10 @@ class TopUpForm(_AmountForm):
         label="Another amount", required=False, max_length=40,
         widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
     )
-    def __init__(self, *args, presets: list[int], **kwargs):
+    def __init__(self, *args, presets: list[int], store=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["payment_method"] = CardField()  # built per form: the sandbox may be turned off
+        # Built per form: the sandbox may be turned off, and Stripe set up for one store only.
+        self.fields["payment_method"] = CardField(store=store, stripe=True)
         self.presets = presets
         self.fields["amount"].label = f"Another amount ({self.currency})"
 
@@ -115,8 +128,8 @@ class AutoTopUpForm(_AmountForm):
 
 
 class CardForm(forms.Form):
-    """Pick a card to settle a tab with."""
+    """Pick a card to settle a tab with (``store``: whose Stripe account would take "Card")."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, store=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["payment_method"] = CardField()
+        self.fields["payment_method"] = CardField(store=store, stripe=True)

@@ -496,6 +496,27 @@ def checkout_pay_after_settlement(*, buyer, checkout_id: str):
     return checkout_confirm(checkout_id=checkout_id, payment_method="wallet", buyer=buyer)
 
 
+def card_payment_ready(*, payment_id: str):
+    """Ready the Stripe page of a top-up or tab settlement the buyer pays by "Card".
+
+    Returns ``(payment, client_secret)``. The PaymentIntent made when the buyer chose the card is
+    asked for again (never a second one), so reloading the page charges once. The secret is empty
+    when the payment no longer waits for the buyer: Stripe's news (paid, declined) is recorded then.
+    """
+    from stall.payments.models import Payment, PaymentStatus
+    from stall.payments.rails import rail_get
+    from stall.payments.services import payment_apply_result
+    from stall.payments.stripe_services import stripe_payment_refresh
+
+    payment = Payment.objects.get(pk=payment_id)
+    if payment.rail != "stripe" or payment.status != PaymentStatus.REQUIRES_ACTION:
+        return payment, ""
+    result = rail_get("stripe").payment_retrieve(payment_id=payment.pk)
+    if result.status == "requires_action":
+        return payment_apply_result(payment_id=payment.pk, result=result), result.client_secret
+    return stripe_payment_refresh(payment_id=payment.pk), ""
+
+
 def _saved_card_for(*, buyer, currency: str):
     """The card to settle a buyer's overdue tab with: the wallet's auto top-up card, else their newest."""
     from stall.payments.selectors import saved_payment_methods_for_email

@@ -9,4 +9,6 @@ urlpatterns = [
     path("wallet/tab/settle/<str:checkout_id>/", views.settle_and_buy, name="settle_and_buy"),
     path("wallet/pay/<str:checkout_id>/", views.checkout_pay, name="pay"),
     path("wallet/payments/<str:payment_id>/authenticate/", views.authenticate, name="authenticate"),
+    path("wallet/payments/<str:payment_id>/card/", views.card_page, name="card"),
+    path("wallet/payments/<str:payment_id>/card/return/", views.card_return, name="card_return"),
 ]

@@ -12,7 +12,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from stall.accounts.services import buyer_from_request
 from stall.checkout.models import CheckoutStatus
@@ -93,7 +93,9 @@ def wallet_page(request):
     presets = services.top_up_presets(currency)
     action = request.POST.get("action") if request.method == "POST" else None
     data = request.POST if request.method == "POST" else None
-    top_up_form = TopUpForm(data if action == "top_up" else None, currency=currency, locale=locale, presets=presets)
+    top_up_form = TopUpForm(
+        data if action == "top_up" else None, currency=currency, locale=locale, presets=presets, store=store
+    )
     confirm_form = ConfirmAboveForm(
         data if action == "confirm_above" else None, currency=currency, locale=locale,
         initial={"confirm_above": _for_input(wallet.confirm_above, currency, locale)},
@@ -116,7 +118,7 @@ def wallet_page(request):
             form_add_stall_error(top_up_form, exc)
         else:
             if payment.status == PaymentStatus.REQUIRES_ACTION:
-                return redirect(_authenticate_url(payment, next_path=next_path or here))
+                return redirect(_action_url(payment, next_path=next_path or here))
             messages.success(request, f"Added {format_money(payment.amount, currency, locale)} to your wallet.")
             return redirect(next_path or here)
     elif action == "confirm_above" and confirm_form.is_valid():
@@ -164,9 +166,10 @@ def _for_input(amount, currency, locale) -> str:
     return amount_for_input(amount, currency, locale) if amount is not None else ""
 
 
-def _authenticate_url(payment, *, next_path: str = "", checkout_id: str = "") -> str:
+def _action_url(payment, *, next_path: str = "", checkout_id: str = "") -> str:
+    """Where the buyer finishes a payment that waits for them: Stripe's card page, or the sandbox bank's."""
     query = {k: v for k, v in (("next", next_path), ("checkout", checkout_id)) if v}
-    url = reverse("wallets:authenticate", args=[payment.pk])
+    url = reverse("wallets:card" if payment.rail == "stripe" else "wallets:authenticate", args=[payment.pk])
     return f"{url}?{urlencode(query)}" if query else url
 
 
@@ -177,7 +180,7 @@ def tab_page(request):
         return redirect(sign_in_url(request.get_full_path()))
     store = _store_from(request)
     currency = _currency_from(request, buyer, store)
-    form = CardForm(request.POST or None)
+    form = CardForm(request.POST or None, store=store)
     here = _here(reverse("wallets:tab"), currency, store)
     if request.method == "POST" and form.is_valid():
         try:
@@ -188,7 +191,7 @@ def tab_page(request):
             form_add_stall_error(form, exc)
         else:
             if payment.status == PaymentStatus.REQUIRES_ACTION:
-                return redirect(_authenticate_url(payment, next_path=here))
+                return redirect(_action_url(payment, next_path=here))
             messages.success(request, f"Your tab is settled: {format_money(payment.amount, currency, _locale(request))} paid.")
             return redirect(here)
     tab = tab_open_get(buyer=buyer, currency=currency)
@@ -262,7 +265,7 @@ def settle_and_buy(request, checkout_id):
         return redirect("checkout:pay", checkout_id=checkout.pk)
     owed = tab_owed(tab=tab)
     charge = max(owed + checkout.amount_total, _card_minimum(checkout.currency))
-    form = CardForm(request.POST or None)
+    form = CardForm(request.POST or None, store=checkout.store)
     if request.method == "POST" and form.is_valid():
         try:
             payment, checkout = services.tab_settle_and_buy(
@@ -272,7 +275,7 @@ def settle_and_buy(request, checkout_id):
             form_add_stall_error(form, exc)
         else:
             if payment.status == PaymentStatus.REQUIRES_ACTION:
-                return redirect(_authenticate_url(payment, checkout_id=checkout.pk))
+                return redirect(_action_url(payment, checkout_id=checkout.pk))
             return redirect("checkout:complete", checkout_id=checkout.pk)
     context = {
         "checkout": checkout, "store": checkout.store, "lines": checkout.lines.all(), "form": form, "tab": tab,
@@ -320,13 +323,111 @@ def authenticate(request, payment_id):
                 messages.error(request, f"Your tab is settled and the rest is in your wallet, but the purchase did not go through: {exc.message}")
                 return redirect(back)
             return redirect("checkout:complete", checkout_id=checkout.pk)
-        if payment.purpose == PaymentPurpose.TOP_UP:
-            messages.success(request, f"Added {format_money(payment.amount, payment.currency, locale)} to your wallet.")
-        else:
-            messages.success(request, f"Your tab is settled: {format_money(payment.amount, payment.currency, locale)} paid.")
+        messages.success(request, _paid_message(payment, locale))
         return redirect(back)
     what = "to top up your wallet" if payment.purpose == PaymentPurpose.TOP_UP else "to settle your tab"
     return render(request, "wallets/authenticate.html", {"payment": payment, "what": what})
+
+
+def _buyer_card_payment(buyer, payment_id) -> Payment:
+    """The signed-in buyer's own Stripe top-up or tab settlement; 404 for anything else."""
+    payment = Payment.objects.select_related("store").filter(
+        pk=payment_id, buyer=buyer, rail="stripe", purpose__in=[PaymentPurpose.TOP_UP, PaymentPurpose.TAB_SETTLEMENT]
+    ).first()
+    if payment is None:
+        raise Http404
+    return payment
+
+
+_CARD_BACK = "wallets_card_back"  # session: payment id -> [page to go back to, checkout to buy]
+
+
+def _card_back(request, payment) -> tuple[str, str]:
+    """Where the buyer goes once the card is paid: what the card page was given (``next``, and
+    ``checkout`` for settle-and-buy), kept in the session because Stripe's return URL has no query."""
+    kept = request.session.get(_CARD_BACK, {})
+    next_path, checkout_id = _safe_next(request), request.GET.get("checkout", "")
+    if next_path or checkout_id:
+        kept = {**kept, payment.pk: [next_path, checkout_id]}
+        request.session[_CARD_BACK] = kept
+    next_path, checkout_id = kept.get(payment.pk, ["", ""])
+    if checkout_id:
+        return reverse("checkout:pay", args=[checkout_id]), checkout_id
+    page = "wallets:tab" if payment.purpose == PaymentPurpose.TAB_SETTLEMENT else "wallets:wallet"
+    return next_path or _here(reverse(page), payment.currency, payment.store), ""
+
+
+@require_GET
+def card_page(request, payment_id):
+    """Stripe's Payment Element for a top-up or a tab settlement the buyer chose to pay by card."""
+    from stall.payments.selectors import stripe_config_for_store
+    from stall.payments.stripe_views import stripe_csp
+
+    buyer = buyer_from_request(request)
+    if buyer is None:
+        return redirect(sign_in_url(request.get_full_path()))
+    payment = _buyer_card_payment(buyer, payment_id)
+    back, _ = _card_back(request, payment)
+    try:
+        payment, client_secret = services.card_payment_ready(payment_id=payment.pk)
+    except StallError as exc:
+        messages.error(request, exc.message)
+        return redirect(back)
+    if not client_secret:  # paid, declined or being checked: the return page says which
+        return redirect("wallets:card_return", payment_id=payment.pk)
+    config = stripe_config_for_store(payment.store)
+    context = {
+        "payment": payment, "back": back, "client_secret": client_secret, "publishable_key": config.publishable_key,
+        "stripe_js_url": settings.STRIPE_JS_URL, "next_action": payment.payment_method.startswith("pm_"),
+        "return_url": request.build_absolute_uri(reverse("wallets:card_return", args=[payment.pk])),
+        "what": "Top up your wallet" if payment.purpose == PaymentPurpose.TOP_UP else "Settle your tab",
+    }
+    request.csp_extra = stripe_csp(config)
+    return render(request, "wallets/card.html", context)
+
+
+@require_GET
+def card_return(request, payment_id):
+    """Stripe sends the buyer back here: ask Stripe how the card went, then back to the wallet or
+    tab with the outcome (for settle-and-buy, on to the paid checkout)."""
+    from stall.payments.stripe_services import stripe_payment_refresh
+
+    buyer = buyer_from_request(request)
+    if buyer is None:
+        return redirect(sign_in_url(request.get_full_path()))
+    payment = _buyer_card_payment(buyer, payment_id)
+    back, checkout_id = _card_back(request, payment)
+    try:
+        payment = stripe_payment_refresh(payment_id=payment.pk)
+    except StallError as exc:
+        messages.error(request, exc.message)
+        return redirect(back)
+    if payment.status == PaymentStatus.REQUIRES_ACTION:  # back without paying: the card page again
+        return redirect("wallets:card", payment_id=payment.pk)
+    if payment.status == PaymentStatus.PROCESSING:
+        messages.info(request, "Your card payment is being checked with the card processor. It shows here once it is through.")
+        return redirect(back)
+    if payment.status != PaymentStatus.SUCCEEDED:
+        messages.error(request, payment.failure_message or "The payment did not go through.")
+        return redirect(back)
+    if checkout_id:
+        checkout = _checkout_or_404(checkout_id)
+        if checkout.status != CheckoutStatus.COMPLETE:
+            try:
+                checkout = services.checkout_pay_after_settlement(buyer=buyer, checkout_id=checkout.pk)
+            except StallError as exc:
+                messages.error(request, f"Your tab is settled and the rest is in your wallet, but the purchase did not go through: {exc.message}")
+                return redirect(back)
+        return redirect("checkout:complete", checkout_id=checkout.pk)
+    messages.success(request, _paid_message(payment, _locale(request)))
+    return redirect(back)
+
+
+def _paid_message(payment, locale: str) -> str:
+    amount = format_money(payment.amount, payment.currency, locale)
+    if payment.purpose == PaymentPurpose.TOP_UP:
+        return f"Added {amount} to your wallet."
+    return f"Your tab is settled: {amount} paid."
 
 
 def pay_page_context(request, checkout) -> dict:
