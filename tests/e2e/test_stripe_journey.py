@@ -188,3 +188,36 @@ def test_a_card_asking_for_3d_secure_completes_after_the_bank_check(live_server,
     page.wait_for_url("**/complete/")
     order = Order.objects.get(email="secure.buyer@example.com")
     assert (order.amount_total, order.payment.status) == (500, "succeeded")
+
+
+def test_a_signed_in_buyer_tops_up_10_dollars_by_card_on_stripe(live_server, stripe_shop, phone, shot):
+    """A buyer signed in by magic link picks "Card" on the wallet page of a store with Stripe, adds
+    $10.00 on Stripe's card page, and comes back to a wallet holding $10.00."""
+    from urllib.parse import urlsplit
+
+    from stall.accounts.services import buyer_for_email, buyer_magic_link
+    from stall.wallets.selectors import wallet_for
+
+    buyer = buyer_for_email(email="wallet.buyer@example.com")
+    link = urlsplit(buyer_magic_link(email=buyer.email))
+    page = phone.new_page()
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(f"{live_server.url}{link.path}?{link.query}")
+    page.goto(f"{live_server.url}/wallet/?currency=USD&store={stripe_shop.slug}")
+    assert page.get_by_test_id("balance").inner_text() == "$0.00"
+
+    page.get_by_label("Card", exact=True).check()
+    page.get_by_role("button", name="Add $10.00").click()
+    page.wait_for_url(re.compile(r"/wallet/payments/pay_\w+/card/"))
+    assert page.get_by_role("heading", name="Top up your wallet: $10.00").is_visible()
+    page.get_by_label("Card number").fill("4242 4242 4242 4242")
+    shot(page, "1-card-page")
+    page.get_by_role("button", name="Pay $10.00").click()
+    page.wait_for_url(re.compile(r"/wallet/\?currency=USD&store=cards$"))
+    assert page.get_by_text("Added $10.00 to your wallet.").is_visible()
+    assert page.get_by_test_id("balance").inner_text() == "$10.00"
+    shot(page, "2-topped-up")
+    wallet = wallet_for(buyer=buyer, currency="USD")
+    assert wallet.account.balance == 1000
+    assert not [e for e in errors if "Content Security Policy" in e], errors
