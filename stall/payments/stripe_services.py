@@ -101,7 +101,9 @@ def _stripe_result_apply(*, payment: Payment, result: RailResult) -> Payment:
     """
     if payment.failure_code == "duplicate_refunded":
         return payment  # already given back; a later copy of the news must not refund it twice
-    if result.status == "succeeded" and payment.status not in (*_OPEN, PaymentStatus.SUCCEEDED):
+    if result.status == "succeeded" and payment.status not in (*_OPEN, PaymentStatus.SUCCEEDED) and payment.checkout_id:
+        # Only attempts of the same checkout are siblings; a top-up or a tab settlement has none
+        # (matching on an empty checkout would withdraw every other buyer's pending card payment).
         Payment.objects.filter(
             checkout_id=payment.checkout_id, rail=payment.rail, status=PaymentStatus.REQUIRES_ACTION
         ).exclude(pk=payment.pk).update(status=PaymentStatus.CANCELED, failure_code="superseded", updated_at=timezone.now())
