@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
 from babel.numbers import format_currency, get_currency_precision, get_currency_symbol, list_currencies
@@ -111,6 +111,18 @@ class Money:
 
     def as_dict(self) -> dict:
         return {"amount": self.amount, "currency": self.currency}
+
+
+def prorate(total: int, part: int, whole: int) -> int:
+    """``total × part ÷ whole`` in minor units, rounded half up; 0 when ``whole`` or ``total`` is 0.
+
+    Every pro-rata share in Stall uses this one rule: a sale's share of a card fee, a refund's
+    share of a platform fee. Shares taken on running totals (``prorate(t, after, w) -
+    prorate(t, before, w)``) add up to exactly ``total`` once ``part`` reaches ``whole``.
+    """
+    if not whole or not total:
+        return 0
+    return int((Decimal(total) * part / whole).to_integral_value(ROUND_HALF_UP))
 
 
 def amount_for_input(amount: int, currency: str, locale: str = "en") -> str:

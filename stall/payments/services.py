@@ -18,7 +18,7 @@ from stall.checkout.errors import AmountTooSmall, CheckoutInvalid
 from stall.checkout.models import Checkout, CheckoutStatus
 from stall.checkout.services import checkout_lock_open
 from stall.core.errors import InvalidRequest
-from stall.core.money import amount_validate, format_money
+from stall.core.money import amount_validate, format_money, prorate
 from stall.ledger.models import AccountKind
 from stall.ledger.services import account_open, transfer_create
 from stall.orders.models import Order, OrderStatus
@@ -377,10 +377,9 @@ def refund_succeed(*, refund_id: str) -> Refund:
     if order.platform_fee:
         # Return the platform fee in proportion, computed on the running total so that partial
         # refunds add up to exactly the fee once the order is refunded in full.
-        def share(refunded: int) -> int:
-            return int((Decimal(order.platform_fee) * refunded / order.amount_total).to_integral_value(ROUND_HALF_UP))
-
-        back = share(refunded_after) - share(order.amount_refunded)
+        back = prorate(order.platform_fee, refunded_after, order.amount_total) - prorate(
+            order.platform_fee, order.amount_refunded, order.amount_total
+        )
         if back:
             platform = account_open(kind=AccountKind.PLATFORM_FEES, owner="platform", currency=currency)
             transfer_create(

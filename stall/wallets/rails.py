@@ -14,23 +14,16 @@ shared out among the tab's sales when it is settled.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
 from typing import ClassVar
 
 from django.db.models import F
 
+from stall.core.money import prorate
 from stall.ledger.errors import InsufficientFunds, LimitExceeded
 from stall.ledger.models import Account, AccountKind
 from stall.ledger.services import _lock_accounts, account_open, transfer_create
 from stall.orders.models import Order
 from stall.payments.rails import RailResult
-
-
-def share(total: int, part: int, whole: int) -> int:
-    """``total × part ÷ whole`` in minor units, rounded half up; 0 when ``whole`` is 0."""
-    if not whole or not total:
-        return 0
-    return int((Decimal(total) * part / whole).to_integral_value(ROUND_HALF_UP))
 
 
 class _InLedgerRail:
@@ -77,7 +70,7 @@ class WalletRail(_InLedgerRail):
             from .errors import WalletEmpty
 
             raise WalletEmpty()
-        fee = share(pool.debits_posted - pool.credits_posted, payment.amount, balance)
+        fee = prorate(pool.debits_posted - pool.credits_posted, payment.amount, balance)
         try:
             transfer_create(
                 idempotency_key=f"{payment.pk}:wallet_spend", debit_account=account,
@@ -112,7 +105,7 @@ class WalletRail(_InLedgerRail):
             idempotency_key=f"{refund.pk}:wallet_refund", debit_account=self.clearing(payment.currency),
             credit_account=wallet.account, amount=refund.amount, code="wallet_refund", reference=order.pk,
         )
-        back = share(order.fee, order.amount_refunded + refund.amount, order.amount_total) - share(
+        back = prorate(order.fee, order.amount_refunded + refund.amount, order.amount_total) - prorate(
             order.fee, order.amount_refunded, order.amount_total
         )
         if back:

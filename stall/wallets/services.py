@@ -23,12 +23,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from stall.core.money import amount_validate, currency_exponent, currency_normalize, format_money
+from stall.core.money import amount_validate, currency_exponent, currency_normalize, format_money, prorate
 from stall.ledger.models import AccountKind
 from stall.ledger.services import _lock_accounts, account_limit_set, account_open, transfer_create
 
 from .models import AutoTopUp, Tab, TabStatus, Wallet
-from .rails import fee_pool_for, share
+from .rails import fee_pool_for
 
 logger = logging.getLogger(__name__)
 IN_FLIGHT = ("processing", "requires_action")
@@ -414,7 +414,7 @@ def tab_settlement_succeed(*, payment) -> None:
             idempotency_key=f"{payment.pk}:tab_settlement_excess", debit_account=clearing, credit_account=wallet.account,
             amount=excess, code="tab_settlement_excess", reference=payment.pk,
         )
-    fee_to_tab = share(payment.fee, to_tab, payment.amount)
+    fee_to_tab = prorate(payment.fee, to_tab, payment.amount)
     fees = rail_fee_account(payment=payment) if payment.fee else None
     if fee_to_tab:
         sales = list(
@@ -430,7 +430,7 @@ def tab_settlement_succeed(*, payment) -> None:
             fee_to_tab = 0  # nothing to share it among: the wallet's pool carries it
         allocated = 0
         for index, order in enumerate(sales if total else []):
-            upto = share(fee_to_tab, sum(kept[: index + 1]), total)
+            upto = prorate(fee_to_tab, sum(kept[: index + 1]), total)
             part = upto - allocated
             allocated = upto
             if part:

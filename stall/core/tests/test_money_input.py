@@ -20,3 +20,19 @@ def test_prefill_uses_the_locale_decimal_mark_and_no_grouping():
     assert amount_for_input(750, "BRL", "pt-br") == "7,50"
     assert amount_for_input(3000, "KRW", "ko") == "3000"
     assert amount_for_input(123456, "KWD", "en") == "123.456"
+
+
+@given(
+    total=st.integers(min_value=0, max_value=10**6),
+    parts=st.lists(st.integers(min_value=1, max_value=10**5), min_size=1, max_size=40),
+)
+def test_shares_taken_on_running_totals_add_up_to_exactly_the_total(total, parts):
+    """Splitting a fee over sales by running totals never loses or makes up a minor unit."""
+    from stall.core.money import prorate
+
+    whole, before, shares = sum(parts), 0, []
+    for part in parts:
+        shares.append(prorate(total, before + part, whole) - prorate(total, before, whole))
+        before += part
+    assert sum(shares) == total
+    assert all(share >= 0 for share in shares)
