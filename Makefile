@@ -8,7 +8,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/stall
 TEST_DATA_DIR ?= $(CURDIR)/var/test
 PYTEST_ARGS ?=
 
-.PHONY: run demo serve test test-sqlite test-postgres browser bench clean
+.PHONY: run demo serve test lint test-sqlite test-postgres browser bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Stall needs Python 3.11 or newer"'
@@ -27,7 +27,12 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "Install Debian's chromium (sudo apt-get install chromium) for the browser tests." >&2; exit 1; fi; }
 
-test: test-sqlite test-postgres
+test: lint test-sqlite test-postgres
+
+# The layers (importlinter.ini is the map of the code) and ruff; a broken contract fails the build.
+lint: $(BIN)/.installed
+	$(BIN)/ruff check stall tests bench conftest.py
+	$(BIN)/lint-imports importlinter.ini
 
 test-sqlite: $(BIN)/.installed browser
 	rm -rf $(TEST_DATA_DIR)/sqlite && mkdir -p $(TEST_DATA_DIR)/sqlite

@@ -14,21 +14,21 @@ def huey_immediate():
 
 @pytest.fixture
 def creator(db):
-    from stall.core.testing import UserFactory
+    from stall.testing import UserFactory
 
     return UserFactory()
 
 
 @pytest.fixture
 def store(creator):
-    from stall.core.testing import StoreFactory
+    from stall.testing import StoreFactory
 
     return StoreFactory(owner=creator)
 
 
 @pytest.fixture
 def product(store):
-    from stall.core.testing import ProductFactory
+    from stall.testing import ProductFactory
 
     return ProductFactory(store=store)
 
@@ -44,6 +44,6 @@ def api_key(store):
 @pytest.fixture
 def api(client, api_key):
     """A Django test client that sends the store's API key."""
-    from stall.core.testing import ApiClient
+    from stall.testing import ApiClient
 
     return ApiClient(client, api_key)

@@ -83,7 +83,7 @@ class Shop:
 
     def spend(self, *, size: int, buyer, method: str):
         from stall.checkout.services import CheckoutItem, checkout_create
-        from stall.payments.services import checkout_confirm
+        from stall.orders.checkout_pay import checkout_confirm
 
         checkout = checkout_create(store=self.store, email=buyer.email, items=[CheckoutItem(product_id=self.products[size].pk)])
         return checkout_confirm(checkout_id=checkout.pk, payment_method=method, buyer=buyer).order

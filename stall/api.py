@@ -2,7 +2,19 @@
 
 from ninja import NinjaAPI
 
-from stall.core.api import ApiKeyAuth, install_error_handlers
+from stall.catalog.api import router as products
+from stall.content.api import posts_router as posts
+from stall.content.api import tips_router as tips
+from stall.core.api import install_error_handlers
+from stall.integrations.api import events_router as events
+from stall.integrations.api import router as webhook_endpoints
+from stall.integrations.services import ApiKeyAuth
+from stall.ledger.api import router as balance
+from stall.orders.api import checkouts_router as checkouts
+from stall.orders.api import refunds_router as refunds
+from stall.orders.api import router as orders
+from stall.wallets.api import customers_router as customers
+from stall.wallets.api import router as charges
 
 WEBHOOKS_DOC = """## Webhooks
 
@@ -48,18 +60,6 @@ install_error_handlers(api)
 
 
 def _mount() -> None:
-    from stall.catalog.api import router as products
-    from stall.content.api import posts_router as posts
-    from stall.content.api import tips_router as tips
-    from stall.integrations.api import events_router as events
-    from stall.integrations.api import router as webhook_endpoints
-    from stall.checkout.api import router as checkouts
-    from stall.ledger.api import router as balance
-    from stall.orders.api import router as orders
-    from stall.payments.api import router as refunds
-    from stall.wallets.api import customers_router as customers
-    from stall.wallets.api import router as charges
-
     api.add_router("/products", products, tags=["Products"])
     api.add_router("/checkouts", checkouts, tags=["Checkouts"])
     api.add_router("/orders", orders, tags=["Orders"])

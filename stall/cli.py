@@ -96,7 +96,7 @@ def cmd_worker(args) -> int:
 def cmd_demo(args) -> int:
     _django()
     _migrate()
-    from stall.core.demo import demo_create
+    from stall.demo import demo_create
 
     result = demo_create(password=args.password)
     from django.conf import settings

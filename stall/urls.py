@@ -4,6 +4,7 @@ from django.views.static import serve
 
 from stall.api import api
 from stall.core import views as core_views
+from stall.storefront.urls import checkout_patterns, store_patterns
 
 handler400 = "stall.core.views.bad_request"
 handler404 = "stall.core.views.not_found"
@@ -15,12 +16,12 @@ urlpatterns = [
     path("", include("stall.accounts.urls")),
     path("dashboard/", include("stall.dashboard.urls")),
     path("", include("stall.orders.urls")),
-    path("", include("stall.checkout.urls")),
+    path("", include((checkout_patterns, "checkout"))),
     path("", include("stall.payments.urls")),
     path("", include("stall.wallets.urls")),
     path("", include("stall.content.urls")),  # before the store pages: see stall/content/urls.py
     path("", include("stall.wallets.allowance_urls")),  # before the store pages: /s/<store>/allowance/
-    path("", include("stall.stores.urls")),
+    path("", include((store_patterns, "stores"))),
 ]
 
 if "storages.backends.s3" not in settings.STORAGES["default"]["BACKEND"]:

@@ -1,3 +1,5 @@
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core import signing
@@ -8,7 +10,7 @@ from django.urls import reverse
 
 from stall.core.errors import InvalidRequest
 
-from .models import User
+from .models import Buyer, User
 
 _MAGIC_SALT = "stall.accounts.buyer-magic-link"
 
@@ -20,7 +22,6 @@ class MagicLinkInvalid(InvalidRequest):
 
 def buyer_magic_link(*, email: str, next_path: str = "") -> str:
     """An absolute link that signs a buyer in (to their library, or to ``next_path`` on this site)."""
-    from urllib.parse import urlencode
 
     token = signing.dumps(email.lower(), salt=_MAGIC_SALT, compress=True)
     url = settings.BASE_URL + reverse("orders:library_enter", args=[token])
@@ -68,10 +69,8 @@ BUYER_SESSION_KEY = "buyer_id"
 BUYER_EMAIL_SESSION_KEY = "buyer_email"
 
 
-def buyer_for_email(*, email: str) -> "Buyer":
+def buyer_for_email(*, email: str) -> Buyer:
     """The buyer with this email (any case), created on first sight."""
-    from .models import Buyer
-
     email = (email or "").strip().lower()
     buyer = Buyer.objects.filter(email=email).first()
     if buyer is not None:
@@ -97,7 +96,10 @@ def buyer_sign_out(*, request) -> None:
 
 def buyer_from_request(request):
     """The signed-in buyer of this session, or None."""
-    from .models import Buyer
-
     buyer_id = request.session.get(BUYER_SESSION_KEY)
     return Buyer.objects.filter(pk=buyer_id).first() if buyer_id else None
+
+
+def sign_in_url(next_path: str) -> str:
+    """The buyer's sign-in page (the library's email form), coming back to ``next_path``."""
+    return f"{reverse('orders:library')}?{urlencode({'next': next_path})}"

@@ -5,7 +5,16 @@ from ninja import File, Query, Router, UploadedFile
 from stall.core.api import ListParams, ObjectId, paginate, responses, router_refuse_other_methods
 
 from . import selectors, services
-from .schemas import ProductCreateIn, ProductFileOut, ProductList, ProductListFilter, ProductOut, ProductUpdateIn, file_out, product_out
+from .schemas import (
+    ProductCreateIn,
+    ProductFileOut,
+    ProductList,
+    ProductListFilter,
+    ProductOut,
+    ProductUpdateIn,
+    file_out,
+    product_out,
+)
 
 router = Router()
 

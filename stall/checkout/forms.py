@@ -1,8 +1,8 @@
 from django import forms
 
 from stall.catalog.models import PriceType
-from stall.core.money import amount_for_input, format_money, parse_amount
 from stall.core.errors import StallError
+from stall.core.money import amount_for_input, format_money, parse_amount
 
 
 class BuyForm(forms.Form):

@@ -104,26 +104,3 @@ def checkout_lock_open(*, checkout_id: str) -> Checkout:
     if checkout.status == CheckoutStatus.OPEN and checkout.expires_at <= timezone.now():
         raise CheckoutExpired()
     return checkout
-
-
-def checkouts_expire_due(*, now=None) -> int:
-    """Mark open checkouts past their expiry as expired, cancelling any payment awaiting action."""
-    from stall.integrations.webhooks import event_emit
-    from stall.payments.models import Payment, PaymentStatus
-
-    from .schemas import checkout_out
-
-    now = now or timezone.now()
-    expired = 0
-    due = list(Checkout.objects.filter(status=CheckoutStatus.OPEN, expires_at__lte=now).values_list("pk", flat=True)[:500])
-    for checkout_id in due:
-        with transaction.atomic():
-            changed = Checkout.objects.filter(pk=checkout_id, status=CheckoutStatus.OPEN).update(status=CheckoutStatus.EXPIRED)
-            if changed:
-                Payment.objects.filter(checkout_id=checkout_id, status=PaymentStatus.REQUIRES_ACTION).update(
-                    status=PaymentStatus.CANCELED, failure_code="checkout_expired"
-                )
-                checkout = Checkout.objects.select_related("store").prefetch_related("lines", "payments").get(pk=checkout_id)
-                event_emit(store_id=checkout.store_id, type="checkout.expired", data={"object": checkout_out(checkout)})
-                expired += 1
-    return expired

@@ -6,8 +6,10 @@ class ContentConfig(AppConfig):
     label = "content"
 
     def ready(self):
-        from stall.orders.services import order_paid_handler_register
+        from stall.catalog.models import ProductKind
+        from stall.orders.fulfilment import fulfilment_register
 
-        from .services import order_paid_handle
+        from .services import post_unlock_fulfil, tip_fulfil
 
-        order_paid_handler_register(order_paid_handle)
+        fulfilment_register(kind=ProductKind.POST, handler=post_unlock_fulfil)
+        fulfilment_register(kind=ProductKind.TIP, handler=tip_fulfil)

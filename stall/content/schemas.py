@@ -8,6 +8,8 @@ from ninja import Field, Schema
 
 from stall.core.api import Amount, Currency, InputSchema, Text, timestamp
 
+from .selectors import post_split_for
+
 StatusIn = Literal["draft", "published", "archived"]
 
 
@@ -76,8 +78,6 @@ def post_url(post) -> str:
 
 
 def post_out(post) -> dict:
-    from .selectors import post_split_for
-
     return {
         "id": post.pk,
         "object": "post",

@@ -10,6 +10,8 @@ from django.utils import timezone
 
 from stall.catalog.models import ProductStatus
 from stall.orders.models import Entitlement, OrderStatus
+from stall.payments.rails import card_minimum_charge
+from stall.payments.rails.wallet import wallet_get
 
 from .errors import PostNotFound
 from .models import Post, Tip, TipJar, UnlockRefund
@@ -184,20 +186,16 @@ def tip_jar_panel(*, store, buyer=None) -> TipJarPanel | None:
     jar = tip_jar_public(store=store)
     if jar is None:
         return None
-    from .services import card_minimum
-
     raised = tip_jar_raised(jar=jar)
     percent = min(100, raised * 100 // jar.goal_amount) if jar.goal_amount else None
     return TipJarPanel(
         jar=jar, raised=raised, percent=percent, supporters=supporters_public(jar=jar), buyer=buyer,
-        wallet_balance=wallet_balance_for(buyer=buyer, currency=jar.currency), card_minimum=card_minimum(jar.currency),
+        wallet_balance=wallet_balance_for(buyer=buyer, currency=jar.currency), card_minimum=card_minimum_charge(jar.currency),
     )
 
 
 def wallet_balance_for(*, buyer, currency: str) -> int:
     if buyer is None:
         return 0
-    from stall.wallets.selectors import wallet_get
-
     wallet = wallet_get(buyer=buyer, currency=currency)
     return wallet.account.balance if wallet is not None else 0

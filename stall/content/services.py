@@ -5,7 +5,7 @@ Unlocks and tips are purchases like any other: a checkout for the post's (or the
 product, paid on a rail. From the wallet or the tab the checkout is created and paid in one
 transaction, so a refusal (an empty wallet, a full tab) leaves no checkout, order or transfer
 behind. By card the checkout goes to the hosted payment page, and what the paid order does
-(``order_paid_handle``) is the same on every rail.
+(``post_unlock_fulfil``, ``tip_fulfil``) is the same on every rail.
 """
 
 import os
@@ -20,6 +20,8 @@ from django.utils import timezone
 from django.utils.text import get_valid_filename
 
 from stall.accounts.models import Buyer
+from stall.accounts.services import buyer_for_email
+from stall.catalog.errors import ProductInvalid
 from stall.catalog.models import PriceType, Product, ProductKind, ProductStatus
 from stall.catalog.services import product_create, product_update
 from stall.checkout.models import Checkout
@@ -27,7 +29,13 @@ from stall.checkout.services import CheckoutItem, checkout_create, email_normali
 from stall.core.errors import InvalidRequest, StallError
 from stall.core.ids import new_id
 from stall.core.money import MAX_AMOUNT, amount_validate, currency_exponent, format_money
+from stall.integrations.webhooks import event_emit
+from stall.orders.checkout_pay import checkout_confirm
 from stall.orders.models import Order
+from stall.orders.refunds import refund_create
+from stall.payments.errors import BuyerRequired
+from stall.payments.rails import card_minimum_charge, rail_get
+from stall.payments.rails.wallet import wallet_get
 
 from .errors import (
     CardNotAllowed,
@@ -41,6 +49,8 @@ from .errors import (
     UnlockRefundRefused,
 )
 from .models import PendingTip, Post, Tip, TipJar, UnlockRefund
+from .schemas import tip_out, unlock_out
+from .selectors import post_unlock_get, tip_jar_public
 
 _UNSET = object()
 
@@ -59,8 +69,6 @@ def _minor(major: str, currency: str) -> int:
 
 def card_minimum(currency: str) -> int:
     """The smallest card charge; below it a reader pays from the wallet or the tab."""
-    from stall.payments.rails import card_minimum_charge
-
     return card_minimum_charge(currency)
 
 
@@ -69,8 +77,6 @@ def card_minimum(currency: str) -> int:
 
 def _post_error(exc: StallError) -> StallError:
     """The product's errors in the post's words: the product's "name" is the post's "title"."""
-    from stall.catalog.errors import ProductInvalid
-
     param, message = exc.param, exc.message
     if param == "name":
         param = "title"
@@ -186,8 +192,6 @@ class Unlock:
 def _confirm_check(*, buyer, method: str, amount: int, currency: str, confirmed: bool) -> None:
     if method != "wallet" or confirmed:
         return
-    from stall.wallets.selectors import wallet_get
-
     wallet = wallet_get(buyer=buyer, currency=currency)
     if wallet is not None and amount > wallet.confirm_above:
         raise ConfirmRequired(f"Confirm: pay {format_money(amount, currency)} from your wallet.")
@@ -209,10 +213,6 @@ def post_unlock(*, post: Post, method: str, buyer: Buyer | None = None, email: s
     with ``confirmed=True``. By card (only at or above the card minimum) it returns the open
     checkout for the hosted payment page; the order is made when the card is paid.
     """
-    from stall.payments.errors import BuyerRequired
-
-    from .selectors import post_unlock_get
-
     method = _method_checked(method)
     product = post.product
     if product.status != ProductStatus.PUBLISHED:
@@ -223,8 +223,6 @@ def post_unlock(*, post: Post, method: str, buyer: Buyer | None = None, email: s
         if buyer is None:
             raise BuyerRequired()
         _confirm_check(buyer=buyer, method=method, amount=product.amount, currency=product.currency, confirmed=confirmed)
-        from stall.payments.services import checkout_confirm
-
         with transaction.atomic():
             Buyer.objects.select_for_update().filter(pk=buyer.pk).first()
             existing = post_unlock_get(post=post, email=buyer.email)
@@ -258,11 +256,6 @@ def unlock_refund_request(*, post: Post, buyer: Buyer, reason: str):
     the way it came (wallet to wallet, tab to tab or wallet) through ``refund_create``, which
     revokes the entitlement: the post is locked again. A refusal moves no money. Returns the Refund.
     """
-    from stall.payments.rails import rail_get
-    from stall.payments.services import refund_create
-
-    from .selectors import post_unlock_get
-
     reason = (reason or "").strip() if isinstance(reason, str) else ""
     if not reason:
         raise UnlockRefundInvalid("Tell the creator why you want your money back.", param="reason", code="reason_required")
@@ -434,10 +427,6 @@ def tip_send(
 ) -> TipSent:
     """Tip the store: from the wallet or the tab in one transaction (a refusal leaves nothing), or
     by card at or above the card minimum (returns the checkout for the hosted payment page)."""
-    from stall.payments.errors import BuyerRequired
-
-    from .selectors import tip_jar_public
-
     jar = tip_jar_public(store=store)
     if jar is None:
         raise TipJarNotFound()
@@ -449,8 +438,6 @@ def tip_send(
         if buyer is None:
             raise BuyerRequired()
         _confirm_check(buyer=buyer, method=method, amount=amount, currency=currency, confirmed=confirmed)
-        from stall.payments.services import checkout_confirm
-
         with transaction.atomic():
             checkout = checkout_create(store=store, email=buyer.email, items=items)
             PendingTip.objects.create(checkout=checkout, buyer=buyer, name=name, message=message, public=bool(public))
@@ -471,30 +458,25 @@ def tip_send(
 # --- What a paid order does -----------------------------------------------------------------
 
 
-def order_paid_handle(*, order: Order, lines) -> None:
-    """Registered with the orders app: runs in the paid order's transaction, on every rail.
-
-    An unlocked post emits ``post.unlocked``; a tip gets its Tip row (from what the tipper wrote,
-    kept on the checkout) and emits ``tip.created``.
-    """
-    from stall.accounts.services import buyer_for_email
-    from stall.integrations.webhooks import event_emit
-
-    from .schemas import tip_out, unlock_out
-
+def post_unlock_fulfil(*, order: Order, lines) -> None:
+    """Fulfilment of a paid order's post lines (registered with orders for the ``post`` kind): the
+    order's entitlement is the right to read; this tells the store with ``post.unlocked``."""
     for line in lines:
-        kind = line.product.kind
-        if kind == ProductKind.POST:
-            post = Post.objects.select_related("product", "store").filter(product_id=line.product_id).first()
-            if post is not None:
-                event_emit(store_id=order.store_id, type="post.unlocked", data={"object": unlock_out(post=post, order=order)})
-        elif kind == ProductKind.TIP:
-            pending = PendingTip.objects.filter(checkout_id=order.checkout_id).first()
-            tip = Tip.objects.create(
-                store_id=order.store_id, order=order,
-                buyer=(pending.buyer if pending and pending.buyer_id else buyer_for_email(email=order.email)),
-                amount=line.unit_amount * line.quantity, currency=order.currency,
-                name=pending.name if pending else "", message=pending.message if pending else "",
-                public=pending.public if pending else False,
-            )
-            event_emit(store_id=order.store_id, type="tip.created", data={"object": tip_out(tip)})
+        post = Post.objects.select_related("product", "store").filter(product_id=line.product_id).first()
+        if post is not None:
+            event_emit(store_id=order.store_id, type="post.unlocked", data={"object": unlock_out(post=post, order=order)})
+
+
+def tip_fulfil(*, order: Order, lines) -> None:
+    """Fulfilment of a paid order's tip lines (registered with orders for the ``tip`` kind): the
+    Tip row, from what the tipper wrote (kept with the checkout), and ``tip.created``."""
+    for line in lines:
+        pending = PendingTip.objects.filter(checkout_id=order.checkout_id).first()
+        tip = Tip.objects.create(
+            store_id=order.store_id, order=order,
+            buyer=(pending.buyer if pending and pending.buyer_id else buyer_for_email(email=order.email)),
+            amount=line.unit_amount * line.quantity, currency=order.currency,
+            name=pending.name if pending else "", message=pending.message if pending else "",
+            public=pending.public if pending else False,
+        )
+        event_emit(store_id=order.store_id, type="tip.created", data={"object": tip_out(tip)})

@@ -1,4 +1,4 @@
-"""What every API v1 router shares: key authentication, input types, the error object, cursor pagination.
+"""What every API v1 router shares: input types, the error object, cursor pagination.
 
 Input schemas use strict types: ``"amount": "5"``, ``5.0`` and ``true`` are refused rather than
 coerced, because an integrator who sends them has a bug we should tell them about. Checks that
@@ -19,7 +19,6 @@ from django.http.multipartparser import MultiPartParserError
 from ninja import Field, NinjaAPI, Router, Schema
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
-from ninja.security import HttpBearer
 from pydantic import AfterValidator, ConfigDict, StrictInt, StrictStr
 from pydantic_core import PydanticCustomError
 
@@ -27,18 +26,6 @@ from stall.core.errors import StallError
 from stall.core.money import amount_validate, currency_normalize
 
 logger = logging.getLogger("stall.api")
-
-
-class ApiKeyAuth(HttpBearer):
-    def authenticate(self, request, token):
-        from stall.integrations.services import api_key_authenticate
-
-        key = api_key_authenticate(secret=token)
-        if key is None:
-            return None
-        request.store = key.store
-        request.api_key = key
-        return key
 
 
 # --- Input types ----------------------------------------------------------------------------

@@ -13,7 +13,12 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
-from babel.numbers import format_currency, get_currency_precision, get_currency_symbol, list_currencies
+from babel.numbers import (
+    format_currency,
+    get_currency_precision,
+    get_currency_symbol,
+    list_currencies,
+)
 
 from .errors import InvalidRequest
 
@@ -248,3 +253,8 @@ def _ungroup(num: str, mark: str, text: str, param: str) -> str:
     if not groups[0] or len(groups[0]) > 3 or any(len(g) != 3 for g in groups[1:]):
         raise InvalidAmount(f"“{text}” is not an amount.", param=param)
     return "".join(groups)
+
+
+def major_to_minor(major: str, currency: str) -> int:
+    """A setting written in major units ("5", "0.50") as minor units of ``currency``."""
+    return int(Decimal(major).scaleb(currency_exponent(currency)))

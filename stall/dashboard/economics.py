@@ -16,6 +16,7 @@ from django.db.models.functions import Coalesce
 
 from stall.orders.models import Order
 from stall.stores.models import Store
+from stall.wallets.models import Tab, TabStatus
 
 IN_LEDGER_RAILS = ("wallet", "tab")
 # A wallet sale refunded gives its fee share back to the wallet's pool; what it still costs is the rest.
@@ -70,8 +71,6 @@ def _rail_q(rail: str) -> Q:
 
 def store_economics(*, store: Store) -> StoreEconomics:
     """Gross, processing fees and the effective fee rate of the store's paid orders, by rail (one query)."""
-    from stall.wallets.models import Tab, TabStatus
-
     tab_open = Q(payment__rail="tab") & Exists(
         Tab.objects.filter(pk=OuterRef("payment__rail_reference"), status=TabStatus.OPEN)
     )
@@ -118,8 +117,6 @@ def order_processing_cost(*, order: Order) -> OrderCost:
             note += " Refunds gave their part of it back to the wallet."
         return OrderCost(order.fee_net, rate, note, False)
     if rail == "tab":
-        from stall.wallets.models import Tab, TabStatus
-
         settled = Tab.objects.filter(pk=payment.rail_reference, status=TabStatus.SETTLED).exists()
         if settled:
             return OrderCost(order.fee, rate, "This sale's share of the card fee that settling the buyer's tab cost.", False)

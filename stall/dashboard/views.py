@@ -14,16 +14,21 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from stall.catalog.selectors import product_get, products_for_store
-from stall.catalog.services import product_create, product_file_add, product_file_delete, product_update
+from stall.catalog.services import (
+    product_create,
+    product_file_add,
+    product_file_delete,
+    product_update,
+)
 from stall.core.errors import NotFound, StallError
 from stall.core.forms import form_add_stall_error
 from stall.core.money import format_money
 from stall.integrations.services import api_key_create, api_key_revoke
 from stall.ledger.models import AccountKind
 from stall.ledger.selectors import account_balance
+from stall.orders.refunds import refund_create
 from stall.orders.selectors import order_get, orders_for_store
 from stall.payments.models import RefundStatus
-from stall.payments.services import refund_create
 from stall.stores.selectors import store_for_user, stores_for_user
 from stall.stores.services import store_create, store_update
 

@@ -11,7 +11,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 from stall.core.errors import NotFound, StallError
 from stall.core.forms import form_add_stall_error
 from stall.integrations import webhooks
-from stall.integrations.selectors import webhook_deliveries_for_endpoint, webhook_endpoints_for_store
+from stall.integrations.selectors import (
+    webhook_deliveries_for_endpoint,
+    webhook_endpoints_for_store,
+)
 
 from .views import _render, _store
 

@@ -2,7 +2,14 @@
 
 from ninja import Field, Query, Router, Schema
 
-from stall.core.api import ListParams, ObjectId, Text, paginate, responses, router_refuse_other_methods
+from stall.core.api import (
+    ListParams,
+    ObjectId,
+    Text,
+    paginate,
+    responses,
+    router_refuse_other_methods,
+)
 
 from . import selectors, webhooks
 from .schemas import (

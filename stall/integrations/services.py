@@ -3,6 +3,7 @@ import secrets
 
 from django.db import transaction
 from django.utils import timezone
+from ninja.security import HttpBearer
 
 from stall.core.errors import NotFound
 from stall.stores.models import Store
@@ -46,3 +47,15 @@ def api_key_authenticate(*, secret: str) -> ApiKey | None:
     if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
     return key
+
+
+class ApiKeyAuth(HttpBearer):
+    """``Authorization: Bearer <secret key>``: the request acts as the key's store."""
+
+    def authenticate(self, request, token):
+        key = api_key_authenticate(secret=token)
+        if key is None:
+            return None
+        request.store = key.store
+        request.api_key = key
+        return key

@@ -1,13 +1,30 @@
-"""API v1: orders. Read-only; each endpoint calls one selector and serializes."""
+"""API v1: checkouts, orders and refunds — the routers whose endpoints pay, read or refund an order.
+Each endpoint parses, calls one service or selector, and serializes.
+
+The checkouts and refunds routers live here rather than in ``checkout`` and ``payments`` because
+confirming a checkout makes an order and a refund changes one: orders is the lowest layer that
+sees all three.
+"""
 
 from ninja import Query, Router
 
+from stall.checkout import selectors as checkout_selectors
+from stall.checkout import services as checkout_services
+from stall.checkout.schemas import CheckoutConfirmIn, CheckoutCreateIn, CheckoutOut, checkout_out
 from stall.core.api import ListParams, ObjectId, paginate, responses, router_refuse_other_methods
+from stall.core.errors import InvalidRequest, StallError
+from stall.payments import selectors as payment_selectors
+from stall.payments.schemas import RefundCreateIn, RefundList, RefundOut, refund_out
 
 from . import selectors
+from .checkout_pay import checkout_confirm as checkout_pay_confirm
+from .errors import OrderNotFound
+from .refunds import refund_create as order_refund_create
 from .schemas import OrderList, OrderListFilter, OrderOut, order_out
 
 router = Router()
+checkouts_router = Router()
+refunds_router = Router()
 
 
 @router.get("", response=responses(OrderList), summary="List orders, newest first")
@@ -24,3 +41,68 @@ def order_retrieve(request, id: ObjectId):
 
 
 router_refuse_other_methods(router)
+
+
+# --- Checkouts ----------------------------------------------------------------------------------
+
+
+@checkouts_router.post("", response=responses(CheckoutOut), summary="Create a checkout")
+def checkout_create(request, payload: CheckoutCreateIn):
+    """Prices every line on the server; the checkout is paid with /confirm or on its hosted page (``url``)."""
+    items = payload.checkout_items()
+    try:
+        checkout = checkout_services.checkout_create(store=request.store, email=payload.email, items=items)
+    except StallError as exc:
+        # The service names the first line's fields as the one-product form does ("amount",
+        # "product"); a client that sent ``items`` should hear "items[0].amount".
+        if payload.items is not None and exc.param in ("product", "amount", "quantity"):
+            exc.param = f"items[0].{exc.param}"
+        raise
+    return checkout_out(checkout)
+
+
+@checkouts_router.get("/{id}", response=responses(CheckoutOut), summary="Retrieve a checkout")
+def checkout_retrieve(request, id: ObjectId):
+    return checkout_out(checkout_selectors.checkout_get(checkout_id=id, store=request.store))
+
+
+@checkouts_router.post("/{id}/confirm", response=responses(CheckoutOut), summary="Pay for a checkout")
+def checkout_confirm(request, id: ObjectId, payload: CheckoutConfirmIn):
+    """Charges the payment method. A decline is a 402 error and leaves the checkout open for another
+    try; ``sandbox_3ds`` answers with ``payment.next_action``: send the buyer to its URL."""
+    checkout = checkout_selectors.checkout_get(checkout_id=id, store=request.store)
+    checkout_pay_confirm(checkout_id=checkout.pk, payment_method=payload.payment_method)
+    return checkout_out(checkout_selectors.checkout_get(checkout_id=checkout.pk, store=request.store))
+
+
+router_refuse_other_methods(checkouts_router)
+
+
+# --- Refunds ------------------------------------------------------------------------------------
+
+
+@refunds_router.post("", response=responses(RefundOut), summary="Refund an order")
+def refund_create(request, payload: RefundCreateIn):
+    """Refunds all of the order, or ``amount`` of it, through the rail that took the payment. The
+    processor's fee is not returned; a full refund revokes the order's downloads."""
+    try:
+        refund = order_refund_create(
+            store=request.store, order_id=payload.order, amount=payload.amount, reason=payload.reason
+        )
+    except OrderNotFound:
+        # A missing object named in the body is a bad request about that parameter, as in Stripe.
+        raise InvalidRequest("No such order.", param="order", code="resource_missing") from None
+    return refund_out(refund)
+
+
+@refunds_router.get("", response=responses(RefundList), summary="List refunds, newest first")
+def refund_list(request, params: Query[ListParams]):
+    return paginate(payment_selectors.refunds_for_store(store=request.store), params, refund_out)
+
+
+@refunds_router.get("/{id}", response=responses(RefundOut), summary="Retrieve a refund")
+def refund_retrieve(request, id: ObjectId):
+    return refund_out(payment_selectors.refund_get(store=request.store, refund_id=id))
+
+
+router_refuse_other_methods(refunds_router)

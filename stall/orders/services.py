@@ -1,3 +1,10 @@
+"""Orders: a paid checkout becomes an order with its lines and entitlements, the money moves from
+the rail's clearing account to the store, and the product kinds' fulfilment runs. Downloads are
+counted against the entitlement's limit through signed, expiring links.
+"""
+
+import logging
+
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
@@ -5,23 +12,29 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
+from stall.accounts.services import buyer_for_email
 from stall.audience.models import Customer
 from stall.catalog.models import ProductFile, ProductKind
 from stall.checkout.models import Checkout, CheckoutStatus
+from stall.core.money import amount_validate
+from stall.integrations.webhooks import event_emit
+from stall.ledger.models import AccountKind
+from stall.ledger.services import account_open, transfer_create
+from stall.payments.rails import rail_get
+from stall.payments.services import platform_fee_for, rail_fee_account
 
 from .errors import DownloadLimitReached, DownloadLinkExpired, DownloadLinkInvalid, DownloadRevoked
+from .fulfilment import fulfil
 from .models import DownloadCount, Entitlement, Order, OrderLine
+from .schemas import order_out
+from .tasks import receipt_send
+
+logger = logging.getLogger(__name__)
 
 _DOWNLOAD_SALT = "stall.orders.download"
 
-# What else a paid order does for the kinds of product other apps own (a post unlock, a tip):
-# handler(order=, lines=) runs inside order_create_for_checkout's transaction, on every rail.
-ORDER_PAID_HANDLERS: list = []
-
-
-def order_paid_handler_register(handler) -> None:
-    if handler not in ORDER_PAID_HANDLERS:
-        ORDER_PAID_HANDLERS.append(handler)
+# An API charge (pay per call) gives nothing to keep; downloads, posts and tips are in the library.
+ENTITLING_KINDS = (ProductKind.DOWNLOAD, ProductKind.POST, ProductKind.TIP)
 
 
 def customer_for_email(*, store_id: str, email: str) -> Customer:
@@ -34,10 +47,6 @@ def customer_for_email(*, store_id: str, email: str) -> Customer:
 
 def order_create_for_checkout(*, checkout: Checkout, payment=None, fee: int = 0, platform_fee: int = 0) -> Order:
     """Turn a locked, open checkout into a paid order with its entitlements. Call inside a transaction."""
-    from .tasks import receipt_send
-
-    from stall.accounts.services import buyer_for_email
-
     customer = customer_for_email(store_id=checkout.store_id, email=checkout.email)
     buyer_for_email(email=checkout.email)  # a buyer's account is created at their first purchase
     order = Order.objects.create(
@@ -53,46 +62,63 @@ def order_create_for_checkout(*, checkout: Checkout, payment=None, fee: int = 0,
     )
     lines = list(checkout.lines.select_related("product"))
     OrderLine.objects.bulk_create(
-        [OrderLine(order=order, product_id=l.product_id, name=l.name, unit_amount=l.unit_amount, quantity=l.quantity) for l in lines]
+        [OrderLine(order=order, product_id=ln.product_id, name=ln.name, unit_amount=ln.unit_amount, quantity=ln.quantity) for ln in lines]
     )
-    # An API charge (pay per call) gives nothing to keep; downloads, posts and tips are in the library.
     Entitlement.objects.bulk_create(
         [
-            Entitlement(store_id=checkout.store_id, order=order, product_id=l.product_id, email=checkout.email,
-                        download_limit=l.product.download_limit)
-            for l in lines
-            if l.product.kind in ENTITLING_KINDS
+            Entitlement(store_id=checkout.store_id, order=order, product_id=ln.product_id, email=checkout.email,
+                        download_limit=ln.product.download_limit)
+            for ln in lines
+            if ln.product.kind in ENTITLING_KINDS
         ]
     )
     checkout.status = CheckoutStatus.COMPLETE
     checkout.completed_at = timezone.now()
     checkout.last_error_code = checkout.last_error_message = ""
     checkout.save(update_fields=["status", "completed_at", "last_error_code", "last_error_message"])
-    if payment is None or not _paid_in_ledger(payment):
+    if payment is None or not rail_get(payment.rail).in_ledger:
+        # Paid from the wallet or the tab, the wallet's history is the receipt: a reader unlocking
+        # twenty 25¢ posts, or an API charging per call, does not get twenty emails.
         transaction.on_commit(lambda: receipt_send(order.pk))
-    for handler in ORDER_PAID_HANDLERS:
-        handler(order=order, lines=lines)
-    _event_emit(order, "order.paid")
+    fulfil(order=order, lines=lines)
+    event_emit(store_id=order.store_id, type="order.paid", data={"object": order_out(order)})
     return order
 
 
-def _event_emit(order: Order, type: str) -> None:
-    from stall.integrations.webhooks import event_emit
+def checkout_payment_succeeded(*, payment) -> Order:
+    """A checkout's payment went through (registered for the checkout purpose with payments): the
+    order is made and the money moves clearing → store, less the platform's and the rail's fees.
+    Runs inside ``payment_succeed``'s transaction."""
+    # Locked, and checked to be still open, by payment_succeed.
+    checkout = Checkout.objects.get(pk=payment.checkout_id)
+    fee = payment.fee
+    amount_validate(fee, param="fee")
+    platform_fee = platform_fee_for(payment.amount)
+    order = order_create_for_checkout(checkout=checkout, payment=payment, fee=fee, platform_fee=platform_fee)
 
-    from .schemas import order_out
+    currency, store_id = payment.currency, checkout.store_id
+    balance = account_open(kind=AccountKind.STORE_BALANCE, owner=store_id, currency=currency)
+    clearing = account_open(kind=AccountKind.PROCESSOR_CLEARING, owner=payment.rail, currency=currency)
+    transfer_create(
+        idempotency_key=f"{payment.pk}:sale", debit_account=clearing, credit_account=balance,
+        amount=payment.amount, code="sale", reference=order.pk,
+    )
+    if platform_fee:
+        platform = account_open(kind=AccountKind.PLATFORM_FEES, owner="platform", currency=currency)
+        transfer_create(
+            idempotency_key=f"{payment.pk}:platform_fee", debit_account=balance, credit_account=platform,
+            amount=platform_fee, code="platform_fee", reference=order.pk,
+        )
+    if fee:
+        transfer_create(
+            idempotency_key=f"{payment.pk}:processor_fee", debit_account=balance,
+            credit_account=rail_fee_account(payment=payment), amount=fee, code="processor_fee", reference=order.pk,
+        )
+    return order
 
-    event_emit(store_id=order.store_id, type=type, data={"object": order_out(order)})
 
-
-ENTITLING_KINDS = (ProductKind.DOWNLOAD, ProductKind.POST, ProductKind.TIP)
-
-
-def _paid_in_ledger(payment) -> bool:
-    """Paid from the wallet or the tab: the wallet's history is the receipt, so a reader unlocking
-    twenty 25¢ posts, or an API charging per call, does not get twenty emails."""
-    from stall.payments.rails import rail_get
-
-    return getattr(rail_get(payment.rail), "in_ledger", False)
+def checkout_payment_replayed(*, payment) -> Order:
+    return Order.objects.get(payment=payment)
 
 
 def entitlements_revoke_for_order(*, order: Order) -> int:

@@ -3,13 +3,14 @@ from huey.contrib.djhuey import db_task
 from stall.accounts.services import buyer_magic_link
 from stall.core.email import email_send
 from stall.core.money import format_money
+from stall.payments.models import Refund
+
+from .models import Order
 
 
 @db_task(retries=5, retry_delay=60)
 def receipt_send(order_id: str) -> None:
     """Email the buyer a receipt with a link to their library."""
-    from .models import Order
-
     order = Order.objects.select_related("store").prefetch_related("lines").get(pk=order_id)
     email_send(
         to=order.email,
@@ -18,7 +19,7 @@ def receipt_send(order_id: str) -> None:
         context={
             "order": order,
             "store": order.store,
-            "lines": [(l.name, l.quantity, format_money(l.unit_amount * l.quantity, order.currency)) for l in order.lines.all()],
+            "lines": [(ln.name, ln.quantity, format_money(ln.unit_amount * ln.quantity, order.currency)) for ln in order.lines.all()],
             "total": format_money(order.amount_total, order.currency),
             "library_url": buyer_magic_link(email=order.email),
         },
@@ -29,8 +30,6 @@ def receipt_send(order_id: str) -> None:
 @db_task(retries=5, retry_delay=60)
 def refund_notice_send(refund_id: str) -> None:
     """Tell the buyer that money came back to them, and whether the download was withdrawn."""
-    from stall.payments.models import Refund
-
     refund = Refund.objects.select_related("order", "store").get(pk=refund_id)
     order = refund.order
     email_send(

@@ -1,4 +1,12 @@
-from stall.core.errors import Conflict, InvalidRequest, NotFound, PaymentError, PermissionDenied, StallError
+from stall.core.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PaymentError,
+    PermissionDenied,
+    StallError,
+)
+from stall.ledger.errors import InsufficientFunds, LimitExceeded
 
 
 class PaymentDeclined(PaymentError):
@@ -65,3 +73,19 @@ class BuyerRequired(PermissionDenied):
     code = "buyer_required"
     status = 401
     default_message = "Sign in to pay from your wallet or tab."
+
+
+class WalletEmpty(InsufficientFunds):
+    code = "insufficient_funds"
+    default_message = "Your wallet does not hold enough for this. Top it up, or put it on your tab."
+
+
+class TabLimitReached(LimitExceeded):
+    code = "tab_limit_reached"
+    default_message = "This would take your tab over its limit. Settle the tab to continue."
+
+
+class TabOverdue(Conflict):
+    code = "tab_overdue"
+    status = 402
+    default_message = "Your tab has been open too long. Settle it to keep buying on it."

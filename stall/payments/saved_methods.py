@@ -19,9 +19,9 @@ from stall.core.errors import Conflict, InvalidRequest
 from stall.core.money import amount_validate, currency_normalize, format_money
 from stall.stores.models import Store
 
-from .errors import PaymentDeclined
+from .errors import PaymentDeclined, StripeNotConfigured
 from .models import OffSessionCharge, Payment, SavedPaymentMethod
-from .rails import UnknownPaymentMethod, rail_get
+from .rails import UnknownPaymentMethod, rail_get, sandbox_check
 from .selectors import stripe_config_for_store
 from .services import payment_apply_result
 
@@ -32,15 +32,8 @@ def _account_store_id(*, rail: str, store: Store | None) -> str | None:
         return None
     config = stripe_config_for_store(store)
     if config is None:
-        from .errors import StripeNotConfigured
-
         raise StripeNotConfigured(param="rail")
     return config.store_id
-
-
-def _sandbox_check(rail: str) -> None:
-    if rail == "sandbox" and not settings.STALL_SANDBOX_ENABLED:
-        raise UnknownPaymentMethod("Test cards are turned off on this Stall.", param="payment_method", code="sandbox_disabled")
 
 
 def payment_method_save(*, email: str, rail: str, payment_method: str, store: Store | None = None) -> SavedPaymentMethod:
@@ -53,7 +46,7 @@ def payment_method_save(*, email: str, rail: str, payment_method: str, store: St
     """
     email = email_normalize(email)
     rail_impl = rail_get(rail)
-    _sandbox_check(rail)
+    sandbox_check(rail)
     if not isinstance(payment_method, str) or not payment_method.strip():
         raise UnknownPaymentMethod("Choose a payment method.", param="payment_method")
     account_store_id = _account_store_id(rail=rail, store=store)
@@ -105,7 +98,7 @@ def payment_charge_saved(
     if saved.detached_at is not None:
         raise InvalidRequest("This saved payment method was removed.", param="saved")
     rail = rail_get(saved.rail)
-    _sandbox_check(saved.rail)
+    sandbox_check(saved.rail)
     if saved.rail == "stripe" and _account_store_id(rail="stripe", store=store) != saved.store_id:
         raise InvalidRequest("This saved card belongs to another Stripe account than this store's.", param="saved")
     minimum = rail.minimum_charge(currency)

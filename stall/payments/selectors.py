@@ -1,4 +1,5 @@
 import dataclasses
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -60,3 +61,23 @@ def saved_payment_methods_for_email(*, email: str, rail: str | None = None) -> Q
     if rail is not None:
         saved = saved.filter(rail=rail)
     return saved.order_by("-pk")
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def stripe_csp(config: StripeConfig) -> dict[str, list[str]]:
+    """What the Stripe page adds to our Content-Security-Policy: Stripe.js, its frames, its API.
+    Only this page gets it; every other page keeps the policy with no third party at all."""
+    js = _origin(settings.STRIPE_JS_URL)
+    extra = {"script-src": [js], "frame-src": [js], "connect-src": [js]}
+    if js == "https://js.stripe.com":
+        # Stripe's published list for Stripe.js and the Payment Element.
+        extra["script-src"].append("https://*.js.stripe.com")
+        extra["frame-src"] += ["https://*.js.stripe.com", "https://hooks.stripe.com"]
+        extra["connect-src"].append("https://api.stripe.com")
+    if config.api_base:
+        extra["connect-src"].append(_origin(config.api_base))
+    return extra

@@ -8,6 +8,8 @@ redirect and by a webhook, makes one order.
 """
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
@@ -16,47 +18,40 @@ from django.utils import timezone
 
 from stall.checkout.errors import AmountTooSmall, CheckoutInvalid
 from stall.checkout.models import Checkout, CheckoutStatus
+from stall.checkout.schemas import checkout_out
 from stall.checkout.services import checkout_lock_open
 from stall.core.errors import InvalidRequest
-from stall.core.money import amount_validate, format_money, prorate
+from stall.core.money import amount_validate, format_money
+from stall.integrations.webhooks import event_emit
 from stall.ledger.models import AccountKind
-from stall.ledger.services import account_open, transfer_create
-from stall.orders.models import Order, OrderStatus
-from stall.orders.schemas import order_out
-from stall.orders.services import entitlements_revoke_for_order, order_create_for_checkout
-from stall.stores.models import Store
+from stall.ledger.services import account_open
 
-from .errors import BuyerRequired, PaymentDeclined, PaymentNotAwaitingAction, PaymentNotFound, RefundFailed, RefundInvalid
-from .models import Payment, PaymentPurpose, PaymentStatus, Refund, RefundStatus
-from .rails import RailResult, rail_for, rail_get
-from .schemas import payment_out, refund_out
+from .errors import PaymentDeclined, PaymentNotAwaitingAction, PaymentNotFound
+from .models import Payment, PaymentStatus, Refund, RefundStatus
+from .rails import RailResult, rail_for, rail_get, sandbox_check
+from .schemas import payment_out
 
 logger = logging.getLogger(__name__)
 
 
-def checkout_confirm(*, checkout_id: str, payment_method: str = "", buyer=None) -> Checkout:
-    """Pay for a checkout. Returns the checkout, complete or awaiting the buyer's action.
+def checkout_payment_start(*, checkout_id: str, payment_method: str) -> Checkout:
+    """Pay for a checkout on a card rail (the sandbox, Stripe). Returns the checkout, complete or
+    awaiting the buyer's action. Free checkouts and the wallet and tab are paid by
+    ``stall.orders.checkout_pay.checkout_confirm``, which calls this for cards.
 
-    A free checkout completes with no payment. A checkout already complete, or with a payment
-    already under way, is returned as it is: a double click or a replayed request charges once.
-    A declined payment raises PaymentDeclined and leaves the checkout open for another try.
-    The wallet and the tab need the signed-in ``buyer``; they pay in this one transaction, and
-    a refusal (InsufficientFunds, LimitExceeded) rolls it back with no money moved.
+    A checkout already complete, or with a payment already under way, is returned as it is: a
+    double click or a replayed request charges once. A declined payment raises PaymentDeclined and
+    leaves the checkout open for another try.
     """
-    if payment_method in ("wallet", "tab"):
-        _checkout_card_payments_abandon(checkout_id=checkout_id)
     with transaction.atomic():
         checkout = checkout_lock_open(checkout_id=checkout_id)
         if checkout.status == CheckoutStatus.COMPLETE:
             return checkout
-        if checkout.amount_total == 0:
-            order_create_for_checkout(checkout=checkout, payment=None)
-            return Checkout.objects.get(pk=checkout.pk)
         if checkout.payments.filter(status__in=[PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION]).exists():
             return checkout
         rail = rail_for(store=checkout.store, payment_method=payment_method)
-        if getattr(rail, "in_ledger", False):
-            return _checkout_pay_in_ledger(checkout=checkout, rail=rail, payment_method=payment_method, buyer=buyer)
+        if rail.in_ledger:
+            raise InvalidRequest("Pay from the wallet or the tab through checkout_confirm.", param="payment_method")
         minimum = rail.minimum_charge(checkout.currency)
         if checkout.amount_total < minimum:
             raise AmountTooSmall(
@@ -80,7 +75,7 @@ def checkout_confirm(*, checkout_id: str, payment_method: str = "", buyer=None) 
     return Checkout.objects.get(pk=checkout.pk)
 
 
-def _checkout_card_payments_abandon(*, checkout_id: str) -> None:
+def checkout_card_payments_abandon(*, checkout_id: str) -> None:
     """The buyer chose the wallet or the tab: give up card payments of this checkout that they have
     not confirmed (the Stripe page opens one as it loads; a sandbox 3-D Secure check may be waiting).
     The rail is asked first, outside any transaction; if it says the card payment went through
@@ -90,7 +85,7 @@ def _checkout_card_payments_abandon(*, checkout_id: str) -> None:
     )
     for payment in open_payments:
         rail = rail_get(payment.rail)
-        if getattr(rail, "in_ledger", False) or not hasattr(rail, "payment_cancel"):
+        if rail.in_ledger or not hasattr(rail, "payment_cancel"):
             continue
         result = rail.payment_cancel(payment_id=payment.pk)
         if result.status == "succeeded":
@@ -99,18 +94,6 @@ def _checkout_card_payments_abandon(*, checkout_id: str) -> None:
             Payment.objects.filter(
                 pk=payment.pk, status__in=[PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION]
             ).update(status=PaymentStatus.CANCELED, failure_code="canceled", updated_at=timezone.now())
-
-
-def _checkout_pay_in_ledger(*, checkout: Checkout, rail, payment_method: str, buyer) -> Checkout:
-    if buyer is None:
-        raise BuyerRequired()
-    payment = Payment.objects.create(
-        store_id=checkout.store_id, checkout=checkout, buyer=buyer, rail=rail.name, payment_method=payment_method,
-        amount=checkout.amount_total, currency=checkout.currency,
-    )
-    result = rail.ledger_charge(payment=payment)
-    payment_succeed(payment_id=payment.pk, reference=result.reference, fee=result.fee)
-    return Checkout.objects.get(pk=checkout.pk)
 
 
 def payment_create_for_purpose(
@@ -127,15 +110,13 @@ def payment_create_for_purpose(
     """
     amount_validate(amount, allow_zero=False)
     if saved is not None:
-        from .saved_methods import _sandbox_check
-
         if saved.detached_at is not None:
             raise InvalidRequest("This saved payment method was removed.", param="payment_method")
-        _sandbox_check(saved.rail)
+        sandbox_check(saved.rail)
         rail, payment_method = rail_get(saved.rail), saved.method_ref
     else:
         rail = rail_for(store=store, payment_method=payment_method)
-    if getattr(rail, "in_ledger", False):
+    if rail.in_ledger:
         raise InvalidRequest("Pay this with a card.", param="payment_method", code="card_required")
     minimum = rail.minimum_charge(currency)
     if amount < minimum:
@@ -157,18 +138,37 @@ def payment_create_for_purpose(
     return payment
 
 
-# What a succeeded payment that is not for a checkout does (a wallet top-up, a tab settlement):
-# apps register a handler(payment=) that moves the money; it runs in payment_succeed's transaction.
-# An optional failure handler(payment=) runs in payment_fail's transaction (a declined settlement
-# reopens the tab, a declined automatic top-up is recorded).
-PURPOSE_HANDLERS: dict[str, object] = {}
-PURPOSE_FAILURE_HANDLERS: dict[str, object] = {}
+@dataclass(frozen=True)
+class PurposeHandlers:
+    """What the app that owns a purpose does when its payments succeed, fail or are refunded.
+
+    ``succeeded(payment=)`` moves the money (and for a checkout makes the order); it runs in
+    ``payment_succeed``'s transaction and what it returns is returned from there. ``replayed`` gives
+    that same answer for a payment that had already succeeded. ``failed(payment=)`` runs in
+    ``payment_fail``'s transaction. ``refunded(refund=, payment=)`` records a refund the rail carried
+    out, in ``refund_succeed``'s transaction.
+    """
+
+    succeeded: Callable
+    replayed: Callable | None = None
+    failed: Callable | None = None
+    refunded: Callable | None = None
 
 
-def payment_purpose_register(purpose: str, handler, on_failure=None) -> None:
-    PURPOSE_HANDLERS[purpose] = handler
-    if on_failure is not None:
-        PURPOSE_FAILURE_HANDLERS[purpose] = on_failure
+# Registered in AppConfig.ready by the app that owns the purpose: orders (checkout), wallets
+# (top_up, tab_settlement). Payments knows nothing else of them.
+PURPOSE_HANDLERS: dict[str, PurposeHandlers] = {}
+
+
+def payment_purpose_register(purpose: str, handlers: PurposeHandlers) -> None:
+    PURPOSE_HANDLERS[purpose] = handlers
+
+
+def _handlers(purpose: str) -> PurposeHandlers:
+    try:
+        return PURPOSE_HANDLERS[purpose]
+    except KeyError:
+        raise RuntimeError(f"no handler registered for payments of purpose {purpose}") from None
 
 
 def payment_apply_result(*, payment_id: str, result: RailResult) -> Payment:
@@ -219,66 +219,41 @@ def payment_fail(*, payment_id: str, code: str, message: str, reference: str = "
     payment.save(update_fields=["status", "failure_code", "failure_message", "rail_reference", "updated_at"])
     if payment.checkout_id:
         Checkout.objects.filter(pk=payment.checkout_id).update(last_error_code=code[:40], last_error_message=message[:255])
-    on_failure = PURPOSE_FAILURE_HANDLERS.get(payment.purpose)
+    on_failure = _handlers(payment.purpose).failed
     if on_failure is not None:
         on_failure(payment=payment)
     if payment.store_id:
-        _event_emit(payment.store_id, "payment.failed", payment_out(payment))
+        event_emit(store_id=payment.store_id, type="payment.failed", data={"object": payment_out(payment)})
 
 
-def _event_emit(store_id: str, type: str, obj: dict) -> None:
-    from stall.integrations.webhooks import event_emit
-
-    event_emit(store_id=store_id, type=type, data={"object": obj})
-
-
-def _platform_fee(amount: int) -> int:
+def platform_fee_for(amount: int) -> int:
+    """The operator's share of a sale (STALL_PLATFORM_FEE_BPS), rounded half up."""
     bps = settings.STALL_PLATFORM_FEE_BPS
     return int((Decimal(amount) * bps / 10_000).to_integral_value(ROUND_HALF_UP)) if bps else 0
 
 
 @transaction.atomic
-def payment_succeed(*, payment_id: str, reference: str = "", fee: int = 0) -> Order:
-    """Record a rail's success: mark the payment, create the order, move the money. Idempotent."""
+def payment_succeed(*, payment_id: str, reference: str = "", fee: int = 0):
+    """Record a rail's success: mark the payment and let its purpose's handler move the money (for
+    a checkout: make the order). Idempotent: a second report changes nothing and returns what the
+    first did. Returns what the handler returns (a checkout's Order)."""
     payment = Payment.objects.select_for_update().get(pk=payment_id)
-    if payment.purpose != PaymentPurpose.CHECKOUT:
-        return _payment_succeed_for_purpose(payment=payment, reference=reference, fee=fee)
+    handlers = _handlers(payment.purpose)
     if payment.status == PaymentStatus.SUCCEEDED:
-        return Order.objects.get(payment=payment)
-    checkout = Checkout.objects.select_for_update().select_related("store").get(pk=payment.checkout_id)
-    if checkout.status == CheckoutStatus.COMPLETE:
-        # The checkout was paid by another payment; this one must be given back, not kept.
-        logger.error("payment %s succeeded on a completed checkout %s", payment.pk, checkout.pk)
-        raise CheckoutInvalid("This checkout was already paid.", code="checkout_complete")
+        return handlers.replayed(payment=payment) if handlers.replayed else payment
+    if payment.checkout_id is not None:
+        checkout = Checkout.objects.select_for_update().only("status").get(pk=payment.checkout_id)
+        if checkout.status == CheckoutStatus.COMPLETE:
+            # The checkout was paid by another payment; this one must be given back, not kept.
+            logger.error("payment %s succeeded on a completed checkout %s", payment.pk, checkout.pk)
+            raise CheckoutInvalid("This checkout was already paid.", code="checkout_complete")
     amount_validate(fee, param="fee")
     payment.status = PaymentStatus.SUCCEEDED
     payment.rail_reference = reference or payment.rail_reference
     payment.fee = fee
     payment.save(update_fields=["status", "rail_reference", "fee", "updated_at"])
-
-    platform_fee = _platform_fee(payment.amount)
-    order = order_create_for_checkout(checkout=checkout, payment=payment, fee=fee, platform_fee=platform_fee)
-
-    currency, store_id = payment.currency, checkout.store_id
-    balance = account_open(kind=AccountKind.STORE_BALANCE, owner=store_id, currency=currency)
-    clearing = account_open(kind=AccountKind.PROCESSOR_CLEARING, owner=payment.rail, currency=currency)
-    transfer_create(
-        idempotency_key=f"{payment.pk}:sale", debit_account=clearing, credit_account=balance,
-        amount=payment.amount, code="sale", reference=order.pk,
-    )
-    if platform_fee:
-        platform = account_open(kind=AccountKind.PLATFORM_FEES, owner="platform", currency=currency)
-        transfer_create(
-            idempotency_key=f"{payment.pk}:platform_fee", debit_account=balance, credit_account=platform,
-            amount=platform_fee, code="platform_fee", reference=order.pk,
-        )
-    if fee:
-        fees = rail_fee_account(payment=payment)
-        transfer_create(
-            idempotency_key=f"{payment.pk}:processor_fee", debit_account=balance, credit_account=fees,
-            amount=fee, code="processor_fee", reference=order.pk,
-        )
-    return order
+    result = handlers.succeeded(payment=payment)
+    return payment if result is None else result
 
 
 def rail_fee_account(*, payment: Payment):
@@ -289,112 +264,38 @@ def rail_fee_account(*, payment: Payment):
     return account_open(kind=AccountKind.PROCESSOR_FEES, owner=payment.rail, currency=payment.currency)
 
 
-def _payment_succeed_for_purpose(*, payment: Payment, reference: str, fee: int):
-    if payment.status == PaymentStatus.SUCCEEDED:
-        return payment
-    amount_validate(fee, param="fee")
-    payment.status = PaymentStatus.SUCCEEDED
-    payment.rail_reference = reference or payment.rail_reference
-    payment.fee = fee
-    payment.save(update_fields=["status", "rail_reference", "fee", "updated_at"])
-    handler = PURPOSE_HANDLERS.get(payment.purpose)
-    if handler is None:
-        raise RuntimeError(f"no handler registered for payments of purpose {payment.purpose}")
-    handler(payment=payment)
-    return payment
-
-
-def refund_create(*, store: Store, order_id: str, amount: int | None = None, reason: str = "") -> Refund:
-    """Refund all or part of an order through the rail that took the payment.
-
-    The processor's fee is not returned (card processors keep it); the platform's fee is returned
-    in proportion. A full refund revokes the order's downloads and emails the buyer.
-    """
-    from stall.orders.errors import OrderNotFound
-
-    reason = (reason or "").strip()[:255]
-    with transaction.atomic():
-        order = Order.objects.select_for_update().filter(store=store, pk=order_id).first()
-        if order is None:
-            raise OrderNotFound()
-        if order.payment_id is None:
-            raise RefundInvalid("A free order has nothing to refund.", param="order")
-        pending = sum(order.refunds.filter(status=RefundStatus.PENDING).values_list("amount", flat=True))
-        refundable = order.amount_total - order.amount_refunded - pending
-        if refundable <= 0:
-            raise RefundInvalid("This order has been refunded in full.", param="order", code="charge_already_refunded")
-        if amount is None:
-            amount = refundable
-        amount_validate(amount, allow_zero=False)
-        if amount > refundable:
-            raise RefundInvalid(
-                f"At most {format_money(refundable, order.currency)} of this order can be refunded.",
-                param="amount", code="amount_too_large",
-            )
-        payment = order.payment
-        refund = Refund.objects.create(
-            store=store, payment=payment, order=order, amount=amount, currency=order.currency, reason=reason
-        )
-        rail = rail_get(payment.rail)
-        if getattr(rail, "in_ledger", False):
-            # The wallet and the tab give the money back inside this transaction.
-            rail.ledger_refund(refund=refund)
-            return refund_succeed(refund_id=refund.pk)
-
-    result = rail.refund(
-        payment_id=payment.pk, reference=payment.rail_reference, amount=amount, currency=order.currency,
-        refund_id=refund.pk,
-    )
-    if result.status == "processing":
-        # The rail took the refund but has not carried it out (Stripe's "pending"): it stays
-        # pending, counted against what can still be refunded, until the rail's webhook or the
-        # reconciliation task settles it.
-        return refund
-    if result.status != "succeeded":
-        Refund.objects.filter(pk=refund.pk).update(status=RefundStatus.FAILED, failure_message=result.failure_message[:255])
-        raise RefundFailed(result.failure_message or None)
-    return refund_succeed(refund_id=refund.pk)
-
-
 @transaction.atomic
 def refund_succeed(*, refund_id: str) -> Refund:
-    """Record a refund the rail carried out: move the money back, update the order. Idempotent."""
-    from stall.orders.tasks import refund_notice_send
-
+    """Record a refund the rail carried out: the payment's refunded amount grows and the owner of
+    the payment's purpose moves the money back (for a checkout: the order is updated). Idempotent."""
     refund = Refund.objects.select_for_update().get(pk=refund_id)
     if refund.status == RefundStatus.SUCCEEDED:
         return refund
-    order = Order.objects.select_for_update().get(pk=refund.order_id)
     payment = Payment.objects.select_for_update().get(pk=refund.payment_id)
-    currency = order.currency
-    balance = account_open(kind=AccountKind.STORE_BALANCE, owner=order.store_id, currency=currency)
-    clearing = account_open(kind=AccountKind.PROCESSOR_CLEARING, owner=payment.rail, currency=currency)
-    transfer_create(
-        idempotency_key=f"{refund.pk}:refund", debit_account=balance, credit_account=clearing,
-        amount=refund.amount, code="refund", reference=order.pk,
-    )
-    refunded_after = order.amount_refunded + refund.amount
-    if order.platform_fee:
-        # Return the platform fee in proportion, computed on the running total so that partial
-        # refunds add up to exactly the fee once the order is refunded in full.
-        back = prorate(order.platform_fee, refunded_after, order.amount_total) - prorate(
-            order.platform_fee, order.amount_refunded, order.amount_total
-        )
-        if back:
-            platform = account_open(kind=AccountKind.PLATFORM_FEES, owner="platform", currency=currency)
-            transfer_create(
-                idempotency_key=f"{refund.pk}:platform_fee_refund", debit_account=platform, credit_account=balance,
-                amount=back, code="platform_fee_refund", reference=order.pk,
-            )
-    order.amount_refunded = refunded_after
-    order.status = OrderStatus.REFUNDED if refunded_after == order.amount_total else OrderStatus.PARTIALLY_REFUNDED
-    order.save(update_fields=["amount_refunded", "status"])
     payment.amount_refunded += refund.amount
     payment.save(update_fields=["amount_refunded", "updated_at"])
     refund.status = RefundStatus.SUCCEEDED
     refund.save(update_fields=["status"])
-    if order.status == OrderStatus.REFUNDED:
-        entitlements_revoke_for_order(order=order)
-    transaction.on_commit(lambda: refund_notice_send(refund.pk))
-    _event_emit(order.store_id, "order.refunded", {**order_out(order), "refund": refund_out(refund)})
+    refunded = _handlers(payment.purpose).refunded
+    if refunded is None:
+        raise RuntimeError(f"payments of purpose {payment.purpose} cannot be refunded")
+    refunded(refund=refund, payment=payment)
     return refund
+
+
+def checkouts_expire_due(*, now=None) -> int:
+    """Mark open checkouts past their expiry as expired, cancelling any payment awaiting action."""
+    now = now or timezone.now()
+    expired = 0
+    due = list(Checkout.objects.filter(status=CheckoutStatus.OPEN, expires_at__lte=now).values_list("pk", flat=True)[:500])
+    for checkout_id in due:
+        with transaction.atomic():
+            changed = Checkout.objects.filter(pk=checkout_id, status=CheckoutStatus.OPEN).update(status=CheckoutStatus.EXPIRED)
+            if changed:
+                Payment.objects.filter(checkout_id=checkout_id, status=PaymentStatus.REQUIRES_ACTION).update(
+                    status=PaymentStatus.CANCELED, failure_code="checkout_expired"
+                )
+                checkout = Checkout.objects.select_related("store").prefetch_related("lines", "payments").get(pk=checkout_id)
+                event_emit(store_id=checkout.store_id, type="checkout.expired", data={"object": checkout_out(checkout)})
+                expired += 1
+    return expired

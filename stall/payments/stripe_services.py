@@ -25,12 +25,17 @@ from stall.checkout.models import Checkout, CheckoutStatus
 from stall.core.errors import NotFound, StallError
 from stall.stores.models import Store
 
-from .errors import PaymentNotFound, PaymentProcessorUnavailable, StripeKeyInvalid, WebhookSignatureInvalid
+from .errors import (
+    PaymentNotFound,
+    PaymentProcessorUnavailable,
+    StripeKeyInvalid,
+    WebhookSignatureInvalid,
+)
 from .models import Payment, PaymentStatus, Refund, RefundStatus, StripeAccount, StripeEvent
 from .rails import RailResult, rail_get
+from .rails.stripe import result_from_intent, result_from_refund, stripe_call, stripe_client
 from .selectors import StripeConfig, stripe_config_for_store
-from .services import checkout_confirm, payment_apply_result, payment_fail, refund_succeed
-from .stripe_rail import result_from_intent, result_from_refund, stripe_call, stripe_client
+from .services import checkout_payment_start, payment_apply_result, payment_fail, refund_succeed
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +166,7 @@ def stripe_checkout_page(*, checkout_id: str) -> StripePage:
     """Ready a checkout's Stripe page: its Payment and PaymentIntent are made on the first visit
     and reused on the next ones, so reloading the page never makes a second charge."""
     for _ in range(2):  # a second round when Stripe says the intent on record has failed
-        checkout = checkout_confirm(checkout_id=checkout_id, payment_method="stripe")
+        checkout = checkout_payment_start(checkout_id=checkout_id, payment_method="stripe")
         if checkout.status == CheckoutStatus.COMPLETE:
             return StripePage(checkout=checkout, payment=None)
         payment = checkout.payments.filter(status__in=_OPEN).order_by("-pk").first()

@@ -1,18 +1,23 @@
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
+from . import services, stripe_services
+
 
 @db_periodic_task(crontab(minute="*/10"))
 def stripe_payments_reconcile_task():
     """Every ten minutes, ask Stripe about payments and refunds whose outcome never reached us
     (a lost webhook, a browser that never came back, a network failure mid-call)."""
-    from .stripe_services import stripe_payments_reconcile
-
-    return stripe_payments_reconcile()
+    return stripe_services.stripe_payments_reconcile()
 
 
 @db_task(retries=5, retry_delay=60)
 def stripe_duplicate_refund(payment_id: str) -> None:
-    from .stripe_services import stripe_duplicate_refund_send
+    stripe_services.stripe_duplicate_refund_send(payment_id=payment_id)
 
-    stripe_duplicate_refund_send(payment_id=payment_id)
+
+@db_periodic_task(crontab(minute="*/5"))
+def checkouts_expire():
+    """Every five minutes, close checkouts that were abandoned past their expiry (and cancel the
+    payments still waiting for the buyer's bank)."""
+    return services.checkouts_expire_due()

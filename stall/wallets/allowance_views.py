@@ -20,6 +20,7 @@ from stall.accounts.services import buyer_from_request
 from stall.core.errors import NotFound, StallError
 from stall.core.forms import form_add_stall_error
 from stall.core.money import amount_for_input, format_money, parse_amount
+from stall.orders.tasks import library_link_send
 from stall.stores.models import Store
 from stall.stores.selectors import store_get_public
 
@@ -154,8 +155,6 @@ def allowance_revoke_view(request, allowance_id):
 @require_POST
 def allowance_sign_in(request):
     """Email a magic link that signs the buyer in and brings them back to ``next``."""
-    from stall.orders.tasks import library_link_send
-
     form = SignInForm(request.POST)
     back = _safe_next(request, request.POST.get("next"))
     if not form.is_valid():

@@ -34,12 +34,21 @@ from django.utils import timezone
 from stall.accounts.models import Buyer
 from stall.audience.models import Customer
 from stall.catalog.models import PriceType, Product, ProductKind, ProductStatus
+from stall.checkout.models import CheckoutLine
+from stall.checkout.services import CheckoutItem, checkout_create
 from stall.core.errors import Conflict, InvalidRequest, NotFound, PaymentError, PermissionDenied
+from stall.core.ids import new_id
+from stall.core.models import IdempotencyRecord
 from stall.core.money import amount_validate, currency_normalize, format_money
+from stall.integrations.webhooks import event_emit
+from stall.orders.checkout_pay import checkout_confirm
+from stall.orders.services import customer_for_email
 from stall.stores.models import Store
 
 from .errors import WalletEmpty
 from .models import Allowance, AllowancePeriod, Charge
+from .schemas import charge_out
+from .selectors import wallet_get
 
 DESCRIPTION_MAX = 120  # a charge's description names its order line, which holds 120 characters
 CHARGE_PRODUCT_NAME = "API charges"
@@ -165,8 +174,6 @@ def allowance_grant(
     A live allowance for the same store and currency is revoked in this transaction and replaced.
     The store gets a customer (``cus_…``) for the buyer, the id it charges through the API.
     """
-    from stall.orders.services import customer_for_email
-
     amount_validate(amount, allow_zero=False)
     if period not in AllowancePeriod.values:
         raise AllowanceInvalid(f"Period must be one of: {', '.join(AllowancePeriod.values)}.", param="period")
@@ -255,8 +262,6 @@ def customer_wallet_get(*, store: Store, customer_id: str) -> CustomerWallet:
     Without a live allowance the store learns nothing of the wallet: AllowanceMissing,
     AllowanceRevoked or AllowanceExpired.
     """
-    from .selectors import wallet_get
-
     customer = customer_get(store=store, customer_id=customer_id)
     buyer = _buyer_for_customer(customer)
     allowance = allowance_live_get(buyer=buyer, store=store) if buyer is not None else None
@@ -312,8 +317,6 @@ def charge_product_for(*, store: Store) -> Product:
         return product
     slug = "api-charges"
     if Product.objects.filter(store=store, slug=slug).exists():
-        from stall.core.ids import new_id
-
         slug = new_id("api-charges").replace("_", "-")
     return Product.objects.create(
         store=store, kind=ProductKind.CHARGE, name=CHARGE_PRODUCT_NAME, slug=slug, price_type=PriceType.PAY_WHAT_YOU_WANT,
@@ -327,8 +330,6 @@ def _idempotency_scope(store: Store) -> str:
 
 def _idempotent_replay(*, store: Store, key: str, request_hash: str) -> Charge | None:
     """The charge made earlier with this key, or None after claiming the key for this request."""
-    from stall.core.models import IdempotencyRecord
-
     if not isinstance(key, str) or not key.strip() or len(key) > 255:
         raise InvalidRequest("The idempotency key must be 1 to 255 characters.", param="idempotency_key")
     scope = _idempotency_scope(store)
@@ -345,8 +346,6 @@ def _idempotent_replay(*, store: Store, key: str, request_hash: str) -> Charge |
 
 
 def _idempotent_store(*, store: Store, key: str, charge: Charge) -> None:
-    from stall.core.models import IdempotencyRecord
-
     IdempotencyRecord.objects.filter(scope=_idempotency_scope(store), key=key).update(
         status_code=200, content_type="text/plain", body=charge.pk.encode()
     )
@@ -364,13 +363,6 @@ def charge_create(
     has left (allowance_exceeded), more than the wallet holds (insufficient_funds). With an
     ``idempotency_key``, a repeat of the same charge returns the first one and charges once.
     """
-    from stall.checkout.models import CheckoutLine
-    from stall.checkout.services import CheckoutItem, checkout_create
-    from stall.integrations.webhooks import event_emit
-    from stall.payments.services import checkout_confirm
-
-    from .schemas import charge_out
-
     amount_validate(amount, allow_zero=False)
     currency = currency_normalize(currency)
     if currency != store.currency:

@@ -5,8 +5,14 @@ Each endpoint parses, calls one service or selector, serializes.
 
 from ninja import Query, Router
 
-from stall.core.api import Error, ListParams, ObjectId, paginate, responses, router_refuse_other_methods
-
+from stall.core.api import (
+    Error,
+    ListParams,
+    ObjectId,
+    paginate,
+    responses,
+    router_refuse_other_methods,
+)
 from stall.core.errors import InvalidRequest
 
 from . import allowances

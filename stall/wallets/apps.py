@@ -7,13 +7,21 @@ class WalletsConfig(AppConfig):
 
     def ready(self):
         from stall.payments.models import PaymentPurpose
-        from stall.payments.rails import RAILS
-        from stall.payments.services import payment_purpose_register
+        from stall.payments.rails.wallet import wallet_spent_register
+        from stall.payments.services import PurposeHandlers, payment_purpose_register
 
-        from .rails import TabRail, WalletRail
-        from .services import tab_settlement_fail, tab_settlement_succeed, top_up_fail, top_up_succeed
+        from .services import (
+            tab_settlement_fail,
+            tab_settlement_succeed,
+            top_up_fail,
+            top_up_succeed,
+            wallet_spent,
+        )
 
-        RAILS["wallet"] = WalletRail()
-        RAILS["tab"] = TabRail()
-        payment_purpose_register(PaymentPurpose.TOP_UP, top_up_succeed, on_failure=top_up_fail)
-        payment_purpose_register(PaymentPurpose.TAB_SETTLEMENT, tab_settlement_succeed, on_failure=tab_settlement_fail)
+        # Card money for a wallet or a tab: what its success or failure does in the ledger.
+        payment_purpose_register(PaymentPurpose.TOP_UP, PurposeHandlers(succeeded=top_up_succeed, failed=top_up_fail))
+        payment_purpose_register(
+            PaymentPurpose.TAB_SETTLEMENT, PurposeHandlers(succeeded=tab_settlement_succeed, failed=tab_settlement_fail)
+        )
+        # A spend that leaves the wallet below its threshold queues an automatic top-up.
+        wallet_spent_register(wallet_spent)

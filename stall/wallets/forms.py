@@ -6,15 +6,14 @@ from django.conf import settings
 
 from stall.core.errors import StallError
 from stall.core.money import format_money, parse_amount
+from stall.payments.rails import rail_get
+from stall.payments.selectors import stripe_config_for_store
 
 
 def card_choices(*, store=None, stripe: bool = False) -> list[tuple[str, str]]:
     """The cards a buyer can pick on these pages: the sandbox's test cards when the sandbox is on,
     and with ``stripe`` "Card" (entered on Stripe's card page) when Stripe is set up for ``store``
     (its own keys or the platform's)."""
-    from stall.payments.rails import rail_get
-    from stall.payments.selectors import stripe_config_for_store
-
     choices = rail_get("sandbox").payment_methods() if settings.STALL_SANDBOX_ENABLED else []
     if stripe and stripe_config_for_store(store) is not None:
         choices = [*choices, ("stripe", "Card")]

@@ -1,9 +1,9 @@
-"""A buyer's prepaid wallet and their tab, each one ledger account per currency.
+"""What the wallets app builds on a buyer's wallet and tab: automatic top-ups, allowances and the
+charges stores make against them.
 
-The wallet (a buyer_wallet account, which can never go below zero) is topped up with a card and
-spent a few cents at a time with one click. The tab (a buyer_tab account with a debit limit) lets
-a buyer with no balance buy now and pay later with one card charge. Both work in every store of
-this Stall. Balances are read from the ledger accounts; these rows hold the settings.
+The Wallet and Tab rows are the state of the wallet and tab rails and live with them in
+stall.payments (models.py, rails/wallet.py, rails/tab.py); they are imported here for this app's
+own code.
 """
 
 from django.db import models
@@ -11,65 +11,7 @@ from django.db.models import Q
 
 from stall.accounts.models import Buyer
 from stall.core.ids import PrefixedIdField
-from stall.ledger.models import Account
-
-
-class Wallet(models.Model):
-    id = PrefixedIdField(prefix="wal")
-    buyer = models.ForeignKey(Buyer, on_delete=models.PROTECT, related_name="wallets")
-    currency = models.CharField(max_length=3)
-    account = models.OneToOneField(Account, on_delete=models.PROTECT, related_name="wallet")
-    # Spends up to this amount take one click; above it the buyer confirms first.
-    confirm_above = models.BigIntegerField()
-    # Automatic top-up: when the balance falls below `auto_top_up_below`, charge the saved method.
-    auto_top_up_below = models.BigIntegerField(null=True, blank=True)
-    auto_top_up_amount = models.BigIntegerField(null=True, blank=True)
-    auto_top_up_method = models.ForeignKey(
-        "payments.SavedPaymentMethod", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    # Set when an automatic top-up failed (a declined card): no more tries until the buyer saves
-    # the settings again, so a dead card is not charged over and over.
-    auto_top_up_failed_at = models.DateTimeField(null=True, blank=True)
-    auto_top_up_failure = models.CharField(max_length=255, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["buyer", "currency"], name="wallets_one_wallet_per_currency")]
-
-    @property
-    def balance(self) -> int:
-        return self.account.balance
-
-
-class TabStatus(models.TextChoices):
-    OPEN = "open", "Open"
-    SETTLED = "settled", "Settled"
-
-
-class Tab(models.Model):
-    """One run of a buyer's tab, from the first purchase on it to the card charge that settles it."""
-
-    id = PrefixedIdField(prefix="tab")
-    buyer = models.ForeignKey(Buyer, on_delete=models.PROTECT, related_name="tabs")
-    currency = models.CharField(max_length=3)
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="tabs")
-    status = models.CharField(max_length=8, choices=TabStatus.choices, default=TabStatus.OPEN)
-    limit = models.BigIntegerField()
-    opened_at = models.DateTimeField(auto_now_add=True)
-    settled_at = models.DateTimeField(null=True, blank=True)
-    settlement = models.OneToOneField(
-        "payments.Payment", on_delete=models.PROTECT, null=True, blank=True, related_name="settled_tab"
-    )
-    # The periodic settlement of an overdue tab charges a saved card once, and emails the buyer once.
-    auto_settle_tried_at = models.DateTimeField(null=True, blank=True)
-    overdue_notified_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["buyer", "currency"], condition=Q(status="open"), name="wallets_one_open_tab_per_currency"
-            )
-        ]
+from stall.payments.models import Tab, TabStatus, Wallet  # noqa: F401  (the rails' state, see there)
 
 
 class AutoTopUp(models.Model):

@@ -2,25 +2,22 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
+from django.urls import reverse
 from django.utils import timezone
 
+from stall.core.money import major_to_minor
 from stall.ledger.models import AccountKind, Transfer
+from stall.orders.models import Order
+from stall.payments.models import Payment
+from stall.payments.rails import SandboxRail
+from stall.payments.rails.tab import tab_limit_for
+from stall.payments.rails.wallet import wallet_for, wallet_get  # noqa: F401  (this app's pages read them here)
 
 from .models import Tab, TabStatus, Wallet
-
-
-def wallet_get(*, buyer, currency: str) -> Wallet | None:
-    return Wallet.objects.select_related("account").filter(buyer=buyer, currency=currency).first()
-
-
-def wallet_for(*, buyer, currency: str) -> Wallet:
-    """The buyer's wallet in ``currency``, opened (empty) on first use."""
-    from .services import wallet_open
-
-    return wallet_get(buyer=buyer, currency=currency) or wallet_open(buyer=buyer, currency=currency)
 
 
 def wallets_for_buyer(*, buyer) -> QuerySet[Wallet]:
@@ -54,8 +51,6 @@ def _products(order) -> str:
 
 
 def _card_label(payment) -> str:
-    from stall.payments.rails import SandboxRail
-
     if payment.rail == "sandbox":
         return SandboxRail.METHODS.get(payment.payment_method, payment.payment_method).partition(" (")[0]
     return "Card"
@@ -65,9 +60,6 @@ def wallet_movements(*, wallet: Wallet, before: str | None = None, limit: int = 
     """The wallet's history, newest first, each movement named for the buyer: a top-up, a spend at
     a store for a product, a refund. ``before`` is the id of the last movement of the previous page.
     Returns (movements, whether older ones exist). A fixed number of queries per page."""
-    from stall.orders.models import Order
-    from stall.payments.models import Payment
-
     transfers = wallet_history(wallet=wallet)
     if before:
         transfers = transfers.filter(pk__lt=before)
@@ -133,8 +125,6 @@ def tab_is_overdue(tab: Tab, *, now=None) -> bool:
 
 def tab_purchases(*, tab: Tab):
     """What was bought on a tab, oldest first: its orders, with store and lines."""
-    from stall.orders.models import Order
-
     return (
         Order.objects.filter(payment__rail="tab", payment__rail_reference=tab.pk, payment__status="succeeded")
         .select_related("store").prefetch_related("lines").order_by("pk")
@@ -177,8 +167,6 @@ class PayOptions:
 
 def pay_options_for(*, buyer, checkout) -> PayOptions:
     """The wallet's balance and the tab's room for this checkout, in three queries at most."""
-    from .services import major_to_minor, tab_limit_for
-
     currency = checkout.currency
     wallet = wallet_get(buyer=buyer, currency=currency)
     tab = Tab.objects.select_related("account", "settlement").filter(buyer=buyer, currency=currency, status=TabStatus.OPEN).first()
@@ -196,3 +184,13 @@ def pay_options_for(*, buyer, checkout) -> PayOptions:
         confirm_above=wallet.confirm_above if wallet else major_to_minor(settings.STALL_WALLET_CONFIRM_ABOVE, currency),
         tab_owed=owed, tab_limit=limit, tab_overdue=overdue, tab_settling=settling,
     )
+
+
+def wallet_page_url(*, currency: str, store=None, next_path: str = "", page: str = "wallets:wallet") -> str:
+    """The wallet (or tab) page for ``currency``, from ``store``'s pages, coming back to ``next_path``."""
+    query = {"currency": currency}
+    if store is not None:
+        query["store"] = store.slug
+    if next_path:
+        query["next"] = next_path
+    return f"{reverse(page)}?{urlencode(query)}"

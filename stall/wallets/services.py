@@ -17,26 +17,50 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
-from stall.core.money import amount_validate, currency_exponent, currency_normalize, format_money, prorate
+from stall.checkout.errors import CheckoutInvalid
+from stall.checkout.models import CheckoutStatus
+from stall.checkout.selectors import checkout_get
+from stall.checkout.services import checkout_lock_open
+from stall.core.api import timestamp
+from stall.core.errors import InvalidRequest, StallError
+from stall.core.money import (
+    amount_validate,
+    currency_normalize,
+    format_money,
+    major_to_minor,
+    prorate,
+)
+from stall.integrations.webhooks import event_emit
 from stall.ledger.models import AccountKind
-from stall.ledger.services import _lock_accounts, account_limit_set, account_open, transfer_create
+from stall.ledger.services import account_limit_set, account_open, accounts_lock, transfer_create
+from stall.orders.checkout_pay import checkout_confirm
+from stall.orders.models import Order
+from stall.payments.errors import PaymentDeclined
+from stall.payments.models import Payment, PaymentPurpose, PaymentStatus
+from stall.payments.rails import rail_for, rail_get
+from stall.payments.rails.tab import tab_limit_for, tab_open  # noqa: F401  (part of this app's API)
+from stall.payments.rails.wallet import fee_pool_for, wallet_open
+from stall.payments.saved_methods import payment_method_save
+from stall.payments.selectors import saved_payment_methods_for_email
+from stall.payments.services import (
+    payment_apply_result,
+    payment_create_for_purpose,
+    rail_fee_account,
+)
+from stall.payments.stripe_services import stripe_payment_refresh
 
+from . import tasks
+from .errors import TopUpInvalid
 from .models import AutoTopUp, Tab, TabStatus, Wallet
-from .rails import fee_pool_for
 
 logger = logging.getLogger(__name__)
 IN_FLIGHT = ("processing", "requires_action")
-
-
-def major_to_minor(major: str, currency: str) -> int:
-    """A setting written in major units ("5", "0.50") as minor units of ``currency``."""
-    return int(Decimal(major).scaleb(currency_exponent(currency)))
 
 
 def top_up_limits(currency: str) -> tuple[int, int]:
@@ -50,19 +74,6 @@ def top_up_presets(currency: str) -> list[int]:
 
 
 # --- wallets -------------------------------------------------------------------------------------
-
-
-def wallet_open(*, buyer, currency: str) -> Wallet:
-    currency = currency_normalize(currency)
-    account = account_open(kind=AccountKind.BUYER_WALLET, owner=buyer.pk, currency=currency)
-    try:
-        with transaction.atomic():
-            return Wallet.objects.create(
-                buyer=buyer, currency=currency, account=account,
-                confirm_above=major_to_minor(settings.STALL_WALLET_CONFIRM_ABOVE, currency),
-            )
-    except IntegrityError:  # opened by a concurrent request
-        return Wallet.objects.select_related("account").get(buyer=buyer, currency=currency)
 
 
 def wallet_confirm_above_set(*, wallet: Wallet, amount: int) -> Wallet:
@@ -80,11 +91,6 @@ def wallet_top_up(*, buyer, amount: int, currency: str, payment_method: str, sto
     the Payment: succeeded, or requires_action when the card asks for 3-D Secure. ``store`` is the
     store whose page the buyer topped up from: it is told (wallet.topped_up) once the money is in.
     """
-    from stall.payments.models import PaymentPurpose
-    from stall.payments.services import payment_create_for_purpose
-
-    from .errors import TopUpInvalid
-
     currency = currency_normalize(currency)
     amount_validate(amount, allow_zero=False)
     low, high = top_up_limits(currency)
@@ -101,8 +107,6 @@ def wallet_top_up(*, buyer, amount: int, currency: str, payment_method: str, sto
 
 def top_up_succeed(*, payment) -> None:
     """A card top-up went through: the whole amount goes into the wallet, the card fee into its pool."""
-    from stall.payments.services import rail_fee_account
-
     wallet = Wallet.objects.select_related("account").filter(buyer_id=payment.buyer_id, currency=payment.currency).first()
     if wallet is None:
         wallet = wallet_open(buyer=payment.buyer, currency=payment.currency)
@@ -117,15 +121,11 @@ def top_up_succeed(*, payment) -> None:
             credit_account=rail_fee_account(payment=payment), amount=payment.fee, code="top_up_fee", reference=payment.pk,
         )
     if payment.store_id:
-        from stall.integrations.webhooks import event_emit
-
         event_emit(store_id=payment.store_id, type="wallet.topped_up", data={"object": top_up_out(payment)})
 
 
 def top_up_out(payment) -> dict:
     """A top-up as the wallet.topped_up event carries it."""
-    from stall.core.api import timestamp
-
     return {
         "id": payment.pk,
         "object": "top_up",
@@ -149,12 +149,8 @@ def top_up_fail(*, payment) -> None:
 
 
 def _rail_for_saving(payment_method: str, store=None) -> str:
-    from stall.payments.rails import rail_for
-
     rail = rail_for(store=store, payment_method=payment_method)
-    if getattr(rail, "in_ledger", False):
-        from stall.core.errors import InvalidRequest
-
+    if rail.in_ledger:
         raise InvalidRequest("Save a card.", param="payment_method", code="card_required")
     return rail.name
 
@@ -166,10 +162,6 @@ def wallet_auto_top_up_set(*, wallet: Wallet, payment_method: str, below: int, a
     (``payment_method_save``) and charged later with the buyer away. Saving again clears a pause
     left by a declined top-up.
     """
-    from stall.payments.saved_methods import payment_method_save
-
-    from .errors import TopUpInvalid
-
     currency = wallet.currency
     amount_validate(below, allow_zero=False, param="below")
     amount_validate(amount, allow_zero=False, param="auto_amount")
@@ -209,10 +201,16 @@ def wallet_auto_top_up_due(wallet: Wallet, balance: int) -> bool:
 
 def wallet_auto_top_up_enqueue(wallet: Wallet, *, trigger: str) -> None:
     """Queue an automatic top-up once the current transaction commits (a spend's)."""
-    from .tasks import wallet_auto_top_up_task
-
     wallet_id = wallet.pk
-    transaction.on_commit(lambda: wallet_auto_top_up_task(wallet_id, trigger))
+    transaction.on_commit(lambda: tasks.wallet_auto_top_up_task(wallet_id, trigger))
+
+
+def wallet_spent(*, wallet: Wallet, balance: int, credits_posted: int) -> None:
+    """After a spend from the wallet (registered with the wallet rail): queue an automatic top-up
+    when it left the wallet below its threshold. The trigger is what has come into the wallet so
+    far (and the card): the same for every spend of a burst, so the burst tops up once."""
+    if wallet_auto_top_up_due(wallet, balance):
+        wallet_auto_top_up_enqueue(wallet, trigger=f"in:{credits_posted}:{wallet.auto_top_up_method_id}")
 
 
 def wallet_auto_top_up(*, wallet_id: str, trigger: str | None = None) -> AutoTopUp | None:
@@ -226,16 +224,11 @@ def wallet_auto_top_up(*, wallet_id: str, trigger: str | None = None) -> AutoTop
     top-up (see ``top_up_fail``) and nothing is tried again until the buyer saves their settings
     anew. Returns the AutoTopUp made, or None when there was nothing to do.
     """
-    from stall.payments.errors import PaymentDeclined
-    from stall.payments.models import PaymentPurpose
-    from stall.payments.services import payment_create_for_purpose
-    from stall.core.errors import StallError
-
     with transaction.atomic():
         wallet = Wallet.objects.select_for_update(of=("self",)).select_related("buyer", "auto_top_up_method").filter(pk=wallet_id).first()
         if wallet is None:
             return None
-        account = _lock_accounts(wallet.account_id)[wallet.account_id]
+        account = accounts_lock(wallet.account_id)[wallet.account_id]
         if not wallet_auto_top_up_due(wallet, account.available):
             return None
         if AutoTopUp.objects.filter(wallet=wallet, payment__status__in=IN_FLIGHT).exists():
@@ -264,8 +257,6 @@ def wallet_auto_top_up(*, wallet_id: str, trigger: str | None = None) -> AutoTop
 
 
 def _auto_top_up_failed(*, auto: AutoTopUp, message: str) -> None:
-    from .tasks import auto_top_up_failed_notice
-
     now = timezone.now()
     AutoTopUp.objects.filter(pk=auto.pk).update(failure_message=message[:255])
     paused = Wallet.objects.filter(pk=auto.wallet_id, auto_top_up_failed_at__isnull=True).update(
@@ -273,14 +264,12 @@ def _auto_top_up_failed(*, auto: AutoTopUp, message: str) -> None:
     )
     if paused:
         wallet_id = auto.wallet_id
-        transaction.on_commit(lambda: auto_top_up_failed_notice(wallet_id))
+        transaction.on_commit(lambda: tasks.auto_top_up_failed_notice(wallet_id))
 
 
 def wallets_auto_top_up_sweep() -> int:
     """Top up every wallet left below its threshold (a lost task, a queue restart). Returns how many
     top-ups were tried."""
-    from django.db.models import F
-
     due = Wallet.objects.filter(
         auto_top_up_below__isnull=False, auto_top_up_method__isnull=False, auto_top_up_failed_at__isnull=True,
         account__credits_posted__lt=F("account__debits_posted") + F("account__debits_pending") + F("auto_top_up_below"),
@@ -291,34 +280,9 @@ def wallets_auto_top_up_sweep() -> int:
 # --- tabs ----------------------------------------------------------------------------------------
 
 
-def tab_limit_for(*, buyer, currency: str) -> int:
-    """A buyer's first tab is capped low; once one has been paid with a card, later tabs may run higher."""
-    settled_before = Tab.objects.filter(
-        buyer=buyer, currency=currency, status=TabStatus.SETTLED, settlement__status="succeeded"
-    ).exists()
-    major = settings.STALL_TAB_LIMIT if settled_before else settings.STALL_TAB_FIRST_LIMIT
-    return major_to_minor(major, currency)
-
-
 def tab_settle_by(tab: Tab):
     """When an open tab becomes overdue."""
     return tab.opened_at + timedelta(days=settings.STALL_TAB_SETTLE_AFTER_DAYS)
-
-
-def tab_open(*, buyer, currency: str) -> Tab:
-    """The buyer's open tab in ``currency``, opened if there is none. Call inside a transaction."""
-    from .errors import TabOverdue
-
-    tab = Tab.objects.select_related("account").filter(buyer=buyer, currency=currency, status=TabStatus.OPEN).first()
-    if tab is not None:
-        age = timezone.now() - tab.opened_at
-        if settings.STALL_TAB_BLOCK_WHEN_OVERDUE and age.days >= settings.STALL_TAB_SETTLE_AFTER_DAYS:
-            raise TabOverdue()
-        return tab
-    account = account_open(kind=AccountKind.BUYER_TAB, owner=buyer.pk, currency=currency)
-    limit = tab_limit_for(buyer=buyer, currency=currency)
-    account_limit_set(account=account, debit_limit=limit)
-    return Tab.objects.create(buyer=buyer, currency=currency, account=account, limit=limit)
 
 
 def _owed(account) -> int:
@@ -334,17 +298,11 @@ def tab_settle(*, buyer, currency: str, payment_method: str = "", saved=None, st
     the buyer's wallet. While the card is being charged the tab takes no more purchases (its
     limit is held at what it owes), so the charge pays all of it; a failed charge reopens it.
     """
-    from stall.payments.models import PaymentPurpose
-    from stall.payments.rails import rail_for, rail_get
-    from stall.payments.services import payment_create_for_purpose
-
-    from .errors import TopUpInvalid
-
     currency = currency_normalize(currency)
     amount_validate(plus, param="amount")
     # Refuse an unknown card before anything is held.
     rail = rail_get(saved.rail) if saved is not None else rail_for(store=store, payment_method=payment_method)
-    if getattr(rail, "in_ledger", False):
+    if rail.in_ledger:
         raise TopUpInvalid("Settle your tab with a card.", param="payment_method", code="card_required")
     with transaction.atomic():
         tab = Tab.objects.select_for_update(of=("self",)).select_related("account", "settlement").filter(
@@ -352,7 +310,7 @@ def tab_settle(*, buyer, currency: str, payment_method: str = "", saved=None, st
         ).first()
         if tab is None or tab.settlement_id is not None and tab.settlement.status in IN_FLIGHT:
             raise TopUpInvalid("There is no open tab to settle.", param="tab", code="no_open_tab")
-        owed = _owed(_lock_accounts(tab.account_id)[tab.account_id])
+        owed = _owed(accounts_lock(tab.account_id)[tab.account_id])
         if owed <= 0:
             raise TopUpInvalid("The tab owes nothing.", param="tab", code="no_open_tab")
         account_limit_set(account=tab.account, debit_limit=owed)  # hold it while the card is charged
@@ -374,7 +332,7 @@ def _tab_reopen(*, tab_id: str) -> None:
     tab = Tab.objects.select_for_update(of=("self",)).select_related("account", "settlement").get(pk=tab_id)
     if tab.status != TabStatus.OPEN or tab.settlement_id is not None and tab.settlement.status in IN_FLIGHT:
         return
-    owed = _owed(_lock_accounts(tab.account_id)[tab.account_id])
+    owed = _owed(accounts_lock(tab.account_id)[tab.account_id])
     account_limit_set(account=tab.account, debit_limit=max(tab.limit, owed))
 
 
@@ -392,12 +350,8 @@ def tab_settlement_succeed(*, payment) -> None:
     a sale refunded meanwhile) goes into the buyer's wallet, with its share of the fee in the
     wallet's fee pool.
     """
-    from stall.orders.models import Order
-    from stall.payments.models import Payment, PaymentStatus
-    from stall.payments.services import rail_fee_account
-
     tab = Tab.objects.select_for_update().select_related("account").get(settlement=payment)
-    owed = _owed(_lock_accounts(tab.account_id)[tab.account_id])
+    owed = _owed(accounts_lock(tab.account_id)[tab.account_id])
     to_tab = max(0, min(payment.amount, owed))
     excess = payment.amount - to_tab
     clearing = account_open(kind=AccountKind.PROCESSOR_CLEARING, owner=payment.rail, currency=payment.currency)
@@ -468,11 +422,6 @@ def tab_settle_and_buy(*, buyer, checkout_id: str, payment_method: str = "", sav
     ``(payment, checkout)``: when the card asks for 3-D Secure the payment waits and the checkout
     is still open; ``checkout_pay_after_settlement`` finishes it once the buyer confirmed.
     """
-    from stall.checkout.errors import CheckoutInvalid
-    from stall.checkout.models import CheckoutStatus
-    from stall.checkout.selectors import checkout_get
-    from stall.checkout.services import checkout_lock_open
-
     checkout = checkout_get(checkout_id=checkout_id)
     with transaction.atomic():
         checkout_lock_open(checkout_id=checkout.pk)  # refuses an expired checkout
@@ -491,8 +440,6 @@ def tab_settle_and_buy(*, buyer, checkout_id: str, payment_method: str = "", sav
 
 def checkout_pay_after_settlement(*, buyer, checkout_id: str):
     """Pay a checkout from the wallet that a settle-and-buy charge just filled. Returns the checkout."""
-    from stall.payments.services import checkout_confirm
-
     return checkout_confirm(checkout_id=checkout_id, payment_method="wallet", buyer=buyer)
 
 
@@ -503,11 +450,6 @@ def card_payment_ready(*, payment_id: str):
     asked for again (never a second one), so reloading the page charges once. The secret is empty
     when the payment no longer waits for the buyer: Stripe's news (paid, declined) is recorded then.
     """
-    from stall.payments.models import Payment, PaymentStatus
-    from stall.payments.rails import rail_get
-    from stall.payments.services import payment_apply_result
-    from stall.payments.stripe_services import stripe_payment_refresh
-
     payment = Payment.objects.get(pk=payment_id)
     if payment.rail != "stripe" or payment.status != PaymentStatus.REQUIRES_ACTION:
         return payment, ""
@@ -519,8 +461,6 @@ def card_payment_ready(*, payment_id: str):
 
 def _saved_card_for(*, buyer, currency: str):
     """The card to settle a buyer's overdue tab with: the wallet's auto top-up card, else their newest."""
-    from stall.payments.selectors import saved_payment_methods_for_email
-
     wallet = Wallet.objects.select_related("auto_top_up_method").filter(buyer=buyer, currency=currency).first()
     if wallet is not None and wallet.auto_top_up_method is not None and wallet.auto_top_up_method.detached_at is None:
         return wallet.auto_top_up_method
@@ -534,10 +474,6 @@ def tabs_settle_overdue(*, now=None) -> dict[str, int]:
     and (with STALL_TAB_BLOCK_WHEN_OVERDUE) takes no more purchases; its buyer is emailed once.
     A tab that owes nothing (its sales refunded) is closed. Returns counts by outcome.
     """
-    from stall.core.errors import StallError
-
-    from .tasks import tab_overdue_notice
-
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.STALL_TAB_SETTLE_AFTER_DAYS)
     counts = {"settled": 0, "failed": 0, "notified": 0, "closed": 0}
@@ -565,6 +501,6 @@ def tabs_settle_overdue(*, now=None) -> dict[str, int]:
                     continue
         if Tab.objects.filter(pk=tab.pk, overdue_notified_at__isnull=True).update(overdue_notified_at=now):
             tab_id = tab.pk
-            transaction.on_commit(lambda: tab_overdue_notice(tab_id))
+            transaction.on_commit(lambda: tasks.tab_overdue_notice(tab_id))
             counts["notified"] += 1
     return counts

@@ -8,39 +8,34 @@ from stall.accounts.services import buyer_magic_link
 from stall.core.email import email_send
 from stall.core.money import format_money
 
+from . import selectors, services
+from .models import Tab, Wallet
+
 
 @db_task()
 def wallet_auto_top_up_task(wallet_id: str, trigger: str | None = None):
     """Queued after a spend left the wallet below its threshold; tops up at most once per trigger.
 
     No retries: a failure is recorded and the buyer told, and a dead card is not charged again."""
-    from .services import wallet_auto_top_up
-
-    auto = wallet_auto_top_up(wallet_id=wallet_id, trigger=trigger)
+    auto = services.wallet_auto_top_up(wallet_id=wallet_id, trigger=trigger)
     return auto.pk if auto is not None else None
 
 
 @db_periodic_task(crontab(minute="*/15"))
 def wallets_auto_top_up_sweep_task():
     """Every quarter hour, top up wallets below their threshold whose task never ran."""
-    from .services import wallets_auto_top_up_sweep
-
-    return wallets_auto_top_up_sweep()
+    return services.wallets_auto_top_up_sweep()
 
 
 @db_periodic_task(crontab(minute="7"))
 def tabs_settle_overdue_task():
     """Every hour, settle tabs open longer than STALL_TAB_SETTLE_AFTER_DAYS with a saved card."""
-    from .services import tabs_settle_overdue
-
-    return tabs_settle_overdue()
+    return services.tabs_settle_overdue()
 
 
 @db_task(retries=5, retry_delay=60)
 def auto_top_up_failed_notice(wallet_id: str) -> None:
     """Tell the buyer their automatic top-up failed and is paused."""
-    from .models import Wallet
-
     wallet = Wallet.objects.select_related("buyer").get(pk=wallet_id)
     email_send(
         to=wallet.buyer.email,
@@ -58,9 +53,6 @@ def auto_top_up_failed_notice(wallet_id: str) -> None:
 @db_task(retries=5, retry_delay=60)
 def tab_overdue_notice(tab_id: str) -> None:
     """Tell the buyer their tab is overdue and takes no more purchases until settled."""
-    from .models import Tab
-    from .selectors import tab_owed
-
     tab = Tab.objects.select_related("buyer", "account").get(pk=tab_id)
     email_send(
         to=tab.buyer.email,
@@ -68,7 +60,7 @@ def tab_overdue_notice(tab_id: str) -> None:
         template="wallets/email/tab_overdue",
         context={
             "tab": tab,
-            "owed": format_money(tab_owed(tab=tab), tab.currency),
+            "owed": format_money(selectors.tab_owed(tab=tab), tab.currency),
             "blocked": settings.STALL_TAB_BLOCK_WHEN_OVERDUE,
             "tab_url": buyer_magic_link(email=tab.buyer.email, next_path=f"/wallet/tab/?currency={tab.currency}"),
         },

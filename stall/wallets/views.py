@@ -14,13 +14,18 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from stall.accounts.services import buyer_from_request
+from stall.accounts.services import buyer_from_request, sign_in_url
 from stall.checkout.models import CheckoutStatus
 from stall.checkout.selectors import checkout_get
 from stall.core.errors import NotFound, StallError
 from stall.core.forms import form_add_stall_error
-from stall.core.money import currency_normalize, format_money
+from stall.core.money import amount_for_input, currency_normalize, format_money
+from stall.orders.checkout_pay import checkout_confirm
 from stall.payments.models import Payment, PaymentPurpose, PaymentStatus
+from stall.payments.rails import card_minimum_charge
+from stall.payments.selectors import stripe_config_for_store, stripe_csp
+from stall.payments.services import payment_authenticate
+from stall.payments.stripe_services import stripe_payment_refresh
 from stall.stores.models import Store
 
 from . import services
@@ -37,11 +42,6 @@ from .selectors import (
     wallet_movements,
     wallets_for_buyer,
 )
-
-
-def sign_in_url(next_path: str) -> str:
-    """The buyer's sign-in page (the library's email form), coming back to ``next_path``."""
-    return f"{reverse('orders:library')}?{urlencode({'next': next_path})}"
 
 
 def _locale(request) -> str:
@@ -161,8 +161,6 @@ def wallet_page(request):
 
 
 def _for_input(amount, currency, locale) -> str:
-    from stall.core.money import amount_for_input
-
     return amount_for_input(amount, currency, locale) if amount is not None else ""
 
 
@@ -205,8 +203,6 @@ def tab_page(request):
 
 
 def _card_minimum(currency: str) -> int:
-    from stall.payments.rails import card_minimum_charge
-
     return card_minimum_charge(currency)
 
 
@@ -236,8 +232,6 @@ def checkout_pay(request, checkout_id):
         return render(request, "wallets/pay_confirm.html", {
             "checkout": checkout, "store": checkout.store, "lines": checkout.lines.all(), "method": method, "options": options,
         })
-    from stall.payments.services import checkout_confirm
-
     try:
         checkout = checkout_confirm(checkout_id=checkout.pk, payment_method=method, buyer=buyer)
     except StallError as exc:
@@ -308,8 +302,6 @@ def authenticate(request, payment_id):
         messages.error(request, "This payment is not waiting for your confirmation.")
         return redirect(back)
     if request.method == "POST":
-        from stall.payments.services import payment_authenticate
-
         locale = _locale(request)
         try:
             payment = payment_authenticate(payment_id=payment.pk, approve=request.POST.get("decision") == "approve")
@@ -360,9 +352,6 @@ def _card_back(request, payment) -> tuple[str, str]:
 @require_GET
 def card_page(request, payment_id):
     """Stripe's Payment Element for a top-up or a tab settlement the buyer chose to pay by card."""
-    from stall.payments.selectors import stripe_config_for_store
-    from stall.payments.stripe_views import stripe_csp
-
     buyer = buyer_from_request(request)
     if buyer is None:
         return redirect(sign_in_url(request.get_full_path()))
@@ -390,8 +379,6 @@ def card_page(request, payment_id):
 def card_return(request, payment_id):
     """Stripe sends the buyer back here: ask Stripe how the card went, then back to the wallet or
     tab with the outcome (for settle-and-buy, on to the paid checkout)."""
-    from stall.payments.stripe_services import stripe_payment_refresh
-
     buyer = buyer_from_request(request)
     if buyer is None:
         return redirect(sign_in_url(request.get_full_path()))
@@ -428,16 +415,3 @@ def _paid_message(payment, locale: str) -> str:
     if payment.purpose == PaymentPurpose.TOP_UP:
         return f"Added {amount} to your wallet."
     return f"Your tab is settled: {amount} paid."
-
-
-def pay_page_context(request, checkout) -> dict:
-    """What the hosted payment page needs to offer the wallet and the tab (see payments.views)."""
-    buyer = buyer_from_request(request)
-    pay_url = reverse("checkout:pay", args=[checkout.pk])
-    if buyer is None:
-        return {"wallet_sign_in_url": sign_in_url(pay_url)}
-    return {
-        "pay_options": pay_options_for(buyer=buyer, checkout=checkout),
-        "top_up_url": _here(reverse("wallets:wallet"), checkout.currency, checkout.store, pay_url),
-        "settle_and_buy_url": reverse("wallets:settle_and_buy", args=[checkout.pk]),
-    }

@@ -3,10 +3,10 @@ import re
 import pytest
 from django.core import mail
 
-from stall.core.testing import StoreFactory, UserFactory, product_with_file
 from stall.catalog.models import PriceType
 from stall.ledger.selectors import account_balance
 from stall.orders.models import Order
+from stall.testing import StoreFactory, UserFactory, product_with_file
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -3,9 +3,9 @@ import re
 import pytest
 from django.core import mail
 
-from stall.core.testing import FACTORY_PASSWORD, StoreFactory, UserFactory
 from stall.ledger.selectors import account_balance
 from stall.orders.models import Order, OrderStatus
+from stall.testing import FACTORY_PASSWORD, StoreFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

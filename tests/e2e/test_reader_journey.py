@@ -9,11 +9,11 @@ from django.core import mail
 
 from stall.accounts.services import buyer_for_email
 from stall.content.services import post_create, tip_jar_update
-from stall.core.testing import FACTORY_PASSWORD, StoreFactory, UserFactory
 from stall.ledger.models import Account
 from stall.ledger.selectors import account_balance, account_sums_from_transfers
 from stall.orders.models import Order, OrderStatus
-from stall.wallets.selectors import wallet_for
+from stall.payments.rails.wallet import wallet_for
+from stall.testing import FACTORY_PASSWORD, StoreFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -15,7 +15,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import stripe
 
-from stall.core.testing import product_with_file
 from stall.orders.models import Order
 from stall.payments.tests.conftest import (  # noqa: F401 - fixtures
     PUBLISHABLE_KEY,
@@ -23,6 +22,7 @@ from stall.payments.tests.conftest import (  # noqa: F401 - fixtures
     WEBHOOK_SECRET,
     localstripe,
 )
+from stall.testing import product_with_file
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -130,8 +130,8 @@ def stripe_js(localstripe, settings):  # noqa: F811 - the fixture imported above
 
 @pytest.fixture
 def stripe_shop(creator, localstripe, stripe_js):  # noqa: F811
-    from stall.core.testing import StoreFactory
     from stall.payments.stripe_services import stripe_account_set
+    from stall.testing import StoreFactory
 
     store = StoreFactory(owner=creator, name="Card Shop", slug="cards")
     stripe_account_set(store=store, secret_key=SECRET_KEY, publishable_key=PUBLISHABLE_KEY,
@@ -196,7 +196,7 @@ def test_a_signed_in_buyer_tops_up_10_dollars_by_card_on_stripe(live_server, str
     from urllib.parse import urlsplit
 
     from stall.accounts.services import buyer_for_email, buyer_magic_link
-    from stall.wallets.selectors import wallet_for
+    from stall.payments.rails.wallet import wallet_for
 
     buyer = buyer_for_email(email="wallet.buyer@example.com")
     link = urlsplit(buyer_magic_link(email=buyer.email))

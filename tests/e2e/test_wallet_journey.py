@@ -8,12 +8,12 @@ import pytest
 from django.core import mail
 
 from stall.accounts.services import buyer_for_email
-from stall.core.testing import StoreFactory, UserFactory, product_with_file
 from stall.ledger.models import Account
 from stall.ledger.selectors import account_balance, account_sums_from_transfers
 from stall.orders.models import Order
+from stall.payments.rails.wallet import wallet_for
+from stall.testing import StoreFactory, UserFactory, product_with_file
 from stall.wallets.models import Tab, TabStatus
-from stall.wallets.selectors import wallet_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -7,8 +7,8 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from stall.catalog.models import Product, ProductFile
-from stall.core.testing import ApiClient, ProductFactory, StoreFactory
 from stall.integrations.services import api_key_create
+from stall.testing import ApiClient, ProductFactory, StoreFactory
 
 
 @pytest.fixture
@@ -170,7 +170,7 @@ def test_create_product_with_a_reused_idempotency_key_and_another_body_is_a_conf
 
 def test_retrieve_product_includes_its_files(api, store):
     """GET /products/{id} answers with the product and its files."""
-    from stall.core.testing import product_with_file
+    from stall.testing import product_with_file
 
     product = product_with_file(store=store, name="Zine", content=b"twelve bytes")
     file = product.files.get()

@@ -3,7 +3,7 @@ import pytest
 from stall.catalog.errors import ProductInvalid
 from stall.catalog.models import ProductKind
 from stall.catalog.services import product_create
-from stall.core.testing import ProductFactory
+from stall.testing import ProductFactory
 
 
 def test_a_product_cannot_take_the_address_of_the_posts_page(store):

@@ -6,10 +6,10 @@ import pytest
 from django.conf import settings
 
 from stall.checkout.models import Checkout
-from stall.core.testing import ApiClient, ProductFactory, StoreFactory
 from stall.integrations.services import api_key_create
 from stall.orders.models import Order
 from stall.payments.models import Payment
+from stall.testing import ApiClient, ProductFactory, StoreFactory
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def test_create_checkout_of_several_products(api, store, product, pwyw):
     ]})
 
     assert body(response)["amount_total"] == 300 + 2100
-    assert [(l["product"], l["unit_amount"], l["quantity"]) for l in body(response)["lines"]] == [
+    assert [(ln["product"], ln["unit_amount"], ln["quantity"]) for ln in body(response)["lines"]] == [
         (product.pk, 300, 1), (pwyw.pk, 700, 3),
     ]
 

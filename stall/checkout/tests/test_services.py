@@ -13,11 +13,11 @@ from stall.checkout.services import (
     CheckoutItem,
     checkout_create,
     checkout_lock_open,
-    checkouts_expire_due,
     email_normalize,
 )
 from stall.core.money import MAX_AMOUNT, InvalidAmount
-from stall.core.testing import ProductFactory, StoreFactory
+from stall.payments.services import checkouts_expire_due
+from stall.testing import ProductFactory, StoreFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +36,7 @@ def test_checkout_prices_a_fixed_price_product_from_the_catalog(store, product):
     checkout = checkout_create(store=store, email="Buyer@Example.COM", items=[CheckoutItem(product_id=product.pk)])
     assert (checkout.status, checkout.currency, checkout.amount_subtotal, checkout.amount_total) == ("open", "USD", 300, 300)
     assert checkout.email == "Buyer@example.com"
-    assert [(l.product_id, l.name, l.unit_amount, l.quantity) for l in checkout.lines.all()] == [(product.pk, product.name, 300, 1)]
+    assert [(ln.product_id, ln.name, ln.unit_amount, ln.quantity) for ln in checkout.lines.all()] == [(product.pk, product.name, 300, 1)]
 
 
 def test_checkout_accepts_the_fixed_price_when_the_client_sends_it(store, product):

@@ -6,7 +6,7 @@ from stall.catalog.models import ProductStatus
 from stall.content.services import post_create, tip_jar_update
 from stall.ledger.models import Account
 from stall.ledger.selectors import account_balance, account_sums_from_transfers
-from stall.wallets.selectors import wallet_get
+from stall.payments.rails.wallet import wallet_get
 from stall.wallets.services import wallet_top_up
 
 # Three paragraphs and a marker-free body: the preview is the first two.

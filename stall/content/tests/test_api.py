@@ -7,8 +7,8 @@ from django.conf import settings
 
 from stall.content.models import Post
 from stall.content.services import post_unlock, tip_jar_update, tip_send
-from stall.core.testing import ApiClient, StoreFactory
 from stall.integrations.services import api_key_create
+from stall.testing import ApiClient, StoreFactory
 
 from .conftest import BODY, make_post
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 from stall.content.models import Post, TipJar
 from stall.content.services import post_unlock, tip_jar_update, tip_send
-from stall.core.testing import StoreFactory, buy
+from stall.testing import StoreFactory, buy
 
 from .conftest import BODY, make_post
 
@@ -144,7 +144,7 @@ def test_another_creators_posts_and_tips_are_not_found(client, store, other_crea
 
 @pytest.fixture
 def other_creator_store(db):
-    from stall.core.testing import UserFactory
+    from stall.testing import UserFactory
 
     user = UserFactory()
     return user, StoreFactory(owner=user)

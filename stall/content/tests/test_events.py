@@ -7,7 +7,7 @@ from stall.content.services import post_unlock, tip_jar_update, tip_send
 from stall.integrations import webhooks
 from stall.integrations.models import Event
 from stall.integrations.tests.test_webhooks import Receiver
-from stall.payments.services import checkout_confirm
+from stall.orders.checkout_pay import checkout_confirm
 from stall.wallets.errors import WalletEmpty
 
 from .conftest import make_post

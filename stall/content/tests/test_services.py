@@ -10,15 +10,28 @@ from PIL import Image
 
 from stall.catalog.models import Product, ProductKind
 from stall.checkout.models import Checkout
-from stall.content.errors import CardNotAllowed, ConfirmRequired, PostInvalid, PostNotFound, UnlockRefundInvalid, UnlockRefundRefused
+from stall.content.errors import (
+    CardNotAllowed,
+    ConfirmRequired,
+    PostInvalid,
+    PostNotFound,
+    UnlockRefundInvalid,
+    UnlockRefundRefused,
+)
 from stall.content.models import Post, UnlockRefund
 from stall.content.selectors import post_split_for, post_unlock_get
-from stall.content.services import post_create, post_image_add, post_unlock, post_update, unlock_refund_request
-from stall.core.testing import StoreFactory
+from stall.content.services import (
+    post_create,
+    post_image_add,
+    post_unlock,
+    post_update,
+    unlock_refund_request,
+)
+from stall.orders.checkout_pay import checkout_confirm
 from stall.orders.models import Entitlement, Order
 from stall.payments.errors import BuyerRequired
 from stall.payments.models import Payment, Refund
-from stall.payments.services import checkout_confirm
+from stall.testing import StoreFactory
 from stall.wallets.errors import TabLimitReached, WalletEmpty
 from stall.wallets.models import Wallet
 from stall.wallets.selectors import tab_open_get

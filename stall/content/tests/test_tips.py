@@ -10,10 +10,11 @@ from stall.content.models import Tip
 from stall.content.selectors import supporters_public, tip_jar_panel, tip_jar_raised
 from stall.content.services import tip_jar_update, tip_send
 from stall.core.errors import StallError
-from stall.core.testing import StoreFactory
+from stall.orders.checkout_pay import checkout_confirm
 from stall.orders.models import Order
+from stall.orders.refunds import refund_create
 from stall.payments.models import Payment
-from stall.payments.services import checkout_confirm, refund_create
+from stall.testing import StoreFactory
 from stall.wallets.errors import WalletEmpty
 
 from .conftest import assert_ledger_balanced, store_balance, wallet_balance
@@ -38,7 +39,7 @@ def test_enabling_the_jar_makes_a_published_tip_product(store):
 
 def test_the_jar_takes_another_address_when_tip_jar_is_taken(store):
     """A product already at /tip-jar/ keeps it; the jar's product gets a suffixed address."""
-    from stall.core.testing import ProductFactory
+    from stall.testing import ProductFactory
 
     ProductFactory(store=store, slug="tip-jar")
     jar = tip_jar_update(store=store, enabled=True)
@@ -138,7 +139,7 @@ def test_a_card_tip_below_the_card_minimum_is_refused(store, jar):
 
 def test_buying_the_tip_product_directly_still_records_a_tip(store, jar):
     """The tip product bought through the ordinary checkout gets a private Tip with no message."""
-    from stall.core.testing import buy
+    from stall.testing import buy
 
     buy(store=store, product=jar.product, amount=200, email="direct@example.com")
     tip = Tip.objects.get()

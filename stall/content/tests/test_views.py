@@ -11,9 +11,9 @@ from stall.accounts.services import buyer_magic_link
 from stall.checkout.models import Checkout
 from stall.content.models import Tip
 from stall.content.services import post_unlock, tip_jar_update, tip_send
-from stall.core.testing import StoreFactory
 from stall.orders.models import Order
 from stall.payments.models import Payment
+from stall.testing import StoreFactory
 from stall.wallets.models import Wallet
 
 from .conftest import SECRET, assert_ledger_balanced, make_post, store_balance, wallet_balance

@@ -7,8 +7,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from stall.catalog.models import Product, ProductFile
-from stall.core.testing import ProductFactory
 from stall.integrations.services import api_key_create, api_key_revoke
+from stall.testing import ProductFactory
 
 
 def error(response):
@@ -69,7 +69,7 @@ def test_a_revoked_key_stops_working(api, store):
 
 def test_a_key_acts_for_its_own_store(api, store, client):
     """Two keys of two stores see two different catalogs: the key decides the store."""
-    from stall.core.testing import ApiClient, StoreFactory
+    from stall.testing import ApiClient, StoreFactory
 
     other = StoreFactory()
     _, secret = api_key_create(store=other)
@@ -147,7 +147,7 @@ def test_a_key_reused_on_another_path_is_409(api, store, product):
 
 def test_keys_of_two_stores_do_not_collide(api, client, store):
     """Two stores using the same Idempotency-Key each get their own result."""
-    from stall.core.testing import ApiClient, StoreFactory
+    from stall.testing import ApiClient, StoreFactory
 
     other_store = StoreFactory()
     _, secret = api_key_create(store=other_store)

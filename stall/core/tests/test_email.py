@@ -10,7 +10,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from stall.core.email import email_send
-from stall.core.testing import buy, product_with_file
+from stall.testing import buy, product_with_file
 
 pytestmark = pytest.mark.django_db
 

@@ -41,7 +41,7 @@ def test_new_id_encodes_the_millisecond_timestamp_first():
 @pytest.mark.django_db
 def test_prefixed_id_field_gives_each_new_row_its_own_id():
     """A model with a PrefixedIdField gets a fresh prefixed primary key at creation."""
-    from stall.core.testing import ProductFactory
+    from stall.testing import ProductFactory
 
     first, second = ProductFactory(), ProductFactory()
     assert ID_PATTERN.fullmatch(first.pk)

@@ -2,9 +2,9 @@
 
 import pytest
 
-from stall.core.markdown import render_markdown
-from stall.core.testing import buy
 from stall.audience.models import Customer
+from stall.core.markdown import render_markdown
+from stall.testing import buy
 
 
 def test_table_alignment_survives_and_other_styles_do_not():

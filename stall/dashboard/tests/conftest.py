@@ -22,6 +22,6 @@ def dash(client, creator):
 
 @pytest.fixture
 def other_creator(db):
-    from stall.core.testing import UserFactory
+    from stall.testing import UserFactory
 
     return UserFactory()

@@ -5,11 +5,11 @@ from django.core.files.base import ContentFile
 
 from stall.catalog.models import Product, ProductFile
 from stall.catalog.services import product_file_add
-from stall.core.testing import ProductFactory, buy
 from stall.integrations.models import ApiKey
 from stall.integrations.services import api_key_create
 from stall.payments.models import Refund
 from stall.stores.models import Store
+from stall.testing import ProductFactory, buy
 
 pytestmark = pytest.mark.django_db
 
@@ -77,7 +77,7 @@ def test_another_creator_gets_404_everywhere(client, objects, other_creator):
 
 def test_another_creator_gets_404_for_objects_of_this_store_under_their_own(client, objects, other_creator):
     """Ids of this store's product, file, order and key give 404 under the other creator's own store."""
-    from stall.core.testing import StoreFactory
+    from stall.testing import StoreFactory
 
     own = StoreFactory(owner=other_creator)
     client.force_login(other_creator)

@@ -26,7 +26,7 @@ def test_api_key_create_shows_the_secret_once(dash, store):
 
 def test_api_key_list_shows_this_stores_keys(dash, store, other_creator):
     """The list shows this store's keys with their state, not another store's."""
-    from stall.core.testing import StoreFactory
+    from stall.testing import StoreFactory
 
     revoked, _ = api_key_create(store=store, name="old")
     dash.post(f"/dashboard/{store.slug}/api-keys/{revoked.pk}/revoke/")

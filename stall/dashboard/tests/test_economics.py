@@ -4,10 +4,10 @@ import pytest
 
 from stall.accounts.services import buyer_for_email
 from stall.checkout.services import CheckoutItem, checkout_create
-from stall.core.testing import ProductFactory, StoreFactory, buy
 from stall.dashboard.economics import order_processing_cost, store_economics
+from stall.orders.checkout_pay import checkout_confirm
 from stall.orders.models import Order
-from stall.payments.services import checkout_confirm
+from stall.testing import ProductFactory, StoreFactory, buy
 from stall.wallets.services import tab_settle, wallet_top_up
 
 pytestmark = pytest.mark.django_db

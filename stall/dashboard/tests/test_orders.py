@@ -1,10 +1,10 @@
 import pytest
 from django.core import mail
 
-from stall.core.testing import ProductFactory, StoreFactory, buy, product_with_file
 from stall.ledger.selectors import account_balance
 from stall.orders.models import Order
 from stall.payments.models import Refund
+from stall.testing import ProductFactory, StoreFactory, buy, product_with_file
 
 pytestmark = pytest.mark.django_db
 

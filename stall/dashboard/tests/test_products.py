@@ -5,7 +5,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from stall.catalog.models import Product, ProductFile
 from stall.catalog.services import product_file_add
-from stall.core.testing import ProductFactory, StoreFactory
+from stall.testing import ProductFactory, StoreFactory
 
 from .conftest import png
 

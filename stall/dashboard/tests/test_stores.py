@@ -1,8 +1,8 @@
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from stall.core.testing import ProductFactory, StoreFactory
 from stall.stores.models import Store
+from stall.testing import ProductFactory, StoreFactory
 
 from .conftest import png
 

@@ -1,10 +1,9 @@
 import pytest
 
-from stall.core.testing import StoreFactory, UserFactory, buy
 from stall.integrations import webhooks
 from stall.integrations.models import WebhookDelivery, WebhookEndpoint, WebhookEndpointStatus
-
 from stall.integrations.tests.test_webhooks import Receiver
+from stall.testing import StoreFactory, UserFactory, buy
 
 
 @pytest.fixture

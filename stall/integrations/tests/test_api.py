@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from stall.core.testing import StoreFactory, buy
 from stall.integrations import webhooks
 from stall.integrations.models import WebhookDelivery
+from stall.testing import StoreFactory, buy
 
 from .test_webhooks import Receiver
 

@@ -5,10 +5,11 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from stall.checkout.models import Checkout
-from stall.checkout.services import CheckoutItem, checkout_create, checkouts_expire_due
-from stall.core.testing import buy
+from stall.checkout.services import CheckoutItem, checkout_create
 from stall.integrations import webhooks
 from stall.integrations.models import WebhookEndpoint
+from stall.payments.services import checkouts_expire_due
+from stall.testing import buy
 
 from .test_webhooks import Receiver
 
@@ -49,7 +50,7 @@ def test_an_abandoned_checkout_is_sent_as_checkout_expired(store, product, recei
 
 def test_a_refund_is_sent_as_order_refunded(store, product, receiver, django_capture_on_commit_callbacks):
     """A refund sends order.refunded with the order after the refund and the refund itself."""
-    from stall.payments.services import refund_create
+    from stall.orders.refunds import refund_create
 
     webhooks.webhook_endpoint_create(store=store, url=receiver.url, enabled_events=["order.refunded"])
     order = buy(store=store, product=product)
@@ -64,8 +65,8 @@ def test_a_refund_is_sent_as_order_refunded(store, product, receiver, django_cap
 
 def test_a_declined_card_is_sent_as_payment_failed(store, product, receiver, django_capture_on_commit_callbacks):
     """A declined payment sends payment.failed with the processor's code and message."""
+    from stall.orders.checkout_pay import checkout_confirm
     from stall.payments.errors import PaymentDeclined
-    from stall.payments.services import checkout_confirm
 
     webhooks.webhook_endpoint_create(store=store, url=receiver.url, enabled_events=["payment.failed"])
     checkout = checkout_create(store=store, email="fan@example.com", items=[CheckoutItem(product_id=product.pk)])

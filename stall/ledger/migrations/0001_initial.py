@@ -2,8 +2,9 @@
 
 import django.db.models.deletion
 import django.db.models.expressions
-import stall.core.ids
 from django.db import migrations, models
+
+import stall.core.ids
 
 
 class Migration(migrations.Migration):

@@ -2,9 +2,9 @@
 
 import json
 
-from stall.core.testing import ApiClient, StoreFactory, buy
 from stall.integrations.services import api_key_create
-from stall.payments.services import refund_create
+from stall.orders.refunds import refund_create
+from stall.testing import ApiClient, StoreFactory, buy
 
 
 def body(response):

@@ -152,10 +152,10 @@ def test_concurrent_confirms_of_one_checkout_charge_once():
     domain error; nothing like an IntegrityError leaks out.
     """
     from stall.checkout.services import CheckoutItem, checkout_create
-    from stall.core.testing import ProductFactory, StoreFactory
+    from stall.orders.checkout_pay import checkout_confirm
     from stall.orders.models import Order
     from stall.payments.models import Payment
-    from stall.payments.services import checkout_confirm
+    from stall.testing import ProductFactory, StoreFactory
 
     store = StoreFactory()
     product = ProductFactory(store=store, amount=300)

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from stall.core.testing import ApiClient, StoreFactory, buy
 from stall.integrations.services import api_key_create
+from stall.testing import ApiClient, StoreFactory, buy
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
 import pytest
 from django.core.files.storage import storages
 
-from stall.core.testing import buy, product_with_file
 from stall.orders.models import DownloadCount
 from stall.orders.services import download_url
+from stall.testing import buy, product_with_file
 
 pytestmark = pytest.mark.django_db
 

@@ -3,8 +3,8 @@ from django.core import mail
 
 from stall.accounts.services import buyer_for_email
 from stall.catalog.models import Product, ProductKind
-from stall.core.testing import buy
 from stall.orders.models import Entitlement
+from stall.testing import buy
 from stall.wallets.allowances import allowance_grant, charge_create
 from stall.wallets.services import wallet_top_up
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 def test_wallet_purchases_send_no_receipt_but_card_purchases_do(store, product, django_capture_on_commit_callbacks):
     """A card purchase is emailed a receipt; a one-click wallet purchase is not (the wallet history is its record)."""
     from stall.checkout.services import CheckoutItem, checkout_create
-    from stall.payments.services import checkout_confirm
+    from stall.orders.checkout_pay import checkout_confirm
 
     buyer = buyer_for_email(email="reader@example.com")
     wallet_top_up(buyer=buyer, amount=1000, currency="USD", payment_method="sandbox_visa")

@@ -8,10 +8,19 @@ import pytest
 from django.core import signing
 
 from stall.audience.models import Customer
-from stall.core.testing import StoreFactory, buy, product_with_file
-from stall.orders.errors import DownloadLimitReached, DownloadLinkExpired, DownloadLinkInvalid, DownloadRevoked
+from stall.orders.errors import (
+    DownloadLimitReached,
+    DownloadLinkExpired,
+    DownloadLinkInvalid,
+    DownloadRevoked,
+)
 from stall.orders.models import DownloadCount, Entitlement, Order
-from stall.orders.selectors import downloads_used, entitlements_for_email, order_get, orders_for_store
+from stall.orders.selectors import (
+    downloads_used,
+    entitlements_for_email,
+    order_get,
+    orders_for_store,
+)
 from stall.orders.services import (
     download_register,
     download_resolve,
@@ -19,6 +28,7 @@ from stall.orders.services import (
     download_url,
     entitlements_revoke_for_order,
 )
+from stall.testing import StoreFactory, buy, product_with_file
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +52,7 @@ def test_paid_order_copies_the_checkout_and_grants_the_products(store, zine, ord
     assert (order.store_id, order.email, order.currency, order.amount_total, order.status) == (
         store.pk, "reader@example.com", "USD", 300, "paid"
     )
-    assert [(l.product_id, l.name, l.unit_amount, l.quantity) for l in order.lines.all()] == [(zine.pk, "Zine", 300, 1)]
+    assert [(ln.product_id, ln.name, ln.unit_amount, ln.quantity) for ln in order.lines.all()] == [(zine.pk, "Zine", 300, 1)]
     entitlement = order.entitlements.get()
     assert (entitlement.product_id, entitlement.email, entitlement.download_limit, entitlement.store_id) == (
         zine.pk, "reader@example.com", 2, store.pk

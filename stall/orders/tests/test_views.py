@@ -13,11 +13,11 @@ from django.utils import timezone
 from stall.catalog.models import PriceType
 from stall.checkout.models import Checkout
 from stall.checkout.services import CheckoutItem, checkout_create
-from stall.core.testing import ProductFactory, StoreFactory, buy, product_with_file
 from stall.orders.models import DownloadCount, Order
+from stall.orders.refunds import refund_create
 from stall.orders.services import download_token
 from stall.payments.models import Payment
-from stall.payments.services import refund_create
+from stall.testing import ProductFactory, StoreFactory, buy, product_with_file
 
 pytestmark = pytest.mark.django_db
 

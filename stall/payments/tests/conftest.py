@@ -29,7 +29,7 @@ _product_names = itertools.count(1)
 def open_checkout(store, amount: int = 300, email: str = "buyer@example.com"):
     """An open checkout for one new product (with a file) of ``store``."""
     from stall.checkout.services import CheckoutItem, checkout_create
-    from stall.core.testing import product_with_file
+    from stall.testing import product_with_file
 
     product = product_with_file(store=store, name=f"Zine {next(_product_names)}", amount=amount)
     return checkout_create(store=store, email=email, items=[CheckoutItem(product_id=product.pk)])

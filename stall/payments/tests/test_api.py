@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from stall.core.testing import ApiClient, ProductFactory, StoreFactory, buy
 from stall.integrations.services import api_key_create
 from stall.ledger.selectors import account_balance
 from stall.payments.models import Refund
+from stall.testing import ApiClient, ProductFactory, StoreFactory, buy
 
 
 @pytest.fixture

@@ -11,17 +11,24 @@ from django.utils import timezone
 from stall.catalog.models import PriceType
 from stall.checkout.errors import AmountTooSmall, CheckoutExpired, CheckoutInvalid
 from stall.checkout.models import Checkout, CheckoutStatus
-from stall.checkout.services import CheckoutItem, checkout_create, checkouts_expire_due
+from stall.checkout.services import CheckoutItem, checkout_create
 from stall.core.money import InvalidAmount
-from stall.core.testing import ProductFactory, StoreFactory, buy, product_with_file
 from stall.ledger.models import Account, AccountKind, Transfer
 from stall.ledger.selectors import account_sums_from_transfers
+from stall.orders.checkout_pay import checkout_confirm
 from stall.orders.errors import OrderNotFound
 from stall.orders.models import Entitlement, Order
-from stall.payments.errors import PaymentDeclined, PaymentNotAwaitingAction, PaymentNotFound, RefundInvalid
+from stall.orders.refunds import refund_create
+from stall.payments.errors import (
+    PaymentDeclined,
+    PaymentNotAwaitingAction,
+    PaymentNotFound,
+    RefundInvalid,
+)
 from stall.payments.models import Payment, Refund
 from stall.payments.rails import UnknownPaymentMethod
-from stall.payments.services import checkout_confirm, payment_confirm_action, payment_succeed, refund_create
+from stall.payments.services import checkouts_expire_due, payment_confirm_action, payment_succeed
+from stall.testing import ProductFactory, StoreFactory, buy, product_with_file
 
 pytestmark = pytest.mark.django_db
 

@@ -3,16 +3,28 @@
 import pytest
 
 from stall.checkout.models import CheckoutStatus
-from stall.core.testing import StoreFactory
 from stall.ledger.models import AccountKind
 from stall.ledger.selectors import account_balance
-from stall.payments.errors import PaymentDeclined, PaymentProcessorUnavailable, StripeKeyInvalid, StripeNotConfigured
+from stall.orders.checkout_pay import checkout_confirm
+from stall.payments.errors import (
+    PaymentDeclined,
+    PaymentProcessorUnavailable,
+    StripeKeyInvalid,
+    StripeNotConfigured,
+)
 from stall.payments.models import Payment, PaymentStatus, StripeAccount
 from stall.payments.rails import UnknownPaymentMethod, card_fee, rail_for
-from stall.payments.services import checkout_confirm
 from stall.payments.stripe_services import stripe_account_set, stripe_payments_reconcile
+from stall.testing import StoreFactory
 
-from .conftest import DECLINED_ON_CHARGE, PUBLISHABLE_KEY, SECRET_KEY, THREE_D_SECURE, VISA, open_checkout
+from .conftest import (
+    DECLINED_ON_CHARGE,
+    PUBLISHABLE_KEY,
+    SECRET_KEY,
+    THREE_D_SECURE,
+    VISA,
+    open_checkout,
+)
 
 
 def test_a_visa_card_pays_the_checkout_through_a_payment_intent(stripe_store, card, localstripe_client):

@@ -1,7 +1,7 @@
 import pytest
 
-from stall.core.testing import StoreFactory, UserFactory
 from stall.payments.models import StripeAccount
+from stall.testing import StoreFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -3,8 +3,8 @@ import pytest
 from stall.accounts.services import buyer_for_email
 from stall.payments.models import Payment, PaymentPurpose, PaymentStatus
 from stall.payments.rails import RailResult
+from stall.payments.rails.wallet import wallet_for
 from stall.payments.stripe_services import _stripe_result_apply
-from stall.wallets.selectors import wallet_for
 
 pytestmark = pytest.mark.django_db
 

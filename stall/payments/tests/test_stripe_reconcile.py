@@ -5,9 +5,9 @@ import datetime
 from django.utils import timezone
 
 from stall.checkout.models import CheckoutStatus
+from stall.orders.checkout_pay import checkout_confirm
 from stall.orders.models import Order
 from stall.payments.models import Payment, PaymentStatus
-from stall.payments.services import checkout_confirm
 from stall.payments.stripe_services import stripe_payments_reconcile
 from stall.payments.tasks import stripe_payments_reconcile_task
 

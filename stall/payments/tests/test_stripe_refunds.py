@@ -4,10 +4,11 @@ import pytest
 
 from stall.ledger.models import AccountKind
 from stall.ledger.selectors import account_balance
+from stall.orders.checkout_pay import checkout_confirm
 from stall.orders.models import OrderStatus
+from stall.orders.refunds import refund_create
 from stall.payments.errors import PaymentProcessorUnavailable, RefundInvalid
 from stall.payments.models import Refund, RefundStatus, StripeAccount
-from stall.payments.services import checkout_confirm, refund_create
 from stall.payments.stripe_services import stripe_payments_reconcile
 
 from .conftest import VISA, open_checkout

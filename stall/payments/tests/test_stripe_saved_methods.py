@@ -5,10 +5,10 @@ import pytest
 
 from stall.checkout.models import CheckoutStatus
 from stall.core.errors import Conflict, InvalidRequest
-from stall.core.testing import StoreFactory
 from stall.payments.errors import PaymentDeclined, PaymentMethodNeedsAction
 from stall.payments.models import OffSessionCharge, Payment, PaymentStatus, SavedPaymentMethod
 from stall.payments.saved_methods import payment_charge_saved, payment_method_save
+from stall.testing import StoreFactory
 
 from .conftest import DECLINED_ON_ATTACH, THREE_D_SECURE, VISA
 

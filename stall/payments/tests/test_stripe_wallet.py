@@ -4,7 +4,7 @@ from stall.accounts.services import BUYER_EMAIL_SESSION_KEY, BUYER_SESSION_KEY, 
 from stall.ledger.selectors import account_balance
 from stall.orders.models import Order
 from stall.payments.models import Payment, PaymentStatus
-from stall.wallets.selectors import wallet_for
+from stall.payments.rails.wallet import wallet_for
 from stall.wallets.services import wallet_top_up
 
 from .conftest import VISA, open_checkout

@@ -10,9 +10,16 @@ from django.core import mail
 
 from stall.checkout.models import CheckoutStatus
 from stall.ledger.models import Transfer
+from stall.orders.checkout_pay import checkout_confirm
 from stall.orders.models import Order
-from stall.payments.models import Payment, PaymentStatus, Refund, RefundStatus, StripeAccount, StripeEvent
-from stall.payments.services import checkout_confirm
+from stall.payments.models import (
+    Payment,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+    StripeAccount,
+    StripeEvent,
+)
 
 from .conftest import SECRET_KEY, VISA, intent_event, open_checkout, signed_delivery
 
@@ -151,8 +158,8 @@ def test_webhooks_nobody_set_up_are_not_found(stripe_store, client):
 def test_a_refund_event_settles_a_pending_refund(stripe_store, card, client, closed_port_url, settings):
     """A refund left pending (Stripe unreachable, or Stripe's own "pending") is booked when
     refund.updated says it succeeded, and only once."""
+    from stall.orders.refunds import refund_create
     from stall.payments.errors import PaymentProcessorUnavailable
-    from stall.payments.services import refund_create
 
     order = checkout_confirm(checkout_id=open_checkout(stripe_store).pk, payment_method=card(VISA)).order
     settings.STRIPE_MAX_NETWORK_RETRIES = 0
@@ -179,7 +186,7 @@ def test_a_refund_event_settles_a_pending_refund(stripe_store, card, client, clo
 def test_the_webhook_alone_makes_the_order_when_the_browser_never_comes_back(live_server, localstripe, localstripe_client, buyer_browser, settings, client):
     """localstripe signs and delivers payment_intent.succeeded to /webhooks/stripe on a live
     server: the buyer who closed the tab after paying still gets the order and the receipt."""
-    from stall.core.testing import StoreFactory
+    from stall.testing import StoreFactory
 
     settings.STRIPE_SECRET_KEY, settings.STRIPE_PUBLISHABLE_KEY = SECRET_KEY, "pk_test_platform"
     settings.STRIPE_API_BASE, settings.STRIPE_WEBHOOK_SECRET = localstripe, "whsec_platform_live"

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from stall.catalog.models import PriceType, ProductStatus
-from stall.core.testing import ProductFactory, StoreFactory, product_with_file
+from stall.testing import ProductFactory, StoreFactory, product_with_file
 
 pytestmark = pytest.mark.django_db
 

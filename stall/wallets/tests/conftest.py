@@ -30,7 +30,7 @@ def open_checkout(store, product, email="reader@example.com"):
 
 
 def spend(*, store, product, buyer, method="wallet"):
-    from stall.payments.services import checkout_confirm
+    from stall.orders.checkout_pay import checkout_confirm
 
     return checkout_confirm(checkout_id=open_checkout(store, product, buyer.email).pk, payment_method=method, buyer=buyer).order
 
@@ -71,6 +71,6 @@ def reader(client, buyer):
 
 @pytest.fixture
 def post(store):
-    from stall.core.testing import ProductFactory
+    from stall.testing import ProductFactory
 
     return ProductFactory(store=store, name="A 25¢ post", amount=25)

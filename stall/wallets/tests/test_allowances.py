@@ -13,11 +13,12 @@ from stall.audience.models import Customer
 from stall.catalog.models import Product, ProductKind
 from stall.core.errors import InvalidRequest
 from stall.core.money import InvalidAmount, InvalidCurrency
-from stall.core.testing import StoreFactory
 from stall.ledger.models import Account, Transfer
 from stall.ledger.selectors import account_balance, account_sums_from_transfers
 from stall.orders.models import Order
-from stall.payments.services import refund_create
+from stall.orders.refunds import refund_create
+from stall.payments.rails.wallet import fee_pool_for, wallet_for
+from stall.testing import StoreFactory
 from stall.wallets import allowances
 from stall.wallets.allowances import (
     AllowanceExceeded,
@@ -36,8 +37,6 @@ from stall.wallets.allowances import (
 )
 from stall.wallets.errors import WalletEmpty
 from stall.wallets.models import Allowance, Charge
-from stall.wallets.rails import fee_pool_for
-from stall.wallets.selectors import wallet_for
 from stall.wallets.services import wallet_top_up
 
 UTC = dt_timezone.utc
@@ -210,7 +209,7 @@ def test_a_charge_without_a_description_is_named_after_the_product(store, funded
 
 
 def test_the_charge_product_takes_another_address_when_api_charges_is_taken(store, funded):
-    from stall.core.testing import ProductFactory
+    from stall.testing import ProductFactory
 
     ProductFactory(store=store, slug="api-charges", name="My API charges zine")
     allowance_grant(buyer=funded, store=store, amount=500, period="day")
@@ -231,7 +230,7 @@ def _refused(store, buyer, error, match, **kwargs):
 
 def test_a_charge_with_no_allowance_is_refused_and_moves_no_money(store, funded):
     """A customer who bought but never granted an allowance: allowance_missing (403)."""
-    from stall.core.testing import ProductFactory, buy
+    from stall.testing import ProductFactory, buy
 
     buy(store=store, product=ProductFactory(store=store), email=funded.email)
     exc = _refused(store, funded, AllowanceMissing, "has not allowed your store")

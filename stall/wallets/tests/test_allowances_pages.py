@@ -71,7 +71,7 @@ def test_a_buyer_grants_an_allowance_and_sees_it_with_its_usage(client, store, r
     customer = Customer.objects.get(store=store, email=reader.email)
     charge_create(store=store, customer_id=customer.pk, amount=120, currency="USD")
     text = client.get("/wallet/allowances/").content.decode()
-    assert f"may charge up to $5.00 a day" in text
+    assert "may charge up to $5.00 a day" in text
     assert "Used this day: $1.20 · left: $3.80" in text
     assert store.name in text
 

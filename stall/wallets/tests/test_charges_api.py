@@ -8,15 +8,14 @@ from django.utils import timezone
 
 from stall.accounts.services import buyer_for_email
 from stall.audience.models import Customer
-from stall.core.testing import ApiClient, StoreFactory
 from stall.integrations.services import api_key_create
 from stall.ledger.models import Transfer
 from stall.ledger.selectors import account_balance
 from stall.orders.models import Order
+from stall.payments.rails.wallet import fee_pool_for, wallet_for
+from stall.testing import ApiClient, StoreFactory
 from stall.wallets.allowances import allowance_grant, allowance_revoke, charge_create
 from stall.wallets.models import Charge
-from stall.wallets.rails import fee_pool_for
-from stall.wallets.selectors import wallet_for
 from stall.wallets.services import wallet_top_up
 
 

@@ -5,16 +5,16 @@ from django.db import connection
 
 from stall.accounts.services import buyer_for_email
 from stall.checkout.services import CheckoutItem, checkout_create
-from stall.core.testing import ProductFactory, StoreFactory
-from stall.ledger.models import Account, AccountKind
+from stall.ledger.models import Account
 from stall.ledger.selectors import account_balance, account_sums_from_transfers
+from stall.orders.checkout_pay import checkout_confirm
 from stall.orders.models import Order
+from stall.orders.refunds import refund_create
 from stall.payments.models import Payment
-from stall.payments.services import checkout_confirm, refund_create
+from stall.payments.rails.wallet import fee_pool_for, wallet_for
+from stall.testing import ProductFactory, StoreFactory
 from stall.wallets.errors import TabLimitReached, WalletEmpty
 from stall.wallets.models import Tab, TabStatus
-from stall.wallets.rails import fee_pool_for
-from stall.wallets.selectors import wallet_for
 from stall.wallets.services import tab_settle, wallet_top_up
 
 

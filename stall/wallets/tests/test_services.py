@@ -8,19 +8,21 @@ from django.core import mail
 from django.utils import timezone
 
 from stall.accounts.services import buyer_for_email
-from stall.core.testing import ProductFactory, StoreFactory
 from stall.integrations.models import Event
 from stall.ledger.models import Transfer
+from stall.orders.checkout_pay import checkout_confirm
 from stall.orders.models import Order
+from stall.orders.refunds import refund_create
 from stall.payments.errors import PaymentDeclined, PaymentNotAwaitingAction
-from stall.payments.rails import UnknownPaymentMethod
 from stall.payments.models import Payment
+from stall.payments.rails import UnknownPaymentMethod
+from stall.payments.rails.wallet import fee_pool_for, wallet_for
 from stall.payments.saved_methods import payment_method_save
-from stall.payments.services import checkout_confirm, payment_authenticate, refund_create
+from stall.payments.services import payment_authenticate
+from stall.testing import ProductFactory, StoreFactory
 from stall.wallets.errors import TabLimitReached, TabOverdue, TopUpInvalid
 from stall.wallets.models import AutoTopUp, Tab, TabStatus, Wallet
-from stall.wallets.rails import fee_pool_for
-from stall.wallets.selectors import tab_open_get, tab_owed, wallet_for
+from stall.wallets.selectors import tab_open_get, tab_owed
 from stall.wallets.services import (
     tab_settle,
     tab_settle_and_buy,

@@ -4,6 +4,8 @@ localstripe: ``pm_…`` payment methods work server-side through the same servic
 import pytest
 
 from stall.payments.errors import PaymentDeclined
+from stall.payments.rails import UnknownPaymentMethod
+from stall.payments.rails.wallet import wallet_for
 from stall.payments.tests.conftest import (  # noqa: F401 - fixtures
     DECLINED_ON_CHARGE,
     PUBLISHABLE_KEY,
@@ -13,10 +15,13 @@ from stall.payments.tests.conftest import (  # noqa: F401 - fixtures
     localstripe,
     localstripe_client,
 )
-from stall.payments.rails import UnknownPaymentMethod
 from stall.wallets.models import AutoTopUp, Tab, TabStatus
-from stall.wallets.selectors import wallet_for
-from stall.wallets.services import tab_settle, wallet_auto_top_up, wallet_auto_top_up_set, wallet_top_up
+from stall.wallets.services import (
+    tab_settle,
+    wallet_auto_top_up,
+    wallet_auto_top_up_set,
+    wallet_top_up,
+)
 
 from .conftest import assert_ledger_balanced, spend
 

@@ -8,6 +8,7 @@ import pytest
 from stall.checkout.models import Checkout
 from stall.ledger.models import Transfer
 from stall.payments.models import Payment
+from stall.payments.rails.wallet import wallet_for
 from stall.payments.tests.conftest import (  # noqa: F401 - fixtures
     DECLINED_ON_CHARGE,
     VISA,
@@ -18,7 +19,6 @@ from stall.payments.tests.conftest import (  # noqa: F401 - fixtures
     stripe_store,
 )
 from stall.wallets.models import Tab, TabStatus
-from stall.wallets.selectors import wallet_for
 
 from .conftest import alerts, assert_ledger_balanced, open_checkout, sign_in, spend, words
 

@@ -10,13 +10,23 @@ from django.test import RequestFactory
 
 from stall.accounts.services import buyer_for_email
 from stall.checkout.models import Checkout
-from stall.core.testing import ProductFactory, StoreFactory
 from stall.payments.models import Payment
+from stall.payments.rails.wallet import wallet_for
+from stall.testing import ProductFactory, StoreFactory
 from stall.wallets.models import Tab, TabStatus, Wallet
-from stall.wallets.selectors import tab_open_get, wallet_for
+from stall.wallets.selectors import tab_open_get
 from stall.wallets.services import wallet_top_up
 
-from .conftest import alerts, assert_ledger_balanced, field_errors, open_checkout, sign_in, spend, store_balance, words
+from .conftest import (
+    alerts,
+    assert_ledger_balanced,
+    field_errors,
+    open_checkout,
+    sign_in,
+    spend,
+    store_balance,
+    words,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -99,7 +109,7 @@ def test_the_buyer_context_reads_nothing_without_a_signed_in_buyer(django_assert
 
 def test_a_first_visit_from_a_store_opens_the_wallet_in_its_currency(client, buyer):
     """Coming from a EUR store, an empty EUR wallet is shown with presets in euros."""
-    store = StoreFactory(currency="EUR", slug="eu-shop", name="EU Shop")
+    StoreFactory(currency="EUR", slug="eu-shop", name="EU Shop")
     sign_in(client, buyer)
     text = words(client.get("/wallet/?store=eu-shop"))
     assert "Balance €0.00" in text and "Add to your wallet €5.00 €10.00 €20.00" in text and "EU Shop" in text
@@ -197,7 +207,7 @@ def test_one_buyer_never_sees_anothers_wallet_or_payments(client, buyer, store, 
 
 def test_the_history_names_spends_refunds_and_pages_back(reader, buyer, store, post):
     """Spends show the store and product, refunds say where from; 50 lines a page, then "Older"."""
-    from stall.payments.services import refund_create
+    from stall.orders.refunds import refund_create
 
     wallet_top_up(buyer=buyer, amount=2000, currency="USD", payment_method="sandbox_visa")
     orders = [spend(store=store, product=post, buyer=buyer) for _ in range(50)]

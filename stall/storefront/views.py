@@ -1,18 +1,69 @@
+"""The storefront: the store's page, a product's page, buying it, and the paid order's page.
+
+These pages span domains (the catalog, the posts and tip jar of ``content``, checkouts and
+orders), so they sit above them all; each app below keeps its own services and selectors.
+"""
+
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from stall.catalog.models import LISTED_KINDS, Product, ProductStatus
+from stall.accounts.services import buyer_from_request
+from stall.catalog.models import LISTED_KINDS, Product, ProductKind, ProductStatus
+from stall.catalog.selectors import product_get_public, products_public
+from stall.checkout.forms import BuyForm
+from stall.checkout.models import CheckoutStatus
+from stall.checkout.selectors import checkout_get
+from stall.checkout.services import CheckoutItem, checkout_create
+from stall.content.selectors import post_split_for, posts_public, tip_jar_panel
 from stall.core.errors import NotFound, StallError
 from stall.core.forms import form_add_stall_error
+from stall.core.markdown import render_markdown
+from stall.orders.checkout_pay import checkout_confirm
 from stall.orders.models import Order
 from stall.orders.services import download_url
-from stall.payments.services import checkout_confirm
+from stall.stores.models import Store
+from stall.stores.selectors import store_get_public
 
-from .forms import BuyForm
-from .models import CheckoutStatus
-from .selectors import checkout_get
-from .services import CheckoutItem, checkout_create
+
+def front(request):
+    stores = list(Store.objects.order_by("created_at")[:50])
+    if len(stores) == 1:
+        return redirect("stores:store", slug=stores[0].slug)
+    return render(request, "stores/front.html", {"stores": stores})
+
+
+def store_page(request, slug):
+    try:
+        store = store_get_public(slug=slug)
+    except NotFound:
+        raise Http404 from None
+    posts = [(post, render_markdown(post_split_for(post).preview)) for post in posts_public(store=store)[:5]]
+    context = {
+        "store": store, "products": products_public(store=store), "posts": posts,
+        "tip_jar": tip_jar_panel(store=store, buyer=buyer_from_request(request)),
+    }
+    return render(request, "stores/store.html", context)
+
+
+def product_page(request, slug, product_slug):
+    try:
+        store = store_get_public(slug=slug)
+        product = product_get_public(store=store, slug=product_slug)
+    except NotFound:
+        raise Http404 from None
+    # Posts and the tip jar are products too, with pages of their own.
+    if product.kind == ProductKind.POST:
+        return redirect("content:post", slug=store.slug, post_slug=product.slug)
+    if product.kind == ProductKind.TIP:
+        return redirect("content:tip", slug=store.slug)
+    if product.kind not in LISTED_KINDS:
+        raise Http404  # the API charges product has no page
+    context = {
+        "store": store, "product": product, "files": product.files.all(),
+        "tip_jar": tip_jar_panel(store=store, buyer=buyer_from_request(request)),
+    }
+    return render(request, "stores/product.html", context)
 
 
 @require_http_methods(["GET", "POST"])

@@ -19,9 +19,15 @@ import logging
 import stripe
 from django.conf import settings
 
-from .errors import PaymentMethodNeedsAction, PaymentProcessorUnavailable
-from .rails import RAILS, RailResult, SetupResult, card_fee, card_minimum_charge
-from .selectors import StripeConfig, stripe_config_for_store, stripe_platform_config
+from stall.payments.errors import (
+    PaymentMethodNeedsAction,
+    PaymentProcessorUnavailable,
+    StripeNotConfigured,
+)
+from stall.payments.models import OffSessionCharge, Payment, SavedPaymentMethod
+from stall.payments.selectors import StripeConfig, stripe_config_for_store, stripe_platform_config
+
+from .base import RailResult, SetupResult, card_fee, card_minimum_charge
 
 logger = logging.getLogger(__name__)
 
@@ -141,8 +147,6 @@ def result_from_refund(refund: dict) -> RailResult:
 
 
 def _off_session_charge(payment):
-    from .models import OffSessionCharge
-
     return OffSessionCharge.objects.select_related("saved").filter(payment_id=payment.pk).first()
 
 
@@ -157,8 +161,6 @@ def _saved_for_payment(payment):
         return charge.saved
     if payment.purpose == "checkout" or payment.buyer_id is None or not payment.payment_method.startswith("pm_"):
         return None
-    from .models import SavedPaymentMethod
-
     return SavedPaymentMethod.objects.filter(
         rail="stripe", method_ref=payment.payment_method, email__iexact=payment.buyer.email
     ).exclude(customer_ref="").order_by("-pk").first()
@@ -168,19 +170,16 @@ class StripeRail:
     """Card payments through Stripe PaymentIntents."""
 
     name = "stripe"
+    in_ledger = False
 
     # --- which account -----------------------------------------------------------------------
     @staticmethod
     def _payment(payment_id: str):
-        from .models import Payment
-
         return Payment.objects.select_related("store").get(pk=payment_id)
 
     def _config(self, store) -> StripeConfig:
         config = stripe_config_for_store(store)
         if config is None:
-            from .errors import StripeNotConfigured
-
             raise StripeNotConfigured()
         return config
 
@@ -291,8 +290,6 @@ class StripeRail:
     def _setup_config(self, store) -> StripeConfig:
         config = stripe_config_for_store(store) if store is not None else stripe_platform_config()
         if config is None:
-            from .errors import StripeNotConfigured
-
             raise StripeNotConfigured(param="rail")
         return config
 
@@ -378,5 +375,3 @@ class StripeRail:
             return _failed_from_error(exc, "payment_start_off_session")
         return result_from_intent(intent.to_dict(), off_session=True)
 
-
-RAILS.setdefault("stripe", StripeRail())

@@ -9,8 +9,10 @@ from django.core.files.base import ContentFile
 
 from stall.accounts.models import User
 from stall.catalog.models import PriceType, Product, ProductStatus
+from stall.catalog.services import product_create, product_file_add
+from stall.checkout.services import CheckoutItem, checkout_create
+from stall.orders.checkout_pay import checkout_confirm
 from stall.stores.models import Store
-
 
 FACTORY_PASSWORD = "correct horse battery"
 
@@ -54,8 +56,6 @@ class ProductFactory(factory.django.DjangoModelFactory):
 
 
 def product_with_file(*, store, name="Zine", amount=300, content=b"hello, reader\n", **kwargs):
-    from stall.catalog.services import product_create, product_file_add
-
     product = product_create(store=store, name=name, amount=amount, status=ProductStatus.PUBLISHED, **kwargs)
     upload = ContentFile(content, name="zine.txt")
     upload.content_type = "text/plain"
@@ -65,9 +65,6 @@ def product_with_file(*, store, name="Zine", amount=300, content=b"hello, reader
 
 def buy(*, store, product, email="buyer@example.com", amount=None, payment_method="sandbox_visa"):
     """Buy ``product`` through the services, as the checkout page does; returns the order."""
-    from stall.checkout.services import CheckoutItem, checkout_create
-    from stall.payments.services import checkout_confirm
-
     checkout = checkout_create(store=store, email=email, items=[CheckoutItem(product_id=product.pk, amount=amount)])
     checkout = checkout_confirm(checkout_id=checkout.pk, payment_method=payment_method)
     return checkout.order

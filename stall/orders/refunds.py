@@ -1,0 +1,115 @@
+"""Refunding an order: all or part of it, through the rail that took its payment.
+
+``refund_create`` reserves the refund against the order, then asks the rail (a card processor is
+called with no transaction open; the wallet and the tab give the money back inside the same
+transaction). ``payments.services.refund_succeed`` records the rail's success, whenever it comes
+(at once, by webhook, or by reconciliation), and calls ``order_refunded`` (registered for the
+checkout purpose) to move the money back and update the order.
+"""
+
+from django.db import transaction
+
+from stall.core.money import amount_validate, format_money, prorate
+from stall.integrations.webhooks import event_emit
+from stall.ledger.models import AccountKind
+from stall.ledger.services import account_open, transfer_create
+from stall.payments.errors import RefundFailed, RefundInvalid
+from stall.payments.models import Refund, RefundStatus
+from stall.payments.rails import rail_get
+from stall.payments.schemas import refund_out
+from stall.payments.services import refund_succeed
+from stall.stores.models import Store
+
+from .errors import OrderNotFound
+from .models import Order, OrderStatus
+from .schemas import order_out
+from .services import entitlements_revoke_for_order
+from .tasks import refund_notice_send
+
+
+def refund_create(*, store: Store, order_id: str, amount: int | None = None, reason: str = "") -> Refund:
+    """Refund all or part of an order through the rail that took the payment.
+
+    The processor's fee is not returned (card processors keep it); the platform's fee is returned
+    in proportion. A full refund revokes the order's downloads and emails the buyer.
+    """
+    reason = (reason or "").strip()[:255]
+    with transaction.atomic():
+        order = Order.objects.select_for_update().filter(store=store, pk=order_id).first()
+        if order is None:
+            raise OrderNotFound()
+        if order.payment_id is None:
+            raise RefundInvalid("A free order has nothing to refund.", param="order")
+        pending = sum(order.refunds.filter(status=RefundStatus.PENDING).values_list("amount", flat=True))
+        refundable = order.amount_total - order.amount_refunded - pending
+        if refundable <= 0:
+            raise RefundInvalid("This order has been refunded in full.", param="order", code="charge_already_refunded")
+        if amount is None:
+            amount = refundable
+        amount_validate(amount, allow_zero=False)
+        if amount > refundable:
+            raise RefundInvalid(
+                f"At most {format_money(refundable, order.currency)} of this order can be refunded.",
+                param="amount", code="amount_too_large",
+            )
+        payment = order.payment
+        refund = Refund.objects.create(
+            store=store, payment=payment, order=order, amount=amount, currency=order.currency, reason=reason
+        )
+        rail = rail_get(payment.rail)
+        if rail.in_ledger:
+            # The wallet and the tab give the money back inside this transaction.
+            return refund_succeed(refund_id=refund.pk)
+
+    result = rail.refund(
+        payment_id=payment.pk, reference=payment.rail_reference, amount=amount, currency=order.currency,
+        refund_id=refund.pk,
+    )
+    if result.status == "processing":
+        # The rail took the refund but has not carried it out (Stripe's "pending"): it stays
+        # pending, counted against what can still be refunded, until the rail's webhook or the
+        # reconciliation task settles it.
+        return refund
+    if result.status != "succeeded":
+        Refund.objects.filter(pk=refund.pk).update(status=RefundStatus.FAILED, failure_message=result.failure_message[:255])
+        raise RefundFailed(result.failure_message or None)
+    return refund_succeed(refund_id=refund.pk)
+
+
+def order_refunded(*, refund: Refund, payment) -> None:
+    """Move a refund's money back and update its order (registered with payments for the checkout
+    purpose; runs inside ``refund_succeed``'s transaction)."""
+    order = Order.objects.select_for_update().get(pk=refund.order_id)
+    currency = order.currency
+    rail = rail_get(payment.rail)
+    balance = account_open(kind=AccountKind.STORE_BALANCE, owner=order.store_id, currency=currency)
+    clearing = account_open(kind=AccountKind.PROCESSOR_CLEARING, owner=payment.rail, currency=currency)
+    transfer_create(
+        idempotency_key=f"{refund.pk}:refund", debit_account=balance, credit_account=clearing,
+        amount=refund.amount, code="refund", reference=order.pk,
+    )
+    if rail.in_ledger:
+        # The wallet and the tab: on from clearing to the buyer, with the sale's fee share.
+        fee_back = rail.ledger_refund(refund=refund, order=order)
+        order.fee_refunded += fee_back
+    refunded_after = order.amount_refunded + refund.amount
+    if order.platform_fee:
+        # Return the platform fee in proportion, computed on the running total so that partial
+        # refunds add up to exactly the fee once the order is refunded in full.
+        back = prorate(order.platform_fee, refunded_after, order.amount_total) - prorate(
+            order.platform_fee, order.amount_refunded, order.amount_total
+        )
+        if back:
+            platform = account_open(kind=AccountKind.PLATFORM_FEES, owner="platform", currency=currency)
+            transfer_create(
+                idempotency_key=f"{refund.pk}:platform_fee_refund", debit_account=platform, credit_account=balance,
+                amount=back, code="platform_fee_refund", reference=order.pk,
+            )
+    order.amount_refunded = refunded_after
+    order.status = OrderStatus.REFUNDED if refunded_after == order.amount_total else OrderStatus.PARTIALLY_REFUNDED
+    order.save(update_fields=["amount_refunded", "status", "fee_refunded"])
+    if order.status == OrderStatus.REFUNDED:
+        entitlements_revoke_for_order(order=order)
+    refund_id = refund.pk
+    transaction.on_commit(lambda: refund_notice_send(refund_id))
+    event_emit(store_id=order.store_id, type="order.refunded", data={"object": {**order_out(order), "refund": refund_out(refund)}})

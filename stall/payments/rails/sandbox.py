@@ -1,0 +1,84 @@
+"""The sandbox card rail: a card processor's test mode, built in."""
+
+from __future__ import annotations
+
+from stall.payments.models import Payment
+
+from .base import RailResult, SetupResult, UnknownPaymentMethod, card_fee, card_minimum_charge
+
+
+class SandboxRail:
+    """A card processor's test mode, built in: no network, deterministic test cards.
+
+    ``sandbox_visa`` succeeds, ``sandbox_declined`` and ``sandbox_insufficient_funds`` fail,
+    ``sandbox_3ds`` needs the buyer to approve on the hosted page. Fees are simulated at
+    2.9% + 30¢ so the books show what a real card would have cost.
+    """
+
+    name = "sandbox"
+    in_ledger = False
+    METHODS = {
+        "sandbox_visa": "Visa •••• 4242 (succeeds)",
+        "sandbox_3ds": "Visa •••• 3155 (asks for 3-D Secure)",
+        "sandbox_declined": "Visa •••• 0002 (declined)",
+        "sandbox_insufficient_funds": "Visa •••• 9995 (insufficient funds)",
+    }
+
+    def payment_methods(self) -> list[tuple[str, str]]:
+        return list(self.METHODS.items())
+
+    def minimum_charge(self, currency: str) -> int:
+        return card_minimum_charge(currency)
+
+    def payment_start(self, *, payment_id: str, amount: int, currency: str, payment_method: str) -> RailResult:
+        reference = f"sbx_{payment_id.partition('_')[2]}"
+        if payment_method == "sandbox_visa":
+            return RailResult("succeeded", reference=reference, fee=card_fee(amount, currency))
+        if payment_method == "sandbox_3ds":
+            return RailResult("requires_action", reference=reference)
+        if payment_method == "sandbox_declined":
+            return RailResult("failed", reference, failure_code="card_declined", failure_message="Your card was declined.")
+        if payment_method == "sandbox_insufficient_funds":
+            return RailResult(
+                "failed", reference, failure_code="insufficient_funds", failure_message="Your card has insufficient funds."
+            )
+        raise UnknownPaymentMethod(
+            f"Unknown payment method “{payment_method}”. Use one of: {', '.join(self.METHODS)}.",
+            param="payment_method",
+        )
+
+    def payment_confirm(self, *, payment_id: str, reference: str, approve: bool) -> RailResult:
+        if approve:
+            payment = Payment.objects.only("amount", "currency").get(pk=payment_id)
+            return RailResult("succeeded", reference=reference, fee=card_fee(payment.amount, payment.currency))
+        return RailResult(
+            "failed", reference, failure_code="authentication_failed",
+            failure_message="The card's 3-D Secure check was not completed.",
+        )
+
+    def refund(self, *, payment_id: str, reference: str, amount: int, currency: str, refund_id: str = "") -> RailResult:
+        return RailResult("succeeded", reference=f"sbxre_{payment_id.partition('_')[2]}")
+
+    def payment_cancel(self, *, payment_id: str) -> RailResult:
+        return RailResult("failed", failure_code="canceled", failure_message="The payment was canceled.")
+
+    def payment_method_setup(self, *, email: str, payment_method: str, store=None, customer_ref: str = "") -> SetupResult:
+        """A sandbox test card is saved as its code; any of them can be saved."""
+        if payment_method not in self.METHODS:
+            raise UnknownPaymentMethod(
+                f"Unknown payment method “{payment_method}”. Use one of: {', '.join(self.METHODS)}.",
+                param="payment_method",
+            )
+        label = self.METHODS[payment_method].partition(" (")[0]
+        return SetupResult("succeeded", method_ref=payment_method, label=label)
+
+    def payment_start_off_session(self, *, payment_id: str, amount: int, currency: str, saved) -> RailResult:
+        if saved.method_ref == "sandbox_3ds":
+            return RailResult(
+                "failed", f"sbx_{payment_id.partition('_')[2]}", failure_code="authentication_required",
+                failure_message="The card's bank asks the cardholder to confirm this payment.",
+            )
+        return self.payment_start(payment_id=payment_id, amount=amount, currency=currency, payment_method=saved.method_ref)
+
+    def notification_handle(self, *, headers: dict[str, str], body: bytes) -> list[tuple[str, RailResult]]:
+        return []  # the sandbox answers synchronously; it sends no notifications

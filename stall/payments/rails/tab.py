@@ -1,0 +1,106 @@
+"""The tab rail: buy now, pay later with one card charge, inside the ledger.
+
+A tab is a buyer_tab account whose debit limit is the tab's limit: a purchase that would take it
+over is refused by the ledger (a CHECK constraint as well as the code). The card fee is known only
+when the tab is settled (the wallets app's ``tab_settlement_succeed``); it is shared out then.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.utils import timezone
+
+from stall.core.money import major_to_minor
+from stall.ledger.errors import LimitExceeded
+from stall.ledger.models import AccountKind
+from stall.ledger.services import (
+    Posting,
+    account_debit_guarded,
+    account_id_for,
+    account_limit_set,
+    account_open,
+    transfer_create,
+)
+from stall.payments.errors import TabLimitReached, TabOverdue
+from stall.payments.models import Tab, TabStatus
+
+from .base import RailResult
+from .wallet import Debit, Funds, InLedgerRail, wallet_for
+
+
+def tab_limit_for(*, buyer, currency: str) -> int:
+    """A buyer's first tab is capped low; once one has been paid with a card, later tabs may run higher."""
+    settled_before = Tab.objects.filter(
+        buyer=buyer, currency=currency, status=TabStatus.SETTLED, settlement__status="succeeded"
+    ).exists()
+    major = settings.STALL_TAB_LIMIT if settled_before else settings.STALL_TAB_FIRST_LIMIT
+    return major_to_minor(major, currency)
+
+
+def tab_open(*, buyer, currency: str) -> Tab:
+    """The buyer's open tab in ``currency``, opened if there is none. Call inside a transaction."""
+    tab = Tab.objects.select_related("account").filter(buyer=buyer, currency=currency, status=TabStatus.OPEN).first()
+    if tab is not None:
+        age = timezone.now() - tab.opened_at
+        if settings.STALL_TAB_BLOCK_WHEN_OVERDUE and age.days >= settings.STALL_TAB_SETTLE_AFTER_DAYS:
+            raise TabOverdue()
+        return tab
+    account = account_open(kind=AccountKind.BUYER_TAB, owner=buyer.pk, currency=currency)
+    limit = tab_limit_for(buyer=buyer, currency=currency)
+    account_limit_set(account=account, debit_limit=limit)
+    return Tab.objects.create(buyer=buyer, currency=currency, account=account, limit=limit)
+
+
+class TabRail(InLedgerRail):
+    name = "tab"
+
+    def payment_methods(self) -> list[tuple[str, str]]:
+        return [("tab", "Tab")]
+
+    def ledger_charge(self, *, payment) -> RailResult:
+        tab = tab_open(buyer=payment.buyer, currency=payment.currency)
+        try:
+            transfer_create(
+                idempotency_key=f"{payment.pk}:tab_purchase", debit_account=tab.account,
+                credit_account=self.clearing(payment.currency), amount=payment.amount, code="tab_purchase",
+                reference=payment.pk,
+            )
+        except LimitExceeded:
+            raise TabLimitReached() from None
+        # The card fee is known only when the tab is settled; it is shared out then.
+        return RailResult("succeeded", reference=tab.pk, fee=0)
+
+    def ledger_refund(self, *, refund, order) -> int:
+        """Take the sale off the tab if it is still open; after settlement the money goes to the
+        wallet. A tab sale carries no fee share until settlement, so none comes back: returns 0."""
+        payment = refund.payment
+        tab = Tab.objects.filter(pk=payment.rail_reference).first()
+        if tab is not None and tab.status == TabStatus.OPEN:
+            target = tab.account
+        else:
+            target = wallet_for(buyer=payment.buyer, currency=payment.currency).account
+        transfer_create(
+            idempotency_key=f"{refund.pk}:tab_refund", debit_account=self.clearing(payment.currency),
+            credit_account=target, amount=refund.amount, code="tab_refund", reference=order.pk,
+        )
+        return 0
+
+
+def tab_debit(*, funds: Funds, buyer, amount: int, payment_id: str) -> Debit:
+    """Put ``amount`` on the buyer's open tab (opened if there is none) in one guarded statement.
+    Call inside a transaction. Raises TabOverdue or TabLimitReached, with nothing changed."""
+    tab_id, account_id = funds.tab_id, funds.tab_account_id
+    if tab_id is None:
+        tab = tab_open(buyer=buyer, currency=funds.currency)
+        tab_id, account_id = tab.pk, tab.account_id
+    elif settings.STALL_TAB_BLOCK_WHEN_OVERDUE and (timezone.now() - funds.tab_opened_at).days >= settings.STALL_TAB_SETTLE_AFTER_DAYS:
+        raise TabOverdue()
+    if account_debit_guarded(account_id=account_id, amount=amount) is None:
+        raise TabLimitReached()
+    clearing_id = account_id_for(kind=AccountKind.PROCESSOR_CLEARING, owner="tab", currency=funds.currency)
+    posting = Posting(
+        idempotency_key=f"{payment_id}:tab_purchase", debit_id=account_id, credit_id=clearing_id, amount=amount,
+        currency=funds.currency, code="tab_purchase", reference=payment_id,
+    )
+    # The card fee is known only when the tab is settled; it is shared out then.
+    return Debit(reference=tab_id, fee=0, fee_account_id=None, clearing_id=clearing_id, postings=[posting], debited={account_id: amount})

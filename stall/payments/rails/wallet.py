@@ -1,0 +1,262 @@
+"""The wallet rail: a buyer's prepaid balance, spent inside the ledger.
+
+The wallet sits behind the same interface as the card rails, so checkout, tips and unlocks pick a
+rail instead of special-casing. It is in-ledger: ``ledger_charge`` moves the money inside the
+caller's own transaction, so a refused spend leaves nothing behind.
+
+Fees. A card charged $10.00 to top up a wallet costs about 59¢. That fee goes into the wallet's
+fee pool (a debit-normal account: fees still owed), and every spend from the wallet pays its
+share back: ``fee = pool × spend ÷ wallet balance``, rounded half up. The share is computed from
+what is left, so the spend that empties the wallet pays exactly what remains in the pool and
+the fees of a wallet always add up to what the card network took.
+
+What follows a spend in the apps above (the wallets app's automatic top-up) is registered here
+with ``wallet_spent_register``, in that app's ``AppConfig.ready``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from stall.core.money import currency_normalize, major_to_minor, prorate
+from stall.ledger.errors import InsufficientFunds
+from stall.ledger.models import Account, AccountKind
+from stall.ledger.services import (
+    Posting,
+    account_debit_guarded,
+    account_id_for,
+    account_open,
+    accounts_lock,
+    transfer_create,
+)
+from stall.payments.errors import WalletEmpty
+from stall.payments.models import Wallet
+
+from .base import RailResult
+
+# handler(wallet=, balance=, credits_posted=) after a spend, inside the spend's transaction:
+# ``balance`` is what the wallet holds after it, ``credits_posted`` all that ever came in.
+_SPENT_HANDLERS: list[Callable[..., None]] = []
+
+
+def wallet_spent_register(handler: Callable[..., None]) -> None:
+    if handler not in _SPENT_HANDLERS:
+        _SPENT_HANDLERS.append(handler)
+
+
+def wallet_spent_notify(*, wallet: Wallet, balance: int, credits_posted: int) -> None:
+    for handler in _SPENT_HANDLERS:
+        handler(wallet=wallet, balance=balance, credits_posted=credits_posted)
+
+
+def wallet_get(*, buyer, currency: str) -> Wallet | None:
+    return Wallet.objects.select_related("account").filter(buyer=buyer, currency=currency).first()
+
+
+def wallet_open(*, buyer, currency: str) -> Wallet:
+    """The buyer's wallet in ``currency``, opened (empty) if there is none."""
+    currency = currency_normalize(currency)
+    account = account_open(kind=AccountKind.BUYER_WALLET, owner=buyer.pk, currency=currency)
+    try:
+        with transaction.atomic():
+            return Wallet.objects.create(
+                buyer=buyer, currency=currency, account=account,
+                confirm_above=major_to_minor(settings.STALL_WALLET_CONFIRM_ABOVE, currency),
+            )
+    except IntegrityError:  # opened by a concurrent request
+        return Wallet.objects.select_related("account").get(buyer=buyer, currency=currency)
+
+
+def wallet_for(*, buyer, currency: str) -> Wallet:
+    """The buyer's wallet in ``currency``, opened (empty) on first use."""
+    return wallet_get(buyer=buyer, currency=currency) or wallet_open(buyer=buyer, currency=currency)
+
+
+def fee_pool_for(wallet: Wallet) -> Account:
+    return account_open(kind=AccountKind.FEE_POOL, owner=wallet.pk, currency=wallet.currency)
+
+
+class InLedgerRail:
+    """What the wallet and the tab share: no card network, no minimum, no notifications."""
+
+    name: ClassVar[str]
+    in_ledger: ClassVar[bool] = True
+
+    def minimum_charge(self, currency: str) -> int:
+        return 1
+
+    # The card-only calls are a caller's mistake for an in-ledger rail, not unfinished work.
+    def payment_start(self, **kwargs) -> RailResult:
+        raise RuntimeError(f"the {self.name} rail pays inside the ledger: use ledger_charge")
+
+    def payment_confirm(self, **kwargs) -> RailResult:
+        raise RuntimeError(f"the {self.name} rail never asks the buyer to confirm at a bank")
+
+    def refund(self, **kwargs) -> RailResult:
+        raise RuntimeError(f"the {self.name} rail refunds inside the ledger: use ledger_refund")
+
+    def notification_handle(self, *, headers, body):
+        return []
+
+    def clearing(self, currency: str) -> Account:
+        return account_open(kind=AccountKind.PROCESSOR_CLEARING, owner=self.name, currency=currency)
+
+
+class WalletRail(InLedgerRail):
+    name = "wallet"
+
+    def payment_methods(self) -> list[tuple[str, str]]:
+        return [("wallet", "Wallet")]
+
+    def ledger_charge(self, *, payment) -> RailResult:
+        wallet = wallet_get(buyer=payment.buyer, currency=payment.currency)
+        if wallet is None:
+            raise WalletEmpty()
+        pool = fee_pool_for(wallet)
+        locked = accounts_lock(wallet.account_id, pool.pk)
+        account, pool = locked[wallet.account_id], locked[pool.pk]
+        balance = account.credits_posted - account.debits_posted - account.debits_pending
+        if payment.amount > balance:
+            raise WalletEmpty()
+        fee = prorate(pool.debits_posted - pool.credits_posted, payment.amount, balance)
+        try:
+            transfer_create(
+                idempotency_key=f"{payment.pk}:wallet_spend", debit_account=account,
+                credit_account=self.clearing(payment.currency), amount=payment.amount, code="wallet_spend",
+                reference=payment.pk,
+            )
+        except InsufficientFunds:
+            raise WalletEmpty() from None
+        wallet_spent_notify(wallet=wallet, balance=balance - payment.amount, credits_posted=account.credits_posted)
+        return RailResult("succeeded", reference=wallet.pk, fee=fee)
+
+    def fee_account(self, *, payment) -> Account:
+        return fee_pool_for(wallet_get(buyer=payment.buyer, currency=payment.currency))
+
+    def ledger_refund(self, *, refund, order) -> int:
+        """Give the money back to the wallet, and the sale's share of the top-up fee back to its
+        pool. Returns that share (the order's ``fee_refunded`` grows by it)."""
+        payment = refund.payment
+        wallet = wallet_get(buyer=payment.buyer, currency=payment.currency)
+        transfer_create(
+            idempotency_key=f"{refund.pk}:wallet_refund", debit_account=self.clearing(payment.currency),
+            credit_account=wallet.account, amount=refund.amount, code="wallet_refund", reference=order.pk,
+        )
+        back = prorate(order.fee, order.amount_refunded + refund.amount, order.amount_total) - prorate(
+            order.fee, order.amount_refunded, order.amount_total
+        )
+        if back:
+            store_balance = account_open(kind=AccountKind.STORE_BALANCE, owner=order.store_id, currency=order.currency)
+            transfer_create(
+                idempotency_key=f"{refund.pk}:fee_back", debit_account=fee_pool_for(wallet),
+                credit_account=store_balance, amount=back, code="fee_refund", reference=order.pk,
+            )
+        return back
+
+
+# --- The hot path -----------------------------------------------------------------------------------
+#
+# A one-click spend reads everything it needs about the buyer's wallet and tab in the one SELECT
+# that starts it (``FUNDS_SELECT``, which the caller joins to what it reads itself), then debits
+# in one guarded statement (``ledger_debit``). See stall.orders.spend.
+
+
+@dataclass(frozen=True)
+class Funds:
+    """A buyer's wallet and open tab in one currency, as the spend's first SELECT found them."""
+
+    buyer_id: str
+    currency: str
+    wallet_id: str | None = None
+    wallet_account_id: str | None = None
+    confirm_above: int | None = None
+    auto_top_up_below: int | None = None
+    auto_top_up_method_id: str | None = None
+    auto_top_up_failed: bool = False
+    fee_pool_id: str | None = None
+    tab_id: str | None = None
+    tab_account_id: str | None = None
+    tab_opened_at: object = None
+
+    def wallet(self) -> Wallet:
+        """The wallet row as far as the spend needs it (for what follows a spend), without a query."""
+        return Wallet(
+            id=self.wallet_id, buyer_id=self.buyer_id, currency=self.currency, account_id=self.wallet_account_id,
+            confirm_above=self.confirm_above, auto_top_up_below=self.auto_top_up_below,
+            auto_top_up_method_id=self.auto_top_up_method_id,
+            auto_top_up_failed_at=timezone.now() if self.auto_top_up_failed else None,
+        )
+
+
+# Columns and joins of the spend's first SELECT: the caller puts FUNDS_COLUMNS first in its
+# select list and FUNDS_JOINS after ``FROM (SELECT 1) AS one``, with FUNDS_PARAMS's values.
+FUNDS_COLUMNS = (
+    "w.id, w.account_id, w.confirm_above, w.auto_top_up_below, w.auto_top_up_method_id, "
+    "w.auto_top_up_failed_at IS NOT NULL, "
+    "(SELECT p.id FROM ledger_account p WHERE p.kind = 'fee_pool' AND p.owner = w.id AND p.currency = w.currency), "
+    "t.id, t.account_id, t.opened_at"
+)
+FUNDS_JOINS = (
+    "LEFT JOIN wallets_wallet w ON w.buyer_id = %s AND w.currency = %s "
+    "LEFT JOIN wallets_tab t ON t.buyer_id = %s AND t.currency = %s AND t.status = 'open'"
+)
+FUNDS_WIDTH = 10
+
+
+def funds_params(*, buyer_id: str, currency: str) -> list:
+    return [buyer_id, currency, buyer_id, currency]
+
+
+def funds_from_row(row, *, buyer_id: str, currency: str) -> Funds:
+    opened_at = row[9]
+    if isinstance(opened_at, str):  # SQLite returns the text Django stored
+        opened_at = connection.ops.convert_datetimefield_value(opened_at, None, connection)
+    return Funds(
+        buyer_id=buyer_id, currency=currency, wallet_id=row[0], wallet_account_id=row[1], confirm_above=row[2],
+        auto_top_up_below=row[3], auto_top_up_method_id=row[4], auto_top_up_failed=bool(row[5]),
+        fee_pool_id=row[6], tab_id=row[7], tab_account_id=row[8], tab_opened_at=opened_at,
+    )
+
+
+@dataclass(frozen=True)
+class Debit:
+    """What an in-ledger rail did to the buyer's money: the debit is made (and its row locked), and
+    these are the transfers and fee for the caller to post with the sale in ``transfers_post``."""
+
+    reference: str  # the wallet's or the tab's id: the payment's rail_reference
+    fee: int  # the sale's share of the card fee (wallet); 0 for the tab until it is settled
+    fee_account_id: str | None
+    clearing_id: str
+    postings: list[Posting]
+    debited: dict[str, int]
+
+
+def wallet_debit(*, funds: Funds, amount: int, payment_id: str) -> Debit:
+    """Take ``amount`` from the wallet in one guarded statement, and work out the sale's fee share
+    from the wallet's and its fee pool's totals read by that same statement. Call inside a
+    transaction. Raises WalletEmpty (nothing changed) when the wallet holds less."""
+    if funds.wallet_id is None:
+        raise WalletEmpty()
+    pool_id = funds.fee_pool_id or account_id_for(kind=AccountKind.FEE_POOL, owner=funds.wallet_id, currency=funds.currency)
+    rows = account_debit_guarded(account_id=funds.wallet_account_id, amount=amount, lock_ids=(pool_id,))
+    if rows is None:
+        raise WalletEmpty()
+    wallet, pool = rows[funds.wallet_account_id], rows[pool_id]
+    balance_before = wallet.credits_posted - wallet.debits_posted - wallet.debits_pending + amount
+    fee = prorate(pool.debits_posted - pool.credits_posted, amount, balance_before)
+    clearing_id = account_id_for(kind=AccountKind.PROCESSOR_CLEARING, owner="wallet", currency=funds.currency)
+    posting = Posting(
+        idempotency_key=f"{payment_id}:wallet_spend", debit_id=funds.wallet_account_id, credit_id=clearing_id,
+        amount=amount, currency=funds.currency, code="wallet_spend", reference=payment_id,
+    )
+    wallet_spent_notify(wallet=funds.wallet(), balance=balance_before - amount, credits_posted=wallet.credits_posted)
+    return Debit(
+        reference=funds.wallet_id, fee=fee, fee_account_id=pool_id, clearing_id=clearing_id, postings=[posting],
+        debited={funds.wallet_account_id: amount},
+    )

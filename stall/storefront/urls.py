@@ -1,0 +1,19 @@
+"""The storefront's addresses, under the URL namespaces the templates use ("stores", "checkout")."""
+
+from django.urls import path
+
+from . import pay, views
+
+store_patterns = [
+    path("", views.front, name="front"),
+    path("s/<slug:slug>/", views.store_page, name="store"),
+    path("s/<slug:slug>/<slug:product_slug>/", views.product_page, name="product"),
+]
+
+checkout_patterns = [
+    path("buy/<str:product_id>/", views.buy, name="buy"),
+    path("checkout/<str:checkout_id>/", pay.pay, name="pay"),
+    path("checkout/<str:checkout_id>/authenticate/", pay.authenticate, name="authenticate"),
+    path("checkout/<str:checkout_id>/stripe/return/", pay.stripe_return, name="stripe_return"),
+    path("checkout/<str:checkout_id>/complete/", views.complete, name="complete"),
+]
