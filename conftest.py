@@ -12,6 +12,17 @@ def huey_immediate():
     HUEY.immediate = False
 
 
+@pytest.fixture(autouse=True)
+def ledger_account_ids_forgotten():
+    """The ledger keeps fixed accounts' ids in memory; a test that emptied the database (a
+    transactional test) must not leave ids of accounts that are gone to the next one."""
+    from stall.ledger.services import account_ids_forget
+
+    account_ids_forget()
+    yield
+    account_ids_forget()
+
+
 @pytest.fixture
 def creator(db):
     from stall.testing import UserFactory

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
@@ -29,13 +29,12 @@ from stall.checkout.services import CheckoutItem, checkout_create, email_normali
 from stall.core.errors import InvalidRequest, StallError
 from stall.core.ids import new_id
 from stall.core.money import MAX_AMOUNT, amount_validate, currency_exponent, format_money
-from stall.integrations.webhooks import event_emit
-from stall.orders.checkout_pay import checkout_confirm
+from stall.integrations.webhooks import EventRow
 from stall.orders.models import Order
 from stall.orders.refunds import refund_create
+from stall.orders.spend import SpendLine, order_spend, spend_read
 from stall.payments.errors import BuyerRequired
 from stall.payments.rails import card_minimum_charge, rail_get
-from stall.payments.rails.wallet import wallet_get
 
 from .errors import (
     CardNotAllowed,
@@ -189,14 +188,6 @@ class Unlock:
     already: bool = False
 
 
-def _confirm_check(*, buyer, method: str, amount: int, currency: str, confirmed: bool) -> None:
-    if method != "wallet" or confirmed:
-        return
-    wallet = wallet_get(buyer=buyer, currency=currency)
-    if wallet is not None and amount > wallet.confirm_above:
-        raise ConfirmRequired(f"Confirm: pay {format_money(amount, currency)} from your wallet.")
-
-
 def _method_checked(method) -> str:
     if method not in METHODS:
         raise InvalidRequest(f"Choose how to pay: {', '.join(METHODS)}.", param="method", code="invalid_payment_method")
@@ -222,15 +213,7 @@ def post_unlock(*, post: Post, method: str, buyer: Buyer | None = None, email: s
     if method in IN_LEDGER_METHODS:
         if buyer is None:
             raise BuyerRequired()
-        _confirm_check(buyer=buyer, method=method, amount=product.amount, currency=product.currency, confirmed=confirmed)
-        with transaction.atomic():
-            Buyer.objects.select_for_update().filter(pk=buyer.pk).first()
-            existing = post_unlock_get(post=post, email=buyer.email)
-            if existing is not None:
-                return Unlock(order=existing.order, already=True)
-            checkout = checkout_create(store=post.store, email=buyer.email, items=[CheckoutItem(product_id=product.pk)])
-            checkout = checkout_confirm(checkout_id=checkout.pk, payment_method=method, buyer=buyer)
-            return Unlock(order=checkout.order)
+        return _post_unlock_in_ledger(post=post, method=method, buyer=buyer, confirmed=confirmed)
     email = buyer.email if buyer is not None else email_normalize(email)
     existing = post_unlock_get(post=post, email=email)
     if existing is not None:
@@ -243,6 +226,56 @@ def post_unlock(*, post: Post, method: str, buyer: Buyer | None = None, email: s
         )
     checkout = checkout_create(store=post.store, email=email, items=[CheckoutItem(product_id=product.pk)])
     return Unlock(checkout=checkout)
+
+
+# Has this reader unlocked this post (a live entitlement)? Read in the spend's first SELECT, and
+# again after the debit on PostgreSQL, where a double click's second request runs alongside the
+# first (the wallet row's lock orders them; this sees the first's entitlement once it committed).
+_UNLOCKED_SQL = (
+    "(SELECT MAX(e.order_id) FROM orders_entitlement e "
+    "WHERE e.product_id = %s AND LOWER(e.email) = %s AND e.revoked_at IS NULL)"
+)
+
+
+class _AlreadyUnlocked(Exception):
+    def __init__(self, order_id: str):
+        self.order_id = order_id
+
+
+def _post_unlock_in_ledger(*, post: Post, method: str, buyer: Buyer, confirmed: bool) -> Unlock:
+    """One click from the wallet or the tab: the lean spend (stall.orders.spend), with no checkout."""
+    product = post.product
+    email = buyer.email.lower()
+    line = SpendLine(
+        product_id=product.pk, name=product.name, unit_amount=product.amount, kind=ProductKind.POST,
+        download_limit=product.download_limit,
+    )
+
+    def unlocked_meanwhile() -> None:
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT {_UNLOCKED_SQL}", [product.pk, email])
+                order_id = cursor.fetchone()[0]
+            if order_id is not None:
+                raise _AlreadyUnlocked(order_id)
+
+    try:
+        with transaction.atomic():
+            read = spend_read(
+                buyer=buyer, store_id=post.store_id, currency=product.currency, extra_columns=_UNLOCKED_SQL,
+                extra_params=[product.pk, email],
+            )
+            if read.extra[0][0] is not None:
+                raise _AlreadyUnlocked(read.extra[0][0])
+            if method == "wallet" and not confirmed and read.funds.confirm_above is not None and product.amount > read.funds.confirm_above:
+                raise ConfirmRequired(f"Confirm: pay {format_money(product.amount, product.currency)} from your wallet.")
+            order = order_spend(
+                store_id=post.store_id, buyer=buyer, method=method, currency=product.currency, lines=[line], read=read,
+                context={"post": post}, after_debit=unlocked_meanwhile,
+            )
+    except _AlreadyUnlocked as already:
+        return Unlock(order=Order.objects.get(pk=already.order_id), already=True)
+    return Unlock(order=order)
 
 
 def _month_start(now):
@@ -423,11 +456,13 @@ def tip_check(*, jar: TipJar, amount, name: str = "", message: str = "") -> tupl
 
 def tip_send(
     *, store, amount: int, method: str, buyer: Buyer | None = None, email: str = "", name: str = "", message: str = "",
-    public: bool = False, confirmed: bool = False,
+    public: bool = False, confirmed: bool = False, jar: TipJar | None = None,
 ) -> TipSent:
     """Tip the store: from the wallet or the tab in one transaction (a refusal leaves nothing), or
-    by card at or above the card minimum (returns the checkout for the hosted payment page)."""
-    jar = tip_jar_public(store=store)
+    by card at or above the card minimum (returns the checkout for the hosted payment page).
+    ``jar`` is the store's public tip jar when the caller has read it already."""
+    if jar is None or jar.store_id != store.pk or not jar.enabled:
+        jar = tip_jar_public(store=store)
     if jar is None:
         raise TipJarNotFound()
     method = _method_checked(method)
@@ -437,12 +472,20 @@ def tip_send(
     if method in IN_LEDGER_METHODS:
         if buyer is None:
             raise BuyerRequired()
-        _confirm_check(buyer=buyer, method=method, amount=amount, currency=currency, confirmed=confirmed)
+        product = jar.product
+        line = SpendLine(
+            product_id=product.pk, name=product.name, unit_amount=amount, kind=ProductKind.TIP,
+            download_limit=product.download_limit,
+        )
+        context = {"tip": {"buyer": buyer, "name": name, "message": message, "public": bool(public)}}
         with transaction.atomic():
-            checkout = checkout_create(store=store, email=buyer.email, items=items)
-            PendingTip.objects.create(checkout=checkout, buyer=buyer, name=name, message=message, public=bool(public))
-            checkout = checkout_confirm(checkout_id=checkout.pk, payment_method=method, buyer=buyer)
-            return TipSent(tip=Tip.objects.get(order__checkout=checkout))
+            read = spend_read(buyer=buyer, store_id=store.pk, currency=currency)
+            if method == "wallet" and not confirmed and read.funds.confirm_above is not None and amount > read.funds.confirm_above:
+                raise ConfirmRequired(f"Confirm: pay {format_money(amount, currency)} from your wallet.")
+            order_spend(
+                store_id=store.pk, buyer=buyer, method=method, currency=currency, lines=[line], read=read, context=context,
+            )
+        return TipSent(tip=context["made"])
     minimum = card_minimum(currency)
     if amount < minimum:
         raise CardNotAllowed(
@@ -458,25 +501,40 @@ def tip_send(
 # --- What a paid order does -----------------------------------------------------------------
 
 
-def post_unlock_fulfil(*, order: Order, lines) -> None:
+def post_unlock_fulfil(*, order: Order, lines, context: dict | None = None) -> list[EventRow]:
     """Fulfilment of a paid order's post lines (registered with orders for the ``post`` kind): the
-    order's entitlement is the right to read; this tells the store with ``post.unlocked``."""
+    order's entitlement is the right to read; this tells the store with ``post.unlocked``.
+    ``context["post"]`` is the post when the caller has it (a one-click unlock)."""
+    events = []
     for line in lines:
-        post = Post.objects.select_related("product", "store").filter(product_id=line.product_id).first()
+        post = (context or {}).get("post")
+        if post is None or post.product_id != line.product_id:
+            post = Post.objects.select_related("product", "store").filter(product_id=line.product_id).first()
         if post is not None:
-            event_emit(store_id=order.store_id, type="post.unlocked", data={"object": unlock_out(post=post, order=order)})
+            events.append(EventRow("post.unlocked", unlock_out(post=post, order=order)))
+    return events
 
 
-def tip_fulfil(*, order: Order, lines) -> None:
+def tip_fulfil(*, order: Order, lines, context: dict | None = None) -> list[EventRow]:
     """Fulfilment of a paid order's tip lines (registered with orders for the ``tip`` kind): the
-    Tip row, from what the tipper wrote (kept with the checkout), and ``tip.created``."""
+    Tip row, from what the tipper wrote (``context["tip"]`` for a one-click tip, else kept with the
+    card checkout as a PendingTip), and ``tip.created``."""
+    events = []
     for line in lines:
-        pending = PendingTip.objects.filter(checkout_id=order.checkout_id).first()
-        tip = Tip.objects.create(
-            store_id=order.store_id, order=order,
-            buyer=(pending.buyer if pending and pending.buyer_id else buyer_for_email(email=order.email)),
-            amount=line.unit_amount * line.quantity, currency=order.currency,
-            name=pending.name if pending else "", message=pending.message if pending else "",
-            public=pending.public if pending else False,
+        wrote = (context or {}).get("tip")
+        if wrote is None:
+            pending = PendingTip.objects.filter(checkout_id=order.checkout_id).first()
+            wrote = {
+                "buyer": pending.buyer if pending and pending.buyer_id else buyer_for_email(email=order.email),
+                "name": pending.name if pending else "", "message": pending.message if pending else "",
+                "public": pending.public if pending else False,
+            }
+        tip = Tip(
+            store_id=order.store_id, order=order, buyer=wrote["buyer"], amount=line.unit_amount * line.quantity,
+            currency=order.currency, name=wrote["name"], message=wrote["message"], public=wrote["public"],
         )
-        event_emit(store_id=order.store_id, type="tip.created", data={"object": tip_out(tip)})
+        tip.save(force_insert=True)
+        if context is not None:
+            context["made"] = tip
+        events.append(EventRow("tip.created", tip_out(tip)))
+    return events

@@ -213,6 +213,7 @@ def tip(request, slug):
             sent = tip_send(
                 store=store, amount=data["tip_amount"], method=data["method"], buyer=buyer, email=data.get("email") or "",
                 name=data["name"], message=data["message"], public=data["public"], confirmed=data["confirm"],
+                jar=panel.jar,
             )
         except ConfirmRequired:
             fields = {k: v for k, v in request.POST.items() if k in ("preset", "amount", "message", "name", "method", "next")}

@@ -46,6 +46,12 @@ class Event(models.Model):
     type = models.CharField(max_length=60, db_index=True)
     data = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
+    # When its deliveries were made. An event recorded by a lean spend (``events_record``) has none
+    # yet: they are made after the spend commits, or by the periodic sweep if that task was lost.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["dispatched_at"], condition=models.Q(dispatched_at__isnull=True), name="integ_event_undispatched")]
 
 
 class DeliveryStatus(models.TextChoices):

@@ -11,9 +11,17 @@ def webhook_delivery_attempt(delivery_id: str) -> None:
     webhooks.delivery_attempt(delivery_id=delivery_id)
 
 
+@db_task()
+def events_dispatch_task(event_ids: list[str]) -> int:
+    """After a lean spend commits: make the deliveries of the events it recorded."""
+    return webhooks.events_dispatch(event_ids=event_ids)
+
+
 @db_periodic_task(crontab(minute="*"))
 def webhook_deliveries_retry() -> int:
-    """Every minute, try again the deliveries whose backoff has passed."""
+    """Every minute, make the deliveries of events whose dispatch task was lost, and try again the
+    deliveries whose backoff has passed."""
+    webhooks.events_dispatch(event_ids=webhooks.events_undispatched())
     due = webhooks.deliveries_due()
     for delivery_id in due:
         webhooks.delivery_attempt(delivery_id=delivery_id)

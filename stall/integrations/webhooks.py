@@ -23,17 +23,21 @@ import logging
 import secrets
 import socket
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
-from django.db import transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
 from django.utils import timezone
 
 from stall.core.errors import InvalidRequest, NotFound
+from stall.core.ids import new_id
 from stall.stores.models import Store
 
+from . import tasks
 from .models import DeliveryStatus, Event, WebhookDelivery, WebhookEndpoint, WebhookEndpointStatus
 
 logger = logging.getLogger(__name__)
@@ -173,10 +177,15 @@ def event_emit(*, store_id: str, type: str, data: dict) -> Event:
     Call inside the transaction that made the change: the event exists exactly when the change
     does, and deliveries start only after it commits.
     """
-    from .tasks import webhook_delivery_attempt
-
-    event = Event.objects.create(store_id=store_id, type=type, data=data)
     now = timezone.now()
+    event = Event.objects.create(store_id=store_id, type=type, data=data, dispatched_at=now)
+    _deliveries_make(event=event, now=now)
+    return event
+
+
+def _deliveries_make(*, event: Event, now) -> None:
+    """A delivery for each enabled endpoint of the store that wants this event, attempted after commit."""
+    store_id, type = event.store_id, event.type
     deliveries = [
         WebhookDelivery(endpoint=endpoint, event=event, next_attempt_at=now)
         for endpoint in WebhookEndpoint.objects.filter(store_id=store_id, status=WebhookEndpointStatus.ENABLED)
@@ -185,8 +194,56 @@ def event_emit(*, store_id: str, type: str, data: dict) -> Event:
     if deliveries:
         WebhookDelivery.objects.bulk_create(deliveries)
         ids = [d.pk for d in deliveries]
-        transaction.on_commit(lambda: [webhook_delivery_attempt(i) for i in ids])
-    return event
+        transaction.on_commit(lambda: [tasks.webhook_delivery_attempt(i) for i in ids])
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """An event for ``events_record``: its type and the object it carries."""
+
+    type: str
+    object: dict
+
+
+def events_record(*, store_id: str, events: list[EventRow]) -> list[str]:
+    """Record events in one INSERT, inside the caller's transaction (the outbox of the lean spend);
+    their deliveries are made after it commits (``events_dispatch``). Returns the events' ids."""
+    if not events:
+        return []
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    ids, rows, params = [], [], []
+    for event in events:
+        event_id = new_id("evt")
+        ids.append(event_id)
+        rows.append("(%s, %s, %s, %s, %s, NULL)")
+        data = connection.ops.adapt_json_value({"object": event.object}, DjangoJSONEncoder)
+        params += [event_id, store_id, event.type, data, now]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Event._meta.db_table} (id, store_id, type, data, created_at, dispatched_at) VALUES "
+            + ", ".join(rows), params,
+        )
+    transaction.on_commit(lambda: tasks.events_dispatch_task(ids))
+    return ids
+
+
+def events_dispatch(*, event_ids: list[str]) -> int:
+    """Make the deliveries of recorded events that have none yet. Each event is claimed by a
+    conditional UPDATE, so the task after the commit and the periodic sweep never both make them.
+    Returns how many events were dispatched here."""
+    done = 0
+    for event_id in event_ids:
+        with transaction.atomic():
+            now = timezone.now()
+            if not Event.objects.filter(pk=event_id, dispatched_at__isnull=True).update(dispatched_at=now):
+                continue
+            _deliveries_make(event=Event.objects.get(pk=event_id), now=now)
+            done += 1
+    return done
+
+
+def events_undispatched(*, limit: int = 500) -> list[str]:
+    return list(Event.objects.filter(dispatched_at__isnull=True).order_by("pk").values_list("pk", flat=True)[:limit])
 
 
 def event_payload(event: Event) -> bytes:
@@ -269,8 +326,6 @@ def _delivery_record(*, delivery_id, ok, status_code, body, error, now=None) -> 
 
 
 def _endpoint_disable(endpoint: WebhookEndpoint) -> None:
-    from .tasks import webhook_endpoint_disabled_notify
-
     endpoint.status = WebhookEndpointStatus.DISABLED
     endpoint.disabled_reason = f"Disabled after {endpoint.consecutive_failures} failed deliveries in a row."
     # Deliveries still waiting would only fail again; they stay in the log as failed.
@@ -278,7 +333,7 @@ def _endpoint_disable(endpoint: WebhookEndpoint) -> None:
         status=DeliveryStatus.FAILED, next_attempt_at=None
     )
     endpoint_id = endpoint.pk
-    transaction.on_commit(lambda: webhook_endpoint_disabled_notify(endpoint_id))
+    transaction.on_commit(lambda: tasks.webhook_endpoint_disabled_notify(endpoint_id))
 
 
 def deliveries_due(*, now=None, limit: int = 200) -> list[str]:
@@ -292,8 +347,6 @@ def deliveries_due(*, now=None, limit: int = 200) -> list[str]:
 @transaction.atomic
 def webhook_delivery_redeliver(*, store: Store, delivery_id: str, endpoint_id: str | None = None) -> WebhookDelivery:
     """Send an event to the same endpoint again, as a new delivery, whatever happened before."""
-    from .tasks import webhook_delivery_attempt
-
     old = WebhookDelivery.objects.select_related("endpoint").filter(pk=delivery_id, endpoint__store=store)
     if endpoint_id is not None:
         old = old.filter(endpoint_id=endpoint_id)
@@ -301,5 +354,5 @@ def webhook_delivery_redeliver(*, store: Store, delivery_id: str, endpoint_id: s
     if old is None:
         raise NotFound("No such delivery.")
     new = WebhookDelivery.objects.create(endpoint=old.endpoint, event_id=old.event_id, next_attempt_at=timezone.now())
-    transaction.on_commit(lambda: webhook_delivery_attempt(new.pk))
+    transaction.on_commit(lambda: tasks.webhook_delivery_attempt(new.pk))
     return new

@@ -7,7 +7,8 @@ open, finalize — and the order is made when the rail reports success (``paymen
 and the tab pay inside one short transaction here, so a refused spend leaves nothing behind.
 """
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from stall.checkout.models import Checkout, CheckoutStatus
 from stall.checkout.services import checkout_lock_open
@@ -21,18 +22,26 @@ from stall.payments.services import (
 )
 
 from .services import order_create_for_checkout
+from .spend import IN_LEDGER_METHODS, SpendLine, order_spend, spend_read
 
 
-def checkout_confirm(*, checkout_id: str, payment_method: str = "", buyer=None) -> Checkout:
+def checkout_confirm(*, checkout_id: str, payment_method: str = "", buyer=None, checkout: Checkout | None = None) -> Checkout:
     """Pay for a checkout. Returns the checkout, complete or awaiting the buyer's action.
 
     A free checkout completes with no payment. A checkout already complete, or with a payment
     already under way, is returned as it is: a double click or a replayed request charges once.
     A declined payment raises PaymentDeclined and leaves the checkout open for another try.
     The wallet and the tab need the signed-in ``buyer``; they pay in this one transaction, and
-    a refusal (InsufficientFunds, LimitExceeded) rolls it back with no money moved.
+    a refusal (InsufficientFunds, LimitExceeded) rolls it back with no money moved. ``checkout``,
+    when the caller has loaded it already, saves reading it again (its lines are read with the
+    wallet in any case).
     """
-    if payment_method in ("wallet", "tab"):
+    if payment_method in IN_LEDGER_METHODS:
+        if buyer is None:
+            raise BuyerRequired()
+        paid = _checkout_pay_lean(checkout_id=checkout_id, method=payment_method, buyer=buyer, checkout=checkout)
+        if paid is not None:
+            return paid
         checkout_card_payments_abandon(checkout_id=checkout_id)
     with transaction.atomic():
         checkout = checkout_lock_open(checkout_id=checkout_id)
@@ -59,3 +68,66 @@ def _checkout_pay_in_ledger(*, checkout: Checkout, rail, payment_method: str, bu
     result = rail.ledger_charge(payment=payment)
     payment_succeed(payment_id=payment.pk, reference=result.reference, fee=result.fee)
     return Checkout.objects.get(pk=checkout.pk)
+
+
+# The checkout and its lines, with what the lean spend reads about the buyer (one row per line).
+_CHECKOUT_COLUMNS = (
+    "k.status, k.expires_at, k.amount_total, "
+    "(SELECT COUNT(*) FROM payments_payment pp WHERE pp.checkout_id = k.id "
+    "AND pp.status IN ('processing', 'requires_action')), "
+    "l.product_id, l.name, l.unit_amount, l.quantity, pr.kind, pr.download_limit"
+)
+_CHECKOUT_JOINS = (
+    "LEFT JOIN checkout_checkout k ON k.id = %s LEFT JOIN checkout_checkoutline l ON l.checkout_id = k.id "
+    "LEFT JOIN catalog_product pr ON pr.id = l.product_id"
+)
+
+
+def _checkout_pay_lean(*, checkout_id: str, method: str, buyer, checkout: Checkout | None) -> Checkout | None:
+    """Pay a checkout from the wallet or the tab with the lean spend. Returns the completed checkout,
+    or None when it needs the general path (a card payment of it is under way, it is free, or it is
+    no longer open), which then finds out what to do."""
+    if checkout is None:
+        checkout = Checkout.objects.filter(pk=checkout_id).first()
+        if checkout is None:
+            return None
+    with transaction.atomic():
+        read = spend_read(
+            buyer=buyer, store_id=checkout.store_id, currency=checkout.currency, extra_columns=_CHECKOUT_COLUMNS,
+            extra_joins=_CHECKOUT_JOINS, extra_join_params=[checkout.pk],
+        )
+        status, _, amount_total, card_payments = read.extra[0][:4]
+        if status != CheckoutStatus.OPEN or card_payments or not amount_total or read.extra[0][4] is None:
+            return None
+        lines = [
+            SpendLine(product_id=r[4], name=r[5], unit_amount=r[6], quantity=r[7], kind=r[8], download_limit=r[9])
+            for r in read.extra
+        ]
+        now = timezone.now()
+
+        def complete() -> None:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "UPDATE checkout_checkout SET status = %s, completed_at = %s, last_error_code = '', "
+                    "last_error_message = '' WHERE id = %s AND status = %s AND expires_at > %s",
+                    [CheckoutStatus.COMPLETE, connection.ops.adapt_datetimefield_value(now), checkout.pk,
+                     CheckoutStatus.OPEN, connection.ops.adapt_datetimefield_value(now)],
+                )
+                if cursor.rowcount != 1:
+                    raise _NotOpen()
+
+        try:
+            order = order_spend(
+                store_id=checkout.store_id, buyer=buyer, method=method, currency=checkout.currency, lines=lines,
+                read=read, checkout_id=checkout.pk, before_debit=complete,
+            )
+        except _NotOpen:
+            return None
+    checkout.status, checkout.completed_at = CheckoutStatus.COMPLETE, now
+    checkout.last_error_code = checkout.last_error_message = ""
+    Checkout.order.related.set_cached_value(checkout, order)
+    return checkout
+
+
+class _NotOpen(Exception):
+    """The checkout was completed or expired since it was read: the general path says which."""

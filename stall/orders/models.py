@@ -17,7 +17,8 @@ class OrderStatus(models.TextChoices):
 class Order(models.Model):
     id = PrefixedIdField(prefix="ord")
     store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="orders")
-    checkout = models.OneToOneField(Checkout, on_delete=models.PROTECT, related_name="order")
+    # None for a one-click spend (an unlock, a tip, an API charge), which needs no checkout.
+    checkout = models.OneToOneField(Checkout, on_delete=models.PROTECT, related_name="order", null=True, blank=True)
     payment = models.OneToOneField("payments.Payment", on_delete=models.PROTECT, null=True, blank=True, related_name="order")
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
     email = models.EmailField(db_index=True)

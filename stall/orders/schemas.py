@@ -33,7 +33,7 @@ class OrderOut(Schema):
     platform_fee: int = Field(..., description="The operator's share of the sale.")
     lines: list[OrderLineOut]
     payment: str | None = Field(..., description="None for a free order.")
-    checkout: str
+    checkout: str | None = Field(..., description="None for a one-click spend from the wallet or the tab (an unlock, a tip, a charge).")
     created: int
 
 

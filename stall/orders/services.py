@@ -80,8 +80,10 @@ def order_create_for_checkout(*, checkout: Checkout, payment=None, fee: int = 0,
         # Paid from the wallet or the tab, the wallet's history is the receipt: a reader unlocking
         # twenty 25¢ posts, or an API charging per call, does not get twenty emails.
         transaction.on_commit(lambda: receipt_send(order.pk))
-    fulfil(order=order, lines=lines)
+    events = fulfil(order=order, lines=lines)
     event_emit(store_id=order.store_id, type="order.paid", data={"object": order_out(order)})
+    for event in events:
+        event_emit(store_id=order.store_id, type=event.type, data={"object": event.object})
     return order
 
 

@@ -56,9 +56,10 @@ class Payment(models.Model):
                 name="payments_one_active_payment_per_checkout",
             ),
             models.CheckConstraint(condition=Q(amount__gt=0), name="payments_amount_positive"),
+            # A purchase is paid to a store; a one-click spend (an unlock, a tip) has no checkout.
             models.CheckConstraint(
-                condition=~Q(purpose="checkout") | (Q(checkout__isnull=False) & Q(store__isnull=False)),
-                name="payments_checkout_payment_has_checkout",
+                condition=~Q(purpose="checkout") | Q(store__isnull=False),
+                name="payments_purchase_payment_has_store",
             ),
             models.CheckConstraint(
                 condition=Q(amount_refunded__gte=0) & Q(amount_refunded__lte=models.F("amount")),

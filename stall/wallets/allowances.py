@@ -26,23 +26,21 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from stall.accounts.models import Buyer
 from stall.audience.models import Customer
 from stall.catalog.models import PriceType, Product, ProductKind, ProductStatus
-from stall.checkout.models import CheckoutLine
-from stall.checkout.services import CheckoutItem, checkout_create
 from stall.core.errors import Conflict, InvalidRequest, NotFound, PaymentError, PermissionDenied
 from stall.core.ids import new_id
-from stall.core.models import IdempotencyRecord
 from stall.core.money import amount_validate, currency_normalize, format_money
-from stall.integrations.webhooks import event_emit
-from stall.orders.checkout_pay import checkout_confirm
+from stall.integrations.webhooks import EventRow
 from stall.orders.services import customer_for_email
+from stall.orders.spend import SpendLine, order_spend, spend_read
 from stall.stores.models import Store
 
 from .errors import WalletEmpty
@@ -324,31 +322,43 @@ def charge_product_for(*, store: Store) -> Product:
     )
 
 
-def _idempotency_scope(store: Store) -> str:
-    return hashlib.sha256(f"wallets.charge:{store.pk}".encode()).hexdigest()
+# What a charge reads before it moves money, in one SELECT: the customer and their buyer account,
+# the live allowance (and whether any allowance ever was, to tell "revoked" from "missing"), the
+# store's charge product, and an earlier charge with the same Idempotency-Key.
+_CHARGE_READ = """
+SELECT c.id, b.id, b.email, a.id, a.amount, a.period, a.expires_at,
+  (SELECT MAX(x.id) FROM wallets_allowance x WHERE x.buyer_id = b.id AND x.store_id = %s AND x.currency = %s),
+  (SELECT MIN(p.id) FROM catalog_product p WHERE p.store_id = %s AND p.kind = 'charge'),
+  (SELECT MAX(ch.id) FROM wallets_charge ch WHERE ch.store_id = %s AND ch.idempotency_key = %s),
+  (SELECT MAX(ch.request_hash) FROM wallets_charge ch WHERE ch.store_id = %s AND ch.idempotency_key = %s)
+FROM audience_customer c
+LEFT JOIN accounts_buyer b ON b.email = LOWER(c.email)
+LEFT JOIN wallets_allowance a ON a.buyer_id = b.id AND a.store_id = %s AND a.currency = %s AND a.revoked_at IS NULL
+WHERE c.id = %s AND c.store_id = %s
+"""
+
+# What the store charged this buyer in the allowance's currency since the period began, less
+# refunds (see allowance_used): read with the wallet in the spend's SELECT.
+_USED_SQL = (
+    "(SELECT COALESCE(SUM(ch.amount - o.amount_refunded), 0) FROM wallets_charge ch "
+    "JOIN orders_order o ON o.id = ch.order_id JOIN wallets_allowance al ON al.id = ch.allowance_id "
+    "WHERE ch.store_id = %s AND al.buyer_id = %s AND ch.currency = %s AND ch.created_at >= %s)"
+)
 
 
-def _idempotent_replay(*, store: Store, key: str, request_hash: str) -> Charge | None:
-    """The charge made earlier with this key, or None after claiming the key for this request."""
-    if not isinstance(key, str) or not key.strip() or len(key) > 255:
-        raise InvalidRequest("The idempotency key must be 1 to 255 characters.", param="idempotency_key")
-    scope = _idempotency_scope(store)
-    try:
-        with transaction.atomic():
-            IdempotencyRecord.objects.create(scope=scope, key=key, request_hash=request_hash)
-            return None
-    except IntegrityError:
-        record = IdempotencyRecord.objects.get(scope=scope, key=key)
-    if record.request_hash != request_hash:
+def _charge_replay(*, store: Store, charge_id: str, stored_hash: str, request_hash: str) -> Charge:
+    if stored_hash != request_hash:
         raise Conflict("This idempotency key was used with a different charge.", param="idempotency_key",
                        code="idempotency_key_reused")
-    return Charge.objects.select_related("order").get(store=store, pk=bytes(record.body).decode())
+    return Charge.objects.select_related("order").get(store=store, pk=charge_id)
 
 
-def _idempotent_store(*, store: Store, key: str, charge: Charge) -> None:
-    IdempotencyRecord.objects.filter(scope=_idempotency_scope(store), key=key).update(
-        status_code=200, content_type="text/plain", body=charge.pk.encode()
-    )
+def _as_datetime(value):
+    if isinstance(value, str):  # SQLite gives back the text Django stored, in UTC
+        value = parse_datetime(value)
+    if value is not None and timezone.is_naive(value):
+        value = timezone.make_aware(value, dt_timezone.utc)
+    return value
 
 
 def charge_create(
@@ -368,52 +378,106 @@ def charge_create(
     if currency != store.currency:
         raise ChargeCurrencyMismatch(f"This store charges in {store.currency}.", param="currency")
     description = _description_clean(description)
+    if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key.strip() or len(idempotency_key) > 255):
+        raise InvalidRequest("The idempotency key must be 1 to 255 characters.", param="idempotency_key")
     request_hash = hashlib.sha256(json.dumps([customer_id, amount, currency, description]).encode()).hexdigest()
+    try:
+        return _charge_create(
+            store=store, customer_id=customer_id, amount=amount, currency=currency, description=description,
+            idempotency_key=idempotency_key, request_hash=request_hash,
+        )
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        # The same key, charged by a request that committed while this one ran: its charge.
+        earlier = Charge.objects.filter(store=store, idempotency_key=idempotency_key).first()
+        if earlier is None:
+            raise
+        return _charge_replay(store=store, charge_id=earlier.pk, stored_hash=earlier.request_hash, request_hash=request_hash)
 
+
+def _charge_create(
+    *, store: Store, customer_id: str, amount: int, currency: str, description: str, idempotency_key: str | None,
+    request_hash: str,
+) -> Charge:
     with transaction.atomic():
-        if idempotency_key is not None:
-            earlier = _idempotent_replay(store=store, key=idempotency_key, request_hash=request_hash)
-            if earlier is not None:
-                return earlier
-        try:
-            customer = customer_get(store=store, customer_id=customer_id)
-        except CustomerNotFound:
-            raise CustomerNotFound(param="customer") from None
-        buyer = _buyer_for_customer(customer)
-        allowance = None
-        if buyer is not None:
-            live = Allowance.objects.select_for_update().filter(
-                buyer=buyer, store=store, currency=currency, revoked_at__isnull=True
-            )
-            # A grant replacing the allowance while we waited for its lock: the new row is only
-            # visible to a fresh statement.
-            allowance = live.first() or live.first()
-        if allowance is None:
-            raise _allowance_refusal(buyer=buyer, store=store, currency=currency)
+        with connection.cursor() as cursor:
+            key = idempotency_key or ""
+            cursor.execute(_CHARGE_READ, [
+                store.pk, currency, store.pk, store.pk, key, store.pk, key, store.pk, currency,
+                customer_id if isinstance(customer_id, str) else "", store.pk,
+            ])
+            row = cursor.fetchone()
+        if row is None:
+            raise CustomerNotFound(param="customer")
+        (_, buyer_id, buyer_email, allowance_id, allowance_amount, period, expires_at, any_allowance, product_id,
+         earlier_id, earlier_hash) = row
+        if idempotency_key is not None and earlier_id is not None:
+            return _charge_replay(store=store, charge_id=earlier_id, stored_hash=earlier_hash, request_hash=request_hash)
+        if allowance_id is None:
+            raise AllowanceRevoked() if any_allowance is not None else AllowanceMissing()
         now = timezone.now()
-        if allowance_is_expired(allowance=allowance, now=now):
+        expires_at = _as_datetime(expires_at)
+        if expires_at is not None and expires_at <= now:
             raise AllowanceExpired()
-        remaining = allowance.amount - allowance_used(allowance=allowance, now=now)
-        if amount > remaining:
-            left = format_money(max(0, remaining), currency)
-            raise AllowanceExceeded(
-                f"This charge is more than the {left} left of the customer's allowance this {allowance.period}.",
-                param="amount",
-            )
+        start, _ = period_bounds(period=period, now=now)
+        start_param = connection.ops.adapt_datetimefield_value(start)
+        buyer = Buyer(id=buyer_id, email=buyer_email)
+        read = spend_read(
+            buyer=buyer, store_id=store.pk, currency=currency, extra_columns=_USED_SQL,
+            extra_params=[store.pk, buyer_id, currency, start_param],
+        )
 
-        product = charge_product_for(store=store)
-        checkout = checkout_create(store=store, email=buyer.email, items=[CheckoutItem(product_id=product.pk, amount=amount)])
-        CheckoutLine.objects.filter(checkout=checkout).update(name=description or product.name)
+        def exceeded(used: int) -> None:
+            remaining = allowance_amount - used
+            if amount > remaining:
+                left = format_money(max(0, remaining), currency)
+                raise AllowanceExceeded(
+                    f"This charge is more than the {left} left of the customer's allowance this {period}.",
+                    param="amount",
+                )
+
+        exceeded(read.extra[0][0])
+
+        def still_allowed() -> None:
+            # PostgreSQL runs charges of one buyer side by side until the wallet's row lock (taken by
+            # the debit) orders them: read the allowance and what is used again under that lock. The
+            # allowance's own lock makes a revoke wait for this charge, and a charge after it see it.
+            if connection.vendor != "postgresql":
+                return
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT a.revoked_at, {_USED_SQL} FROM wallets_allowance a WHERE a.id = %s FOR UPDATE OF a",
+                    [store.pk, buyer_id, currency, start_param, allowance_id],
+                )
+                revoked_at, used = cursor.fetchone()
+            if revoked_at is not None:
+                raise AllowanceRevoked()
+            exceeded(used)
+
+        if product_id is None:
+            product_id = charge_product_for(store=store).pk
+        line = SpendLine(
+            product_id=product_id, name=description or CHARGE_PRODUCT_NAME, unit_amount=amount, kind=ProductKind.CHARGE,
+            download_limit=settings.STALL_DOWNLOAD_LIMIT,
+        )
+        made = {}
+
+        def charge_row(order) -> list[EventRow]:
+            charge = Charge(
+                id=new_id("ch"), store_id=store.pk, allowance_id=allowance_id, order=order, amount=amount,
+                currency=currency, description=description, idempotency_key=idempotency_key, request_hash=request_hash,
+            )
+            charge.save(force_insert=True)
+            made["charge"] = charge
+            return [EventRow("charge.succeeded", charge_out(charge))]
+
         try:
-            checkout = checkout_confirm(checkout_id=checkout.pk, payment_method="wallet", buyer=buyer)
+            order_spend(
+                store_id=store.pk, buyer=buyer, method="wallet", currency=currency, lines=[line], read=read,
+                after_debit=still_allowed, after_order=charge_row,
+            )
         except WalletEmpty:
             # The buyer's own wording says "top it up"; the store gets one meant for it.
             raise WalletEmpty("The customer's wallet does not hold enough for this charge.", param="amount") from None
-        charge = Charge.objects.create(
-            store=store, allowance=allowance, order=checkout.order, amount=amount, currency=currency,
-            description=description,
-        )
-        event_emit(store_id=store.pk, type="charge.succeeded", data={"object": charge_out(charge)})
-        if idempotency_key is not None:
-            _idempotent_store(store=store, key=idempotency_key, charge=charge)
-    return charge
+    return made["charge"]

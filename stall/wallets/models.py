@@ -78,6 +78,16 @@ class Charge(models.Model):
     currency = models.CharField(max_length=3)
     description = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # The caller's Idempotency-Key and a hash of what it asked: a repeat returns this charge, the
+    # same key for another charge is refused. Unique per store, so two racing repeats charge once.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    request_hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
-        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="wallets_charge_amount_positive")]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="wallets_charge_amount_positive"),
+            models.UniqueConstraint(
+                fields=["store", "idempotency_key"], condition=Q(idempotency_key__isnull=False),
+                name="wallets_charge_idempotency_key_unique",
+            ),
+        ]

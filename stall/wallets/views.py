@@ -233,7 +233,7 @@ def checkout_pay(request, checkout_id):
             "checkout": checkout, "store": checkout.store, "lines": checkout.lines.all(), "method": method, "options": options,
         })
     try:
-        checkout = checkout_confirm(checkout_id=checkout.pk, payment_method=method, buyer=buyer)
+        checkout = checkout_confirm(checkout_id=checkout.pk, payment_method=method, buyer=buyer, checkout=checkout)
     except StallError as exc:
         messages.error(request, exc.message)
         return redirect(pay_url)

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timezone as dt_timezone
 from typing import ClassVar
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from stall.core.money import currency_normalize, major_to_minor, prorate
 from stall.ledger.errors import InsufficientFunds
@@ -215,8 +217,10 @@ def funds_params(*, buyer_id: str, currency: str) -> list:
 
 def funds_from_row(row, *, buyer_id: str, currency: str) -> Funds:
     opened_at = row[9]
-    if isinstance(opened_at, str):  # SQLite returns the text Django stored
-        opened_at = connection.ops.convert_datetimefield_value(opened_at, None, connection)
+    if isinstance(opened_at, str):  # SQLite gives back the text Django stored, in UTC
+        opened_at = parse_datetime(opened_at)
+    if opened_at is not None and timezone.is_naive(opened_at):
+        opened_at = timezone.make_aware(opened_at, dt_timezone.utc)
     return Funds(
         buyer_id=buyer_id, currency=currency, wallet_id=row[0], wallet_account_id=row[1], confirm_above=row[2],
         auto_top_up_below=row[3], auto_top_up_method_id=row[4], auto_top_up_failed=bool(row[5]),
