@@ -7,12 +7,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core import mail
+from django.db import connection
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from stall.integrations import webhooks
 from stall.integrations.models import (
     DeliveryStatus,
+    Event,
     WebhookDelivery,
     WebhookEndpointStatus,
 )
@@ -375,3 +377,40 @@ def test_a_redirect_is_a_failed_attempt_and_is_not_followed(
     )
     assert delivery.next_attempt_at == delivery.last_attempt_at + timedelta(seconds=5)
 
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_racing_one_delivery_send_it_once(store, receiver):
+    """Two workers attempting the same due delivery at the same instant send it once: the receiver,
+    slow to answer, sees one request, and the delivery succeeds after one attempt."""
+    receiver.delay = 0.3  # the first send is still in flight when the second worker looks
+    endpoint = webhooks.webhook_endpoint_create(store=store, url=receiver.url, enabled_events=["*"])
+    # Made directly rather than by event_emit, whose after-commit task would send it at once.
+    event = Event.objects.create(store=store, type="order.paid", data={"object": {"id": "ord_x"}})
+    delivery = WebhookDelivery.objects.create(
+        endpoint=endpoint, event=event, next_attempt_at=timezone.now()
+    )
+
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            barrier.wait(timeout=30)
+            webhooks.delivery_attempt(delivery_id=delivery.pk)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test, which asserts on it
+            errors.append(exc)
+        finally:
+            connection.close()  # each thread has its own connection; leave none open
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a worker hung"
+    assert errors == []
+    assert len(receiver.requests) == 1
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.response_status) == (
+        DeliveryStatus.SUCCEEDED, 1, 200,
+    )
