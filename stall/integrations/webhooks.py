@@ -254,10 +254,18 @@ def event_payload(event: Event) -> bytes:
 
 
 def delivery_attempt(*, delivery_id: str, now=None) -> WebhookDelivery:
-    """Send one delivery now and record the outcome; schedule the next try on failure."""
+    """Send one delivery if it is due and record the outcome; schedule the next try on failure.
+
+    A delivery that is not due, finished, or being sent by another worker is returned untouched.
+    """
     with transaction.atomic():
         delivery = WebhookDelivery.objects.select_for_update().select_related("endpoint", "event").filter(pk=delivery_id).first()
         if delivery is None or delivery.status != DeliveryStatus.PENDING:
+            return delivery
+        # Only a due delivery is sent. One claimed by another worker (no next attempt while in
+        # flight) or already tried and waiting out its backoff is left alone; the row lock (or
+        # SQLite's single writer) makes this check and the claim below one step.
+        if delivery.next_attempt_at is None or delivery.next_attempt_at > (now or timezone.now()):
             return delivery
         if delivery.endpoint.status != WebhookEndpointStatus.ENABLED:
             delivery.status = DeliveryStatus.FAILED

@@ -1,34 +1,55 @@
 import json
+import socket
 import threading
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core import mail
+from django.db import connection
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from stall.integrations import webhooks
-from stall.integrations.models import DeliveryStatus, WebhookDelivery, WebhookEndpointStatus
+from stall.integrations.models import (
+    DeliveryStatus,
+    Event,
+    WebhookDelivery,
+    WebhookEndpointStatus,
+)
+from stall.integrations.tasks import webhook_deliveries_retry
 from stall.integrations.webhooks import WebhookEndpointInvalid
 
 
 class Receiver:
-    """A local HTTP endpoint that records every request and answers with scripted status codes."""
+    """A local HTTP endpoint that records every request and answers with scripted status codes.
 
-    def __init__(self, statuses=()):
+    ``delay`` holds each answer back that many seconds (a slow receiver); ``location`` is sent as
+    the Location header, for redirects. GET is recorded too, so a followed redirect would show.
+    """
+
+    def __init__(self, statuses=(), *, delay: float = 0.0, location: str = ""):
         self.statuses = list(statuses)
+        self.delay = delay
+        self.location = location
         self.requests: list[tuple[dict, bytes]] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
+                if receiver.delay:
+                    time.sleep(receiver.delay)
                 self.send_response(status)
+                if receiver.location:
+                    self.send_header("Location", receiver.location)
                 self.end_headers()
                 self.wfile.write(b"x" * 5000 if status == 500 else b"ok")
+
+            do_GET = do_POST
 
             def log_message(self, *args):
                 pass
@@ -219,3 +240,177 @@ def test_payload_is_compact_json_with_the_event_envelope(store, receiver, django
         "id": event.pk, "object": "event", "type": "order.paid",
         "created": int(event.created_at.timestamp()), "data": {"object": {"id": "ord_9"}},
     }
+
+
+# A fixed instant for tests that move the clock with time-machine (tick=False: time stands still
+# until the test moves it, so every recorded time is known exactly).
+CLOCK = datetime(2031, 3, 4, 9, 0, tzinfo=UTC)
+
+
+def test_the_periodic_task_sends_a_delivery_again_once_its_backoff_has_passed(
+    store, receiver, time_machine, django_capture_on_commit_callbacks
+):
+    """A delivery that failed is left alone by the every-minute task until its 5 s backoff has
+    passed; then the task sends it again, the receiver gets the same event and it succeeds."""
+    time_machine.move_to(CLOCK, tick=False)
+    receiver.statuses = [500]
+    endpoint = webhooks.webhook_endpoint_create(store=store, url=receiver.url, enabled_events=["*"])
+    event = emit(store, django_capture_on_commit_callbacks)
+    delivery = WebhookDelivery.objects.get(event=event)
+    assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == (
+        DeliveryStatus.PENDING, 1, CLOCK + timedelta(seconds=5),
+    )
+
+    # Calling the task enqueues it as Huey's scheduler does and, in the suite's immediate mode,
+    # runs it at once. Huey keeps no result for periodic tasks, so what it did is asserted.
+    time_machine.move_to(CLOCK + timedelta(seconds=4))
+    webhook_deliveries_retry()
+    assert len(receiver.requests) == 1
+
+    time_machine.move_to(CLOCK + timedelta(seconds=65))  # the next run of the minutely task
+    webhook_deliveries_retry()
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.response_status) == (
+        DeliveryStatus.SUCCEEDED, 2, 200,
+    )
+    assert delivery.last_attempt_at == CLOCK + timedelta(seconds=65)
+    assert len(receiver.requests) == 2
+    headers, body = receiver.requests[1]
+    assert Webhook(endpoint.secret).verify(body, headers)["id"] == event.pk
+    assert headers["webhook-timestamp"] == str(int((CLOCK + timedelta(seconds=65)).timestamp()))
+    webhook_deliveries_retry()
+
+
+def test_each_retry_waits_its_own_delay_and_the_eighth_failure_is_final(
+    store, receiver, time_machine, django_capture_on_commit_callbacks
+):
+    """Against a receiver that always fails, attempt n + 1 falls due exactly the n-th delay of the
+    schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h) after attempt n, and not a second sooner;
+    after the eighth attempt the delivery is failed and nothing more is sent."""
+    schedule = [5, 300, 1800, 7200, 18000, 36000, 36000]  # as promised in webhooks' docstring
+    time_machine.move_to(CLOCK, tick=False)
+    receiver.statuses = [500] * 20
+    webhooks.webhook_endpoint_create(store=store, url=receiver.url, enabled_events=["*"])
+    event = emit(store, django_capture_on_commit_callbacks)
+    delivery = WebhookDelivery.objects.get(event=event)
+    attempted_at = CLOCK
+    for attempt, delay in enumerate(schedule, start=1):
+        delivery.refresh_from_db()
+        due = attempted_at + timedelta(seconds=delay)
+        assert (delivery.status, delivery.attempts) == (DeliveryStatus.PENDING, attempt)
+        assert (delivery.last_attempt_at, delivery.next_attempt_at) == (attempted_at, due)
+        time_machine.move_to(due - timedelta(seconds=1))
+        webhook_deliveries_retry()
+        assert len(receiver.requests) == attempt
+        time_machine.move_to(due)
+        webhook_deliveries_retry()
+        assert len(receiver.requests) == attempt + 1
+        attempted_at = due
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.response_status) == (
+        DeliveryStatus.FAILED, 8, 500,
+    )
+    assert (delivery.last_attempt_at, delivery.next_attempt_at) == (attempted_at, None)
+    time_machine.move_to(attempted_at + timedelta(days=30))
+    webhook_deliveries_retry()
+    assert len(receiver.requests) == 8
+
+
+def test_a_host_that_turns_private_after_saving_is_not_called(
+    store, settings, receiver, monkeypatch, django_capture_on_commit_callbacks
+):
+    """An endpoint whose host resolved to a public address when it was saved and resolves to
+    loopback at delivery time (DNS rebinding) is not called: the attempt is recorded as failed with
+    the refusal, and retried later like any failure."""
+    settings.STALL_WEBHOOK_ALLOW_LOOPBACK = False
+    host = "hooks.rebinding.example"
+    answers = {host: "93.184.215.14"}
+    real_getaddrinfo = socket.getaddrinfo
+
+    # DNS is the outside world and the only thing faked here: the name answers with a public
+    # address at first and with loopback afterwards, as a rebinding attacker's name server would.
+    # Stall's check and the HTTP client both resolve through socket.getaddrinfo, so both see it.
+    def getaddrinfo(name, *args, **kwargs):
+        return real_getaddrinfo(answers.get(name, name), *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    port = receiver.server.server_address[1]
+    webhooks.webhook_endpoint_create(
+        store=store, url=f"http://{host}:{port}/hooks", enabled_events=["*"]
+    )
+    answers[host] = "127.0.0.1"
+    event = emit(store, django_capture_on_commit_callbacks)
+
+    assert receiver.requests == []
+    delivery = WebhookDelivery.objects.get(event=event)
+    assert (delivery.status, delivery.attempts, delivery.response_status) == (
+        DeliveryStatus.PENDING, 1, None,
+    )
+    assert delivery.error == "Webhooks cannot go to private, loopback or link-local addresses."
+    assert delivery.next_attempt_at == delivery.last_attempt_at + timedelta(seconds=5)
+
+
+@pytest.fixture
+def elsewhere():
+    """A second local receiver: where a redirect points."""
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.mark.parametrize("status", [302, 307])
+def test_a_redirect_is_a_failed_attempt_and_is_not_followed(
+    store, receiver, elsewhere, status, django_capture_on_commit_callbacks
+):
+    """A delivery answered with a redirect is recorded as a failed attempt with that status and a
+    retry 5 s later; the address the redirect points to receives nothing."""
+    receiver.statuses = [status]
+    receiver.location = elsewhere.url
+    webhooks.webhook_endpoint_create(store=store, url=receiver.url, enabled_events=["*"])
+    event = emit(store, django_capture_on_commit_callbacks)
+
+    assert elsewhere.requests == []
+    assert len(receiver.requests) == 1
+    delivery = WebhookDelivery.objects.get(event=event)
+    assert (delivery.status, delivery.attempts, delivery.response_status, delivery.error) == (
+        DeliveryStatus.PENDING, 1, status, "",
+    )
+    assert delivery.next_attempt_at == delivery.last_attempt_at + timedelta(seconds=5)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_racing_one_delivery_send_it_once(store, receiver):
+    """Two workers attempting the same due delivery at the same instant send it once: the receiver,
+    slow to answer, sees one request, and the delivery succeeds after one attempt."""
+    receiver.delay = 0.3  # the first send is still in flight when the second worker looks
+    endpoint = webhooks.webhook_endpoint_create(store=store, url=receiver.url, enabled_events=["*"])
+    # Made directly rather than by event_emit, whose after-commit task would send it at once.
+    event = Event.objects.create(store=store, type="order.paid", data={"object": {"id": "ord_x"}})
+    delivery = WebhookDelivery.objects.create(
+        endpoint=endpoint, event=event, next_attempt_at=timezone.now()
+    )
+
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            barrier.wait(timeout=30)
+            webhooks.delivery_attempt(delivery_id=delivery.pk)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test, which asserts on it
+            errors.append(exc)
+        finally:
+            connection.close()  # each thread has its own connection; leave none open
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a worker hung"
+    assert errors == []
+    assert len(receiver.requests) == 1
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.response_status) == (
+        DeliveryStatus.SUCCEEDED, 1, 200,
+    )
