@@ -51,6 +51,7 @@ def test_new_buyer_pays_what_they_want_then_downloads_from_the_library(live_serv
         " with a link to your library."
     )
     shot(page, "5-thank-you")
+    expect(page.get_by_role("link", name="Download")).to_be_visible()
     with page.expect_download() as first:
         page.get_by_role("link", name="Download").click()
     assert first.value.suggested_filename == "zine.txt"
@@ -70,6 +71,7 @@ def test_new_buyer_pays_what_they_want_then_downloads_from_the_library(live_serv
     expect(page.get_by_text("Bought with new.buyer@example.com")).to_be_visible()
     expect(page.get_by_text("1 of 3 downloads used")).to_be_visible()
     shot(page, "6-library")
+    expect(page.get_by_role("link", name="Download")).to_be_visible()
     with page.expect_download() as second:
         page.get_by_role("link", name="Download").click()
     assert Path(second.value.path()).read_bytes() == b"one hundred samples\n"
@@ -123,6 +125,7 @@ def test_declined_card_keeps_the_checkout_open_and_3ds_completes_it(live_server,
         " with a link to your library."
     )
     shot(page, "4-paid")
+    expect(page.get_by_role("link", name="Download")).to_be_visible()
     with page.expect_download() as download:
         page.get_by_role("link", name="Download").click()
     assert Path(download.value.path()).read_bytes() == b"hello, reader\n"

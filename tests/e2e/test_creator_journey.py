@@ -61,6 +61,7 @@ def test_creator_sells_a_new_product_and_refunds_the_sale(live_server, desktop, 
     buyer.get_by_role("button", name="Continue").click()
     buyer.get_by_role("button", name="Pay $4.00").click()
     expect(buyer).to_have_url(re.compile(r"/complete/$"))
+    expect(buyer.get_by_role("link", name="Download")).to_be_visible()
     download_href = buyer.get_by_role("link", name="Download").get_attribute("href")
 
     page.goto(f"{live_server.url}/dashboard/{store.slug}/orders/")

@@ -184,6 +184,7 @@ def expect_paid_with_download(page, order_id: str, total: str, email: str, conte
         f"Order {order_id} · {total}. A receipt is on its way to {email}"
         " with a link to your library."
     )
+    expect(page.get_by_role("link", name="Download")).to_be_visible()
     with page.expect_download() as download:
         page.get_by_role("link", name="Download").click()
     assert Path(download.value.path()).read_bytes() == content

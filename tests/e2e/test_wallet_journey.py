@@ -76,6 +76,7 @@ def test_a_new_reader_tops_up_and_buys_with_one_click(live_server, phone, shot):
     pay.click()
     expect(page).to_have_url(re.compile(r"/complete/$"))
     expect(page.get_by_role("heading", name="Thank you!")).to_be_visible()
+    expect(page.get_by_role("link", name="Download")).to_be_visible()
     with page.expect_download() as download:
         page.get_by_role("link", name="Download").click()
     assert Path(download.value.path()).read_bytes() == b"a note\n"
@@ -180,6 +181,7 @@ def test_a_full_tab_is_settled_with_the_next_purchase_in_one_charge(live_server,
     page.get_by_role("button", name="Confirm payment").click()
     expect(page).to_have_url(re.compile(r"/complete/$"))
     expect(page.get_by_role("heading", name="Thank you!")).to_be_visible()
+    expect(page.get_by_role("link", name="Download")).to_be_visible()
     with page.expect_download() as download:
         page.get_by_role("link", name="Download").click()
     assert Path(download.value.path()).read_bytes() == b"one strip\n"
