@@ -10,11 +10,17 @@ import shutil
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+# The journeys check the screen with Playwright's expect(), which retries until the page shows
+# what is expected. Its 5 s default is tight for a page whose request waits on localstripe or on
+# PostgreSQL on a machine shared with other runs; a missing element still fails in 10 s.
+expect.set_options(timeout=10_000)
 
 
 @pytest.fixture(scope="session")

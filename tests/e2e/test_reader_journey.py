@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.core import mail
+from playwright.sync_api import expect
 
 from stall.accounts.services import buyer_for_email
 from stall.content.services import post_create, tip_jar_update
@@ -16,6 +17,11 @@ from stall.payments.rails.wallet import wallet_for
 from stall.testing import FACTORY_PASSWORD, StoreFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+def overview_balance(page):
+    """The Balance figure on the dashboard's overview."""
+    return page.locator(".stats .card").filter(has_text="Balance").locator(".stat")
+
 
 SECRETS = ["The owl was a decoy.", "The map was upside down.", "The river runs north."]
 
@@ -35,42 +41,44 @@ def test_a_reader_unlocks_three_posts_tips_and_refunds_one(live_server, phone, d
 
     page = phone.new_page()
     page.goto(f"{live_server.url}/s/journal/")
-    assert page.get_by_role("heading", name="Posts").is_visible()
-    assert page.get_by_role("heading", name="Buy me a notebook").is_visible()
+    expect(page.get_by_role("heading", name="Posts")).to_be_visible()
+    expect(page.get_by_role("heading", name="Buy me a notebook")).to_be_visible()
     shot(page, "1-store")
 
     page.get_by_role("link", name="The owl").click()
-    page.wait_for_url("**/s/journal/posts/the-owl/")
-    assert page.get_by_text("A second paragraph, still free.").is_visible()
-    assert SECRETS[0] not in page.content()
+    expect(page).to_have_url(re.compile(r"/s/journal/posts/the-owl/$"))
+    expect(page.get_by_text("A second paragraph, still free.")).to_be_visible()
+    expect(page.locator("body")).not_to_contain_text(SECRETS[0])
     shot(page, "2-paywall-signed-out")
 
     paywall = page.locator("#unlock")
     paywall.get_by_label("Your email").fill("reader@example.com")
     paywall.get_by_role("button", name="Email me a sign-in link").click()
-    assert page.get_by_text("A sign-in link is on its way to reader@example.com.").is_visible()
+    expect(page.get_by_text("A sign-in link is on its way to reader@example.com.")).to_be_visible()
     message = [m for m in mail.outbox if m.to == ["reader@example.com"]][-1]
     link = urlsplit(re.search(r"http://\S+/library/enter/\S+", message.body).group(0))
     page.goto(f"{live_server.url}{link.path}?{link.query}")
-    page.wait_for_url("**/s/journal/posts/the-owl/")
-    assert page.get_by_text("Put on your tab").is_visible()  # an empty wallet: the one click would use the tab
+    expect(page).to_have_url(re.compile(r"/s/journal/posts/the-owl/$"))
+    # An empty wallet: the one click would use the tab.
+    expect(page.get_by_text("Put on your tab")).to_be_visible()
     shot(page, "3-paywall-signed-in")
 
     page.goto(f"{live_server.url}/wallet/")
     page.get_by_label(re.compile("4242")).first.check()
     page.get_by_role("button", name="Add $5.00").click()
-    assert page.get_by_text("Added $5.00 to your wallet.").is_visible()
+    expect(page.get_by_text("Added $5.00 to your wallet.")).to_be_visible()
     shot(page, "4-topped-up")
 
     for index, post in enumerate(posts):
         page.goto(f"{live_server.url}/s/journal/posts/{post.slug}/")
-        assert page.get_by_text("Paid from your wallet").is_visible()
+        expect(page.get_by_text("Paid from your wallet")).to_be_visible()
         if index == 0:
             shot(page, "5-one-click")
         page.get_by_role("button", name="Unlock with one click").click()
-        page.wait_for_url(f"**/s/journal/posts/{post.slug}/#post-body")
-        assert page.get_by_text(SECRETS[index]).is_visible()
-        assert page.get_by_text("Unlocked for $0.25 from your wallet. Enjoy the read.").is_visible()
+        expect(page).to_have_url(re.compile(rf"/s/journal/posts/{post.slug}/#post-body$"))
+        expect(page.get_by_text(SECRETS[index])).to_be_visible()
+        unlocked = "Unlocked for $0.25 from your wallet. Enjoy the read."
+        expect(page.get_by_text(unlocked)).to_be_visible()
         if index == 0:
             shot(page, "6-unlocked")
 
@@ -80,23 +88,26 @@ def test_a_reader_unlocks_three_posts_tips_and_refunds_one(live_server, phone, d
     jar.get_by_label("Message (optional)").fill("Loved the owl story!")
     jar.get_by_label("Your name (optional)").fill("Robin")
     jar.get_by_role("button", name="Tip from wallet").click()
-    page.wait_for_url("**/s/journal/#tip-jar")
-    assert page.get_by_text("Thank you for the $1.00 tip!").is_visible()
-    assert jar.get_by_text("Loved the owl story!").is_visible()
-    assert jar.get_by_text("$1.00 of $20.00").is_visible()
+    expect(page).to_have_url(re.compile(r"/s/journal/#tip-jar$"))
+    expect(page.get_by_text("Thank you for the $1.00 tip!")).to_be_visible()
+    expect(jar.get_by_text("Loved the owl story!")).to_be_visible()
+    expect(jar.get_by_text("$1.00 of $20.00")).to_be_visible()
     shot(page, "7-tipped")
 
     page.goto(f"{live_server.url}/s/journal/posts/the-map/")
     page.get_by_text("Not what you expected?").click()
     page.get_by_role("button", name="Refund my unlock").click()
-    assert page.get_by_text("Tell the creator why you want your money back.").is_visible()
+    expect(page.get_by_text("Tell the creator why you want your money back.")).to_be_visible()
     shot(page, "8-refund-needs-a-reason")
     page.get_by_label("Why do you want your money back?").fill("I had read it elsewhere.")
     page.get_by_role("button", name="Refund my unlock").click()
-    assert page.get_by_text("$0.25 is back in your wallet. The post is locked again.").is_visible()
-    assert SECRETS[1] not in page.content()
+    refunded = "$0.25 is back in your wallet. The post is locked again."
+    expect(page.get_by_text(refunded)).to_be_visible()
+    expect(page.locator("body")).not_to_contain_text(SECRETS[1])
     shot(page, "9-refunded")
 
+    page.goto(f"{live_server.url}/wallet/")
+    expect(page.get_by_test_id("balance")).to_have_text("$3.50")
     wallet = wallet_for(buyer=buyer_for_email(email="reader@example.com"), currency="USD")
     wallet.account.refresh_from_db()
     # 500 - 3 × 25 - 100 + 25. The store: 175 of sales less the top-up fee's shares (2 + 2 + 2 + 9), less the
@@ -112,21 +123,21 @@ def test_a_reader_unlocks_three_posts_tips_and_refunds_one(live_server, phone, d
     dash.get_by_label("Email").fill("maker@example.com")
     dash.get_by_label("Password").fill(FACTORY_PASSWORD)
     dash.get_by_role("button", name="Log in").click()
-    dash.wait_for_url("**/dashboard/journal/")
+    expect(dash).to_have_url(re.compile(r"/dashboard/journal/$"))
+    expect(overview_balance(dash)).to_have_text("$1.37")
     dash.get_by_role("link", name="Orders", exact=True).click()
-    dash.wait_for_url("**/dashboard/journal/orders/")
+    expect(dash).to_have_url(re.compile(r"/dashboard/journal/orders/$"))
     rows = dash.locator("table.orders tbody tr")
-    assert rows.count() == 4
-    kinds = [rows.nth(i).locator(".c-kind").inner_text() for i in range(4)]
-    statuses = [rows.nth(i).locator(".c-status").inner_text() for i in range(4)]
-    assert kinds == ["Tip", "Post unlock", "Post unlock", "Post unlock"]
-    assert statuses == ["Paid", "Paid", "Refunded", "Paid"]
+    expect(rows).to_have_count(4)
+    expect(rows.locator(".c-kind")).to_have_text(
+        ["Tip", "Post unlock", "Post unlock", "Post unlock"])
+    expect(rows.locator(".c-status")).to_have_text(["Paid", "Paid", "Refunded", "Paid"])
     shot(dash, "10-creator-orders")
     assert list(Order.objects.order_by("pk").values_list("status", flat=True)) == [
         OrderStatus.PAID, OrderStatus.REFUNDED, OrderStatus.PAID, OrderStatus.PAID]
 
     dash.get_by_role("link", name="Tips", exact=True).click()
-    assert dash.get_by_text("Loved the owl story!").is_visible()
+    expect(dash.get_by_text("Loved the owl story!")).to_be_visible()
     shot(dash, "11-creator-tips")
 
     creator_phone = phone.new_page()
@@ -135,7 +146,7 @@ def test_a_reader_unlocks_three_posts_tips_and_refunds_one(live_server, phone, d
         creator_phone.goto(f"{live_server.url}/dashboard/journal/{path}")
         shot(creator_phone, step)
     creator_phone.get_by_role("link", name="The map").click()
-    assert creator_phone.get_by_role("heading", name="Free preview").is_visible()
+    expect(creator_phone.get_by_role("heading", name="Free preview")).to_be_visible()
     shot(creator_phone, "15-creator-post-edit-phone")
 
 
@@ -160,16 +171,16 @@ def test_a_reader_with_an_empty_wallet_puts_two_posts_on_a_tab_and_settles_it(li
 
     for post, secret in zip(posts, SECRETS):
         page.goto(f"{live_server.url}/s/night/posts/{post.product.slug}/")
-        assert page.get_by_text("Put on your tab").is_visible()
+        expect(page.get_by_text("Put on your tab")).to_be_visible()
         page.get_by_role("button", name="Unlock with one click").click()
-        assert page.get_by_text(secret).is_visible()
+        expect(page.get_by_text(secret)).to_be_visible()
     shot(page, "1-second-post-unlocked-on-tab")
 
     page.goto(f"{live_server.url}/wallet/tab/")
-    assert page.get_by_test_id("owed").inner_text() == "$0.50"
+    expect(page.get_by_test_id("owed")).to_have_text("$0.50")
     page.get_by_label(re.compile("4242")).check()
     page.get_by_role("button", name="Settle now ($0.50)").click()
-    assert page.get_by_text("Your tab is settled: $0.50 paid.").is_visible()
+    expect(page.get_by_text("Your tab is settled: $0.50 paid.")).to_be_visible()
     shot(page, "2-tab-settled")
 
     orders = Order.objects.filter(store=store).order_by("pk")
@@ -185,6 +196,14 @@ def test_a_reader_with_an_empty_wallet_puts_two_posts_on_a_tab_and_settles_it(li
     dash.get_by_label("Email").fill(creator.email)
     dash.get_by_label("Password").fill(FACTORY_PASSWORD)
     dash.get_by_role("button", name="Log in").click()
+    expect(dash).to_have_url(re.compile(r"/dashboard/night/$"))
+    expect(overview_balance(dash)).to_have_text("$0.19")
     dash.goto(f"{live_server.url}/dashboard/night/orders/")
-    assert dash.get_by_text("second@example.com").count() == 2
+    expect(dash.get_by_text("second@example.com")).to_have_count(2)
     shot(dash, "3-creator-orders")
+    # Each unlock's page shows its share of the settlement's card fee: 16¢ (64% of 25¢), then 15¢.
+    for order, fee in zip(orders, ["−$0.16 (64.00%)", "−$0.15 (60.00%)"]):
+        dash.goto(f"{live_server.url}/dashboard/night/orders/{order.pk}/")
+        fee_cell = dash.get_by_role("row", name=re.compile("^Processor fee")).locator("td")
+        expect(fee_cell).to_have_text(fee)
+    shot(dash, "4-creator-order-fee")
