@@ -111,14 +111,17 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
-if os.environ.get("DATABASE_URL"):
-    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=600)}
+_database_url = os.environ.get("DATABASE_URL", "")
+if _database_url and not _database_url.startswith("sqlite:"):
+    DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=600)}
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
+    # DATABASE_URL=sqlite:////path/to/file names another file, tuned the same way.
+    _sqlite_name = dj_database_url.parse(_database_url)["NAME"] if _database_url else None
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "stall.sqlite3",
+            "NAME": _sqlite_name or DATA_DIR / "stall.sqlite3",
             # Persistent connections save ~2 ms a request; SQLite connections are cheap to keep.
             "CONN_MAX_AGE": None,
             "OPTIONS": {
