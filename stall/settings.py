@@ -259,6 +259,9 @@ STALL_DOWNLOAD_LINK_TTL_SECONDS = int(os.environ.get("STALL_DOWNLOAD_LINK_TTL_SE
 STALL_DOWNLOAD_LIMIT = int(os.environ.get("STALL_DOWNLOAD_LIMIT", "10"))
 STALL_MAGIC_LINK_TTL_SECONDS = int(os.environ.get("STALL_MAGIC_LINK_TTL_SECONDS", str(7 * 24 * 3600)))
 STALL_SANDBOX_ENABLED = _env_bool("STALL_SANDBOX_ENABLED", True)
+# Seconds before Huey retries a failed task that has retries (receipts, notices). Huey writes
+# it into each task's message when the task is queued: give web and worker processes the same.
+STALL_TASK_RETRY_DELAY_SECONDS = int(os.environ.get("STALL_TASK_RETRY_DELAY_SECONDS", "60"))
 
 LOGGING = {
     "version": 1,
