@@ -283,6 +283,11 @@ CSRF_FAILURE_VIEW = "stall.core.views.csrf_failure"
 STALL_WEBHOOK_ALLOW_PRIVATE = _env_bool("STALL_WEBHOOK_ALLOW_PRIVATE", DEBUG)
 STALL_WEBHOOK_ALLOW_LOOPBACK = _env_bool("STALL_WEBHOOK_ALLOW_LOOPBACK", DEBUG)
 STALL_WEBHOOK_DISABLE_AFTER = int(os.environ.get("STALL_WEBHOOK_DISABLE_AFTER", "50"))
+# How long a worker holds a delivery it is sending. If the worker dies mid-attempt, the retry
+# sweep sends the delivery again once this has passed; longer than any attempt can take.
+STALL_WEBHOOK_ATTEMPT_LEASE_SECONDS = int(
+    os.environ.get("STALL_WEBHOOK_ATTEMPT_LEASE_SECONDS", "300")
+)
 
 # --- Stripe (the platform's account; a store's own keys, set in payments.StripeAccount, win) ------
 STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")

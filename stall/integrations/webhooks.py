@@ -198,18 +198,23 @@ def event_payload(event: Event) -> bytes:
 
 def delivery_attempt(*, delivery_id: str, now=None) -> WebhookDelivery:
     """Send one delivery now and record the outcome; schedule the next try on failure."""
+    claimed_at = now or timezone.now()
     with transaction.atomic():
         delivery = WebhookDelivery.objects.select_for_update().select_related("endpoint", "event").filter(pk=delivery_id).first()
         if delivery is None or delivery.status != DeliveryStatus.PENDING:
             return delivery
+        if delivery.next_attempt_at is None or delivery.next_attempt_at > claimed_at:
+            return delivery  # not due yet, or another worker is sending it now
         if delivery.endpoint.status != WebhookEndpointStatus.ENABLED:
             delivery.status = DeliveryStatus.FAILED
             delivery.next_attempt_at = None
             delivery.error = "The endpoint is disabled."
             delivery.save(update_fields=["status", "next_attempt_at", "error"])
             return delivery
-        # Claim the attempt so a second worker does not send the same one concurrently.
-        delivery.next_attempt_at = None
+        # Claim the attempt so a second worker (or the sweep) does not send it concurrently. The
+        # claim lapses: if this process dies mid-attempt, the sweep sends the delivery later.
+        lease = timedelta(seconds=settings.STALL_WEBHOOK_ATTEMPT_LEASE_SECONDS)
+        delivery.next_attempt_at = claimed_at + lease
         delivery.save(update_fields=["next_attempt_at"])
     endpoint, event = delivery.endpoint, delivery.event
     body = event_payload(event)
