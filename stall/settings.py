@@ -111,14 +111,17 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
-if os.environ.get("DATABASE_URL"):
-    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=600)}
+_database_url = os.environ.get("DATABASE_URL", "")
+if _database_url and not _database_url.startswith("sqlite:"):
+    DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=600)}
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
+    # DATABASE_URL=sqlite:////path/to/file names another file, tuned the same way.
+    _sqlite_name = dj_database_url.parse(_database_url)["NAME"] if _database_url else None
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "stall.sqlite3",
+            "NAME": _sqlite_name or DATA_DIR / "stall.sqlite3",
             # Persistent connections save ~2 ms a request; SQLite connections are cheap to keep.
             "CONN_MAX_AGE": None,
             "OPTIONS": {
@@ -256,6 +259,9 @@ STALL_DOWNLOAD_LINK_TTL_SECONDS = int(os.environ.get("STALL_DOWNLOAD_LINK_TTL_SE
 STALL_DOWNLOAD_LIMIT = int(os.environ.get("STALL_DOWNLOAD_LIMIT", "10"))
 STALL_MAGIC_LINK_TTL_SECONDS = int(os.environ.get("STALL_MAGIC_LINK_TTL_SECONDS", str(7 * 24 * 3600)))
 STALL_SANDBOX_ENABLED = _env_bool("STALL_SANDBOX_ENABLED", True)
+# Seconds before Huey retries a failed task that has retries (receipts, notices). Huey writes
+# it into each task's message when the task is queued: give web and worker processes the same.
+STALL_TASK_RETRY_DELAY_SECONDS = int(os.environ.get("STALL_TASK_RETRY_DELAY_SECONDS", "60"))
 
 LOGGING = {
     "version": 1,
@@ -277,6 +283,11 @@ CSRF_FAILURE_VIEW = "stall.core.views.csrf_failure"
 STALL_WEBHOOK_ALLOW_PRIVATE = _env_bool("STALL_WEBHOOK_ALLOW_PRIVATE", DEBUG)
 STALL_WEBHOOK_ALLOW_LOOPBACK = _env_bool("STALL_WEBHOOK_ALLOW_LOOPBACK", DEBUG)
 STALL_WEBHOOK_DISABLE_AFTER = int(os.environ.get("STALL_WEBHOOK_DISABLE_AFTER", "50"))
+# How long a worker holds a delivery it is sending. If the worker dies mid-attempt, the retry
+# sweep sends the delivery again once this has passed; longer than any attempt can take.
+STALL_WEBHOOK_ATTEMPT_LEASE_SECONDS = int(
+    os.environ.get("STALL_WEBHOOK_ATTEMPT_LEASE_SECONDS", "300")
+)
 
 # --- Stripe (the platform's account; a store's own keys, set in payments.StripeAccount, win) ------
 STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")

@@ -256,16 +256,18 @@ def event_payload(event: Event) -> bytes:
 def delivery_attempt(*, delivery_id: str, now=None) -> WebhookDelivery:
     """Send one delivery if it is due and record the outcome; schedule the next try on failure.
 
-    A delivery that is not due, finished, or being sent by another worker is returned untouched.
+    A delivery that is not due, finished, or being sent by another worker (its claim has not
+    lapsed) is returned untouched.
     """
+    claimed_at = now or timezone.now()
     with transaction.atomic():
         delivery = WebhookDelivery.objects.select_for_update().select_related("endpoint", "event").filter(pk=delivery_id).first()
         if delivery is None or delivery.status != DeliveryStatus.PENDING:
             return delivery
-        # Only a due delivery is sent. One claimed by another worker (no next attempt while in
-        # flight) or already tried and waiting out its backoff is left alone; the row lock (or
+        # Only a due delivery is sent. One claimed by another worker (its claim pushes the next
+        # attempt past the lease) or waiting out its backoff is left alone; the row lock (or
         # SQLite's single writer) makes this check and the claim below one step.
-        if delivery.next_attempt_at is None or delivery.next_attempt_at > (now or timezone.now()):
+        if delivery.next_attempt_at is None or delivery.next_attempt_at > claimed_at:
             return delivery
         if delivery.endpoint.status != WebhookEndpointStatus.ENABLED:
             delivery.status = DeliveryStatus.FAILED
@@ -273,8 +275,10 @@ def delivery_attempt(*, delivery_id: str, now=None) -> WebhookDelivery:
             delivery.error = "The endpoint is disabled."
             delivery.save(update_fields=["status", "next_attempt_at", "error"])
             return delivery
-        # Claim the attempt so a second worker does not send the same one concurrently.
-        delivery.next_attempt_at = None
+        # Claim the attempt so a second worker (or the sweep) does not send it concurrently. The
+        # claim lapses: if this process dies mid-attempt, the sweep sends the delivery later.
+        lease = timedelta(seconds=settings.STALL_WEBHOOK_ATTEMPT_LEASE_SECONDS)
+        delivery.next_attempt_at = claimed_at + lease
         delivery.save(update_fields=["next_attempt_at"])
     endpoint, event = delivery.endpoint, delivery.event
     body = event_payload(event)

@@ -1,3 +1,4 @@
+from django.conf import settings
 from huey.contrib.djhuey import db_task
 
 from stall.accounts.services import buyer_magic_link
@@ -8,7 +9,7 @@ from stall.payments.models import Refund
 from .models import Order
 
 
-@db_task(retries=5, retry_delay=60)
+@db_task(retries=5, retry_delay=settings.STALL_TASK_RETRY_DELAY_SECONDS)
 def receipt_send(order_id: str) -> None:
     """Email the buyer a receipt with a link to their library."""
     order = Order.objects.select_related("store").prefetch_related("lines").get(pk=order_id)
@@ -27,7 +28,7 @@ def receipt_send(order_id: str) -> None:
     )
 
 
-@db_task(retries=5, retry_delay=60)
+@db_task(retries=5, retry_delay=settings.STALL_TASK_RETRY_DELAY_SECONDS)
 def refund_notice_send(refund_id: str) -> None:
     """Tell the buyer that money came back to them, and whether the download was withdrawn."""
     refund = Refund.objects.select_related("order", "store").get(pk=refund_id)

@@ -1,3 +1,4 @@
+from django.conf import settings
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
@@ -11,7 +12,7 @@ def stripe_payments_reconcile_task():
     return stripe_services.stripe_payments_reconcile()
 
 
-@db_task(retries=5, retry_delay=60)
+@db_task(retries=5, retry_delay=settings.STALL_TASK_RETRY_DELAY_SECONDS)
 def stripe_duplicate_refund(payment_id: str) -> None:
     stripe_services.stripe_duplicate_refund_send(payment_id=payment_id)
 

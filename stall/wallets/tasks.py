@@ -33,7 +33,7 @@ def tabs_settle_overdue_task():
     return services.tabs_settle_overdue()
 
 
-@db_task(retries=5, retry_delay=60)
+@db_task(retries=5, retry_delay=settings.STALL_TASK_RETRY_DELAY_SECONDS)
 def auto_top_up_failed_notice(wallet_id: str) -> None:
     """Tell the buyer their automatic top-up failed and is paused."""
     wallet = Wallet.objects.select_related("buyer").get(pk=wallet_id)
@@ -50,7 +50,7 @@ def auto_top_up_failed_notice(wallet_id: str) -> None:
     )
 
 
-@db_task(retries=5, retry_delay=60)
+@db_task(retries=5, retry_delay=settings.STALL_TASK_RETRY_DELAY_SECONDS)
 def tab_overdue_notice(tab_id: str) -> None:
     """Tell the buyer their tab is overdue and takes no more purchases until settled."""
     tab = Tab.objects.select_related("buyer", "account").get(pk=tab_id)

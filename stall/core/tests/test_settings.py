@@ -1,0 +1,76 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+SHOW_DATABASE = (
+    "import json, django.conf, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'stall.settings';"
+    "db = django.conf.settings.DATABASES['default'];"
+    "print(json.dumps({'ENGINE': db['ENGINE'], 'NAME': str(db['NAME']),"
+    " 'OPTIONS': db.get('OPTIONS', {})}))"
+)
+
+
+def database_settings(tmp_path, database_url: str | None) -> dict:
+    """DATABASES['default'] as a fresh process builds it from this environment."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(STALL_DATA_DIR=str(tmp_path), PYTHONPATH=str(REPO))
+    if database_url is not None:
+        env["DATABASE_URL"] = database_url
+    out = subprocess.run(
+        [sys.executable, "-c", SHOW_DATABASE], env=env, cwd=tmp_path,
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    return json.loads(out.stdout)
+
+
+def test_a_sqlite_database_url_gets_the_same_tuning_as_the_default_file(tmp_path):
+    """DATABASE_URL=sqlite:////path names that file and keeps WAL, the busy timeout and IMMEDIATE
+    transactions, as the default database in the data directory has them (a worker started on
+    another SQLite file must queue its writes the same way)."""
+    default = database_settings(tmp_path, None)
+    named = database_settings(tmp_path, f"sqlite:///{tmp_path}/other.sqlite3")
+
+    assert default["NAME"] == str(tmp_path / "stall.sqlite3")
+    assert named["NAME"] == str(tmp_path / "other.sqlite3")
+    assert named["ENGINE"] == default["ENGINE"] == "django.db.backends.sqlite3"
+    assert named["OPTIONS"] == default["OPTIONS"]
+    assert named["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    assert "PRAGMA journal_mode=WAL;" in named["OPTIONS"]["init_command"]
+
+
+QUEUED_RETRIES = (
+    "import json, os, django\n"
+    "os.environ['DJANGO_SETTINGS_MODULE'] = 'stall.settings'\n"
+    "django.setup()\n"
+    "from huey.contrib.djhuey import HUEY\n"
+    "from stall.orders.tasks import receipt_send, refund_notice_send\n"
+    "from stall.payments.tasks import stripe_duplicate_refund\n"
+    "from stall.wallets.tasks import auto_top_up_failed_notice, tab_overdue_notice\n"
+    "tasks = [receipt_send, refund_notice_send, stripe_duplicate_refund,\n"
+    "         auto_top_up_failed_notice, tab_overdue_notice]\n"
+    "queued = [HUEY.deserialize_task(HUEY.serialize_task(t.s('x'))) for t in tasks]\n"
+    "print(json.dumps([[t.name, t.retries, t.retry_delay] for t in queued]))\n"
+)
+
+
+def test_tasks_with_retries_are_queued_with_the_configured_delay(tmp_path):
+    """A process started with STALL_TASK_RETRY_DELAY_SECONDS=7 queues every task that has retries
+    with 5 retries 7 s apart (Huey writes both into the task's message); unset, 60 s apart."""
+    def queued(delay: str | None):
+        env = {k: v for k, v in os.environ.items() if k != "STALL_TASK_RETRY_DELAY_SECONDS"}
+        env.update(STALL_DATA_DIR=str(tmp_path), PYTHONPATH=str(REPO))
+        if delay is not None:
+            env["STALL_TASK_RETRY_DELAY_SECONDS"] = delay
+        out = subprocess.run(
+            [sys.executable, "-c", QUEUED_RETRIES], env=env, cwd=tmp_path,
+            capture_output=True, text=True, timeout=60, check=True,
+        )
+        return json.loads(out.stdout)
+
+    names = ["receipt_send", "refund_notice_send", "stripe_duplicate_refund",
+             "auto_top_up_failed_notice", "tab_overdue_notice"]
+    assert queued("7") == [[name, 5, 7] for name in names]
+    assert queued(None) == [[name, 5, 60] for name in names]
