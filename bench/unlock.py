@@ -2,7 +2,7 @@
 """Concurrent one-click wallet spends over HTTP against `stall serve`, with a raw-SQL baseline in the same run.
 
     .venv/bin/python bench/unlock.py [--mode unlock|buy|charge] [-n 2000] [-c 32] [--workers 2] [--threads 4]
-                                     [--database-url postgres://…]
+                                     [--database-url postgres://…] [--preload 1000000]
 
 Setup (a script run with the bench's STALL_DATA_DIR, before the server starts): a store, 25¢ items
 and one buyer per client with a topped-up wallet. Each client signs its buyer in through the
@@ -16,11 +16,12 @@ spend after the other, its share of the ``-n`` spends. What one spend is:
   charge   POST /api/v1/charges with an Idempotency-Key: the store charges the buyer's allowance
            (one request, API key, no cookies)
 
-Every spend ends in a paid order: checkout, payment, order, entitlement, the order.paid event and
-three ledger transfers (wallet → clearing, clearing → store, the store's share of the top-up fee
-→ the wallet's fee pool) with their six account updates. The baseline writes those rows with
-plain SQL, one transaction per spend, from one connection (the charge mode adds the charge, its
-event and the two idempotency records). The ratio says what share of what the database alone
+Every spend ends in a paid order: payment, order, entitlement, the order.paid event and three
+ledger transfers (wallet → clearing, clearing → store, the store's share of the top-up fee → the
+wallet's fee pool) with their account updates; buy adds the checkout the first request makes. The
+baseline writes those rows with plain SQL, one transaction per spend, from one connection (the
+charge mode adds the charge, its event and the API's idempotency record). ``--preload N`` first
+writes N orders of history (with their transfers), to show the rate does not fall as history grows. The ratio says what share of what the database alone
 does here the whole stack (HTTP, sessions, CSRF, Django, the ORM, the services and their locks)
 delivers.
 """
@@ -261,10 +262,13 @@ def run_baseline(database_url: str | None, data_dir: Path, n: int, env: dict, mo
     began = time.perf_counter()
     for i in range(n):
         chk, pay, order, ent = (new_id(p) for p in ("chk", "pay", "ord", "ent"))
+        if mode == "buy":  # the checkout is made by the first request, in its own transaction
+            cur.execute(q("INSERT INTO checkout_checkout (id, store_id, status, email, currency, amount_subtotal, amount_total, expires_at, created_at, last_error_code, last_error_message) VALUES (?,?,?,?,?,?,?,?,?,?,?)"),
+                        (chk, store_id, "open", email, "USD", PRICE, PRICE, now, now, "", ""))
+            cur.execute(q("INSERT INTO checkout_checkoutline (checkout_id, product_id, name, unit_amount, quantity) VALUES (?,?,?,?,?)"), (chk, product_id, "p", PRICE, 1))
+        else:
+            chk = None  # an unlock or a charge needs no checkout
         cur.execute("BEGIN")
-        cur.execute(q("INSERT INTO checkout_checkout (id, store_id, status, email, currency, amount_subtotal, amount_total, expires_at, created_at, last_error_code, last_error_message) VALUES (?,?,?,?,?,?,?,?,?,?,?)"),
-                    (chk, store_id, "open", email, "USD", PRICE, PRICE, now, now, "", ""))
-        cur.execute(q("INSERT INTO checkout_checkoutline (checkout_id, product_id, name, unit_amount, quantity) VALUES (?,?,?,?,?)"), (chk, product_id, "p", PRICE, 1))
         cur.execute(q("INSERT INTO payments_payment (id, purpose, store_id, checkout_id, buyer_id, rail, payment_method, status, amount, currency, fee, amount_refunded, rail_reference, failure_code, failure_message, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
                     (pay, "checkout", store_id, chk, buyer["buyer_id"], "wallet", "wallet", "succeeded", PRICE, "USD", fee, 0, wallet_id, "", "", now, now))
         cur.execute(q("INSERT INTO orders_order (id, store_id, checkout_id, payment_id, customer_id, email, status, currency, amount_total, amount_refunded, fee, fee_refunded, platform_fee, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
@@ -272,7 +276,8 @@ def run_baseline(database_url: str | None, data_dir: Path, n: int, env: dict, mo
         cur.execute(q("INSERT INTO orders_orderline (order_id, product_id, name, unit_amount, quantity) VALUES (?,?,?,?,?)"), (order, product_id, "p", PRICE, 1))
         cur.execute(q("INSERT INTO orders_entitlement (id, store_id, order_id, product_id, email, download_limit, created_at) VALUES (?,?,?,?,?,?,?)"),
                     (ent, store_id, order, product_id, email, 10, now))
-        cur.execute(q("UPDATE checkout_checkout SET status=?, completed_at=? WHERE id=?"), ("complete", now, chk))
+        if chk is not None:
+            cur.execute(q("UPDATE checkout_checkout SET status=?, completed_at=? WHERE id=?"), ("complete", now, chk))
         for key, debit, credit, amount, code in (
             (f"{pay}:wallet_spend", wallet, clearing, PRICE, "wallet_spend"), (f"{pay}:sale", clearing, balance, PRICE, "sale"),
             (f"{pay}:processor_fee", balance, pool, fee, "processor_fee"),
@@ -285,11 +290,11 @@ def run_baseline(database_url: str | None, data_dir: Path, n: int, env: dict, mo
                     (new_id("evt"), store_id, "order.paid", json.dumps({"object": {"id": order, "amount_total": PRICE}}), now))
         if mode == "charge":
             charge = new_id("ch")
-            cur.execute(q("INSERT INTO wallets_charge (id, store_id, allowance_id, order_id, amount, currency, description, created_at) VALUES (?,?,?,?,?,?,?,?)"),
-                        (charge, store_id, allowance, order, PRICE, "USD", f"call {i}", now))
+            cur.execute(q("INSERT INTO wallets_charge (id, store_id, allowance_id, order_id, amount, currency, description, created_at, idempotency_key, request_hash) VALUES (?,?,?,?,?,?,?,?,?,?)"),
+                        (charge, store_id, allowance, order, PRICE, "USD", f"call {i}", now, f"raw-{i}", "h" * 64))
             cur.execute(q("INSERT INTO integrations_event (id, store_id, type, data, created_at) VALUES (?,?,?,?,?)"),
                         (new_id("evt"), store_id, "charge.succeeded", json.dumps({"object": {"id": charge, "amount": PRICE}}), now))
-            for scope in ("api", "service"):
+            for scope in ("api",):  # the API's Idempotency-Key record (the charge row keeps its own)
                 cur.execute(q("INSERT INTO core_idempotencyrecord (scope, key, request_hash, status_code, content_type, body, created_at) VALUES (?,?,?,?,?,?,?)"),
                             (scope, f"raw-{i}", "h" * 64, None, "", None, now))
                 cur.execute(q("UPDATE core_idempotencyrecord SET status_code=?, content_type=?, body=? WHERE scope=? AND key=?"),
@@ -298,6 +303,60 @@ def run_baseline(database_url: str | None, data_dir: Path, n: int, env: dict, mo
     elapsed = time.perf_counter() - began
     conn.close()
     return elapsed
+
+
+# --- History: a million orders before the clock starts ---------------------------------------
+
+
+def preload(database_url: str | None, data_dir: Path, n: int, env: dict) -> float:
+    """Write ``n`` orders of history with plain SQL (other readers' paid orders of the bench's own
+    items: a payment, the order and its line, an entitlement, the sale's transfer and its event),
+    and add them to the accounts' totals, so the ledger still balances. Returns the seconds taken."""
+    from stall.core.ids import new_id
+
+    conn, q = raw_connection(database_url, data_dir)
+    cur = conn.cursor()
+    store_id, products = env["store_id"], env["product_ids"]
+    cur.execute(q("SELECT id FROM ledger_account WHERE kind=? AND owner=? AND currency='USD'"), ("processor_clearing", "sandbox"))
+    clearing = cur.fetchone()[0]
+    cur.execute(q("SELECT id FROM ledger_account WHERE kind=? AND owner=? AND currency='USD'"), ("store_balance", store_id))
+    row = cur.fetchone()
+    if row is None:  # the store has sold nothing yet: its balance account is opened here
+        balance = new_id("acct")
+        cur.execute(q("INSERT INTO ledger_account (id, kind, owner, currency, debits_posted, credits_posted, debits_pending, credits_pending, debits_must_not_exceed_credits, debit_limit, created_at) VALUES (?,?,?,?,0,0,0,0,?,NULL,?)"),
+                    (balance, "store_balance", store_id, "USD", False, time.strftime("%Y-%m-%d %H:%M:%S")))
+    else:
+        balance = row[0]
+    cur.execute(q("SELECT id FROM audience_customer WHERE store_id=? LIMIT 1"), (store_id,))
+    customer = cur.fetchone()[0]
+    now = time.strftime("%Y-%m-%d %H:%M:%S")
+    began = time.perf_counter()
+    chunk = 20_000
+    for start in range(0, n, chunk):
+        payments, orders, lines, entitlements, transfers, events = [], [], [], [], [], []
+        for i in range(start, min(n, start + chunk)):
+            pay, order, email, product = new_id("pay"), new_id("ord"), f"history{i}@example.com", products[i % len(products)]
+            payments.append((pay, "checkout", store_id, None, None, "sandbox", "sandbox_visa", "succeeded", PRICE, "USD", 0, 0, "", "", "", now, now))
+            orders.append((order, store_id, None, pay, customer, email, "paid", "USD", PRICE, 0, 0, 0, 0, now))
+            lines.append((order, product, "history", PRICE, 1))
+            entitlements.append((new_id("ent"), store_id, order, product, email, 10, now))
+            transfers.append((new_id("tr"), f"{pay}:sale", clearing, balance, PRICE, "USD", False, "posted", "sale", order, now, now))
+            events.append((new_id("evt"), store_id, "order.paid", json.dumps({"object": {"id": order}}), now, now))
+        cur.execute("BEGIN")
+        cur.executemany(q("INSERT INTO payments_payment (id, purpose, store_id, checkout_id, buyer_id, rail, payment_method, status, amount, currency, fee, amount_refunded, rail_reference, failure_code, failure_message, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"), payments)
+        cur.executemany(q("INSERT INTO orders_order (id, store_id, checkout_id, payment_id, customer_id, email, status, currency, amount_total, amount_refunded, fee, fee_refunded, platform_fee, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"), orders)
+        cur.executemany(q("INSERT INTO orders_orderline (order_id, product_id, name, unit_amount, quantity) VALUES (?,?,?,?,?)"), lines)
+        cur.executemany(q("INSERT INTO orders_entitlement (id, store_id, order_id, product_id, email, download_limit, created_at) VALUES (?,?,?,?,?,?,?)"), entitlements)
+        cur.executemany(q("INSERT INTO ledger_transfer (id, idempotency_key, debit_account_id, credit_account_id, amount, currency, two_phase, state, code, reference, created_at, resolved_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"), transfers)
+        cur.executemany(q("INSERT INTO integrations_event (id, store_id, type, data, created_at, dispatched_at) VALUES (?,?,?,?,?,?)"), events)
+        count = len(orders)
+        cur.execute(q("UPDATE ledger_account SET debits_posted = debits_posted + ? WHERE id=?"), (count * PRICE, clearing))
+        cur.execute(q("UPDATE ledger_account SET credits_posted = credits_posted + ? WHERE id=?"), (count * PRICE, balance))
+        cur.execute("COMMIT")
+    if database_url:
+        cur.execute("ANALYZE")
+    conn.close()
+    return time.perf_counter() - began
 
 
 # --- Main ------------------------------------------------------------------------------------
@@ -311,6 +370,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--database-url", default=None, help="PostgreSQL URL (a scratch database: it is emptied)")
+    parser.add_argument("--preload", type=int, default=0, help="orders of history written before the clock starts")
     parser.add_argument("--setup", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.setup:
@@ -334,6 +394,9 @@ def main() -> None:
                          capture_output=True, text=True).stdout
     env = json.loads(out.strip().splitlines()[-1])
     print(f"setup              {time.perf_counter() - began:.1f} s ({args.c} buyers with topped-up wallets)", flush=True)
+    if args.preload:
+        took = preload(args.database_url, data_dir, args.preload, env)
+        print(f"history            {args.preload:,} orders and transfers written in {took:.0f} s", flush=True)
 
     server = subprocess.Popen([str(BIN / "stall"), "serve", "--port", str(port), "--workers", str(args.workers),
                                "--threads", str(args.threads)], env=env_vars, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

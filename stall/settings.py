@@ -120,7 +120,9 @@ else:
     _sqlite_name = dj_database_url.parse(_database_url)["NAME"] if _database_url else None
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
+            # Django's SQLite backend, with write transactions queued by the application when
+            # STALL_SQLITE_WRITE_LOCK is on (see stall/core/sqlite/base.py).
+            "ENGINE": "stall.core.sqlite",
             "NAME": _sqlite_name or DATA_DIR / "stall.sqlite3",
             # Persistent connections save ~2 ms a request; SQLite connections are cheap to keep.
             "CONN_MAX_AGE": None,
@@ -141,6 +143,7 @@ else:
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+STALL_SQLITE_WRITE_LOCK = _env_bool("STALL_SQLITE_WRITE_LOCK", False)
 
 # --- Cache, queue ---------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")

@@ -50,11 +50,14 @@ def checkout_confirm(*, checkout_id: str, payment_method: str = "", buyer=None, 
         if checkout.amount_total == 0:
             order_create_for_checkout(checkout=checkout, payment=None)
             return Checkout.objects.get(pk=checkout.pk)
-        if checkout.payments.filter(status__in=[PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION]).exists():
-            return checkout
-        rail = rail_for(store=checkout.store, payment_method=payment_method)
-        if rail.in_ledger:
+        if payment_method in IN_LEDGER_METHODS:
+            # The lean path stood aside (a card payment was under way): the general one.
+            if checkout.payments.filter(status__in=[PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION]).exists():
+                return checkout
+            rail = rail_for(store=checkout.store, payment_method=payment_method)
             return _checkout_pay_in_ledger(checkout=checkout, rail=rail, payment_method=payment_method, buyer=buyer)
+    # A card: checkout_payment_start locks the checkout again, checks for a payment under way and
+    # reserves the payment before calling the rail outside any transaction.
     return checkout_payment_start(checkout_id=checkout_id, payment_method=payment_method)
 
 

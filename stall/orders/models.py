@@ -1,5 +1,6 @@
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Lower
 
 from stall.audience.models import Customer
 from stall.catalog.models import Product, ProductFile
@@ -70,6 +71,11 @@ class Entitlement(models.Model):
     download_limit = models.PositiveIntegerField()
     revoked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        # "Has this reader unlocked this post?" is asked on every one-click unlock (stall.content),
+        # by product and email without regard to case.
+        indexes = [models.Index(F("product"), Lower("email"), name="orders_ent_product_email")]
 
     @property
     def active(self) -> bool:

@@ -17,11 +17,11 @@ from stall.audience.models import Customer
 from stall.catalog.models import ProductFile, ProductKind
 from stall.checkout.models import Checkout, CheckoutStatus
 from stall.core.money import amount_validate
-from stall.integrations.webhooks import event_emit
+from stall.integrations.webhooks import EventRow, events_record
 from stall.ledger.models import AccountKind
-from stall.ledger.services import account_open, transfer_create
+from stall.ledger.services import Posting, account_id_for, transfers_post
 from stall.payments.rails import rail_get
-from stall.payments.services import platform_fee_for, rail_fee_account
+from stall.payments.services import platform_fee_for, rail_fee_account_id
 
 from .errors import DownloadLimitReached, DownloadLinkExpired, DownloadLinkInvalid, DownloadRevoked
 from .fulfilment import fulfil
@@ -61,9 +61,12 @@ def order_create_for_checkout(*, checkout: Checkout, payment=None, fee: int = 0,
         platform_fee=platform_fee,
     )
     lines = list(checkout.lines.select_related("product"))
-    OrderLine.objects.bulk_create(
+    order_lines = OrderLine.objects.bulk_create(
         [OrderLine(order=order, product_id=ln.product_id, name=ln.name, unit_amount=ln.unit_amount, quantity=ln.quantity) for ln in lines]
     )
+    prefetched = OrderLine.objects.filter(order=order)
+    prefetched._result_cache, prefetched._prefetch_done = order_lines, True
+    order._prefetched_objects_cache = {"lines": prefetched}  # order_out reads them with no query
     Entitlement.objects.bulk_create(
         [
             Entitlement(store_id=checkout.store_id, order=order, product_id=ln.product_id, email=checkout.email,
@@ -81,9 +84,7 @@ def order_create_for_checkout(*, checkout: Checkout, payment=None, fee: int = 0,
         # twenty 25¢ posts, or an API charging per call, does not get twenty emails.
         transaction.on_commit(lambda: receipt_send(order.pk))
     events = fulfil(order=order, lines=lines)
-    event_emit(store_id=order.store_id, type="order.paid", data={"object": order_out(order)})
-    for event in events:
-        event_emit(store_id=order.store_id, type=event.type, data={"object": event.object})
+    events_record(store_id=order.store_id, events=[EventRow("order.paid", order_out(order)), *events])
     return order
 
 
@@ -91,31 +92,23 @@ def checkout_payment_succeeded(*, payment) -> Order:
     """A checkout's payment went through (registered for the checkout purpose with payments): the
     order is made and the money moves clearing → store, less the platform's and the rail's fees.
     Runs inside ``payment_succeed``'s transaction."""
-    # Locked, and checked to be still open, by payment_succeed.
-    checkout = Checkout.objects.get(pk=payment.checkout_id)
+    checkout = payment.checkout  # locked, and checked to be still open, by payment_succeed
     fee = payment.fee
     amount_validate(fee, param="fee")
     platform_fee = platform_fee_for(payment.amount)
     order = order_create_for_checkout(checkout=checkout, payment=payment, fee=fee, platform_fee=platform_fee)
 
-    currency, store_id = payment.currency, checkout.store_id
-    balance = account_open(kind=AccountKind.STORE_BALANCE, owner=store_id, currency=currency)
-    clearing = account_open(kind=AccountKind.PROCESSOR_CLEARING, owner=payment.rail, currency=currency)
-    transfer_create(
-        idempotency_key=f"{payment.pk}:sale", debit_account=clearing, credit_account=balance,
-        amount=payment.amount, code="sale", reference=order.pk,
-    )
+    currency = payment.currency
+    balance = account_id_for(kind=AccountKind.STORE_BALANCE, owner=checkout.store_id, currency=currency)
+    clearing = account_id_for(kind=AccountKind.PROCESSOR_CLEARING, owner=payment.rail, currency=currency)
+    postings = [Posting(f"{payment.pk}:sale", clearing, balance, payment.amount, currency, "sale", order.pk)]
     if platform_fee:
-        platform = account_open(kind=AccountKind.PLATFORM_FEES, owner="platform", currency=currency)
-        transfer_create(
-            idempotency_key=f"{payment.pk}:platform_fee", debit_account=balance, credit_account=platform,
-            amount=platform_fee, code="platform_fee", reference=order.pk,
-        )
+        platform = account_id_for(kind=AccountKind.PLATFORM_FEES, owner="platform", currency=currency)
+        postings.append(Posting(f"{payment.pk}:platform_fee", balance, platform, platform_fee, currency, "platform_fee", order.pk))
     if fee:
-        transfer_create(
-            idempotency_key=f"{payment.pk}:processor_fee", debit_account=balance,
-            credit_account=rail_fee_account(payment=payment), amount=fee, code="processor_fee", reference=order.pk,
-        )
+        fees = rail_fee_account_id(payment=payment)
+        postings.append(Posting(f"{payment.pk}:processor_fee", balance, fees, fee, currency, "processor_fee", order.pk))
+    transfers_post(postings=postings)
     return order
 
 

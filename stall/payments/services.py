@@ -24,7 +24,7 @@ from stall.core.errors import InvalidRequest
 from stall.core.money import amount_validate, format_money
 from stall.integrations.webhooks import event_emit
 from stall.ledger.models import AccountKind
-from stall.ledger.services import account_open
+from stall.ledger.services import account_id_for, account_open
 
 from .errors import PaymentDeclined, PaymentNotAwaitingAction, PaymentNotFound
 from .models import Payment, PaymentStatus, Refund, RefundStatus
@@ -242,7 +242,8 @@ def payment_succeed(*, payment_id: str, reference: str = "", fee: int = 0):
     if payment.status == PaymentStatus.SUCCEEDED:
         return handlers.replayed(payment=payment) if handlers.replayed else payment
     if payment.checkout_id is not None:
-        checkout = Checkout.objects.select_for_update().only("status").get(pk=payment.checkout_id)
+        checkout = Checkout.objects.select_for_update().get(pk=payment.checkout_id)
+        payment.checkout = checkout  # locked: the purpose's handler uses it as it is
         if checkout.status == CheckoutStatus.COMPLETE:
             # The checkout was paid by another payment; this one must be given back, not kept.
             logger.error("payment %s succeeded on a completed checkout %s", payment.pk, checkout.pk)
@@ -262,6 +263,14 @@ def rail_fee_account(*, payment: Payment):
     if hasattr(rail, "fee_account"):
         return rail.fee_account(payment=payment)
     return account_open(kind=AccountKind.PROCESSOR_FEES, owner=payment.rail, currency=payment.currency)
+
+
+def rail_fee_account_id(*, payment: Payment) -> str:
+    """``rail_fee_account``'s id; a card rail's processor fees account id comes from memory."""
+    rail = rail_get(payment.rail)
+    if hasattr(rail, "fee_account"):
+        return rail.fee_account(payment=payment).pk
+    return account_id_for(kind=AccountKind.PROCESSOR_FEES, owner=payment.rail, currency=payment.currency)
 
 
 @transaction.atomic

@@ -35,7 +35,7 @@ def test_a_sqlite_database_url_gets_the_same_tuning_as_the_default_file(tmp_path
 
     assert default["NAME"] == str(tmp_path / "stall.sqlite3")
     assert named["NAME"] == str(tmp_path / "other.sqlite3")
-    assert named["ENGINE"] == default["ENGINE"] == "django.db.backends.sqlite3"
+    assert named["ENGINE"] == default["ENGINE"] == "stall.core.sqlite"
     assert named["OPTIONS"] == default["OPTIONS"]
     assert named["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
     assert "PRAGMA journal_mode=WAL;" in named["OPTIONS"]["init_command"]

@@ -1,0 +1,73 @@
+"""The application's queue for SQLite write transactions (STALL_SQLITE_WRITE_LOCK)."""
+
+import multiprocessing
+import threading
+
+import pytest
+from django.db import connection, connections, transaction
+from django.test import override_settings
+
+from stall.accounts.models import Buyer
+from stall.core.sqlite.base import _WriteLock
+
+
+def _hold(path: str, log: str, ready, go) -> None:
+    lock = _WriteLock(path)
+    lock.acquire()
+    with open(log, "a") as fh:
+        fh.write("child has it\n")
+    ready.set()
+    go.wait(10)
+    with open(log, "a") as fh:
+        fh.write("child lets go\n")
+    lock.release()
+
+
+def test_the_lock_queues_another_process(tmp_path):
+    """While another process holds the write lock, this one waits for it, then gets it."""
+    path, log = str(tmp_path / "db.write-lock"), str(tmp_path / "log")
+    ctx = multiprocessing.get_context("fork")
+    ready, go = ctx.Event(), ctx.Event()
+    child = ctx.Process(target=_hold, args=(path, log, ready, go))
+    child.start()
+    assert ready.wait(10)
+    lock = _WriteLock(path)
+    threading.Timer(0.2, go.set).start()
+    lock.acquire()
+    with open(log, "a") as fh:
+        fh.write("parent has it\n")
+    lock.release()
+    child.join(10)
+    assert open(log).read().splitlines() == ["child has it", "child lets go", "parent has it"]
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(STALL_SQLITE_WRITE_LOCK=True)
+def test_a_rolled_back_transaction_lets_the_next_writer_in():
+    """A transaction that fails still gives the lock up: eight threads write after it, none waits forever."""
+    if connection.vendor != "sqlite":
+        assert connection.settings_dict["ENGINE"] != "stall.core.sqlite"  # the queue is SQLite's only
+        return
+    assert connection.settings_dict["ENGINE"] == "stall.core.sqlite"
+    with pytest.raises(ZeroDivisionError):
+        with transaction.atomic():
+            Buyer.objects.create(email="rolled-back@example.com")
+            1 / 0
+    done = []
+
+    def write(i):
+        try:
+            with transaction.atomic():
+                Buyer.objects.create(email=f"w{i}@example.com")
+            done.append(i)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(done) == list(range(8))
+    assert Buyer.objects.filter(email__startswith="w").count() == 8
+    assert not Buyer.objects.filter(email="rolled-back@example.com").exists()
