@@ -87,17 +87,38 @@ def buyer_sign_in(*, request, buyer) -> None:
     request.session.cycle_key()
     request.session[BUYER_SESSION_KEY] = buyer.pk
     request.session[BUYER_EMAIL_SESSION_KEY] = buyer.email
+    request._stall_buyer = buyer
 
 
 def buyer_sign_out(*, request) -> None:
     request.session.pop(BUYER_SESSION_KEY, None)
     request.session.pop(BUYER_EMAIL_SESSION_KEY, None)
+    request._stall_buyer = None
 
 
 def buyer_from_request(request):
-    """The signed-in buyer of this session, or None."""
-    buyer_id = request.session.get(BUYER_SESSION_KEY)
-    return Buyer.objects.filter(pk=buyer_id).first() if buyer_id else None
+    """The signed-in buyer of this session, or None.
+
+    Read from the session with no query: sign-in keeps the buyer's id and email there, and a
+    buyer's email never changes (buyers are never deleted either). Kept on the request."""
+    cached = getattr(request, "_stall_buyer", _UNREAD)
+    if cached is not _UNREAD:
+        return cached
+    session = getattr(request, "session", None)
+    buyer_id = session.get(BUYER_SESSION_KEY) if session is not None else None
+    email = session.get(BUYER_EMAIL_SESSION_KEY) if buyer_id else None
+    if buyer_id and email:
+        buyer = Buyer(id=buyer_id, email=email)
+        buyer._state.adding, buyer._state.db = False, "default"
+    elif buyer_id:  # a session from before the email was kept in it
+        buyer = Buyer.objects.filter(pk=buyer_id).first()
+    else:
+        buyer = None
+    request._stall_buyer = buyer
+    return buyer
+
+
+_UNREAD = object()
 
 
 def sign_in_url(next_path: str) -> str:

@@ -108,3 +108,26 @@ def test_login_and_signup_pages_render(client):
 
     assert 'name="username"' in login and 'type="password"' in login
     assert 'name="email"' in signup and 'name="password"' in signup
+
+
+def test_a_signed_in_buyer_is_read_from_the_session_without_a_query(client, db, django_assert_num_queries):
+    """The signed-in buyer comes from the session (id and email kept at sign-in): no query for it."""
+    from django.test import RequestFactory
+
+    from stall.accounts.services import (
+        BUYER_EMAIL_SESSION_KEY,
+        BUYER_SESSION_KEY,
+        buyer_for_email,
+        buyer_from_request,
+    )
+
+    buyer = buyer_for_email(email="reader@example.com")
+    request = RequestFactory().get("/")
+    request.session = {BUYER_SESSION_KEY: buyer.pk, BUYER_EMAIL_SESSION_KEY: buyer.email}
+    with django_assert_num_queries(0):
+        found = buyer_from_request(request)
+        again = buyer_from_request(request)
+    assert (found.pk, found.email, again is found) == (buyer.pk, "reader@example.com", True)
+    request = RequestFactory().get("/")
+    request.session = {}
+    assert buyer_from_request(request) is None
