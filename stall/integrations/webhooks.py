@@ -26,17 +26,18 @@ import time
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-import httpx
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from stall.core.errors import InvalidRequest, NotFound
+from stall.core.lazy import LazyModule
 from stall.stores.models import Store
 
 from .models import DeliveryStatus, Event, WebhookDelivery, WebhookEndpoint, WebhookEndpointStatus
 
 logger = logging.getLogger(__name__)
+httpx = LazyModule("httpx")  # imported by the first delivery (see core.lazy)
 
 EVENT_TYPES = (
     "order.paid",

@@ -16,14 +16,17 @@ from __future__ import annotations
 import functools
 import logging
 
-import stripe
 from django.conf import settings
+
+from stall.core.lazy import LazyModule
 
 from .errors import PaymentMethodNeedsAction, PaymentProcessorUnavailable
 from .rails import RAILS, RailResult, SetupResult, card_fee, card_minimum_charge
 from .selectors import StripeConfig, stripe_config_for_store, stripe_platform_config
 
 logger = logging.getLogger(__name__)
+# Imported by the first Stripe call: most processes never make one (see core.lazy).
+stripe = LazyModule("stripe")
 
 
 @functools.lru_cache(maxsize=1)
