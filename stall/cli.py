@@ -41,6 +41,9 @@ def web_command(args) -> list[str]:
         "--access-logfile", "-" if args.access_log else "/dev/null",
         "--error-logfile", "-",
         "--graceful-timeout", "10",
+        # The master imports the application once and the workers share its pages rather than
+        # each loading a copy: the tree's PSS at idle is ~50 MB lower (wsgi.py, bench/memory.py).
+        "--preload",
     ]
 
 
