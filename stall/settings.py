@@ -268,6 +268,14 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = _https
 SECURE_HSTS_PRELOAD = _https
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _env_bool("STALL_BEHIND_PROXY") else None
 SESSION_COOKIE_HTTPONLY = True
+# Sessions are rows in the database, chosen over the alternatives: signing out removes the buyer
+# from the row, so every copy of the cookie is signed out with it (a signed-cookie session cannot
+# be revoked before it expires), and every process reads the same row (cached_db on the default
+# local-memory cache would let another worker serve a signed-out session from its own cache).
+# A row is written only when the session changes — sign-in, sign-out — never on an ordinary
+# request: keep SESSION_SAVE_EVERY_REQUEST off (stall/accounts/tests/test_buyer_session.py).
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_SAVE_EVERY_REQUEST = False
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
