@@ -370,6 +370,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--database-url", default=None, help="PostgreSQL URL (a scratch database: it is emptied)")
+    parser.add_argument("--server", choices=("gunicorn", "granian"), default="gunicorn")
     parser.add_argument("--preload", type=int, default=0, help="orders of history written before the clock starts")
     parser.add_argument("--setup", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -399,7 +400,7 @@ def main() -> None:
         print(f"history            {args.preload:,} orders and transfers written in {took:.0f} s", flush=True)
 
     server = subprocess.Popen([str(BIN / "stall"), "serve", "--port", str(port), "--workers", str(args.workers),
-                               "--threads", str(args.threads)], env=env_vars, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               "--threads", str(args.threads), "--server", args.server], env=env_vars, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_ready(port)
         browsers = [Browser(port) for _ in range(args.c)]
@@ -420,7 +421,7 @@ def main() -> None:
     db = "PostgreSQL" if args.database_url else "SQLite"
     what = {"unlock": "post unlock (one POST)", "buy": "buy + pay from wallet (two POSTs)", "charge": "API charge (one POST)"}
     print(f"database           {db}")
-    print(f"server             stall serve, {args.workers} gunicorn workers x {args.threads} threads + Huey worker")
+    print(f"server             stall serve, {args.workers} {args.server} workers x {args.threads} threads + Huey worker")
     print(f"spend              {what[args.mode]}, {PRICE}¢ from the wallet")
     print(f"spends             {done} ok, {errors} failed, {args.c} concurrent clients")
     print(f"spends/s           {rate:,.0f}")

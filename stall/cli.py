@@ -23,18 +23,28 @@ def _migrate(verbosity: int = 0) -> None:
     call_command("migrate", interactive=False, verbosity=verbosity)
 
 
-def cmd_serve(args) -> int:
-    """Migrate, then run gunicorn and the Huey consumer together until one stops or we are told to."""
-    _django()
-    _migrate()
-    from django.conf import settings
+# --- stall serve: a supervisor that holds no Django --------------------------------------------
+# The supervisor only starts, watches and stops its children: migrate first, then the web server
+# and the task worker. It never imports Django (that alone is ~90 MB of a process that would do
+# nothing with it); each child is a fresh interpreter that loads what it needs.
 
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "stall.settings", "STALL_DATA_DIR": str(settings.DATA_DIR)}
-    if not os.environ.get("STALL_BASE_URL"):
-        # Links in emails and API answers must point where we actually listen.
-        shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
-        env["STALL_BASE_URL"] = f"http://{shown_host}:{args.port}"
-    web = [
+STOP_TIMEOUT_SECONDS = 20  # past gunicorn's --graceful-timeout, for a task finishing too
+
+
+def web_command(args) -> list[str]:
+    """The web server, its workers and threads: the one place that names it.
+
+    gunicorn (gthread) by default; ``--server granian`` runs granian's WSGI interface instead (its
+    Rust HTTP layer serves a bare view about twice as fast here; bench/unlock.py compares the two
+    on real spends). granian is an optional extra: ``pip install 'stall[granian]'``."""
+    if getattr(args, "server", "gunicorn") == "granian":
+        return [
+            sys.executable, "-m", "granian", "--interface", "wsgi", "stall.wsgi:application",
+            "--host", args.host, "--port", str(args.port),
+            "--workers", str(args.workers), "--blocking-threads", str(args.threads),
+            "--no-ws", "--log-level", "warning", *(["--access-log"] if args.access_log else []),
+        ]
+    return [
         sys.executable, "-m", "gunicorn", "stall.wsgi:application",
         "--bind", f"{args.host}:{args.port}",
         "--workers", str(args.workers),
@@ -42,47 +52,140 @@ def cmd_serve(args) -> int:
         "--access-logfile", "-" if args.access_log else "/dev/null",
         "--error-logfile", "-",
         "--graceful-timeout", "10",
+        # No --preload: sharing the master's loaded application lowers the tree's PSS by ~55 MB,
+        # but its RSS (what DESIGN's 300 MB target counts) rose to 323 MB on PostgreSQL with it
+        # and is 292 MB without (bench/memory.py). wsgi.py still closes what a fork must not share.
     ]
-    procs = [subprocess.Popen(web, env=env)]
+
+
+def worker_command() -> list[str]:
+    """What `stall worker` runs, started by `stall serve` as its task worker."""
+    return [sys.executable, "-m", "stall.cli", "worker"]
+
+
+def migrate_command() -> list[str]:
+    return [sys.executable, "-m", "django", "migrate", "--no-input", "--verbosity", "0"]
+
+
+class Child:
+    """A process of ``stall serve``, with the signal that stops it gracefully."""
+
+    def __init__(self, name: str, argv: list[str], env: dict, stop_signal: int, preexec):
+        self.name, self.stop_signal = name, stop_signal
+        # Its own process group: a Ctrl-C in the terminal reaches the supervisor alone, which
+        # passes one stop signal on. Huey takes a second SIGINT as "stop now, drop the task".
+        # preexec_fn is unsafe with threads; the supervisor has none.
+        self.proc = subprocess.Popen(
+            argv, env=env, process_group=0, preexec_fn=preexec  # noqa: PLW1509
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(self.stop_signal)
+
+
+def _die_with_parent():
+    """A hook for the child, run before exec: be sent SIGTERM when the supervisor dies, even by
+    SIGKILL, so no server or worker runs on without it. Linux only; elsewhere, None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes  # only here: loaded before the fork, called in the child
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+
+    def hook() -> None:
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the supervisor died before the line above
+            os._exit(1)
+
+    return hook
+
+
+def _say(message: str) -> None:
+    print(f"stall: {message}", file=sys.stderr, flush=True)
+
+
+class Supervisor:
+    """Runs children until one stops or a stop signal comes; then stops the rest, bounded."""
+
+    def __init__(self):
+        self.children: list[Child] = []
+        self.stop_requested = False
+        self.preexec = _die_with_parent()
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum, frame) -> None:
+        self.stop_requested = True
+        for child in self.children:
+            child.stop()
+
+    def start(self, name: str, argv: list[str], env: dict, stop_signal=signal.SIGTERM) -> Child:
+        child = Child(name, argv, env, stop_signal, self.preexec)
+        self.children.append(child)
+        if self.stop_requested:  # a signal came while it was being started
+            child.stop()
+        return child
+
+    def run_once(self, name: str, argv: list[str], env: dict) -> int:
+        """Run a child to its end (migrate); its exit status, or 128+N if we were stopped."""
+        child = self.start(name, argv, env)
+        code = child.proc.wait()
+        self.children.remove(child)
+        return code if code >= 0 else 128 - code
+
+    def watch(self) -> int:
+        """Until a child exits or we are told to stop; then stop them all. The exit status: 0 for
+        a requested stop that every child obeyed, else non-zero."""
+        failed: Child | None = None
+        while not self.stop_requested and failed is None:
+            failed = next((c for c in self.children if c.proc.poll() is not None), None)
+            if failed is None:
+                time.sleep(0.2)
+        if failed is not None:
+            code = failed.proc.returncode
+            _say(f"the {failed.name} stopped (exit {code}); stopping the rest.")
+        for child in self.children:
+            child.stop()
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        for child in self.children:
+            try:
+                child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _say(f"the {child.name} did not stop in time; killing it.")
+                child.proc.kill()
+                child.proc.wait()
+        if failed is not None:
+            code = failed.proc.returncode
+            return code if code > 0 else 128 - code if code < 0 else 1
+        obeyed = all(c.proc.returncode in (0, -c.stop_signal) for c in self.children)
+        return 0 if obeyed else 1
+
+
+def cmd_serve(args) -> int:
+    """Migrate, then run the web server and the Huey consumer together until one stops or we are
+    told to (SIGTERM, SIGINT, SIGHUP)."""
+    env = {**os.environ}
+    env.setdefault("DJANGO_SETTINGS_MODULE", "stall.settings")
+    if not env.get("STALL_BASE_URL"):
+        # Links in emails and API answers must point where we actually listen.
+        shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+        env["STALL_BASE_URL"] = f"http://{shown_host}:{args.port}"
+    supervisor = Supervisor()
+    code = supervisor.run_once("migration", migrate_command(), env)
+    if supervisor.stop_requested:
+        return 0 if code in (0, 128 + signal.SIGTERM) else code
+    if code != 0:
+        _say(f"migrate failed (exit {code}); not serving.")
+        return code
+    supervisor.start("web server", web_command(args), env)
     if not args.no_worker:
-        procs.append(subprocess.Popen([sys.executable, "-m", "django", "run_huey"], env=env))
+        # SIGINT is Huey's graceful stop: running tasks finish. (Its SIGTERM abandons them.)
+        supervisor.start("task worker", worker_command(), env, stop_signal=signal.SIGINT)
     worker = "" if args.no_worker else " and a task worker"
     print(f"Stall is serving http://{args.host}:{args.port}/ with {args.workers} web worker(s){worker}.", flush=True)
-    return _supervise(procs)
-
-
-def _supervise(procs: list[subprocess.Popen]) -> int:
-    stopping = False
-
-    def stop(signum, frame):
-        nonlocal stopping
-        stopping = True
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    try:
-        while True:
-            for p in procs:
-                code = p.poll()
-                if code is not None:
-                    if not stopping:
-                        print(f"stall: a child process stopped (exit {code}); stopping the others.", file=sys.stderr)
-                    stop(None, None)
-                    deadline = time.monotonic() + 15
-                    for other in procs:
-                        try:
-                            other.wait(timeout=max(0.1, deadline - time.monotonic()))
-                        except subprocess.TimeoutExpired:
-                            other.kill()
-                    return 0 if stopping and code in (0, -signal.SIGTERM) else code
-            time.sleep(0.2)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
+    return supervisor.watch()
 
 
 def cmd_worker(args) -> int:
@@ -172,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=int(os.environ.get("STALL_WEB_WORKERS", "2")))
     serve.add_argument("--threads", type=int, default=int(os.environ.get("STALL_WEB_THREADS", "4")))
     serve.add_argument("--no-worker", action="store_true", help="web only; run `stall worker` elsewhere")
+    serve.add_argument("--server", choices=("gunicorn", "granian"), default=os.environ.get("STALL_WEB_SERVER", "gunicorn"))
     serve.add_argument("--access-log", action="store_true")
     serve.set_defaults(func=cmd_serve)
 

@@ -1,6 +1,28 @@
+"""The WSGI application, loaded whole when this module is imported.
+
+Whole: the URLconf, and through it every view and API route, is imported here rather than by
+the first request. A server that imports the application once and then forks its workers
+(gunicorn's ``--preload``, as ``stall serve`` runs it) so shares these pages among the workers
+instead of each loading a copy of its own (bench/memory.py measures it). For that, nothing may
+stay open across the fork: the database connections and the queue's handle are closed again, and
+the objects made so far are frozen out of the garbage collector, whose passes would otherwise
+write to — and so copy — every page it visits.
+"""
+
+import gc
 import os
 
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "stall.settings")
 application = get_wsgi_application()
+
+# Imported once the settings are configured: Huey's Django module reads them.
+from django.db import connections
+from django.urls import get_resolver
+from huey.contrib.djhuey import HUEY
+
+get_resolver().url_patterns  # noqa: B018  (imports the URLconf and every view behind it)
+connections.close_all()
+HUEY.storage.close()
+gc.freeze()

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-import httpx
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
@@ -35,12 +34,14 @@ from django.utils import timezone
 
 from stall.core.errors import InvalidRequest, NotFound
 from stall.core.ids import new_id
+from stall.core.lazy import LazyModule
 from stall.stores.models import Store
 
 from . import tasks
 from .models import DeliveryStatus, Event, WebhookDelivery, WebhookEndpoint, WebhookEndpointStatus
 
 logger = logging.getLogger(__name__)
+httpx = LazyModule("httpx")  # imported by the first delivery (see core.lazy)
 
 EVENT_TYPES = (
     "order.paid",

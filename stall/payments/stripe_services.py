@@ -13,7 +13,6 @@ import json
 import logging
 from datetime import timedelta
 
-import stripe
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
@@ -23,6 +22,7 @@ from django.utils import timezone
 from stall.checkout.errors import CheckoutInvalid
 from stall.checkout.models import Checkout, CheckoutStatus
 from stall.core.errors import NotFound, StallError
+from stall.core.lazy import LazyModule
 from stall.stores.models import Store
 
 from .errors import (
@@ -38,6 +38,7 @@ from .selectors import StripeConfig, stripe_config_for_store
 from .services import checkout_payment_start, payment_apply_result, payment_fail, refund_succeed
 
 logger = logging.getLogger(__name__)
+stripe = LazyModule("stripe")  # imported by the first use (see core.lazy)
 
 WEBHOOK_TOLERANCE_SECONDS = 300
 _OPEN = (PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION)

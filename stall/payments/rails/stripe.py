@@ -16,9 +16,9 @@ from __future__ import annotations
 import functools
 import logging
 
-import stripe
 from django.conf import settings
 
+from stall.core.lazy import LazyModule
 from stall.payments.errors import (
     PaymentMethodNeedsAction,
     PaymentProcessorUnavailable,
@@ -30,6 +30,8 @@ from stall.payments.selectors import StripeConfig, stripe_config_for_store, stri
 from .base import RailResult, SetupResult, card_fee, card_minimum_charge
 
 logger = logging.getLogger(__name__)
+# Imported by the first Stripe call: most processes never make one (see core.lazy).
+stripe = LazyModule("stripe")
 
 
 @functools.lru_cache(maxsize=1)

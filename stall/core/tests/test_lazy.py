@@ -1,0 +1,74 @@
+"""Large libraries stay out of a process until it uses them: the Stripe library and httpx (see
+core.lazy), and the Redis and PostgreSQL clients Huey's storage would import for queues not in use
+(see settings). Each check runs in a fresh interpreter: this one has imported everything."""
+
+import json
+import os
+import subprocess
+import sys
+
+from django.db import connection
+
+WATCHED = ["httpx", "psycopg", "redis", "requests", "stripe"]
+# What a web worker and the Huey consumer (run_huey) load at start: every app, URL, view and
+# task module.
+START = (
+    "import django; django.setup()\n"
+    "from django.urls import get_resolver; get_resolver().url_patterns\n"
+    "from django.utils.module_loading import autodiscover_modules; autodiscover_modules('tasks')\n"
+)
+
+
+def run_fresh(code: str, tmp_path, **env_vars) -> str:
+    """The last line ``code`` prints in a fresh interpreter (no REDIS_URL unless given)."""
+    env = {**os.environ, "STALL_DATA_DIR": str(tmp_path)}
+    env["DJANGO_SETTINGS_MODULE"] = "stall.settings"
+    env.pop("REDIS_URL", None)
+    env.update(env_vars)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+def loaded_after(code: str, tmp_path) -> list[str]:
+    """Which of WATCHED a fresh interpreter has imported after running ``code``."""
+    report = f"import sys, json\nprint(json.dumps([m for m in {WATCHED!r} if m in sys.modules]))"
+    return json.loads(run_fresh(code + report, tmp_path))
+
+
+def test_a_started_process_holds_no_stripe_httpx_or_unused_database_client(tmp_path):
+    """After every app, URL, view and task is loaded, neither the Stripe library nor httpx (nor
+    the requests library they bring) is imported, nor redis without REDIS_URL; psycopg only when
+    the database is PostgreSQL."""
+    expected = ["psycopg"] if connection.vendor == "postgresql" else []
+    assert loaded_after(START, tmp_path) == expected
+
+
+def test_the_stripe_library_is_imported_by_its_first_use(tmp_path):
+    """The first attribute read through the rail's ``stripe`` imports the library, and the names it
+    gives are the library's own."""
+    use = (
+        "import stripe as real\n"
+        "from stall.payments import stripe_rail, stripe_services\n"
+        "assert stripe_rail.stripe.StripeError is real.StripeError\n"
+        "assert stripe_services.stripe.Webhook is real.Webhook\n"
+    )
+    first_use = "from stall.payments import stripe_rail\nstripe_rail.stripe.StripeError\n"
+    assert "stripe" in loaded_after(START + first_use, tmp_path)
+    assert "stripe" in loaded_after(START + use, tmp_path)
+
+
+def test_with_redis_url_the_queue_is_on_redis(tmp_path):
+    """With REDIS_URL set, Huey's storage sees the redis client: the queue is a RedisHuey that
+    answers (the client is hidden from Huey only when no Redis is configured)."""
+    code = (
+        "import django; django.setup()\n"
+        "from huey.contrib.djhuey import HUEY\n"
+        "print(type(HUEY).__name__, HUEY.pending_count())\n"
+    )
+    queue = f"stall-test-{os.getpid()}-{tmp_path.name}"  # a queue no one else uses: empty
+    answer = run_fresh(code, tmp_path, REDIS_URL="redis://127.0.0.1:6379/15", STALL_QUEUE_NAME=queue)
+    assert answer == "RedisHuey 0"
