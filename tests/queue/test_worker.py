@@ -31,7 +31,7 @@ from django.utils import timezone
 from huey import RedisHuey, SqliteHuey
 from huey.contrib.djhuey import HUEY
 
-from stall.core.testing import buy, product_with_file
+from stall.testing import buy, product_with_file
 from stall.integrations import webhooks
 from stall.integrations.models import DeliveryStatus, WebhookDelivery
 from stall.orders.tasks import receipt_send
