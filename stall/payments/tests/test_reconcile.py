@@ -21,13 +21,17 @@ from stall.ledger.models import Account, AccountKind, Transfer
 from stall.ledger.selectors import account_sums_from_transfers
 from stall.orders.checkout_pay import checkout_confirm
 from stall.orders.models import Order
-from stall.payments.models import Payment, PaymentPurpose, PaymentStatus
+from stall.payments.errors import PaymentProcessorUnavailable
+from stall.payments.models import Payment, PaymentPurpose, PaymentStatus, StripeAccount
 from stall.payments.rails import RailResult, SandboxRail, rail_get
 from stall.payments.rails.wallet import fee_pool_for, wallet_for
 from stall.payments.services import _checkout_payment_reserve, payments_reconcile
 from stall.payments.tasks import payments_reconcile_task
 from stall.wallets.models import AutoTopUp
 from stall.wallets.services import wallet_auto_top_up_set, wallet_top_up
+
+from .conftest import VISA
+from .conftest import open_checkout as stripe_checkout
 
 pytestmark = pytest.mark.django_db
 
@@ -352,6 +356,41 @@ def test_confirming_again_completes_a_checkout_whose_payment_a_crash_left_proces
     assert len(mail.outbox) == 1
     assert store_balance(store) == 300 - FEE_300
     assert_ledger_balanced()
+
+
+def test_a_confirm_resumes_a_stripe_payment_that_never_heard_back(
+    stripe_store, card, closed_port_url, settings, localstripe_client
+):
+    """A pm_… confirm that could not reach Stripe leaves its payment processing with no intent on
+    record. Once Stripe answers, confirming again sends the create again under the same
+    idempotency key: the checkout completes with that one payment, its intent succeeded."""
+    visa = card(VISA)
+    checkout = stripe_checkout(stripe_store)
+    localstripe_base = StripeAccount.objects.get(store=stripe_store).api_base
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    StripeAccount.objects.filter(store=stripe_store).update(api_base=closed_port_url)
+    with pytest.raises(PaymentProcessorUnavailable):
+        checkout_confirm(checkout_id=checkout.pk, payment_method=visa)
+    payment = Payment.objects.get(checkout=checkout)
+    assert (payment.status, payment.rail_reference) == (PaymentStatus.PROCESSING, "")
+
+    StripeAccount.objects.filter(store=stripe_store).update(api_base=localstripe_base)
+    age(payment, 10)
+    result = checkout_confirm(checkout_id=checkout.pk, payment_method=visa)
+
+    assert result.status == CheckoutStatus.COMPLETE
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.SUCCEEDED
+    assert list(Payment.objects.filter(checkout=checkout).values_list("pk", flat=True)) == [
+        payment.pk
+    ]
+    intent = localstripe_client.v1.payment_intents.retrieve(payment.rail_reference).to_dict()
+    assert (intent["status"], intent["amount"], intent["metadata"]["stall_payment"]) == (
+        "succeeded",
+        300,
+        payment.pk,
+    )
+    assert Order.objects.get(checkout=checkout).payment_id == payment.pk
 
 
 def test_a_payment_still_with_its_rail_is_not_resumed(store, product, settings):
