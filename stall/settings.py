@@ -297,6 +297,16 @@ STALL_SANDBOX_ENABLED = _env_bool("STALL_SANDBOX_ENABLED", True)
 # Seconds before Huey retries a failed task that has retries (receipts, notices). Huey writes
 # it into each task's message when the task is queued: give web and worker processes the same.
 STALL_TASK_RETRY_DELAY_SECONDS = int(os.environ.get("STALL_TASK_RETRY_DELAY_SECONDS", "60"))
+# Test only (0, off, by default): the sandbox takes this long to answer a new payment, like a card
+# network's round trip, so a crash test can kill the server while payments are with the rail.
+STALL_SANDBOX_DELAY_MS = int(os.environ.get("STALL_SANDBOX_DELAY_MS", "0"))
+# A card payment left processing (a crash between reserving it and hearing from the rail) is asked
+# about again: by the periodic reconciliation once it is this old (Stripe's has its own setting,
+# STRIPE_RECONCILE_AFTER_MINUTES), and by the buyer's next confirm once it is this old.
+STALL_PAYMENT_RECONCILE_AFTER_SECONDS = int(
+    os.environ.get("STALL_PAYMENT_RECONCILE_AFTER_SECONDS", "120")
+)
+STALL_PAYMENT_RESUME_AFTER_SECONDS = int(os.environ.get("STALL_PAYMENT_RESUME_AFTER_SECONDS", "5"))
 
 LOGGING = {
     "version": 1,

@@ -30,6 +30,7 @@ def checkout_confirm(*, checkout_id: str, payment_method: str = "", buyer=None, 
 
     A free checkout completes with no payment. A checkout already complete, or with a payment
     already under way, is returned as it is: a double click or a replayed request charges once.
+    A card payment left processing by a crash is resumed (see ``checkout_payment_start``).
     A declined payment raises PaymentDeclined and leaves the checkout open for another try.
     The wallet and the tab need the signed-in ``buyer``; they pay in this one transaction, and
     a refusal (InsufficientFunds, LimitExceeded) rolls it back with no money moved. ``checkout``,
@@ -53,11 +54,11 @@ def checkout_confirm(*, checkout_id: str, payment_method: str = "", buyer=None, 
         if payment_method in IN_LEDGER_METHODS:
             # The lean path stood aside (a card payment was under way): the general one.
             if checkout.payments.filter(status__in=[PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION]).exists():
-                return checkout
+                return checkout  # a card payment its rail still has under way, asked just above
             rail = rail_for(store=checkout.store, payment_method=payment_method)
             return _checkout_pay_in_ledger(checkout=checkout, rail=rail, payment_method=payment_method, buyer=buyer)
-    # A card: checkout_payment_start locks the checkout again, checks for a payment under way and
-    # reserves the payment before calling the rail outside any transaction.
+    # A card, or a card payment already under way: payments charges it, or returns the checkout
+    # as it is, or resumes a payment that a crash left processing.
     return checkout_payment_start(checkout_id=checkout_id, payment_method=payment_method)
 
 

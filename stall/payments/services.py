@@ -5,11 +5,17 @@ short transaction, call the rail with no transaction open — a card network can
 must not hold row locks (or, on SQLite, the single write lock) — then finalize in another short
 transaction. Finalizing is idempotent, so a rail that reports the same success twice, by a
 redirect and by a webhook, makes one order.
+
+A crash between the reserving transaction and the finalizing one leaves a payment ``processing``
+that nobody is waiting for. Such a payment is finished by asking its rail where it stands
+(``payment_refresh``): by the buyer's next confirm (``checkout_payment_start``) and, for payments
+nobody confirms again, by the periodic ``payments_reconcile``.
 """
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
@@ -20,7 +26,7 @@ from stall.checkout.errors import AmountTooSmall, CheckoutInvalid
 from stall.checkout.models import Checkout, CheckoutStatus
 from stall.checkout.schemas import checkout_out
 from stall.checkout.services import checkout_lock_open
-from stall.core.errors import InvalidRequest
+from stall.core.errors import InvalidRequest, StallError
 from stall.core.money import amount_validate, format_money
 from stall.integrations.webhooks import event_emit
 from stall.ledger.models import AccountKind
@@ -28,10 +34,12 @@ from stall.ledger.services import account_id_for, account_open
 
 from .errors import PaymentDeclined, PaymentNotAwaitingAction, PaymentNotFound
 from .models import Payment, PaymentStatus, Refund, RefundStatus
-from .rails import RailResult, rail_for, rail_get, sandbox_check
+from .rails import RAILS, RailResult, rail_for, rail_get, sandbox_check
 from .schemas import payment_out
 
 logger = logging.getLogger(__name__)
+
+_OPEN = (PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION)
 
 
 def checkout_payment_start(*, checkout_id: str, payment_method: str) -> Checkout:
@@ -42,30 +50,34 @@ def checkout_payment_start(*, checkout_id: str, payment_method: str) -> Checkout
     A checkout already complete, or with a payment already under way, is returned as it is: a
     double click or a replayed request charges once. A declined payment raises PaymentDeclined and
     leaves the checkout open for another try.
-    """
-    with transaction.atomic():
-        checkout = checkout_lock_open(checkout_id=checkout_id)
-        if checkout.status == CheckoutStatus.COMPLETE:
-            return checkout
-        if checkout.payments.filter(status__in=[PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION]).exists():
-            return checkout
-        rail = rail_for(store=checkout.store, payment_method=payment_method)
-        if rail.in_ledger:
-            raise InvalidRequest("Pay from the wallet or the tab through checkout_confirm.", param="payment_method")
-        minimum = rail.minimum_charge(checkout.currency)
-        if checkout.amount_total < minimum:
-            raise AmountTooSmall(
-                f"Card payments must be at least {format_money(minimum, checkout.currency)}.", param="amount"
-            )
-        payment = Payment.objects.create(
-            store_id=checkout.store_id,
-            checkout=checkout,
-            rail=rail.name,
-            payment_method=payment_method,
-            amount=checkout.amount_total,
-            currency=checkout.currency,
-        )
 
+    A payment still processing after STALL_PAYMENT_RESUME_AFTER_SECONDS is taken to be stalled
+    (the server died before recording the rail's answer) and is resumed: its rail is asked where
+    it stands and the answer recorded. A success completes the checkout, a bank check waits for
+    the buyer, and a failure lets this confirm try again with ``payment_method``.
+    """
+    payment = None
+    for _ in range(2):  # a second round when the stalled payment turns out to have failed
+        with transaction.atomic():
+            checkout = checkout_lock_open(checkout_id=checkout_id)
+            if checkout.status == CheckoutStatus.COMPLETE:
+                return checkout
+            under_way = checkout.payments.filter(status__in=_OPEN).first()
+            if under_way is None:
+                payment = _checkout_payment_reserve(
+                    checkout=checkout, payment_method=payment_method
+                )
+                break
+        if not payment_stalled(under_way):
+            return checkout
+        # Outside any transaction: asking the rail may take as long as charging.
+        stalled = payment_refresh(payment_id=under_way.pk)
+        if stalled.status not in (PaymentStatus.FAILED, PaymentStatus.CANCELED):
+            return Checkout.objects.get(pk=checkout.pk)
+    if payment is None:
+        return Checkout.objects.get(pk=checkout_id)
+
+    rail = rail_get(payment.rail)
     result = rail.payment_start(
         payment_id=payment.pk, amount=payment.amount, currency=payment.currency, payment_method=payment_method
     )
@@ -73,6 +85,88 @@ def checkout_payment_start(*, checkout_id: str, payment_method: str) -> Checkout
     if result.status == "failed":
         raise PaymentDeclined(result.failure_message, code=result.failure_code or "payment_failed")
     return Checkout.objects.get(pk=checkout.pk)
+
+
+def _checkout_payment_reserve(*, checkout: Checkout, payment_method: str) -> Payment:
+    """The card payment of a locked, open checkout with none under way. Call inside a
+    transaction."""
+    rail = rail_for(store=checkout.store, payment_method=payment_method)
+    if rail.in_ledger:
+        raise InvalidRequest(
+            "Pay from the wallet or the tab through checkout_confirm.", param="payment_method"
+        )
+    minimum = rail.minimum_charge(checkout.currency)
+    if checkout.amount_total < minimum:
+        raise AmountTooSmall(
+            f"Card payments must be at least {format_money(minimum, checkout.currency)}.",
+            param="amount",
+        )
+    return Payment.objects.create(
+        store_id=checkout.store_id,
+        checkout=checkout,
+        rail=rail.name,
+        payment_method=payment_method,
+        amount=checkout.amount_total,
+        currency=checkout.currency,
+    )
+
+
+def payment_stalled(payment: Payment, *, now=None) -> bool:
+    """Whether a payment has been processing longer than STALL_PAYMENT_RESUME_AFTER_SECONDS, so
+    that it is most likely not a live call's (a double click's first request). Asking about one
+    that still is does no harm: the rail charges nothing twice (Stripe may answer that the first
+    request is still at work, a 503 for the second)."""
+    resume_after = timedelta(seconds=settings.STALL_PAYMENT_RESUME_AFTER_SECONDS)
+    cutoff = (now or timezone.now()) - resume_after
+    return payment.status == PaymentStatus.PROCESSING and payment.updated_at <= cutoff
+
+
+def payment_refresh(*, payment_id: str) -> Payment:
+    """Ask a card rail where a payment left processing stands (``payment_retrieve``) and record
+    the answer with ``payment_apply_result``. Idempotent: the rail charges nothing when asked, and
+    recording the same answer twice changes nothing, so asking while the first call is still
+    under way is safe too. A payment no longer processing is returned as it is."""
+    payment = Payment.objects.get(pk=payment_id)
+    if payment.status != PaymentStatus.PROCESSING:
+        return payment
+    result = rail_get(payment.rail).payment_retrieve(payment_id=payment.pk)
+    return payment_apply_result(payment_id=payment.pk, result=result)
+
+
+# Rails whose payments another task reconciles, by its own rules and on its own clock: Stripe's
+# (stripe_services.stripe_payments_reconcile) also looks at refunds and late successes.
+_RECONCILED_ELSEWHERE = frozenset({"stripe"})
+
+
+def payments_reconcile(*, older_than_seconds: int | None = None, now=None) -> int:
+    """Finish card payments left processing longer than ``older_than_seconds`` (default
+    STALL_PAYMENT_RECONCILE_AFTER_SECONDS): a crash between reserving a payment and recording
+    the rail's answer leaves one, and nobody may ever confirm its checkout again. Each is asked
+    about with ``payment_refresh``. The wallet and the tab never leave a payment processing.
+    Returns how many were settled (succeeded, failed, or now waiting for the buyer)."""
+    now = now or timezone.now()
+    if older_than_seconds is None:
+        older_than_seconds = settings.STALL_PAYMENT_RECONCILE_AFTER_SECONDS
+    cutoff = now - timedelta(seconds=older_than_seconds)
+    rails = [n for n, rail in RAILS.items() if not rail.in_ledger and n not in _RECONCILED_ELSEWHERE]
+    due = Payment.objects.filter(
+        status=PaymentStatus.PROCESSING, rail__in=rails, updated_at__lte=cutoff
+    ).order_by("updated_at")
+    settled = 0
+    for payment_id in list(due.values_list("pk", flat=True)[:200]):
+        try:
+            payment = payment_refresh(payment_id=payment_id)
+        except StallError as exc:
+            logger.warning("reconcile of %s: %s", payment_id, exc.message)
+            continue
+        if payment.status == PaymentStatus.PROCESSING:
+            # The rail has not decided yet: asked again in another interval, not at every run.
+            Payment.objects.filter(pk=payment_id, status=PaymentStatus.PROCESSING).update(
+                updated_at=now
+            )
+        else:
+            settled += 1
+    return settled
 
 
 def checkout_card_payments_abandon(*, checkout_id: str) -> None:

@@ -12,6 +12,13 @@ def stripe_payments_reconcile_task():
     return stripe_services.stripe_payments_reconcile()
 
 
+@db_periodic_task(crontab(minute="*/2"))
+def payments_reconcile_task():
+    """Every two minutes, finish card payments that a crash left processing, by asking their rail
+    (the sandbox's; Stripe's have the task above, the wallet and the tab never leave one)."""
+    return services.payments_reconcile()
+
+
 @db_task(retries=5, retry_delay=settings.STALL_TASK_RETRY_DELAY_SECONDS)
 def stripe_duplicate_refund(payment_id: str) -> None:
     stripe_services.stripe_duplicate_refund_send(payment_id=payment_id)

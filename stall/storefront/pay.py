@@ -70,8 +70,14 @@ def pay(request, checkout_id):
         else:
             if checkout.status == CheckoutStatus.COMPLETE:
                 return redirect("checkout:complete", checkout_id=checkout.pk)
-            return redirect("checkout:authenticate", checkout_id=checkout.pk)
+            if checkout.payments.filter(status=PaymentStatus.REQUIRES_ACTION).exists():
+                return redirect("checkout:authenticate", checkout_id=checkout.pk)
+            return redirect("checkout:pay", checkout_id=checkout.pk)  # still processing: says so
     context = {"checkout": checkout, "store": checkout.store, "form": form, "expired": expired, "lines": checkout.lines.all()}
+    # A payment still with the rail (another tab's, or one a crash interrupted, which the next
+    # Pay resumes): say so rather than show the page as if nothing had happened.
+    processing = checkout.payments.filter(status=PaymentStatus.PROCESSING).exists()
+    context["processing"] = not expired and processing
     if not expired:
         context.update(pay_page_context(request, checkout))  # the wallet and the tab, for a signed-in buyer
     return render(request, "payments/sandbox_pay.html", context, status=400 if form.errors else 200)

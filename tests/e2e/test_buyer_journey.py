@@ -6,7 +6,6 @@ from django.core import mail
 from playwright.sync_api import expect
 
 from stall.catalog.models import PriceType
-from stall.testing import StoreFactory, UserFactory, product_with_file
 from stall.ledger.selectors import account_balance
 from stall.orders.models import Order
 from stall.testing import StoreFactory, UserFactory, product_with_file

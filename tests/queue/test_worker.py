@@ -31,10 +31,10 @@ from django.utils import timezone
 from huey import RedisHuey, SqliteHuey
 from huey.contrib.djhuey import HUEY
 
-from stall.testing import buy, product_with_file
 from stall.integrations import webhooks
 from stall.integrations.models import DeliveryStatus, WebhookDelivery
 from stall.orders.tasks import receipt_send
+from stall.testing import buy, product_with_file
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -65,6 +65,13 @@ class Rail(Protocol):
     def payment_start(self, *, payment_id: str, amount: int, currency: str, payment_method: str) -> RailResult:
         """Ask the rail to charge ``amount``; it may succeed, fail, or need the buyer's action."""
 
+    def payment_retrieve(self, *, payment_id: str) -> RailResult:
+        """Say where a payment stands, without charging it a second time. This is how a payment
+        left ``processing`` is finished — by a crash between reserving it and hearing the rail's
+        answer, or by a processor that did not answer: the reconciliation task and the buyer's
+        next confirm ask, and record the answer with ``payment_apply_result``. The in-ledger rails
+        never leave a payment processing (it is made and paid in one transaction) and raise."""
+
     def payment_confirm(self, *, payment_id: str, reference: str, approve: bool) -> RailResult:
         """Finish a payment that needed the buyer's action (3-D Secure and the like)."""
 

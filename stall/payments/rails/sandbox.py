@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from stall.payments.models import Payment
+import time
+
+from django.conf import settings
+
+from stall.payments.models import OffSessionCharge, Payment, PaymentPurpose, SavedPaymentMethod
 
 from .base import RailResult, SetupResult, UnknownPaymentMethod, card_fee, card_minimum_charge
 
@@ -31,6 +35,15 @@ class SandboxRail:
         return card_minimum_charge(currency)
 
     def payment_start(self, *, payment_id: str, amount: int, currency: str, payment_method: str) -> RailResult:
+        if settings.STALL_SANDBOX_DELAY_MS:
+            time.sleep(settings.STALL_SANDBOX_DELAY_MS / 1000)  # test only: see the setting
+        return self._answer(
+            payment_id=payment_id, amount=amount, currency=currency, payment_method=payment_method
+        )
+
+    def _answer(
+        self, *, payment_id: str, amount: int, currency: str, payment_method: str
+    ) -> RailResult:
         reference = f"sbx_{payment_id.partition('_')[2]}"
         if payment_method == "sandbox_visa":
             return RailResult("succeeded", reference=reference, fee=card_fee(amount, currency))
@@ -47,6 +60,19 @@ class SandboxRail:
             param="payment_method",
         )
 
+    def payment_retrieve(self, *, payment_id: str) -> RailResult:
+        """What the sandbox answered when the payment was started, or would have: it keeps no
+        state of its own, and its answer follows from the test card (and, for ``sandbox_3ds``,
+        from whether the buyer was there to confirm). Asking twice gives the same answer."""
+        payment = Payment.objects.select_related("buyer").get(pk=payment_id)
+        answer = self._answer(
+            payment_id=payment.pk, amount=payment.amount, currency=payment.currency,
+            payment_method=payment.payment_method,
+        )
+        if answer.status == "requires_action" and _charged_off_session(payment):
+            return self._authentication_required(payment.pk)
+        return answer
+
     def payment_confirm(self, *, payment_id: str, reference: str, approve: bool) -> RailResult:
         if approve:
             payment = Payment.objects.only("amount", "currency").get(pk=payment_id)
@@ -60,6 +86,12 @@ class SandboxRail:
         return RailResult("succeeded", reference=f"sbxre_{payment_id.partition('_')[2]}")
 
     def payment_cancel(self, *, payment_id: str) -> RailResult:
+        """Give up a payment the buyer has not finished (they chose the wallet instead). One the
+        sandbox already took (a ``sandbox_visa`` payment a crash left processing) stands, as a
+        processor's would: it is reported as succeeded and completes the checkout."""
+        answer = self.payment_retrieve(payment_id=payment_id)
+        if answer.status == "succeeded":
+            return answer
         return RailResult("failed", failure_code="canceled", failure_message="The payment was canceled.")
 
     def payment_method_setup(self, *, email: str, payment_method: str, store=None, customer_ref: str = "") -> SetupResult:
@@ -74,11 +106,30 @@ class SandboxRail:
 
     def payment_start_off_session(self, *, payment_id: str, amount: int, currency: str, saved) -> RailResult:
         if saved.method_ref == "sandbox_3ds":
-            return RailResult(
-                "failed", f"sbx_{payment_id.partition('_')[2]}", failure_code="authentication_required",
-                failure_message="The card's bank asks the cardholder to confirm this payment.",
-            )
+            return self._authentication_required(payment_id)
         return self.payment_start(payment_id=payment_id, amount=amount, currency=currency, payment_method=saved.method_ref)
+
+    @staticmethod
+    def _authentication_required(payment_id: str) -> RailResult:
+        return RailResult(
+            "failed", f"sbx_{payment_id.partition('_')[2]}", failure_code="authentication_required",
+            failure_message="The card's bank asks the cardholder to confirm this payment.",
+        )
 
     def notification_handle(self, *, headers: dict[str, str], body: bytes) -> list[tuple[str, RailResult]]:
         return []  # the sandbox answers synchronously; it sends no notifications
+
+
+def _charged_off_session(payment: Payment) -> bool:
+    """Whether a payment charged a saved test card with the buyer away, as Stripe's rail tells:
+    a store's charge of a saved card is recorded as such; a wallet's automatic top-up or an
+    overdue tab's settlement charges a card the buyer saved, whose code is the payment method.
+    (A buyer who saved ``sandbox_3ds`` and also tops up with it by hand is taken to be away: the
+    payment fails and they try again, which is the safe side for a payment nobody is watching.)"""
+    if OffSessionCharge.objects.filter(payment_id=payment.pk).exists():
+        return True
+    if payment.purpose == PaymentPurpose.CHECKOUT or payment.buyer_id is None:
+        return False
+    return SavedPaymentMethod.objects.filter(
+        rail="sandbox", method_ref=payment.payment_method, email__iexact=payment.buyer.email
+    ).exists()

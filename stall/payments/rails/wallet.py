@@ -100,6 +100,13 @@ class InLedgerRail:
     def payment_confirm(self, **kwargs) -> RailResult:
         raise RuntimeError(f"the {self.name} rail never asks the buyer to confirm at a bank")
 
+    def payment_retrieve(self, **kwargs) -> RailResult:
+        # The payment row and its debit are written in one transaction: a crash leaves both or
+        # neither, never a payment processing that someone would have to ask about.
+        raise RuntimeError(
+            f"the {self.name} rail never leaves a payment processing: nothing to retrieve"
+        )
+
     def refund(self, **kwargs) -> RailResult:
         raise RuntimeError(f"the {self.name} rail refunds inside the ledger: use ledger_refund")
 
