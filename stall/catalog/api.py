@@ -29,7 +29,10 @@ def product_retrieve(request, id: ObjectId):
     return product_out(selectors.product_get(store=request.store, product_id=id))
 
 
-@router.api_operation(["POST", "PATCH"], "/{id}", response=responses(ProductOut), summary="Update a product")
+# POST and PATCH are two operations (the lower decorator registers first), so that each has
+# its own operationId.
+@router.patch("/{id}", response=responses(ProductOut), summary="Update a product (PATCH)")
+@router.post("/{id}", response=responses(ProductOut), summary="Update a product")
 def product_update(request, id: ObjectId, payload: ProductUpdateIn):
     """Changes only the parameters sent, like Stripe's update endpoints."""
     product = selectors.product_get(store=request.store, product_id=id)
