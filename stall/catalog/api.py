@@ -1,6 +1,9 @@
 """API v1: products. Each endpoint parses, calls one catalog service or selector, serializes."""
 
+from typing import Annotated
+
 from ninja import File, Query, Router, UploadedFile
+from pydantic import WithJsonSchema
 
 from stall.core.api import ListParams, ObjectId, paginate, responses, router_refuse_other_methods
 
@@ -8,6 +11,11 @@ from . import selectors, services
 from .schemas import ProductCreateIn, ProductFileOut, ProductList, ProductListFilter, ProductOut, ProductUpdateIn, file_out, product_out
 
 router = Router()
+
+# An empty file is refused (invalid_file); the document says so.
+Upload = Annotated[
+    UploadedFile, WithJsonSchema({"type": "string", "format": "binary", "minLength": 1})
+]
 
 
 @router.post("", response=responses(ProductOut), summary="Create a product")
@@ -48,7 +56,7 @@ def product_archive(request, id: ObjectId):
 
 
 @router.post("/{id}/files", response=responses(ProductFileOut), summary="Upload a file to a product")
-def product_file_add(request, id: ObjectId, file: File[UploadedFile]):
+def product_file_add(request, id: ObjectId, file: File[Upload]):
     """A multipart/form-data upload in the field ``file``; buyers download it after paying."""
     product = selectors.product_get(store=request.store, product_id=id)
     return file_out(services.product_file_add(product=product, upload=file))

@@ -94,6 +94,34 @@ def test_a_view_not_named_after_its_resource_is_refused():
         _api_with(router, "widgets").get_openapi_schema(path_prefix="")
 
 
+def test_the_document_states_what_the_api_refuses(document):
+    """Rules the services enforce are in the schemas too, so that a client (or the fuzzer) that
+    follows the document is not refused for the shape of its request."""
+    schemas = document["components"]["schemas"]
+    product = schemas["ProductCreateIn"]["properties"]
+    confirm = schemas["CheckoutConfirmIn"]["properties"]
+    list_params = document["paths"]["/api/v1/products"]["get"]["parameters"]
+    starting_after = next(p for p in list_params if p["name"] == "starting_after")
+    path_id = document["paths"]["/api/v1/products/{id}"]["get"]["parameters"][0]
+
+    assert (product["name"]["minLength"], product["name"]["pattern"]) == (1, r"\S")
+    assert product["name"]["not"] == {"type": "string", "pattern": r"\x00"}
+    assert product["slug"]["pattern"] == "^[-a-zA-Z0-9_]*$"
+    assert (product["amount"]["minimum"], product["amount"]["maximum"]) == (0, 999_999_999_999)
+    assert "USD" in product["currency"]["anyOf"][0]["enum"]
+    assert (schemas["PostCreateIn"]["properties"]["title"]["minLength"]) == 1
+    assert schemas["ChargeCreateIn"]["properties"]["amount"]["minimum"] == 1
+    assert starting_after["schema"]["pattern"] == "^[a-z]{1,8}_[0-9a-z]{1,40}$"
+    assert path_id["schema"]["pattern"] == "^[a-z]{1,8}_[0-9a-z]{1,40}$"
+    assert confirm["payment_method"]["pattern"] == (
+        "^(sandbox_(visa|declined|insufficient_funds|3ds)|stripe|pm_[0-9A-Za-z_]+)?$"
+    )
+    assert schemas["WebhookEndpointCreateIn"]["properties"]["enabled_events"]["minItems"] == 1
+    upload = document["paths"]["/api/v1/products/{id}/files"]["post"]["requestBody"]
+    file = upload["content"]["multipart/form-data"]["schema"]["properties"]["file"]
+    assert file["minLength"] == 1
+
+
 def test_every_error_status_is_documented_with_the_error_object(document):
     """400, 401, 402, 404 and 409 are declared on every operation, with the error object."""
     error_ref = {"$ref": "#/components/schemas/Error"}
