@@ -35,11 +35,6 @@ def _known_currencies() -> frozenset[str]:
     return frozenset(list_currencies())
 
 
-def currency_codes() -> list[str]:
-    """Every ISO 4217 code ``currency_normalize`` accepts, in upper case, sorted."""
-    return sorted(_known_currencies())
-
-
 def currency_normalize(code: object, *, param: str = "currency") -> str:
     """Return the upper-case ISO 4217 code, or raise InvalidCurrency."""
     if not isinstance(code, str) or not re.fullmatch(r"[A-Za-z]{3}", code.strip()):
