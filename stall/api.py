@@ -1,5 +1,6 @@
 """API v1: one NinjaAPI, a router per app. Conventions in DESIGN.md ("API v1 conventions")."""
 
+from django.core.exceptions import ImproperlyConfigured
 from ninja import NinjaAPI
 
 from stall.catalog.api import router as products
@@ -42,7 +43,47 @@ def stall_webhook_is_genuine(secret: str, headers: dict, body: bytes) -> bool:
 Pass the raw body, before any JSON parsing. The `standardwebhooks` package does the same.
 """
 
-api = NinjaAPI(
+class StallAPI(NinjaAPI):
+    """Names each operation in the OpenAPI document ``<resource>_<action>``: ``products_list``,
+    ``checkouts_confirm``, ``webhook_endpoints_roll_secret``.
+
+    The resource is the prefix the operation's router is mounted at; the action is the view's
+    name without its entity (the view ``webhook_endpoint_roll_secret`` mounted at
+    ``/webhook_endpoints``), so a router cannot pick an id of its own and drift from the rest.
+    Generated clients turn these ids into method names, so they must be unique: each HTTP method
+    is registered as its own operation, and PATCH, Stall's alias for a POST update, is
+    ``<resource>_patch``. A view whose name does not start with its entity is refused here, when
+    the document is built, rather than given an id nobody chose.
+    """
+
+    def __init__(self, **kwargs):
+        self._resources = {}  # view function -> the prefix its router is mounted at
+        super().__init__(**kwargs)
+
+    def add_router(self, prefix, router, **kwargs):
+        super().add_router(prefix, router, **kwargs)
+        for path_view in router.path_operations.values():
+            for operation in path_view.operations:
+                self._resources[operation.view_func] = prefix.strip("/")
+
+    def get_openapi_operation_id(self, operation) -> str:
+        view = operation.view_func.__name__
+        if len(operation.methods) != 1:
+            raise ImproperlyConfigured(
+                f"{view} answers {', '.join(operation.methods)} as one operation; register each "
+                "method on its own so that each has its own operationId."
+            )
+        resource = self._resources[operation.view_func]
+        entity = resource.removesuffix("s")
+        if not view.startswith(f"{entity}_"):
+            raise ImproperlyConfigured(
+                f"{view} is mounted at /{resource}: name it {entity}_<action>."
+            )
+        action = "patch" if operation.methods == ["PATCH"] else view.removeprefix(f"{entity}_")
+        return f"{resource}_{action}"
+
+
+api = StallAPI(
     title="Stall API",
     version="1",
     description=(

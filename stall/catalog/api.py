@@ -1,6 +1,9 @@
 """API v1: products. Each endpoint parses, calls one catalog service or selector, serializes."""
 
+from typing import Annotated
+
 from ninja import File, Query, Router, UploadedFile
+from pydantic import WithJsonSchema
 
 from stall.core.api import ListParams, ObjectId, paginate, responses, router_refuse_other_methods
 
@@ -17,6 +20,11 @@ from .schemas import (
 )
 
 router = Router()
+
+# An empty file is refused (invalid_file); the document says so.
+Upload = Annotated[
+    UploadedFile, WithJsonSchema({"type": "string", "format": "binary", "minLength": 1})
+]
 
 
 @router.post("", response=responses(ProductOut), summary="Create a product")
@@ -38,7 +46,10 @@ def product_retrieve(request, id: ObjectId):
     return product_out(selectors.product_get(store=request.store, product_id=id))
 
 
-@router.api_operation(["POST", "PATCH"], "/{id}", response=responses(ProductOut), summary="Update a product")
+# POST and PATCH are two operations (the lower decorator registers first), so that each has
+# its own operationId.
+@router.patch("/{id}", response=responses(ProductOut), summary="Update a product (PATCH)")
+@router.post("/{id}", response=responses(ProductOut), summary="Update a product")
 def product_update(request, id: ObjectId, payload: ProductUpdateIn):
     """Changes only the parameters sent, like Stripe's update endpoints."""
     product = selectors.product_get(store=request.store, product_id=id)
@@ -54,7 +65,7 @@ def product_archive(request, id: ObjectId):
 
 
 @router.post("/{id}/files", response=responses(ProductFileOut), summary="Upload a file to a product")
-def product_file_add(request, id: ObjectId, file: File[UploadedFile]):
+def product_file_add(request, id: ObjectId, file: File[Upload]):
     """A multipart/form-data upload in the field ``file``; buyers download it after paying."""
     product = selectors.product_get(store=request.store, product_id=id)
     return file_out(services.product_file_add(product=product, upload=file))

@@ -1,12 +1,13 @@
 """API v1 shapes of products: what a client sends (…In) and what it gets back (…Out)."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from django.conf import settings
 from django.urls import reverse
 from ninja import Field, Schema
+from pydantic import ConfigDict
 
-from stall.core.api import Amount, Currency, InputSchema, Text, timestamp
+from stall.core.api import SLUG_PATTERN, Amount, Currency, InputSchema, NotBlank, Text, timestamp
 
 from .models import Product, ProductFile
 
@@ -17,28 +18,37 @@ _PG_INT_MAX = 2_147_483_647  # PositiveIntegerField's ceiling on every database
 
 
 class ProductCreateIn(InputSchema):
-    name: Text = Field(..., max_length=120)
+    # A suggested amount only for pay what you want (and not below amount: no schema says that).
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"required": ["price_type"], "properties": {"price_type": {"const": "pay_what_you_want"}}},
+        {"properties": {"suggested_amount": {"type": "null"}}},
+    ]})
+
+    name: Annotated[Text, NotBlank] = Field(..., max_length=120)
     amount: Amount = Field(..., description="Fixed: the price. Pay what you want: the minimum. Minor units.")
     currency: Currency | None = Field(None, description="Optional; must be the store's currency.")
     price_type: PriceTypeIn = "fixed"
     suggested_amount: Amount | None = Field(None, description="Pay what you want only: the amount offered first.")
     description: Text = Field("", max_length=20000, description="Markdown.")
     status: StatusIn = "draft"
-    slug: Text = Field("", max_length=80, description="The product page's address; made from the name when empty.")
+    slug: Text = Field(
+        "", max_length=80, json_schema_extra={"pattern": SLUG_PATTERN},
+        description="The product page's address; made from the name when empty.",
+    )
     download_limit: int | None = Field(None, strict=True, ge=1, le=_PG_INT_MAX, description="Downloads per file per purchase.")
 
 
 class ProductUpdateIn(InputSchema):
     """Only the parameters sent are changed. ``suggested_amount: null`` clears it."""
 
-    name: Text = Field(None, max_length=120)
+    name: Annotated[Text, NotBlank] = Field(None, max_length=120)
     amount: Amount = None
     currency: Currency | None = None
     price_type: PriceTypeIn = None
     suggested_amount: Amount | None = None
     description: Text = Field(None, max_length=20000)
     status: StatusIn = None
-    slug: Text = Field(None, max_length=80)
+    slug: Text = Field(None, max_length=80, json_schema_extra={"pattern": SLUG_PATTERN})
     download_limit: int = Field(None, strict=True, ge=1, le=_PG_INT_MAX)
 
 

@@ -1,14 +1,14 @@
 """API v1 shapes of checkouts: what a client sends (…In) and what it gets back (…Out)."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 from ninja import Field, Schema
-from pydantic import StrictInt
+from pydantic import ConfigDict, StrictInt
 
-from stall.core.api import Amount, InputSchema, ObjectId, Text, timestamp
+from stall.core.api import Amount, InputSchema, NotBlank, ObjectId, Text, timestamp
 from stall.core.errors import InvalidRequest
 
 from .models import Checkout, CheckoutStatus
@@ -23,10 +23,28 @@ class CheckoutItemIn(InputSchema):
     quantity: Quantity = Field(1, ge=1, le=100)
 
 
+_ONE_PRODUCT = [{"required": [name]} for name in ("product", "amount", "quantity")]
+
+
 class CheckoutCreateIn(InputSchema):
     """Either ``items`` or, for one product, the shorthand ``product`` (with ``amount``, ``quantity``)."""
 
-    email: Text = Field(..., max_length=254, description="The buyer's email: the receipt and downloads go there.")
+    # checkout_items' rule, in the document: items alone, or product (with amount, quantity).
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {
+            "required": ["items"], "properties": {"items": {"type": "array"}},
+            "not": {"anyOf": _ONE_PRODUCT},
+        },
+        {
+            "required": ["product"],
+            "properties": {"product": {"type": "string"}, "items": {"type": "null"}},
+        },
+    ]})
+
+    email: Annotated[Text, NotBlank] = Field(
+        ..., max_length=254, description="The buyer's email: the receipt and downloads go there.",
+        json_schema_extra={"format": "email"},
+    )
     items: list[CheckoutItemIn] | None = Field(None, min_length=1)
     product: ObjectId | None = None
     amount: Amount | None = None
@@ -43,9 +61,14 @@ class CheckoutCreateIn(InputSchema):
         return [CheckoutItem(product_id=self.product, amount=self.amount, quantity=self.quantity or 1)]
 
 
+# What payments.rails.rail_for takes: a sandbox card, the Stripe page or a Stripe PaymentMethod.
+_PAYMENT_METHOD = r"^(sandbox_(visa|declined|insufficient_funds|3ds)|stripe|pm_[0-9A-Za-z_]+)?$"
+
+
 class CheckoutConfirmIn(InputSchema):
     payment_method: Text = Field(
         "", max_length=64,
+        json_schema_extra={"pattern": _PAYMENT_METHOD},
         description="sandbox_visa, sandbox_declined, sandbox_insufficient_funds or sandbox_3ds. Not needed for a free checkout.",
     )
 

@@ -1,12 +1,12 @@
 """API v1 shapes of posts and tips, and the objects their events carry."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from django.conf import settings
 from django.urls import reverse
 from ninja import Field, Schema
 
-from stall.core.api import Amount, Currency, InputSchema, Text, timestamp
+from stall.core.api import SLUG_PATTERN, Amount, Currency, InputSchema, NotBlank, Text, timestamp
 
 from .selectors import post_split_for
 
@@ -14,22 +14,25 @@ StatusIn = Literal["draft", "published", "archived"]
 
 
 class PostCreateIn(InputSchema):
-    title: Text = Field(..., max_length=120)
+    title: Annotated[Text, NotBlank] = Field(..., max_length=120)
     body: Text = Field("", max_length=100_000, description='Markdown. The free preview ends at a line "<!-- more -->", or after the first paragraphs.')
     amount: Amount = Field(0, description="The price to unlock, in minor units; 0 makes the post free.")
     currency: Currency | None = Field(None, description="Optional; must be the store's currency.")
     status: StatusIn = "draft"
-    slug: Text = Field("", max_length=80, description="The post's address; made from the title when empty.")
+    slug: Text = Field(
+        "", max_length=80, json_schema_extra={"pattern": SLUG_PATTERN},
+        description="The post's address; made from the title when empty.",
+    )
 
 
 class PostUpdateIn(InputSchema):
     """Only the parameters sent are changed."""
 
-    title: Text = Field(None, max_length=120)
+    title: Annotated[Text, NotBlank] = Field(None, max_length=120)
     body: Text = Field(None, max_length=100_000)
     amount: Amount = None
     status: StatusIn = None
-    slug: Text = Field(None, max_length=80)
+    slug: Text = Field(None, max_length=80, json_schema_extra={"pattern": SLUG_PATTERN})
 
 
 class PostOut(Schema):

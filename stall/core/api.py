@@ -23,7 +23,7 @@ from pydantic import AfterValidator, ConfigDict, StrictInt, StrictStr
 from pydantic_core import PydanticCustomError
 
 from stall.core.errors import StallError
-from stall.core.money import amount_validate, currency_normalize
+from stall.core.money import MAX_AMOUNT, amount_validate, currency_normalize
 
 logger = logging.getLogger("stall.api")
 
@@ -59,6 +59,17 @@ def _currency(value: str) -> str:
 
 _OBJECT_ID = re.compile(r"[a-z]{1,8}_[0-9a-z]{1,40}")
 
+# What the checks above enforce, said in the OpenAPI document too, so that a client (or a fuzzer)
+# reading it knows what is refused. They only describe: the validators keep their own error codes.
+_HAS_NUL = {"type": "string", "pattern": r"\x00"}  # "not" this: cheaper to generate than ^[^\x00]*$
+_NOT_BLANK_PATTERN = r"\S"  # a pattern is a search: some character that is not a space
+_OBJECT_ID_PATTERN = f"^{_OBJECT_ID.pattern}$"
+# The shape only: listing every ISO 4217 code would put an enum of ~300 (where only the store's
+# currency is ever accepted) into each generated client. Stripe's document does the same.
+_CURRENCY = {"pattern": r"^\s*[A-Za-z]{3}\s*$", "format": "currency"}
+SLUG_PATTERN = r"^[-a-zA-Z0-9_]*$"
+"""A page address as the request may give it: Django's slug characters; empty to make one."""
+
 
 def _object_id(value: str) -> str:
     if not _OBJECT_ID.fullmatch(value):
@@ -72,16 +83,24 @@ def _cursor(value: str) -> str:
     return value
 
 
-Text = Annotated[StrictStr, AfterValidator(_text)]
+Text = Annotated[StrictStr, AfterValidator(_text), Field(json_schema_extra={"not": _HAS_NUL})]
 """A string from the client: a JSON string (never a number coerced), storable as given."""
 
-Amount = Annotated[StrictInt, AfterValidator(_amount)]
+NotBlank = Field(json_schema_extra={"minLength": 1, "pattern": _NOT_BLANK_PATTERN})
+"""Documents a ``Text`` the service refuses when blank (``name: Annotated[Text, NotBlank]``)."""
+
+Amount = Annotated[
+    StrictInt, AfterValidator(_amount),
+    Field(json_schema_extra={"minimum": 0, "maximum": MAX_AMOUNT}),
+]
 """Minor units: a JSON integer from 0 to 999,999,999,999."""
 
-Currency = Annotated[StrictStr, AfterValidator(_currency)]
+Currency = Annotated[StrictStr, AfterValidator(_currency), Field(json_schema_extra=_CURRENCY)]
 """A three-letter ISO 4217 code, any case; normalized to upper case."""
 
-ObjectId = Annotated[StrictStr, AfterValidator(_object_id)]
+ObjectId = Annotated[
+    StrictStr, AfterValidator(_object_id), Field(json_schema_extra={"pattern": _OBJECT_ID_PATTERN})
+]
 """An id of ours (``prod_…``). A malformed one is an object that does not exist."""
 
 
@@ -126,7 +145,8 @@ def responses(schema) -> dict:
 class ListParams(Schema):
     limit: int = Field(10, ge=1, le=100, description="How many objects to return, 1 to 100.")
     starting_after: Annotated[str, AfterValidator(_cursor)] | None = Field(
-        None, description="An id from the previous page; the page after it."
+        None, description="An id from the previous page; the page after it.",
+        json_schema_extra={"pattern": _OBJECT_ID_PATTERN},
     )
 
 

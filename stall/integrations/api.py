@@ -81,13 +81,13 @@ def webhook_endpoint_roll_secret(request, id: ObjectId):
 
 
 @router.get("/{id}/deliveries", response=responses(WebhookDeliveryList), summary="The endpoint's delivery log, newest first")
-def webhook_delivery_list(request, id: ObjectId, params: Query[ListParams]):
+def webhook_endpoint_deliveries_list(request, id: ObjectId, params: Query[ListParams]):
     endpoint = webhooks.webhook_endpoint_get(store=request.store, endpoint_id=id)
     return paginate(selectors.webhook_deliveries_for_endpoint(endpoint=endpoint), params, webhook_delivery_out)
 
 
 @router.post("/{id}/deliveries/{delivery_id}/redeliver", response=responses(WebhookDeliveryOut), summary="Send a delivery's event again")
-def webhook_delivery_redeliver(request, id: ObjectId, delivery_id: ObjectId):
+def webhook_endpoint_deliveries_redeliver(request, id: ObjectId, delivery_id: ObjectId):
     webhooks.webhook_endpoint_get(store=request.store, endpoint_id=id)
     delivery = webhooks.webhook_delivery_redeliver(store=request.store, delivery_id=delivery_id, endpoint_id=id)
     return webhook_delivery_out(delivery)

@@ -7,17 +7,29 @@ from ninja import Field, Schema
 from stall.core.api import InputSchema, Text, timestamp
 
 from .models import Event, WebhookDelivery, WebhookEndpoint
+from .webhooks import EVENT_TYPES
+
+# What webhooks.target_check and _events_clean refuse, said in the document; they keep their codes.
+_URL = {"pattern": r"^https?://[^/?#@\s]+", "format": "uri"}
+_EVENTS = {
+    "minItems": 1,
+    "allOf": [{"anyOf": [{"items": {"const": "*"}}, {"items": {"enum": list(EVENT_TYPES)}}]}],
+}
 
 
 class WebhookEndpointCreateIn(InputSchema):
-    url: Text = Field(..., max_length=2000, description="Where to POST events: https://…")
-    enabled_events: list[Text] = Field(..., max_length=20, description='Event types, or ["*"] for all.')
+    url: Text = Field(
+        ..., max_length=2000, description="Where to POST events: https://…", json_schema_extra=_URL
+    )
+    enabled_events: list[Text] = Field(
+        ..., max_length=20, description='Event types, or ["*"] for all.', json_schema_extra=_EVENTS
+    )
     description: Text = Field("", max_length=200)
 
 
 class WebhookEndpointUpdateIn(InputSchema):
-    url: Text | None = Field(None, max_length=2000)
-    enabled_events: list[Text] | None = Field(None, max_length=20)
+    url: Text | None = Field(None, max_length=2000, json_schema_extra=_URL)
+    enabled_events: list[Text] | None = Field(None, max_length=20, json_schema_extra=_EVENTS)
     description: Text | None = Field(None, max_length=200)
     disabled: bool | None = Field(None, description="true to pause deliveries, false to resume them.")
 

@@ -81,7 +81,7 @@ def customer_retrieve(request, id: ObjectId):
     "/{id}/wallet", response={**responses(CustomerWalletOut), 403: Error},
     summary="A customer's wallet and allowance",
 )
-def customer_wallet(request, id: ObjectId):
+def customer_wallet_retrieve(request, id: ObjectId):
     """The balance of the customer's wallet and what is left of their allowance this period. Only
     while the customer allows this store to charge them: otherwise 403 with ``allowance_missing``,
     ``allowance_revoked`` or ``allowance_expired``, and nothing about the wallet."""

@@ -12,7 +12,9 @@ from .models import Charge
 
 class ChargeCreateIn(InputSchema):
     customer: ObjectId = Field(..., description="The customer to charge: cus_… (see GET /customers?email=).")
-    amount: Amount = Field(..., description="Minor units, at least 1.")
+    amount: Amount = Field(
+        ..., description="Minor units, at least 1.", json_schema_extra={"minimum": 1}
+    )
     currency: Currency = Field(..., description="The store's currency.")
     description: Text = Field("", max_length=120, description="What the charge is for; the order line's name.")
 
