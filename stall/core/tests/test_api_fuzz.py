@@ -30,10 +30,10 @@ from stall.accounts.services import buyer_for_email
 from stall.audience.models import Customer
 from stall.checkout.services import CheckoutItem, checkout_create
 from stall.content.services import post_create
-from stall.core.testing import buy
 from stall.integrations import webhooks
 from stall.integrations.models import Event, WebhookDelivery
-from stall.payments.services import refund_create
+from stall.orders.refunds import refund_create
+from stall.testing import buy
 from stall.wallets.allowances import allowance_grant, charge_create
 from stall.wallets.services import wallet_top_up
 
