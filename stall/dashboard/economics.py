@@ -1,9 +1,12 @@
 """What a store's sales cost to process, for the dashboard: the effective fee rate and its rails.
 
 A card sale pays its own card fee. A wallet or tab sale pays a share of the card fee its buyer's
-top-up or tab settlement cost (``Order.fee`` holds that share: see stall/wallets/rails.py). A tab
-sale's share is known only when the tab is settled; until then it is pending, and the rates are
-taken over the sales whose cost is known. All of it is one aggregate query over the paid orders.
+top-up or tab settlement cost (``Order.fee`` holds that share: see stall/payments/rails/wallet.py
+and the wallets app's ``tab_settlement_succeed``). A tab sale's share is known only when the tab is
+settled; until then it is pending, and the rates are taken over the sales whose cost is known.
+What a sale costs is its net fee (``Order.fee_net``: a refunded wallet sale's share went back to
+the wallet), the same figure the API gives and the ledger moved. All of it is one aggregate query
+over the paid orders.
 """
 
 from __future__ import annotations
@@ -11,16 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import Count, Exists, F, OuterRef, Q, Sum
+from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.db.models.functions import Coalesce
 
-from stall.orders.models import Order
+from stall.orders.models import ORDER_FEE_NET, Order
 from stall.stores.models import Store
 from stall.wallets.models import Tab, TabStatus
 
 IN_LEDGER_RAILS = ("wallet", "tab")
 # A wallet sale refunded gives its fee share back to the wallet's pool; what it still costs is the rest.
-NET_FEE = F("fee") - F("fee_refunded")
+NET_FEE = ORDER_FEE_NET
 RAILS = (("card", "Card"), ("wallet", "Wallet"), ("tab", "Tab"))
 
 
@@ -119,6 +122,7 @@ def order_processing_cost(*, order: Order) -> OrderCost:
     if rail == "tab":
         settled = Tab.objects.filter(pk=payment.rail_reference, status=TabStatus.SETTLED).exists()
         if settled:
-            return OrderCost(order.fee, rate, "This sale's share of the card fee that settling the buyer's tab cost.", False)
-        return OrderCost(order.fee, None, "Allocated when the tab is settled.", True)
-    return OrderCost(order.fee, rate, "", False)
+            note = "This sale's share of the card fee that settling the buyer's tab cost."
+            return OrderCost(order.fee_net, rate, note, False)
+        return OrderCost(order.fee_net, None, "Allocated when the tab is settled.", True)
+    return OrderCost(order.fee_net, rate, "", False)

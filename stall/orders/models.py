@@ -27,11 +27,15 @@ class Order(models.Model):
     currency = models.CharField(max_length=3)
     amount_total = models.BigIntegerField()
     amount_refunded = models.BigIntegerField(default=0)
+    # The processing fee the sale paid: a card sale's own card fee; a wallet sale's share of its
+    # buyer's top-up fee; a tab sale's share of the settlement's card fee (0 until it is settled).
     fee = models.BigIntegerField(default=0)
     # Of ``fee``, what came back with refunds (a wallet sale's fee share returns to the wallet's fee
-    # pool; card processors keep theirs, so this stays 0 for card sales).
+    # pool; card processors keep theirs, so this stays 0 for card and tab sales).
     fee_refunded = models.BigIntegerField(default=0)
     platform_fee = models.BigIntegerField(default=0)
+    # Of ``platform_fee``, what the platform gave back with refunds (in proportion to them).
+    platform_fee_refunded = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -39,17 +43,47 @@ class Order(models.Model):
             models.CheckConstraint(
                 condition=Q(amount_refunded__gte=0) & Q(amount_refunded__lte=F("amount_total")),
                 name="orders_refund_within_total",
-            )
+            ),
+            models.CheckConstraint(
+                condition=Q(fee_refunded__gte=0) & Q(fee_refunded__lte=F("fee")),
+                name="orders_fee_refund_within_fee",
+            ),
+            models.CheckConstraint(
+                condition=Q(platform_fee_refunded__gte=0)
+                & Q(platform_fee_refunded__lte=F("platform_fee")),
+                name="orders_platform_fee_refund_within_fee",
+            ),
         ]
         indexes = [models.Index(fields=["store", "-id"])]
 
+    # An order's net is defined by the ledger: what the transfers referencing it moved into its
+    # store's balance (``selectors.order_ledger_totals``). These columns are kept in step with
+    # those transfers, in the same transactions, so that lists and sums can read them instead;
+    # the tests check the two agree for every rail, refund and tab settlement.
     @property
     def fee_net(self) -> int:
+        """The processing fee the sale still costs the store after refunds."""
         return self.fee - self.fee_refunded
 
     @property
+    def platform_fee_net(self) -> int:
+        """The platform's fee the store still pays after refunds."""
+        return self.platform_fee - self.platform_fee_refunded
+
+    @property
+    def net(self) -> int:
+        """What the order moved into the store's balance, all refunds and fees counted."""
+        return self.amount_total - self.amount_refunded - self.fee_net - self.platform_fee_net
+
+    @property
     def amount_net(self) -> int:
-        return self.amount_total - self.amount_refunded - self.fee_net - self.platform_fee
+        return self.net
+
+
+# The same figures as database expressions, for sums over many orders in one query.
+ORDER_FEE_NET = F("fee") - F("fee_refunded")
+ORDER_PLATFORM_FEE_NET = F("platform_fee") - F("platform_fee_refunded")
+ORDER_NET = F("amount_total") - F("amount_refunded") - ORDER_FEE_NET - ORDER_PLATFORM_FEE_NET
 
 
 class OrderLine(models.Model):

@@ -30,8 +30,9 @@ from .tasks import refund_notice_send
 def refund_create(*, store: Store, order_id: str, amount: int | None = None, reason: str = "") -> Refund:
     """Refund all or part of an order through the rail that took the payment.
 
-    The processor's fee is not returned (card processors keep it); the platform's fee is returned
-    in proportion. A full refund revokes the order's downloads and emails the buyer.
+    A card processor keeps its fee; a wallet sale's share of its buyer's top-up fee goes back to the
+    wallet's fee pool in proportion, and the platform's fee is returned in proportion. A full
+    refund revokes the order's downloads and emails the buyer.
     """
     reason = (reason or "").strip()[:255]
     with transaction.atomic():
@@ -88,10 +89,11 @@ def order_refunded(*, refund: Refund, payment) -> None:
         idempotency_key=f"{refund.pk}:refund", debit_account=balance, credit_account=clearing,
         amount=refund.amount, code="refund", reference=order.pk,
     )
+    # Every transfer below that touches the store's balance has its column on the order, changed
+    # here in the same transaction, so the order's net stays what the ledger says it is.
     if rail.in_ledger:
         # The wallet and the tab: on from clearing to the buyer, with the sale's fee share.
-        fee_back = rail.ledger_refund(refund=refund, order=order)
-        order.fee_refunded += fee_back
+        order.fee_refunded += rail.ledger_refund(refund=refund, order=order)
     refunded_after = order.amount_refunded + refund.amount
     if order.platform_fee:
         # Return the platform fee in proportion, computed on the running total so that partial
@@ -105,9 +107,10 @@ def order_refunded(*, refund: Refund, payment) -> None:
                 idempotency_key=f"{refund.pk}:platform_fee_refund", debit_account=platform, credit_account=balance,
                 amount=back, code="platform_fee_refund", reference=order.pk,
             )
+            order.platform_fee_refunded += back
     order.amount_refunded = refunded_after
     order.status = OrderStatus.REFUNDED if refunded_after == order.amount_total else OrderStatus.PARTIALLY_REFUNDED
-    order.save(update_fields=["amount_refunded", "status", "fee_refunded"])
+    order.save(update_fields=["amount_refunded", "status", "fee_refunded", "platform_fee_refunded"])
     if order.status == OrderStatus.REFUNDED:
         entitlements_revoke_for_order(order=order)
     refund_id = refund.pk

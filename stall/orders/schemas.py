@@ -29,8 +29,29 @@ class OrderOut(Schema):
     amount_total: int
     amount_refunded: int
     currency: str
-    fee: int = Field(..., description="The payment processor's fee, kept by the processor.")
+    fee: int = Field(..., description=(
+        "The processing fee the sale paid: a card sale's card fee; a wallet sale's share of the "
+        "card fee its buyer's top-up cost; a tab sale's share of the card fee settling the tab "
+        "cost (0 until the tab is settled)."
+    ))
+    fee_refunded: int = Field(..., description=(
+        "Of fee, what refunds gave back: a wallet sale's share goes back to its buyer's wallet "
+        "(the fee pool) in proportion to what is refunded; card processors keep theirs (0 for "
+        "card and tab sales)."
+    ))
+    fee_net: int = Field(..., description=(
+        "What processing costs the store for this order: fee − fee_refunded."
+    ))
     platform_fee: int = Field(..., description="The operator's share of the sale.")
+    platform_fee_refunded: int = Field(..., description=(
+        "Of platform_fee, what the operator gave back with refunds, in proportion to them."
+    ))
+    platform_fee_net: int = Field(..., description="platform_fee − platform_fee_refunded.")
+    net: int = Field(..., description=(
+        "What the order moved into the store's balance: amount_total − amount_refunded − "
+        "fee_net − platform_fee_net. The nets of a store's orders in a currency add up to its "
+        "balance in that currency."
+    ))
     lines: list[OrderLineOut]
     payment: str | None = Field(..., description="None for a free order.")
     checkout: str | None = Field(..., description="None for a one-click spend from the wallet or the tab (an unlock, a tip, a charge).")
@@ -54,7 +75,12 @@ def order_out(order: Order) -> dict:
         "amount_refunded": order.amount_refunded,
         "currency": order.currency,
         "fee": order.fee,
+        "fee_refunded": order.fee_refunded,
+        "fee_net": order.fee_net,
         "platform_fee": order.platform_fee,
+        "platform_fee_refunded": order.platform_fee_refunded,
+        "platform_fee_net": order.platform_fee_net,
+        "net": order.net,
         "lines": [
             {"product": line.product_id, "name": line.name, "unit_amount": line.unit_amount, "quantity": line.quantity}
             for line in order.lines.all()

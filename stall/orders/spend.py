@@ -182,9 +182,10 @@ def order_spend(
              currency, debit.fee, 0, debit.reference, "", "", stamp, stamp]])
         _insert(cursor, Order._meta.db_table, (
             "id", "store_id", "checkout_id", "payment_id", "customer_id", "email", "status", "currency",
-            "amount_total", "amount_refunded", "fee", "fee_refunded", "platform_fee", "created_at",
+            "amount_total", "amount_refunded", "fee", "fee_refunded", "platform_fee",
+            "platform_fee_refunded", "created_at",
         ), [[order_id, store_id, checkout_id, payment_id, customer_id, buyer.email, order.status, currency, total, 0,
-             debit.fee, 0, platform_fee, stamp]])
+             debit.fee, 0, platform_fee, 0, stamp]])
         _insert(cursor, OrderLine._meta.db_table, ("order_id", "product_id", "name", "unit_amount", "quantity"), [
             [order_id, line.product_id, line.name, line.unit_amount, line.quantity] for line in lines
         ])

@@ -29,6 +29,13 @@ class ChargeOut(Schema):
     order: str = Field(..., description="The paid order this charge made: ord_…")
     allowance: str = Field(..., description="The allowance it was charged against: alw_…")
     fee: int = Field(..., description="This charge's share of the card fee the customer's top-up cost.")
+    fee_refunded: int = Field(..., description=(
+        "Of fee, what refunds of the charge's order gave back to the customer's wallet, in "
+        "proportion to what they refunded."
+    ))
+    fee_net: int = Field(..., description=(
+        "What the charge still costs in fees: fee − fee_refunded."
+    ))
     created: int
 
 
@@ -50,6 +57,8 @@ def charge_out(charge: Charge) -> dict:
         "order": charge.order_id,
         "allowance": charge.allowance_id,
         "fee": order.fee,
+        "fee_refunded": order.fee_refunded,
+        "fee_net": order.fee_net,
         "created": timestamp(charge.created_at),
     }
 

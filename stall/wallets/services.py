@@ -393,7 +393,8 @@ def tab_settlement_succeed(*, payment) -> None:
                     idempotency_key=f"{payment.pk}:fee:{order.pk}", debit_account=store_balance, credit_account=fees,
                     amount=part, code="tab_settlement_fee", reference=order.pk,
                 )
-                Order.objects.filter(pk=order.pk).update(fee=order.fee + part)
+                # The share is on the order in the same transaction as its transfer (see Order.net).
+                Order.objects.filter(pk=order.pk).update(fee=F("fee") + part)
     fee_to_wallet = payment.fee - fee_to_tab
     if fee_to_wallet:
         if wallet is None:

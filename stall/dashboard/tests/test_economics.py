@@ -99,3 +99,20 @@ def test_the_order_page_shows_a_wallet_sales_share_and_a_tab_sales_pending_fee(d
     page = dash.get(f"/dashboard/{store.slug}/orders/{sales['tab'][0].pk}/").content.decode()
     assert "Allocated when the tab is settled." in page
     assert '<span class="muted">pending</span>' in page
+
+
+def test_refunds_leave_the_processing_fees_equal_to_the_orders_net_fees(dash, store, sales):
+    """A wallet sale refunded in full gives its 1¢ share back and a card sale keeps its fee when
+    refunded in part: the overview's processing fees (43¢) are the sum of the orders' net fees,
+    the same figure the API gives for each order."""
+    from stall.orders.refunds import refund_create
+
+    refund_create(store=store, order_id=sales["wallet"][0].pk)
+    refund_create(store=store, order_id=sales["card"].pk, amount=100)
+    net_fees = sum(o.fee_net for o in Order.objects.filter(store=store))
+
+    page = dash.get(f"/dashboard/{store.slug}/").content.decode()
+
+    assert net_fees == 44 - 1
+    assert store_economics(store=store).fees == net_fees
+    assert "$0.43 processing fees" in page

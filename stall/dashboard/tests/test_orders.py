@@ -170,3 +170,24 @@ def test_refund_of_a_free_order_is_refused(dash, store):
     assert response.status_code == 400
     assert "A free order has nothing to refund." in response.content.decode()
     assert Order.objects.get(pk=free.pk).status == "paid"
+
+
+def test_order_page_and_list_show_the_net_after_refunds_and_fees(dash, store, settings):
+    """With a 5% platform fee, a $10.00 card sale refunded by $2.50: the order page shows the card
+    fee (59¢), the platform fee still paid (37¢ of 50¢: 13¢ came back with the refund) and the net
+    the order moved into the balance, $6.54, which the orders list shows too."""
+    settings.STALL_PLATFORM_FEE_BPS = 500
+    product = ProductFactory(store=store, amount=1000)
+    order = buy(store=store, product=product, email="fan@example.com")
+    dash.post(f"/dashboard/{store.slug}/orders/{order.pk}/", {"amount": "2.50", "reason": ""})
+    assert balance(store) == 654
+
+    page = dash.get(f"/dashboard/{store.slug}/orders/{order.pk}/").content.decode()
+    listing = dash.get(f"/dashboard/{store.slug}/orders/").content.decode()
+
+    assert '−$0.59' in page
+    assert "$0.50, of which refunds gave back $0.13." in page
+    assert '<td class="num nowrap">−$0.37</td>' in page
+    assert '<td class="num nowrap">$6.54</td>' in page
+    assert '<th class="num">Net</th>' in listing
+    assert '<td class="c-net num nowrap">$6.54<span class="show-sm"> net</span></td>' in listing

@@ -23,7 +23,8 @@ def body(response):
 
 
 def test_retrieve_order(api, store, product):
-    """GET /orders/{id} answers with the order: amounts, fees, lines and what it links to."""
+    """GET /orders/{id} answers with the order: amounts, fees, its net, lines and what it links
+    to."""
     order = buy(store=store, product=product, email="fan@example.com")
 
     response = api.get(f"/orders/{order.pk}")
@@ -39,7 +40,12 @@ def test_retrieve_order(api, store, product):
         "amount_refunded": 0,
         "currency": "USD",
         "fee": 39,
+        "fee_refunded": 0,
+        "fee_net": 39,
         "platform_fee": 0,
+        "platform_fee_refunded": 0,
+        "platform_fee_net": 0,
+        "net": 261,
         "lines": [{"product": product.pk, "name": product.name, "unit_amount": 300, "quantity": 1}],
         "payment": order.payment_id,
         "checkout": order.checkout_id,

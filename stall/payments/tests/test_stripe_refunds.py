@@ -55,6 +55,27 @@ def test_partial_then_full_refunds_go_through_stripe_and_the_books(stripe_store,
     assert [m.subject for m in mailoutbox][-1] == f"Refund from {stripe_store.name}"
 
 
+def test_a_stripe_orders_net_is_what_the_ledger_moved(stripe_store, card, settings):
+    """With a 5% platform fee, a $10.00 Stripe order refunded by $2.50 through localstripe: Stripe
+    keeps its fee, 13¢ of the 50¢ platform fee comes back, and the order's net on its row (and in
+    the API's shape) is what its transfers moved into the store's balance."""
+    from stall.orders.schemas import order_out
+    from stall.orders.selectors import order_ledger_totals
+
+    settings.STALL_PLATFORM_FEE_BPS = 500
+    order = _paid_order(stripe_store, card)
+    fee = order.payment.fee
+
+    refund_create(store=stripe_store, order_id=order.pk, amount=250)
+
+    order.refresh_from_db()
+    ledger = order_ledger_totals(orders=[order])[order.pk]
+    net = 1000 - 250 - fee - 37
+    assert (order.fee_net, order.platform_fee_refunded, order.net) == (fee, 13, net)
+    assert (ledger.net, ledger.fee_net, ledger.platform_fee_net) == (order.net, -fee, -37)
+    assert order_out(order)["net"] == order.net == _balance(stripe_store)
+
+
 def test_stall_refuses_an_over_refund_that_localstripe_would_accept(stripe_store, card, localstripe_client):
     """Refunding more than is left is refused by Stall before Stripe is called: no Stripe refund,
     no money moved. localstripe itself takes such a refund, so the guard is ours."""

@@ -57,6 +57,7 @@ def test_post_charges_charges_the_wallet_and_returns_the_charge(api, store, play
     assert data == {
         "id": charge.pk, "object": "charge", "customer": customer, "amount": 25, "currency": "USD",
         "description": "10 gems", "order": charge.order_id, "allowance": charge.allowance_id, "fee": 1,
+        "fee_refunded": 0, "fee_net": 1,
         "created": int(charge.created_at.timestamp()),
     }
     assert wallet_for(buyer=player, currency="USD").account.balance == 975
@@ -244,3 +245,17 @@ def test_a_rolled_over_period_makes_room_again_over_the_api(api, store, player):
         assert api.post("/charges", body(customer, amount=1)).json()["error"]["code"] == "allowance_exceeded"
     with mock.patch("django.utils.timezone.now", return_value=day + timedelta(days=1)):
         assert api.post("/charges", body(customer, amount=100)).status_code == 200
+
+
+def test_a_refunded_charge_shows_its_fee_share_given_back(api, store, player, customer):
+    """A 25¢ charge pays a 1¢ share of the top-up fee; once its order is refunded in full, the
+    share is back in the wallet's pool and GET /charges/{id} says fee 1, fee_refunded 1, fee_net 0."""
+    charge_id = api.post("/charges", body(customer)).json()["id"]
+    order_id = Charge.objects.get(pk=charge_id).order_id
+
+    refunded = api.post("/refunds", {"order": order_id})
+
+    assert refunded.status_code == 200, refunded.content
+    data = api.get(f"/charges/{charge_id}").json()
+    assert (data["fee"], data["fee_refunded"], data["fee_net"]) == (1, 1, 0)
+    assert account_balance(kind="store_balance", owner=store.pk, currency="USD").amount == 0
