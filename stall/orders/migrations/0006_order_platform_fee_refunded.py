@@ -23,7 +23,7 @@ class Migration(migrations.Migration):
         ("audience", "0001_initial"),
         ("checkout", "0001_initial"),
         ("ledger", "0002_account_debit_limit_alter_account_kind_and_more"),
-        ("orders", "0004_alter_order_checkout"),
+        ("orders", "0005_entitlement_product_email"),
         ("payments", "0005_purchase_payment_has_store"),
         ("stores", "0001_initial"),
     ]
