@@ -158,8 +158,14 @@ class Server:
             return False
 
     def kill_all(self, sig: int = signal.SIGKILL) -> None:
-        """Send ``sig`` to every process of the group (the supervisor, gunicorn's master and
-        workers, the Huey worker) and wait until none is left."""
+        """Send ``sig`` to every process of the tree at once (the supervisor, gunicorn's master and
+        workers, the Huey worker: the supervisor starts its children in process groups of their
+        own) and wait until none is left."""
+        for pid in [self.process.pid, *_descendants(self.process.pid)]:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
         try:
             os.killpg(self.process.pid, sig)
         except ProcessLookupError:
@@ -175,6 +181,26 @@ class Server:
                 os.killpg(self.process.pid, signal.SIGKILL)
             time.sleep(0.05)
         self.log.close()
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, read from /proc (children first found, then theirs)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        parents.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 class Api:

@@ -91,7 +91,7 @@ def test_creator_sells_a_new_product_and_refunds_the_sale(live_server, desktop, 
     expect(page.get_by_role("status")).to_have_text("Refunded $4.00.")
     expect(page.get_by_role("heading", level=1)).to_have_text("Order Refunded")
     expect(page.get_by_role("row", name="Refunded")).to_have_text("Refunded−$4.00")
-    expect(page.get_by_role("row", name="Net")).to_have_text("Net-$0.42")
+    expect(page.get_by_role("row", name="Net")).to_have_text("NetWhat this order moved into your balance.-$0.42")
     expect(page.get_by_text("This order has been refunded in full.")).to_be_visible()
     refunds = page.locator("section").filter(
         has=page.get_by_role("heading", name="Refunds", exact=True)).get_by_role("listitem")

@@ -52,11 +52,11 @@ def test_the_stripe_library_is_imported_by_its_first_use(tmp_path):
     gives are the library's own."""
     use = (
         "import stripe as real\n"
-        "from stall.payments import stripe_rail, stripe_services\n"
+        "from stall.payments.rails import stripe as stripe_rail\nfrom stall.payments import stripe_services\n"
         "assert stripe_rail.stripe.StripeError is real.StripeError\n"
         "assert stripe_services.stripe.Webhook is real.Webhook\n"
     )
-    first_use = "from stall.payments import stripe_rail\nstripe_rail.stripe.StripeError\n"
+    first_use = "from stall.payments.rails import stripe as stripe_rail\nstripe_rail.stripe.StripeError\n"
     assert "stripe" in loaded_after(START + first_use, tmp_path)
     assert "stripe" in loaded_after(START + use, tmp_path)
 

@@ -436,7 +436,7 @@ def test_the_migration_takes_refunded_fees_from_the_ledger(store, settings):
 
     from django.apps import apps
 
-    migration = importlib.import_module("stall.orders.migrations.0005_order_platform_fee_refunded")
+    migration = importlib.import_module("stall.orders.migrations.0006_order_platform_fee_refunded")
     settings.STALL_PLATFORM_FEE_BPS = 1000
     order = _wallet_sale(store, "old@example.com", 100)  # a 9¢ fee share, a 10¢ platform fee
     refund_create(store=store, order_id=order.pk, amount=50)
