@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Sum
 from hypothesis import HealthCheck, Phase, note, settings
 from hypothesis import strategies as st
@@ -92,6 +92,11 @@ CROSS_CURRENCY_PAIRS = [
     if ACCOUNTS[d][2] != ACCOUNTS[c][2]
 ]
 TOTALS = ("debits_posted", "credits_posted", "debits_pending", "credits_pending")
+# Every account's row and the number of transfers, read after every step.
+ROWS_SQL = (
+    f"SELECT id, (SELECT COUNT(*) FROM {Transfer._meta.db_table}), debit_limit, {', '.join(TOTALS)}"
+    f" FROM {Account._meta.db_table} WHERE id IN ({', '.join(['%s'] * len(ACCOUNTS))})"
+)
 amounts = st.integers(min_value=1, max_value=3000)
 limits = st.integers(min_value=0, max_value=5000)
 codes = st.sampled_from(["sale", "spend", "top_up"])
@@ -425,12 +430,15 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @invariant()
     def ledger_agrees_with_the_model(self):
-        rows = {
-            row["pk"]: row
-            for row in Account.objects.filter(pk__in=[a.pk for a in self.accounts]).values(
-                "pk", "debit_limit", *TOTALS
-            )
-        }
+        # One plain SQL statement: this runs after every step, and the same two reads through
+        # the ORM took about a fifth of the whole run's CPU time.
+        with connection.cursor() as cursor:
+            cursor.execute(ROWS_SQL, [account.pk for account in self.accounts])
+            fetched = cursor.fetchall()
+        columns = ("debit_limit", *TOTALS)
+        rows = {pk: dict(zip(columns, rest, strict=True)) for pk, _, *rest in fetched}
+        # Refusals, conflicts and replays create no transfer.
+        assert {count for _, count, *_ in fetched} == {len(self.made)}
         per_currency: dict[str, dict[str, int]] = {}
         for index, account in enumerate(self.accounts):
             row = rows[account.pk]
@@ -449,8 +457,6 @@ class LedgerMachine(RuleBasedStateMachine):
         for currency, sums in per_currency.items():
             assert sums["debits_posted"] == sums["credits_posted"], currency
             assert sums["debits_pending"] == sums["credits_pending"], currency
-        # Refusals, conflicts and replays create no transfer.
-        assert Transfer.objects.count() == len(self.made)
 
 
 @pytest.mark.django_db
