@@ -152,8 +152,8 @@ def run_baseline(database_url: str | None, data_dir: Path, n: int, store_id: str
                     (pay, "checkout", store_id, chk, "sandbox", "sandbox_visa", "succeeded", amount, "USD", fee, 0, "sbx", "", "", now, now))
         cur.execute(q("INSERT INTO accounts_buyer (id, email, created_at) VALUES (?,?,?)"), (new_id("byr"), f"raw{i}@example.com", now))
         cur.execute(q("INSERT INTO audience_customer (id, store_id, email, name, created_at) VALUES (?,?,?,?,?)"), (cus, store_id, f"raw{i}@example.com", "", now))
-        cur.execute(q("INSERT INTO orders_order (id, store_id, checkout_id, payment_id, customer_id, email, status, currency, amount_total, amount_refunded, fee, fee_refunded, platform_fee, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
-                    (order, store_id, chk, pay, cus, f"raw{i}@example.com", "paid", "USD", amount, 0, fee, 0, 0, now))
+        cur.execute(q("INSERT INTO orders_order (id, store_id, checkout_id, payment_id, customer_id, email, status, currency, amount_total, amount_refunded, fee, fee_refunded, platform_fee, platform_fee_refunded, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+                    (order, store_id, chk, pay, cus, f"raw{i}@example.com", "paid", "USD", amount, 0, fee, 0, 0, 0, now))
         cur.execute(q("INSERT INTO orders_orderline (order_id, product_id, name, unit_amount, quantity) VALUES (?,?,?,?,?)"), (order, product_id, "p", amount, 1))
         cur.execute(q("INSERT INTO orders_entitlement (id, store_id, order_id, product_id, email, download_limit, created_at) VALUES (?,?,?,?,?,?,?)"),
                     (ent, store_id, order, product_id, f"raw{i}@example.com", 10, now))

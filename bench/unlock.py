@@ -271,8 +271,8 @@ def run_baseline(database_url: str | None, data_dir: Path, n: int, env: dict, mo
         cur.execute("BEGIN")
         cur.execute(q("INSERT INTO payments_payment (id, purpose, store_id, checkout_id, buyer_id, rail, payment_method, status, amount, currency, fee, amount_refunded, rail_reference, failure_code, failure_message, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
                     (pay, "checkout", store_id, chk, buyer["buyer_id"], "wallet", "wallet", "succeeded", PRICE, "USD", fee, 0, wallet_id, "", "", now, now))
-        cur.execute(q("INSERT INTO orders_order (id, store_id, checkout_id, payment_id, customer_id, email, status, currency, amount_total, amount_refunded, fee, fee_refunded, platform_fee, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
-                    (order, store_id, chk, pay, customer, email, "paid", "USD", PRICE, 0, fee, 0, 0, now))
+        cur.execute(q("INSERT INTO orders_order (id, store_id, checkout_id, payment_id, customer_id, email, status, currency, amount_total, amount_refunded, fee, fee_refunded, platform_fee, platform_fee_refunded, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+                    (order, store_id, chk, pay, customer, email, "paid", "USD", PRICE, 0, fee, 0, 0, 0, now))
         cur.execute(q("INSERT INTO orders_orderline (order_id, product_id, name, unit_amount, quantity) VALUES (?,?,?,?,?)"), (order, product_id, "p", PRICE, 1))
         cur.execute(q("INSERT INTO orders_entitlement (id, store_id, order_id, product_id, email, download_limit, created_at) VALUES (?,?,?,?,?,?,?)"),
                     (ent, store_id, order, product_id, email, 10, now))
@@ -337,14 +337,14 @@ def preload(database_url: str | None, data_dir: Path, n: int, env: dict) -> floa
         for i in range(start, min(n, start + chunk)):
             pay, order, email, product = new_id("pay"), new_id("ord"), f"history{i}@example.com", products[i % len(products)]
             payments.append((pay, "checkout", store_id, None, None, "sandbox", "sandbox_visa", "succeeded", PRICE, "USD", 0, 0, "", "", "", now, now))
-            orders.append((order, store_id, None, pay, customer, email, "paid", "USD", PRICE, 0, 0, 0, 0, now))
+            orders.append((order, store_id, None, pay, customer, email, "paid", "USD", PRICE, 0, 0, 0, 0, 0, now))
             lines.append((order, product, "history", PRICE, 1))
             entitlements.append((new_id("ent"), store_id, order, product, email, 10, now))
             transfers.append((new_id("tr"), f"{pay}:sale", clearing, balance, PRICE, "USD", False, "posted", "sale", order, now, now))
             events.append((new_id("evt"), store_id, "order.paid", json.dumps({"object": {"id": order}}), now, now))
         cur.execute("BEGIN")
         cur.executemany(q("INSERT INTO payments_payment (id, purpose, store_id, checkout_id, buyer_id, rail, payment_method, status, amount, currency, fee, amount_refunded, rail_reference, failure_code, failure_message, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"), payments)
-        cur.executemany(q("INSERT INTO orders_order (id, store_id, checkout_id, payment_id, customer_id, email, status, currency, amount_total, amount_refunded, fee, fee_refunded, platform_fee, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"), orders)
+        cur.executemany(q("INSERT INTO orders_order (id, store_id, checkout_id, payment_id, customer_id, email, status, currency, amount_total, amount_refunded, fee, fee_refunded, platform_fee, platform_fee_refunded, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"), orders)
         cur.executemany(q("INSERT INTO orders_orderline (order_id, product_id, name, unit_amount, quantity) VALUES (?,?,?,?,?)"), lines)
         cur.executemany(q("INSERT INTO orders_entitlement (id, store_id, order_id, product_id, email, download_limit, created_at) VALUES (?,?,?,?,?,?,?)"), entitlements)
         cur.executemany(q("INSERT INTO ledger_transfer (id, idempotency_key, debit_account_id, credit_account_id, amount, currency, two_phase, state, code, reference, created_at, resolved_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"), transfers)
