@@ -29,10 +29,10 @@ browser:
 
 test: lint test-sqlite test-postgres
 
-# The layers (importlinter.ini is the map of the code) and ruff; a broken contract fails the build.
+# The layers (.importlinter is the map of the code) and ruff; a broken contract fails the build.
 lint: $(BIN)/.installed
 	$(BIN)/ruff check stall tests bench conftest.py
-	$(BIN)/lint-imports importlinter.ini
+	$(BIN)/lint-imports .importlinter
 
 test-sqlite: $(BIN)/.installed browser
 	rm -rf $(TEST_DATA_DIR)/sqlite && mkdir -p $(TEST_DATA_DIR)/sqlite

@@ -196,73 +196,11 @@ def cmd_worker(args) -> int:
     return 0
 
 
-def cmd_demo(args) -> int:
-    _django()
-    _migrate()
-    from stall.demo import demo_create
-
-    result = demo_create(password=args.password)
-    from django.conf import settings
-
-    print(f"Demo store:  {settings.BASE_URL}/s/{result.store.slug}/")
-    print(f"Dashboard:   {settings.BASE_URL}/dashboard/  (log in as {result.email} / {result.password})")
-    return 0
-
-
-def cmd_createcreator(args) -> int:
-    _django()
-    from stall.accounts.services import user_create
-    from stall.core.errors import StallError
-
-    password = args.password or os.environ.get("STALL_CREATOR_PASSWORD")
-    if not password:
-        import getpass
-
-        password = getpass.getpass("Password: ")
-    try:
-        user = user_create(email=args.email, password=password)
-    except StallError as exc:
-        print(f"stall: {exc.message}", file=sys.stderr)
-        return 2
-    if args.staff:
-        user.is_staff = user.is_superuser = True
-        user.save(update_fields=["is_staff", "is_superuser"])
-    print(f"Created creator {user.email}.")
-    return 0
-
-
-def cmd_apikey_create(args) -> int:
-    _django()
-    from stall.integrations.services import api_key_create
-    from stall.stores.models import Store
-
-    store = Store.objects.filter(slug=args.store).first()
-    if store is None:
-        print(f"stall: no store with the address “{args.store}”.", file=sys.stderr)
-        return 2
-    key, secret = api_key_create(store=store, name=args.name)
-    print(secret)
-    print(f"(key {key.pk} for store {store.slug}; the secret is shown only this once)", file=sys.stderr)
-    return 0
-
-
-def cmd_apikey_revoke(args) -> int:
-    _django()
-    from stall.core.errors import StallError
-    from stall.integrations.models import ApiKey
-    from stall.integrations.services import api_key_revoke
-
-    key = ApiKey.objects.select_related("store").filter(pk=args.key).first()
-    if key is None:
-        print(f"stall: no API key {args.key}.", file=sys.stderr)
-        return 2
-    try:
-        api_key_revoke(store=key.store, key_id=key.pk)
-    except StallError as exc:
-        print(f"stall: {exc.message}", file=sys.stderr)
-        return 2
-    print(f"Revoked {key.pk} of store {key.store.slug}.")
-    return 0
+def cmd_django(args) -> int:
+    """demo, createcreator, apikey: run in ``stall.commands``, a fresh interpreter that sets Django
+    up before its imports, so this module (and the supervisor) never imports Django's apps."""
+    os.execv(sys.executable, [sys.executable, "-m", "stall.commands", *args.argv])
+    return 0  # not reached
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -285,28 +223,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="create the demo store, its creator and three products")
     demo.add_argument("--password", default=os.environ.get("STALL_DEMO_PASSWORD", "stall-demo-password"))
-    demo.set_defaults(func=cmd_demo)
+    demo.set_defaults(func=cmd_django)
 
     creator = sub.add_parser("createcreator", help="create a creator login")
     creator.add_argument("--email", required=True)
     creator.add_argument("--password")
     creator.add_argument("--staff", action="store_true", help="also an operator (Django admin)")
-    creator.set_defaults(func=cmd_createcreator)
+    creator.set_defaults(func=cmd_django)
 
     apikey = sub.add_parser("apikey", help="API keys")
     apikey_sub = apikey.add_subparsers(dest="apikey_command", required=True)
     create = apikey_sub.add_parser("create", help="create a secret API key for a store and print it")
     create.add_argument("--store", required=True, help="the store's address (slug)")
     create.add_argument("--name", default="")
-    create.set_defaults(func=cmd_apikey_create)
+    create.set_defaults(func=cmd_django)
     revoke = apikey_sub.add_parser("revoke", help="revoke a key by its id (key_…)")
     revoke.add_argument("key", help="the key's id, as `stall apikey create` prints it")
-    revoke.set_defaults(func=cmd_apikey_revoke)
+    revoke.set_defaults(func=cmd_django)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv
     return args.func(args) or 0
 
 
