@@ -25,6 +25,14 @@ def _env_bool(name: str, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _env_bool_or_auto(name: str) -> bool | None:
+    """An on/off switch that may be left to Stall: unset, empty or "auto" is None."""
+    value = (os.environ.get(name) or "").strip().lower()
+    if value in ("", "auto"):
+        return None
+    return value in {"1", "true", "yes", "on"}
+
+
 def _secret_key() -> str:
     if os.environ.get("STALL_SECRET_KEY"):
         return os.environ["STALL_SECRET_KEY"]
@@ -293,7 +301,12 @@ STALL_CHECKOUT_TTL_SECONDS = int(os.environ.get("STALL_CHECKOUT_TTL_SECONDS", st
 STALL_DOWNLOAD_LINK_TTL_SECONDS = int(os.environ.get("STALL_DOWNLOAD_LINK_TTL_SECONDS", str(24 * 3600)))
 STALL_DOWNLOAD_LIMIT = int(os.environ.get("STALL_DOWNLOAD_LIMIT", "10"))
 STALL_MAGIC_LINK_TTL_SECONDS = int(os.environ.get("STALL_MAGIC_LINK_TTL_SECONDS", str(7 * 24 * 3600)))
-STALL_SANDBOX_ENABLED = _env_bool("STALL_SANDBOX_ENABLED", True)
+# The sandbox's test cards (sandbox_visa, …). Unset (or "auto"): on only where nothing real is
+# configured — no Stripe keys, the platform's or the store's own, and a base URL that is not https:
+# the demo, a developer's machine. Decided when asked (stall.payments.rails.sandbox_enabled), so a
+# store that saves its own Stripe keys stops offering them at once. 1: on everywhere, next to real
+# rails too (test mode: orders paid with them are test orders, kept out of balances). 0: off.
+STALL_SANDBOX_ENABLED = _env_bool_or_auto("STALL_SANDBOX_ENABLED")
 # Seconds before Huey retries a failed task that has retries (receipts, notices). Huey writes
 # it into each task's message when the task is queued: give web and worker processes the same.
 STALL_TASK_RETRY_DELAY_SECONDS = int(os.environ.get("STALL_TASK_RETRY_DELAY_SECONDS", "60"))

@@ -69,7 +69,11 @@ class CheckoutConfirmIn(InputSchema):
     payment_method: Text = Field(
         "", max_length=64,
         json_schema_extra={"pattern": _PAYMENT_METHOD},
-        description="sandbox_visa, sandbox_declined, sandbox_insufficient_funds or sandbox_3ds. Not needed for a free checkout.",
+        description=(
+            "A Stripe PaymentMethod (pm_…) where the store takes Stripe, or a test card (sandbox_visa, "
+            "sandbox_declined, sandbox_insufficient_funds, sandbox_3ds) where test cards are on: "
+            "elsewhere they are refused with sandbox_disabled. Not needed for a free checkout."
+        ),
     )
 
 
@@ -95,6 +99,9 @@ class CheckoutPaymentOut(Schema):
     failure_code: str | None
     failure_message: str | None
     next_action: NextActionOut | None = Field(..., description="Set when the buyer must act: send them to the URL.")
+    livemode: bool = Field(
+        ..., description="False for a payment with a test card: no real money moves."
+    )
 
 
 class CheckoutOut(Schema):
@@ -109,6 +116,9 @@ class CheckoutOut(Schema):
     url: str = Field(..., description="The hosted payment page.")
     payment: CheckoutPaymentOut | None = Field(..., description="The latest payment attempt, if any.")
     order: str | None = Field(..., description="The order, once the checkout is complete.")
+    livemode: bool = Field(
+        ..., description="False once its latest payment is a test payment: it makes a test order."
+    )
     created: int
 
 
@@ -149,7 +159,9 @@ def checkout_out(checkout: Checkout) -> dict:
                 {"type": "redirect_to_url", "url": _absolute("checkout:authenticate", checkout.pk)}
                 if payment.status == "requires_action" else None
             ),
+            "livemode": payment.livemode,
         },
         "order": order_id,
+        "livemode": payment is None or payment.livemode,
         "created": timestamp(checkout.created_at),
     }

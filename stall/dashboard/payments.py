@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from stall.core.errors import StallError
 from stall.core.forms import form_add_stall_error
 from stall.payments.models import StripeAccount
+from stall.payments.rails import sandbox_enabled, sandbox_test_mode
 from stall.payments.selectors import stripe_platform_config
 from stall.payments.stripe_services import stripe_account_remove, stripe_account_set
 
@@ -54,7 +55,8 @@ def payment_settings(request, slug):
     context = {
         "store": store, "section": "payments", "form": form, "account": account,
         "platform_stripe": stripe_platform_config() is not None,
-        "sandbox": settings.STALL_SANDBOX_ENABLED,
+        "sandbox": sandbox_enabled(store_id=store.pk),
+        "test_mode": sandbox_test_mode(store_id=store.pk),
         "webhook_url": settings.BASE_URL + reverse("payments:stripe_webhook_store", args=[store.pk]),
         "stripe_events": STRIPE_EVENTS,
         "mode": ("test" if account.secret_key.split("_")[1:2] == ["test"] else "live") if account else "",

@@ -28,6 +28,14 @@ class AccountKind(models.TextChoices):
     FEE_POOL = "fee_pool", "Card fees to allocate"
 
 
+def ledger_owner(owner: str, *, livemode: bool = True) -> str:
+    """The owner of the account that holds ``owner``'s real money, or (``livemode`` False) its test
+    money. Test money, paid with a test card, moves through accounts of its own: a store's test
+    balance is the store_balance of "<store id>:test", the platform's test fees the platform_fees
+    of "platform:test". So a real balance, and anything read from it, never includes it."""
+    return owner if livemode else f"{owner}:test"
+
+
 # Accounts that hold someone's money: they can never be spent below zero
 # (debits_posted + debits_pending <= credits_posted).
 CREDIT_BALANCE_KINDS = frozenset(

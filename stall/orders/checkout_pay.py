@@ -14,7 +14,8 @@ from stall.checkout.models import Checkout, CheckoutStatus
 from stall.checkout.services import checkout_lock_open
 from stall.payments.errors import BuyerRequired
 from stall.payments.models import Payment, PaymentStatus
-from stall.payments.rails import rail_for
+from stall.payments.rails import rail_for, test_money_check
+from stall.payments.rails.wallet import wallet_get
 from stall.payments.services import (
     checkout_card_payments_abandon,
     checkout_payment_start,
@@ -65,9 +66,15 @@ def checkout_confirm(*, checkout_id: str, payment_method: str = "", buyer=None, 
 def _checkout_pay_in_ledger(*, checkout: Checkout, rail, payment_method: str, buyer) -> Checkout:
     if buyer is None:
         raise BuyerRequired()
+    livemode = True  # the tab carries real purchases only
+    if rail.name == "wallet":
+        wallet = wallet_get(buyer=buyer, currency=checkout.currency)
+        livemode = wallet is None or wallet.livemode
+    if not livemode:
+        test_money_check(store_id=checkout.store_id)
     payment = Payment.objects.create(
         store_id=checkout.store_id, checkout=checkout, buyer=buyer, rail=rail.name, payment_method=payment_method,
-        amount=checkout.amount_total, currency=checkout.currency,
+        amount=checkout.amount_total, currency=checkout.currency, livemode=livemode,
     )
     result = rail.ledger_charge(payment=payment)
     payment_succeed(payment_id=payment.pk, reference=result.reference, fee=result.fee)

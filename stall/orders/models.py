@@ -36,6 +36,9 @@ class Order(models.Model):
     platform_fee = models.BigIntegerField(default=0)
     # Of ``platform_fee``, what the platform gave back with refunds (in proportion to them).
     platform_fee_refunded = models.BigIntegerField(default=0)
+    # False for a test order: paid with test money (a test card, or a wallet's test money). It is
+    # shown as "Test", and its money is in the store's test balance, never in its real one.
+    livemode = models.BooleanField(default=True, db_default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -11,7 +11,7 @@ from django.db import transaction
 
 from stall.core.money import amount_validate, format_money, prorate
 from stall.integrations.webhooks import event_emit
-from stall.ledger.models import AccountKind
+from stall.ledger.models import AccountKind, ledger_owner
 from stall.ledger.services import account_open, transfer_create
 from stall.payments.errors import RefundFailed, RefundInvalid
 from stall.payments.models import Refund, RefundStatus
@@ -83,7 +83,9 @@ def order_refunded(*, refund: Refund, payment) -> None:
     order = Order.objects.select_for_update().get(pk=refund.order_id)
     currency = order.currency
     rail = rail_get(payment.rail)
-    balance = account_open(kind=AccountKind.STORE_BALANCE, owner=order.store_id, currency=currency)
+    # A test order's money comes back out of the store's test balance, where it went.
+    store_owner = ledger_owner(order.store_id, livemode=order.livemode)
+    balance = account_open(kind=AccountKind.STORE_BALANCE, owner=store_owner, currency=currency)
     clearing = account_open(kind=AccountKind.PROCESSOR_CLEARING, owner=payment.rail, currency=currency)
     transfer_create(
         idempotency_key=f"{refund.pk}:refund", debit_account=balance, credit_account=clearing,
@@ -102,7 +104,10 @@ def order_refunded(*, refund: Refund, payment) -> None:
             order.platform_fee, order.amount_refunded, order.amount_total
         )
         if back:
-            platform = account_open(kind=AccountKind.PLATFORM_FEES, owner="platform", currency=currency)
+            platform_owner = ledger_owner("platform", livemode=order.livemode)
+            platform = account_open(
+                kind=AccountKind.PLATFORM_FEES, owner=platform_owner, currency=currency
+            )
             transfer_create(
                 idempotency_key=f"{refund.pk}:platform_fee_refund", debit_account=platform, credit_account=balance,
                 amount=back, code="platform_fee_refund", reference=order.pk,

@@ -55,6 +55,9 @@ class OrderOut(Schema):
     lines: list[OrderLineOut]
     payment: str | None = Field(..., description="None for a free order.")
     checkout: str | None = Field(..., description="None for a one-click spend from the wallet or the tab (an unlock, a tip, a charge).")
+    livemode: bool = Field(
+        ..., description="False for a test order (paid with test money): it is not in the balance."
+    )
     created: int
 
 
@@ -87,5 +90,6 @@ def order_out(order: Order) -> dict:
         ],
         "payment": order.payment_id,
         "checkout": order.checkout_id,
+        "livemode": order.livemode,
         "created": timestamp(order.created_at),
     }

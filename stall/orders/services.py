@@ -18,7 +18,7 @@ from stall.catalog.models import ProductFile, ProductKind
 from stall.checkout.models import Checkout, CheckoutStatus
 from stall.core.money import amount_validate
 from stall.integrations.webhooks import EventRow, events_record
-from stall.ledger.models import AccountKind
+from stall.ledger.models import AccountKind, ledger_owner
 from stall.ledger.services import Posting, account_id_for, transfers_post
 from stall.payments.rails import rail_get
 from stall.payments.services import platform_fee_for, rail_fee_account_id
@@ -39,9 +39,9 @@ ENTITLING_KINDS = (ProductKind.DOWNLOAD, ProductKind.POST, ProductKind.TIP)
 
 def customer_for_email(*, store_id: str, email: str) -> Customer:
     """The store's customer with this email, matched without regard to case ("Reader@" is "reader@")."""
-    customer = Customer.objects.filter(store_id=store_id, email__iexact=email).first()
-    if customer is None:
-        customer, _ = Customer.objects.get_or_create(store_id=store_id, email=email.lower())
+    customer, _ = Customer.objects.get_or_create(
+        store_id=store_id, email__iexact=email, defaults={"email": email.lower()}
+    )
     return customer
 
 
@@ -59,6 +59,7 @@ def order_create_for_checkout(*, checkout: Checkout, payment=None, fee: int = 0,
         amount_total=checkout.amount_total,
         fee=fee,
         platform_fee=platform_fee,
+        livemode=payment is None or payment.livemode,
     )
     lines = list(checkout.lines.select_related("product"))
     order_lines = OrderLine.objects.bulk_create(
@@ -91,19 +92,22 @@ def order_create_for_checkout(*, checkout: Checkout, payment=None, fee: int = 0,
 def checkout_payment_succeeded(*, payment) -> Order:
     """A checkout's payment went through (registered for the checkout purpose with payments): the
     order is made and the money moves clearing → store, less the platform's and the rail's fees.
-    Runs inside ``payment_succeed``'s transaction."""
+    A test payment's money goes to the store's test balance (``ledger_owner``). Runs inside
+    ``payment_succeed``'s transaction."""
     checkout = payment.checkout  # locked, and checked to be still open, by payment_succeed
     fee = payment.fee
     amount_validate(fee, param="fee")
     platform_fee = platform_fee_for(payment.amount)
     order = order_create_for_checkout(checkout=checkout, payment=payment, fee=fee, platform_fee=platform_fee)
 
-    currency = payment.currency
-    balance = account_id_for(kind=AccountKind.STORE_BALANCE, owner=checkout.store_id, currency=currency)
+    currency, livemode = payment.currency, payment.livemode
+    store_owner = ledger_owner(checkout.store_id, livemode=livemode)
+    balance = account_id_for(kind=AccountKind.STORE_BALANCE, owner=store_owner, currency=currency)
     clearing = account_id_for(kind=AccountKind.PROCESSOR_CLEARING, owner=payment.rail, currency=currency)
     postings = [Posting(f"{payment.pk}:sale", clearing, balance, payment.amount, currency, "sale", order.pk)]
     if platform_fee:
-        platform = account_id_for(kind=AccountKind.PLATFORM_FEES, owner="platform", currency=currency)
+        platform_owner = ledger_owner("platform", livemode=livemode)
+        platform = account_id_for(kind=AccountKind.PLATFORM_FEES, owner=platform_owner, currency=currency)
         postings.append(Posting(f"{payment.pk}:platform_fee", balance, platform, platform_fee, currency, "platform_fee", order.pk))
     if fee:
         fees = rail_fee_account_id(payment=payment)

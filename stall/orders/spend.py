@@ -31,10 +31,11 @@ from django.utils import timezone
 
 from stall.core.ids import new_id
 from stall.integrations.webhooks import EventRow, events_record
-from stall.ledger.models import AccountKind
+from stall.ledger.models import AccountKind, ledger_owner
 from stall.ledger.services import Posting, account_id_for, transfers_post
 from stall.payments.errors import BuyerRequired
 from stall.payments.models import Payment, PaymentPurpose, PaymentStatus
+from stall.payments.rails import test_money_check
 from stall.payments.rails.tab import tab_debit
 from stall.payments.rails.wallet import (
     FUNDS_COLUMNS,
@@ -125,12 +126,17 @@ def order_spend(
     ``after_debit`` once the buyer's row is locked by the debit (a re-check under that lock);
     ``after_order`` runs once the order exists and may write the caller's own row and return more
     events (a charge). The product kinds' fulfilment (``orders.fulfilment``) runs with ``context``
-    so it needs no query. Raises WalletEmpty, TabLimitReached or TabOverdue (the transaction is then
-    rolled back by the caller: nothing moved)."""
+    so it needs no query. A wallet holding test money makes a test order (livemode false, its money
+    in the store's test balance), and is refused by a store that takes no test cards; the tab
+    carries real purchases only. Raises WalletEmpty, TabLimitReached, TabOverdue or
+    TestMoneyRefused (the transaction is then rolled back by the caller: nothing moved)."""
     if buyer is None:
         raise BuyerRequired()
     if method not in IN_LEDGER_METHODS:
         raise ValueError(f"order_spend pays from the wallet or the tab, not {method!r}")
+    livemode = method == "tab" or read.funds.wallet_livemode
+    if not livemode:
+        test_money_check(store_id=store_id)  # a query, for test money only
     total = sum(line.amount for line in lines)
     now = timezone.now()
     stamp = connection.ops.adapt_datetimefield_value(now)
@@ -145,13 +151,19 @@ def order_spend(
         after_debit()
     customer_id = read.customer_id or customer_for_email(store_id=store_id, email=buyer.email).pk
     platform_fee = platform_fee_for(total)
-    store_balance = account_id_for(kind=AccountKind.STORE_BALANCE, owner=store_id, currency=currency)
+    store_owner = ledger_owner(store_id, livemode=livemode)  # test money: the store's test balance
+    store_balance = account_id_for(
+        kind=AccountKind.STORE_BALANCE, owner=store_owner, currency=currency
+    )
     postings = [
         *debit.postings,
         Posting(f"{payment_id}:sale", debit.clearing_id, store_balance, total, currency, "sale", order_id),
     ]
     if platform_fee:
-        platform = account_id_for(kind=AccountKind.PLATFORM_FEES, owner="platform", currency=currency)
+        platform_owner = ledger_owner("platform", livemode=livemode)
+        platform = account_id_for(
+            kind=AccountKind.PLATFORM_FEES, owner=platform_owner, currency=currency
+        )
         postings.append(Posting(f"{payment_id}:platform_fee", store_balance, platform, platform_fee, currency, "platform_fee", order_id))
     if debit.fee:
         postings.append(Posting(f"{payment_id}:processor_fee", store_balance, debit.fee_account_id, debit.fee, currency, "processor_fee", order_id))
@@ -159,12 +171,13 @@ def order_spend(
     payment = Payment(
         id=payment_id, purpose=PaymentPurpose.CHECKOUT, store_id=store_id, checkout_id=checkout_id, buyer_id=buyer.pk,
         rail=method, payment_method=method, status=PaymentStatus.SUCCEEDED, amount=total, currency=currency,
-        fee=debit.fee, rail_reference=debit.reference, created_at=now, updated_at=now,
+        fee=debit.fee, rail_reference=debit.reference, livemode=livemode, created_at=now,
+        updated_at=now,
     )
     order = Order(
         id=order_id, store_id=store_id, checkout_id=checkout_id, payment_id=payment_id, customer_id=customer_id,
         email=buyer.email, currency=currency, amount_total=total, fee=debit.fee, platform_fee=platform_fee,
-        created_at=now,
+        livemode=livemode, created_at=now,
     )
     order_lines = [
         OrderLine(order=order, product_id=line.product_id, name=line.name, unit_amount=line.unit_amount, quantity=line.quantity)
@@ -176,16 +189,16 @@ def order_spend(
     with connection.cursor() as cursor:
         _insert(cursor, Payment._meta.db_table, (
             "id", "purpose", "store_id", "checkout_id", "buyer_id", "rail", "payment_method", "status", "amount",
-            "currency", "fee", "amount_refunded", "rail_reference", "failure_code", "failure_message", "created_at",
-            "updated_at",
+            "currency", "fee", "amount_refunded", "rail_reference", "failure_code",
+            "failure_message", "livemode", "created_at", "updated_at",
         ), [[payment_id, payment.purpose, store_id, checkout_id, buyer.pk, method, method, payment.status, total,
-             currency, debit.fee, 0, debit.reference, "", "", stamp, stamp]])
+             currency, debit.fee, 0, debit.reference, "", "", livemode, stamp, stamp]])
         _insert(cursor, Order._meta.db_table, (
             "id", "store_id", "checkout_id", "payment_id", "customer_id", "email", "status", "currency",
             "amount_total", "amount_refunded", "fee", "fee_refunded", "platform_fee",
-            "platform_fee_refunded", "created_at",
+            "platform_fee_refunded", "livemode", "created_at",
         ), [[order_id, store_id, checkout_id, payment_id, customer_id, buyer.email, order.status, currency, total, 0,
-             debit.fee, 0, platform_fee, 0, stamp]])
+             debit.fee, 0, platform_fee, 0, livemode, stamp]])
         _insert(cursor, OrderLine._meta.db_table, ("order_id", "product_id", "name", "unit_amount", "quantity"), [
             [order_id, line.product_id, line.name, line.unit_amount, line.quantity] for line in lines
         ])

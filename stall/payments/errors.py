@@ -89,3 +89,15 @@ class TabOverdue(Conflict):
     code = "tab_overdue"
     status = 402
     default_message = "Your tab has been open too long. Settle it to keep buying on it."
+
+
+class TestMoneyRefused(PaymentError):
+    """The buyer's wallet holds test money (topped up with a test card), and this store takes no
+    test cards: the money would buy real goods here."""
+
+    __test__ = False  # a domain error, not a test class for pytest to collect
+    code = "test_money_refused"
+    default_message = (
+        "Your wallet holds test money from test cards, which this store does not take. "
+        "Top it up with a real card: that clears the test money."
+    )

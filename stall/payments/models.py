@@ -44,6 +44,9 @@ class Payment(models.Model):
     rail_reference = models.CharField(max_length=120, blank=True)
     failure_code = models.CharField(max_length=40, blank=True)
     failure_message = models.CharField(max_length=255, blank=True)
+    # False for a test payment: a test card on a Stall that takes real money (rails.rail_livemode),
+    # or a spend of a wallet's test money. Its money moves through test accounts only.
+    livemode = models.BooleanField(default=True, db_default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -177,6 +180,10 @@ class Wallet(models.Model):
     # the settings again, so a dead card is not charged over and over.
     auto_top_up_failed_at = models.DateTimeField(null=True, blank=True)
     auto_top_up_failure = models.CharField(max_length=255, blank=True)
+    # False while the wallet holds test money (topped up with a test card where the Stall takes real
+    # money): its spends are test orders, and stores that take no test cards refuse it. A wallet
+    # holds one kind of money at a time (rails.wallet.wallet_mode_for_credit).
+    livemode = models.BooleanField(default=True, db_default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -21,7 +21,7 @@ from stall.stores.models import Store
 
 from .errors import PaymentDeclined, StripeNotConfigured
 from .models import OffSessionCharge, Payment, SavedPaymentMethod
-from .rails import UnknownPaymentMethod, rail_get, sandbox_check
+from .rails import UnknownPaymentMethod, rail_get, rail_livemode, sandbox_check
 from .selectors import stripe_config_for_store
 from .services import payment_apply_result
 
@@ -46,7 +46,7 @@ def payment_method_save(*, email: str, rail: str, payment_method: str, store: St
     """
     email = email_normalize(email)
     rail_impl = rail_get(rail)
-    sandbox_check(rail)
+    sandbox_check(rail, store_id=store.pk if store is not None else None)
     if not isinstance(payment_method, str) or not payment_method.strip():
         raise UnknownPaymentMethod("Choose a payment method.", param="payment_method")
     account_store_id = _account_store_id(rail=rail, store=store)
@@ -98,7 +98,7 @@ def payment_charge_saved(
     if saved.detached_at is not None:
         raise InvalidRequest("This saved payment method was removed.", param="saved")
     rail = rail_get(saved.rail)
-    sandbox_check(saved.rail)
+    sandbox_check(saved.rail, store_id=store.pk)
     if saved.rail == "stripe" and _account_store_id(rail="stripe", store=store) != saved.store_id:
         raise InvalidRequest("This saved card belongs to another Stripe account than this store's.", param="saved")
     minimum = rail.minimum_charge(currency)
@@ -112,7 +112,8 @@ def payment_charge_saved(
                 expires_at=timezone.now() + timedelta(seconds=settings.STALL_CHECKOUT_TTL_SECONDS),
             )
             payment = Payment.objects.create(
-                store=store, checkout=checkout, rail=saved.rail, payment_method=saved.method_ref, amount=amount, currency=currency,
+                store=store, checkout=checkout, rail=saved.rail, payment_method=saved.method_ref,
+                amount=amount, currency=currency, livemode=rail_livemode(saved.rail),
             )
             OffSessionCharge.objects.create(
                 store=store, idempotency_key=idempotency_key, saved=saved, payment=payment,

@@ -58,5 +58,6 @@ def payment_out(payment: Payment) -> dict:
         "currency": payment.currency,
         "failure_code": payment.failure_code,
         "failure_message": payment.failure_message,
+        "livemode": payment.livemode,
         "created": timestamp(payment.created_at),
     }

@@ -34,7 +34,7 @@ from stall.ledger.services import account_id_for, account_open
 
 from .errors import PaymentDeclined, PaymentNotAwaitingAction, PaymentNotFound
 from .models import Payment, PaymentStatus, Refund, RefundStatus
-from .rails import RAILS, RailResult, rail_for, rail_get, sandbox_check
+from .rails import RAILS, RailResult, rail_for, rail_get, rail_livemode, sandbox_check
 from .schemas import payment_out
 
 logger = logging.getLogger(__name__)
@@ -108,6 +108,7 @@ def _checkout_payment_reserve(*, checkout: Checkout, payment_method: str) -> Pay
         payment_method=payment_method,
         amount=checkout.amount_total,
         currency=checkout.currency,
+        livemode=rail_livemode(rail.name),
     )
 
 
@@ -206,7 +207,7 @@ def payment_create_for_purpose(
     if saved is not None:
         if saved.detached_at is not None:
             raise InvalidRequest("This saved payment method was removed.", param="payment_method")
-        sandbox_check(saved.rail)
+        sandbox_check(saved.rail, store_id=store.pk if store is not None else None)
         rail, payment_method = rail_get(saved.rail), saved.method_ref
     else:
         rail = rail_for(store=store, payment_method=payment_method)
@@ -218,7 +219,7 @@ def payment_create_for_purpose(
     with transaction.atomic():
         payment = Payment.objects.create(
             purpose=purpose, store=store, buyer=buyer, rail=rail.name, payment_method=payment_method,
-            amount=amount, currency=currency,
+            amount=amount, currency=currency, livemode=rail_livemode(rail.name),
         )
         if before_start is not None:
             before_start(payment)  # link the payment to what it pays for, before the rail can report

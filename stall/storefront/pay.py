@@ -21,7 +21,7 @@ from stall.core.errors import NotFound, StallError
 from stall.core.forms import form_add_stall_error
 from stall.orders.checkout_pay import checkout_confirm
 from stall.payments.models import Payment, PaymentStatus
-from stall.payments.rails import rail_get
+from stall.payments.rails import rail_get, rail_livemode, sandbox_enabled
 from stall.payments.selectors import stripe_config_for_store, stripe_csp
 from stall.payments.services import payment_confirm_action
 from stall.payments.stripe_services import stripe_checkout_page, stripe_checkout_return
@@ -39,6 +39,12 @@ def pay_page_context(request, checkout) -> dict:
         "top_up_url": wallet_page_url(currency=checkout.currency, store=checkout.store, next_path=pay_url),
         "settle_and_buy_url": reverse("wallets:settle_and_buy", args=[checkout.pk]),
     }
+
+
+def pay_form(checkout, data=None) -> PayForm:
+    """The test cards where the sandbox is on for the checkout's store; else no card to choose."""
+    on = sandbox_enabled(store_id=checkout.store_id)
+    return PayForm(data, methods=rail_get("sandbox").payment_methods() if on else [])
 
 
 def _checkout_or_404(checkout_id):
@@ -61,7 +67,7 @@ def pay(request, checkout_id):
     if waiting:
         return redirect("checkout:authenticate", checkout_id=checkout.pk)
     expired = checkout.status == CheckoutStatus.EXPIRED or checkout.expires_at <= timezone.now()
-    form = PayForm(request.POST or None, methods=rail_get("sandbox").payment_methods())
+    form = pay_form(checkout, request.POST or None)
     if request.method == "POST" and not expired and form.is_valid():
         try:
             checkout = checkout_confirm(checkout_id=checkout.pk, payment_method=form.cleaned_data["payment_method"])
@@ -73,7 +79,12 @@ def pay(request, checkout_id):
             if checkout.payments.filter(status=PaymentStatus.REQUIRES_ACTION).exists():
                 return redirect("checkout:authenticate", checkout_id=checkout.pk)
             return redirect("checkout:pay", checkout_id=checkout.pk)  # still processing: says so
-    context = {"checkout": checkout, "store": checkout.store, "form": form, "expired": expired, "lines": checkout.lines.all()}
+    context = {
+        "checkout": checkout, "store": checkout.store, "form": form, "expired": expired,
+        "lines": checkout.lines.all(), "test_cards": bool(form.fields["payment_method"].choices),
+    }
+    # Test cards where the Stall takes real money: the page says "test mode" plainly.
+    context["test_mode"] = context["test_cards"] and not rail_livemode("sandbox")
     # A payment still with the rail (another tab's, or one a crash interrupted, which the next
     # Pay resumes): say so rather than show the page as if nothing had happened.
     processing = checkout.payments.filter(status=PaymentStatus.PROCESSING).exists()
@@ -99,9 +110,12 @@ def authenticate(request, checkout_id):
             checkout = payment_confirm_action(payment_id=payment.pk, approve=request.POST.get("decision") == "approve")
         except StallError as exc:
             error = exc.message
+            form = pay_form(checkout)
+            test_cards = bool(form.fields["payment_method"].choices)
             return render(request, "payments/sandbox_pay.html", {
                 "checkout": checkout, "store": checkout.store, "lines": checkout.lines.all(),
-                "form": PayForm(methods=rail_get("sandbox").payment_methods()), "error": error,
+                "form": form, "error": error, "test_cards": test_cards,
+                "test_mode": test_cards and not rail_livemode("sandbox"),
             }, status=402)
         return redirect("checkout:complete", checkout_id=checkout.pk)
     return render(request, "payments/sandbox_authenticate.html", {"checkout": checkout, "store": checkout.store, "payment": payment})

@@ -37,7 +37,8 @@ customers_router = Router()
 def charge_create(request, payload: ChargeCreateIn):
     """Takes ``amount`` from the customer's wallet with no click, against the allowance the customer
     gave this store. Refused with ``allowance_missing``, ``allowance_revoked`` or ``allowance_expired``
-    (403), ``allowance_exceeded`` or ``insufficient_funds`` (402), ``currency_mismatch`` (400); a
+    (403), ``allowance_exceeded`` or ``insufficient_funds`` (402), ``currency_mismatch`` (400),
+    ``test_money_refused`` (402: the wallet holds test money, and this store takes no test cards); a
     refused charge moves no money. Send an ``Idempotency-Key``: a retry then charges once."""
     try:
         charge = allowances.charge_create(

@@ -2,19 +2,24 @@
 ``parse_amount``; the services check limits and cards and their errors land on these fields."""
 
 from django import forms
-from django.conf import settings
 
 from stall.core.errors import StallError
 from stall.core.money import format_money, parse_amount
-from stall.payments.rails import rail_get
+from stall.payments.rails import rail_get, rail_livemode, sandbox_enabled
 from stall.payments.selectors import stripe_config_for_store
 
 
-def card_choices(*, store=None, stripe: bool = False) -> list[tuple[str, str]]:
-    """The cards a buyer can pick on these pages: the sandbox's test cards when the sandbox is on,
-    and with ``stripe`` "Card" (entered on Stripe's card page) when Stripe is set up for ``store``
-    (its own keys or the platform's)."""
-    choices = rail_get("sandbox").payment_methods() if settings.STALL_SANDBOX_ENABLED else []
+def card_choices(
+    *, store=None, stripe: bool = False, real_only: bool = False
+) -> list[tuple[str, str]]:
+    """The cards a buyer can pick on these pages: the sandbox's test cards where they are on for
+    ``store`` (or for pages of no store), and with ``stripe`` "Card" (entered on Stripe's card page)
+    when Stripe is set up for ``store`` (its own keys or the platform's). ``real_only`` leaves the
+    test cards out where they would pay with test money (settling a tab: its purchases are real)."""
+    choices = []
+    if sandbox_enabled(store_id=store.pk if store is not None else None):
+        if not (real_only and not rail_livemode("sandbox")):
+            choices = rail_get("sandbox").payment_methods()
     if stripe and stripe_config_for_store(store) is not None:
         choices = [*choices, ("stripe", "Card")]
     return choices
@@ -22,15 +27,19 @@ def card_choices(*, store=None, stripe: bool = False) -> list[tuple[str, str]]:
 
 class CardField(forms.CharField):
     """A card: the sandbox test cards and "Card" on Stripe's page (radio buttons), or else a
-    Stripe PaymentMethod ``pm_…``.
+    Stripe PaymentMethod ``pm_…`` where Stripe is set up, or nothing at all where no card is taken.
 
     Any text is accepted here; the payment services say whether the rail knows it.
     """
 
-    def __init__(self, *, store=None, stripe: bool = False, **kwargs):
-        choices = card_choices(store=store, stripe=stripe)
-        # The page says "no real money moves" only next to test cards.
+    def __init__(self, *, store=None, stripe: bool = False, real_only: bool = False, **kwargs):
+        choices = card_choices(store=store, stripe=stripe, real_only=real_only)
+        # The page says "no real money moves" only next to test cards, and "test mode" when it
+        # offers them where the Stall takes real money: what they pay for is then test money.
         self.sandbox = any(code != "stripe" for code, _ in choices)
+        self.test_mode = self.sandbox and not rail_livemode("sandbox")
+        # No test cards and no Stripe for this page: no card is taken here at all.
+        self.unavailable = not choices and stripe_config_for_store(store) is None
         widget = forms.RadioSelect(choices=choices) if choices else forms.TextInput(attrs={"autocomplete": "off", "placeholder": "pm_…"})
         label = "Card (a Stripe PaymentMethod, pm_…)"
         if choices:
@@ -110,10 +119,10 @@ class AutoTopUpForm(_AmountForm):
         widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
         error_messages={"required": "Enter how much to add each time."},
     )
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, store=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["payment_method"] = CardField()
-        if card_choices():
+        self.fields["payment_method"] = CardField(store=store)
+        if card_choices(store=store):
             self.fields["payment_method"].label = "Test card to save"
 
     def clean_below(self):
@@ -127,8 +136,9 @@ class AutoTopUpForm(_AmountForm):
 
 
 class CardForm(forms.Form):
-    """Pick a card to settle a tab with (``store``: whose Stripe account would take "Card")."""
+    """Pick a card to settle a tab with (``store``: whose Stripe account would take "Card"). Test
+    cards are offered only where they are not test money: a tab's purchases were real."""
 
     def __init__(self, *args, store=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["payment_method"] = CardField(store=store, stripe=True)
+        self.fields["payment_method"] = CardField(store=store, stripe=True, real_only=True)

@@ -36,6 +36,9 @@ class ChargeOut(Schema):
     fee_net: int = Field(..., description=(
         "What the charge still costs in fees: fee − fee_refunded."
     ))
+    livemode: bool = Field(
+        ..., description="False when the customer's wallet held test money: a test charge."
+    )
     created: int
 
 
@@ -59,6 +62,7 @@ def charge_out(charge: Charge) -> dict:
         "fee": order.fee,
         "fee_refunded": order.fee_refunded,
         "fee_net": order.fee_net,
+        "livemode": order.livemode,
         "created": timestamp(charge.created_at),
     }
 

@@ -37,15 +37,15 @@ from stall.core.money import (
     prorate,
 )
 from stall.integrations.webhooks import event_emit
-from stall.ledger.models import AccountKind
+from stall.ledger.models import AccountKind, ledger_owner
 from stall.ledger.services import account_limit_set, account_open, accounts_lock, transfer_create
 from stall.orders.checkout_pay import checkout_confirm
 from stall.orders.models import Order
 from stall.payments.errors import PaymentDeclined
 from stall.payments.models import Payment, PaymentPurpose, PaymentStatus
-from stall.payments.rails import rail_for, rail_get
+from stall.payments.rails import rail_for, rail_get, rail_livemode
 from stall.payments.rails.tab import tab_limit_for, tab_open  # noqa: F401  (part of this app's API)
-from stall.payments.rails.wallet import fee_pool_for, wallet_open
+from stall.payments.rails.wallet import fee_pool_for, wallet_mode_for_credit, wallet_open
 from stall.payments.saved_methods import payment_method_save
 from stall.payments.selectors import saved_payment_methods_for_email
 from stall.payments.services import (
@@ -84,6 +84,19 @@ def wallet_confirm_above_set(*, wallet: Wallet, amount: int) -> Wallet:
     return wallet
 
 
+def top_up_mode_check(*, wallet: Wallet | None, rail: str) -> None:
+    """Refuse a test card for a wallet that holds real money: a wallet holds one kind of money at a
+    time, and real money must not turn into test money. (A real card for a wallet of test money is
+    fine: the test money is cleared when the real money comes in.)"""
+    if wallet is None or rail_livemode(rail) or not wallet.livemode:
+        return
+    if wallet.account.available > 0:
+        raise TopUpInvalid(
+            "Your wallet holds real money: top it up with a real card. Test cards top up an empty "
+            "wallet, or one holding test money.", param="payment_method", code="test_card_refused",
+        )
+
+
 def wallet_top_up(*, buyer, amount: int, currency: str, payment_method: str, store=None):
     """Charge a card ``amount`` and put all of it in the buyer's wallet (the card fee goes to its pool).
 
@@ -98,18 +111,28 @@ def wallet_top_up(*, buyer, amount: int, currency: str, payment_method: str, sto
         raise TopUpInvalid(
             f"Top up between {format_money(low, currency)} and {format_money(high, currency)}.", param="amount"
         )
-    # Opened now so the wallet page shows it even while the card asks for 3-D Secure.
-    Wallet.objects.filter(buyer=buyer, currency=currency).exists() or wallet_open(buyer=buyer, currency=currency)
+    rail = rail_for(store=store, payment_method=payment_method)
+    wallet = Wallet.objects.select_related("account").filter(buyer=buyer, currency=currency).first()
+    top_up_mode_check(wallet=wallet, rail=rail.name)
+    if wallet is None:
+        # Opened now so the wallet page shows it even while the card asks for 3-D Secure.
+        wallet_open(buyer=buyer, currency=currency)
     return payment_create_for_purpose(
         purpose=PaymentPurpose.TOP_UP, buyer=buyer, amount=amount, currency=currency, payment_method=payment_method, store=store
     )
 
 
 def top_up_succeed(*, payment) -> None:
-    """A card top-up went through: the whole amount goes into the wallet, the card fee into its pool."""
+    """A card top-up went through: all of it goes into the wallet, the card fee into its pool.
+
+    A test top-up is test money (``wallet_mode_for_credit``); one that raced past
+    ``top_up_mode_check`` to a wallet holding real money is not put in it."""
     wallet = Wallet.objects.select_related("account").filter(buyer_id=payment.buyer_id, currency=payment.currency).first()
     if wallet is None:
         wallet = wallet_open(buyer=payment.buyer, currency=payment.currency)
+    if not wallet_mode_for_credit(wallet=wallet, livemode=payment.livemode, reference=payment.pk):
+        logger.warning("test top-up %s kept out of wallet %s: real money", payment.pk, wallet.pk)
+        return
     clearing = account_open(kind=AccountKind.PROCESSOR_CLEARING, owner=payment.rail, currency=payment.currency)
     transfer_create(
         idempotency_key=f"{payment.pk}:top_up", debit_account=clearing, credit_account=wallet.account,
@@ -134,6 +157,7 @@ def top_up_out(payment) -> dict:
         "fee": payment.fee,
         "customer_email": payment.buyer.email,
         "automatic": AutoTopUp.objects.filter(payment=payment).exists(),
+        "livemode": payment.livemode,
         "created": timestamp(payment.created_at),
     }
 
@@ -173,6 +197,7 @@ def wallet_auto_top_up_set(*, wallet: Wallet, payment_method: str, below: int, a
     if below > high:
         raise TopUpInvalid(f"Choose a threshold of at most {format_money(high, currency)}.", param="below")
     rail = _rail_for_saving(payment_method, store)
+    top_up_mode_check(wallet=wallet, rail=rail)
     saved = payment_method_save(email=wallet.buyer.email, rail=rail, payment_method=payment_method, store=store)
     Wallet.objects.filter(pk=wallet.pk).update(
         auto_top_up_below=below, auto_top_up_amount=amount, auto_top_up_method=saved,
@@ -239,6 +264,7 @@ def wallet_auto_top_up(*, wallet_id: str, trigger: str | None = None) -> AutoTop
             return None
     saved = wallet.auto_top_up_method
     try:
+        top_up_mode_check(wallet=wallet, rail=saved.rail)
         payment_create_for_purpose(
             purpose=PaymentPurpose.TOP_UP, buyer=wallet.buyer, amount=wallet.auto_top_up_amount, currency=wallet.currency,
             saved=saved, store=saved.store, before_start=lambda p: AutoTopUp.objects.filter(pk=auto.pk).update(payment=p),
@@ -304,6 +330,12 @@ def tab_settle(*, buyer, currency: str, payment_method: str = "", saved=None, st
     rail = rail_get(saved.rail) if saved is not None else rail_for(store=store, payment_method=payment_method)
     if rail.in_ledger:
         raise TopUpInvalid("Settle your tab with a card.", param="payment_method", code="card_required")
+    if not rail_livemode(rail.name):
+        # What is on the tab was delivered as real purchases: test money cannot pay for it.
+        raise TopUpInvalid(
+            "Settle your tab with a real card: test cards do not pay for real purchases.",
+            param="payment_method", code="test_card_refused",
+        )
     with transaction.atomic():
         tab = Tab.objects.select_for_update(of=("self",)).select_related("account", "settlement").filter(
             buyer=buyer, currency=currency, status=TabStatus.OPEN
@@ -364,6 +396,8 @@ def tab_settlement_succeed(*, payment) -> None:
     if excess:
         wallet = Wallet.objects.select_related("account").filter(buyer_id=payment.buyer_id, currency=payment.currency).first()
         wallet = wallet or wallet_open(buyer=payment.buyer, currency=payment.currency)
+        # Real money (tab_settle refuses test cards where they would be test money).
+        wallet_mode_for_credit(wallet=wallet, livemode=payment.livemode, reference=payment.pk)
         transfer_create(
             idempotency_key=f"{payment.pk}:tab_settlement_excess", debit_account=clearing, credit_account=wallet.account,
             amount=excess, code="tab_settlement_excess", reference=payment.pk,
@@ -388,7 +422,10 @@ def tab_settlement_succeed(*, payment) -> None:
             part = upto - allocated
             allocated = upto
             if part:
-                store_balance = account_open(kind=AccountKind.STORE_BALANCE, owner=order.store_id, currency=order.currency)
+                store_owner = ledger_owner(order.store_id, livemode=order.livemode)
+                store_balance = account_open(
+                    kind=AccountKind.STORE_BALANCE, owner=store_owner, currency=order.currency
+                )
                 transfer_create(
                     idempotency_key=f"{payment.pk}:fee:{order.pk}", debit_account=store_balance, credit_account=fees,
                     amount=part, code="tab_settlement_fee", reference=order.pk,

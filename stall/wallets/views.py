@@ -101,7 +101,7 @@ def wallet_page(request):
         initial={"confirm_above": _for_input(wallet.confirm_above, currency, locale)},
     )
     auto_form = AutoTopUpForm(
-        data if action == "auto_top_up" else None, currency=currency, locale=locale,
+        data if action == "auto_top_up" else None, currency=currency, locale=locale, store=store,
         initial={
             "below": _for_input(wallet.auto_top_up_below, currency, locale),
             "auto_amount": _for_input(wallet.auto_top_up_amount or (presets[0] if presets else None), currency, locale),

@@ -54,6 +54,7 @@ def test_create_checkout_returns_the_checkout(api, store, product):
         "url": f"{settings.BASE_URL}/checkout/{checkout.pk}/",
         "payment": None,
         "order": None,
+        "livemode": True,
         "created": int(checkout.created_at.timestamp()),
     }
 
@@ -201,6 +202,7 @@ def test_confirm_with_a_card_completes_the_checkout(api, store, product):
     assert data["payment"] == {
         "id": order.payment_id, "object": "payment", "status": "succeeded", "amount": 300, "currency": "USD",
         "payment_method": "sandbox_visa", "failure_code": None, "failure_message": None, "next_action": None,
+        "livemode": True,
     }
 
 

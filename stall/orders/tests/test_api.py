@@ -49,6 +49,7 @@ def test_retrieve_order(api, store, product):
         "lines": [{"product": product.pk, "name": product.name, "unit_amount": 300, "quantity": 1}],
         "payment": order.payment_id,
         "checkout": order.checkout_id,
+        "livemode": True,
         "created": int(order.created_at.timestamp()),
     }
     assert (order.customer_id[:4], order.payment_id[:4], order.checkout_id[:4]) == ("cus_", "pay_", "chk_")

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from stall.payments.errors import StripeNotConfigured
-from stall.payments.selectors import stripe_config_for_store
+from stall.payments.errors import StripeNotConfigured, TestMoneyRefused
+from stall.payments.models import StripeAccount
+from stall.payments.selectors import stripe_config_for_store, stripe_platform_config
 
 from .base import (
     Rail,
@@ -34,7 +35,9 @@ from .wallet import WalletRail
 
 __all__ = [
     "RAILS", "Rail", "RailResult", "SetupResult", "UnknownPaymentMethod", "UnknownRail", "card_fee",
-    "card_minimum_charge", "rail_for", "rail_for_payment_method", "rail_get", "sandbox_check", "SandboxRail",
+    "card_minimum_charge", "rail_for", "rail_for_payment_method", "rail_get", "rail_livemode",
+    "real_setup", "sandbox_check", "sandbox_enabled", "sandbox_test_mode", "SandboxRail",
+    "test_money_check",
 ]
 
 RAILS: dict[str, Rail] = {
@@ -57,7 +60,7 @@ def rail_for(*, store, payment_method: object) -> Rail:
 
     ``pm_…`` (a Stripe PaymentMethod) and ``stripe`` (the buyer pays on the Stripe page) go to
     Stripe when the store has Stripe keys, its own or the platform's; ``sandbox_…`` goes to the
-    sandbox unless the operator turned it off (STALL_SANDBOX_ENABLED=0).
+    sandbox where it is on for the store (``sandbox_enabled``).
     """
     if not isinstance(payment_method, str) or not payment_method:
         raise UnknownPaymentMethod("Choose a payment method.", param="payment_method")
@@ -66,14 +69,74 @@ def rail_for(*, store, payment_method: object) -> Rail:
             raise StripeNotConfigured(param="payment_method")
         return rail_get("stripe")
     if payment_method.startswith("sandbox_"):
-        sandbox_check("sandbox")
+        sandbox_check("sandbox", store_id=store.pk if store is not None else None)
     return rail_for_payment_method(payment_method)
 
 
-def sandbox_check(rail: str) -> None:
-    """Refuse the sandbox's test cards when the operator turned them off."""
-    if rail == "sandbox" and not settings.STALL_SANDBOX_ENABLED:
-        raise UnknownPaymentMethod("Test cards are turned off on this Stall.", param="payment_method", code="sandbox_disabled")
+# --- The sandbox is a test mode -------------------------------------------------------------
+#
+# Like a card processor's test mode, the sandbox's test cards must never buy real goods. Left to
+# Stall (STALL_SANDBOX_ENABLED unset) they are offered only where nothing real is set up: no Stripe
+# keys for the store (its own or the platform's) and a base URL that is not https — the demo, a
+# developer's machine. There a sandbox payment is the store's only card money and counts like any.
+# Wherever the Stall is real (https, Stripe keys for the platform or any store), a sandbox payment
+# is a test payment: its Payment and Order have livemode false, its money moves through test
+# accounts (``stall.ledger.models.ledger_owner``), and wallet credit it buys is test money.
+
+
+def real_setup(*, store_id: str | None = None) -> bool:
+    """Whether real money can be taken here: an https base URL, the platform's Stripe keys, or
+    (with ``store_id``) that store's own. What turns the sandbox off when it is left to Stall."""
+    if settings.BASE_URL.startswith("https://") or stripe_platform_config() is not None:
+        return True
+    return store_id is not None and StripeAccount.objects.filter(store_id=store_id).exists()
+
+
+def sandbox_enabled(*, store_id: str | None = None) -> bool:
+    """Whether the test cards are offered and taken at ``store_id`` (or on pages of no store).
+
+    STALL_SANDBOX_ENABLED=1 or 0 decides everywhere. Unset, they are on only where ``real_setup``
+    finds nothing real: a store with its own Stripe keys takes real money, so its buyers are not
+    offered test cards even on a developer's machine (its creator tests with Stripe's test keys).
+    """
+    if settings.STALL_SANDBOX_ENABLED is not None:
+        return bool(settings.STALL_SANDBOX_ENABLED)
+    return not real_setup(store_id=store_id)
+
+
+def rail_livemode(rail: str) -> bool:
+    """Whether a payment on ``rail`` is real money. A sandbox payment is a test payment (False) on a
+    Stall that is real anywhere: an https base URL, the platform's Stripe keys or any store's."""
+    if rail != "sandbox":
+        return True
+    return not real_setup() and not StripeAccount.objects.exists()
+
+
+def sandbox_test_mode(*, store_id: str | None = None) -> bool:
+    """Whether pages at ``store_id`` offer test cards next to real money: they say "test mode"."""
+    return sandbox_enabled(store_id=store_id) and not rail_livemode("sandbox")
+
+
+def sandbox_check(rail: str, *, store_id: str | None = None) -> None:
+    """Refuse the sandbox's test cards where they are off (see ``sandbox_enabled``)."""
+    if rail != "sandbox" or sandbox_enabled(store_id=store_id):
+        return
+    if settings.STALL_SANDBOX_ENABLED is None and not real_setup():
+        # Only this store's own Stripe keys turn them off.
+        raise UnknownPaymentMethod(
+            "Test cards are turned off for this store: it takes real card payments.",
+            param="payment_method", code="sandbox_disabled",
+        )
+    raise UnknownPaymentMethod(
+        "Test cards are turned off on this Stall.", param="payment_method", code="sandbox_disabled"
+    )
+
+
+def test_money_check(*, store_id: str) -> None:
+    """Refuse to spend test money (a wallet topped up with a test card) at a store whose pages do
+    not take test cards: it would buy real goods there."""
+    if not sandbox_enabled(store_id=store_id):
+        raise TestMoneyRefused()
 
 
 def rail_for_payment_method(payment_method: object) -> Rail:

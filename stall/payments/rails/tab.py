@@ -3,6 +3,10 @@
 A tab is a buyer_tab account whose debit limit is the tab's limit: a purchase that would take it
 over is refused by the ledger (a CHECK constraint as well as the code). The card fee is known only
 when the tab is settled (the wallets app's ``tab_settlement_succeed``); it is shared out then.
+
+Purchases on the tab are real purchases: the goods are delivered before the tab is paid, so a tab
+is never settled with test money (``wallets.services.tab_settle`` refuses a test card where the
+Stall takes real money), and its sales are never test orders.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from stall.payments.errors import TabLimitReached, TabOverdue
 from stall.payments.models import Tab, TabStatus
 
 from .base import RailResult
-from .wallet import Debit, Funds, InLedgerRail, wallet_for
+from .wallet import Debit, Funds, InLedgerRail, wallet_for, wallet_mode_for_credit
 
 
 def tab_limit_for(*, buyer, currency: str) -> int:
@@ -78,7 +82,10 @@ class TabRail(InLedgerRail):
         if tab is not None and tab.status == TabStatus.OPEN:
             target = tab.account
         else:
-            target = wallet_for(buyer=payment.buyer, currency=payment.currency).account
+            wallet = wallet_for(buyer=payment.buyer, currency=payment.currency)
+            # Tab sales are real purchases: real money goes back.
+            wallet_mode_for_credit(wallet=wallet, livemode=True, reference=refund.pk)
+            target = wallet.account
         transfer_create(
             idempotency_key=f"{refund.pk}:tab_refund", debit_account=self.clearing(payment.currency),
             credit_account=target, amount=refund.amount, code="tab_refund", reference=order.pk,

@@ -28,7 +28,7 @@ from django.utils.dateparse import parse_datetime
 
 from stall.core.money import currency_normalize, major_to_minor, prorate
 from stall.ledger.errors import InsufficientFunds
-from stall.ledger.models import Account, AccountKind
+from stall.ledger.models import Account, AccountKind, ledger_owner
 from stall.ledger.services import (
     Posting,
     account_debit_guarded,
@@ -82,6 +82,60 @@ def wallet_for(*, buyer, currency: str) -> Wallet:
 
 def fee_pool_for(wallet: Wallet) -> Account:
     return account_open(kind=AccountKind.FEE_POOL, owner=wallet.pk, currency=wallet.currency)
+
+
+# --- Real money and test money -----------------------------------------------------------------
+#
+# A wallet topped up with a test card where the Stall takes real money holds test money
+# (``Wallet.livemode`` False): its spends are test orders, and stores that take no test cards
+# refuse it (``rails.test_money_check``). A wallet holds one kind of money at a time, so real money
+# is never spent as test money, nor test money as real.
+
+
+def _sandbox_account(kind: str, currency: str) -> Account:
+    return account_open(kind=kind, owner="sandbox", currency=currency)
+
+
+def wallet_mode_for_credit(*, wallet: Wallet, livemode: bool, reference: str) -> bool:
+    """Make ``wallet`` ready to take money of this kind (``livemode``), inside the caller's
+    transaction. Returns whether to credit the wallet with it.
+
+    Real money for a wallet of test money clears the test money first (back to the sandbox, with
+    what its fee pool still holds) and the wallet holds real money from then on. Test money for an
+    empty wallet makes it a wallet of test money. Test money for a wallet holding real money is not
+    taken (False): the caller gives it back to the sandbox. Top-ups are refused before that, while
+    the card can still be spared (``wallets.services.top_up_mode_check``); a refund of a test order
+    to a wallet that has real money since then ends here.
+    """
+    locked = Wallet.objects.select_for_update().values_list("livemode", flat=True)
+    current = locked.get(pk=wallet.pk)
+    if current == livemode:
+        wallet.livemode = livemode
+        return True
+    pool = fee_pool_for(wallet)
+    locked = accounts_lock(wallet.account_id, pool.pk)
+    account, pool = locked[wallet.account_id], locked[pool.pk]
+    if not livemode and (account.available > 0 or account.debits_pending):
+        return False
+    if livemode:
+        # Back to the sandbox, the only rail whose money is test money.
+        currency = wallet.currency
+        if account.available > 0:
+            transfer_create(
+                idempotency_key=f"{reference}:test_money_cleared", debit_account=account,
+                credit_account=_sandbox_account(AccountKind.PROCESSOR_CLEARING, currency),
+                amount=account.available, code="test_money_cleared", reference=reference,
+            )
+        owed = pool.debits_posted - pool.credits_posted
+        if owed > 0:
+            transfer_create(
+                idempotency_key=f"{reference}:test_fee_cleared",
+                debit_account=_sandbox_account(AccountKind.PROCESSOR_FEES, currency),
+                credit_account=pool, amount=owed, code="test_fee_cleared", reference=reference,
+            )
+    Wallet.objects.filter(pk=wallet.pk).update(livemode=livemode)
+    wallet.livemode = livemode
+    return True
 
 
 class InLedgerRail:
@@ -150,9 +204,20 @@ class WalletRail(InLedgerRail):
 
     def ledger_refund(self, *, refund, order) -> int:
         """Give the money back to the wallet, and the sale's share of the top-up fee back to its
-        pool. Returns that share (the order's ``fee_refunded`` grows by it)."""
+        pool. Returns that share (the order's ``fee_refunded`` grows by it).
+
+        A test order's money goes back as test money (``wallet_mode_for_credit``); if the wallet
+        holds real money by now, it goes back to the sandbox instead, with no fee share (0)."""
         payment = refund.payment
         wallet = wallet_get(buyer=payment.buyer, currency=payment.currency)
+        if not wallet_mode_for_credit(wallet=wallet, livemode=order.livemode, reference=refund.pk):
+            transfer_create(
+                idempotency_key=f"{refund.pk}:wallet_refund",
+                debit_account=self.clearing(payment.currency),
+                credit_account=_sandbox_account(AccountKind.PROCESSOR_CLEARING, payment.currency),
+                amount=refund.amount, code="test_refund_to_sandbox", reference=order.pk,
+            )
+            return 0
         transfer_create(
             idempotency_key=f"{refund.pk}:wallet_refund", debit_account=self.clearing(payment.currency),
             credit_account=wallet.account, amount=refund.amount, code="wallet_refund", reference=order.pk,
@@ -161,7 +226,10 @@ class WalletRail(InLedgerRail):
             order.fee, order.amount_refunded, order.amount_total
         )
         if back:
-            store_balance = account_open(kind=AccountKind.STORE_BALANCE, owner=order.store_id, currency=order.currency)
+            store_owner = ledger_owner(order.store_id, livemode=order.livemode)
+            store_balance = account_open(
+                kind=AccountKind.STORE_BALANCE, owner=store_owner, currency=order.currency
+            )
             transfer_create(
                 idempotency_key=f"{refund.pk}:fee_back", debit_account=fee_pool_for(wallet),
                 credit_account=store_balance, amount=back, code="fee_refund", reference=order.pk,
@@ -192,6 +260,7 @@ class Funds:
     tab_id: str | None = None
     tab_account_id: str | None = None
     tab_opened_at: object = None
+    wallet_livemode: bool = True  # False: the wallet holds test money
 
     def wallet(self) -> Wallet:
         """The wallet row as far as the spend needs it (for what follows a spend), without a query."""
@@ -200,6 +269,7 @@ class Funds:
             confirm_above=self.confirm_above, auto_top_up_below=self.auto_top_up_below,
             auto_top_up_method_id=self.auto_top_up_method_id,
             auto_top_up_failed_at=timezone.now() if self.auto_top_up_failed else None,
+            livemode=self.wallet_livemode,
         )
 
 
@@ -209,13 +279,13 @@ FUNDS_COLUMNS = (
     "w.id, w.account_id, w.confirm_above, w.auto_top_up_below, w.auto_top_up_method_id, "
     "w.auto_top_up_failed_at IS NOT NULL, "
     "(SELECT p.id FROM ledger_account p WHERE p.kind = 'fee_pool' AND p.owner = w.id AND p.currency = w.currency), "
-    "t.id, t.account_id, t.opened_at"
+    "t.id, t.account_id, t.opened_at, w.livemode"
 )
 FUNDS_JOINS = (
     "LEFT JOIN wallets_wallet w ON w.buyer_id = %s AND w.currency = %s "
     "LEFT JOIN wallets_tab t ON t.buyer_id = %s AND t.currency = %s AND t.status = 'open'"
 )
-FUNDS_WIDTH = 10
+FUNDS_WIDTH = 11
 
 
 def funds_params(*, buyer_id: str, currency: str) -> list:
@@ -232,6 +302,7 @@ def funds_from_row(row, *, buyer_id: str, currency: str) -> Funds:
         buyer_id=buyer_id, currency=currency, wallet_id=row[0], wallet_account_id=row[1], confirm_above=row[2],
         auto_top_up_below=row[3], auto_top_up_method_id=row[4], auto_top_up_failed=bool(row[5]),
         fee_pool_id=row[6], tab_id=row[7], tab_account_id=row[8], tab_opened_at=opened_at,
+        wallet_livemode=row[10] is None or bool(row[10]),
     )
 
 

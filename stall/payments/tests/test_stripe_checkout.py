@@ -168,10 +168,14 @@ def test_stripe_unreachable_is_a_503_and_the_payment_waits_for_reconciliation(st
 
 def test_the_rail_is_picked_by_store_and_payment_method(store, stripe_store, settings, localstripe):
     """pm_… and stripe go to Stripe only where keys exist (the store's own win over the
-    platform's); sandbox_… goes to the sandbox unless the operator turned it off."""
+    platform's); sandbox_… goes to the sandbox only where no Stripe keys are set for the store,
+    unless the operator turned it off."""
     plain = StoreFactory()
     assert rail_for(store=stripe_store, payment_method="pm_123").name == "stripe"
-    assert rail_for(store=stripe_store, payment_method="sandbox_visa").name == "sandbox"
+    assert rail_for(store=plain, payment_method="sandbox_visa").name == "sandbox"
+    turned_off = "^Test cards are turned off for this store: it takes real card payments.$"
+    with pytest.raises(UnknownPaymentMethod, match=turned_off):
+        rail_for(store=stripe_store, payment_method="sandbox_visa")
     with pytest.raises(StripeNotConfigured, match="does not take card payments through Stripe"):
         rail_for(store=plain, payment_method="pm_123")
 

@@ -16,11 +16,16 @@ def sign_in(client, buyer):
     session.save()
 
 
-def test_the_wallet_pays_after_the_stripe_page_opened_an_intent(stripe_store, client, localstripe_client):
+def test_the_wallet_pays_after_the_stripe_page_opened_an_intent(
+    stripe_store, client, localstripe_client, card
+):
     """The Stripe page opens a PaymentIntent as it loads; choosing the wallet cancels that intent at
     Stripe, and the order is paid from the wallet once, with no card charge."""
     buyer = buyer_for_email(email="reader@example.com")
-    wallet_top_up(buyer=buyer, amount=1000, currency="USD", payment_method="sandbox_visa")
+    # Real money: a store with its own Stripe keys takes no test money (see test_test_mode.py).
+    wallet_top_up(
+        buyer=buyer, amount=1000, currency="USD", payment_method=card(VISA), store=stripe_store
+    )
     checkout = open_checkout(stripe_store, amount=300, email=buyer.email)
     sign_in(client, buyer)
 
@@ -40,12 +45,14 @@ def test_the_wallet_pays_after_the_stripe_page_opened_an_intent(stripe_store, cl
 
 
 def test_a_card_payment_that_went_through_is_kept_when_the_buyer_then_picks_the_wallet(
-    stripe_store, client, buyer_browser
+    stripe_store, client, buyer_browser, card
 ):
     """If the card on the Stripe page already paid, choosing the wallet records the card payment
     and completes the checkout with it; the wallet is not charged."""
     buyer = buyer_for_email(email="reader@example.com")
-    wallet_top_up(buyer=buyer, amount=1000, currency="USD", payment_method="sandbox_visa")
+    wallet_top_up(
+        buyer=buyer, amount=1000, currency="USD", payment_method=card(VISA), store=stripe_store
+    )
     checkout = open_checkout(stripe_store, amount=300, email=buyer.email)
     sign_in(client, buyer)
     client.get(f"/checkout/{checkout.pk}/")

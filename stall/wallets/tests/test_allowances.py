@@ -421,7 +421,7 @@ def test_a_charge_is_sent_to_webhook_endpoints_as_charge_succeeded(store, funded
     assert event["data"]["object"] == {
         "id": charge.pk, "object": "charge", "customer": customer_of(store, funded).pk, "amount": 25, "currency": "USD",
         "description": "1 call", "order": charge.order_id, "allowance": charge.allowance_id, "fee": 1,
-        "fee_refunded": 0, "fee_net": 1,
+        "fee_refunded": 0, "fee_net": 1, "livemode": True,
         "created": int(charge.created_at.timestamp()),
     }
 

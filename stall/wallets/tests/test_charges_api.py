@@ -57,7 +57,7 @@ def test_post_charges_charges_the_wallet_and_returns_the_charge(api, store, play
     assert data == {
         "id": charge.pk, "object": "charge", "customer": customer, "amount": 25, "currency": "USD",
         "description": "10 gems", "order": charge.order_id, "allowance": charge.allowance_id, "fee": 1,
-        "fee_refunded": 0, "fee_net": 1,
+        "fee_refunded": 0, "fee_net": 1, "livemode": True,
         "created": int(charge.created_at.timestamp()),
     }
     assert wallet_for(buyer=player, currency="USD").account.balance == 975

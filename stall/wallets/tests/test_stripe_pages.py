@@ -41,16 +41,22 @@ def client_secret_of(page) -> str:
 
 
 def test_the_top_up_and_settle_forms_offer_card_only_where_stripe_is_set_up(reader, buyer, stripe_store, post):
-    """From a store with Stripe keys, the top-up and settle forms offer "Card" after the test cards;
-    with no Stripe account for the page (no store, no platform keys) only the test cards are offered."""
+    """From a store with its own Stripe keys, the top-up and settle forms offer "Card" alone: that
+    store takes real money, so its pages offer no test cards. With no Stripe account for the page
+    (no store, no platform keys) the top-up form offers the test cards, saying "test mode" since
+    this Stall takes real money; the settle form offers none (a tab's purchases are real), so no
+    card at all."""
     spend(store=stripe_store, product=post, buyer=buyer, method="tab")
     for path in (f"/wallet/?currency=USD&store={stripe_store.slug}", f"/wallet/tab/?currency=USD&store={stripe_store.slug}"):
         html = reader.get(path).content.decode()
         assert 'value="stripe"' in html and "<span>Card</span>" in html and "Pay with" in html, path
-        assert 'value="sandbox_visa"' in html, path
-    for path in ("/wallet/?currency=USD", "/wallet/tab/?currency=USD"):
-        html = reader.get(path).content.decode()
-        assert 'value="stripe"' not in html and "Test card" in html, path
+        assert "sandbox_visa" not in html and "Test mode" not in html, path
+    html = reader.get("/wallet/?currency=USD").content.decode()
+    assert 'value="stripe"' not in html and 'value="sandbox_visa"' in html and "Test card" in html
+    assert "Test mode: the test cards move no real money." in html
+    html = reader.get("/wallet/tab/?currency=USD").content.decode()
+    assert "sandbox_visa" not in html and 'value="stripe"' not in html
+    assert "Card payments are not set up here yet." in html
 
 
 def test_card_is_the_only_choice_when_the_sandbox_is_off(reader, stripe_store, settings):
