@@ -14,6 +14,7 @@ rail is a new module and an entry here, not a special case elsewhere.
 from __future__ import annotations
 
 from django.conf import settings
+from django.db.models import Case, When
 
 from stall.payments.errors import StripeNotConfigured, TestMoneyRefused
 from stall.payments.models import StripeAccount
@@ -36,7 +37,7 @@ from .wallet import WalletRail
 __all__ = [
     "RAILS", "Rail", "RailResult", "SetupResult", "UnknownPaymentMethod", "UnknownRail", "card_fee",
     "card_minimum_charge", "rail_for", "rail_for_payment_method", "rail_get", "rail_livemode",
-    "real_setup", "sandbox_check", "sandbox_enabled", "sandbox_test_mode", "SandboxRail",
+    "real_setup", "sandbox_admit", "sandbox_check", "sandbox_enabled", "sandbox_test_mode", "SandboxRail",
     "test_money_check",
 ]
 
@@ -69,7 +70,7 @@ def rail_for(*, store, payment_method: object) -> Rail:
             raise StripeNotConfigured(param="payment_method")
         return rail_get("stripe")
     if payment_method.startswith("sandbox_"):
-        sandbox_check("sandbox", store_id=store.pk if store is not None else None)
+        sandbox_admit(store_id=store.pk if store is not None else None)
     return rail_for_payment_method(payment_method)
 
 
@@ -84,12 +85,24 @@ def rail_for(*, store, payment_method: object) -> Rail:
 # accounts (``stall.ledger.models.ledger_owner``), and wallet credit it buys is test money.
 
 
+def _real_here() -> bool:
+    """An https base URL or the platform's Stripe keys: real money can be taken (no query)."""
+    return settings.BASE_URL.startswith("https://") or stripe_platform_config() is not None
+
+
+def _stripe_keys(store_id: str | None) -> tuple[bool, bool]:
+    """(``store_id`` has its own Stripe keys, any store has): one query, the store's row first."""
+    first = (
+        StripeAccount.objects.order_by(Case(When(store_id=store_id, then=0), default=1))
+        .values_list("store_id", flat=True).first()
+    )
+    return first is not None and first == store_id, first is not None
+
+
 def real_setup(*, store_id: str | None = None) -> bool:
     """Whether real money can be taken here: an https base URL, the platform's Stripe keys, or
     (with ``store_id``) that store's own. What turns the sandbox off when it is left to Stall."""
-    if settings.BASE_URL.startswith("https://") or stripe_platform_config() is not None:
-        return True
-    return store_id is not None and StripeAccount.objects.filter(store_id=store_id).exists()
+    return _real_here() or (store_id is not None and _stripe_keys(store_id)[0])
 
 
 def sandbox_enabled(*, store_id: str | None = None) -> bool:
@@ -109,7 +122,7 @@ def rail_livemode(rail: str) -> bool:
     Stall that is real anywhere: an https base URL, the platform's Stripe keys or any store's."""
     if rail != "sandbox":
         return True
-    return not real_setup() and not StripeAccount.objects.exists()
+    return not _real_here() and not _stripe_keys(None)[1]
 
 
 def sandbox_test_mode(*, store_id: str | None = None) -> bool:
@@ -117,19 +130,27 @@ def sandbox_test_mode(*, store_id: str | None = None) -> bool:
     return sandbox_enabled(store_id=store_id) and not rail_livemode("sandbox")
 
 
+def sandbox_admit(*, store_id: str | None) -> bool:
+    """Refuse the test cards where they are off at ``store_id`` (``sandbox_enabled``), else say
+    whether a payment with them is real money (``rail_livemode``): both in one query at most, as a
+    sandbox card checkout asks both."""
+    explicit, real_here = settings.STALL_SANDBOX_ENABLED, _real_here()
+    if explicit is False or (explicit is None and real_here):
+        raise _sandbox_off("Test cards are turned off on this Stall.")
+    mine, anyone = _stripe_keys(store_id)
+    if explicit is None and mine:
+        raise _sandbox_off("Test cards are turned off for this store: it takes real card payments.")
+    return not (real_here or anyone)
+
+
+def _sandbox_off(message: str) -> UnknownPaymentMethod:
+    return UnknownPaymentMethod(message, param="payment_method", code="sandbox_disabled")
+
+
 def sandbox_check(rail: str, *, store_id: str | None = None) -> None:
     """Refuse the sandbox's test cards where they are off (see ``sandbox_enabled``)."""
-    if rail != "sandbox" or sandbox_enabled(store_id=store_id):
-        return
-    if settings.STALL_SANDBOX_ENABLED is None and not real_setup():
-        # Only this store's own Stripe keys turn them off.
-        raise UnknownPaymentMethod(
-            "Test cards are turned off for this store: it takes real card payments.",
-            param="payment_method", code="sandbox_disabled",
-        )
-    raise UnknownPaymentMethod(
-        "Test cards are turned off on this Stall.", param="payment_method", code="sandbox_disabled"
-    )
+    if rail == "sandbox":
+        sandbox_admit(store_id=store_id)
 
 
 def test_money_check(*, store_id: str) -> None:
