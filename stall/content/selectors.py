@@ -49,10 +49,14 @@ def post_get_public(*, store, slug: str) -> Post:
     return post
 
 
-def post_get_for_reader(*, store, slug: str, email: str = "", user=None) -> Post:
+def post_get_for_reader(*, store=None, store_slug: str = "", slug: str, email: str = "", user=None) -> Post:
     """A published post; or, for its creator, any post (to preview a draft); or an archived post
-    the reader unlocked (it stays in their library). Anything else is "not found"."""
-    post = Post.objects.filter(store=store, product__slug=slug).select_related("product", "store").first()
+    the reader unlocked (it stays in their library). Anything else is "not found".
+
+    By ``store``, or by ``store_slug``: then the store comes in the same query as the post (a
+    reader's one-click unlock reads both), and a store that does not exist is "not found" too."""
+    where = {"store": store} if store is not None else {"store__slug": store_slug}
+    post = Post.objects.filter(**where, product__slug=slug).select_related("product", "store").first()
     if post is None:
         raise PostNotFound()
     if post.product.status == ProductStatus.PUBLISHED or post_is_creator(post=post, user=user):

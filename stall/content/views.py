@@ -126,10 +126,19 @@ def _confirm_page(request, store, *, action: str, amount: int, currency: str, fi
     return render(request, "content/confirm.html", context)
 
 
+def _store_post(request, slug, post_slug):
+    """The store and the post in one query, for the one-click unlock."""
+    buyer = buyer_from_request(request)
+    try:
+        post = post_get_for_reader(store_slug=slug, slug=post_slug, email=buyer.email if buyer else "", user=request.user)
+    except NotFound:
+        raise Http404 from None
+    return post.store, post
+
+
 @require_POST
 def post_unlock_view(request, slug, post_slug):
-    store = _store(slug)
-    post = _post(request, store, post_slug)
+    store, post = _store_post(request, slug, post_slug)
     form = UnlockForm(request.POST)
     if not form.is_valid():
         error = StallError(next(iter(form.errors.values()))[0], param="method")

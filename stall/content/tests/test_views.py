@@ -208,6 +208,7 @@ def test_every_page_of_another_store_is_not_found(client, store, post, funded):
         ("post", f"/s/other/posts/{post.slug}/refund/"),
         ("get", "/s/other/tips/new/"),
         ("post", "/s/other/tips/new/"),
+        ("post", f"/s/nowhere/posts/{post.slug}/unlock/"),
         ("get", "/s/nowhere/posts/"),
         ("get", "/s/nowhere/posts/feed.xml"),
         ("post", "/s/nowhere/reader/sign-in/"),
