@@ -206,9 +206,22 @@ class EventRow:
     object: dict
 
 
-def events_record(*, store_id: str, events: list[EventRow]) -> list[str]:
+# Whether a store has an enabled webhook endpoint: a column for a caller's own SELECT (the lean
+# spend reads it with the buyer's funds), with the store's id as its one parameter.
+ENDPOINTS_ENABLED_SQL = (
+    f"EXISTS (SELECT 1 FROM {WebhookEndpoint._meta.db_table} we "
+    f"WHERE we.store_id = %s AND we.status = '{WebhookEndpointStatus.ENABLED}')"
+)
+
+
+def events_record(*, store_id: str, events: list[EventRow], endpoints: bool = True) -> list[str]:
     """Record events in one INSERT, inside the caller's transaction (the outbox of the lean spend);
-    their deliveries are made after it commits (``events_dispatch``). Returns the events' ids."""
+    their deliveries are made after it commits (``events_dispatch``). Returns the events' ids.
+
+    ``endpoints=False``, from a caller that read in its own transaction that the store has no
+    enabled endpoint (``ENDPOINTS_ENABLED_SQL``), records them as dispatched: there is nobody to
+    deliver them to, so no task is queued and no second write follows each spend. An endpoint
+    added later receives the events that come after it, as with Stripe."""
     if not events:
         return []
     now = connection.ops.adapt_datetimefield_value(timezone.now())
@@ -216,15 +229,16 @@ def events_record(*, store_id: str, events: list[EventRow]) -> list[str]:
     for event in events:
         event_id = new_id("evt")
         ids.append(event_id)
-        rows.append("(%s, %s, %s, %s, %s, NULL)")
+        rows.append("(%s, %s, %s, %s, %s, %s)")
         data = connection.ops.adapt_json_value({"object": event.object}, DjangoJSONEncoder)
-        params += [event_id, store_id, event.type, data, now]
+        params += [event_id, store_id, event.type, data, now, None if endpoints else now]
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {Event._meta.db_table} (id, store_id, type, data, created_at, dispatched_at) VALUES "
             + ", ".join(rows), params,
         )
-    transaction.on_commit(lambda: tasks.events_dispatch_task(ids))
+    if endpoints:
+        transaction.on_commit(lambda: tasks.events_dispatch_task(ids))
     return ids
 
 

@@ -30,7 +30,7 @@ from django.db import connection
 from django.utils import timezone
 
 from stall.core.ids import new_id
-from stall.integrations.webhooks import EventRow, events_record
+from stall.integrations.webhooks import ENDPOINTS_ENABLED_SQL, EventRow, events_record
 from stall.ledger.models import AccountKind, ledger_owner
 from stall.ledger.services import Posting, account_id_for, transfers_post
 from stall.payments.errors import BuyerRequired
@@ -77,6 +77,7 @@ class SpendRead:
     funds: Funds
     customer_id: str | None
     extra: list = field(default_factory=list)  # one tuple of the caller's columns per row read
+    endpoints: bool = True  # the store has an enabled webhook endpoint: its events are delivered
 
 
 def spend_read(
@@ -85,8 +86,11 @@ def spend_read(
 ) -> SpendRead:
     """The spend's one SELECT. ``extra_columns`` (with ``%s`` for ``extra_params``) are read in the
     same statement; ``extra_joins`` may add rows (a checkout's lines), one tuple each in ``extra``."""
-    columns = f"{FUNDS_COLUMNS}, (SELECT c.id FROM audience_customer c WHERE c.store_id = %s AND c.email = %s)"
-    params = [store_id, buyer.email]
+    columns = (
+        f"{FUNDS_COLUMNS}, (SELECT c.id FROM audience_customer c WHERE c.store_id = %s AND c.email = %s), "
+        + ENDPOINTS_ENABLED_SQL
+    )
+    params = [store_id, buyer.email, store_id]
     if extra_columns:
         columns += ", " + extra_columns
         params += extra_params or []
@@ -99,7 +103,8 @@ def spend_read(
     return SpendRead(
         funds=funds_from_row(first, buyer_id=buyer.pk, currency=currency),
         customer_id=first[FUNDS_WIDTH],
-        extra=[row[FUNDS_WIDTH + 1:] for row in rows],
+        endpoints=bool(first[FUNDS_WIDTH + 1]),
+        extra=[row[FUNDS_WIDTH + 2:] for row in rows],
     )
 
 
@@ -217,7 +222,7 @@ def order_spend(
             events += handler(order=order, lines=kind_lines, context=context) or []
     if after_order is not None:
         events += after_order(order)
-    events_record(store_id=store_id, events=events)
+    events_record(store_id=store_id, events=events, endpoints=read.endpoints)
     transfers_post(postings=postings, debited=debit.debited)
     order.payment = payment
     return order

@@ -11,7 +11,7 @@ from stall.catalog.models import PriceType
 from stall.checkout.models import CheckoutStatus
 from stall.checkout.services import CheckoutItem, checkout_create
 from stall.content.services import post_create, post_unlock, tip_jar_update, tip_send
-from stall.integrations.models import Event
+from stall.integrations.models import Event, WebhookDelivery, WebhookEndpoint, WebhookEndpointStatus
 from stall.ledger.models import Account
 from stall.ledger.selectors import account_sums_from_transfers
 from stall.orders.checkout_pay import checkout_confirm
@@ -176,3 +176,34 @@ def test_a_sandbox_card_checkout_is_at_most_twenty_five_statements(store, django
     assert (order.amount_total, order.fee, order.payment.rail) == (300, 39, "sandbox")
     assert counted.limit == 25
     assert_ledger_balanced()
+
+
+def test_a_spend_at_a_store_with_no_webhook_endpoint_queues_no_dispatch(store, reader, django_capture_on_commit_callbacks):
+    """No enabled endpoint (none, or only a disabled one): the spend's events are recorded as
+    dispatched and no task follows the commit. With an enabled endpoint they wait for the
+    dispatch task, which makes the endpoint's delivery."""
+    endpoint = WebhookEndpoint.objects.create(
+        store=store, url="https://hooks.example.com/stall", enabled_events=["*"], secret="whsec_test",
+        status=WebhookEndpointStatus.DISABLED,
+    )
+    first = post_create(store=store, title="One", amount=25, status="published")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        unlock = post_unlock(post=first, method="wallet", buyer=reader)
+    events = Event.objects.filter(data__object__id=unlock.order.pk)
+    assert _dispatches(callbacks) == [] and events.count() == 1 and events.get().dispatched_at is not None
+
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(status=WebhookEndpointStatus.ENABLED)
+    second = post_create(store=store, title="Two", amount=25, status="published")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        unlock = post_unlock(post=second, method="wallet", buyer=reader)
+    paid = Event.objects.get(data__object__id=unlock.order.pk)
+    assert len(_dispatches(callbacks)) == 1 and paid.dispatched_at is None
+    _dispatches(callbacks)[0]()
+    paid.refresh_from_db()
+    assert paid.dispatched_at is not None
+    assert WebhookDelivery.objects.filter(event=paid, endpoint=endpoint).count() == 1
+
+
+def _dispatches(callbacks) -> list:
+    """The after-commit callbacks that queue the events' dispatch (others cache account ids)."""
+    return [callback for callback in callbacks if callback.__qualname__.startswith("events_record.")]
