@@ -162,6 +162,8 @@ if REDIS_URL:
         "huey_class": "huey.RedisHuey",
         "name": os.environ.get("STALL_QUEUE_NAME", "stall"),
         "url": REDIS_URL,
+        # Nothing reads a task's return value: storing it is a write per task for nothing.
+        "results": False,
         "immediate": False,
         "consumer": {"workers": 2, "worker_type": "thread"},
     }
@@ -171,6 +173,7 @@ else:
         "huey_class": "huey.SqliteHuey",
         "name": "stall",
         "filename": str(DATA_DIR / "queue.sqlite3"),
+        "results": False,  # as above
         "immediate": False,
         "consumer": {"workers": 2, "worker_type": "thread"},
     }

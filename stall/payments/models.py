@@ -69,6 +69,14 @@ class Payment(models.Model):
                 name="payments_refund_within_amount",
             ),
         ]
+        indexes = [
+            # The reconciliation looks for the few payments left processing among every spend's
+            # succeeded one; a partial index holds only those, so its scan stays small as the
+            # table grows (its condition is the query's own: SQLite uses a partial index only then).
+            models.Index(
+                fields=["updated_at"], condition=Q(status="processing"), name="payments_processing_by_updated",
+            ),
+        ]
 
 
 class RefundStatus(models.TextChoices):

@@ -20,6 +20,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from stall.checkout.errors import AmountTooSmall, CheckoutInvalid
@@ -154,6 +155,15 @@ def payment_refresh(*, payment_id: str) -> Payment:
 _RECONCILED_ELSEWHERE = frozenset({"stripe"})
 
 
+def payments_reconcile_due(*, cutoff) -> QuerySet[Payment]:
+    """Card payments processing since before ``cutoff``, oldest first, on the rails reconciled
+    here. Served by the partial index payments_processing_by_updated."""
+    rails = [n for n, rail in RAILS.items() if not rail.in_ledger and n not in _RECONCILED_ELSEWHERE]
+    return Payment.objects.filter(
+        status=PaymentStatus.PROCESSING, rail__in=rails, updated_at__lte=cutoff
+    ).order_by("updated_at")
+
+
 def payments_reconcile(*, older_than_seconds: int | None = None, now=None) -> int:
     """Finish card payments left processing longer than ``older_than_seconds`` (default
     STALL_PAYMENT_RECONCILE_AFTER_SECONDS): a crash between reserving a payment and recording
@@ -163,11 +173,7 @@ def payments_reconcile(*, older_than_seconds: int | None = None, now=None) -> in
     now = now or timezone.now()
     if older_than_seconds is None:
         older_than_seconds = settings.STALL_PAYMENT_RECONCILE_AFTER_SECONDS
-    cutoff = now - timedelta(seconds=older_than_seconds)
-    rails = [n for n, rail in RAILS.items() if not rail.in_ledger and n not in _RECONCILED_ELSEWHERE]
-    due = Payment.objects.filter(
-        status=PaymentStatus.PROCESSING, rail__in=rails, updated_at__lte=cutoff
-    ).order_by("updated_at")
+    due = payments_reconcile_due(cutoff=now - timedelta(seconds=older_than_seconds))
     settled = 0
     for payment_id in list(due.values_list("pk", flat=True)[:200]):
         try:

@@ -11,7 +11,7 @@ import datetime
 
 import pytest
 from django.core import mail
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from stall.accounts.services import buyer_for_email
@@ -25,7 +25,11 @@ from stall.payments.errors import PaymentProcessorUnavailable
 from stall.payments.models import Payment, PaymentPurpose, PaymentStatus, StripeAccount
 from stall.payments.rails import RailResult, SandboxRail, rail_get
 from stall.payments.rails.wallet import fee_pool_for, wallet_for
-from stall.payments.services import _checkout_payment_reserve, payments_reconcile
+from stall.payments.services import (
+    _checkout_payment_reserve,
+    payments_reconcile,
+    payments_reconcile_due,
+)
 from stall.payments.tasks import payments_reconcile_task
 from stall.wallets.models import AutoTopUp
 from stall.wallets.services import wallet_auto_top_up_set, wallet_top_up
@@ -502,3 +506,17 @@ def test_the_pay_page_completes_a_stalled_payment_and_says_when_one_is_still_pro
 
     fresh = open_checkout(store, product)
     assert notice not in client.get(f"/checkout/{fresh.pk}/").content.decode()
+
+
+def test_the_reconciliation_scan_is_served_by_the_partial_index(db):
+    """The reconciliation's query can use payments_processing_by_updated, which holds only the
+    payments still processing: its scan does not grow with every spend's succeeded payment. (On
+    PostgreSQL, sequential scans are turned off for the EXPLAIN, as a near-empty table would
+    otherwise be read whole: what is checked is that the index's condition fits the query.)"""
+    due = payments_reconcile_due(cutoff=timezone.now())
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL enable_seqscan = off")
+        plan = due.explain()
+    assert "payments_processing_by_updated" in plan, plan
