@@ -14,7 +14,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.utils import timezone
 
-from stall.core.money import major_to_minor
+from stall.core.money import major_to_minor, prorate
 from stall.ledger.errors import LimitExceeded
 from stall.ledger.models import AccountKind
 from stall.ledger.services import (
@@ -29,7 +29,7 @@ from stall.payments.errors import TabLimitReached, TabOverdue
 from stall.payments.models import Tab, TabStatus
 
 from .base import RailResult
-from .wallet import Debit, Funds, InLedgerRail, wallet_for, wallet_mode_for_credit
+from .wallet import Debit, Funds, InLedgerRail, fee_share_return, wallet_for, wallet_mode_for_credit
 
 
 def tab_limit_for(*, buyer, currency: str) -> int:
@@ -75,22 +75,31 @@ class TabRail(InLedgerRail):
         return RailResult("succeeded", reference=tab.pk, fee=0)
 
     def ledger_refund(self, *, refund, order) -> int:
-        """Take the sale off the tab if it is still open; after settlement the money goes to the
-        wallet. A tab sale carries no fee share until settlement, so none comes back: returns 0."""
+        """Take the sale off the tab if it is still open: it carries no fee share before the tab is
+        settled, so none comes back (returns 0). After settlement the money goes to the buyer's
+        wallet, and the sale's share of the settlement's card fee goes with it to the wallet's fee
+        pool (``fee_share_return``; returns that share), as it does for a wallet sale and for a tab
+        sale refunded while the settlement was under way (``tab_settlement_succeed``)."""
         payment = refund.payment
         tab = Tab.objects.filter(pk=payment.rail_reference).first()
         if tab is not None and tab.status == TabStatus.OPEN:
-            target = tab.account
-        else:
-            wallet = wallet_for(buyer=payment.buyer, currency=payment.currency)
-            # Tab sales are real purchases: real money goes back.
-            wallet_mode_for_credit(wallet=wallet, livemode=True, reference=refund.pk)
-            target = wallet.account
+            self._refund_to(tab.account, refund=refund, order=order)
+            return 0
+        wallet = wallet_for(buyer=payment.buyer, currency=payment.currency)
+        # Tab sales are real purchases: real money goes back.
+        wallet_mode_for_credit(wallet=wallet, livemode=True, reference=refund.pk)
+        self._refund_to(wallet.account, refund=refund, order=order)
+        # The settlement gave the sale its fee share on what the sale still was then (a part
+        # refunded before it carries none), so a refund takes back its part of what is left of the
+        # share: the last refund takes all of it and the store never pays a fee for money returned.
+        back = prorate(order.fee - order.fee_refunded, refund.amount, order.amount_total - order.amount_refunded)
+        return fee_share_return(wallet=wallet, refund=refund, order=order, back=back)
+
+    def _refund_to(self, account, *, refund, order) -> None:
         transfer_create(
-            idempotency_key=f"{refund.pk}:tab_refund", debit_account=self.clearing(payment.currency),
-            credit_account=target, amount=refund.amount, code="tab_refund", reference=order.pk,
+            idempotency_key=f"{refund.pk}:tab_refund", debit_account=self.clearing(refund.currency),
+            credit_account=account, amount=refund.amount, code="tab_refund", reference=order.pk,
         )
-        return 0
 
 
 def tab_debit(*, funds: Funds, buyer, amount: int, payment_id: str) -> Debit:

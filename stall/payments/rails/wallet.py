@@ -138,6 +138,29 @@ def wallet_mode_for_credit(*, wallet: Wallet, livemode: bool, reference: str) ->
     return True
 
 
+def fee_share_return(*, wallet: Wallet, refund, order, back: int | None = None) -> int:
+    """Move a refund's part of the order's card fee share from the store's balance to the fee pool
+    of the wallet the refund went into, and return it. The money is the buyer's to spend again, so
+    the card fee it cost goes with it and is paid by the sale it pays for next: the store is not
+    left paying a fee for a sale it gave back.
+
+    By default the part is taken on running totals of the order (a wallet sale's share was taken
+    on its whole amount), so the parts add up to exactly the order's fee once it is refunded in
+    full. A caller whose share was set otherwise passes ``back`` itself."""
+    if back is None:
+        back = prorate(order.fee, order.amount_refunded + refund.amount, order.amount_total) - prorate(
+            order.fee, order.amount_refunded, order.amount_total
+        )
+    if back:
+        store_owner = ledger_owner(order.store_id, livemode=order.livemode)
+        store_balance = account_open(kind=AccountKind.STORE_BALANCE, owner=store_owner, currency=order.currency)
+        transfer_create(
+            idempotency_key=f"{refund.pk}:fee_back", debit_account=fee_pool_for(wallet),
+            credit_account=store_balance, amount=back, code="fee_refund", reference=order.pk,
+        )
+    return back
+
+
 class InLedgerRail:
     """What the wallet and the tab share: no card network, no minimum, no notifications."""
 
@@ -222,19 +245,7 @@ class WalletRail(InLedgerRail):
             idempotency_key=f"{refund.pk}:wallet_refund", debit_account=self.clearing(payment.currency),
             credit_account=wallet.account, amount=refund.amount, code="wallet_refund", reference=order.pk,
         )
-        back = prorate(order.fee, order.amount_refunded + refund.amount, order.amount_total) - prorate(
-            order.fee, order.amount_refunded, order.amount_total
-        )
-        if back:
-            store_owner = ledger_owner(order.store_id, livemode=order.livemode)
-            store_balance = account_open(
-                kind=AccountKind.STORE_BALANCE, owner=store_owner, currency=order.currency
-            )
-            transfer_create(
-                idempotency_key=f"{refund.pk}:fee_back", debit_account=fee_pool_for(wallet),
-                credit_account=store_balance, amount=back, code="fee_refund", reference=order.pk,
-            )
-        return back
+        return fee_share_return(wallet=wallet, refund=refund, order=order)
 
 
 # --- The hot path -----------------------------------------------------------------------------------

@@ -474,3 +474,21 @@ def test_the_periodic_tasks_run_the_sweep_and_the_overdue_settlement(store, post
     # The settlement's 25¢ change is in the wallet, below the $1 threshold: the sweep tops it up.
     assert wallets_auto_top_up_sweep_task.call_local() == 1
     assert balance(buyer) == 25 + 500
+
+
+def test_a_tab_sale_refunded_after_settlement_sends_its_fee_share_to_the_wallet_pool(store, buyer):
+    """Found by the wallet-flow machine: the store paid the sale's share of the settlement's card
+    fee and kept paying it after giving the sale back (−16¢). Now the share goes with the refund to
+    the wallet's fee pool, as a wallet sale's does, and the store is back at zero."""
+    product = ProductFactory(store=store, amount=25)
+    order = spend(store=store, product=product, buyer=buyer, method="tab")
+    payment = tab_settle(buyer=buyer, currency="USD", payment_method="sandbox_visa")
+    order.refresh_from_db()
+    assert (payment.amount, payment.fee, order.fee) == (50, 31, 16)
+    refund_create(store=store, order_id=order.pk)
+    order.refresh_from_db()
+    wallet = wallet_for(buyer=buyer, currency="USD")
+    pool = fee_pool_for(wallet)
+    assert store_balance(store) == 0 and (order.fee, order.fee_refunded, order.net) == (16, 16, 0)
+    assert (wallet.account.balance, pool.debits_posted - pool.credits_posted) == (50, 31)
+    assert_ledger_balanced()
