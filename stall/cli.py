@@ -34,9 +34,12 @@ STOP_TIMEOUT_SECONDS = 20  # past gunicorn's --graceful-timeout, for a task fini
 def web_command(args) -> list[str]:
     """The web server, its workers and threads: the one place that names it.
 
-    gunicorn (gthread) by default; ``--server granian`` runs granian's WSGI interface instead (its
-    Rust HTTP layer serves a bare view about twice as fast here; bench/unlock.py compares the two
-    on real spends). granian is an optional extra: ``pip install 'stall[granian]'``."""
+    gunicorn (gthread) by default; ``--server granian`` (or STALL_WEB_SERVER=granian) runs
+    granian's WSGI interface instead. Chosen by measurement on a 2-core machine: on one-click
+    spends granian is faster (bench/unlock.py, SQLite, 32 clients: 224 against 181 spends/s), but
+    its processes hold more (bench/memory.py, PostgreSQL, idle: 305 MB in all against 285 MB,
+    over DESIGN's 300 MB), and neither reaches the spend target, which Django's own work per
+    request decides. granian is an optional extra: ``pip install 'stall[granian]'``."""
     if getattr(args, "server", "gunicorn") == "granian":
         return [
             sys.executable, "-m", "granian", "--interface", "wsgi", "stall.wsgi:application",
