@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent
 DATA_DIR = Path(os.environ.get("STALL_DATA_DIR") or Path.cwd() / "var").resolve()
@@ -85,6 +86,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so its line and counters see every answer, redirects and static files included.
+    "stall.core.requestlog.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -283,7 +286,8 @@ SECURE_SSL_REDIRECT = _https and _env_bool("STALL_SSL_REDIRECT", True)
 SECURE_HSTS_SECONDS = 31_536_000 if _https else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = _https
 SECURE_HSTS_PRELOAD = _https
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _env_bool("STALL_BEHIND_PROXY") else None
+STALL_BEHIND_PROXY = _env_bool("STALL_BEHIND_PROXY")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if STALL_BEHIND_PROXY else None
 SESSION_COOKIE_HTTPONLY = True
 # Sessions are rows in the database, chosen over the alternatives: signing out removes the buyer
 # from the row, so every copy of the cookie is signed out with it (a signed-cookie session cannot
@@ -324,14 +328,25 @@ STALL_PAYMENT_RECONCILE_AFTER_SECONDS = int(
 )
 STALL_PAYMENT_RESUME_AFTER_SECONDS = int(os.environ.get("STALL_PAYMENT_RESUME_AFTER_SECONDS", "5"))
 
+# plain (the default): one readable line per message. json: one JSON object per line, and one line
+# per request from stall.core.requestlog (request id, method, path, store, status, duration).
+STALL_LOG_FORMAT = (os.environ.get("STALL_LOG_FORMAT") or "plain").strip().lower()
+if STALL_LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"STALL_LOG_FORMAT is plain or json, not {STALL_LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "stall.core.logjson.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": STALL_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": os.environ.get("STALL_LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # The request lines: on with the JSON format, which is what log pipelines read; the plain
+        # format stays as quiet as before (`stall serve --access-log` has gunicorn's own lines).
+        "stall.request": {"level": "INFO" if STALL_LOG_FORMAT == "json" else "WARNING"},
         # With a handler of its own here, `run_huey` adds none, so lines are not printed twice.
         "huey": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # "Enqueueing periodic task…" every minute is noise; task runs and failures still show.
@@ -382,3 +397,13 @@ STALL_POST_PREVIEW_PARAGRAPHS = int(os.environ.get("STALL_POST_PREVIEW_PARAGRAPH
 # A reader may have an unlock refunded this many hours after it, this many times a calendar month.
 STALL_UNLOCK_REFUND_HOURS = int(os.environ.get("STALL_UNLOCK_REFUND_HOURS", "24"))
 STALL_UNLOCK_REFUNDS_PER_MONTH = int(os.environ.get("STALL_UNLOCK_REFUNDS_PER_MONTH", "3"))
+
+# --- Metrics (/metrics, Prometheus text format) --------------------------------------------------
+# Unset: /metrics answers 404. Set: a scraper sends it as "Authorization: Bearer <token>".
+STALL_METRICS_TOKEN = os.environ.get("STALL_METRICS_TOKEN", "")
+# Request counters are kept by every web process in files here (prometheus_client's multiprocess
+# mode), so a scrape answered by either gunicorn worker counts the requests of both. It must be set
+# before prometheus_client is first imported, which only stall.core.requestlog does, after this.
+STALL_METRICS_DIR = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or DATA_DIR / "metrics")
+STALL_METRICS_DIR.mkdir(exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(STALL_METRICS_DIR)
