@@ -16,8 +16,9 @@ from django.db.models import Count, Sum
 from django.http import Http404, HttpResponse
 from django.views.decorators.http import require_GET
 from huey.contrib.djhuey import HUEY
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from stall.payments.models import Payment
@@ -73,7 +74,8 @@ def token_valid(request) -> bool:
 @require_GET
 def metrics(request):
     """404 when no token is configured (the endpoint is not there); 401 with nothing more for a
-    missing or wrong token."""
+    missing or wrong token. The format follows the scraper's Accept header (Prometheus's text
+    format 0.0.4, or OpenMetrics), as prometheus_client negotiates it."""
     if not settings.STALL_METRICS_TOKEN:
         raise Http404
     if not token_valid(request):
@@ -81,4 +83,5 @@ def metrics(request):
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(settings.STALL_METRICS_DIR))
     registry.register(StallCollector())
-    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return HttpResponse(encoder(registry), content_type=content_type)
