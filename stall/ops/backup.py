@@ -303,8 +303,9 @@ def backup_create(*, output: Path | None = None) -> BackupResult:
         manifest = manifest_for(vendor=vendor, snapshot=snapshot, files=files)
         partial = output.with_name(f".{output.name}.partial")
         with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
-            # Level 6, not tarfile's 9: as small to within a percent or two, in far less time.
-            with tarfile.open(fileobj=fh, mode="w:gz", compresslevel=6) as tar:
+            # Level 1, not tarfile's 9 or gzip's 6: on 100,000 orders (bench/backup.py, SQLite)
+            # 42.3 MB in 3.2 s against 40.4 MB in 7.4 s at level 6.
+            with tarfile.open(fileobj=fh, mode="w:gz", compresslevel=1) as tar:
                 _add_bytes(tar, MANIFEST, json.dumps(manifest, indent=2).encode())
                 tar.add(database, arcname=database.name)
                 if (key := _secret_key_path()) is not None:
