@@ -26,6 +26,7 @@ from django.db import connection
 from stall.accounts.services import buyer_for_email
 from stall.checkout.services import CheckoutItem, checkout_create
 from stall.ledger.models import Account
+from stall.ops.backup import backup_create, backup_summary
 from stall.orders.checkout_pay import checkout_confirm
 from stall.orders.models import Order
 from stall.testing import StoreFactory, buy, product_with_file
@@ -309,3 +310,17 @@ def test_backup_with_no_postgresql_tools_on_path(source_dir, tmp_path, monkeypat
     else:
         assert done.returncode == 0, done.stderr
         assert tarfile.open(archive).getnames()[:2] == ["manifest.json", "database.sqlite3"]
+
+
+@pytest.mark.django_db
+def test_files_in_a_bucket_are_left_there_and_the_output_says_so(settings, tmp_path, store):
+    """With uploads in remote storage (S3; an in-memory storage stands in for it here, in this
+    process), the archive holds the database alone and `stall backup` says where the files are."""
+    remote = {"BACKEND": "django.core.files.storage.InMemoryStorage"}
+    settings.STORAGES = {**settings.STORAGES, "default": remote, "private": remote}
+    product_with_file(store=store, content=b"in the bucket\n")
+    result = backup_create(output=tmp_path / "b.tar.gz")
+    assert result.manifest["files"] == {"storage": "s3", "count": 0, "bytes": 0, "missing": []}
+    assert any("are not in the archive" in line for line in backup_summary(result))
+    with tarfile.open(result.path) as tar:
+        assert not [name for name in tar.getnames() if name.startswith("files/")]
