@@ -6,6 +6,7 @@ Huey's SQLite queue and a generated secret key.
 """
 
 import os
+import re
 import secrets
 import sys
 from pathlib import Path
@@ -365,7 +366,20 @@ STRIPE_RECONCILE_AFTER_MINUTES = int(os.environ.get("STRIPE_RECONCILE_AFTER_MINU
 STRIPE_ALLOW_CUSTOM_API_BASE = _env_bool("STRIPE_ALLOW_CUSTOM_API_BASE", DEBUG)
 LOGGING["loggers"]["stripe"] = {"level": "WARNING"}  # the library logs every request at INFO
 
-# Micropayments. Amounts in major units of the wallet's currency.
+# Micropayments. Amounts in dollars' worth of major units: for another currency each is scaled
+# to a round figure of that currency (top-ups from ₩5,000 in a KRW store; see
+# stall.core.money.money_setting), or set for it alone: STALL_TOP_UP_PRESETS_KRW=5000,10000,20000.
+STALL_MONEY_SETTINGS = (
+    "STALL_WALLET_CONFIRM_ABOVE", "STALL_TOP_UP_PRESETS", "STALL_TOP_UP_MIN", "STALL_TOP_UP_MAX",
+    "STALL_TAB_FIRST_LIMIT", "STALL_TAB_LIMIT", "STALL_TIP_PRESETS", "STALL_TIP_MIN", "STALL_TIP_MAX",
+)
+STALL_MONEY_OVERRIDES = {
+    key: value.strip() for key, value in os.environ.items()
+    if re.fullmatch(r"[A-Z_]+_[A-Z]{3}", key) and key.rsplit("_", 1)[0] in STALL_MONEY_SETTINGS
+}
+STALL_TIP_PRESETS = [p.strip() for p in os.environ.get("STALL_TIP_PRESETS", "1,3,5").split(",") if p.strip()]
+STALL_TIP_MIN = os.environ.get("STALL_TIP_MIN", "0.50")
+STALL_TIP_MAX = os.environ.get("STALL_TIP_MAX", "500")
 STALL_WALLET_CONFIRM_ABOVE = os.environ.get("STALL_WALLET_CONFIRM_ABOVE", "5")  # one click up to this
 STALL_TOP_UP_PRESETS = [p.strip() for p in os.environ.get("STALL_TOP_UP_PRESETS", "5,10,20").split(",") if p.strip()]
 STALL_TOP_UP_MIN = os.environ.get("STALL_TOP_UP_MIN", "5")

@@ -28,7 +28,14 @@ from stall.checkout.models import Checkout
 from stall.checkout.services import CheckoutItem, checkout_create, email_normalize
 from stall.core.errors import InvalidRequest, StallError
 from stall.core.ids import new_id
-from stall.core.money import MAX_AMOUNT, amount_validate, currency_exponent, format_money
+from stall.core.money import (
+    MAX_AMOUNT,
+    amount_validate,
+    currency_exponent,
+    format_money,
+    money_setting,
+    money_setting_list,
+)
 from stall.integrations.webhooks import EventRow
 from stall.orders.models import Order
 from stall.orders.refunds import refund_create
@@ -342,9 +349,9 @@ def unlock_refund_request(*, post: Post, buyer: Buyer, reason: str):
 
 def tip_jar_defaults(currency: str) -> dict:
     return {
-        "presets": [_minor(m, currency) for m in ("1", "3", "5")],
-        "minimum": _minor("0.50", currency),
-        "maximum": _minor("500", currency),
+        "presets": money_setting_list("STALL_TIP_PRESETS", currency),
+        "minimum": money_setting("STALL_TIP_MIN", currency),
+        "maximum": money_setting("STALL_TIP_MAX", currency),
     }
 
 
