@@ -113,6 +113,7 @@ def wallet_page(request):
     )
     auto_form = AutoTopUpForm(
         data if action == "auto_top_up" else None, currency=currency, locale=locale, store=store,
+        auto_id="auto_%s",  # its card choice must not share the top-up form's element ids
         initial={
             "below": _for_input(wallet.auto_top_up_below, currency, locale),
             "auto_amount": _for_input(wallet.auto_top_up_amount or (presets[0] if presets else None), currency, locale),
