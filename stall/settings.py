@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "stall.integrations",
     "stall.wallets",
     "stall.content",
+    "stall.memberships",
     "stall.dashboard",
 ]
 
