@@ -153,8 +153,8 @@ def access_granted(*, store_id: str, product_id: str, email: str) -> bool:
     ).exists()
 
 
-def access_gated(*, product_id: str) -> bool:
-    return TierGate.objects.filter(product_id=product_id).exists()
+def access_gated(*, product_ids: list[str]) -> set[str]:
+    return set(TierGate.objects.filter(product_id__in=product_ids).values_list("product_id", flat=True))
 
 
 def access_reader_for_token(*, store_id: str, token: str) -> str | None:

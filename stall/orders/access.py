@@ -9,8 +9,9 @@ Each handler answers three questions:
 
 ``granted(store_id=, product_id=, email=)``
     may this reader read this product without buying it (a member of a tier gating it)?
-``gated(product_id=)``
-    is this product for members only (gated), so that even a free one is not readable by all?
+``gated(product_ids=)``
+    which of these products are for members only (gated), so that even a free one is not readable
+    by all? (A set: a feed asks about thirty posts in one query.)
 ``granted_sql``
     ``granted`` as a SQL expression for a caller's own SELECT, with two parameters
     (product id, lower-cased email): the one-click unlock reads it in the spend's first statement,
@@ -53,7 +54,15 @@ def access_granted(*, store_id: str, product_id: str, email: str) -> bool:
 
 def access_gated(*, product_id: str) -> bool:
     """Whether the product is for members only: a reader who is not one never gets its body."""
-    return any(h.gated(product_id=product_id) for h in _HANDLERS)
+    return bool(access_gated_among(product_ids=[product_id]))
+
+
+def access_gated_among(*, product_ids: list[str]) -> set[str]:
+    """Which of ``product_ids`` are for members only."""
+    gated: set[str] = set()
+    for handler in _HANDLERS:
+        gated |= handler.gated(product_ids=list(product_ids))
+    return gated
 
 
 def access_granted_sql() -> tuple[str, int]:
