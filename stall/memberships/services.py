@@ -326,7 +326,7 @@ def _card_order_plan(order: Order):
 
 def renewal_paid(*, period: SubscriptionPeriod, order: Order, now: datetime) -> Subscription:
     """A renewal's order is paid: the period is, and the subscription moves into it."""
-    sub = Subscription.objects.select_for_update().select_related("price").get(pk=period.subscription_id)
+    sub = Subscription.objects.select_for_update(of=("self",)).select_related("price").get(pk=period.subscription_id)
     price = period.price
     SubscriptionPeriod.objects.filter(pk=period.pk).update(
         status=PeriodStatus.PAID, order=order, payment_id=order.payment_id, paid_with=_paid_with(order),
