@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "stall.integrations",
     "stall.wallets",
     "stall.content",
+    "stall.memberships",
     "stall.dashboard",
 ]
 
