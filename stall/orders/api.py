@@ -70,8 +70,8 @@ def checkout_retrieve(request, id: ObjectId):
 def checkout_confirm(request, id: ObjectId, payload: CheckoutConfirmIn):
     """Charges the payment method. A decline is a 402 error and leaves the checkout open for another
     try; ``sandbox_3ds`` answers with ``payment.next_action``: send the buyer to its URL."""
-    checkout = checkout_selectors.checkout_get(checkout_id=id, store=request.store)
-    checkout_pay_confirm(checkout_id=checkout.pk, payment_method=payload.payment_method)
+    checkout = checkout_selectors.checkout_get(checkout_id=id, store=request.store, full=False)
+    checkout_pay_confirm(checkout_id=checkout.pk, payment_method=payload.payment_method, checkout=checkout)
     return checkout_out(checkout_selectors.checkout_get(checkout_id=checkout.pk, store=request.store))
 
 
