@@ -1,0 +1,51 @@
+"""The rate limits' cache on a machine without Redis: Django's file cache, counting atomically.
+
+Local memory (Django's default cache) is one cache per process, so with two web workers a limit
+of ten would let through up to twenty, depending on which worker the kernel hands each request.
+Files in the data directory are one cache for every process of the machine. Django's file cache
+makes ``add`` and ``incr`` a read then a write, so two workers counting at once could both read
+4 and both write 5; here both run under one exclusive ``flock``, which makes them atomic across
+processes and threads (each call opens the lock file anew, and flock locks belong to the open
+file). A count is a few hundred microseconds (bench/limits.py), and the database is not touched:
+on SQLite, a limiter in the database would make every API request a write transaction.
+"""
+
+import contextlib
+import os
+
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.cache.backends.filebased import FileBasedCache
+from django.core.files import locks
+
+
+class LockedFileCache(FileBasedCache):
+    @contextlib.contextmanager
+    def _locked(self):
+        self._createdir()
+        with open(os.path.join(self._dir, "lock"), "ab") as fh:
+            locks.lock(fh, locks.LOCK_EX)
+            try:
+                yield
+            finally:
+                locks.unlock(fh)
+
+    def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        with self._locked():
+            return super().add(key, value, timeout, version)
+
+    def incr(self, key, delta=1, version=None):
+        with self._locked():
+            return super().incr(key, delta, version)
+
+    def _cull(self):
+        """Make room by dropping expired counts first. Django's file cache drops a random third
+        of its entries when full, which would forget live counts: someone could then fill the
+        cache with throwaway keys to have their own count forgotten."""
+        files = self._list_cache_files()
+        if len(files) < self._max_entries:
+            return
+        for fname in files:
+            with contextlib.suppress(FileNotFoundError), open(fname, "rb") as fh:
+                self._is_expired(fh)  # deletes it when expired
+        if len(self._list_cache_files()) >= self._max_entries:
+            super()._cull()
