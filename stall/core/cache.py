@@ -12,6 +12,10 @@ on SQLite, a limiter in the database would make every API request a write transa
 
 import contextlib
 import os
+import pickle
+import tempfile
+import time
+import zlib
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.filebased import FileBasedCache
@@ -34,8 +38,26 @@ class LockedFileCache(FileBasedCache):
             return super().add(key, value, timeout, version)
 
     def incr(self, key, delta=1, version=None):
+        """Add to a count, keeping when it expires (Django's file cache would give it the
+        default timeout again: a window's count would outlive, or die before, its window)."""
+        fname = self._key_to_file(key, version)
         with self._locked():
-            return super().incr(key, delta, version)
+            try:
+                with open(fname, "rb") as fh:
+                    expiry = pickle.load(fh)
+                    value = pickle.loads(zlib.decompress(fh.read()))
+            except (FileNotFoundError, EOFError):
+                raise ValueError(f"Key '{key}' not found") from None
+            if expiry is not None and expiry < time.time():
+                self._delete(fname)
+                raise ValueError(f"Key '{key}' not found")
+            value += delta
+            fd, tmp_path = tempfile.mkstemp(dir=self._dir)
+            with open(fd, "wb") as fh:
+                fh.write(pickle.dumps(expiry, self.pickle_protocol))
+                fh.write(zlib.compress(pickle.dumps(value, self.pickle_protocol)))
+            os.replace(tmp_path, fname)
+            return value
 
     def _cull(self):
         """Make room by dropping expired counts first. Django's file cache drops a random third
