@@ -6,14 +6,15 @@ Files in the data directory are one cache for every process of the machine. Djan
 makes ``add`` and ``incr`` a read then a write, so two workers counting at once could both read
 4 and both write 5; here both run under one exclusive ``flock``, which makes them atomic across
 processes and threads (each call opens the lock file anew, and flock locks belong to the open
-file). A count is a few hundred microseconds (bench/limits.py), and the database is not touched:
-on SQLite, a limiter in the database would make every API request a write transaction.
+file). A count costs ~80 µs (bench/limits.py; a subject's first count in a window, which adds a
+file, ~0.6 ms), and the database is not touched. Django's DatabaseCache, the other shared cache
+at hand, took ~3.5 ms a count on SQLite, and would make every API request a write transaction
+queued on the database's one write lock; its incr is a read then a write too.
 """
 
 import contextlib
 import os
 import pickle
-import tempfile
 import time
 import zlib
 
@@ -39,24 +40,32 @@ class LockedFileCache(FileBasedCache):
 
     def incr(self, key, delta=1, version=None):
         """Add to a count, keeping when it expires (Django's file cache would give it the
-        default timeout again: a window's count would outlive, or die before, its window)."""
+        default timeout again: a window's count would outlive, or die before, its window).
+
+        Rewritten in place, under the lock, rather than written aside and renamed over: on ext4 a
+        rename over a file waits for the new file's blocks to be written (auto_da_alloc), which
+        made a count cost ~2 ms. Only add and incr, both locked, touch a count."""
         fname = self._key_to_file(key, version)
         with self._locked():
             try:
-                with open(fname, "rb") as fh:
+                fh = open(fname, "r+b")
+            except FileNotFoundError:
+                raise ValueError(f"Key '{key}' not found") from None
+            with fh:
+                try:
                     expiry = pickle.load(fh)
                     value = pickle.loads(zlib.decompress(fh.read()))
-            except (FileNotFoundError, EOFError):
-                raise ValueError(f"Key '{key}' not found") from None
-            if expiry is not None and expiry < time.time():
-                self._delete(fname)
-                raise ValueError(f"Key '{key}' not found")
-            value += delta
-            fd, tmp_path = tempfile.mkstemp(dir=self._dir)
-            with open(fd, "wb") as fh:
+                except (EOFError, zlib.error, pickle.UnpicklingError):
+                    expiry, value = 0, None  # an empty or torn file: as if expired
+                if expiry is not None and expiry < time.time():
+                    fh.close()
+                    self._delete(fname)
+                    raise ValueError(f"Key '{key}' not found")
+                value += delta
+                fh.seek(0)
                 fh.write(pickle.dumps(expiry, self.pickle_protocol))
                 fh.write(zlib.compress(pickle.dumps(value, self.pickle_protocol)))
-            os.replace(tmp_path, fname)
+                fh.truncate()
             return value
 
     def _cull(self):
