@@ -160,6 +160,8 @@ STALL_SQLITE_WRITE_LOCK = _env_bool("STALL_SQLITE_WRITE_LOCK", False)
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Rate limits (stall.core.limits) count with Redis's INCR, shared by every process and machine.
+    CACHES["limits"] = {**CACHES["default"], "KEY_PREFIX": "limits"}
     HUEY = {
         "huey_class": "huey.RedisHuey",
         "name": os.environ.get("STALL_QUEUE_NAME", "stall"),
@@ -170,7 +172,17 @@ if REDIS_URL:
         "consumer": {"workers": 2, "worker_type": "thread"},
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        # Rate limits must be counted once for all web workers, which local memory is not (each
+        # process has its own); files in the data directory are shared by every process of the
+        # machine, and stall.core.cache makes their counting atomic (stall.core.limits).
+        "limits": {
+            "BACKEND": "stall.core.cache.LockedFileCache",
+            "LOCATION": str(DATA_DIR / "limits"),
+            "OPTIONS": {"MAX_ENTRIES": 20_000},
+        },
+    }
     HUEY = {
         "huey_class": "huey.SqliteHuey",
         "name": "stall",
@@ -285,7 +297,10 @@ SECURE_SSL_REDIRECT = _https and _env_bool("STALL_SSL_REDIRECT", True)
 SECURE_HSTS_SECONDS = 31_536_000 if _https else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = _https
 SECURE_HSTS_PRELOAD = _https
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _env_bool("STALL_BEHIND_PROXY") else None
+# Behind a reverse proxy, the client's address is the last one the proxy added to X-Forwarded-For
+# (stall.core.limits.client_address); without one, that header is the client's to forge.
+STALL_BEHIND_PROXY = _env_bool("STALL_BEHIND_PROXY")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if STALL_BEHIND_PROXY else None
 SESSION_COOKIE_HTTPONLY = True
 # Sessions are rows in the database, chosen over the alternatives: signing out removes the buyer
 # from the row, so every copy of the cookie is signed out with it (a signed-cookie session cannot
@@ -397,3 +412,19 @@ STALL_POST_PREVIEW_PARAGRAPHS = int(os.environ.get("STALL_POST_PREVIEW_PARAGRAPH
 # A reader may have an unlock refunded this many hours after it, this many times a calendar month.
 STALL_UNLOCK_REFUND_HOURS = int(os.environ.get("STALL_UNLOCK_REFUND_HOURS", "24"))
 STALL_UNLOCK_REFUNDS_PER_MONTH = int(os.environ.get("STALL_UNLOCK_REFUNDS_PER_MONTH", "3"))
+
+# Rate limits: "<count>/<period>" (period in s, m, h or d: "10/15m"), or "off". Counted per
+# window of the period in the "limits" cache; see stall/core/limits.py and the README.
+_LIMIT_DEFAULTS = {
+    "login_email": "10/15m",      # creator log-in attempts per account email
+    "login_address": "50/15m",    # ... per client address
+    "signup_address": "10/1h",    # creator sign-ups per client address
+    "magic_link_email": "5/1h",   # buyer sign-in links sent per email
+    "magic_link_address": "20/1h",  # ... requested per client address
+    "checkout_address": "30/10m",  # storefront checkouts per client address
+    "checkout_key": "300/1m",     # API checkouts per API key
+    "api_key": "1200/1m",         # API requests per API key
+}
+STALL_LIMITS = {
+    name: os.environ.get(f"STALL_LIMIT_{name.upper()}", default) for name, default in _LIMIT_DEFAULTS.items()
+}

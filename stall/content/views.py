@@ -8,9 +8,10 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from stall.accounts.services import buyer_from_request
+from stall.accounts.services import buyer_from_request, magic_link_request_allowed
 from stall.core.errors import NotFound, StallError
 from stall.core.forms import form_add_stall_error
+from stall.core.limits import client_address
 from stall.core.markdown import render_markdown
 from stall.core.money import format_money
 from stall.stores.selectors import store_get_public
@@ -205,8 +206,11 @@ def reader_sign_in(request, slug):
     if not form.is_valid():
         messages.error(request, "Enter a valid email address to get a sign-in link.")
         return redirect(back)
-    reader_sign_in_link_send(form.cleaned_data["email"].lower(), back, store.name)
-    # The same answer for every address: the page does not tell who has an account here.
+    email = form.cleaned_data["email"].lower()
+    if magic_link_request_allowed(email=email, address=client_address(request)):
+        reader_sign_in_link_send(email, back, store.name)
+    # The same answer for every address, and past the limit: the page does not tell who has an
+    # account here.
     messages.success(request, f"A sign-in link is on its way to {form.cleaned_data['email']}. Open it on this device.")
     return redirect(back)
 
