@@ -23,6 +23,15 @@ def ledger_account_ids_forgotten():
     account_ids_forget()
 
 
+@pytest.fixture(autouse=True)
+def rate_limits_reset():
+    """Each test starts with no attempts counted: the limits' cache is files shared by runs."""
+    from django.core.cache import caches
+
+    caches["limits"].clear()
+    yield
+
+
 @pytest.fixture
 def creator(db):
     from stall.testing import UserFactory

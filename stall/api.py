@@ -11,6 +11,9 @@ from stall.integrations.api import events_router as events
 from stall.integrations.api import router as webhook_endpoints
 from stall.integrations.services import ApiKeyAuth
 from stall.ledger.api import router as balance
+from stall.memberships.api import customers_router as customer_subscriptions
+from stall.memberships.api import subscriptions_router as subscriptions
+from stall.memberships.api import tiers_router as tiers
 from stall.orders.api import checkouts_router as checkouts
 from stall.orders.api import refunds_router as refunds
 from stall.orders.api import router as orders
@@ -112,6 +115,9 @@ def _mount() -> None:
     api.add_router("/tips", tips, tags=["Tips"])
     api.add_router("/charges", charges, tags=["Charges"])
     api.add_router("/customers", customers, tags=["Customers"])
+    api.add_router("/customers", customer_subscriptions, tags=["Customers"])
+    api.add_router("/tiers", tiers, tags=["Memberships"])
+    api.add_router("/subscriptions", subscriptions, tags=["Memberships"])
 
 
 _mount()

@@ -6,6 +6,7 @@ Huey's SQLite queue and a generated secret key.
 """
 
 import os
+import re
 import secrets
 import sys
 from pathlib import Path
@@ -82,6 +83,7 @@ INSTALLED_APPS = [
     "stall.integrations",
     "stall.wallets",
     "stall.content",
+    "stall.memberships",
     "stall.dashboard",
 ]
 
@@ -161,6 +163,8 @@ STALL_SQLITE_WRITE_LOCK = _env_bool("STALL_SQLITE_WRITE_LOCK", False)
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Rate limits (stall.core.limits) count with Redis's INCR, shared by every process and machine.
+    CACHES["limits"] = {**CACHES["default"], "KEY_PREFIX": "limits"}
     HUEY = {
         "huey_class": "huey.RedisHuey",
         "name": os.environ.get("STALL_QUEUE_NAME", "stall"),
@@ -171,7 +175,17 @@ if REDIS_URL:
         "consumer": {"workers": 2, "worker_type": "thread"},
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        # Rate limits must be counted once for all web workers, which local memory is not (each
+        # process has its own); files in the data directory are shared by every process of the
+        # machine, and stall.core.cache makes their counting atomic (stall.core.limits).
+        "limits": {
+            "BACKEND": "stall.core.cache.LockedFileCache",
+            "LOCATION": str(DATA_DIR / "limits"),
+            "OPTIONS": {"MAX_ENTRIES": 20_000},
+        },
+    }
     HUEY = {
         "huey_class": "huey.SqliteHuey",
         "name": "stall",
@@ -286,6 +300,8 @@ SECURE_SSL_REDIRECT = _https and _env_bool("STALL_SSL_REDIRECT", True)
 SECURE_HSTS_SECONDS = 31_536_000 if _https else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = _https
 SECURE_HSTS_PRELOAD = _https
+# Behind a reverse proxy, the client's address is the last one the proxy added to X-Forwarded-For
+# (stall.core.limits.client_address); without one, that header is the client's to forge.
 STALL_BEHIND_PROXY = _env_bool("STALL_BEHIND_PROXY")
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if STALL_BEHIND_PROXY else None
 SESSION_COOKIE_HTTPONLY = True
@@ -380,7 +396,20 @@ STRIPE_RECONCILE_AFTER_MINUTES = int(os.environ.get("STRIPE_RECONCILE_AFTER_MINU
 STRIPE_ALLOW_CUSTOM_API_BASE = _env_bool("STRIPE_ALLOW_CUSTOM_API_BASE", DEBUG)
 LOGGING["loggers"]["stripe"] = {"level": "WARNING"}  # the library logs every request at INFO
 
-# Micropayments. Amounts in major units of the wallet's currency.
+# Micropayments. Amounts in dollars' worth of major units: for another currency each is scaled
+# to a round figure of that currency (top-ups from ₩5,000 in a KRW store; see
+# stall.core.money.money_setting), or set for it alone: STALL_TOP_UP_PRESETS_KRW=5000,10000,20000.
+STALL_MONEY_SETTINGS = (
+    "STALL_WALLET_CONFIRM_ABOVE", "STALL_TOP_UP_PRESETS", "STALL_TOP_UP_MIN", "STALL_TOP_UP_MAX",
+    "STALL_TAB_FIRST_LIMIT", "STALL_TAB_LIMIT", "STALL_TIP_PRESETS", "STALL_TIP_MIN", "STALL_TIP_MAX",
+)
+STALL_MONEY_OVERRIDES = {
+    key: value.strip() for key, value in os.environ.items()
+    if re.fullmatch(r"[A-Z_]+_[A-Z]{3}", key) and key.rsplit("_", 1)[0] in STALL_MONEY_SETTINGS
+}
+STALL_TIP_PRESETS = [p.strip() for p in os.environ.get("STALL_TIP_PRESETS", "1,3,5").split(",") if p.strip()]
+STALL_TIP_MIN = os.environ.get("STALL_TIP_MIN", "0.50")
+STALL_TIP_MAX = os.environ.get("STALL_TIP_MAX", "500")
 STALL_WALLET_CONFIRM_ABOVE = os.environ.get("STALL_WALLET_CONFIRM_ABOVE", "5")  # one click up to this
 STALL_TOP_UP_PRESETS = [p.strip() for p in os.environ.get("STALL_TOP_UP_PRESETS", "5,10,20").split(",") if p.strip()]
 STALL_TOP_UP_MIN = os.environ.get("STALL_TOP_UP_MIN", "5")
@@ -397,6 +426,22 @@ STALL_POST_PREVIEW_PARAGRAPHS = int(os.environ.get("STALL_POST_PREVIEW_PARAGRAPH
 # A reader may have an unlock refunded this many hours after it, this many times a calendar month.
 STALL_UNLOCK_REFUND_HOURS = int(os.environ.get("STALL_UNLOCK_REFUND_HOURS", "24"))
 STALL_UNLOCK_REFUNDS_PER_MONTH = int(os.environ.get("STALL_UNLOCK_REFUNDS_PER_MONTH", "3"))
+
+# Rate limits: "<count>/<period>" (period in s, m, h or d: "10/15m"), or "off". Counted per
+# window of the period in the "limits" cache; see stall/core/limits.py and the README.
+_LIMIT_DEFAULTS = {
+    "login_email": "10/15m",      # creator log-in attempts per account email
+    "login_address": "50/15m",    # ... per client address
+    "signup_address": "10/1h",    # creator sign-ups per client address
+    "magic_link_email": "5/1h",   # buyer sign-in links sent per email
+    "magic_link_address": "20/1h",  # ... requested per client address
+    "checkout_address": "30/10m",  # storefront checkouts per client address
+    "checkout_key": "300/1m",     # API checkouts per API key
+    "api_key": "1200/1m",         # API requests per API key
+}
+STALL_LIMITS = {
+    name: os.environ.get(f"STALL_LIMIT_{name.upper()}", default) for name, default in _LIMIT_DEFAULTS.items()
+}
 
 # --- Metrics (/metrics, Prometheus text format) --------------------------------------------------
 # Unset: /metrics answers 404. Set: a scraper sends it as "Authorization: Bearer <token>".

@@ -1,6 +1,11 @@
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.password_validation import password_validators_help_texts
+from django.core.exceptions import ValidationError
+
+from stall.core.limits import RateLimited, client_address
+
+from .services import login_attempt_count
 
 
 class SignupForm(forms.Form):
@@ -31,7 +36,16 @@ class EmailAuthenticationForm(AuthenticationForm):
             attrs={"autocomplete": "email", "inputmode": "email", "autofocus": True}
         )
 
+    rate_limited: RateLimited | None = None
+
     def clean(self):
         if self.cleaned_data.get("username"):
             self.cleaned_data["username"] = self.cleaned_data["username"].strip().lower()
+        if self.cleaned_data.get("username") and self.cleaned_data.get("password"):
+            # Counted before the password is checked, so a refused attempt checks nothing.
+            try:
+                login_attempt_count(email=self.cleaned_data["username"], address=client_address(self.request))
+            except RateLimited as exc:
+                self.rate_limited = exc
+                raise ValidationError(exc.message, code=exc.code) from None
         return super().clean()

@@ -48,3 +48,12 @@ class Buyer(models.Model):
 
     def __str__(self) -> str:
         return self.email
+
+
+class MagicLinkUse(models.Model):
+    """A sign-in link that has signed someone in, by its nonce: it does not sign anyone in again.
+
+    Kept until the link would have expired anyway (accounts.tasks.magic_link_uses_prune)."""
+
+    nonce = models.CharField(max_length=32, primary_key=True)
+    used_at = models.DateTimeField(default=timezone.now, db_index=True)

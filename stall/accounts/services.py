@@ -1,3 +1,4 @@
+import secrets
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -9,8 +10,9 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from stall.core.errors import InvalidRequest
+from stall.core.limits import RateLimited, limits_hit
 
-from .models import Buyer, User
+from .models import Buyer, MagicLinkUse, User
 
 _MAGIC_SALT = "stall.accounts.buyer-magic-link"
 
@@ -20,20 +22,69 @@ class MagicLinkInvalid(InvalidRequest):
     default_message = "This sign-in link is not valid or has expired. Ask for a new one below."
 
 
-def buyer_magic_link(*, email: str, next_path: str = "") -> str:
-    """An absolute link that signs a buyer in (to their library, or to ``next_path`` on this site)."""
+class MagicLinkUsed(MagicLinkInvalid):
+    code = "magic_link_used"
+    default_message = "This sign-in link has already been used. Ask for a new one below."
 
-    token = signing.dumps(email.lower(), salt=_MAGIC_SALT, compress=True)
+
+def buyer_magic_link(*, email: str, next_path: str = "") -> str:
+    """An absolute link that signs a buyer in (to their library, or to ``next_path`` on this site).
+
+    It signs in once: the random nonce in it is recorded when it is used (buyer_magic_link_use)."""
+    token = signing.dumps({"e": email.lower(), "n": secrets.token_urlsafe(12)}, salt=_MAGIC_SALT, compress=True)
     url = settings.BASE_URL + reverse("orders:library_enter", args=[token])
     return f"{url}?{urlencode({'next': next_path})}" if next_path.startswith("/") else url
 
 
-def buyer_magic_link_verify(*, token: str, max_age: int | None = None) -> str:
+def buyer_magic_link_verify(*, token: str, max_age: int | None = None) -> tuple[str, str]:
+    """The link's (email, nonce), if it is ours and not expired; it may have been used."""
     max_age = settings.STALL_MAGIC_LINK_TTL_SECONDS if max_age is None else max_age
     try:
-        return signing.loads(token, salt=_MAGIC_SALT, max_age=max_age)
+        payload = signing.loads(token, salt=_MAGIC_SALT, max_age=max_age)
     except signing.BadSignature:  # includes SignatureExpired
         raise MagicLinkInvalid() from None
+    if not isinstance(payload, dict):  # a link from before links were single use
+        raise MagicLinkInvalid()
+    return payload["e"], payload["n"]
+
+
+def buyer_magic_link_use(*, token: str) -> str:
+    """The email a sign-in link is for, recording that it has been used; MagicLinkUsed if it was.
+
+    Single use by a table of used nonces rather than by something of the buyer's folded into the
+    signature (as Django's password reset tokens fold in the last login): that would undo every
+    link the buyer has at once, yesterday's receipt with today's sign-in, where this undoes only
+    the link that was followed. The nonce's primary key decides a race between two clicks."""
+    email, nonce = buyer_magic_link_verify(token=token)
+    try:
+        with transaction.atomic():
+            MagicLinkUse.objects.create(nonce=nonce)
+    except IntegrityError:
+        raise MagicLinkUsed() from None
+    return email
+
+
+def magic_link_request_allowed(*, email: str, address: str) -> bool:
+    """Count a request for a sign-in link; False once the email or the address is past its limit.
+
+    The caller then sends nothing but answers as it always does, so that the page tells no one
+    whether an address has an account (or has been asked for too often)."""
+    try:
+        limits_hit(("magic_link_email", email.strip().lower()), ("magic_link_address", address))
+    except RateLimited:
+        return False
+    return True
+
+
+def login_attempt_count(*, email: str, address: str) -> None:
+    """Count a creator's attempt to log in, before the password is checked; RateLimited past the
+    limit for the account's email or for the client's address."""
+    limits_hit(("login_email", email.strip().lower()), ("login_address", address))
+
+
+def signup_attempt_count(*, address: str) -> None:
+    """Count a sign-up: each one also tells whether an email has an account."""
+    limits_hit(("signup_address", address))
 
 
 class AccountInvalid(InvalidRequest):

@@ -13,6 +13,9 @@ class ProductKind(models.TextChoices):
     TIP = "tip", "Tip"
     # Charges an integrator makes through the API against a buyer's allowance; one per store.
     CHARGE = "charge", "API charge"
+    # One price of a membership tier (stall.memberships): each payment for the tier, a join or a
+    # renewal, is an order of this product, so refunds, receipts and the books see it.
+    MEMBERSHIP = "membership", "Membership"
 
 
 # Kinds the store page lists as products; the others have pages of their own or none.

@@ -91,7 +91,20 @@ def checkout_create(*, store: Store, email: str, items: list[CheckoutItem]) -> C
     for line in lines:
         line.checkout = checkout
     CheckoutLine.objects.bulk_create(lines)
+    _known_new(checkout, lines)
     return checkout
+
+
+def _known_new(checkout: Checkout, lines: list[CheckoutLine]) -> None:
+    """What a new checkout holds, set on it so nobody reads it back (the API shows it at once):
+    these lines, no payment, no order. Filters on its relations still query."""
+    known = {"lines": lines, "payments": []}
+    for name, rows in known.items():
+        cached = getattr(checkout, name).all()
+        cached._result_cache, cached._prefetch_done = rows, True
+        known[name] = cached
+    checkout._prefetched_objects_cache = known
+    checkout._state.fields_cache["order"] = None
 
 
 def checkout_lock_open(*, checkout_id: str) -> Checkout:

@@ -41,3 +41,10 @@ class ConfirmRequired(Conflict):
 
     code = "confirmation_required"
     default_message = "Confirm this payment from your wallet."
+
+
+class MembersOnly(Conflict):
+    """A free post gated to membership tiers, asked for by a reader who is not a member."""
+
+    code = "members_only"
+    default_message = "This post is for members: join a tier to read it."

@@ -1,4 +1,6 @@
-"""The store's posts as RSS: free posts in full, priced posts as their free preview only."""
+"""The store's posts as RSS: free posts in full, priced or members-only posts as their free
+preview only. A member's private feed (a secret token in its address, from stall.orders.access)
+carries in full every post that reader may read, and stops when the membership ends."""
 
 from django.contrib.syndication.views import Feed
 from django.http import Http404
@@ -9,7 +11,13 @@ from stall.core.markdown import render_markdown
 from stall.core.money import format_money
 from stall.stores.selectors import store_get_public
 
-from .selectors import post_split_for, posts_public
+from .selectors import (
+    feed_reader_for_token,
+    post_readable_by,
+    post_split_for,
+    posts_gated_among,
+    posts_public,
+)
 
 
 class PostsFeed(Feed):
@@ -29,16 +37,27 @@ class PostsFeed(Feed):
         return f"New posts from {store.name}."
 
     def items(self, store):
-        return posts_public(store=store)[:30]
+        # Whether each post is read in full here is decided now, on this request's objects (one
+        # Feed instance serves every request, so nothing is kept on it).
+        posts = list(posts_public(store=store)[:30])
+        gated = posts_gated_among(posts=posts)
+        for post in posts:
+            post.feed_full = self.readable(store, post, gated=post.product_id in gated)
+        return posts
 
     def item_title(self, post):
         return post.title
 
+    def readable(self, store, post, *, gated: bool) -> bool:
+        return post.is_free and not gated
+
     def item_description(self, post):
         split = post_split_for(post)
-        if post.is_free:
+        if post.feed_full:
             return str(render_markdown(split.full))
         # Never the paid part: only the preview, then where to read on.
+        if post.is_free:
+            return f"{render_markdown(split.preview)}<p><em>Members read on.</em></p>"
         price = format_money(post.amount, post.currency)
         return f"{render_markdown(split.preview)}<p><em>Read on for {price}.</em></p>"
 
@@ -52,3 +71,18 @@ class PostsFeed(Feed):
         return post.pk
 
     item_guid_is_permalink = False
+
+
+class PrivatePostsFeed(PostsFeed):
+    """A member's own feed, for podcast and reader apps: "not found" once the token is rotated or
+    the membership has ended."""
+
+    def get_object(self, request, slug, token):
+        store = super().get_object(request, slug)
+        store.feed_reader = feed_reader_for_token(store=store, token=token)
+        if store.feed_reader is None:
+            raise Http404
+        return store
+
+    def readable(self, store, post, *, gated: bool) -> bool:
+        return post_readable_by(post=post, email=store.feed_reader, gated=gated)

@@ -9,6 +9,12 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from stall.catalog.models import ProductStatus
+from stall.orders.access import (
+    access_gated,
+    access_gated_among,
+    access_granted,
+    access_reader_for_token,
+)
 from stall.orders.models import Entitlement, OrderStatus
 from stall.payments.rails import card_minimum_charge
 from stall.payments.rails.wallet import wallet_get
@@ -76,6 +82,38 @@ def post_unlock_get(*, post: Post, email: str) -> Entitlement | None:
         .order_by("-pk")
         .first()
     )
+
+
+def post_gated(*, post: Post) -> bool:
+    """Whether the post is gated to membership tiers (stall.orders.access): then even a free one
+    is read in full by members only, and a priced one by members and those who unlocked it."""
+    return access_gated(product_id=post.product_id)
+
+
+def posts_gated_among(*, posts) -> set[str]:
+    """The product ids of those of ``posts`` that are gated to tiers, in one query."""
+    return access_gated_among(product_ids=[p.product_id for p in posts])
+
+
+def feed_reader_for_token(*, store, token: str) -> str | None:
+    """The reader a private feed address belongs to (a member's secret token), or None."""
+    return access_reader_for_token(store_id=store.pk, token=token)
+
+
+def post_member_access(*, post: Post, email: str) -> bool:
+    """Whether the reader reads the post as a member of a tier it is gated to."""
+    return access_granted(store_id=post.store_id, product_id=post.product_id, email=email)
+
+
+def post_readable_by(*, post: Post, email: str, gated: bool | None = None) -> bool:
+    """Whether ``email`` gets the post's body: a free post not gated, one they unlocked, or one
+    gated to a tier they are a member of. (The creator's own view is the views' concern.)"""
+    gated = post_gated(post=post) if gated is None else gated
+    if post.is_free and not gated:
+        return True
+    if not email:
+        return False
+    return post_unlock_get(post=post, email=email) is not None or (gated and post_member_access(post=post, email=email))
 
 
 def post_unlock_by_checkouts(*, post: Post, checkout_ids) -> Entitlement | None:

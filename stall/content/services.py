@@ -28,8 +28,16 @@ from stall.checkout.models import Checkout
 from stall.checkout.services import CheckoutItem, checkout_create, email_normalize
 from stall.core.errors import InvalidRequest, StallError
 from stall.core.ids import new_id
-from stall.core.money import MAX_AMOUNT, amount_validate, currency_exponent, format_money
+from stall.core.money import (
+    MAX_AMOUNT,
+    amount_validate,
+    currency_exponent,
+    format_money,
+    money_setting,
+    money_setting_list,
+)
 from stall.integrations.webhooks import EventRow
+from stall.orders.access import access_granted_sql
 from stall.orders.models import Order
 from stall.orders.refunds import refund_create
 from stall.orders.spend import SpendLine, order_spend, spend_read
@@ -39,6 +47,7 @@ from stall.payments.rails import card_minimum_charge, rail_get
 from .errors import (
     CardNotAllowed,
     ConfirmRequired,
+    MembersOnly,
     PostInvalid,
     PostNotFound,
     TipInvalid,
@@ -49,7 +58,7 @@ from .errors import (
 )
 from .models import PendingTip, Post, Tip, TipJar, UnlockRefund
 from .schemas import tip_out, unlock_out
-from .selectors import post_unlock_get, tip_jar_public
+from .selectors import post_gated, post_member_access, post_unlock_get, tip_jar_public
 
 _UNSET = object()
 
@@ -181,11 +190,13 @@ def post_image_add(*, post: Post, upload, alt: str = "") -> str:
 
 @dataclass(frozen=True)
 class Unlock:
-    """What unlocking did: ``order`` paid now or before (``already``), or a ``checkout`` to pay by card."""
+    """What unlocking did: ``order`` paid now or before (``already``), or a ``checkout`` to pay by
+    card. ``member``: the reader reads it as a member of a tier it is gated to; nothing charged."""
 
     order: Order | None = None
     checkout: Checkout | None = None
     already: bool = False
+    member: bool = False
 
 
 def _method_checked(method) -> str:
@@ -197,7 +208,8 @@ def _method_checked(method) -> str:
 def post_unlock(*, post: Post, method: str, buyer: Buyer | None = None, email: str = "", confirmed: bool = False) -> Unlock:
     """Unlock a post for a reader, with one click from the wallet or the tab, or by card.
 
-    A post the reader has already unlocked (or a free one) is not charged again. From the wallet
+    A post the reader has already unlocked (or a free one), or reads as a member of a tier it is
+    gated to, is not charged (``already``; a free gated post raises MembersOnly for others). From the wallet
     or tab the checkout is created and paid in one transaction, under a lock on the buyer so
     that a double click pays once; a refusal (WalletEmpty, TabLimitReached, TabOverdue) leaves
     nothing behind. Above the wallet's one-click limit it raises ConfirmRequired until called
@@ -209,7 +221,12 @@ def post_unlock(*, post: Post, method: str, buyer: Buyer | None = None, email: s
     if product.status != ProductStatus.PUBLISHED:
         raise PostNotFound()
     if post.is_free:
-        return Unlock(already=True)
+        if not post_gated(post=post):
+            return Unlock(already=True)
+        reader = buyer.email if buyer is not None else (email_normalize(email) if email else "")
+        if reader and post_member_access(post=post, email=reader):
+            return Unlock(already=True, member=True)
+        raise MembersOnly()
     if method in IN_LEDGER_METHODS:
         if buyer is None:
             raise BuyerRequired()
@@ -218,6 +235,8 @@ def post_unlock(*, post: Post, method: str, buyer: Buyer | None = None, email: s
     existing = post_unlock_get(post=post, email=email)
     if existing is not None:
         return Unlock(order=existing.order, already=True)
+    if post_member_access(post=post, email=email):
+        return Unlock(already=True, member=True)
     minimum = card_minimum(product.currency)
     if product.amount < minimum:
         raise CardNotAllowed(
@@ -259,14 +278,19 @@ def _post_unlock_in_ledger(*, post: Post, method: str, buyer: Buyer, confirmed: 
             if order_id is not None:
                 raise _AlreadyUnlocked(order_id)
 
+    # A member of a tier the post is gated to reads it free: asked in the same SELECT
+    # (stall.orders.access), so a store with no tiers pays no statement for it.
+    member_sql, pairs = access_granted_sql()
     try:
         with transaction.atomic():
             read = spend_read(
-                buyer=buyer, store_id=post.store_id, currency=product.currency, extra_columns=_UNLOCKED_SQL,
-                extra_params=[product.pk, email],
+                buyer=buyer, store_id=post.store_id, currency=product.currency,
+                extra_columns=f"{_UNLOCKED_SQL}, {member_sql}", extra_params=[product.pk, email] * (1 + pairs),
             )
             if read.extra[0][0] is not None:
                 raise _AlreadyUnlocked(read.extra[0][0])
+            if read.extra[0][1]:
+                return Unlock(already=True, member=True)
             if method == "wallet" and not confirmed and read.funds.confirm_above is not None and product.amount > read.funds.confirm_above:
                 raise ConfirmRequired(f"Confirm: pay {format_money(product.amount, product.currency)} from your wallet.")
             order = order_spend(
@@ -342,9 +366,9 @@ def unlock_refund_request(*, post: Post, buyer: Buyer, reason: str):
 
 def tip_jar_defaults(currency: str) -> dict:
     return {
-        "presets": [_minor(m, currency) for m in ("1", "3", "5")],
-        "minimum": _minor("0.50", currency),
-        "maximum": _minor("500", currency),
+        "presets": money_setting_list("STALL_TIP_PRESETS", currency),
+        "minimum": money_setting("STALL_TIP_MIN", currency),
+        "maximum": money_setting("STALL_TIP_MAX", currency),
     }
 
 

@@ -7,6 +7,7 @@ app_name = "content"
 urlpatterns = [
     path("s/<slug:slug>/posts/", views.posts, name="posts"),
     path("s/<slug:slug>/posts/feed.xml", feeds.PostsFeed(), name="feed"),
+    path("s/<slug:slug>/posts/feed/<str:token>.xml", feeds.PrivatePostsFeed(), name="private_feed"),
     path("s/<slug:slug>/posts/<slug:post_slug>/", views.post_detail, name="post"),
     path("s/<slug:slug>/posts/<slug:post_slug>/unlock/", views.post_unlock_view, name="unlock"),
     path("s/<slug:slug>/posts/<slug:post_slug>/refund/", views.post_refund_view, name="refund"),

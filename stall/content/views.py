@@ -8,9 +8,10 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from stall.accounts.services import buyer_from_request
+from stall.accounts.services import buyer_from_request, magic_link_request_allowed
 from stall.core.errors import NotFound, StallError
 from stall.core.forms import form_add_stall_error
+from stall.core.limits import client_address
 from stall.core.markdown import render_markdown
 from stall.core.money import format_money
 from stall.stores.selectors import store_get_public
@@ -18,8 +19,10 @@ from stall.stores.selectors import store_get_public
 from .errors import ConfirmRequired
 from .forms import RefundRequestForm, SignInForm, TipForm, UnlockForm
 from .selectors import (
+    post_gated,
     post_get_for_reader,
     post_is_creator,
+    post_member_access,
     post_split_for,
     post_unlock_by_checkouts,
     post_unlock_get,
@@ -79,11 +82,14 @@ def _post_page(request, store, post, *, error=None, unlock_form=None, refund_for
     if unlock is None and buyer is None:
         unlock = post_unlock_by_checkouts(post=post, checkout_ids=request.session.get(CARD_CHECKOUTS_KEY))
     creator = post_is_creator(post=post, user=request.user)
-    readable = post.is_free or creator or unlock is not None
+    gated = post_gated(post=post)
+    member = gated and buyer is not None and post_member_access(post=post, email=buyer.email)
+    readable = (post.is_free and not gated) or creator or unlock is not None or member
     balance = wallet_balance_for(buyer=buyer, currency=post.currency)
     minimum = card_minimum(post.currency)
     context = {
         "store": store, "post": post, "buyer": buyer, "creator": creator, "readable": readable, "unlock": unlock,
+        "gated": gated, "member": member, "members_only": gated and post.is_free,
         "preview_html": render_markdown(split.preview),
         "body_html": render_markdown(split.full) if readable else None,
         "has_more": bool(split.rest),
@@ -159,7 +165,9 @@ def post_unlock_view(request, slug, post_slug):
         if buyer is None:
             request.session[CARD_CHECKOUTS_KEY] = [*request.session.get(CARD_CHECKOUTS_KEY, [])[-19:], result.checkout.pk]
         return redirect("checkout:pay", checkout_id=result.checkout.pk)
-    if result.already:
+    if result.member:
+        messages.info(request, "You read this as a member; nothing was charged.")
+    elif result.already:
         messages.info(request, "You have already unlocked this post; nothing was charged.")
     else:
         paid = format_money(result.order.amount_total, result.order.currency, _locale(request))
@@ -198,8 +206,11 @@ def reader_sign_in(request, slug):
     if not form.is_valid():
         messages.error(request, "Enter a valid email address to get a sign-in link.")
         return redirect(back)
-    reader_sign_in_link_send(form.cleaned_data["email"].lower(), back, store.name)
-    # The same answer for every address: the page does not tell who has an account here.
+    email = form.cleaned_data["email"].lower()
+    if magic_link_request_allowed(email=email, address=client_address(request)):
+        reader_sign_in_link_send(email, back, store.name)
+    # The same answer for every address, and past the limit: the page does not tell who has an
+    # account here.
     messages.success(request, f"A sign-in link is on its way to {form.cleaned_data['email']}. Open it on this device.")
     return redirect(back)
 

@@ -23,6 +23,7 @@ from pydantic import AfterValidator, ConfigDict, StrictInt, StrictStr
 from pydantic_core import PydanticCustomError
 
 from stall.core.errors import StallError
+from stall.core.limits import RateLimited
 from stall.core.money import MAX_AMOUNT, amount_validate, currency_normalize
 
 logger = logging.getLogger("stall.api")
@@ -136,7 +137,7 @@ def timestamp(value: datetime | None) -> int | None:
 
 def responses(schema) -> dict:
     """An endpoint's responses for the OpenAPI document: the object, or the error object."""
-    return {200: schema, 400: Error, 401: Error, 402: Error, 404: Error, 409: Error}
+    return {200: schema, 400: Error, 401: Error, 402: Error, 404: Error, 409: Error, 429: Error}
 
 
 # --- Lists ----------------------------------------------------------------------------------
@@ -244,7 +245,10 @@ def _refuse_view(path: str, allowed: list[str]):
 def install_error_handlers(api: NinjaAPI) -> None:
     @api.exception_handler(StallError)
     def stall_error(request, exc: StallError):
-        return error_response(api, request, exc.status, exc.code, exc.message, exc.param)
+        response = error_response(api, request, exc.status, exc.code, exc.message, exc.param)
+        if isinstance(exc, RateLimited):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @api.exception_handler(NinjaValidationError)
     def validation_error(request, exc: NinjaValidationError):

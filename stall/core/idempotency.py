@@ -76,7 +76,8 @@ class IdempotencyMiddleware:
         except BaseException:
             record.delete()
             raise
-        if response.status_code >= 500 or response.status_code == 401 or getattr(response, "streaming", False):
+        # Nor a 429: the request did nothing, and its retry after Retry-After must run, not replay.
+        if response.status_code >= 500 or response.status_code in (401, 429) or getattr(response, "streaming", False):
             record.delete()
             return response
         record.status_code = response.status_code

@@ -19,6 +19,7 @@ from babel.numbers import (
     get_currency_symbol,
     list_currencies,
 )
+from django.conf import settings
 
 from .errors import InvalidRequest
 
@@ -258,3 +259,79 @@ def _ungroup(num: str, mark: str, text: str, param: str) -> str:
 def major_to_minor(major: str, currency: str) -> int:
     """A setting written in major units ("5", "0.50") as minor units of ``currency``."""
     return int(Decimal(major).scaleb(currency_exponent(currency)))
+
+
+# --- Money settings per currency -----------------------------------------------------------------
+#
+# The operator writes money settings once, in dollars' worth of major units ("top-ups from 5 to
+# 200"), and a KRW store must not then offer ₩5 top-ups and a ₩1 tab. Each currency's default is
+# the setting times roughly what a dollar is worth in that currency, rounded to a round figure
+# (1, 2, 2.5 or 5 × 10^k, so ₩5,000 and not ₩6,843): an order of magnitude, not an exchange rate.
+# A currency the table does not name keeps the figures as written. The operator overrides any
+# setting for one currency with STALL_<SETTING>_<CODE> (STALL_TOP_UP_PRESETS_KRW=5000,10000,20000),
+# in that currency's major units.
+
+DOLLAR_SCALE: dict[str, Decimal] = {
+    code: Decimal(scale) for code, scale in {
+        "USD": "1", "EUR": "1", "GBP": "1", "CHF": "1", "CAD": "1", "AUD": "1", "NZD": "1", "SGD": "1",
+        "BRL": "5", "PLN": "4", "ILS": "4", "AED": "4", "SAR": "4", "MYR": "5", "CNY": "7", "HKD": "8",
+        "DKK": "7", "SEK": "10", "NOK": "10", "MXN": "20", "ZAR": "20", "CZK": "20", "TWD": "30",
+        "THB": "30", "TRY": "30", "PHP": "50", "INR": "100", "JPY": "100", "HUF": "300",
+        "KRW": "1000", "CLP": "1000", "ARS": "1000", "COP": "4000", "IDR": "10000", "VND": "20000",
+        "KWD": "0.3", "BHD": "0.4", "OMR": "0.4", "JOD": "0.7", "RON": "5", "BGN": "2", "PEN": "4",
+        "MAD": "10", "GHS": "10", "EGP": "30", "UAH": "40", "UYU": "40", "RUB": "100", "KES": "100",
+        "ISK": "100", "BDT": "100", "PKR": "300", "LKR": "300", "XOF": "500", "XAF": "500",
+        "CRC": "500", "NGN": "1000",
+    }.items()
+}
+_ROUND_FIGURES = (Decimal(1), Decimal(2), Decimal("2.5"), Decimal(5), Decimal(10))
+
+
+def round_figure(value: Decimal) -> Decimal:
+    """The round figure (1, 2, 2.5 or 5 × 10^k) nearest to ``value`` by ratio: 6,843 → 5,000."""
+    if value <= 0:
+        return Decimal(0)
+    power = Decimal(10) ** (value.adjusted())
+    mantissa = value / power
+    best = min(_ROUND_FIGURES, key=lambda figure: max(figure / mantissa, mantissa / figure))
+    return (best * power).normalize()
+
+
+def money_setting_major(written: str, currency: str, *, override: str | None = None) -> Decimal:
+    """A money setting written in dollars' worth of major units, for ``currency``: ``override`` (the
+    operator's figure for that currency) as it is, else scaled by DOLLAR_SCALE and rounded."""
+    if override not in (None, ""):
+        return Decimal(override)
+    scale = DOLLAR_SCALE.get(currency)
+    if scale is None or scale == 1:
+        return Decimal(written)
+    return round_figure(Decimal(written) * scale)
+
+
+def money_to_minor(major: Decimal, currency: str) -> int:
+    """Major units to minor units of ``currency``, rounded half up, at least 1 when positive."""
+    minor = int(major.scaleb(currency_exponent(currency)).to_integral_value(ROUND_HALF_UP))
+    return max(1, minor) if major > 0 else minor
+
+
+def money_setting(name: str, currency: str) -> int:
+    """The money setting ``name`` (STALL_TOP_UP_MIN, …) for ``currency``, in its minor units."""
+    return money_to_minor(_setting_major(name, currency, _written(name)), currency)
+
+
+def money_setting_list(name: str, currency: str) -> list[int]:
+    """A list money setting (STALL_TOP_UP_PRESETS) for ``currency``, in minor units, each once."""
+    override = settings.STALL_MONEY_OVERRIDES.get(f"{name}_{currency}")
+    if override:
+        figures = [Decimal(part) for part in override.split(",") if part.strip()]
+    else:
+        figures = [money_setting_major(part, currency) for part in _written(name)]
+    return list(dict.fromkeys(money_to_minor(figure, currency) for figure in figures))
+
+
+def _written(name: str):
+    return getattr(settings, name)
+
+
+def _setting_major(name: str, currency: str, written: str) -> Decimal:
+    return money_setting_major(written, currency, override=settings.STALL_MONEY_OVERRIDES.get(f"{name}_{currency}"))

@@ -44,7 +44,8 @@ def request_id_for(request) -> str:
 
 def remote_addr(request) -> str:
     """The client's address: behind the operator's proxy (STALL_BEHIND_PROXY), the last address
-    that proxy appended to X-Forwarded-For (the ones before it are the client's word only)."""
+    that proxy appended to X-Forwarded-For (the ones before it are the client's word only), as
+    limits.client_address takes it; but whole, where limits count an IPv6 client by its /64."""
     if settings.STALL_BEHIND_PROXY:
         forwarded = request.headers.get("X-Forwarded-For", "")
         if forwarded.strip():

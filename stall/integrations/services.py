@@ -6,6 +6,7 @@ from django.utils import timezone
 from ninja.security import HttpBearer
 
 from stall.core.errors import NotFound
+from stall.core.limits import limits_hit
 from stall.stores.models import Store
 
 from .models import ApiKey
@@ -42,6 +43,8 @@ def api_key_authenticate(*, secret: str) -> ApiKey | None:
     key = ApiKey.objects.select_related("store").filter(secret_hash=secret_hash(secret), revoked_at__isnull=True).first()
     if key is None:
         return None
+    # Counted only for a real key: a wrong one is refused before it costs anything.
+    limits_hit(("api_key", key.pk), what="requests")
     now = timezone.now()
     # Note use at most once a minute: a write on every API call would contend for the write lock.
     if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:

@@ -52,6 +52,12 @@ EVENT_TYPES = (
     "post.unlocked",
     "tip.created",
     "wallet.topped_up",
+    "subscription.created",
+    "subscription.renewed",
+    "subscription.past_due",
+    "subscription.canceled",
+    "subscription.ended",
+    "subscription.updated",
 )
 RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000)  # seconds after attempts 1..7
 RESPONSE_BODY_LIMIT = 2000

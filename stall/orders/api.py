@@ -13,6 +13,7 @@ from stall.checkout import services as checkout_services
 from stall.checkout.schemas import CheckoutConfirmIn, CheckoutCreateIn, CheckoutOut, checkout_out
 from stall.core.api import ListParams, ObjectId, paginate, responses, router_refuse_other_methods
 from stall.core.errors import InvalidRequest, StallError
+from stall.core.limits import limits_hit
 from stall.payments import selectors as payment_selectors
 from stall.payments.schemas import RefundCreateIn, RefundList, RefundOut, refund_out
 
@@ -50,6 +51,7 @@ router_refuse_other_methods(router)
 def checkout_create(request, payload: CheckoutCreateIn):
     """Prices every line on the server; the checkout is paid with /confirm or on its hosted page (``url``)."""
     items = payload.checkout_items()
+    limits_hit(("checkout_key", request.api_key.pk), what="checkouts")
     try:
         checkout = checkout_services.checkout_create(store=request.store, email=payload.email, items=items)
     except StallError as exc:
@@ -70,8 +72,8 @@ def checkout_retrieve(request, id: ObjectId):
 def checkout_confirm(request, id: ObjectId, payload: CheckoutConfirmIn):
     """Charges the payment method. A decline is a 402 error and leaves the checkout open for another
     try; ``sandbox_3ds`` answers with ``payment.next_action``: send the buyer to its URL."""
-    checkout = checkout_selectors.checkout_get(checkout_id=id, store=request.store)
-    checkout_pay_confirm(checkout_id=checkout.pk, payment_method=payload.payment_method)
+    checkout = checkout_selectors.checkout_get(checkout_id=id, store=request.store, full=False)
+    checkout_pay_confirm(checkout_id=checkout.pk, payment_method=payload.payment_method, checkout=checkout)
     return checkout_out(checkout_selectors.checkout_get(checkout_id=checkout.pk, store=request.store))
 
 

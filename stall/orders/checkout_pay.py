@@ -45,6 +45,10 @@ def checkout_confirm(*, checkout_id: str, payment_method: str = "", buyer=None, 
         if paid is not None:
             return paid
         checkout_card_payments_abandon(checkout_id=checkout_id)
+    elif checkout is not None and checkout.amount_total > 0:
+        # A card for a checkout that costs something (its total never changes): payments locks
+        # it and charges, with no write transaction of ours first.
+        return checkout_payment_start(checkout_id=checkout_id, payment_method=payment_method)
     with transaction.atomic():
         checkout = checkout_lock_open(checkout_id=checkout_id)
         if checkout.status == CheckoutStatus.COMPLETE:

@@ -48,7 +48,7 @@ from stall.payments.rails.wallet import (
 )
 from stall.payments.services import platform_fee_for
 
-from .fulfilment import fulfilment_handler
+from .fulfilment import PaidLine, fulfilment_handler, order_paid_notify, order_paid_observers
 from .models import Entitlement, Order, OrderLine
 from .schemas import order_out
 from .services import ENTITLING_KINDS, customer_for_email
@@ -78,6 +78,7 @@ class SpendRead:
     customer_id: str | None
     extra: list = field(default_factory=list)  # one tuple of the caller's columns per row read
     endpoints: bool = True  # the store has an enabled webhook endpoint: its events are delivered
+    observed: list = field(default_factory=list)  # the order-paid observers' columns (orders.fulfilment)
 
 
 def spend_read(
@@ -86,11 +87,13 @@ def spend_read(
 ) -> SpendRead:
     """The spend's one SELECT. ``extra_columns`` (with ``%s`` for ``extra_params``) are read in the
     same statement; ``extra_joins`` may add rows (a checkout's lines), one tuple each in ``extra``."""
+    observers = order_paid_observers()
     columns = (
         f"{FUNDS_COLUMNS}, (SELECT c.id FROM audience_customer c WHERE c.store_id = %s AND c.email = %s), "
         + ENDPOINTS_ENABLED_SQL
+        + "".join(f", {o.read_sql}" for o in observers)
     )
-    params = [store_id, buyer.email, store_id]
+    params = [store_id, buyer.email, store_id] + [store_id for o in observers if "%s" in o.read_sql]
     if extra_columns:
         columns += ", " + extra_columns
         params += extra_params or []
@@ -100,11 +103,13 @@ def spend_read(
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     first = rows[0]
+    skip = FUNDS_WIDTH + 2 + len(observers)
     return SpendRead(
         funds=funds_from_row(first, buyer_id=buyer.pk, currency=currency),
         customer_id=first[FUNDS_WIDTH],
         endpoints=bool(first[FUNDS_WIDTH + 1]),
-        extra=[row[FUNDS_WIDTH + 2:] for row in rows],
+        observed=list(first[FUNDS_WIDTH + 2:skip]),
+        extra=[row[skip:] for row in rows],
     )
 
 
@@ -222,6 +227,8 @@ def order_spend(
             events += handler(order=order, lines=kind_lines, context=context) or []
     if after_order is not None:
         events += after_order(order)
+    paid = [PaidLine(line.product_id, str(line.kind), line.amount) for line in lines]
+    events += order_paid_notify(order=order, paid=paid, context=context, read=read.observed)
     events_record(store_id=store_id, events=events, endpoints=read.endpoints)
     transfers_post(postings=postings, debited=debit.debited)
     order.payment = payment

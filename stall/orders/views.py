@@ -11,11 +11,13 @@ from stall.accounts.services import (
     BUYER_EMAIL_SESSION_KEY,
     MagicLinkInvalid,
     buyer_for_email,
-    buyer_magic_link_verify,
+    buyer_magic_link_use,
     buyer_sign_in,
     buyer_sign_out,
+    magic_link_request_allowed,
 )
 from stall.core.errors import StallError
+from stall.core.limits import client_address
 
 from .selectors import downloads_used, entitlements_for_email
 from .services import download_register, download_resolve, download_url
@@ -41,8 +43,10 @@ def library(request):
             next_path = ""
         if request.method == "POST" and form.is_valid():
             # The same answer whether or not the email bought anything: the page must not tell
-            # strangers who the customers are.
-            library_link_send(form.cleaned_data["email"].lower(), next_path)
+            # strangers who the customers are. Past the limit it sends nothing but says the same.
+            email = form.cleaned_data["email"].lower()
+            if magic_link_request_allowed(email=email, address=client_address(request)):
+                library_link_send(email, next_path)
             sent = True
         return render(request, "orders/library_login.html", {"form": form, "sent": sent, "next": next_path},
                       status=400 if form.errors else 200)
@@ -58,8 +62,8 @@ def library(request):
 
 def library_enter(request, token):
     try:
-        email = buyer_magic_link_verify(token=token)
-    except MagicLinkInvalid as exc:
+        email = buyer_magic_link_use(token=token)
+    except MagicLinkInvalid as exc:  # and MagicLinkUsed
         return render(request, "orders/library_login.html", {"form": LibraryLinkForm(), "error": exc.message}, status=400)
     buyer_sign_in(request=request, buyer=buyer_for_email(email=email))
     return redirect(request.GET.get("next") if url_has_allowed_host_and_scheme(request.GET.get("next"), allowed_hosts=None) else "orders:library")

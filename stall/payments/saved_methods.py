@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from stall.checkout.models import Checkout
+from stall.checkout.models import Checkout, CheckoutLine
 from stall.checkout.services import email_normalize
 from stall.core.errors import Conflict, InvalidRequest
 from stall.core.money import amount_validate, currency_normalize, format_money
@@ -71,7 +71,8 @@ def payment_method_save(*, email: str, rail: str, payment_method: str, store: St
 
 
 def payment_charge_saved(
-    *, store: Store, saved: SavedPaymentMethod, amount: int, currency: str, description: str = "", idempotency_key: str
+    *, store: Store, saved: SavedPaymentMethod, amount: int, currency: str, description: str = "", idempotency_key: str,
+    product=None, before_start=None,
 ) -> Payment:
     """Charge a saved payment method for ``store``, the buyer away. Returns the Payment: succeeded,
     or failed with the rail's code (``authentication_required`` when the bank wants the buyer).
@@ -80,6 +81,10 @@ def payment_charge_saved(
     it for another amount, currency or card is a conflict. Until the wallet and the tab book these
     charges their own way, a successful one is booked as a sale of ``store`` (an order with no
     lines, and its receipt), through the same payment_succeed as a checkout.
+
+    With ``product`` (of ``store``) the order has one line of it at ``amount``, so that product
+    kind's fulfilment runs (a membership's renewal). ``before_start(payment)`` runs in the
+    transaction that makes the payment, before the rail is called (link it to what it pays for).
     """
     amount = amount_validate(amount, allow_zero=False)
     currency = currency_normalize(currency)
@@ -97,6 +102,8 @@ def payment_charge_saved(
         return replay(existing)
     if saved.detached_at is not None:
         raise InvalidRequest("This saved payment method was removed.", param="saved")
+    if product is not None and product.store_id != store.pk:
+        raise InvalidRequest("No such product.", param="product", code="resource_missing")
     rail = rail_get(saved.rail)
     sandbox_check(saved.rail, store_id=store.pk)
     if saved.rail == "stripe" and _account_store_id(rail="stripe", store=store) != saved.store_id:
@@ -111,6 +118,8 @@ def payment_charge_saved(
                 store=store, email=saved.email, currency=currency, amount_subtotal=amount, amount_total=amount,
                 expires_at=timezone.now() + timedelta(seconds=settings.STALL_CHECKOUT_TTL_SECONDS),
             )
+            if product is not None:
+                CheckoutLine.objects.create(checkout=checkout, product=product, name=product.name, unit_amount=amount)
             payment = Payment.objects.create(
                 store=store, checkout=checkout, rail=saved.rail, payment_method=saved.method_ref,
                 amount=amount, currency=currency, livemode=rail_livemode(saved.rail),
@@ -119,6 +128,8 @@ def payment_charge_saved(
                 store=store, idempotency_key=idempotency_key, saved=saved, payment=payment,
                 amount=amount, currency=currency, description=description,
             )
+            if before_start is not None:
+                before_start(payment)
     except IntegrityError:
         # Another call with the same key won the race; its payment is the answer.
         return replay(OffSessionCharge.objects.select_related("payment").get(store=store, idempotency_key=idempotency_key))

@@ -18,6 +18,7 @@ from stall.checkout.services import CheckoutItem, checkout_create
 from stall.content.selectors import post_split_for, posts_public, tip_jar_panel
 from stall.core.errors import NotFound, StallError
 from stall.core.forms import form_add_stall_error
+from stall.core.limits import RateLimited, client_address, limits_hit
 from stall.core.markdown import render_markdown
 from stall.orders.checkout_pay import checkout_confirm
 from stall.orders.models import Order
@@ -79,6 +80,7 @@ def buy(request, product_id):
     form = BuyForm(request.POST or None, product=product, locale=locale)
     if request.method == "POST" and form.is_valid():
         try:
+            limits_hit(("checkout_address", client_address(request)), what="checkouts")
             checkout = checkout_create(
                 store=product.store,
                 email=form.cleaned_data["email"],
@@ -88,6 +90,12 @@ def buy(request, product_id):
                 checkout_confirm(checkout_id=checkout.pk)
                 return redirect("checkout:complete", checkout_id=checkout.pk)
             return redirect("checkout:pay", checkout_id=checkout.pk)
+        except RateLimited as exc:
+            form_add_stall_error(form, exc)
+            response = render(request, "checkout/buy.html", {"product": product, "store": product.store, "form": form},
+                              status=exc.status)
+            response.headers["Retry-After"] = str(exc.retry_after)
+            return response
         except StallError as exc:
             form_add_stall_error(form, exc)
     return render(request, "checkout/buy.html", {"product": product, "store": product.store, "form": form},

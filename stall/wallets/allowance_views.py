@@ -16,9 +16,10 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from stall.accounts.services import buyer_from_request
+from stall.accounts.services import buyer_from_request, magic_link_request_allowed
 from stall.core.errors import NotFound, StallError
 from stall.core.forms import form_add_stall_error
+from stall.core.limits import client_address
 from stall.core.money import amount_for_input, format_money, parse_amount
 from stall.orders.tasks import library_link_send
 from stall.stores.models import Store
@@ -160,7 +161,10 @@ def allowance_sign_in(request):
     if not form.is_valid():
         messages.error(request, "Enter a valid email address to get a sign-in link.")
         return redirect(back)
-    library_link_send(form.cleaned_data["email"].lower(), back)
-    # The same answer for every address: the page does not tell who has an account here.
+    email = form.cleaned_data["email"].lower()
+    if magic_link_request_allowed(email=email, address=client_address(request)):
+        library_link_send(email, back)
+    # The same answer for every address, and past the limit: the page does not tell who has an
+    # account here.
     messages.success(request, f"A sign-in link is on its way to {form.cleaned_data['email']}. Open it on this device.")
     return redirect(back)

@@ -9,7 +9,7 @@ from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
-from stall.core.money import major_to_minor
+from stall.core.money import money_setting
 from stall.ledger.models import AccountKind, Transfer
 from stall.orders.models import Order
 from stall.payments.models import Payment
@@ -181,7 +181,7 @@ def pay_options_for(*, buyer, checkout) -> PayOptions:
     return PayOptions(
         amount=checkout.amount_total, currency=currency,
         balance=wallet.account.available if wallet else 0,
-        confirm_above=wallet.confirm_above if wallet else major_to_minor(settings.STALL_WALLET_CONFIRM_ABOVE, currency),
+        confirm_above=wallet.confirm_above if wallet else money_setting("STALL_WALLET_CONFIRM_ABOVE", currency),
         tab_owed=owed, tab_limit=limit, tab_overdue=overdue, tab_settling=settling,
     )
 

@@ -33,7 +33,8 @@ from stall.core.money import (
     amount_validate,
     currency_normalize,
     format_money,
-    major_to_minor,
+    money_setting,
+    money_setting_list,
     prorate,
 )
 from stall.integrations.webhooks import event_emit
@@ -65,12 +66,12 @@ IN_FLIGHT = ("processing", "requires_action")
 
 def top_up_limits(currency: str) -> tuple[int, int]:
     """The smallest and largest top-up the operator allows (STALL_TOP_UP_MIN/MAX), in minor units."""
-    return major_to_minor(settings.STALL_TOP_UP_MIN, currency), major_to_minor(settings.STALL_TOP_UP_MAX, currency)
+    return money_setting("STALL_TOP_UP_MIN", currency), money_setting("STALL_TOP_UP_MAX", currency)
 
 
 def top_up_presets(currency: str) -> list[int]:
     """The preset top-up amounts (STALL_TOP_UP_PRESETS) in minor units of ``currency``."""
-    return [major_to_minor(p, currency) for p in settings.STALL_TOP_UP_PRESETS]
+    return money_setting_list("STALL_TOP_UP_PRESETS", currency)
 
 
 # --- wallets -------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
+from django.db.models import F
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -30,7 +31,7 @@ from stall.stores.models import Store
 
 from . import services
 from .forms import AutoTopUpForm, CardForm, ConfirmAboveForm, TopUpForm
-from .models import Wallet
+from .models import Tab, TabStatus, Wallet
 from .selectors import (
     pay_options_for,
     tab_is_overdue,
@@ -58,8 +59,10 @@ def _store_from(request) -> Store | None:
     return Store.objects.filter(slug=slug).first() if slug else None
 
 
-def _currency_from(request, buyer, store) -> str:
-    """The wallet to show: ?currency=, else the store's currency, else the buyer's first wallet."""
+def _currency_from(request, buyer, store, *, tab: bool = False) -> str:
+    """The wallet (or, with ``tab``, the tab) to show: ?currency=, else the store's currency, else
+    the currency of the buyer's open tab (the tab page), else of the wallet that holds the most
+    (one holding money before an empty one), else the operator's default."""
     raw = request.POST.get("currency") or request.GET.get("currency")
     if raw:
         try:
@@ -68,8 +71,16 @@ def _currency_from(request, buyer, store) -> str:
             raise Http404 from None
     if store is not None:
         return store.currency
-    first = Wallet.objects.filter(buyer=buyer).order_by("currency").values_list("currency", flat=True).first()
-    return first or settings.STALL_WALLET_DEFAULT_CURRENCY
+    if tab:
+        open_tab = Tab.objects.filter(buyer=buyer, status=TabStatus.OPEN).order_by("-opened_at").first()
+        if open_tab is not None:
+            return open_tab.currency
+    held = (
+        Wallet.objects.filter(buyer=buyer)
+        .annotate(held=F("account__credits_posted") - F("account__debits_posted") - F("account__debits_pending"))
+        .order_by("-held", "currency").values_list("currency", flat=True).first()
+    )
+    return held or settings.STALL_WALLET_DEFAULT_CURRENCY
 
 
 def _here(path: str, currency: str, store: Store | None, next_path: str = "") -> str:
@@ -102,6 +113,7 @@ def wallet_page(request):
     )
     auto_form = AutoTopUpForm(
         data if action == "auto_top_up" else None, currency=currency, locale=locale, store=store,
+        auto_id="auto_%s",  # its card choice must not share the top-up form's element ids
         initial={
             "below": _for_input(wallet.auto_top_up_below, currency, locale),
             "auto_amount": _for_input(wallet.auto_top_up_amount or (presets[0] if presets else None), currency, locale),
@@ -177,7 +189,7 @@ def tab_page(request):
     if buyer is None:
         return redirect(sign_in_url(request.get_full_path()))
     store = _store_from(request)
-    currency = _currency_from(request, buyer, store)
+    currency = _currency_from(request, buyer, store, tab=True)
     form = CardForm(request.POST or None, store=store)
     here = _here(reverse("wallets:tab"), currency, store)
     if request.method == "POST" and form.is_valid():

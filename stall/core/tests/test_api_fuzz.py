@@ -32,6 +32,8 @@ from stall.checkout.services import CheckoutItem, checkout_create
 from stall.content.services import post_create
 from stall.integrations import webhooks
 from stall.integrations.models import Event, WebhookDelivery
+from stall.memberships.services import subscription_join
+from stall.memberships.tiers import tier_create
 from stall.orders.refunds import refund_create
 from stall.testing import buy
 from stall.wallets.allowances import allowance_grant, charge_create
@@ -52,6 +54,12 @@ REFUSALS_NO_SCHEMA_CAN_STATE = {
     ("invalid_product", "slug"),  # another product of the store has that address
     ("invalid_post", "slug"),  # the same, for a post
     ("invalid_checkout", "email"),  # format: email, but not an address Django's validator takes
+    ("invalid_tier", "cap_to_subscribe"),  # capped without a monthly price (another field's value)
+    ("invalid_tier", "prices"),  # two prices of the same interval
+    ("invalid_interval", "interval"),  # an interval the tier (named by id) does not offer
+    ("invalid_subscription", "tier"),  # the subscription's own price already, or a free tier
+    ("invalid_subscription", "ends_at"),  # a date in the past (the clock, not the request)
+    ("invalid_request", "email"),  # format: email, but not an address Django's validator takes
 }
 
 
@@ -105,7 +113,13 @@ def fuzz_store(store, product, api_key, settings):
     charge = charge_create(
         store=store, customer_id=customer.pk, amount=25, currency="USD", description="gems"
     )
+    tier = tier_create(store=store, name="Members", prices=[{"interval": "month", "amount": 300}])
+    subscription = subscription_join(
+        tier=tier, method="card", email="member@example.com", payment_method="sandbox_visa"
+    ).subscription
     ids = {
+        "tiers": tier.pk,
+        "subscriptions": subscription.pk,
         "products": product.pk,
         "checkouts": checkout.pk,
         "orders": order.pk,

@@ -1,6 +1,9 @@
 """Money: parsing what people type, formatting for a locale, and currency codes."""
 
 import re
+import subprocess
+import sys
+from decimal import Decimal
 
 import pytest
 
@@ -13,7 +16,10 @@ from stall.core.money import (
     currency_exponent,
     currency_normalize,
     format_money,
+    money_setting,
+    money_setting_list,
     parse_amount,
+    round_figure,
 )
 
 
@@ -210,3 +216,59 @@ def test_amount_validate_accepts_zero_unless_told_not_to():
     assert amount_validate(MAX_AMOUNT) == MAX_AMOUNT
     with pytest.raises(InvalidAmount, match=exactly("Amount must be greater than zero.")):
         amount_validate(0, allow_zero=False)
+
+
+# --- Money settings per currency ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "figure"),
+    [("6843", "5000"), ("1.5", "2"), ("3", "2.5"), ("25", "25"), ("0.21", "0.2"), ("7", "5"),
+     ("8", "10"), ("0.35", "0.25"), ("1", "1")],
+)
+def test_a_scaled_setting_is_rounded_to_a_round_figure(value, figure):
+    """1, 2, 2.5 or 5 × 10^k, nearest by ratio: a KRW store's ₩6,843 is ₩5,000."""
+    assert round_figure(Decimal(value)) == Decimal(figure)
+
+
+@pytest.mark.parametrize(
+    ("currency", "presets", "limits", "tab", "confirm", "tips"),
+    [
+        ("USD", [500, 1000, 2000], (500, 20000), (100, 500), 500, [100, 300, 500]),
+        ("EUR", [500, 1000, 2000], (500, 20000), (100, 500), 500, [100, 300, 500]),
+        ("BRL", [2500, 5000, 10000], (2500, 100000), (500, 2500), 2500, [500, 2000, 2500]),
+        ("KRW", [5000, 10000, 20000], (5000, 200000), (1000, 5000), 5000, [1000, 2500, 5000]),
+        ("JPY", [500, 1000, 2000], (500, 20000), (100, 500), 500, [100, 250, 500]),
+        ("KWD", [2000, 2500, 5000], (2000, 50000), (250, 2000), 2000, [250, 1000, 2000]),
+    ],
+)
+def test_money_settings_scale_to_each_currency(currency, presets, limits, tab, confirm, tips):
+    """The dollar settings (top-ups 5/10/20 from 5 to 200, tabs 1 then 5, one click up to 5, tips
+    1/3/5) in minor units of each currency: ₩5,000 top-ups, not ₩5."""
+    assert money_setting_list("STALL_TOP_UP_PRESETS", currency) == presets
+    assert (money_setting("STALL_TOP_UP_MIN", currency), money_setting("STALL_TOP_UP_MAX", currency)) == limits
+    assert (money_setting("STALL_TAB_FIRST_LIMIT", currency), money_setting("STALL_TAB_LIMIT", currency)) == tab
+    assert money_setting("STALL_WALLET_CONFIRM_ABOVE", currency) == confirm
+    assert money_setting_list("STALL_TIP_PRESETS", currency) == tips
+
+
+def test_an_operator_sets_a_money_setting_for_one_currency(settings):
+    """STALL_TOP_UP_PRESETS_KRW and STALL_TAB_LIMIT_KRW, in won, replace the scaled figures for KRW
+    only; a setting changed for all currencies scales with it."""
+    settings.STALL_MONEY_OVERRIDES = {"STALL_TOP_UP_PRESETS_KRW": "3000,9000", "STALL_TAB_LIMIT_KRW": "12000"}
+    settings.STALL_TOP_UP_MIN = "2"
+    assert money_setting_list("STALL_TOP_UP_PRESETS", "KRW") == [3000, 9000]
+    assert money_setting("STALL_TAB_LIMIT", "KRW") == 12000
+    assert money_setting("STALL_TAB_LIMIT", "USD") == 500
+    assert (money_setting("STALL_TOP_UP_MIN", "KRW"), money_setting("STALL_TOP_UP_MIN", "USD")) == (2000, 200)
+
+
+def test_money_overrides_are_read_from_the_environment():
+    """Only STALL_<money setting>_<CODE> variables become overrides."""
+    code = (
+        "import os; os.environ.update(STALL_TOP_UP_PRESETS_KRW='5000,10000', STALL_TAB_LIMIT_JPY='900', "
+        "STALL_DOWNLOAD_LIMIT_KRW='3', STALL_TOP_UP_MIN_krw='1'); "
+        "import stall.settings as s; print(sorted(s.STALL_MONEY_OVERRIDES.items()))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[('STALL_TAB_LIMIT_JPY', '900'), ('STALL_TOP_UP_PRESETS_KRW', '5000,10000')]"

@@ -12,7 +12,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import ClassVar, Protocol
 
 from stall.core.errors import InvalidRequest
-from stall.core.money import currency_exponent
+from stall.core.money import money_setting_major, money_to_minor
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,11 +105,12 @@ _FIXED_FEE = {"USD": 30, "EUR": 25, "GBP": 20, "CAD": 30, "AUD": 30, "BRL": 39, 
 _MINIMUM = {"USD": 50, "EUR": 50, "GBP": 30, "CAD": 50, "AUD": 50, "BRL": 50, "JPY": 50, "KRW": 700, "KWD": 200}
 
 
-def _scaled(table: dict[str, int], currency: str, major_fraction: str) -> int:
+def _scaled(table: dict[str, int], currency: str, dollars: str) -> int:
+    """The processor's figure for ``currency``, or else ``dollars`` worth of it, as a round figure
+    (``stall.core.money.money_setting_major``): a 50¢ minimum is ₹50, not ₹0.50."""
     if currency in table:
         return table[currency]
-    value = Decimal(major_fraction).scaleb(currency_exponent(currency))
-    return max(1, int(value.to_integral_value(ROUND_HALF_UP)))
+    return money_to_minor(money_setting_major(dollars, currency), currency)
 
 
 def card_fee(amount: int, currency: str) -> int:

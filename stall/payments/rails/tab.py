@@ -14,7 +14,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.utils import timezone
 
-from stall.core.money import major_to_minor, prorate
+from stall.core.money import money_setting, prorate
 from stall.ledger.errors import LimitExceeded
 from stall.ledger.models import AccountKind
 from stall.ledger.services import (
@@ -37,8 +37,7 @@ def tab_limit_for(*, buyer, currency: str) -> int:
     settled_before = Tab.objects.filter(
         buyer=buyer, currency=currency, status=TabStatus.SETTLED, settlement__status="succeeded"
     ).exists()
-    major = settings.STALL_TAB_LIMIT if settled_before else settings.STALL_TAB_FIRST_LIMIT
-    return major_to_minor(major, currency)
+    return money_setting("STALL_TAB_LIMIT" if settled_before else "STALL_TAB_FIRST_LIMIT", currency)
 
 
 def tab_open(*, buyer, currency: str) -> Tab:

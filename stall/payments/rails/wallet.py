@@ -21,12 +21,11 @@ from dataclasses import dataclass
 from datetime import timezone as dt_timezone
 from typing import ClassVar
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from stall.core.money import currency_normalize, major_to_minor, prorate
+from stall.core.money import currency_normalize, money_setting, prorate
 from stall.ledger.errors import InsufficientFunds
 from stall.ledger.models import Account, AccountKind, ledger_owner
 from stall.ledger.services import (
@@ -69,7 +68,7 @@ def wallet_open(*, buyer, currency: str) -> Wallet:
         with transaction.atomic():
             return Wallet.objects.create(
                 buyer=buyer, currency=currency, account=account,
-                confirm_above=major_to_minor(settings.STALL_WALLET_CONFIRM_ABOVE, currency),
+                confirm_above=money_setting("STALL_WALLET_CONFIRM_ABOVE", currency),
             )
     except IntegrityError:  # opened by a concurrent request
         return Wallet.objects.select_related("account").get(buyer=buyer, currency=currency)

@@ -128,14 +128,15 @@ def test_a_preset_top_up_fills_the_wallet_and_shows_in_the_history(reader, buyer
 
 
 def test_a_custom_top_up_is_read_in_the_buyers_locale(client, buyer):
-    """"7,50" typed by a Brazilian-Portuguese reader is R$7.50 in a BRL wallet."""
+    """"27,50" typed by a Brazilian-Portuguese reader is R$27.50 in a BRL wallet (BRL top-ups start
+    at R$25, five times the dollar setting: stall.core.money.money_setting)."""
     sign_in(client, buyer)
     response = client.post(
-        "/wallet/", {"action": "top_up", "currency": "BRL", "amount": "7,50", "payment_method": "sandbox_visa"},
+        "/wallet/", {"action": "top_up", "currency": "BRL", "amount": "27,50", "payment_method": "sandbox_visa"},
         HTTP_ACCEPT_LANGUAGE="pt-br",
     )
     assert response.status_code == 302
-    assert balance(buyer, "BRL") == 750
+    assert balance(buyer, "BRL") == 2750
 
 
 @pytest.mark.parametrize(

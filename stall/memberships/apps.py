@@ -1,0 +1,25 @@
+from django.apps import AppConfig
+
+
+class MembershipsConfig(AppConfig):
+    name = "stall.memberships"
+    label = "memberships"
+
+    def ready(self):
+        from stall.catalog.models import ProductKind
+        from stall.orders.access import access_register
+        from stall.orders.fulfilment import (
+            OrderPaidObserver,
+            fulfilment_register,
+            order_paid_register,
+        )
+
+        from .selectors import ACCESS
+        from .services import CAPPED_TIER_SQL, cap_observe, membership_fulfil
+
+        # A paid order of a tier's product starts, renews or upgrades a membership, on any rail.
+        fulfilment_register(kind=ProductKind.MEMBERSHIP, handler=membership_fulfil)
+        # Unlocks count towards a capped tier (cap-to-subscribe).
+        order_paid_register(OrderPaidObserver(handler=cap_observe, read_sql=CAPPED_TIER_SQL))
+        # Members read the posts gated to their tier.
+        access_register(ACCESS)

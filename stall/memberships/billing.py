@@ -1,0 +1,71 @@
+"""Billing rules of memberships: periods, renewals and dunning.
+
+Periods. A subscription's periods are counted from its anchor (the first period's start):
+period n runs from ``period_bound(anchor, interval, n)`` to ``period_bound(anchor, interval,
+n + 1)``. Monthly and yearly bounds keep the anchor's day of the month and clamp it to the
+month's length, so a member who joined on Jan 31 renews on Feb 28 (29 in a leap year), Mar 31,
+Apr 30, May 31; one who joined on Feb 29 renews yearly on Feb 28, and on Feb 29 in leap years.
+Weekly periods are 7 days. Times are UTC.
+
+Renewals. ``renewals_run`` (the periodic Huey task ``renewals_task``) streams due subscriptions
+by primary key in batches (memory flat in their number) and renews each. A renewal is
+idempotent per (subscription, period): the next period's ``SubscriptionPeriod`` row is unique on
+(subscription, number), and a worker first claims it — by inserting it, or for a retry by a
+guarded UPDATE from ``failed`` to ``charging`` — and only the worker whose claim succeeded
+charges. From the wallet the claim, the lean spend (``orders.spend``) and the subscription's new
+period are one transaction, so a crash leaves either all of it or none of it; a second worker's
+claim waits on the first's row and then fails on the unique constraint. By card, the claim is
+committed first, then the saved card is charged outside any transaction with the idempotency key
+``<subscription>:<period>:<attempt>`` (``payments.saved_methods.payment_charge_saved``), so a
+worker that re-drives a claim left ``charging`` by a crash replays the same charge instead of
+making a second one. The paid order's fulfilment (``services.membership_fulfil``) marks the
+period paid and moves the subscription on, on every rail.
+
+Payment source. A member paying from the wallet is charged there first; if the wallet cannot pay
+and they allowed it (``card_fallback``), their saved card is charged instead. A member paying by
+card is charged on the saved card. A capped membership (cap-to-subscribe) or a complimentary one
+pays nothing and ends at its period's end unless the member chose a way to pay.
+
+Dunning. A renewal that cannot be paid makes the subscription ``past_due`` (access kept) and is
+retried 2, 7 and 14 days after the first failure (``DUNNING_DAYS``); each failure emails the
+member a link to fix their payment. When the last retry fails the subscription ends and access
+stops. Fixing the payment method during the grace period retries at once.
+
+Other transitions at a period's end: a cancellation at period end ends the subscription; a
+pause skips the period (nothing charged, status ``paused``, no access); a downgrade (a pending
+price) takes effect and is what is charged.
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import datetime, timedelta
+
+from .models import Interval
+
+DUNNING_DAYS = (2, 7, 14)
+BATCH = 500  # subscriptions read per query by the renewal task
+
+
+def period_bound(anchor: datetime, interval: str, n: int) -> datetime:
+    """The start of period ``n`` counted from ``anchor`` (see the module's docstring)."""
+    if interval == Interval.WEEK:
+        return anchor + timedelta(days=7 * n)
+    months = n if interval == Interval.MONTH else 12 * n
+    if interval not in (Interval.MONTH, Interval.YEAR):
+        raise ValueError(f"unknown interval {interval!r}")
+    index = anchor.month - 1 + months
+    year, month = anchor.year + index // 12, index % 12 + 1
+    day = min(anchor.day, calendar.monthrange(year, month)[1])
+    return anchor.replace(year=year, month=month, day=day)
+
+
+def retry_at(past_due_since: datetime, retries: int) -> datetime | None:
+    """When the renewal is tried again after ``retries`` failed retries; None: no more tries."""
+    if retries >= len(DUNNING_DAYS):
+        return None
+    return past_due_since + timedelta(days=DUNNING_DAYS[retries])
+
+
+def month_start(moment: datetime) -> datetime:
+    return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)

@@ -1,0 +1,171 @@
+"""Reads for tiers and members, scoped to a store; and the answers memberships gives to
+``orders.access`` (who may read a gated post, whose private feed a token is)."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from stall.audience.models import Customer
+from stall.core.errors import NotFound
+from stall.orders.access import AccessHandler
+
+from .errors import SubscriptionNotFound, TierNotFound
+from .models import (
+    ACCESS_STATUSES,
+    LIVE_STATUSES,
+    Interval,
+    Subscription,
+    SubscriptionPeriod,
+    SubscriptionStatus,
+    Tier,
+    TierGate,
+    TierStatus,
+)
+
+
+def tiers_for_store(*, store) -> QuerySet[Tier]:
+    return Tier.objects.filter(store=store).prefetch_related("prices", "gates").order_by("-pk")
+
+
+def tier_get(*, store, tier_id: str) -> Tier:
+    """A tier of ``store``; another store's tier is "not found"."""
+    tier = tiers_for_store(store=store).filter(pk=tier_id).first()
+    if tier is None:
+        raise TierNotFound()
+    return tier
+
+
+def tiers_public(*, store) -> list[Tier]:
+    """The tiers a store page offers, in the creator's order."""
+    return list(
+        Tier.objects.filter(store=store, status=TierStatus.ACTIVE).prefetch_related("prices__product", "gates")
+        .order_by("position", "pk")
+    )
+
+
+def tiers_gating(*, product_id: str) -> list[Tier]:
+    """The active tiers a post (its product) is gated to: the offers on its paywall."""
+    return list(
+        Tier.objects.filter(gates__product_id=product_id, status=TierStatus.ACTIVE).prefetch_related("prices__product")
+        .order_by("position", "pk")
+    )
+
+
+def subscriptions_for_store(*, store, status: str | None = None, tier_id: str | None = None) -> QuerySet[Subscription]:
+    qs = Subscription.objects.filter(store=store).select_related("price", "store").order_by("-pk")
+    if status:
+        qs = qs.filter(status=status)
+    if tier_id:
+        qs = qs.filter(tier_id=tier_id)
+    return qs
+
+
+def subscription_get(*, store, subscription_id: str) -> Subscription:
+    sub = subscriptions_for_store(store=store).filter(pk=subscription_id).first()
+    if sub is None:
+        raise SubscriptionNotFound()
+    return sub
+
+
+def subscriptions_for_customer(*, store, customer_id: str) -> QuerySet[Subscription]:
+    """A customer's subscriptions; a customer of another store is "not found"."""
+    if not Customer.objects.filter(store=store, pk=customer_id).exists():
+        raise NotFound("No such customer.")
+    return subscriptions_for_store(store=store).filter(customer_id=customer_id)
+
+
+def subscriptions_for_email(*, email: str) -> QuerySet[Subscription]:
+    """A reader's memberships in every store, live first: their management page."""
+    return (
+        Subscription.objects.filter(email=email.lower()).select_related("tier", "price", "store", "pending_price__tier", "saved_method")
+        .order_by("status", "-pk")
+    )
+
+
+def subscription_live_for(*, store_id: str, email: str) -> Subscription | None:
+    return Subscription.objects.filter(store_id=store_id, email=(email or "").lower(), status__in=LIVE_STATUSES).first()
+
+
+def subscription_payments(*, subscription: Subscription) -> QuerySet[SubscriptionPeriod]:
+    """A member's payment history: each period, what it cost and the order that paid it."""
+    return subscription.periods.select_related("order", "price").order_by("-number")
+
+
+def tier_member_emails(*, tier: Tier) -> list[str]:
+    """The emails of a tier's members with access (for broadcasts, issue #10)."""
+    return list(Subscription.objects.filter(tier=tier, status__in=ACCESS_STATUSES).order_by("email").values_list("email", flat=True))
+
+
+def _monthly(price) -> int:
+    if price.interval == Interval.YEAR:
+        return price.amount // 12
+    if price.interval == Interval.WEEK:
+        return price.amount * 52 // 12
+    return price.amount
+
+
+@dataclass(frozen=True)
+class MembershipStats:
+    members: int
+    mrr: int  # monthly recurring revenue of paying members, in minor units
+    new: int  # joined in the last 30 days
+    canceled: int  # set to cancel in the last 30 days
+    churned: int  # ended in the last 30 days
+    currency: str
+
+
+def membership_stats(*, store, now=None) -> MembershipStats:
+    """What the creator's dashboard shows: members, MRR, and the last 30 days' movement."""
+    now = now or timezone.now()
+    since = now - timedelta(days=30)
+    live = Subscription.objects.filter(store=store, status__in=ACCESS_STATUSES).select_related("price")
+    members, mrr = 0, 0
+    for sub in live.iterator():
+        members += 1
+        if sub.price is not None and sub.pay_with != "none":
+            mrr += _monthly(sub.price)
+    subs = Subscription.objects.filter(store=store)
+    return MembershipStats(
+        members=members, mrr=mrr, new=subs.filter(created_at__gte=since).count(),
+        canceled=subs.filter(canceled_at__gte=since).count(),
+        churned=subs.filter(status=SubscriptionStatus.ENDED, ended_at__gte=since).count(), currency=store.currency,
+    )
+
+
+# --- Access to gated posts (registered with orders.access) ---------------------------------------
+
+_ACCESS_IN = ", ".join(f"'{s}'" for s in ACCESS_STATUSES)
+
+# A member of a tier that gates the product: one indexed lookup, read in the unlock's first SELECT.
+GRANTED_SQL = (
+    "EXISTS (SELECT 1 FROM memberships_tiergate g JOIN memberships_subscription s ON s.tier_id = g.tier_id "
+    f"WHERE g.product_id = %s AND s.email = %s AND s.status IN ({_ACCESS_IN}))"
+)
+
+
+def access_granted(*, store_id: str, product_id: str, email: str) -> bool:
+    """A member (trialing, active, or past due within the grace period) of a tier gating it."""
+    return Subscription.objects.filter(
+        store_id=store_id, email=email.lower(), status__in=ACCESS_STATUSES,
+        tier__gates__product_id=product_id,
+    ).exists()
+
+
+def access_gated(*, product_ids: list[str]) -> set[str]:
+    return set(TierGate.objects.filter(product_id__in=product_ids).values_list("product_id", flat=True))
+
+
+def access_reader_for_token(*, store_id: str, token: str) -> str | None:
+    """The member whose private feed this is, while their membership gives access."""
+    if not token or not isinstance(token, str):
+        return None
+    sub = Subscription.objects.filter(store_id=store_id, feed_token=token, status__in=ACCESS_STATUSES).first()
+    return sub.email if sub is not None else None
+
+
+ACCESS = AccessHandler(
+    granted=access_granted, gated=access_gated, granted_sql=GRANTED_SQL, reader_for_token=access_reader_for_token,
+)
+

@@ -1,0 +1,633 @@
+"""Writes for members: joining (wallet, card, trial, free), what a paid membership order does,
+cap-to-subscribe, and the member's and creator's changes (cancel, pause, resume, change tier,
+payment method, complimentary memberships). Renewals and dunning are in ``renewals``; the rules
+are written down in ``billing``.
+
+Money moves only through the existing paths: the wallet through the lean spend
+(``orders.spend``) with a line of kind ``membership``; cards through a checkout of the tier
+price's product (the hosted payment page) or a charge of the member's saved card
+(``payments.saved_methods.payment_charge_saved``). Every path ends in a paid order whose
+fulfilment (``membership_fulfil``, registered for the ``membership`` kind) starts, renews or
+upgrades the subscription, in the order's transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from stall.accounts.models import Buyer
+from stall.accounts.services import buyer_for_email
+from stall.catalog.models import ProductKind
+from stall.checkout.models import Checkout
+from stall.checkout.services import CheckoutItem, checkout_create, email_normalize
+from stall.core.errors import InvalidRequest
+from stall.core.ids import new_id
+from stall.core.money import prorate
+from stall.integrations.webhooks import EventRow, events_record
+from stall.orders.models import Order
+from stall.orders.refunds import refund_create
+from stall.orders.services import customer_for_email
+from stall.orders.spend import SpendLine, order_spend, spend_read
+from stall.payments.errors import BuyerRequired, PaymentDeclined
+from stall.payments.models import PaymentStatus, SavedPaymentMethod
+from stall.payments.saved_methods import payment_charge_saved, payment_method_save
+
+from . import billing
+from .errors import (
+    AlreadyMember,
+    MemberLimitReached,
+    SubscriptionInvalid,
+    SubscriptionStateInvalid,
+    TierArchived,
+    TierNotFound,
+)
+from .models import (
+    LIVE_STATUSES,
+    CapTotal,
+    Interval,
+    Origin,
+    PaidWith,
+    PaySource,
+    PendingJoin,
+    PeriodStatus,
+    Subscription,
+    SubscriptionPeriod,
+    SubscriptionStatus,
+    Tier,
+    TierPrice,
+    TierStatus,
+    feed_token_new,
+)
+from .schemas import subscription_out
+
+logger = logging.getLogger(__name__)
+
+JOIN_METHODS = ("wallet", "card")
+MAX_PAUSE_PERIODS = 3
+
+
+# --- Helpers -----------------------------------------------------------------------------------
+
+
+def subscription_events_record(sub: Subscription, *types: str) -> None:
+    """Record events for ``sub`` in the caller's transaction."""
+    data = subscription_out(sub)
+    events_record(store_id=sub.store_id, events=[EventRow(t, data) for t in types])
+
+
+def membership_line(price: TierPrice, amount: int | None = None) -> SpendLine:
+    product = price.product
+    return SpendLine(
+        product_id=product.pk, name=product.name, unit_amount=price.amount if amount is None else amount,
+        kind=ProductKind.MEMBERSHIP, download_limit=product.download_limit,
+    )
+
+
+def tier_price_for(*, tier: Tier, interval: str | None = None) -> TierPrice | None:
+    """The tier's price for ``interval`` (default: monthly, else its only one); None for a free tier."""
+    prices = {p.interval: p for p in tier.prices.select_related("product")}
+    if not prices:
+        return None
+    if interval is None:
+        return prices.get(Interval.MONTH) or next(iter(prices.values()))
+    if interval not in Interval.values:
+        raise SubscriptionInvalid(
+            f"Unknown interval “{interval}”: choose {', '.join(Interval.values)}.", param="interval", code="invalid_interval"
+        )
+    price = prices.get(interval)
+    if price is None:
+        raise SubscriptionInvalid(f"This tier has no {interval}ly price.", param="interval", code="invalid_interval")
+    return price
+
+
+def _joinable(*, tier: Tier, email: str) -> None:
+    """Refuse a join to an archived or full tier, or by a reader who is a member already. Call
+    with the tier row locked, so that two joins for the last place cannot both get it."""
+    if tier.status != TierStatus.ACTIVE:
+        raise TierArchived()
+    if Subscription.objects.filter(store_id=tier.store_id, email=email, status__in=LIVE_STATUSES).exists():
+        raise AlreadyMember()
+    if tier.member_limit is not None:
+        members = Subscription.objects.filter(tier=tier, status__in=LIVE_STATUSES).count()
+        if members >= tier.member_limit:
+            raise MemberLimitReached()
+
+
+def _tier_locked(tier: Tier) -> Tier:
+    return Tier.objects.select_for_update().select_related("store").get(pk=tier.pk)
+
+
+@dataclass(frozen=True)
+class Start:
+    """How a new subscription begins: its first period and how later ones are paid."""
+
+    tier: Tier
+    price: TierPrice | None
+    email: str
+    buyer: Buyer | None
+    pay_with: str
+    saved: SavedPaymentMethod | None = None
+    card_fallback: bool = False
+    origin: str = Origin.JOIN
+    ends_at: datetime | None = None  # a complimentary membership's end
+    trial: bool = False
+
+
+def _start(plan: Start, *, now: datetime, order: Order | None = None, paid_with: str = PaidWith.NONE,
+           amount: int = 0, period_start: datetime | None = None, anchor: datetime | None = None) -> Subscription | None:
+    """Make the subscription and its first period (paid by ``order``, or free). Call inside a
+    transaction. None when the reader is already a member (a second card join paid anyway: the
+    order stands and the creator may refund it)."""
+    tier, price = plan.tier, plan.price
+    start = period_start or now
+    anchor_at, offset, status = anchor or start, 0, SubscriptionStatus.ACTIVE
+    if plan.ends_at is not None:
+        end = plan.ends_at
+    elif price is None:
+        end = None
+    elif plan.trial:
+        end = now + timedelta(days=tier.trial_days)
+        anchor_at, offset, status = end, 1, SubscriptionStatus.TRIALING
+    else:
+        end = billing.period_bound(anchor_at, price.interval, 1)
+    customer = customer_for_email(store_id=tier.store_id, email=plan.email)
+    sub = Subscription(
+        store_id=tier.store_id, tier=tier, price=price, customer=customer, email=plan.email, buyer=plan.buyer,
+        status=status, origin=plan.origin, pay_with=plan.pay_with, saved_method=plan.saved,
+        card_fallback=plan.card_fallback, anchor_at=anchor_at, anchor_offset=offset, period_number=0,
+        current_period_start=start, current_period_end=end, trial_end=end if plan.trial else None,
+        feed_token=feed_token_new(),
+    )
+    try:
+        with transaction.atomic():
+            sub.save(force_insert=True)
+    except IntegrityError:
+        logger.warning("%s paid to join %s but is already a member", plan.email, tier.pk)
+        return None
+    SubscriptionPeriod.objects.create(
+        subscription=sub, number=0, start=start, end=end, price=price, amount=amount,
+        currency=tier.store.currency, status=PeriodStatus.PAID if order is not None else PeriodStatus.FREE,
+        paid_with=paid_with, order=order, payment_id=order.payment_id if order is not None else None, attempts=1,
+    )
+    subscription_events_record(sub, "subscription.created")
+    return sub
+
+
+# --- Joining -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Join:
+    """A membership begun now (``subscription``), or a ``checkout`` to pay on the hosted page."""
+
+    subscription: Subscription | None = None
+    checkout: Checkout | None = None
+
+
+def subscription_join(
+    *, tier: Tier, method: str = "wallet", interval: str | None = None, buyer: Buyer | None = None,
+    email: str = "", payment_method: str = "", card_fallback: bool = False,
+) -> Join:
+    """Join ``tier`` for the reader.
+
+    ``method`` is how renewals are paid: ``wallet`` (the signed-in ``buyer``'s, one click, no card
+    fee; with ``card_fallback`` and a ``payment_method`` the card is saved for renewals the wallet
+    cannot pay) or ``card``. By card with a ``payment_method`` (a sandbox card, a Stripe ``pm_``)
+    the card is saved and charged now; without one a checkout is returned for the hosted payment
+    page, where the card paid with is saved. A tier with a trial charges nothing now: the first
+    charge is at the trial's end. A free tier charges nothing ever. Refused, with nothing charged:
+    an archived tier (TierArchived), a full one (MemberLimitReached), a member already
+    (AlreadyMember), an interval the tier does not offer, an empty wallet (WalletEmpty).
+    """
+    if method not in JOIN_METHODS:
+        raise InvalidRequest(f"Choose how to pay: {', '.join(JOIN_METHODS)}.", param="method", code="invalid_payment_method")
+    email = buyer.email.lower() if buyer is not None else email_normalize(email).lower()
+    tier = Tier.objects.select_related("store").get(pk=tier.pk)  # as it is now, not as the caller read it
+    price = tier_price_for(tier=tier, interval=interval)
+    if method == "wallet" and buyer is None:
+        raise BuyerRequired()
+    now = timezone.now()
+    if price is None or tier.trial_days:
+        saved = _card_saved(email=email, payment_method=payment_method, store=tier.store) if payment_method else None
+        if price is not None and method == "card" and saved is None:
+            raise InvalidRequest("Give the card to charge when the trial ends.", param="payment_method", code="card_required")
+        with transaction.atomic():
+            locked = _tier_locked(tier)
+            _joinable(tier=locked, email=email)
+            pay_with = PaySource.NONE if price is None else method
+            plan = Start(tier=locked, price=price, email=email, buyer=buyer, pay_with=pay_with, saved=saved,
+                         card_fallback=bool(card_fallback and saved), trial=price is not None)
+            return Join(subscription=_start(plan, now=now))
+    if method == "wallet":
+        saved = _card_saved(email=email, payment_method=payment_method, store=tier.store) if card_fallback and payment_method else None
+        plan = Start(tier=tier, price=price, email=email, buyer=buyer, pay_with=PaySource.WALLET, saved=saved,
+                     card_fallback=saved is not None)
+        with transaction.atomic():
+            plan = Start(**{**plan.__dict__, "tier": _tier_locked(tier)})
+            _joinable(tier=plan.tier, email=email)
+            context = {"membership": ("join", plan)}
+            read = spend_read(buyer=buyer, store_id=tier.store_id, currency=price.currency)
+            order_spend(store_id=tier.store_id, buyer=buyer, method="wallet", currency=price.currency,
+                        lines=[membership_line(price)], read=read, context=context)
+        return Join(subscription=context["made"])
+    with transaction.atomic():
+        _joinable(tier=_tier_locked(tier), email=email)
+    if not payment_method:
+        with transaction.atomic():
+            checkout = checkout_create(store=tier.store, email=email, items=[CheckoutItem(product_id=price.product_id)])
+            PendingJoin.objects.create(checkout=checkout, price=price, email=email, buyer=buyer)
+        return Join(checkout=checkout)
+    saved = _card_saved(email=email, payment_method=payment_method, store=tier.store)
+
+    def pending(payment) -> None:
+        PendingJoin.objects.create(checkout_id=payment.checkout_id, price=price, email=email, buyer=buyer, saved_method=saved)
+
+    payment = payment_charge_saved(
+        store=tier.store, saved=saved, amount=price.amount, currency=price.currency, description=f"Join {tier.name}",
+        idempotency_key=new_id("join"), product=price.product, before_start=pending,
+    )
+    _payment_check(payment)
+    return Join(subscription=Subscription.objects.filter(store_id=tier.store_id, email=email, status__in=LIVE_STATUSES).first())
+
+
+def _card_saved(*, email: str, payment_method: str, store) -> SavedPaymentMethod:
+    """Keep the reader's card for renewals (a card only: the wallet is not a card)."""
+    if payment_method in ("wallet", "tab"):
+        raise InvalidRequest("Give a card for renewals.", param="payment_method", code="card_required")
+    rail = "sandbox" if payment_method.startswith("sandbox_") else "stripe"
+    return payment_method_save(email=email, rail=rail, payment_method=payment_method, store=store)
+
+
+def _payment_check(payment) -> None:
+    if payment.status == PaymentStatus.FAILED:
+        raise PaymentDeclined(payment.failure_message or None, code=payment.failure_code or "payment_failed")
+
+
+# --- What a paid membership order does -----------------------------------------------------------
+
+
+def membership_fulfil(*, order: Order, lines, context: dict | None = None) -> list[EventRow]:
+    """Fulfilment of a paid order's membership lines (registered with orders for the
+    ``membership`` kind), on every rail. ``context["membership"]`` says what the order pays for
+    when memberships made it (a wallet join, renewal or upgrade); a card order is matched to the
+    renewal it pays (by its payment), or to the join or upgrade started with its checkout, or else
+    is a plain checkout of the tier's product (a payment link): the buyer joins that tier."""
+    what = (context or {}).get("membership")
+    now = timezone.now()
+    if what is None:
+        what = _card_order_plan(order)
+        if what is None:
+            return []
+    kind, plan = what
+    if kind == "join":
+        sub = _start(plan, now=now, order=order, paid_with=_paid_with(order), amount=order.amount_total)
+        if context is not None:
+            context["made"] = sub
+    elif kind == "renewal":
+        renewal_paid(period=plan, order=order, now=now)
+    elif kind == "upgrade":
+        sub, price = plan
+        _upgrade_apply(sub=sub, price=price)
+    return []  # the subscription's own events are recorded by the steps above
+
+
+def _paid_with(order: Order) -> str:
+    return PaidWith.WALLET if order.payment is not None and order.payment.rail == "wallet" else PaidWith.CARD
+
+
+def _card_order_plan(order: Order):
+    period = SubscriptionPeriod.objects.select_related("subscription", "price").filter(payment_id=order.payment_id).first()
+    if period is not None:
+        return "renewal", period
+    pending = PendingJoin.objects.select_related("price__tier__store", "subscription").filter(checkout_id=order.checkout_id).first()
+    if pending is not None and pending.subscription_id is not None:
+        return "upgrade", (pending.subscription, pending.price)
+    line = order.lines.first()
+    if pending is None:
+        price = TierPrice.objects.select_related("tier__store", "product").filter(product_id=line.product_id).first()
+        if price is None:
+            return None
+        email, buyer, saved = order.email.lower(), buyer_for_email(email=order.email), None
+    else:
+        price, email, buyer, saved = pending.price, pending.email, pending.buyer, pending.saved_method
+    if saved is None and order.payment is not None and order.payment.rail == "sandbox":
+        # The card paid with on the hosted page is kept for renewals. (A Stripe card would need the
+        # PaymentIntent set up for future use: not done yet, so such a member renews by a new card.)
+        saved = payment_method_save(email=email, rail="sandbox", payment_method=order.payment.payment_method, store=price.tier.store)
+    pay_with = PaySource.CARD if saved is not None else PaySource.NONE
+    return "join", Start(tier=price.tier, price=price, email=email, buyer=buyer, pay_with=pay_with, saved=saved)
+
+
+def renewal_paid(*, period: SubscriptionPeriod, order: Order, now: datetime) -> Subscription:
+    """A renewal's order is paid: the period is, and the subscription moves into it."""
+    sub = Subscription.objects.select_for_update(of=("self",)).select_related("price").get(pk=period.subscription_id)
+    price = period.price
+    SubscriptionPeriod.objects.filter(pk=period.pk).update(
+        status=PeriodStatus.PAID, order=order, payment_id=order.payment_id, paid_with=_paid_with(order),
+        amount=order.amount_total, failure_message="", updated_at=now,
+    )
+    restarted = sub.price is None or price.interval != sub.price.interval or period.start != sub.current_period_end
+    if restarted:
+        sub.anchor_at, sub.anchor_offset = period.start, period.number
+    was_past_due = sub.status == SubscriptionStatus.PAST_DUE
+    sub.price, sub.tier_id, sub.pending_price = price, price.tier_id, None
+    sub.period_number, sub.current_period_start, sub.current_period_end = period.number, period.start, period.end
+    sub.status = SubscriptionStatus.ACTIVE
+    sub.past_due_since, sub.retries, sub.next_retry_at = None, 0, None
+    sub.save()
+    subscription_events_record(sub, "subscription.renewed")
+    if was_past_due:
+        logger.info("subscription %s recovered from past_due", sub.pk)
+    return sub
+
+
+# --- Cap-to-subscribe ----------------------------------------------------------------------------
+
+# Read with the lean spend's first SELECT (orders.fulfilment.OrderPaidObserver): whether the
+# store has a capped tier at all. A store without one pays no statement for the observer.
+CAPPED_TIER_SQL = (
+    "EXISTS (SELECT 1 FROM memberships_tier ct WHERE ct.store_id = %s AND ct.cap_to_subscribe AND ct.status = 'active')"
+)
+
+
+def cap_observe(*, order: Order, paid, context: dict | None, read) -> list[EventRow]:
+    """After any paid order (an order-paid observer): unlocks of posts gated to a capped tier add
+    to the reader's total for the calendar month; when it reaches the tier's monthly price, the
+    reader becomes a member until the month's end, paid by what they already spent.
+
+    The rule for the unlock that crosses the cap: the membership starts at the unlock that brings
+    the month's total to or past the cap, and that unlock is charged its full price. With post
+    prices that divide the cap (25¢ posts, a $1 cap) no reader pays more than the cap; with others
+    a reader pays at most the cap plus less than one post's price. Once a member, the tier's gated
+    posts cost nothing more (``post_unlock`` answers already-unlocked, nothing charged)."""
+    if read is not None and not read:
+        return []
+    posts = [line for line in paid if line.kind == ProductKind.POST]
+    if not posts:
+        return []
+    month = billing.month_start(timezone.now())
+    email = order.email.lower()
+    tiers = list(
+        Tier.objects.filter(store_id=order.store_id, cap_to_subscribe=True, status=TierStatus.ACTIVE,
+                            gates__product_id__in=[line.product_id for line in posts])
+        .distinct().select_related("store").order_by("pk")
+    )
+    for tier in tiers:
+        gated = set(tier.gates.values_list("product_id", flat=True))
+        amount = sum(line.amount for line in posts if line.product_id in gated)
+        total = _cap_add(tier=tier, email=email, month=month.date(), amount=amount)
+        price = tier.prices.select_related("product").filter(interval=Interval.MONTH).first()
+        if price is None or total < price.amount:
+            continue
+        if Subscription.objects.filter(store_id=tier.store_id, email=email, status__in=LIVE_STATUSES).exists():
+            continue
+        plan = Start(tier=tier, price=price, email=email, buyer=buyer_for_email(email=email), pay_with=PaySource.NONE, origin=Origin.CAP)
+        _start(plan, now=timezone.now(), amount=total, anchor=month)
+        break
+    return []
+
+
+def _cap_add(*, tier: Tier, email: str, month, amount: int) -> int:
+    row, created = CapTotal.objects.get_or_create(tier=tier, email=email, month=month, defaults={"total": amount})
+    if not created:
+        CapTotal.objects.filter(pk=row.pk).update(total=F("total") + amount)
+        row.refresh_from_db(fields=["total"])
+    return row.total
+
+
+def cap_progress(*, tier: Tier, email: str) -> tuple[int, int] | None:
+    """(paid this month, cap) for a reader of a capped tier, for the paywall's "x of y" line."""
+    if not tier.cap_to_subscribe:
+        return None
+    price = tier.prices.filter(interval=Interval.MONTH).first()
+    if price is None:
+        return None
+    month = billing.month_start(timezone.now()).date()
+    row = CapTotal.objects.filter(tier=tier, email=email.lower(), month=month).first()
+    return (row.total if row else 0), price.amount
+
+
+# --- Changes by the member or the creator --------------------------------------------------------
+
+
+def _locked(sub: Subscription) -> Subscription:
+    return Subscription.objects.select_for_update(of=("self",)).select_related("price__product", "tier", "store").get(pk=sub.pk)
+
+
+def _live(sub: Subscription) -> None:
+    if sub.status == SubscriptionStatus.ENDED:
+        raise SubscriptionStateInvalid("This membership has ended.")
+
+
+def subscription_cancel(*, subscription: Subscription, at_period_end: bool = True, refund: bool = False) -> Subscription:
+    """Cancel at the period's end (access until then; undo with ``subscription_cancel_undo``) or
+    now (access stops; with ``refund``, the unused part of the current period's payment is
+    refunded pro rata through the order's rail)."""
+    now = timezone.now()
+    with transaction.atomic():
+        sub = _locked(subscription)
+        _live(sub)
+        if at_period_end and sub.current_period_end is not None:
+            if sub.cancel_at_period_end:
+                return sub
+            sub.cancel_at_period_end, sub.canceled_at = True, now
+            sub.save(update_fields=["cancel_at_period_end", "canceled_at", "updated_at"])
+            subscription_events_record(sub, "subscription.canceled")
+            return sub
+        period = sub.periods.filter(number=sub.period_number, status=PeriodStatus.PAID).select_related("order").first()
+        sub.status, sub.canceled_at, sub.ended_at = SubscriptionStatus.ENDED, now, now
+        sub.save(update_fields=["status", "canceled_at", "ended_at", "updated_at"])
+        subscription_events_record(sub, "subscription.canceled", "subscription.ended")
+    if refund and period is not None and period.order is not None and period.end is not None:
+        left = max(0, int((period.end - now).total_seconds()))
+        whole = max(1, int((period.end - period.start).total_seconds()))
+        order = period.order
+        amount = prorate(order.amount_total - order.amount_refunded, min(left, whole), whole)
+        if amount > 0:
+            refund_create(store=sub.store, order_id=order.pk, amount=amount, reason="Membership canceled")
+    return sub
+
+
+@transaction.atomic
+def subscription_cancel_undo(*, subscription: Subscription) -> Subscription:
+    sub = _locked(subscription)
+    _live(sub)
+    if not sub.cancel_at_period_end:
+        raise SubscriptionStateInvalid("This membership is not set to end.")
+    sub.cancel_at_period_end, sub.canceled_at = False, None
+    sub.save(update_fields=["cancel_at_period_end", "canceled_at", "updated_at"])
+    subscription_events_record(sub, "subscription.updated")
+    return sub
+
+
+@transaction.atomic
+def subscription_pause(*, subscription: Subscription, periods: int) -> Subscription:
+    """Skip the next 1 to 3 periods from the current one's end: nothing charged, no access while
+    paused; the renewal after them charges again."""
+    if isinstance(periods, bool) or not isinstance(periods, int) or not 1 <= periods <= MAX_PAUSE_PERIODS:
+        raise SubscriptionInvalid(f"Pause for 1 to {MAX_PAUSE_PERIODS} periods.", param="periods")
+    sub = _locked(subscription)
+    _live(sub)
+    if sub.status != SubscriptionStatus.ACTIVE or sub.price is None or sub.pay_with == PaySource.NONE:
+        raise SubscriptionStateInvalid("Only an active paid membership can be paused.")
+    sub.pause_periods = periods
+    sub.save(update_fields=["pause_periods", "updated_at"])
+    subscription_events_record(sub, "subscription.updated")
+    return sub
+
+
+@transaction.atomic
+def subscription_resume(*, subscription: Subscription) -> Subscription:
+    """Undo a pause: one not started yet is forgotten; a paused period under way runs to its end
+    (nothing was charged for it) and the renewal at its end charges again."""
+    sub = _locked(subscription)
+    _live(sub)
+    if not sub.pause_periods and sub.status != SubscriptionStatus.PAUSED:
+        raise SubscriptionStateInvalid("This membership is not paused.")
+    sub.pause_periods = 0
+    sub.save(update_fields=["pause_periods", "updated_at"])
+    subscription_events_record(sub, "subscription.updated")
+    return sub
+
+
+def subscription_change(*, subscription: Subscription, tier: Tier, interval: str | None = None,
+                        buyer: Buyer | None = None) -> Subscription:
+    """Move to another tier (or price) of the store. An upgrade (a higher price, same interval)
+    happens now and charges the prorated difference for the rest of the period, the way the
+    member pays (wallet or saved card); anything else (a lower price, another interval) takes
+    effect at the next renewal, with no refund. Refused with nothing charged: an archived tier,
+    a tier of another store (not found), a full tier."""
+    sub = Subscription.objects.select_related("price__product", "tier", "store", "buyer", "saved_method").get(pk=subscription.pk)
+    _live(sub)
+    if tier.store_id != sub.store_id:
+        raise TierNotFound()
+    if tier.status != TierStatus.ACTIVE:
+        raise TierArchived("That tier is archived: members cannot move to it.")
+    current = sub.price
+    price = tier_price_for(tier=tier, interval=interval or (current.interval if current else None))
+    if price is None or current is None:
+        raise SubscriptionInvalid("Free tiers are joined and left, not changed to.", param="tier")
+    if price.pk == current.pk:
+        raise SubscriptionInvalid("This is the membership's price already.", param="tier")
+    if tier.member_limit is not None and tier.pk != sub.tier_id:
+        members = Subscription.objects.filter(tier=tier, status__in=LIVE_STATUSES).count()
+        if members >= tier.member_limit:
+            raise MemberLimitReached()
+    if price.interval != current.interval or price.amount <= current.amount or sub.status != SubscriptionStatus.ACTIVE:
+        with transaction.atomic():
+            sub = _locked(sub)
+            sub.pending_price = price
+            sub.save(update_fields=["pending_price", "updated_at"])
+            subscription_events_record(sub, "subscription.updated")
+        return sub
+    return _upgrade(sub=sub, price=price, buyer=buyer or sub.buyer)
+
+
+def upgrade_amount(*, sub: Subscription, price: TierPrice, now: datetime | None = None) -> int:
+    """The prorated difference for the rest of the current period (same interval)."""
+    now = now or timezone.now()
+    whole = max(1, int((sub.current_period_end - sub.current_period_start).total_seconds()))
+    left = min(whole, max(0, int((sub.current_period_end - now).total_seconds())))
+    return prorate(price.amount - sub.price.amount, left, whole)
+
+
+def _upgrade(*, sub: Subscription, price: TierPrice, buyer: Buyer | None) -> Subscription:
+    amount = upgrade_amount(sub=sub, price=price)
+    if amount <= 0:
+        with transaction.atomic():
+            return _upgrade_apply(sub=_locked(sub), price=price)
+    if sub.pay_with == PaySource.WALLET:
+        if buyer is None:
+            raise BuyerRequired()
+        with transaction.atomic():
+            read = spend_read(buyer=buyer, store_id=sub.store_id, currency=price.currency)
+            order_spend(store_id=sub.store_id, buyer=buyer, method="wallet", currency=price.currency,
+                        lines=[membership_line(price, amount)], read=read, context={"membership": ("upgrade", (sub, price))})
+        return Subscription.objects.get(pk=sub.pk)
+    if sub.saved_method is None:
+        raise SubscriptionInvalid("Add a card or pay from your wallet to upgrade.", param="payment_method", code="card_required")
+
+    def pending(payment) -> None:
+        PendingJoin.objects.create(checkout_id=payment.checkout_id, price=price, email=sub.email, subscription=sub)
+
+    payment = payment_charge_saved(
+        store=sub.store, saved=sub.saved_method, amount=amount, currency=price.currency,
+        description=f"Upgrade to {price.tier.name}", idempotency_key=f"{sub.pk}:upgrade:{price.pk}:{sub.period_number}",
+        product=price.product, before_start=pending,
+    )
+    _payment_check(payment)
+    return Subscription.objects.get(pk=sub.pk)
+
+
+def _upgrade_apply(*, sub: Subscription, price: TierPrice) -> Subscription:
+    sub = _locked(sub)
+    sub.price, sub.tier_id, sub.pending_price = price, price.tier_id, None
+    sub.save(update_fields=["price", "tier", "pending_price", "updated_at"])
+    sub.tier = price.tier
+    subscription_events_record(sub, "subscription.updated")
+    return sub
+
+
+def subscription_pay_with_set(*, subscription: Subscription, pay_with: str, buyer: Buyer | None = None,
+                              payment_method: str = "", card_fallback: bool = False) -> Subscription:
+    """Change how renewals are paid: ``wallet`` (the member's; with ``card_fallback`` and a
+    ``payment_method``, a card for when the wallet cannot pay) or ``card`` (``payment_method`` is
+    saved). A capped member opts in to renewals this way. A past-due member who fixes their payment
+    is retried at once (``renewals.subscription_renew``) and keeps the membership if it is paid."""
+    if pay_with not in JOIN_METHODS:
+        raise InvalidRequest(f"Choose how to pay: {', '.join(JOIN_METHODS)}.", param="pay_with", code="invalid_payment_method")
+    sub = Subscription.objects.select_related("store", "buyer").get(pk=subscription.pk)
+    _live(sub)
+    if sub.price is None:
+        raise SubscriptionInvalid("A free membership has nothing to pay.", param="pay_with")
+    buyer = buyer or sub.buyer
+    if pay_with == "wallet" and buyer is None:
+        raise BuyerRequired()
+    saved = None
+    if payment_method:
+        saved = _card_saved(email=sub.email, payment_method=payment_method, store=sub.store)
+    elif pay_with == "card":
+        raise InvalidRequest("Give the card to charge.", param="payment_method", code="card_required")
+    with transaction.atomic():
+        sub = _locked(sub)
+        sub.pay_with, sub.buyer = pay_with, buyer
+        if saved is not None:
+            sub.saved_method = saved
+        sub.card_fallback = bool(card_fallback and (saved or sub.saved_method)) if pay_with == "wallet" else False
+        if sub.status == SubscriptionStatus.PAST_DUE:
+            sub.next_retry_at = timezone.now()
+        sub.save()
+        subscription_events_record(sub, "subscription.updated")
+    return sub
+
+
+@transaction.atomic
+def subscription_complimentary_create(*, tier: Tier, email: str, ends_at: datetime) -> Subscription:
+    """A membership the creator gives, free until ``ends_at``; it ends then unless the member
+    chooses to pay."""
+    email = email_normalize(email).lower()
+    now = timezone.now()
+    if not isinstance(ends_at, datetime) or ends_at <= now:
+        raise SubscriptionInvalid("The end date must be in the future.", param="ends_at")
+    locked = _tier_locked(tier)
+    _joinable(tier=locked, email=email)
+    price = tier_price_for(tier=locked)
+    plan = Start(tier=locked, price=price, email=email, buyer=buyer_for_email(email=email), pay_with=PaySource.NONE,
+                 origin=Origin.COMPLIMENTARY, ends_at=ends_at)
+    return _start(plan, now=now)
+
+
+@transaction.atomic
+def subscription_feed_token_rotate(*, subscription: Subscription) -> Subscription:
+    """A new secret for the member's private feed; the old address stops working."""
+    sub = _locked(subscription)
+    sub.feed_token = feed_token_new()
+    sub.save(update_fields=["feed_token", "updated_at"])
+    return sub
+
