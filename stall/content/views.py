@@ -22,6 +22,7 @@ from .selectors import (
     post_get_for_reader,
     post_is_creator,
     post_member_access,
+    post_offers,
     post_split_for,
     post_unlock_by_checkouts,
     post_unlock_get,
@@ -89,6 +90,7 @@ def _post_page(request, store, post, *, error=None, unlock_form=None, refund_for
     context = {
         "store": store, "post": post, "buyer": buyer, "creator": creator, "readable": readable, "unlock": unlock,
         "gated": gated, "member": member, "members_only": gated and post.is_free,
+        "offers": post_offers(post=post, email=buyer.email if buyer else "") if gated and not readable else [],
         "preview_html": render_markdown(split.preview),
         "body_html": render_markdown(split.full) if readable else None,
         "has_more": bool(split.rest),
