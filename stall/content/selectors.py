@@ -101,6 +101,14 @@ def feed_reader_for_token(*, store, token: str) -> str | None:
     return access_reader_for_token(store_id=store.pk, token=token)
 
 
+def posts_gated_marked(posts: list[Post]) -> list[Post]:
+    """``posts`` with ``gated`` set on each (one query), for lists that tag members' posts."""
+    gated = posts_gated_among(posts=posts)
+    for post in posts:
+        post.gated = post.product_id in gated
+    return posts
+
+
 def post_offers(*, post: Post, email: str = ""):
     """What a gated post's paywall offers besides unlocking it (joining a tier), from whoever
     registered with ``orders.access``: content knows nothing of tiers."""

@@ -265,6 +265,7 @@ def _member_page(request, store, sub, form=None):
     context = {
         "store": store, "section": "memberships", "sub": sub, "form": form,
         "periods": member_selectors.subscription_payments(subscription=sub),
+        "orders": member_selectors.subscription_orders(subscription=sub),
         "live": sub.status != SubscriptionStatus.ENDED,
     }
     return _render(request, "dashboard/member.html", context, form)

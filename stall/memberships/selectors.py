@@ -12,6 +12,7 @@ from stall.audience.models import Customer
 from stall.core.errors import NotFound
 from stall.core.money import format_money
 from stall.orders.access import AccessHandler, Offer
+from stall.orders.models import Order
 
 from .errors import SubscriptionNotFound, TierNotFound
 from .models import (
@@ -95,6 +96,15 @@ def subscription_live_for(*, store_id: str, email: str) -> Subscription | None:
 def subscription_payments(*, subscription: Subscription) -> QuerySet[SubscriptionPeriod]:
     """A member's payment history: each period, what it cost and the order that paid it."""
     return subscription.periods.select_related("order", "price").order_by("-number")
+
+
+def subscription_orders(*, subscription: Subscription) -> QuerySet[Order]:
+    """Every membership order of the member at the store, newest first: joins, renewals, and
+    upgrades' prorated differences (which belong to no period)."""
+    return (
+        Order.objects.filter(store_id=subscription.store_id, email__iexact=subscription.email, lines__product__kind="membership")
+        .distinct().select_related("payment").prefetch_related("lines").order_by("-pk")
+    )
 
 
 def tier_member_emails(*, tier: Tier) -> list[str]:

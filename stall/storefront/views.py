@@ -15,7 +15,7 @@ from stall.checkout.forms import BuyForm
 from stall.checkout.models import CheckoutStatus
 from stall.checkout.selectors import checkout_get
 from stall.checkout.services import CheckoutItem, checkout_create
-from stall.content.selectors import post_split_for, posts_public, tip_jar_panel
+from stall.content.selectors import post_split_for, posts_gated_marked, posts_public, tip_jar_panel
 from stall.core.errors import NotFound, StallError
 from stall.core.forms import form_add_stall_error
 from stall.core.markdown import render_markdown
@@ -39,7 +39,7 @@ def store_page(request, slug):
         store = store_get_public(slug=slug)
     except NotFound:
         raise Http404 from None
-    posts = [(post, render_markdown(post_split_for(post).preview)) for post in posts_public(store=store)[:5]]
+    posts = [(post, render_markdown(post_split_for(post).preview)) for post in posts_gated_marked(list(posts_public(store=store)[:5]))]
     locale = getattr(request, "LANGUAGE_CODE", None) or "en"
     context = {
         "store": store, "products": products_public(store=store), "posts": posts,

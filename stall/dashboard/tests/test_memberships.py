@@ -169,7 +169,8 @@ def test_members_are_listed_and_filtered_by_tier_and_status(dash, store, tier, m
 def test_a_members_page_shows_the_payment_history(dash, store, member):
     page = words(dash.get(url("member", store, member.pk)))
     assert "reader@example.com Active" in page and "Supporter · $3.00 monthly" in page
-    assert re.search(r"Payment history .* Paid Wallet \$3\.00", page)
+    assert re.search(r"Payment history Date For Paid with Amount \w+ \d+, \d{4} Supporter \(monthly\) Wallet \$3\.00 Periods", page)
+    assert re.search(r"Periods .* Paid Wallet \$3\.00", page)
 
 
 def test_give_a_complimentary_membership(dash, store, tier):
