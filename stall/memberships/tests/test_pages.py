@@ -315,6 +315,8 @@ def test_no_member_page_repeats_an_element_id(client, store, tier, gold, reader)
     }
     sign_in(client, reader)
     sub = subscription_join(tier=tier, method="wallet", buyer=reader).subscription
+    elsewhere = tier_create(store=StoreFactory(), name="Elsewhere", prices=[{"interval": "month", "amount": 200}])
+    subscription_join(tier=elsewhere, method="wallet", buyer=reader)  # two memberships: two sets of forms
     other = buyer_for_email(email="other@example.com")
     subscription_join(tier=gold, method="card", email=other.email, payment_method="sandbox_visa")
     pages = {
