@@ -105,7 +105,7 @@ def _codes_page(request, codes, headline):
     """The new recovery codes, shown this once: only their hashes are kept."""
     text = "Stall recovery codes for " + request.user.email + "\nEach works once.\n\n" + "\n".join(codes) + "\n"
     context = {"codes": codes, "headline": headline, "download": "data:text/plain;charset=utf-8," + quote(text),
-               "codes_text": "\n".join(codes), "section": "account"}
+               "section": "account"}
     return render(request, "dashboard/two_factor_codes.html", context)
 
 
