@@ -433,6 +433,8 @@ _LIMIT_DEFAULTS = {
     "login_email": "10/15m",      # creator log-in attempts per account email
     "login_address": "50/15m",    # ... per client address
     "signup_address": "10/1h",    # creator sign-ups per client address
+    "two_factor_user": "10/15m",  # two-factor codes tried per account (sign-in and settings)
+    "two_factor_address": "50/15m",  # ... per client address
     "magic_link_email": "5/1h",   # buyer sign-in links sent per email
     "magic_link_address": "20/1h",  # ... requested per client address
     "checkout_address": "30/10m",  # storefront checkouts per client address
@@ -452,3 +454,5 @@ STALL_METRICS_TOKEN = os.environ.get("STALL_METRICS_TOKEN", "")
 STALL_METRICS_DIR = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or DATA_DIR / "metrics")
 STALL_METRICS_DIR.mkdir(exist_ok=True)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(STALL_METRICS_DIR)
+# After a right password, how long the sign-in waits for the two-factor code before starting over.
+STALL_TWO_FACTOR_PENDING_SECONDS = int(os.environ.get("STALL_TWO_FACTOR_PENDING_SECONDS", "300"))

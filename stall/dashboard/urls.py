@@ -1,12 +1,18 @@
 from django.urls import path
 
+<<<<<<< HEAD
 from . import memberships, payments, posts, views, webhooks
+=======
+from . import account, payments, posts, views, webhooks
+>>>>>>> h-totp
 
 app_name = "dashboard"
 urlpatterns = [
     path("", views.home, name="home"),
     # "new-store" is a reserved store address, so it never shadows a store's overview below.
     path("new-store/", views.store_new, name="store_new"),
+    # No store page is <store>/two-factor/, so a store called "account" keeps its overview.
+    path("account/two-factor/", account.two_factor_settings, name="two_factor"),
     path("<slug:slug>/", views.overview, name="overview"),
     path("<slug:slug>/settings/", views.store_settings, name="settings"),
     path("<slug:slug>/products/", views.products, name="products"),
