@@ -1,10 +1,6 @@
 from django.urls import path
 
-<<<<<<< HEAD
-from . import memberships, payments, posts, views, webhooks
-=======
-from . import account, payments, posts, views, webhooks
->>>>>>> h-totp
+from . import account, memberships, payments, posts, views, webhooks
 
 app_name = "dashboard"
 urlpatterns = [
