@@ -176,7 +176,7 @@ def product_new(request, slug):
 
 def _created_message(product) -> str:
     if product.status == ProductStatus.PUBLISHED:
-        return f"“{product.name}” is on your store. Share its link, or send yourself a test purchase below."
+        return f"“{product.name}” is on your store. Share its link, or send yourself a test purchase."
     if product.files.exists():
         return f"“{product.name}” is saved as a draft. Publish it when it is ready."
     return f"“{product.name}” is saved as a draft. Add the files buyers will download, then publish it."

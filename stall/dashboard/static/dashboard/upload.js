@@ -29,7 +29,8 @@
     var section = form.closest("[id]");
     var anchor = section ? section.id : "";
     var xhr = new XMLHttpRequest();
-    xhr.open("POST", form.action);
+    // getAttribute: a control named "action" (the new product's buttons) shadows form.action.
+    xhr.open("POST", form.getAttribute("action") || window.location.href);
     xhr.setRequestHeader("X-Requested-With", "XMLHttpRequest");
     if (box) box.hidden = false;
     // FormData leaves out the button that was pressed; "Publish" and "Save as draft" differ by it.
