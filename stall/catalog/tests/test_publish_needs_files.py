@@ -16,6 +16,7 @@ from stall.catalog.services import (
     product_update,
 )
 from stall.content.services import post_create
+from stall.demo import demo_create
 from stall.testing import ProductFactory
 
 pytestmark = pytest.mark.django_db
@@ -123,3 +124,11 @@ def test_the_last_file_of_a_published_download_cannot_be_deleted(store):
     product_update(product=product, status=ProductStatus.DRAFT)
     product_file_delete(file=only)
     assert not product.files.exists()
+
+
+def test_the_demo_store_publishes_each_product_with_its_file():
+    """`make run`'s demo store still publishes: each of its downloads is created with its file."""
+    result = demo_create(password="a demo password")
+
+    products = Product.objects.filter(store=result.store)
+    assert [(p.status, p.files.count()) for p in products] == [(ProductStatus.PUBLISHED, 1)] * 3
