@@ -12,7 +12,7 @@ from stall.catalog.services import product_file_add
 from stall.checkout.models import Checkout
 from stall.orders.models import Order
 from stall.payments.models import StripeAccount
-from stall.testing import ProductFactory, buy, product_with_file
+from stall.testing import ProductFactory, StoreFactory, buy, product_with_file
 
 pytestmark = pytest.mark.django_db
 
@@ -196,18 +196,19 @@ def test_an_order_counts_as_shared_and_all_done_hides_the_checklist(dash, store)
     assert "First steps" not in page
 
 
-def test_marking_shared_without_copying(dash, store):
-    """"I've shared it" (no script) marks the step done with its own message."""
+def test_marking_shared_without_copying(dash, store, creator):
+    """"I've shared it" (no script) marks the step done with its own message, for this store only."""
+    second = StoreFactory(owner=creator)
+
     response = dash.post(f"/dashboard/{store.slug}/link-shared/", follow=True)
 
     assert "Marked as shared." in response.content.decode()
     assert steps(response.content.decode())["shared"] is True
+    assert steps(dash.get(f"/dashboard/{second.slug}/").content.decode())["shared"] is False
 
 
 def test_link_shared_is_a_post_to_ones_own_store(dash, store, other_creator):
     """A GET changes nothing; another creator's store is not found."""
-    from stall.testing import StoreFactory
-
     theirs = StoreFactory(owner=other_creator)
 
     assert dash.get(f"/dashboard/{store.slug}/link-shared/").status_code == 405
