@@ -1,4 +1,4 @@
-"""The ``stall`` command: serve, worker, demo, createcreator, apikey."""
+"""The ``stall`` command: serve, worker, demo, createcreator, apikey, backup, restore."""
 
 from __future__ import annotations
 
@@ -200,7 +200,7 @@ def cmd_worker(args) -> int:
 
 
 def cmd_django(args) -> int:
-    """demo, createcreator, apikey: run in ``stall.commands``, a fresh interpreter that sets Django
+    """demo, createcreator, apikey, backup, restore: run in ``stall.commands``, a fresh interpreter that sets Django
     up before its imports, so this module (and the supervisor) never imports Django's apps."""
     os.execv(sys.executable, [sys.executable, "-m", "stall.commands", *args.argv])
     return 0  # not reached
@@ -243,6 +243,16 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = apikey_sub.add_parser("revoke", help="revoke a key by its id (key_…)")
     revoke.add_argument("key", help="the key's id, as `stall apikey create` prints it")
     revoke.set_defaults(func=cmd_django)
+
+    backup = sub.add_parser(
+        "backup", help="write the database and uploaded files into one archive (safe while serving)"
+    )
+    backup.add_argument("--output", "-o", help="the archive to write (default: ./stall-backup-<time>.tar.gz)")
+    backup.set_defaults(func=cmd_django)
+    restore = sub.add_parser("restore", help="bring a backup back into an empty database, then migrate")
+    restore.add_argument("archive", help="a file written by `stall backup`")
+    restore.add_argument("--force", action="store_true", help="replace a database that holds data")
+    restore.set_defaults(func=cmd_django)
     return parser
 
 

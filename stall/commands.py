@@ -1,4 +1,4 @@
-"""The ``stall`` commands that need Django's apps: demo, createcreator, apikey.
+"""The ``stall`` commands that need Django's apps: demo, createcreator, apikey, backup, restore.
 
 ``stall.cli`` runs them here, as ``python -m stall.commands <command> …``: Django is set up
 before this module imports the apps, so the imports sit at the top, pointing down the layers.
@@ -7,6 +7,7 @@ before this module imports the apps, so the imports sit at the top, pointing dow
 import getpass
 import os
 import sys
+from pathlib import Path
 
 import django
 
@@ -22,6 +23,7 @@ from stall.core.errors import StallError  # noqa: E402
 from stall.demo import demo_create  # noqa: E402
 from stall.integrations.models import ApiKey  # noqa: E402
 from stall.integrations.services import api_key_create, api_key_revoke  # noqa: E402
+from stall.ops.backup import BackupError, backup_create, backup_restore, backup_summary  # noqa: E402
 from stall.stores.models import Store  # noqa: E402
 
 
@@ -74,9 +76,35 @@ def cmd_apikey_revoke(args) -> int:
     return 0
 
 
+def cmd_backup(args) -> int:
+    try:
+        result = backup_create(output=Path(args.output) if args.output else None)
+    except BackupError as exc:
+        print(f"stall: {exc.message}", file=sys.stderr)
+        return 2
+    print("\n".join(backup_summary(result)))
+    return 0
+
+
+def cmd_restore(args) -> int:
+    try:
+        result = backup_restore(archive=Path(args.archive), force=args.force)
+    except BackupError as exc:
+        print(f"stall: {exc.message}", file=sys.stderr)
+        return 2
+    m = result.manifest
+    print(f"Restored {args.archive} (made {m['created_at']} by Stall {m['stall_version']}): "
+          f"{result.counts['orders']:,} orders, {result.counts['transfers']:,} ledger transfers, "
+          f"{result.files:,} files; migrated to this Stall's schema.")
+    for note in result.notes:
+        print(f"stall: {note}", file=sys.stderr)
+    return 0
+
+
 COMMANDS = {
     "demo": cmd_demo, "createcreator": cmd_createcreator,
     ("apikey", "create"): cmd_apikey_create, ("apikey", "revoke"): cmd_apikey_revoke,
+    "backup": cmd_backup, "restore": cmd_restore,
 }
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent
 DATA_DIR = Path(os.environ.get("STALL_DATA_DIR") or Path.cwd() / "var").resolve()
@@ -87,6 +88,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so its line and counters see every answer, redirects and static files included.
+    "stall.core.requestlog.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -341,14 +344,25 @@ STALL_PAYMENT_RECONCILE_AFTER_SECONDS = int(
 )
 STALL_PAYMENT_RESUME_AFTER_SECONDS = int(os.environ.get("STALL_PAYMENT_RESUME_AFTER_SECONDS", "5"))
 
+# plain (the default): one readable line per message. json: one JSON object per line, and one line
+# per request from stall.core.requestlog (request id, method, path, store, status, duration).
+STALL_LOG_FORMAT = (os.environ.get("STALL_LOG_FORMAT") or "plain").strip().lower()
+if STALL_LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"STALL_LOG_FORMAT is plain or json, not {STALL_LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "stall.core.logjson.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": STALL_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": os.environ.get("STALL_LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # The request lines: on with the JSON format, which is what log pipelines read; the plain
+        # format stays as quiet as before (`stall serve --access-log` has gunicorn's own lines).
+        "stall.request": {"level": "INFO" if STALL_LOG_FORMAT == "json" else "WARNING"},
         # With a handler of its own here, `run_huey` adds none, so lines are not printed twice.
         "huey": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # "Enqueueing periodic task…" every minute is noise; task runs and failures still show.
@@ -419,6 +433,8 @@ _LIMIT_DEFAULTS = {
     "login_email": "10/15m",      # creator log-in attempts per account email
     "login_address": "50/15m",    # ... per client address
     "signup_address": "10/1h",    # creator sign-ups per client address
+    "two_factor_user": "10/15m",  # two-factor codes tried per account (sign-in and settings)
+    "two_factor_address": "50/15m",  # ... per client address
     "magic_link_email": "5/1h",   # buyer sign-in links sent per email
     "magic_link_address": "20/1h",  # ... requested per client address
     "checkout_address": "30/10m",  # storefront checkouts per client address
@@ -428,3 +444,15 @@ _LIMIT_DEFAULTS = {
 STALL_LIMITS = {
     name: os.environ.get(f"STALL_LIMIT_{name.upper()}", default) for name, default in _LIMIT_DEFAULTS.items()
 }
+
+# --- Metrics (/metrics, Prometheus text format) --------------------------------------------------
+# Unset: /metrics answers 404. Set: a scraper sends it as "Authorization: Bearer <token>".
+STALL_METRICS_TOKEN = os.environ.get("STALL_METRICS_TOKEN", "")
+# Request counters are kept by every web process in files here (prometheus_client's multiprocess
+# mode), so a scrape answered by either gunicorn worker counts the requests of both. It must be set
+# before prometheus_client is first imported, which only stall.core.requestlog does, after this.
+STALL_METRICS_DIR = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or DATA_DIR / "metrics")
+STALL_METRICS_DIR.mkdir(exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(STALL_METRICS_DIR)
+# After a right password, how long the sign-in waits for the two-factor code before starting over.
+STALL_TWO_FACTOR_PENDING_SECONDS = int(os.environ.get("STALL_TWO_FACTOR_PENDING_SECONDS", "300"))

@@ -4,6 +4,7 @@ from django.views.static import serve
 
 from stall.api import api
 from stall.core import views as core_views
+from stall.ops.metrics import metrics
 from stall.storefront.urls import checkout_patterns, store_patterns
 
 handler400 = "stall.core.views.bad_request"
@@ -12,6 +13,7 @@ handler500 = "stall.core.views.server_error"
 
 urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     path("api/v1/", api.urls),
     path("", include("stall.accounts.urls")),
     path("dashboard/", include("stall.dashboard.urls")),
@@ -19,6 +21,7 @@ urlpatterns = [
     path("", include((checkout_patterns, "checkout"))),
     path("", include("stall.payments.urls")),
     path("", include("stall.wallets.urls")),
+    path("", include("stall.memberships.urls")),
     path("", include("stall.content.urls")),  # before the store pages: see stall/content/urls.py
     path("", include("stall.wallets.allowance_urls")),  # before the store pages: /s/<store>/allowance/
     path("", include((store_patterns, "stores"))),

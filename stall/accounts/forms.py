@@ -49,3 +49,22 @@ class EmailAuthenticationForm(AuthenticationForm):
                 self.rate_limited = exc
                 raise ValidationError(exc.message, code=exc.code) from None
         return super().clean()
+
+
+class TwoFactorCodeForm(forms.Form):
+    """The code from the authenticator app; the same field takes a recovery code."""
+
+    code = forms.CharField(
+        label="Code from your authenticator app", max_length=32, strip=True,
+        widget=forms.TextInput(attrs={
+            "autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True,
+            "autocapitalize": "off", "spellcheck": "false", "class": "mono code-input",
+        }),
+    )
+
+
+class RecoveryCodeForm(forms.Form):
+    code = forms.CharField(
+        label="Recovery code", max_length=32, strip=True,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "off", "spellcheck": "false", "class": "mono"}),
+    )

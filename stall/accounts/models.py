@@ -57,3 +57,24 @@ class MagicLinkUse(models.Model):
 
     nonce = models.CharField(max_length=32, primary_key=True)
     used_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+
+class TwoFactor(models.Model):
+    """A creator's TOTP authenticator: the shared secret, on once confirmed by a code from the app.
+
+    ``last_used_step`` is the 30-second time step of the last code accepted, so a code seen over a
+    shoulder (or replayed from a proxy) cannot sign in again while it is still valid."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, primary_key=True, related_name="two_factor")
+    secret = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    last_used_step = models.BigIntegerField(default=0)
+
+
+class RecoveryCode(models.Model):
+    """One single-use code for signing in without the authenticator app; only its salted hash is kept."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="recovery_codes")
+    code_hash = models.CharField(max_length=128)
+    used_at = models.DateTimeField(null=True, blank=True)

@@ -13,6 +13,7 @@ from stall.orders.access import (
     access_gated,
     access_gated_among,
     access_granted,
+    access_offers,
     access_reader_for_token,
 )
 from stall.orders.models import Entitlement, OrderStatus
@@ -98,6 +99,20 @@ def posts_gated_among(*, posts) -> set[str]:
 def feed_reader_for_token(*, store, token: str) -> str | None:
     """The reader a private feed address belongs to (a member's secret token), or None."""
     return access_reader_for_token(store_id=store.pk, token=token)
+
+
+def posts_gated_marked(posts: list[Post]) -> list[Post]:
+    """``posts`` with ``gated`` set on each (one query), for lists that tag members' posts."""
+    gated = posts_gated_among(posts=posts)
+    for post in posts:
+        post.gated = post.product_id in gated
+    return posts
+
+
+def post_offers(*, post: Post, email: str = ""):
+    """What a gated post's paywall offers besides unlocking it (joining a tier), from whoever
+    registered with ``orders.access``: content knows nothing of tiers."""
+    return access_offers(store_id=post.store_id, product_id=post.product_id, email=email)
 
 
 def post_member_access(*, post: Post, email: str) -> bool:

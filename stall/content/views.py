@@ -23,9 +23,11 @@ from .selectors import (
     post_get_for_reader,
     post_is_creator,
     post_member_access,
+    post_offers,
     post_split_for,
     post_unlock_by_checkouts,
     post_unlock_get,
+    posts_gated_marked,
     posts_public,
     tip_jar_panel,
     unlock_refund_offer,
@@ -71,7 +73,8 @@ def _safe_next(request, value: str | None, default: str) -> str:
 
 def posts(request, slug):
     store = _store(slug)
-    items = [(post, render_markdown(post_split_for(post).preview)) for post in posts_public(store=store)[:50]]
+    posts = posts_gated_marked(list(posts_public(store=store)[:50]))
+    items = [(post, render_markdown(post_split_for(post).preview)) for post in posts]
     return render(request, "content/posts.html", {"store": store, "items": items})
 
 
@@ -82,7 +85,7 @@ def _post_page(request, store, post, *, error=None, unlock_form=None, refund_for
     if unlock is None and buyer is None:
         unlock = post_unlock_by_checkouts(post=post, checkout_ids=request.session.get(CARD_CHECKOUTS_KEY))
     creator = post_is_creator(post=post, user=request.user)
-    gated = post_gated(post=post)
+    gated = post.gated = post_gated(post=post)
     member = gated and buyer is not None and post_member_access(post=post, email=buyer.email)
     readable = (post.is_free and not gated) or creator or unlock is not None or member
     balance = wallet_balance_for(buyer=buyer, currency=post.currency)
@@ -90,6 +93,7 @@ def _post_page(request, store, post, *, error=None, unlock_form=None, refund_for
     context = {
         "store": store, "post": post, "buyer": buyer, "creator": creator, "readable": readable, "unlock": unlock,
         "gated": gated, "member": member, "members_only": gated and post.is_free,
+        "offers": post_offers(post=post, email=buyer.email if buyer else "") if gated and not readable else [],
         "preview_html": render_markdown(split.preview),
         "body_html": render_markdown(split.full) if readable else None,
         "has_more": bool(split.rest),

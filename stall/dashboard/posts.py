@@ -21,6 +21,7 @@ from stall.core.forms import form_add_stall_error
 from stall.core.money import format_money, parse_amount
 
 from .forms import AmountField, _AmountsForm, amount_for_input
+from .memberships import post_tiers_form
 from .views import _locale, _render, _store
 
 TIPS_PER_PAGE = 50
@@ -138,7 +139,7 @@ def _post_page(request, store, post, *, form=None, image_form=None, status=200):
     split = content_selectors.post_split_for(post)
     context = {
         "store": store, "section": "posts", "post": post, "form": form, "image_form": image_form or PostImageForm(),
-        "split": split,
+        "split": split, "tiers_form": post_tiers_form(store, post),
     }
     response = _render(request, "dashboard/post_edit.html", context)
     response.status_code = status

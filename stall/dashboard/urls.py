@@ -1,12 +1,14 @@
 from django.urls import path
 
-from . import payments, posts, views, webhooks
+from . import account, memberships, payments, posts, views, webhooks
 
 app_name = "dashboard"
 urlpatterns = [
     path("", views.home, name="home"),
     # "new-store" is a reserved store address, so it never shadows a store's overview below.
     path("new-store/", views.store_new, name="store_new"),
+    # No store page is <store>/two-factor/, so a store called "account" keeps its overview.
+    path("account/two-factor/", account.two_factor_settings, name="two_factor"),
     path("<slug:slug>/", views.overview, name="overview"),
     path("<slug:slug>/settings/", views.store_settings, name="settings"),
     path("<slug:slug>/link-shared/", views.link_shared, name="link_shared"),
@@ -22,7 +24,16 @@ urlpatterns = [
     path("<slug:slug>/posts/<str:post_id>/", posts.post_edit, name="post"),
     path("<slug:slug>/posts/<str:post_id>/publish/", posts.post_publish, name="post_publish"),
     path("<slug:slug>/posts/<str:post_id>/images/", posts.post_image, name="post_image"),
+    path("<slug:slug>/posts/<str:post_id>/tiers/", memberships.post_tiers, name="post_tiers"),
     path("<slug:slug>/tips/", posts.tips, name="tips"),
+    path("<slug:slug>/memberships/", memberships.memberships, name="memberships"),
+    path("<slug:slug>/memberships/tiers/new/", memberships.tier_new, name="tier_new"),
+    path("<slug:slug>/memberships/tiers/<str:tier_id>/", memberships.tier_edit, name="tier"),
+    path("<slug:slug>/memberships/tiers/<str:tier_id>/archive/", memberships.tier_archive, name="tier_archive"),
+    path("<slug:slug>/memberships/members/", memberships.members, name="members"),
+    path("<slug:slug>/memberships/members/new/", memberships.member_new, name="member_new"),
+    path("<slug:slug>/memberships/members/<str:subscription_id>/", memberships.member, name="member"),
+    path("<slug:slug>/memberships/members/<str:subscription_id>/cancel/", memberships.member_cancel, name="member_cancel"),
     path("<slug:slug>/orders/", views.orders, name="orders"),
     path("<slug:slug>/orders/<str:order_id>/", views.order_detail, name="order"),
     path("<slug:slug>/api-keys/", views.api_keys, name="api_keys"),

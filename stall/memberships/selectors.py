@@ -4,12 +4,15 @@
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
+from django.urls import reverse
 from django.utils import timezone
 
 from stall.audience.models import Customer
 from stall.core.errors import NotFound
-from stall.orders.access import AccessHandler
+from stall.core.money import format_money
+from stall.orders.access import AccessHandler, Offer
+from stall.orders.models import Order
 
 from .errors import SubscriptionNotFound, TierNotFound
 from .models import (
@@ -21,8 +24,10 @@ from .models import (
     SubscriptionStatus,
     Tier,
     TierGate,
+    TierPrice,
     TierStatus,
 )
+from .services import cap_progress
 
 
 def tiers_for_store(*, store) -> QuerySet[Tier]:
@@ -48,8 +53,8 @@ def tiers_public(*, store) -> list[Tier]:
 def tiers_gating(*, product_id: str) -> list[Tier]:
     """The active tiers a post (its product) is gated to: the offers on its paywall."""
     return list(
-        Tier.objects.filter(gates__product_id=product_id, status=TierStatus.ACTIVE).prefetch_related("prices__product")
-        .order_by("position", "pk")
+        Tier.objects.filter(gates__product_id=product_id, status=TierStatus.ACTIVE).select_related("store")
+        .prefetch_related("prices__product").order_by("position", "pk")
     )
 
 
@@ -93,9 +98,86 @@ def subscription_payments(*, subscription: Subscription) -> QuerySet[Subscriptio
     return subscription.periods.select_related("order", "price").order_by("-number")
 
 
+def subscription_orders(*, subscription: Subscription) -> QuerySet[Order]:
+    """Every membership order of the member at the store, newest first: joins, renewals, and
+    upgrades' prorated differences (which belong to no period)."""
+    return (
+        Order.objects.filter(store_id=subscription.store_id, email__iexact=subscription.email, lines__product__kind="membership")
+        .distinct().select_related("payment").prefetch_related("lines").order_by("-pk")
+    )
+
+
 def tier_member_emails(*, tier: Tier) -> list[str]:
     """The emails of a tier's members with access (for broadcasts, issue #10)."""
     return list(Subscription.objects.filter(tier=tier, status__in=ACCESS_STATUSES).order_by("email").values_list("email", flat=True))
+
+
+@dataclass(frozen=True)
+class TierFigures:
+    members: int  # live members (paused ones too)
+    mrr: int
+
+
+def tier_figures(*, store) -> dict[str, TierFigures]:
+    """Members and monthly recurring revenue of each of the store's tiers, for the dashboard's list."""
+    counts = dict(
+        Subscription.objects.filter(store=store, status__in=LIVE_STATUSES).values("tier_id").order_by()
+        .annotate(n=Count("pk")).values_list("tier_id", "n")
+    )
+    mrr: dict[str, int] = {}
+    paying = Subscription.objects.filter(store=store, status__in=ACCESS_STATUSES, price__isnull=False).exclude(pay_with="none")
+    for sub in paying.select_related("price").only("tier_id", "price__amount", "price__interval").iterator():
+        mrr[sub.tier_id] = mrr.get(sub.tier_id, 0) + _monthly(sub.price)
+    return {t: TierFigures(members=counts.get(t, 0), mrr=mrr.get(t, 0)) for t in {*counts, *mrr}}
+
+
+def subscription_for_order(*, order) -> Subscription | None:
+    """The membership an order paid for (a join, a renewal or an upgrade), if any."""
+    period = SubscriptionPeriod.objects.filter(order=order).select_related("subscription__tier").first()
+    if period is not None:
+        return period.subscription
+    if not order.lines.filter(product__kind="membership").exists():
+        return None
+    return (
+        Subscription.objects.filter(store_id=order.store_id, email=order.email.lower(), status__in=LIVE_STATUSES)
+        .select_related("tier").first()
+    )
+
+
+INTERVAL_WORDS = {Interval.WEEK: "a week", Interval.MONTH: "a month", Interval.YEAR: "a year"}
+
+
+def price_label(price, locale: str = "en") -> str:
+    """"$3.00 a month"."""
+    return f"{format_money(price.amount, price.currency, locale)} {INTERVAL_WORDS[price.interval]}"
+
+
+def tier_prices_label(tier: Tier, locale: str = "en") -> str:
+    """"$3.00 a month or $30.00 a year"; "Free" for a tier with no price."""
+    order = list(Interval.values)
+    prices = sorted(tier.prices.all(), key=lambda p: order.index(p.interval))
+    live = [p for p in prices if p.product.status != "archived"] if tier.status == TierStatus.ACTIVE else prices
+    return " or ".join(price_label(p, locale) for p in live) or "Free"
+
+
+def paywall_offers(*, store_id: str, product_id: str, email: str = "") -> list[Offer]:
+    """The tiers a gated post's paywall offers (registered with ``orders.access``), with a capped
+    tier's "x of y paid this month" for a signed-in reader."""
+    offers = []
+    for tier in tiers_gating(product_id=product_id):
+        if tier.store_id != store_id:
+            continue
+        progress = cap_progress(tier=tier, email=email) if email else None
+        text = ""
+        if progress is not None:
+            paid, cap = progress
+            text = f"{format_money(paid, tier.store.currency)} of {format_money(cap, tier.store.currency)} paid this month"
+        offers.append(Offer(
+            name=tier.name, price=tier_prices_label(tier), description=tier.description,
+            url=reverse("memberships:join", args=[tier.store.slug, tier.pk]), progress=text,
+            progress_value=progress[0] if progress else 0, progress_max=progress[1] if progress else 0,
+        ))
+    return offers
 
 
 def _monthly(price) -> int:
@@ -167,5 +249,28 @@ def access_reader_for_token(*, store_id: str, token: str) -> str | None:
 
 ACCESS = AccessHandler(
     granted=access_granted, gated=access_gated, granted_sql=GRANTED_SQL, reader_for_token=access_reader_for_token,
+    offers=paywall_offers,
 )
 
+
+
+def tier_members_count(*, tier: Tier) -> int:
+    return Subscription.objects.filter(tier=tier, status__in=LIVE_STATUSES).count()
+
+
+def tier_closed_reason(*, tier: Tier) -> str:
+    """Why the tier takes no new members now ("" when it does): the join page says it up front."""
+    if tier.status != TierStatus.ACTIVE:
+        return "This tier is archived: it takes no new members."
+    if tier.member_limit is not None and tier_members_count(tier=tier) >= tier.member_limit:
+        return "This tier is full: it has reached its member limit."
+    return ""
+
+
+def tier_change_options(*, subscription: Subscription) -> list:
+    """The prices a member may move to: every other active tier price of the store."""
+    return list(
+        TierPrice.objects.filter(tier__store_id=subscription.store_id, tier__status=TierStatus.ACTIVE)
+        .exclude(product__status="archived").exclude(pk=subscription.price_id)
+        .select_related("tier").order_by("tier__position", "tier_id", "amount")
+    )

@@ -18,6 +18,9 @@ Each handler answers three questions:
     so a store with no tiers pays no extra statement for it.
 ``reader_for_token(store_id=, token=)``
     the email of the reader whose private feed token this is, while it grants anything.
+``offers(store_id=, product_id=, email=)``
+    the other ways to read the product, as ``Offer``s for its paywall (join a tier, with the
+    reader's cap-to-subscribe progress); ``email`` may be empty (a reader not signed in).
 
 With no handler registered every answer is "no" and ``granted_sql`` is the constant ``FALSE``.
 """
@@ -29,11 +32,26 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class Offer:
+    """A way to read a gated product without buying it, as its paywall shows it: already in words
+    and links, so the page that shows it needs to know nothing of where it comes from."""
+
+    name: str
+    price: str  # "$3.00 a month"
+    url: str  # where the reader takes it (a tier's join page)
+    description: str = ""
+    progress: str = ""  # "$0.50 of $1.00 paid this month": pay per post until it is a membership
+    progress_value: int = 0
+    progress_max: int = 0
+
+
+@dataclass(frozen=True)
 class AccessHandler:
     granted: Callable[..., bool]
     gated: Callable[..., bool]
     granted_sql: str
     reader_for_token: Callable[..., str | None] | None = None
+    offers: Callable[..., list[Offer]] | None = None
 
 
 _HANDLERS: list[AccessHandler] = []
@@ -81,3 +99,12 @@ def access_reader_for_token(*, store_id: str, token: str) -> str | None:
             if email:
                 return email
     return None
+
+
+def access_offers(*, store_id: str, product_id: str, email: str = "") -> list[Offer]:
+    """What the product's paywall offers besides buying it: every handler's offers, in order."""
+    found: list[Offer] = []
+    for handler in _HANDLERS:
+        if handler.offers is not None:
+            found.extend(handler.offers(store_id=store_id, product_id=product_id, email=(email or "").lower()))
+    return found

@@ -15,11 +15,12 @@ from stall.checkout.forms import BuyForm
 from stall.checkout.models import CheckoutStatus
 from stall.checkout.selectors import checkout_get
 from stall.checkout.services import CheckoutItem, checkout_create
-from stall.content.selectors import post_split_for, posts_public, tip_jar_panel
+from stall.content.selectors import post_split_for, posts_gated_marked, posts_public, tip_jar_panel
 from stall.core.errors import NotFound, StallError
 from stall.core.forms import form_add_stall_error
 from stall.core.limits import RateLimited, client_address, limits_hit
 from stall.core.markdown import render_markdown
+from stall.memberships.selectors import subscription_for_order, tier_prices_label, tiers_public
 from stall.orders.checkout_pay import checkout_confirm
 from stall.orders.models import Order
 from stall.orders.services import download_url
@@ -46,10 +47,12 @@ def store_page(request, slug):
         store = store_get_public(slug=slug)
     except NotFound:
         raise Http404 from None
-    posts = [(post, render_markdown(post_split_for(post).preview)) for post in posts_public(store=store)[:5]]
+    posts = [(post, render_markdown(post_split_for(post).preview)) for post in posts_gated_marked(list(posts_public(store=store)[:5]))]
+    locale = getattr(request, "LANGUAGE_CODE", None) or "en"
     context = {
         "store": store, "products": products_public(store=store), "posts": posts,
         "tip_jar": tip_jar_panel(store=store, buyer=buyer_from_request(request)),
+        "tiers": [(tier, tier_prices_label(tier, locale)) for tier in tiers_public(store=store)],
     }
     return render(request, "stores/store.html", context)
 
@@ -124,5 +127,6 @@ def complete(request, checkout_id):
         files = [(f, download_url(entitlement=entitlement, file=f)) for f in line.product.files.all()] if entitlement and entitlement.active else []
         items.append((line, line.product, entitlement, files))
     receipt_sent = order.payment is None or order.payment.rail not in ("wallet", "tab")
-    context = {"checkout": checkout, "order": order, "store": checkout.store, "items": items, "receipt_sent": receipt_sent}
+    context = {"checkout": checkout, "order": order, "store": checkout.store, "items": items, "receipt_sent": receipt_sent,
+               "membership": subscription_for_order(order=order)}
     return render(request, "checkout/complete.html", context)
