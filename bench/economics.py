@@ -62,6 +62,8 @@ def fees_from_ledger(order_ids: list[str]) -> list[int]:
 
 class Shop:
     def __init__(self):
+        from django.core.files.base import ContentFile
+
         from stall.accounts.services import user_create
         from stall.catalog.models import ProductStatus
         from stall.catalog.services import product_create
@@ -70,7 +72,8 @@ class Shop:
         owner = user_create(email="bench@example.com", password="a long bench password")
         self.store = store_create(owner=owner, name="Bench", slug="bench")
         self.products = {
-            size: product_create(store=self.store, name=f"Sale of {size}", amount=size, status=ProductStatus.PUBLISHED)
+            size: product_create(store=self.store, name=f"Sale of {size}", amount=size, status=ProductStatus.PUBLISHED,
+                                 files=[ContentFile(b"a bench download\n", name="sale.txt")])
             for size in SIZES
         }
         self.buyers = 0

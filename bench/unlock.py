@@ -61,6 +61,7 @@ def setup(spec: dict) -> dict:
     os.environ["DJANGO_SETTINGS_MODULE"] = "stall.settings"
     sys.path.insert(0, str(ROOT))
     import django
+    from django.core.files.base import ContentFile
     from django.core.management import call_command
 
     django.setup()
@@ -88,7 +89,8 @@ def setup(spec: dict) -> dict:
         out["posts"] = [p.product.slug for p in posts]
         out["product_ids"] = [p.product_id for p in posts]
     elif mode == "buy":
-        product = product_create(store=store, name="A 25¢ sample", amount=PRICE, status=ProductStatus.PUBLISHED)
+        product = product_create(store=store, name="A 25¢ sample", amount=PRICE, status=ProductStatus.PUBLISHED,
+                                 files=[ContentFile(b"a bench download\n", name="sample.txt")])
         out["product_ids"] = [product.pk]
     else:
         _, out["api_key"] = api_key_create(store=store, name="bench")

@@ -8,7 +8,7 @@ from django.db import transaction
 
 from stall.accounts.models import User
 from stall.catalog.models import PriceType, ProductStatus
-from stall.catalog.services import product_create, product_file_add
+from stall.catalog.services import product_create
 from stall.stores.models import Store
 from stall.stores.services import store_create
 
@@ -63,10 +63,9 @@ def demo_create(*, password: str) -> DemoResult:
              file=("how-i-record.txt", "How I Record — a zine.\n")),
     ]
     for spec in products:
-        product = product_create(
+        product_create(
             store=store, name=spec["name"], amount=spec["amount"], price_type=spec["price_type"],
             suggested_amount=spec.get("suggested_amount"), description=spec["description"],
-            status=ProductStatus.PUBLISHED, cover=_cover(spec["color"]),
+            status=ProductStatus.PUBLISHED, cover=_cover(spec["color"]), files=[_file(*spec["file"])],
         )
-        product_file_add(product=product, upload=_file(*spec["file"]))
     return DemoResult(store=store, email=user.email, password=password, created=True)

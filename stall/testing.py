@@ -9,7 +9,7 @@ from django.core.files.base import ContentFile
 
 from stall.accounts.models import User
 from stall.catalog.models import PriceType, Product, ProductStatus
-from stall.catalog.services import product_create, product_file_add
+from stall.catalog.services import product_create
 from stall.checkout.services import CheckoutItem, checkout_create
 from stall.orders.checkout_pay import checkout_confirm
 from stall.stores.models import Store
@@ -56,11 +56,9 @@ class ProductFactory(factory.django.DjangoModelFactory):
 
 
 def product_with_file(*, store, name="Zine", amount=300, content=b"hello, reader\n", **kwargs):
-    product = product_create(store=store, name=name, amount=amount, status=ProductStatus.PUBLISHED, **kwargs)
     upload = ContentFile(content, name="zine.txt")
     upload.content_type = "text/plain"
-    product_file_add(product=product, upload=upload)
-    return product
+    return product_create(store=store, name=name, amount=amount, status=ProductStatus.PUBLISHED, files=[upload], **kwargs)
 
 
 def buy(*, store, product, email="buyer@example.com", amount=None, payment_method="sandbox_visa"):

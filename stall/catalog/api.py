@@ -29,6 +29,8 @@ Upload = Annotated[
 
 @router.post("", response=responses(ProductOut), summary="Create a product")
 def product_create(request, payload: ProductCreateIn):
+    """A download is made as a draft, given files (``POST /products/{id}/files``), then published:
+    publishing one with no files is refused (``product_has_no_files``, param ``status``)."""
     product = services.product_create(store=request.store, **payload.model_dump())
     return product_out(product)
 
@@ -51,7 +53,8 @@ def product_retrieve(request, id: ObjectId):
 @router.patch("/{id}", response=responses(ProductOut), summary="Update a product (PATCH)")
 @router.post("/{id}", response=responses(ProductOut), summary="Update a product")
 def product_update(request, id: ObjectId, payload: ProductUpdateIn):
-    """Changes only the parameters sent, like Stripe's update endpoints."""
+    """Changes only the parameters sent, like Stripe's update endpoints. Publishing a download with
+    no files is refused (``product_has_no_files``, param ``status``): upload a file first."""
     product = selectors.product_get(store=request.store, product_id=id)
     product = services.product_update(product=product, **payload.model_dump(exclude_unset=True))
     return product_out(product)

@@ -11,3 +11,11 @@ class ProductInvalid(InvalidRequest):
 
 class FileInvalid(InvalidRequest):
     code = "invalid_file"
+
+
+class ProductHasNoFiles(ProductInvalid):
+    code = "product_has_no_files"
+    default_message = "Add at least one file before publishing: buyers of a download get its files."
+
+    def __init__(self, message: str | None = None, *, param: str | None = "status", code: str | None = None):
+        super().__init__(message, param=param, code=code)

@@ -11,8 +11,8 @@ from stall.core.ids import new_id
 from stall.core.money import amount_validate, currency_normalize
 from stall.stores.models import Store
 
-from .errors import FileInvalid, ProductInvalid
-from .models import PriceType, Product, ProductFile, ProductStatus
+from .errors import FileInvalid, ProductHasNoFiles, ProductInvalid
+from .models import PriceType, Product, ProductFile, ProductKind, ProductStatus
 
 _UNSET = object()
 RESERVED_PRODUCT_SLUGS = {"posts", "allowance"}  # /s/<store>/<these>/ are pages of their own
@@ -47,6 +47,12 @@ def _validated(product: Product) -> Product:
     return product
 
 
+def _publish_check(product: Product) -> None:
+    """A published download with nothing to download would take a buyer's money for nothing."""
+    if product.kind == ProductKind.DOWNLOAD and product.status == ProductStatus.PUBLISHED and not product.files.exists():
+        raise ProductHasNoFiles()
+
+
 def _save(product: Product) -> None:
     try:
         with transaction.atomic():
@@ -69,11 +75,21 @@ def product_create(
     slug: str = "",
     cover=None,
     download_limit: int | None = None,
+    kind: str = ProductKind.DOWNLOAD,
+    files=(),
 ) -> Product:
+    """A product, with ``files`` (uploads) attached in the same transaction, so a download can be
+    created published in one step; published with no files, it is refused (``product_has_no_files``)."""
+    for upload in files:
+        try:
+            _upload_check(upload)
+        except FileInvalid as exc:
+            raise FileInvalid(f"{getattr(upload, 'name', None) or 'A file'}: {exc.message}", param="files") from None
     if currency is not None and currency_normalize(currency) != store.currency:
         raise ProductInvalid(f"This store sells in {store.currency}.", param="currency", code="currency_mismatch")
     product = Product(
         store=store,
+        kind=kind,
         name=(name or "").strip(),
         slug=slug or "",
         description=description or "",
@@ -88,7 +104,21 @@ def product_create(
         product.cover = cover
     _validated(product)
     _save(product)
+    stored = []
+    try:
+        for upload in files:
+            stored.append(product_file_add(product=product, upload=upload))
+        _publish_check(product)
+    except Exception:
+        _stored_delete(stored)  # the rows roll back with the transaction; the bytes would stay
+        raise
     return product
+
+
+def _stored_delete(files: list[ProductFile]) -> None:
+    storage = storages["private"]
+    for file in files:
+        storage.delete(file.storage_name)
 
 
 @transaction.atomic
@@ -107,6 +137,7 @@ def product_update(
     download_limit=_UNSET,
 ) -> Product:
     product = Product.objects.select_for_update().get(pk=product.pk)
+    was_published = product.status == ProductStatus.PUBLISHED
     if currency is not _UNSET and currency is not None and currency_normalize(currency) != product.currency:
         raise ProductInvalid(f"This store sells in {product.currency}.", param="currency", code="currency_mismatch")
     changes = {
@@ -121,6 +152,10 @@ def product_update(
     if cover is not _UNSET and cover:
         product.cover = cover
     _validated(product)
+    if not was_published:
+        # Only the step to published is checked: a product published before this rule, with no
+        # files, can still be edited (and given files) without being taken off the store first.
+        _publish_check(product)
     _save(product)
     return product
 
@@ -129,19 +164,23 @@ def product_archive(*, product: Product) -> Product:
     return product_update(product=product, status=ProductStatus.ARCHIVED)
 
 
+def _upload_check(upload) -> None:
+    if upload is None or not getattr(upload, "name", ""):
+        raise FileInvalid("Choose a file to upload.", param="file")
+    if not upload.size:
+        raise FileInvalid("The file is empty.", param="file")
+    if upload.size > settings.STALL_MAX_UPLOAD_BYTES:
+        raise FileInvalid(f"Files can be at most {settings.STALL_MAX_UPLOAD_BYTES // (1024 * 1024)} MB.", param="file")
+
+
 def product_file_add(*, product: Product, upload, name: str | None = None) -> ProductFile:
     """Store an uploaded file privately and attach it to the product.
 
     The upload is copied to storage in chunks (Django's storage API streams from the temporary
     file), so a large file is never held in memory whole.
     """
-    if upload is None or not getattr(upload, "name", ""):
-        raise FileInvalid("Choose a file to upload.", param="file")
+    _upload_check(upload)
     size = upload.size
-    if not size:
-        raise FileInvalid("The file is empty.", param="file")
-    if size > settings.STALL_MAX_UPLOAD_BYTES:
-        raise FileInvalid(f"Files can be at most {settings.STALL_MAX_UPLOAD_BYTES // (1024 * 1024)} MB.", param="file")
     display_name = os.path.basename(name or upload.name)[:255]
     safe = get_valid_filename(display_name) or "file"
     storage = storages["private"]
@@ -159,6 +198,16 @@ def product_file_add(*, product: Product, upload, name: str | None = None) -> Pr
 
 @transaction.atomic
 def product_file_delete(*, file: ProductFile) -> None:
+    """Delete a file; the last file of a published download stays (unpublish it first), so the
+    store never sells a download with nothing in it. The product row is locked so a publish and
+    a delete at once cannot both pass."""
+    product = Product.objects.select_for_update().get(pk=file.product_id)
+    if (product.kind == ProductKind.DOWNLOAD and product.status == ProductStatus.PUBLISHED
+            and not product.files.exclude(pk=file.pk).exists()):
+        raise ProductHasNoFiles(
+            "This is the product's only file and the product is published: add another file, or set it "
+            "to draft, before deleting it.", param="file",
+        )
     name = file.storage_name
     file.delete()
     transaction.on_commit(lambda: storages["private"].delete(name))

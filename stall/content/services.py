@@ -117,12 +117,10 @@ def post_create(
     try:
         product = product_create(
             store=store, name=title, amount=amount, price_type=PriceType.FIXED, status=status, slug=slug, currency=currency,
+            kind=ProductKind.POST,
         )
     except StallError as exc:
         raise _post_error(exc) from None
-    # product_create makes downloads; the kind is set in the same transaction.
-    Product.objects.filter(pk=product.pk).update(kind=ProductKind.POST)
-    product.kind = ProductKind.POST
     published_at = timezone.now() if product.status == ProductStatus.PUBLISHED else None
     return Post.objects.create(store=store, product=product, body=body, published_at=published_at)
 
@@ -381,13 +379,12 @@ def _jar_product(store, jar: TipJar | None, *, title: str, minimum: int, enabled
             with transaction.atomic():
                 product = product_create(
                     store=store, name=title, amount=minimum, price_type=PriceType.PAY_WHAT_YOU_WANT, status=status, slug=slug,
+                    kind=ProductKind.TIP,
                 )
                 break
         except StallError as exc:
             if exc.param != "slug":
                 raise
-    Product.objects.filter(pk=product.pk).update(kind=ProductKind.TIP)
-    product.kind = ProductKind.TIP
     return product
 
 

@@ -135,7 +135,7 @@ class ProductForm(_AmountsForm):
     suggested_amount = AmountField(label="Suggested amount", required=False,
                                    help_text="Pay what you want only: the amount filled in for the buyer.")
     status = forms.ChoiceField(label="Status", choices=ProductStatus.choices, initial=ProductStatus.DRAFT,
-                               help_text="Only published products are shown and sold.")
+                               help_text="Only published products are shown and sold. A download needs a file to be published.")
     cover = forms.ImageField(label="Cover image", required=False, widget=forms.FileInput(attrs={"accept": "image/*"}))
     download_limit = forms.IntegerField(label="Download limit", min_value=1, max_value=1000,
                                         initial=settings.STALL_DOWNLOAD_LIMIT,
@@ -158,7 +158,7 @@ class ProductForm(_AmountsForm):
         return {
             "name": data["name"], "slug": data["slug"], "description": data["description"],
             "price_type": data["price_type"], "amount": data["amount"], "suggested_amount": data["suggested_amount"],
-            "status": data["status"], "cover": data.get("cover") or None, "download_limit": data["download_limit"],
+            "status": data.get("status"), "cover": data.get("cover") or None, "download_limit": data["download_limit"],
         }
 
 
@@ -179,12 +179,35 @@ class MultipleFileField(forms.FileField):
             return [single(d, initial) for d in data]
         if isinstance(data, (list, tuple)):
             data = None  # nothing chosen: let FileField say "required"
-        return [single(data, initial)]
+        cleaned = single(data, initial)
+        return [cleaned] if cleaned else []  # optional and left empty: no files
 
 
 class ProductFilesForm(forms.Form):
     files = MultipleFileField(label="Add files", help_text="Choose one or more files; buyers download them after paying.",
                               error_messages={"required": "Choose at least one file to upload."})
+
+
+class ProductCreateForm(ProductForm):
+    """A new product with its files, in one post. No status select: the "Publish" and "Save as
+    draft" buttons say which (``action``); the catalog refuses to publish a download with no files."""
+
+    files = MultipleFileField(
+        label="Files", required=False,
+        help_text="What buyers download after paying. Choose one or more; you can add more later.",
+    )
+    field_order = ["name", "price_type", "amount", "suggested_amount", "files", "description", "cover", "slug",
+                   "download_limit"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        del self.fields["status"]
+
+    def service_kwargs(self) -> dict:
+        kwargs = super().service_kwargs()
+        kwargs["status"] = ProductStatus.PUBLISHED if self.data.get("action") == "publish" else ProductStatus.DRAFT
+        kwargs["files"] = self.cleaned_data["files"]
+        return kwargs
 
 
 class OrderSearchForm(forms.Form):

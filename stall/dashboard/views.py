@@ -7,12 +7,15 @@ to that store, so another creator's store, product, order or key is "not found" 
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from stall.catalog.errors import ProductHasNoFiles
+from stall.catalog.models import ProductStatus
 from stall.catalog.selectors import product_get, products_for_store
 from stall.catalog.services import (
     product_create,
@@ -26,16 +29,19 @@ from stall.core.money import format_money
 from stall.integrations.services import api_key_create, api_key_revoke
 from stall.ledger.models import AccountKind
 from stall.ledger.selectors import account_balance
+from stall.orders.checkout_pay import checkout_test_purchase
 from stall.orders.refunds import refund_create
 from stall.orders.selectors import order_get, orders_for_store
-from stall.payments.models import RefundStatus
+from stall.payments.models import RefundStatus, StripeAccount
+from stall.payments.rails import sandbox_enabled, sandbox_test_mode
 from stall.stores.selectors import store_for_user, stores_for_user
-from stall.stores.services import store_create, store_update
+from stall.stores.services import store_create, store_link_shared, store_update
 
 from .economics import order_processing_cost, store_economics
 from .forms import (
     ApiKeyCreateForm,
     OrderSearchForm,
+    ProductCreateForm,
     ProductFilesForm,
     ProductForm,
     RefundForm,
@@ -43,7 +49,7 @@ from .forms import (
     StoreSettingsForm,
     amount_for_input,
 )
-from .selectors import api_keys_for_store, sales_summary
+from .selectors import api_keys_for_store, first_steps, sales_summary
 
 ORDERS_PER_PAGE = 50
 
@@ -53,6 +59,11 @@ def _store(request, slug):
         return store_for_user(user=request.user, slug=slug)
     except NotFound:
         raise Http404 from None
+
+
+def _store_url(request, store) -> str:
+    """The store's public link as the creator reaches this Stall: the one to copy and share."""
+    return request.build_absolute_uri(reverse("stores:store", args=[store.slug]))
 
 
 def _locale(request) -> str:
@@ -101,8 +112,22 @@ def overview(request, slug):
         "recent_orders": orders_for_store(store=store)[:10],
         "other_stores": stores_for_user(user=request.user).exclude(pk=store.pk),
         "has_products": products_for_store(store=store).exists(),
+        "steps": first_steps(store=store),
+        "store_url": _store_url(request, store),
     }
     return render(request, "dashboard/overview.html", context)
+
+
+@login_required
+@require_POST
+def link_shared(request, slug):
+    """The last first step: the creator copied the store's link (``copied``, set by the copy
+    button's script once the clipboard took it) or says they shared it."""
+    store = _store(request, slug)
+    store_link_shared(store=store)
+    copied = request.POST.get("copied") == "1"
+    messages.success(request, "Link copied. Share it where your buyers are." if copied else "Marked as shared.")
+    return redirect("dashboard:overview", slug=store.slug)
 
 
 @login_required
@@ -133,16 +158,28 @@ def products(request, slug):
 @require_http_methods(["GET", "POST"])
 def product_new(request, slug):
     store = _store(request, slug)
-    form = ProductForm(request.POST or None, request.FILES or None, currency=store.currency, locale=_locale(request))
+    form = ProductCreateForm(request.POST or None, request.FILES or None, currency=store.currency, locale=_locale(request))
     if request.method == "POST" and form.is_valid():
         try:
             product = product_create(store=store, **form.service_kwargs())
+        except ProductHasNoFiles as exc:
+            form.add_error("files", f"{exc.message} Or save it as a draft and add files later.")
         except StallError as exc:
             form_add_stall_error(form, exc)
         else:
-            messages.success(request, f"“{product.name}” created. Add the files buyers will download.")
+            messages.success(request, _created_message(product))
             return redirect("dashboard:product", slug=store.slug, product_id=product.pk)
-    return _render(request, "dashboard/product_new.html", {"store": store, "section": "products", "form": form}, form)
+    context = {"store": store, "section": "products", "form": form,
+               "files_dropped": form.is_bound and bool(form.errors) and bool(request.FILES)}
+    return _render(request, "dashboard/product_new.html", context, form)
+
+
+def _created_message(product) -> str:
+    if product.status == ProductStatus.PUBLISHED:
+        return f"“{product.name}” is on your store. Share its link, or send yourself a test purchase."
+    if product.files.exists():
+        return f"“{product.name}” is saved as a draft. Publish it when it is ready."
+    return f"“{product.name}” is saved as a draft. Add the files buyers will download, then publish it."
 
 
 def _product(store, product_id):
@@ -167,6 +204,10 @@ def _product_page(request, store, product, form=None, files_form=None, status=20
     context = {
         "store": store, "section": "products", "product": product, "form": form,
         "files_form": files_form or ProductFilesForm(), "files": product.files.all(),
+        "test_cards": sandbox_enabled(store_id=store.pk), "test_mode": sandbox_test_mode(store_id=store.pk),
+        "stripe_test_keys": StripeAccount.objects.filter(
+            Q(secret_key__startswith="sk_test_") | Q(secret_key__startswith="rk_test_"), store=store).exists(),
+        "product_url": request.build_absolute_uri(reverse("stores:product", args=[store.slug, product.slug])),
     }
     return render(request, "dashboard/product_edit.html", context, status=status)
 
@@ -219,9 +260,28 @@ def product_file_remove(request, slug, product_id, file_id):
     file = product.files.filter(pk=file_id).first()
     if file is None:
         raise Http404
-    product_file_delete(file=file)
-    messages.success(request, f"Deleted {file.name}.")
+    try:
+        product_file_delete(file=file)
+    except StallError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Deleted {file.name}.")
     return redirect(reverse("dashboard:product", args=[store.slug, product.pk]) + "#files")
+
+
+@login_required
+@require_POST
+def product_test_purchase(request, slug, product_id):
+    """Buy the product for the creator's own email with a test card, then show them the order."""
+    store = _store(request, slug)
+    product = _product(store, product_id)
+    try:
+        order = checkout_test_purchase(product=product, email=request.user.email)
+    except StallError as exc:
+        messages.error(request, exc.message)
+        return redirect(reverse("dashboard:product", args=[store.slug, product.pk]) + "#try")
+    messages.success(request, f"Test purchase made: this is the order your buyer would make. The receipt went to {order.email}.")
+    return redirect("dashboard:order", slug=store.slug, order_id=order.pk)
 
 
 @login_required

@@ -95,12 +95,10 @@ def _price_product(*, tier: Tier, interval: str, amount: int) -> Product:
         product = product_create(
             store=tier.store, name=f"{tier.name} ({label})"[:120], amount=amount, price_type=PriceType.FIXED,
             status=ProductStatus.PUBLISHED if tier.status == TierStatus.ACTIVE else ProductStatus.ARCHIVED,
-            slug=f"membership-{tier.pk.partition('_')[2]}-{interval}",
+            slug=f"membership-{tier.pk.partition('_')[2]}-{interval}", kind=ProductKind.MEMBERSHIP,
         )
     except StallError as exc:
         raise TierInvalid(exc.message, param="prices") from None
-    Product.objects.filter(pk=product.pk).update(kind=ProductKind.MEMBERSHIP)
-    product.kind = ProductKind.MEMBERSHIP
     return product
 
 

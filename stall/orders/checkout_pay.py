@@ -11,10 +11,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from stall.checkout.models import Checkout, CheckoutStatus
-from stall.checkout.services import checkout_lock_open
+from stall.checkout.services import CheckoutItem, checkout_create, checkout_lock_open
 from stall.payments.errors import BuyerRequired
 from stall.payments.models import Payment, PaymentStatus
-from stall.payments.rails import rail_for, test_money_check
+from stall.payments.rails import rail_for, sandbox_admit, test_money_check
 from stall.payments.rails.wallet import wallet_get
 from stall.payments.services import (
     checkout_card_payments_abandon,
@@ -22,6 +22,7 @@ from stall.payments.services import (
     payment_succeed,
 )
 
+from .models import Order
 from .services import order_create_for_checkout
 from .spend import IN_LEDGER_METHODS, SpendLine, order_spend, spend_read
 
@@ -146,3 +147,14 @@ def _checkout_pay_lean(*, checkout_id: str, method: str, buyer, checkout: Checko
 
 class _NotOpen(Exception):
     """The checkout was completed or expired since it was read: the general path says which."""
+
+
+def checkout_test_purchase(*, product, email: str) -> Order:
+    """Buy ``product`` for ``email`` with the sandbox's test Visa: the creator walks the path their
+    buyers take (checkout, payment, order, receipt, download) without a second browser. Refused
+    with ``sandbox_disabled`` where test cards are off for the store, before any checkout exists;
+    the order is a test order wherever the sandbox is test money (``rail_livemode``)."""
+    sandbox_admit(store_id=product.store_id)
+    checkout = checkout_create(store=product.store, email=email, items=[CheckoutItem(product_id=product.pk)])
+    checkout = checkout_confirm(checkout_id=checkout.pk, payment_method="sandbox_visa", checkout=checkout)
+    return Order.objects.get(checkout_id=checkout.pk)

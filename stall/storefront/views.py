@@ -29,8 +29,15 @@ from stall.stores.selectors import store_get_public
 
 
 def front(request):
+    """Stall's landing page: what it is, "Start selling" and "Log in".
+
+    A Stall that runs one store alone is that store's site, so its buyers are sent to the store's
+    own address (a redirect rather than the store drawn here: one address to share, bookmark and
+    cache, whose links all resolve). A signed-in creator still gets the landing page, with the way
+    to their dashboard; the store page's footer leads newcomers to sign-up.
+    """
     stores = list(Store.objects.order_by("created_at")[:50])
-    if len(stores) == 1:
+    if len(stores) == 1 and not request.user.is_authenticated:
         return redirect("stores:store", slug=stores[0].slug)
     return render(request, "stores/front.html", {"stores": stores})
 

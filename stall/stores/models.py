@@ -13,6 +13,8 @@ class Store(models.Model):
     avatar = models.ImageField(upload_to="avatars/", blank=True)
     currency = models.CharField(max_length=3, default="USD")
     support_email = models.EmailField(blank=True)
+    # When the creator copied the store's link or said they shared it: the last first step.
+    link_shared_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

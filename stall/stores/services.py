@@ -1,5 +1,6 @@
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.text import slugify
 
 from stall.core.money import currency_normalize
@@ -57,4 +58,12 @@ def store_update(*, store: Store, **fields) -> Store:
             store.save()
     except IntegrityError:
         raise StoreInvalid("That store address is taken.", param="slug") from None
+    return store
+
+
+def store_link_shared(*, store: Store) -> Store:
+    """Note that the creator has their store's link in hand (copied it, or says they shared it); the
+    first time counts, a second copy changes nothing."""
+    Store.objects.filter(pk=store.pk, link_shared_at__isnull=True).update(link_shared_at=timezone.now())
+    store.refresh_from_db(fields=["link_shared_at"])
     return store

@@ -17,7 +17,7 @@ def overview_balance(page):
 
 
 def test_creator_sells_a_new_product_and_refunds_the_sale(live_server, desktop, phone, shot, tmp_path):
-    """A creator logs in, creates a published product with a file, sees a buyer's sale in the orders,
+    """A creator logs in, creates a product with its file and publishes it from one form, sees a buyer's sale in the orders,
     refunds it in full; the order page shows it refunded with the amount, the buyer is emailed, the
     download stops working and the balance is back to minus the processor's fee."""
     creator = UserFactory(email="maker@example.com")
@@ -38,19 +38,16 @@ def test_creator_sells_a_new_product_and_refunds_the_sale(live_server, desktop, 
     page.goto(f"{live_server.url}/dashboard/{store.slug}/products/new/")
     page.get_by_label("Name").fill("Beat Tape")
     page.get_by_label("Price (USD)").fill("abc")
-    page.get_by_role("button", name="Create product").click()
+    page.get_by_role("button", name="Publish").click()
     expect(page.get_by_text("“abc” is not an amount.")).to_be_visible()
     shot(page, "2-bad-price")
     page.get_by_label("Price (USD)").fill("4.00")
     page.get_by_label("Description").fill("Ten **lo-fi** beats.")
-    page.get_by_label("Status").select_option("published")
-    page.get_by_role("button", name="Create product").click()
-    expect(page).to_have_url(re.compile(r"/products/prod_\w+/$"))
-
     beat = tmp_path / "beat-tape.zip"
     beat.write_bytes(b"PK\x03\x04 pretend zip of ten beats")
-    page.get_by_label("Add files").set_input_files(str(beat))
-    page.get_by_role("button", name="Upload").click()
+    page.get_by_label("Files").set_input_files(str(beat))
+    page.get_by_role("button", name="Publish").click()
+    expect(page).to_have_url(re.compile(r"/products/prod_\w+/$"))
     expect(page.get_by_text("beat-tape.zip").first).to_be_visible()
     shot(page, "3-product-with-file")
 

@@ -52,16 +52,17 @@ def test_create_product_returns_the_product_object(api, store):
 
 
 def test_create_pay_what_you_want_product(api, store):
-    """Every parameter is taken: a published pay-what-you-want product with a suggestion, slug and limit."""
+    """Every parameter is taken: a pay-what-you-want product with a suggestion, status, slug and limit.
+    (The status is "archived", not "published": a download with no files cannot be published.)"""
     response = api.post("/products", {
         "name": "Tip jar", "price_type": "pay_what_you_want", "amount": 100, "suggested_amount": 500,
-        "currency": "usd", "status": "published", "slug": "tips", "download_limit": 4,
+        "currency": "usd", "status": "archived", "slug": "tips", "download_limit": 4,
     })
 
     assert response.status_code == 200
     data = body(response)
     assert (data["price_type"], data["amount"], data["suggested_amount"], data["currency"]) == ("pay_what_you_want", 100, 500, "USD")
-    assert (data["status"], data["slug"], data["download_limit"]) == ("published", "tips", 4)
+    assert (data["status"], data["slug"], data["download_limit"]) == ("archived", "tips", 4)
     assert data["url"] == f"{settings.BASE_URL}/s/{store.slug}/tips/"
 
 

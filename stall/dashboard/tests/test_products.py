@@ -22,8 +22,11 @@ def product_data(**overrides):
 
 
 def test_product_create_fixed_price(dash, store):
-    """A fixed-price product is created in the store's currency and the edit page opens for its files."""
-    response = dash.post(f"/dashboard/{store.slug}/products/new/", product_data(cover=png()))
+    """A fixed-price product is created in the store's currency with its file and published from the
+    one form ("Publish"); its page opens with the preview link."""
+    files = [SimpleUploadedFile("notes.pdf", b"%PDF- the notes", content_type="application/pdf")]
+    response = dash.post(f"/dashboard/{store.slug}/products/new/",
+                         product_data(cover=png(), files=files, action="publish"))
 
     product = Product.objects.get()
     assert response["Location"] == f"/dashboard/{store.slug}/products/{product.pk}/"
@@ -31,8 +34,9 @@ def test_product_create_fixed_price(dash, store):
             product.status, product.download_limit, product.description) == (
         store, "Field Notes", "field-notes", 250, "USD", "fixed", "published", 5, "Some *notes*.")
     assert product.cover.name.startswith("covers/cover")
+    assert list(product.files.values_list("name", "size", "content_type")) == [("notes.pdf", 15, "application/pdf")]
     page = dash.get(response["Location"]).content.decode()
-    assert "“Field Notes” created. Add the files buyers will download." in page
+    assert "“Field Notes” is on your store." in page
     assert f'href="/s/{store.slug}/field-notes/"' in page  # the preview link of a published product
 
 
@@ -70,10 +74,9 @@ def test_product_create_in_a_zero_decimal_currency(dash, creator):
         ({"cover": SimpleUploadedFile("cover.png", b"plain text", content_type="image/png")},
          "Upload a valid image. The file you uploaded was either not an image or a corrupted image."),
         ({"download_limit": "0"}, "Ensure this value is greater than or equal to 1."),
-        ({"status": "deleted"}, "Select a valid choice. deleted is not one of the available choices."),
     ],
     ids=["empty-name", "abc-price", "negative-price", "too-many-decimals", "no-price", "suggested-below-minimum",
-         "cover-not-an-image", "zero-download-limit", "unknown-status"],
+         "cover-not-an-image", "zero-download-limit"],
 )
 def test_product_create_refuses_bad_input(dash, store, overrides, message):
     """Bad input shows the reason on the form and creates no product."""
@@ -133,8 +136,10 @@ def test_product_edit(dash, store):
          "The suggested amount cannot be below the minimum."),
         ({"cover": SimpleUploadedFile("cover.gif", b"GIF89a nope", content_type="image/gif")},
          "Upload a valid image. The file you uploaded was either not an image or a corrupted image."),
+        ({"status": "deleted"}, "Select a valid choice. deleted is not one of the available choices."),
     ],
-    ids=["empty-name", "abc-price", "negative-price", "too-many-decimals", "suggested-below-minimum", "cover-not-an-image"],
+    ids=["empty-name", "abc-price", "negative-price", "too-many-decimals", "suggested-below-minimum", "cover-not-an-image",
+         "unknown-status"],
 )
 def test_product_edit_refuses_bad_input(dash, store, overrides, message):
     """Bad input on the edit page shows the reason and leaves the product as it was."""

@@ -32,6 +32,36 @@ def test_front_page_lists_several_stores(client):
     assert response.status_code == 200
     assert f'<a href="/s/{first.slug}/">Alpha</a>' in text(response)
     assert f'<a href="/s/{second.slug}/">Beta</a>' in text(response)
+    assert '<a class="btn" href="/signup/">Start selling</a>' in text(response)
+
+
+def test_front_page_with_no_store_is_the_landing_page(client, db):
+    """A fresh Stall says what it is and leads to sign-up and log-in."""
+    page = text(client.get("/"))
+
+    assert "<h1>Sell your work directly to the people who want it.</h1>" in page
+    assert '<a class="btn" href="/signup/">Start selling</a>' in page
+    assert '<a class="btn btn-secondary" href="/login/">Log in</a>' in page
+    assert "Stores</h2>" not in page
+
+
+def test_front_page_for_a_signed_in_creator_leads_to_the_dashboard(client, store):
+    """The lone store's creator, signed in, gets the landing page with their dashboard, not a
+    redirect to their own store."""
+    client.force_login(store.owner)
+
+    response = client.get("/")
+
+    assert response.status_code == 200
+    assert '<a class="btn" href="/dashboard/">Go to your dashboard</a>' in text(response)
+    assert "Start selling" not in text(response)
+
+
+def test_store_page_leads_newcomers_to_sign_up(client, store):
+    """Where the lone store is the front page, its footer is the way to sign-up."""
+    page = text(client.get(f"/s/{store.slug}/"))
+
+    assert 'Powered by Stall · <a href="/signup/">Open your own store</a>' in page
 
 
 def test_store_page_lists_published_products_only(client, store):

@@ -21,18 +21,22 @@
     if (target) target.scrollIntoView();
   }
 
-  function upload(form) {
+  function upload(form, submitter) {
     var box = form.querySelector("[data-upload-progress]");
     var bar = box && box.querySelector("progress");
     var status = box && box.querySelector("[data-upload-status]");
-    var button = form.querySelector("button[type=submit]");
+    var buttons = form.querySelectorAll("button[type=submit]");
     var section = form.closest("[id]");
     var anchor = section ? section.id : "";
     var xhr = new XMLHttpRequest();
-    xhr.open("POST", form.action);
+    // getAttribute: a control named "action" (the new product's buttons) shadows form.action.
+    xhr.open("POST", form.getAttribute("action") || window.location.href);
     xhr.setRequestHeader("X-Requested-With", "XMLHttpRequest");
     if (box) box.hidden = false;
-    if (button) button.disabled = true;
+    // FormData leaves out the button that was pressed; "Publish" and "Save as draft" differ by it.
+    var data = new FormData(form);
+    if (submitter && submitter.name) data.append(submitter.name, submitter.value);
+    buttons.forEach(function (b) { b.disabled = true; });
     xhr.upload.onprogress = function (event) {
       if (!event.lengthComputable || !bar) return;
       var percent = Math.round((event.loaded / event.total) * 100);
@@ -43,10 +47,10 @@
       showResponse(xhr, anchor);
     };
     xhr.onerror = function () {
-      if (button) button.disabled = false;
+      buttons.forEach(function (b) { b.disabled = false; });
       if (status) status.textContent = "The upload failed. Check your connection and try again.";
     };
-    xhr.send(new FormData(form));
+    xhr.send(data);
   }
 
   // Listening on the document keeps working after the page body is replaced by a response.
@@ -55,6 +59,6 @@
     if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-upload")) return;
     if (!window.FormData || !window.DOMParser) return;
     event.preventDefault();
-    upload(form);
+    upload(form, event.submitter);
   });
 })();
