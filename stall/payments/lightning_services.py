@@ -74,7 +74,9 @@ def lightning_account_set(*, store: Store, url: str, invoice_key: str) -> Lightn
         response = lnbits_request(url, invoice_key, "GET", "/api/v1/wallet")
     except PaymentProcessorUnavailable:
         raise LightningAccountInvalid(f"Stall could not reach LNbits at {url}. Check the address.", param="url") from None
-    if response.status_code in (401, 403, 404) and "key" in lnbits_detail(response).lower():
+    detail = lnbits_detail(response).lower()
+    # LNbits answers an unknown key with 404 "Wallet not found." (401/403 for a malformed one).
+    if response.status_code in (401, 403) or (response.status_code == 404 and "wallet" in detail):
         raise LightningAccountInvalid("LNbits did not accept this key.", param="invoice_key")
     try:
         wallet = response.json() if response.status_code == 200 else None
