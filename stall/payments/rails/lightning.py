@@ -18,11 +18,11 @@ import logging
 from datetime import timedelta
 from decimal import Decimal
 
-import httpx
 from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
+from stall.core.lazy import LazyModule
 from stall.core.money import currency_exponent
 from stall.payments.errors import LightningNotConfigured, PaymentProcessorUnavailable
 from stall.payments.models import LightningInvoice, Payment
@@ -31,6 +31,8 @@ from stall.payments.selectors import LightningConfig, lightning_config_for_store
 from .base import RailResult, SetupResult
 
 logger = logging.getLogger(__name__)
+# Imported by the first call to an LNbits: most processes never make one (see core.lazy).
+httpx = LazyModule("httpx")
 
 UNAVAILABLE = "The store's Lightning server (LNbits) could not be reached. Try again in a few minutes."
 
