@@ -396,6 +396,14 @@ STRIPE_RECONCILE_AFTER_MINUTES = int(os.environ.get("STRIPE_RECONCILE_AFTER_MINU
 STRIPE_ALLOW_CUSTOM_API_BASE = _env_bool("STRIPE_ALLOW_CUSTOM_API_BASE", DEBUG)
 LOGGING["loggers"]["stripe"] = {"level": "WARNING"}  # the library logs every request at INFO
 
+# --- Lightning through a store's own LNbits wallet (payments.LightningAccount) --------------------
+STALL_LNBITS_TIMEOUT_SECONDS = float(os.environ.get("STALL_LNBITS_TIMEOUT_SECONDS", "10"))
+# How long a Lightning invoice can be paid (never past its checkout's expiry).
+STALL_LIGHTNING_INVOICE_EXPIRY_SECONDS = int(os.environ.get("STALL_LIGHTNING_INVOICE_EXPIRY_SECONDS", "900"))
+# A store may point at an LNbits on this machine or a private network only when allowed: the server
+# sends the store's requests there (off by default on a real Stall, on in development).
+STALL_LNBITS_ALLOW_PRIVATE = _env_bool("STALL_LNBITS_ALLOW_PRIVATE", DEBUG)
+
 # Micropayments. Amounts in dollars' worth of major units: for another currency each is scaled
 # to a round figure of that currency (top-ups from ₩5,000 in a KRW store; see
 # stall.core.money.money_setting), or set for it alone: STALL_TOP_UP_PRESETS_KRW=5000,10000,20000.

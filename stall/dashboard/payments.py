@@ -1,5 +1,5 @@
-"""Dashboard page for how a store takes card payments: the built-in sandbox, the platform's Stripe
-account, or the store's own Stripe keys."""
+"""Dashboard page for how a store takes payments: cards through the built-in sandbox, the platform's
+Stripe account or the store's own Stripe keys, and Lightning through the store's own LNbits wallet."""
 
 from django import forms
 from django.conf import settings
@@ -11,7 +11,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from stall.core.errors import StallError
 from stall.core.forms import form_add_stall_error
-from stall.payments.models import StripeAccount
+from stall.payments.lightning_services import lightning_account_remove, lightning_account_set
+from stall.payments.models import LightningAccount, StripeAccount
 from stall.payments.rails import sandbox_enabled, sandbox_test_mode
 from stall.payments.selectors import stripe_platform_config
 from stall.payments.stripe_services import stripe_account_remove, stripe_account_set
@@ -38,12 +39,30 @@ class StripeKeysForm(forms.Form):
             del self.fields["api_base"]
 
 
+class LightningForm(forms.Form):
+    url = forms.URLField(label="LNbits address", max_length=255, assume_scheme="https",
+                         help_text="The address of your LNbits server, such as https://lnbits.example.com.")
+    invoice_key = forms.CharField(label="Invoice/read key", max_length=255,
+                                  help_text="From your LNbits wallet's API info. Not the admin key: Stall never spends.",
+                                  widget=forms.PasswordInput(attrs={"autocomplete": "off"}, render_value=False))
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def payment_settings(request, slug):
     store = _store(request, slug)
-    form = StripeKeysForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    lightning_post = request.method == "POST" and request.POST.get("action") == "lightning"
+    form = StripeKeysForm(request.POST if request.method == "POST" and not lightning_post else None)
+    lightning_form = LightningForm(request.POST if lightning_post else None)
+    if lightning_post and lightning_form.is_valid():
+        try:
+            lightning_account_set(store=store, **lightning_form.cleaned_data)
+        except StallError as exc:
+            form_add_stall_error(lightning_form, exc)
+        else:
+            messages.success(request, "Lightning is connected: buyers can now pay this store by Lightning invoice.")
+            return redirect("dashboard:payments", slug=store.slug)
+    if request.method == "POST" and not lightning_post and form.is_valid():
         try:
             stripe_account_set(store=store, **form.cleaned_data)
         except StallError as exc:
@@ -60,8 +79,9 @@ def payment_settings(request, slug):
         "webhook_url": settings.BASE_URL + reverse("payments:stripe_webhook_store", args=[store.pk]),
         "stripe_events": STRIPE_EVENTS,
         "mode": ("test" if account.secret_key.split("_")[1:2] == ["test"] else "live") if account else "",
+        "lightning_form": lightning_form, "lightning_account": LightningAccount.objects.filter(store=store).first(),
     }
-    response = _render(request, "dashboard/payments.html", context, form)
+    response = _render(request, "dashboard/payments.html", context, lightning_form if lightning_post else form)
     response["Cache-Control"] = "no-store"
     return response
 
@@ -72,4 +92,13 @@ def payment_settings_remove_stripe(request, slug):
     store = _store(request, slug)
     stripe_account_remove(store=store)
     messages.success(request, "Your Stripe keys were removed.")
+    return redirect("dashboard:payments", slug=store.slug)
+
+
+@login_required
+@require_POST
+def payment_settings_remove_lightning(request, slug):
+    store = _store(request, slug)
+    lightning_account_remove(store=store)
+    messages.success(request, "Your LNbits wallet was removed: this store no longer offers Lightning.")
     return redirect("dashboard:payments", slug=store.slug)

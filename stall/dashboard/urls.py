@@ -40,6 +40,7 @@ urlpatterns = [
     path("<slug:slug>/api-keys/<str:key_id>/revoke/", views.api_key_revoke_view, name="api_key_revoke"),
     path("<slug:slug>/payments/", payments.payment_settings, name="payments"),
     path("<slug:slug>/payments/remove-stripe/", payments.payment_settings_remove_stripe, name="payments_remove_stripe"),
+    path("<slug:slug>/payments/remove-lightning/", payments.payment_settings_remove_lightning, name="payments_remove_lightning"),
     path("<slug:slug>/webhooks/", webhooks.webhook_endpoints, name="webhooks"),
     path("<slug:slug>/webhooks/<str:endpoint_id>/", webhooks.webhook_endpoint, name="webhook_endpoint"),
     path("<slug:slug>/webhooks/<str:endpoint_id>/<str:action>/", webhooks.webhook_endpoint_action, name="webhook_endpoint_action"),

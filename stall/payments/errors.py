@@ -45,6 +45,17 @@ class StripeNotConfigured(InvalidRequest):
     default_message = "This store does not take card payments through Stripe."
 
 
+class LightningNotConfigured(InvalidRequest):
+    code = "lightning_not_configured"
+    default_message = "This store does not take Lightning payments."
+
+
+class LightningAccountInvalid(InvalidRequest):
+    """The LNbits address or key a creator gave cannot be used: the message says why."""
+
+    code = "lightning_account_invalid"
+
+
 class StripeKeyInvalid(InvalidRequest):
     code = "stripe_key_invalid"
 

@@ -117,6 +117,38 @@ class StripeAccount(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
 
+class LightningAccount(models.Model):
+    """A store's LNbits wallet, for Lightning payments: the server's address and the wallet's invoice
+    key. That key creates invoices and reads payments but cannot spend (Stall refuses an admin
+    key); it is stored as given, so protect the database like the environment."""
+
+    store = models.OneToOneField(Store, on_delete=models.CASCADE, related_name="lightning_account")
+    url = models.URLField(max_length=255)
+    invoice_key = models.CharField(max_length=255)
+    wallet_name = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+
+class LightningInvoice(models.Model):
+    """The Lightning invoice a payment asks the buyer to pay, as LNbits made it.
+
+    The server and key it was made with are kept with it, so its status can still be asked after the
+    store changes or removes its LNbits wallet. ``sats`` and ``rate`` (sats per major unit of the
+    payment's currency, LNbits' rate at creation) say what the fiat amount was turned into.
+    """
+
+    payment = models.OneToOneField("Payment", on_delete=models.PROTECT, primary_key=True, related_name="lightning_invoice")
+    payment_hash = models.CharField(max_length=64, unique=True)
+    bolt11 = models.TextField()
+    sats = models.BigIntegerField()
+    rate = models.DecimalField(max_digits=24, decimal_places=8)
+    expires_at = models.DateTimeField()
+    lnbits_url = models.URLField(max_length=255)
+    invoice_key = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
 class StripeEvent(models.Model):
     """An event Stripe sent to our webhook, stored before it is acted on so it is acted on once."""
 

@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from stall.core.errors import NotFound
 from stall.stores.models import Store
 
-from .models import Refund, SavedPaymentMethod, StripeAccount
+from .models import LightningAccount, Refund, SavedPaymentMethod, StripeAccount
 
 
 def refunds_for_store(*, store: Store) -> QuerySet[Refund]:
@@ -81,3 +81,22 @@ def stripe_csp(config: StripeConfig) -> dict[str, list[str]]:
     if config.api_base:
         extra["connect-src"].append(_origin(config.api_base))
     return extra
+
+
+@dataclasses.dataclass(frozen=True)
+class LightningConfig:
+    """The LNbits wallet a store's Lightning payments are paid into."""
+
+    url: str
+    invoice_key: str
+    store_id: str | None = None
+
+
+def lightning_config_for_store(store: Store | None) -> LightningConfig | None:
+    """The store's LNbits wallet, or None: Lightning is offered only where a store set one up."""
+    if store is None:
+        return None
+    account = LightningAccount.objects.filter(store_id=store.pk).first()
+    if account is None:
+        return None
+    return LightningConfig(url=account.url.rstrip("/"), invoice_key=account.invoice_key, store_id=store.pk)

@@ -151,8 +151,9 @@ def payment_refresh(*, payment_id: str) -> Payment:
 
 
 # Rails whose payments another task reconciles, by its own rules and on its own clock: Stripe's
-# (stripe_services.stripe_payments_reconcile) also looks at refunds and late successes.
-_RECONCILED_ELSEWHERE = frozenset({"stripe"})
+# (stripe_services.stripe_payments_reconcile) also looks at refunds and late successes; Lightning's
+# (lightning_services.lightning_payments_reconcile) at invoices waiting for the buyer.
+_RECONCILED_ELSEWHERE = frozenset({"stripe", "lightning"})
 
 
 def payments_reconcile_due(*, cutoff) -> QuerySet[Payment]:

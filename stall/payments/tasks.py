@@ -2,7 +2,7 @@ from django.conf import settings
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
-from . import services, stripe_services
+from . import lightning_services, services, stripe_services
 
 
 @db_periodic_task(crontab(minute="*/10"))
@@ -17,6 +17,13 @@ def payments_reconcile_task():
     """Every two minutes, finish card payments that a crash left processing, by asking their rail
     (the sandbox's; Stripe's have the task above, the wallet and the tab never leave one)."""
     return services.payments_reconcile()
+
+
+@db_periodic_task(crontab(minute="*"))
+def lightning_payments_reconcile_task():
+    """Every minute, ask LNbits about Lightning invoices still waiting: one paid while its page was
+    closed and its webhook lost, or one that expired unpaid."""
+    return lightning_services.lightning_payments_reconcile()
 
 
 @db_task(retries=5, retry_delay=settings.STALL_TASK_RETRY_DELAY_SECONDS)

@@ -1,8 +1,9 @@
 """The hosted payment page of a checkout, and what comes back to it from a card's bank or Stripe.
 
 One page serves every rail: the store's card rail (the sandbox's test cards, or Stripe's Payment
-Element when the store takes cards through Stripe), and the wallet and the tab of a signed-in
-buyer. It sits above orders and wallets, which it shows together.
+Element when the store takes cards through Stripe), Lightning where the store has an LNbits wallet,
+and the wallet and the tab of a signed-in buyer. It sits above orders and wallets, which it shows
+together.
 """
 
 from django.conf import settings
@@ -20,9 +21,16 @@ from stall.checkout.selectors import checkout_get
 from stall.core.errors import NotFound, StallError
 from stall.core.forms import form_add_stall_error
 from stall.orders.checkout_pay import checkout_confirm
+from stall.payments.lightning_services import (
+    lightning_checkout_start,
+    lightning_invoice_page,
+    lightning_open_payment,
+    lightning_payment_cancel,
+    lightning_payment_refresh,
+)
 from stall.payments.models import Payment, PaymentStatus
 from stall.payments.rails import rail_get, rail_livemode, sandbox_enabled
-from stall.payments.selectors import stripe_config_for_store, stripe_csp
+from stall.payments.selectors import lightning_config_for_store, stripe_config_for_store, stripe_csp
 from stall.payments.services import payment_confirm_action
 from stall.payments.stripe_services import stripe_checkout_page, stripe_checkout_return
 from stall.wallets.selectors import pay_options_for, wallet_page_url
@@ -32,9 +40,11 @@ def pay_page_context(request, checkout) -> dict:
     """What the hosted payment page needs to offer the wallet and the tab."""
     buyer = buyer_from_request(request)
     pay_url = reverse("checkout:pay", args=[checkout.pk])
+    lightning = lightning_config_for_store(checkout.store) is not None
     if buyer is None:
-        return {"wallet_sign_in_url": sign_in_url(pay_url)}
+        return {"wallet_sign_in_url": sign_in_url(pay_url), "lightning": lightning}
     return {
+        "lightning": lightning,
         "pay_options": pay_options_for(buyer=buyer, checkout=checkout),
         "top_up_url": wallet_page_url(currency=checkout.currency, store=checkout.store, next_path=pay_url),
         "settle_and_buy_url": reverse("wallets:settle_and_buy", args=[checkout.pk]),
@@ -61,6 +71,8 @@ def pay(request, checkout_id):
     checkout = _checkout_or_404(checkout_id)
     if checkout.status == CheckoutStatus.COMPLETE:
         return redirect("checkout:complete", checkout_id=checkout.pk)
+    if lightning_open_payment(checkout_id=checkout.pk) is not None:
+        return redirect("checkout:lightning", checkout_id=checkout.pk)
     if stripe_config_for_store(checkout.store) is not None:
         return stripe_pay(request, checkout)
     waiting = checkout.payments.filter(status=PaymentStatus.REQUIRES_ACTION).first()
@@ -172,3 +184,43 @@ def stripe_return(request, checkout_id):
         return redirect("checkout:complete", checkout_id=checkout.pk)
     # Back to the page, which shows Stripe's reason (kept on the checkout) and a fresh attempt.
     return redirect("checkout:pay", checkout_id=checkout.pk)
+
+
+@require_http_methods(["GET", "POST"])
+def lightning_pay(request, checkout_id):
+    """The checkout's Lightning invoice. POST ``start`` makes it (the pay page's "Pay with
+    Lightning"), ``check`` asks LNbits whether it was paid (works without script), ``cancel`` gives it
+    up to pay another way."""
+    checkout = _checkout_or_404(checkout_id)
+    if checkout.status == CheckoutStatus.COMPLETE:
+        return redirect("checkout:complete", checkout_id=checkout.pk)
+    action = request.POST.get("action") if request.method == "POST" else None
+    try:
+        if action == "start":
+            checkout = lightning_checkout_start(checkout_id=checkout.pk)
+        payment = lightning_open_payment(checkout_id=checkout.pk)
+        if payment is not None and action == "check":
+            payment = lightning_payment_refresh(payment_id=payment.pk)
+            if payment.status == PaymentStatus.REQUIRES_ACTION:
+                messages.info(request, "Not paid yet. Lightning payments arrive in seconds: check again in a moment.")
+        elif payment is not None and action == "cancel":
+            payment = lightning_payment_cancel(payment_id=payment.pk)
+    except StallError as exc:
+        messages.error(request, exc.message)
+        return redirect("checkout:pay", checkout_id=checkout.pk)
+    checkout.refresh_from_db()
+    if checkout.status == CheckoutStatus.COMPLETE:
+        return redirect("checkout:complete", checkout_id=checkout.pk)
+    if payment is None or payment.status != PaymentStatus.REQUIRES_ACTION:
+        if payment is not None and payment.status == PaymentStatus.FAILED:
+            messages.error(request, payment.failure_message)
+        return redirect("checkout:pay", checkout_id=checkout.pk)
+    if request.method == "POST":
+        return redirect("checkout:lightning", checkout_id=checkout.pk)
+    return render(request, "payments/lightning_pay.html", {
+        "checkout": checkout, "store": checkout.store, "lines": checkout.lines.all(),
+        "invoice": lightning_invoice_page(payment=payment),
+        "check_url": reverse("checkout:lightning", args=[checkout.pk]),
+        "status_url": reverse("payments:lightning_status", args=[payment.pk]),
+        "done_url": reverse("checkout:complete", args=[checkout.pk]),
+    })

@@ -15,5 +15,6 @@ checkout_patterns = [
     path("checkout/<str:checkout_id>/", pay.pay, name="pay"),
     path("checkout/<str:checkout_id>/authenticate/", pay.authenticate, name="authenticate"),
     path("checkout/<str:checkout_id>/stripe/return/", pay.stripe_return, name="stripe_return"),
+    path("checkout/<str:checkout_id>/lightning/", pay.lightning_pay, name="lightning"),
     path("checkout/<str:checkout_id>/complete/", views.complete, name="complete"),
 ]

@@ -6,22 +6,27 @@ from django import forms
 from stall.core.errors import StallError
 from stall.core.money import format_money, parse_amount
 from stall.payments.rails import rail_get, rail_livemode, sandbox_enabled
-from stall.payments.selectors import stripe_config_for_store
+from stall.payments.selectors import lightning_config_for_store, stripe_config_for_store
+
+_NOT_TEST = ("stripe", "lightning")
 
 
 def card_choices(
-    *, store=None, stripe: bool = False, real_only: bool = False
+    *, store=None, stripe: bool = False, real_only: bool = False, lightning: bool = False
 ) -> list[tuple[str, str]]:
     """The cards a buyer can pick on these pages: the sandbox's test cards where they are on for
     ``store`` (or for pages of no store), and with ``stripe`` "Card" (entered on Stripe's card page)
     when Stripe is set up for ``store`` (its own keys or the platform's). ``real_only`` leaves the
-    test cards out where they would pay with test money (settling a tab: its purchases are real)."""
+    test cards out where they would pay with test money (settling a tab: its purchases are real).
+    With ``lightning``, "Lightning" where ``store`` has an LNbits wallet (a top-up paid by invoice)."""
     choices = []
     if sandbox_enabled(store_id=store.pk if store is not None else None):
         if not (real_only and not rail_livemode("sandbox")):
             choices = rail_get("sandbox").payment_methods()
     if stripe and stripe_config_for_store(store) is not None:
         choices = [*choices, ("stripe", "Card")]
+    if lightning and lightning_config_for_store(store) is not None:
+        choices = [*choices, ("lightning", "Lightning")]
     return choices
 
 
@@ -32,18 +37,18 @@ class CardField(forms.CharField):
     Any text is accepted here; the payment services say whether the rail knows it.
     """
 
-    def __init__(self, *, store=None, stripe: bool = False, real_only: bool = False, **kwargs):
-        choices = card_choices(store=store, stripe=stripe, real_only=real_only)
+    def __init__(self, *, store=None, stripe: bool = False, real_only: bool = False, lightning: bool = False, **kwargs):
+        choices = card_choices(store=store, stripe=stripe, real_only=real_only, lightning=lightning)
         # The page says "no real money moves" only next to test cards, and "test mode" when it
         # offers them where the Stall takes real money: what they pay for is then test money.
-        self.sandbox = any(code != "stripe" for code, _ in choices)
+        self.sandbox = any(code not in _NOT_TEST for code, _ in choices)
         self.test_mode = self.sandbox and not rail_livemode("sandbox")
         # No test cards and no Stripe for this page: no card is taken here at all.
         self.unavailable = not choices and stripe_config_for_store(store) is None
         widget = forms.RadioSelect(choices=choices) if choices else forms.TextInput(attrs={"autocomplete": "off", "placeholder": "pm_…"})
         label = "Card (a Stripe PaymentMethod, pm_…)"
         if choices:
-            label = "Test card" if all(code != "stripe" for code, _ in choices) else "Pay with"
+            label = "Test card" if all(code not in _NOT_TEST for code, _ in choices) else "Pay with"
         kwargs.setdefault("label", label)
         kwargs.setdefault("error_messages", {"required": "Choose a card."})
         super().__init__(widget=widget, max_length=64, initial=choices[0][0] if choices else None, **kwargs)
@@ -76,7 +81,7 @@ class TopUpForm(_AmountForm):
     def __init__(self, *args, presets: list[int], store=None, **kwargs):
         super().__init__(*args, **kwargs)
         # Built per form: the sandbox may be turned off, and Stripe set up for one store only.
-        self.fields["payment_method"] = CardField(store=store, stripe=True)
+        self.fields["payment_method"] = CardField(store=store, stripe=True, lightning=True)
         self.presets = presets
         self.fields["amount"].label = f"Another amount ({self.currency})"
 

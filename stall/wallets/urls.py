@@ -10,5 +10,6 @@ urlpatterns = [
     path("wallet/pay/<str:checkout_id>/", views.checkout_pay, name="pay"),
     path("wallet/payments/<str:payment_id>/authenticate/", views.authenticate, name="authenticate"),
     path("wallet/payments/<str:payment_id>/card/", views.card_page, name="card"),
+    path("wallet/payments/<str:payment_id>/lightning/", views.lightning_top_up, name="lightning"),
     path("wallet/payments/<str:payment_id>/card/return/", views.card_return, name="card_return"),
 ]

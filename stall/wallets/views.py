@@ -22,6 +22,11 @@ from stall.core.errors import NotFound, StallError
 from stall.core.forms import form_add_stall_error
 from stall.core.money import amount_for_input, currency_normalize, format_money
 from stall.orders.checkout_pay import checkout_confirm
+from stall.payments.lightning_services import (
+    lightning_invoice_page,
+    lightning_payment_cancel,
+    lightning_payment_refresh,
+)
 from stall.payments.models import Payment, PaymentPurpose, PaymentStatus
 from stall.payments.rails import card_minimum_charge
 from stall.payments.selectors import stripe_config_for_store, stripe_csp
@@ -177,9 +182,11 @@ def _for_input(amount, currency, locale) -> str:
 
 
 def _action_url(payment, *, next_path: str = "", checkout_id: str = "") -> str:
-    """Where the buyer finishes a payment that waits for them: Stripe's card page, or the sandbox bank's."""
+    """Where the buyer finishes a payment that waits for them: Stripe's card page, the Lightning
+    invoice, or the sandbox bank's page."""
     query = {k: v for k, v in (("next", next_path), ("checkout", checkout_id)) if v}
-    url = reverse("wallets:card" if payment.rail == "stripe" else "wallets:authenticate", args=[payment.pk])
+    page = {"stripe": "wallets:card", "lightning": "wallets:lightning"}.get(payment.rail, "wallets:authenticate")
+    url = reverse(page, args=[payment.pk])
     return f"{url}?{urlencode(query)}" if query else url
 
 
@@ -427,3 +434,44 @@ def _paid_message(payment, locale: str) -> str:
     if payment.purpose == PaymentPurpose.TOP_UP:
         return f"Added {amount} to your wallet."
     return f"Your tab is settled: {amount} paid."
+
+
+@require_http_methods(["GET", "POST"])
+def lightning_top_up(request, payment_id):
+    """The Lightning invoice of the signed-in buyer's top-up. POST ``check`` asks LNbits whether it
+    was paid (works without script), ``cancel`` gives it up; once paid, back to the wallet."""
+    buyer = buyer_from_request(request)
+    if buyer is None:
+        return redirect(sign_in_url(request.get_full_path()))
+    payment = Payment.objects.select_related("store").filter(
+        pk=payment_id, buyer=buyer, rail="lightning", purpose=PaymentPurpose.TOP_UP
+    ).first()
+    if payment is None:
+        raise Http404
+    back = _safe_next(request) or _here(reverse("wallets:wallet"), payment.currency, payment.store)
+    action = request.POST.get("action") if request.method == "POST" else None
+    try:
+        if action == "cancel":
+            payment = lightning_payment_cancel(payment_id=payment.pk)
+        elif action == "check":
+            payment = lightning_payment_refresh(payment_id=payment.pk)
+    except StallError as exc:
+        messages.error(request, exc.message)
+        return redirect(back)
+    if payment.status == PaymentStatus.SUCCEEDED:
+        # The page's script comes here (done_url) once paid, as the button does.
+        messages.success(request, _paid_message(payment, _locale(request)))
+        return redirect(back)
+    if payment.status != PaymentStatus.REQUIRES_ACTION:
+        if payment.status == PaymentStatus.FAILED:
+            messages.error(request, payment.failure_message)
+        return redirect(back)
+    here = request.get_full_path()
+    if request.method == "POST":
+        if action == "check":
+            messages.info(request, "Not paid yet. Lightning payments arrive in seconds: check again in a moment.")
+        return redirect(here)
+    return render(request, "wallets/lightning.html", {
+        "payment": payment, "back": back, "invoice": lightning_invoice_page(payment=payment),
+        "check_url": here, "status_url": reverse("payments:lightning_status", args=[payment.pk]), "done_url": here,
+    })

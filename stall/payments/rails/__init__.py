@@ -4,6 +4,7 @@ Every rail Stall has is listed in ``RAILS`` below — this is the only registry:
 
 - ``sandbox``: the built-in test cards (sandbox.py), a card processor's test mode;
 - ``stripe``: cards through Stripe PaymentIntents (stripe.py);
+- ``lightning``: Lightning invoices from the store's own LNbits wallet (lightning.py);
 - ``wallet``: the buyer's prepaid wallet, spent inside the ledger (wallet.py);
 - ``tab``: buy now, settle later with one card charge, inside the ledger (tab.py).
 
@@ -16,9 +17,13 @@ from __future__ import annotations
 from django.conf import settings
 from django.db.models import Case, When
 
-from stall.payments.errors import StripeNotConfigured, TestMoneyRefused
+from stall.payments.errors import LightningNotConfigured, StripeNotConfigured, TestMoneyRefused
 from stall.payments.models import StripeAccount
-from stall.payments.selectors import stripe_config_for_store, stripe_platform_config
+from stall.payments.selectors import (
+    lightning_config_for_store,
+    stripe_config_for_store,
+    stripe_platform_config,
+)
 
 from .base import (
     Rail,
@@ -29,6 +34,7 @@ from .base import (
     card_fee,
     card_minimum_charge,
 )
+from .lightning import LightningRail
 from .sandbox import SandboxRail
 from .stripe import StripeRail
 from .tab import TabRail
@@ -44,6 +50,7 @@ __all__ = [
 RAILS: dict[str, Rail] = {
     "sandbox": SandboxRail(),
     "stripe": StripeRail(),
+    "lightning": LightningRail(),
     "wallet": WalletRail(),
     "tab": TabRail(),
 }
@@ -60,8 +67,9 @@ def rail_for(*, store, payment_method: object) -> Rail:
     """Pick the rail for a payment method at ``store``.
 
     ``pm_…`` (a Stripe PaymentMethod) and ``stripe`` (the buyer pays on the Stripe page) go to
-    Stripe when the store has Stripe keys, its own or the platform's; ``sandbox_…`` goes to the
-    sandbox where it is on for the store (``sandbox_enabled``).
+    Stripe when the store has Stripe keys, its own or the platform's; ``lightning`` to Lightning
+    when the store has an LNbits wallet; ``sandbox_…`` goes to the sandbox where it is on for the
+    store (``sandbox_enabled``).
     """
     if not isinstance(payment_method, str) or not payment_method:
         raise UnknownPaymentMethod("Choose a payment method.", param="payment_method")
@@ -69,6 +77,10 @@ def rail_for(*, store, payment_method: object) -> Rail:
         if stripe_config_for_store(store) is None:
             raise StripeNotConfigured(param="payment_method")
         return rail_get("stripe")
+    if payment_method == "lightning":
+        if lightning_config_for_store(store) is None:
+            raise LightningNotConfigured(param="payment_method")
+        return rail_get("lightning")
     if payment_method.startswith("sandbox_"):
         sandbox_admit(store_id=store.pk if store is not None else None)
     return rail_for_payment_method(payment_method)

@@ -1,12 +1,18 @@
 """A real local Stripe peer (localstripe) for the Stripe tests, and helpers that act as the buyer's
-browser (Stripe.js) and as Stripe itself (signed webhook deliveries)."""
+browser (Stripe.js) and as Stripe itself (signed webhook deliveries); a real LNbits for the
+Lightning tests, with a second wallet that pays as the buyer."""
 
+import http.server
 import itertools
 import json
+import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -155,3 +161,123 @@ def intent_event(event_id: str, event_type: str, intent: dict) -> dict:
         "id": event_id, "object": "event", "type": event_type, "created": int(time.time()),
         "api_version": "2024-06-20", "livemode": False, "data": {"object": intent},
     }
+
+
+# --- LNbits: a real Lightning wallet server, with FakeWallet as its funding source ---------------
+
+LNBITS_ROOT = Path(__file__).resolve().parents[3] / ".lnbits-venv"
+BTC_PRICE = 50_000  # the price LNbits is told, in every currency: 1.00 of it is 2,000 sats
+
+
+class _Rates(http.server.BaseHTTPRequestHandler):
+    """LNbits' price aggregator (price.lnbits.com's /rate/<currency>), so no test needs the network."""
+
+    def do_GET(self):
+        body = json.dumps({"rates": {"median": BTC_PRICE}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class LNbits:
+    """The test's view of a running LNbits: make wallets, and pay invoices as a buyer's wallet."""
+
+    def __init__(self, url: str, token: str):
+        import httpx
+
+        self.url = url
+        self.http = httpx.Client(base_url=url, timeout=10)
+        self.admin = {"Authorization": f"Bearer {token}"}
+        self.buyer = self.wallet("buyer", sats=1_000_000)
+
+    def wallet(self, name: str, sats: int = 0) -> dict:
+        """A new LNbits account with one wallet (its ``inkey``, ``adminkey``), funded with ``sats``."""
+        wallet = self.http.post("/api/v1/account", json={"name": name}).raise_for_status().json()
+        if sats:
+            self.http.put("/users/api/v1/balance", json={"id": wallet["id"], "amount": sats}, headers=self.admin).raise_for_status()
+        return wallet
+
+    def pay(self, bolt11: str, wallet: dict | None = None):
+        """Pay ``bolt11`` from the buyer's wallet: a payment inside one LNbits settles at once."""
+        key = (wallet or self.buyer)["adminkey"]
+        return self.http.post("/api/v1/payments", json={"out": True, "bolt11": bolt11}, headers={"X-Api-Key": key})
+
+
+def _lnbits_site_packages() -> Path:
+    found = sorted(LNBITS_ROOT.glob("lib/python3*/site-packages/lnbits"))
+    if not (LNBITS_ROOT / "bin" / "lnbits").exists() or not found:
+        pytest.fail(f"LNbits is needed for the Lightning tests, in {LNBITS_ROOT}: run `make lnbits` (make test does it).")
+    return found[0].parent
+
+
+def _first_install(url: str, process, log_name: str) -> str:
+    """Wait for LNbits to be up and give its super user a password (its first-install step): the
+    super user tops up the test's buyer wallet. Its token."""
+    import httpx
+
+    deadline = time.monotonic() + 90
+    form = {"username": "stall", "password": "stall-tests-1", "password_repeat": "stall-tests-1"}
+    while True:
+        try:
+            response = httpx.put(f"{url}/api/v1/auth/first_install", json=form, timeout=5)
+            if response.status_code == 200:
+                return response.json()["access_token"]
+        except httpx.HTTPError:
+            pass  # not listening yet; or still writing its settings ("not your first install")
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"LNbits did not start; see {log_name}")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def lnbits():
+    """LNbits on a free port, from an empty data folder, for the whole session (LNbits)."""
+    site = _lnbits_site_packages()
+    rates = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Rates)
+    threading.Thread(target=rates.serve_forever, daemon=True).start()
+    port, data = _free_port(), tempfile.mkdtemp(prefix="lnbits-")
+    log = open(Path(data) / "lnbits.log", "w")
+    env = {
+        **os.environ, "LNBITS_BACKEND_WALLET_CLASS": "FakeWallet", "LNBITS_DATA_FOLDER": data,
+        "LNBITS_EXTENSIONS_PATH": str(Path(data) / "extensions"), "LNBITS_ADMIN_UI": "true",
+        "LNBITS_PRICE_AGGREGATOR_URL": f"http://127.0.0.1:{rates.server_address[1]}",
+        "LNBITS_EXCHANGE_RATE_PROVIDERS": "[]", "LNBITS_RATE_LIMIT_NO": "100000",
+    }
+    # LNbits finds its own static files relative to the working directory; its launcher starts the
+    # server as a child process, so the whole process group is stopped at the end.
+    process = subprocess.Popen(
+        [str(LNBITS_ROOT / "bin" / "lnbits"), "--host", "127.0.0.1", "--port", str(port)],
+        cwd=site, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        yield LNbits(url, _first_install(url, process, log.name))
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        rates.shutdown()
+        log.close()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture
+def lightning_store(store, lnbits, settings):
+    """The ``store`` fixture with a new LNbits wallet of its own; the wallet's keys as ``store.lnbits``."""
+    from stall.payments.lightning_services import lightning_account_set
+
+    settings.STALL_LNBITS_ALLOW_PRIVATE = True
+    # A public-looking address, which LNbits' default callback rules accept: webhooks are asked
+    # for (and fail to arrive, there being no such host); the tests deliver them themselves.
+    settings.BASE_URL = "http://stall.test"
+    store.lnbits = lnbits.wallet(f"store {store.slug}")
+    lightning_account_set(store=store, url=lnbits.url, invoice_key=store.lnbits["inkey"])
+    return store
