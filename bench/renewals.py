@@ -90,7 +90,8 @@ def _insert_many(cur, q, table: str, rows: list[dict], pg: bool) -> None:
     else:
         def adapt(v):
             return v
-    sql = q(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})")
+    columns = ", ".join(f'"{name}"' for name in names)  # quoted: "end" is a keyword
+    sql = q(f"INSERT INTO {table} ({columns}) VALUES ({', '.join('?' * len(names))})")
     cur.executemany(sql, [tuple(adapt(r[k]) for k in names) for r in rows])
 
 
