@@ -22,6 +22,9 @@ class CheckoutItem:
     product_id: str
     amount: int | None = None  # only for pay-what-you-want: what the buyer chose to pay
     quantity: int = 1
+    # A fixed price lowered by the server for this buyer (orders.pricing: what is left under a
+    # membership's cap); never set from what a buyer sends.
+    price_limit: int | None = None
 
 
 def email_normalize(email: object) -> str:
@@ -76,6 +79,8 @@ def checkout_create(*, store: Store, email: str, items: list[CheckoutItem]) -> C
         if not isinstance(item.quantity, int) or isinstance(item.quantity, bool) or not 1 <= item.quantity <= 100:
             raise CheckoutInvalid("Quantity must be between 1 and 100.", param=f"items[{index}].quantity")
         unit = _unit_amount(product, item.amount, index)
+        if item.price_limit is not None and product.price_type == PriceType.FIXED:
+            unit = min(unit, item.price_limit)
         lines.append(CheckoutLine(product=product, name=product.name, unit_amount=unit, quantity=item.quantity))
         total += unit * item.quantity
     if total > MAX_AMOUNT:

@@ -39,6 +39,7 @@ from stall.core.money import (
 from stall.integrations.webhooks import EventRow
 from stall.orders.access import access_granted_sql
 from stall.orders.models import Order
+from stall.orders.pricing import amount_charged, price_limits, price_limits_sql
 from stall.orders.refunds import refund_create
 from stall.orders.spend import SpendLine, order_spend, spend_read
 from stall.payments.errors import BuyerRequired
@@ -236,12 +237,14 @@ def post_unlock(*, post: Post, method: str, buyer: Buyer | None = None, email: s
     if post_member_access(post=post, email=email):
         return Unlock(already=True, member=True)
     minimum = card_minimum(product.currency)
-    if product.amount < minimum:
+    amount = amount_charged(amount=product.amount, limits=price_limits(product_id=product.pk, email=email))
+    if amount < minimum:
         raise CardNotAllowed(
             f"Card payments start at {format_money(minimum, product.currency)}; unlock this from your wallet or tab.",
             param="method",
         )
-    checkout = checkout_create(store=post.store, email=email, items=[CheckoutItem(product_id=product.pk)])
+    item = CheckoutItem(product_id=product.pk, price_limit=amount if amount < product.amount else None)
+    checkout = checkout_create(store=post.store, email=email, items=[item])
     return Unlock(checkout=checkout)
 
 
@@ -260,13 +263,11 @@ class _AlreadyUnlocked(Exception):
 
 
 def _post_unlock_in_ledger(*, post: Post, method: str, buyer: Buyer, confirmed: bool) -> Unlock:
-    """One click from the wallet or the tab: the lean spend (stall.orders.spend), with no checkout."""
+    """One click from the wallet or the tab: the lean spend (stall.orders.spend), with no checkout.
+    The price charged is the product's, lowered by what ``orders.pricing`` says (a membership's
+    cap), read in the spend's first SELECT."""
     product = post.product
     email = buyer.email.lower()
-    line = SpendLine(
-        product_id=product.pk, name=product.name, unit_amount=product.amount, kind=ProductKind.POST,
-        download_limit=product.download_limit,
-    )
 
     def unlocked_meanwhile() -> None:
         if connection.vendor == "postgresql":
@@ -279,18 +280,25 @@ def _post_unlock_in_ledger(*, post: Post, method: str, buyer: Buyer, confirmed: 
     # A member of a tier the post is gated to reads it free: asked in the same SELECT
     # (stall.orders.access), so a store with no tiers pays no statement for it.
     member_sql, pairs = access_granted_sql()
+    limit_columns, limit_params = price_limits_sql(product_id=product.pk, email=email)
     try:
         with transaction.atomic():
             read = spend_read(
                 buyer=buyer, store_id=post.store_id, currency=product.currency,
-                extra_columns=f"{_UNLOCKED_SQL}, {member_sql}", extra_params=[product.pk, email] * (1 + pairs),
+                extra_columns=", ".join([_UNLOCKED_SQL, member_sql, *limit_columns]),
+                extra_params=[product.pk, email] * (1 + pairs) + limit_params,
             )
             if read.extra[0][0] is not None:
                 raise _AlreadyUnlocked(read.extra[0][0])
             if read.extra[0][1]:
                 return Unlock(already=True, member=True)
-            if method == "wallet" and not confirmed and read.funds.confirm_above is not None and product.amount > read.funds.confirm_above:
-                raise ConfirmRequired(f"Confirm: pay {format_money(product.amount, product.currency)} from your wallet.")
+            amount = amount_charged(amount=product.amount, limits=read.extra[0][2:])
+            if method == "wallet" and not confirmed and read.funds.confirm_above is not None and amount > read.funds.confirm_above:
+                raise ConfirmRequired(f"Confirm: pay {format_money(amount, product.currency)} from your wallet.")
+            line = SpendLine(
+                product_id=product.pk, name=product.name, unit_amount=amount, kind=ProductKind.POST,
+                download_limit=product.download_limit,
+            )
             order = order_spend(
                 store_id=post.store_id, buyer=buyer, method=method, currency=product.currency, lines=[line], read=read,
                 context={"post": post}, after_debit=unlocked_meanwhile,

@@ -13,13 +13,22 @@ class MembershipsConfig(AppConfig):
             fulfilment_register,
             order_paid_register,
         )
+        from stall.orders.pricing import PriceLimit, price_limit_register
 
         from .selectors import ACCESS
-        from .services import CAPPED_TIER_SQL, cap_observe, membership_fulfil
+        from .services import (
+            CAPPED_TIER_SQL,
+            cap_limit,
+            cap_limit_sql,
+            cap_observe,
+            membership_fulfil,
+        )
 
         # A paid order of a tier's product starts, renews or upgrades a membership, on any rail.
         fulfilment_register(kind=ProductKind.MEMBERSHIP, handler=membership_fulfil)
         # Unlocks count towards a capped tier (cap-to-subscribe).
         order_paid_register(OrderPaidObserver(handler=cap_observe, read_sql=CAPPED_TIER_SQL))
+        # An unlock of a post gated to a capped tier is charged at most what is left under the cap.
+        price_limit_register(PriceLimit(limit_sql=cap_limit_sql, limit=cap_limit))
         # Members read the posts gated to their tier.
         access_register(ACCESS)

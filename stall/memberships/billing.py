@@ -8,13 +8,18 @@ Apr 30, May 31; one who joined on Feb 29 renews yearly on Feb 28, and on Feb 29 
 Weekly periods are 7 days. Times are UTC.
 
 Renewals. ``renewals_run`` (the periodic Huey task ``renewals_task``) streams due subscriptions
-by primary key in batches (memory flat in their number) and renews each. A renewal is
-idempotent per (subscription, period): the next period's ``SubscriptionPeriod`` row is unique on
-(subscription, number), and a worker first claims it — by inserting it, or for a retry by a
-guarded UPDATE from ``failed`` to ``charging`` — and only the worker whose claim succeeded
-charges. From the wallet the claim, the lean spend (``orders.spend``) and the subscription's new
-period are one transaction, so a crash leaves either all of it or none of it; a second worker's
-claim waits on the first's row and then fails on the unique constraint. By card, the claim is
+with their prices and buyers, ``BATCH`` rows a query by primary key (keyset pagination: memory
+flat in their number), and renews each. A renewal is idempotent per (subscription, period): the
+next period's ``SubscriptionPeriod`` row is unique on (subscription, number), and a worker first
+claims it — by inserting it, or for a retry by a guarded UPDATE from ``failed`` to ``charging``
+— and only the worker whose claim succeeded charges. From the wallet the claim, the lean spend
+(``orders.spend``) and the subscription's new period are one transaction, so a crash leaves
+either all of it or none of it; a second worker's claim waits on the first's row and then does
+nothing. The common case — an active member paying from the wallet — is renewed from the
+streamed row, with no re-read: its claim is an INSERT … ON CONFLICT DO NOTHING and the
+subscription is moved on by an UPDATE guarded on the ``updated_at`` read, so a member who
+cancelled, paused or changed anything since the read rolls that renewal back and it is decided
+again from a fresh read (``renewals.subscription_renew``), as is every other case. By card, the claim is
 committed first, then the saved card is charged outside any transaction with the idempotency key
 ``<subscription>:<period>:<attempt>`` (``payments.saved_methods.payment_charge_saved``), so a
 worker that re-drives a claim left ``charging`` by a crash replays the same charge instead of

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -21,6 +21,7 @@ from stall.payments.saved_methods import payment_charge_saved
 
 from . import billing, notices
 from .models import (
+    PaidWith,
     PaySource,
     PeriodStatus,
     Subscription,
@@ -28,7 +29,7 @@ from .models import (
     SubscriptionStatus,
     TierPrice,
 )
-from .services import membership_line, subscription_events_record
+from .services import RenewalStale, membership_line, subscription_events_record
 
 logger = logging.getLogger(__name__)
 
@@ -39,31 +40,89 @@ DUE_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING, Subscrip
 
 
 def subscriptions_due(*, now: datetime, batch: int = billing.BATCH):
-    """The ids of due subscriptions, read ``batch`` at a time by primary key (memory flat)."""
+    """The due subscriptions, with their prices and buyers, read ``batch`` at a time by primary key
+    (keyset pagination: memory flat in their number, no OFFSET growing with it)."""
     due = Q(status__in=DUE_STATUSES, current_period_end__lte=now) | Q(
         status=SubscriptionStatus.PAST_DUE, next_retry_at__lte=now
     )
+    rows = Subscription.objects.select_related("price__product", "pending_price__product", "buyer")
     last = ""
     while True:
-        ids = list(Subscription.objects.filter(due, pk__gt=last).order_by("pk").values_list("pk", flat=True)[:batch])
-        if not ids:
+        subs = list(rows.filter(due, pk__gt=last).order_by("pk")[:batch])
+        if not subs:
             return
-        yield from ids
-        last = ids[-1]
+        yield from subs
+        last = subs[-1].pk
 
 
 def renewals_run(*, now: datetime | None = None) -> dict[str, int]:
-    """Renew every due subscription; returns counts by outcome."""
+    """Renew every due subscription; returns counts by outcome. A plain wallet renewal is made
+    from the streamed row (``_wallet_renew``); anything else, or a wallet renewal that could not
+    be made that way, by ``subscription_renew`` from a fresh read."""
     now = now or timezone.now()
     counts: dict[str, int] = {}
-    for sub_id in subscriptions_due(now=now):
+    for sub in subscriptions_due(now=now):
         try:
-            outcome = subscription_renew(subscription_id=sub_id, now=now)
+            outcome = _wallet_renew(sub, now=now) or subscription_renew(subscription_id=sub.pk, now=now)
         except Exception:  # noqa: BLE001 - one member's failure must not stop the others' renewals
-            logger.exception("renewal of %s failed", sub_id)
+            logger.exception("renewal of %s failed", sub.pk)
             outcome = "error"
         counts[outcome] = counts.get(outcome, 0) + 1
     return counts
+
+
+def _wallet_renew(sub: Subscription, *, now: datetime) -> str | None:
+    """The common renewal, made from the row the task streamed: an active member paying from the
+    wallet, not cancelling nor pausing. One transaction: the claim (an INSERT that does nothing if
+    the period's row exists), the lean spend, and the subscription moved on by an UPDATE guarded
+    on the row read (``services.renewal_paid``). None, with nothing written, when it cannot be made
+    that way — the period's row exists (another worker, a stale card claim), the wallet cannot pay,
+    the subscription changed since it was read — and ``subscription_renew`` decides from a fresh read."""
+    if not (
+        sub.status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING) and sub.pay_with == PaySource.WALLET
+        and sub.buyer is not None and sub.price is not None and not sub.cancel_at_period_end and not sub.pause_periods
+        and sub.current_period_end is not None and sub.current_period_end <= now
+    ):
+        return None
+    period = next_period(sub)
+    price = period.price
+    try:
+        with transaction.atomic():
+            row = _claim_insert(sub, period, now=now)
+            if row is None:
+                return None
+            read = spend_read(buyer=sub.buyer, store_id=sub.store_id, currency=price.currency)
+            order_spend(
+                store_id=sub.store_id, buyer=sub.buyer, method="wallet", currency=price.currency, lines=[membership_line(price)],
+                read=read, context={"membership": ("renewal", row), "subscription": sub},
+            )
+    except (StallError, RenewalStale):  # an empty wallet, test money refused, a changed row: rolled back
+        return None
+    return "renewed"
+
+
+def _claim_insert(sub: Subscription, period: NextPeriod, *, now: datetime) -> SubscriptionPeriod | None:
+    """Insert the period's row as this worker's claim, in one statement that does nothing when the
+    row exists (no exception, so no savepoint). None: it exists. Call inside a transaction."""
+    table, ops = SubscriptionPeriod._meta.db_table, connection.ops
+    stamp = ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (subscription_id, number, start, {ops.quote_name('end')}, price_id, amount, currency, "
+            "status, paid_with, attempts, failure_message, created_at, updated_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (subscription_id, number) DO NOTHING RETURNING id",
+            [sub.pk, period.number, ops.adapt_datetimefield_value(period.start), ops.adapt_datetimefield_value(period.end),
+             period.price.pk, period.price.amount, period.price.currency, PeriodStatus.CHARGING, PaidWith.NONE, 1, "",
+             stamp, stamp],
+        )
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    return SubscriptionPeriod(
+        id=found[0], subscription_id=sub.pk, number=period.number, start=period.start, end=period.end, price=period.price,
+        amount=period.price.amount, currency=period.price.currency, status=PeriodStatus.CHARGING, attempts=1,
+    )
 
 
 @dataclass(frozen=True)

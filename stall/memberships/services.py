@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -275,22 +275,25 @@ def _payment_check(payment) -> None:
 def membership_fulfil(*, order: Order, lines, context: dict | None = None) -> list[EventRow]:
     """Fulfilment of a paid order's membership lines (registered with orders for the
     ``membership`` kind), on every rail. ``context["membership"]`` says what the order pays for
-    when memberships made it (a wallet join, renewal or upgrade); a card order is matched to the
-    renewal it pays (by its payment), or to the join or upgrade started with its checkout, or else
-    is a plain checkout of the tier's product (a payment link): the buyer joins that tier."""
+    when memberships made it (a wallet join, renewal or upgrade: paid from the wallet); a card
+    order is matched to the renewal it pays (by its payment), or to the join or upgrade started
+    with its checkout, or else is a plain checkout of the tier's product (a payment link): the
+    buyer joins that tier. A renewal's events are returned, to be recorded with the order's."""
     what = (context or {}).get("membership")
     now = timezone.now()
+    paid_with = PaidWith.WALLET  # memberships' own orders are lean spends from the wallet
     if what is None:
         what = _card_order_plan(order)
         if what is None:
             return []
+        paid_with = _paid_with(order)
     kind, plan = what
     if kind == "join":
-        sub = _start(plan, now=now, order=order, paid_with=_paid_with(order), amount=order.amount_total)
+        sub = _start(plan, now=now, order=order, paid_with=paid_with, amount=order.amount_total)
         if context is not None:
             context["made"] = sub
     elif kind == "renewal":
-        renewal_paid(period=plan, order=order, now=now)
+        return renewal_paid(period=plan, order=order, now=now, paid_with=paid_with, sub=context and context.get("subscription"))
     elif kind == "upgrade":
         sub, price = plan
         _upgrade_apply(sub=sub, price=price)
@@ -324,27 +327,47 @@ def _card_order_plan(order: Order):
     return "join", Start(tier=price.tier, price=price, email=email, buyer=buyer, pay_with=pay_with, saved=saved)
 
 
-def renewal_paid(*, period: SubscriptionPeriod, order: Order, now: datetime) -> Subscription:
-    """A renewal's order is paid: the period is, and the subscription moves into it."""
-    sub = Subscription.objects.select_for_update(of=("self",)).select_related("price").get(pk=period.subscription_id)
+class RenewalStale(Exception):
+    """The subscription changed since the renewal task read it: the renewal is rolled back and
+    made again from a fresh read (``renewals``)."""
+
+
+def renewal_paid(*, period: SubscriptionPeriod, order: Order, now: datetime, paid_with: str,
+                 sub: Subscription | None = None) -> list[EventRow]:
+    """A renewal's order is paid: the period is, and the subscription moves into it. Returns the
+    subscription.renewed event.
+
+    ``sub`` is the subscription as the renewal task read it (the streamed wallet renewal): it is
+    moved on by one UPDATE guarded on its ``updated_at``, and RenewalStale is raised if it changed
+    since (a cancellation, a pause, a new card); without it the row is read again, locked."""
+    if sub is None:
+        sub = Subscription.objects.select_for_update(of=("self",)).select_related("price").get(pk=period.subscription_id)
     price = period.price
     SubscriptionPeriod.objects.filter(pk=period.pk).update(
-        status=PeriodStatus.PAID, order=order, payment_id=order.payment_id, paid_with=_paid_with(order),
+        status=PeriodStatus.PAID, order=order, payment_id=order.payment_id, paid_with=paid_with,
         amount=order.amount_total, failure_message="", updated_at=now,
     )
     restarted = sub.price is None or price.interval != sub.price.interval or period.start != sub.current_period_end
     if restarted:
         sub.anchor_at, sub.anchor_offset = period.start, period.number
     was_past_due = sub.status == SubscriptionStatus.PAST_DUE
+    read_at = sub.updated_at
     sub.price, sub.tier_id, sub.pending_price = price, price.tier_id, None
     sub.period_number, sub.current_period_start, sub.current_period_end = period.number, period.start, period.end
     sub.status = SubscriptionStatus.ACTIVE
     sub.past_due_since, sub.retries, sub.next_retry_at = None, 0, None
-    sub.save()
-    subscription_events_record(sub, "subscription.renewed")
+    sub.updated_at = now
+    moved = Subscription.objects.filter(pk=sub.pk, updated_at=read_at).update(
+        price=price, tier_id=price.tier_id, pending_price=None, period_number=period.number,
+        current_period_start=period.start, current_period_end=period.end, anchor_at=sub.anchor_at,
+        anchor_offset=sub.anchor_offset, status=SubscriptionStatus.ACTIVE, past_due_since=None, retries=0,
+        next_retry_at=None, updated_at=now,
+    )
+    if not moved:
+        raise RenewalStale(sub.pk)
     if was_past_due:
         logger.info("subscription %s recovered from past_due", sub.pk)
-    return sub
+    return [EventRow("subscription.renewed", subscription_out(sub))]
 
 
 # --- Cap-to-subscribe ----------------------------------------------------------------------------
@@ -361,11 +384,12 @@ def cap_observe(*, order: Order, paid, context: dict | None, read) -> list[Event
     to the reader's total for the calendar month; when it reaches the tier's monthly price, the
     reader becomes a member until the month's end, paid by what they already spent.
 
-    The rule for the unlock that crosses the cap: the membership starts at the unlock that brings
-    the month's total to or past the cap, and that unlock is charged its full price. With post
-    prices that divide the cap (25¢ posts, a $1 cap) no reader pays more than the cap; with others
-    a reader pays at most the cap plus less than one post's price. Once a member, the tier's gated
-    posts cost nothing more (``post_unlock`` answers already-unlocked, nothing charged)."""
+    No reader pays more than the cap in a month: an unlock of a post gated to a capped tier is
+    charged at most what is left under the cap (``cap_limit``, asked by content through
+    ``orders.pricing``), so the unlock that reaches the cap is charged only the rest and its
+    order's line shows that amount. 40¢ posts under a $1 cap cost 40¢, 40¢, then 20¢, and the
+    reader is a member. Once a member, the tier's gated posts cost nothing more (``post_unlock``
+    answers already-unlocked, nothing charged)."""
     if read is not None and not read:
         return []
     posts = [line for line in paid if line.kind == ProductKind.POST]
@@ -391,6 +415,32 @@ def cap_observe(*, order: Order, paid, context: dict | None, read) -> list[Event
         _start(plan, now=timezone.now(), amount=total, anchor=month)
         break
     return []
+
+
+# What is left under the caps of the capped tiers gating a product for a reader this month (the
+# smallest, if several gate it); NULL when none does. One indexed lookup by the gate's product.
+CAP_LEFT_SQL = (
+    "(SELECT MIN(cp.amount - COALESCE((SELECT ct.total FROM memberships_captotal ct "
+    "WHERE ct.tier_id = t.id AND ct.email = %s AND ct.month = %s), 0)) "
+    "FROM memberships_tiergate g JOIN memberships_tier t ON t.id = g.tier_id "
+    "JOIN memberships_tierprice cp ON cp.tier_id = t.id AND cp.interval = 'month' "
+    "WHERE g.product_id = %s AND t.cap_to_subscribe AND t.status = 'active')"
+)
+
+
+def cap_limit_sql(*, product_id: str, email: str) -> tuple[str, list]:
+    """``cap_limit`` as a column of the unlock's first SELECT (``orders.pricing``)."""
+    month = connection.ops.adapt_datefield_value(billing.month_start(timezone.now()).date())
+    return CAP_LEFT_SQL, [email, month, product_id]
+
+
+def cap_limit(*, product_id: str, email: str) -> int | None:
+    """The most a reader may be charged this month for a post gated to capped tiers: what is left
+    under the nearest cap; None when no capped tier gates it (registered with orders.pricing)."""
+    sql, params = cap_limit_sql(product_id=product_id, email=email)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {sql}", params)
+        return cursor.fetchone()[0]
 
 
 def _cap_add(*, tier: Tier, email: str, month, amount: int) -> int:

@@ -1,18 +1,22 @@
 """Cap-to-subscribe: 25¢ unlocks of posts gated to a $1/month capped tier make the reader a
 member at the fourth; the fifth post is free and the month never costs more than the cap."""
 
+import random
 from datetime import UTC, datetime
 
 import pytest
 import time_machine
 
+from stall.accounts.services import buyer_for_email
 from stall.content.services import post_unlock
 from stall.memberships.models import Subscription
 from stall.memberships.renewals import renewals_run
 from stall.memberships.services import cap_progress, subscription_pay_with_set
 from stall.memberships.tiers import tier_create, tier_gates_set
-from stall.orders.models import Order
+from stall.orders.checkout_pay import checkout_confirm
+from stall.orders.models import Order, OrderLine
 from stall.orders.tests.test_spend import SPEND_STATEMENTS, at_most
+from stall.wallets.services import wallet_top_up
 
 from .conftest import make_post
 
@@ -73,3 +77,62 @@ def test_a_store_with_a_capped_tier_still_spends_within_budget_for_an_ungated_po
     post = make_post(store, title="Not gated")
     with at_most(SPEND_STATEMENTS + 1):  # + the observer's look for capped tiers gating the post
         post_unlock(post=post, method="wallet", buyer=reader)
+
+
+def _lines(email, posts) -> list[int]:
+    """What each post's order line charged (the clock is frozen: ids do not sort by time)."""
+    charged = dict(OrderLine.objects.filter(order__email=email).values_list("product_id", "unit_amount"))
+    return [charged.get(post.product_id) for post in posts]
+
+
+def test_the_unlock_that_reaches_the_cap_is_charged_only_what_is_left(store, reader):
+    """40¢ posts under a $1 cap: 40¢, 40¢, then 20¢ (the order's line says so), and a member."""
+    tier = tier_create(store=store, name="All posts", prices=[{"interval": "month", "amount": 100}], cap_to_subscribe=True)
+    posts = [make_post(store, title=f"Post {n}", amount=40) for n in range(4)]
+    tier_gates_set(tier=tier, product_ids=[p.product_id for p in posts])
+    with time_machine.travel(datetime(2027, 3, 10, 12, tzinfo=UTC), tick=False):
+        for post in posts[:2]:
+            post_unlock(post=post, method="wallet", buyer=reader)
+        assert not Subscription.objects.exists()
+        third = post_unlock(post=posts[2], method="wallet", buyer=reader)
+        assert (third.order.amount_total, _lines(reader.email, posts)) == (20, [40, 40, 20, None])
+        assert Subscription.objects.get(email=reader.email).origin == "cap"
+        assert cap_progress(tier=tier, email=reader.email) == (100, 100)
+        assert post_unlock(post=posts[3], method="wallet", buyer=reader).member
+    assert _paid(reader.email) == 100
+
+
+def test_a_card_unlock_that_reaches_the_cap_is_charged_only_what_is_left(store, reader):
+    """The card path asks the same limit: $1.20 posts under a $3 cap, the third by card costs 60¢."""
+    tier = tier_create(store=store, name="All posts", prices=[{"interval": "month", "amount": 300}], cap_to_subscribe=True)
+    posts = [make_post(store, title=f"Post {n}", amount=120) for n in range(3)]
+    tier_gates_set(tier=tier, product_ids=[p.product_id for p in posts])
+    with time_machine.travel(datetime(2027, 3, 10, 12, tzinfo=UTC), tick=False):
+        for post in posts[:2]:
+            post_unlock(post=post, method="wallet", buyer=reader)
+        checkout = post_unlock(post=posts[2], method="card", buyer=reader).checkout
+        assert checkout.amount_total == 60
+        checkout_confirm(checkout_id=checkout.pk, payment_method="sandbox_visa")
+        assert Subscription.objects.get(email=reader.email).origin == "cap"
+    assert _paid(reader.email) == 300
+
+
+def test_no_reader_pays_more_than_the_cap_in_a_month_whatever_the_prices(store):
+    """Property over seeded random sequences of post prices (some above the cap): each reader's
+    month total never passes the cap, and reaching it makes them a member."""
+    cap = 100
+    tier = tier_create(store=store, name="All posts", prices=[{"interval": "month", "amount": cap}], cap_to_subscribe=True)
+    prices = [1, 7, 13, 25, 33, 40, 49, 60, 99, 100, 150]
+    posts = [make_post(store, title=f"Post {n}", amount=amount) for n, amount in enumerate(prices)]
+    tier_gates_set(tier=tier, product_ids=[p.product_id for p in posts])
+    rng = random.Random(8)
+    with time_machine.travel(datetime(2027, 3, 10, 12, tzinfo=UTC), tick=False):
+        for n in range(12):
+            buyer = buyer_for_email(email=f"prop{n}@example.com")
+            wallet_top_up(buyer=buyer, amount=500, currency="USD", payment_method="sandbox_visa")
+            for post in rng.sample(posts, rng.randint(1, len(posts))):
+                post_unlock(post=post, method="wallet", buyer=buyer)
+                paid = _paid(buyer.email)
+                assert paid <= cap, (n, paid)
+                member = Subscription.objects.filter(email=buyer.email, origin="cap").exists()
+                assert member == (paid == cap), (n, paid)

@@ -10,7 +10,7 @@ from django.core import mail
 from stall.accounts.services import buyer_for_email
 from stall.integrations.models import Event
 from stall.memberships.models import PeriodStatus, Subscription, SubscriptionPeriod
-from stall.memberships.renewals import renewals_run
+from stall.memberships.renewals import _wallet_renew, renewals_run, subscriptions_due
 from stall.memberships.services import (
     subscription_cancel,
     subscription_change,
@@ -200,3 +200,24 @@ def test_a_downgrade_applies_at_renewal_and_an_upgrade_charges_the_difference_no
     renewed = Subscription.objects.get(pk=sub.pk)
     assert (renewed.tier_id, renewed.pending_price_id) == (low.pk, None)
     assert Order.objects.filter(email=reader.email).latest("pk").amount_total == 300
+
+
+def test_a_member_who_cancels_after_the_task_read_their_row_is_not_charged(store):
+    """The task renews from the rows it streamed: a cancellation made after the read (the row's
+    updated_at moved) rolls the wallet renewal back, and the fresh read ends the membership."""
+    with time_machine.travel(at(2027, 1, 10), tick=False) as clock:
+        buyer = buyer_for_email(email="late@example.com")
+        wallet_top_up(buyer=buyer, amount=1000, currency="USD", payment_method="sandbox_visa")
+        tier = tier_create(store=store, name="Monthly", prices=[{"interval": "month", "amount": 300}])
+        sub = subscription_join(tier=tier, method="wallet", buyer=buyer).subscription
+        clock.move_to(at(2027, 2, 10, 13))
+        streamed = list(subscriptions_due(now=at(2027, 2, 10, 13)))
+        subscription_cancel(subscription=sub, at_period_end=True)
+        before = _balance(buyer)
+        assert [s.pk for s in streamed] == [sub.pk]
+        assert _wallet_renew(streamed[0], now=at(2027, 2, 10, 13)) is None  # stale: rolled back
+        assert _balance(buyer) == before
+        assert renewals_run() == {"ended": 1}
+    assert _balance(buyer) == before
+    assert Order.objects.filter(email=buyer.email).count() == 1  # the join only
+    assert not SubscriptionPeriod.objects.filter(subscription=sub, number=1).exists()

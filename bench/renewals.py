@@ -1,0 +1,402 @@
+#!/usr/bin/env python
+"""The membership renewal task over many due wallet-paid subscriptions, with a raw-SQL baseline in the same run.
+
+    .venv/bin/python bench/renewals.py [-n 100000] [--small 10000] [--database-url postgres://…] [--no-tracemalloc]
+
+For each size (``--small``, then ``-n``; ``--small 0`` runs ``-n`` only) a fresh process and a fresh
+database: a store, a $3/month tier and one member joined from the wallet through the services (the
+template), then ``n`` copies of that member written with plain SQL — a buyer, a wallet holding $10
+with its top-up's card fee owed in its fee pool, the store's customer, a subscription whose period
+ended yesterday, and its first period. Then, in that process:
+
+  task       ``renewals_run`` — the function the periodic Huey task ``renewals_task`` runs — renews
+             every due subscription from the wallet: the period's claim, the lean spend (payment,
+             order, line, transfers, account totals, the order.paid and subscription.renewed
+             events), the subscription moved on. Wall time, renewals/s, and the peak of the
+             process's RSS above what it held when the task started (sampled every 10 ms).
+  baseline   the same writes per renewal for the next period with plain SQL, one transaction per
+             renewal from one connection, reading the due subscriptions 500 at a time.
+  memory     ``renewals_run`` again for the period after, under ``tracemalloc``: the peak of the
+             Python heap above where it started. Flat in ``n`` means the task streams.
+
+The ratio says what share of what the database alone does here the task delivers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from checkout import raw_connection  # noqa: E402  (bench/checkout.py)
+
+PRICE = 300  # $3/month
+FUNDED = 2000  # each member's wallet: $20, the join and five renewals
+CHUNK = 5000
+
+
+# --- Setup: the template through the services, the copies with plain SQL ----------------------
+
+
+def template() -> dict:
+    from django.core.management import call_command
+    from django.db import connection
+    from django.utils import timezone
+
+    call_command("migrate", verbosity=0)
+    from stall.accounts.services import buyer_for_email, user_create
+    from stall.memberships.services import subscription_join
+    from stall.memberships.tiers import tier_create
+    from stall.stores.services import store_create
+    from stall.wallets.services import wallet_top_up
+
+    owner = user_create(email="bench@example.com", password="a long bench password")
+    store = store_create(owner=owner, name="Bench", slug="bench")
+    tier = tier_create(store=store, name="Supporter", prices=[{"interval": "month", "amount": PRICE}])
+    buyer = buyer_for_email(email="member@example.com")
+    wallet_top_up(buyer=buyer, amount=FUNDED, currency="USD", payment_method="sandbox_visa")
+    sub = subscription_join(tier=tier, method="wallet", buyer=buyer).subscription
+    connection.close()
+    return {"store": store.pk, "sub": sub.pk, "buyer": buyer.pk, "now": timezone.now().isoformat()}
+
+
+def _row(cur, q, table: str, where: str, value) -> dict:
+    cur.execute(q(f"SELECT * FROM {table} WHERE {where} = ?"), (value,))
+    names = [d[0] for d in cur.description]
+    return dict(zip(names, cur.fetchone()))
+
+
+def _insert_many(cur, q, table: str, rows: list[dict], pg: bool) -> None:
+    if not rows:
+        return
+    names = list(rows[0])
+    if pg:
+        from psycopg.types.json import Jsonb
+
+        def adapt(v):
+            return Jsonb(v) if isinstance(v, (dict, list)) else v
+    else:
+        def adapt(v):
+            return v
+    columns = ", ".join(f'"{name}"' for name in names)  # quoted: "end" is a keyword
+    sql = q(f"INSERT INTO {table} ({columns}) VALUES ({', '.join('?' * len(names))})")
+    cur.executemany(sql, [tuple(adapt(r[k]) for k in names) for r in rows])
+
+
+def members_copy(database_url: str | None, data_dir: Path, n: int, env: dict) -> tuple[float, str]:
+    """Write ``n`` members like the template's, due since yesterday; returns (seconds, the time
+    the first renewal pass runs at)."""
+    from datetime import datetime
+
+    from stall.core.ids import new_id
+    from stall.memberships.billing import period_bound
+
+    conn, q = raw_connection(database_url, data_dir)
+    pg = bool(database_url)
+    cur = conn.cursor()
+    sub = _row(cur, q, "memberships_subscription", "id", env["sub"])
+    period = _row(cur, q, "memberships_subscriptionperiod", "subscription_id", env["sub"])
+    buyer = _row(cur, q, "accounts_buyer", "id", env["buyer"])
+    wallet = _row(cur, q, "wallets_wallet", "buyer_id", env["buyer"])
+    account = _row(cur, q, "ledger_account", "id", wallet["account_id"])
+    cur.execute(q("SELECT * FROM ledger_account WHERE kind = 'fee_pool' AND owner = ?"), (wallet["id"],))
+    pool = dict(zip([d[0] for d in cur.description], cur.fetchone()))
+    customer = _row(cur, q, "audience_customer", "id", sub["customer_id"])
+    # The template's money came from the sandbox: the copies' totals are added to the same
+    # counterparts, so the ledger still balances.
+    cur.execute(q("SELECT debit_account_id, credit_account_id, amount FROM ledger_transfer WHERE debit_account_id IN (?, ?) OR credit_account_id IN (?, ?)"),
+                (account["id"], pool["id"], account["id"], pool["id"]))
+    counter: dict[str, list[int]] = {}
+    for debit, credit, amount in cur.fetchall():
+        if credit in (account["id"], pool["id"]) and debit not in (account["id"], pool["id"]):
+            counter.setdefault(debit, [0, 0])[0] += amount
+        if debit in (account["id"], pool["id"]) and credit not in (account["id"], pool["id"]):
+            counter.setdefault(credit, [0, 0])[1] += amount
+    # The members joined a month and two days ago: their first period ended yesterday.
+    now = datetime.fromisoformat(env["now"])
+    anchor = now - timedelta(days=33)
+    end = period_bound(anchor, "month", 1)
+    stamp = (lambda d: d) if pg else (lambda d: d.strftime("%Y-%m-%d %H:%M:%S.%f"))
+    began = time.perf_counter()
+    for start in range(0, n, CHUNK):
+        buyers, wallets, accounts, customers, subs, periods = [], [], [], [], [], []
+        for i in range(start, min(n, start + CHUNK)):
+            email = f"m{i}@example.com"
+            b, w, a, p, c, s = (new_id(x) for x in ("byr", "wal", "acct", "acct", "cus", "sub"))
+            buyers.append({**buyer, "id": b, "email": email})
+            accounts.append({**account, "id": a, "owner": b})
+            accounts.append({**pool, "id": p, "owner": w})
+            wallets.append({**wallet, "id": w, "buyer_id": b, "account_id": a})
+            customers.append({**customer, "id": c, "email": email})
+            subs.append({**sub, "id": s, "customer_id": c, "email": email, "buyer_id": b, "feed_token": new_id("ft"),
+                         "anchor_at": stamp(anchor), "current_period_start": stamp(anchor), "current_period_end": stamp(end)})
+            periods.append({**{k: v for k, v in period.items() if k != "id"}, "subscription_id": s, "order_id": None,
+                            "payment_id": None, "start": stamp(anchor), "end": stamp(end)})
+        cur.execute("BEGIN")
+        _insert_many(cur, q, "accounts_buyer", buyers, pg)
+        _insert_many(cur, q, "ledger_account", accounts, pg)
+        _insert_many(cur, q, "wallets_wallet", wallets, pg)
+        _insert_many(cur, q, "audience_customer", customers, pg)
+        _insert_many(cur, q, "memberships_subscription", subs, pg)
+        _insert_many(cur, q, "memberships_subscriptionperiod", periods, pg)
+        for account_id, (debits, credits) in counter.items():
+            cur.execute(q("UPDATE ledger_account SET debits_posted = debits_posted + ?, credits_posted = credits_posted + ? WHERE id = ?"),
+                        (debits * len(subs), credits * len(subs), account_id))
+        cur.execute("COMMIT")
+    # The template member renews on its own date, outside the bench.
+    cur.execute(q("UPDATE memberships_subscription SET status = 'ended' WHERE id = ?"), (env["sub"],))
+    if pg:
+        cur.execute("ANALYZE")
+    conn.close()
+    return time.perf_counter() - began, (now + timedelta(minutes=1)).isoformat()
+
+
+# --- Measuring the task ----------------------------------------------------------------------
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class RssPeak:
+    """The highest RSS seen while the block runs, sampled every 10 ms, above the RSS at its start."""
+
+    def __enter__(self):
+        self.start = self.peak = _rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, _rss())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss())
+
+    @property
+    def grown(self) -> int:
+        return self.peak - self.start
+
+
+def task_run(at: str, *, trace: bool = False) -> dict:
+    import tracemalloc
+    from datetime import datetime
+
+    from django.db import connection
+
+    from stall.memberships.renewals import renewals_run
+
+    now = datetime.fromisoformat(at)
+    if trace:
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+    with RssPeak() as rss:
+        began = time.perf_counter()
+        counts = renewals_run(now=now)
+        elapsed = time.perf_counter() - began
+    out = {"counts": counts, "seconds": elapsed, "rss_grown": rss.grown, "rss_peak": rss.peak}
+    if trace:
+        out["heap_peak"] = tracemalloc.get_traced_memory()[1] - base
+        tracemalloc.stop()
+    connection.close()
+    return out
+
+
+# --- The baseline: the same writes with plain SQL --------------------------------------------
+
+
+def baseline(database_url: str | None, data_dir: Path, at: str, env: dict) -> tuple[int, float]:
+    """Renew every due subscription for its next period with plain SQL: the rows the task writes,
+    one transaction per renewal, from one connection. Returns (renewals, seconds)."""
+    from datetime import datetime
+
+    from stall.core.ids import new_id
+    from stall.memberships.billing import period_bound
+
+    conn, q = raw_connection(database_url, data_dir)
+    pg = bool(database_url)
+    cur = conn.cursor()
+    now = datetime.fromisoformat(at)
+    stamp = (lambda d: d) if pg else (lambda d: d.strftime("%Y-%m-%d %H:%M:%S.%f"))
+    parse = (lambda v: v) if pg else (lambda v: datetime.fromisoformat(v))
+    cur.execute(q("SELECT id FROM ledger_account WHERE kind = 'processor_clearing' AND owner = 'wallet'"))
+    clearing = cur.fetchone()[0]
+    cur.execute(q("SELECT id FROM ledger_account WHERE kind = 'store_balance' AND owner = ?"), (env["store"],))
+    balance = cur.fetchone()[0]
+    cur.execute(q("SELECT s.price_id, p.product_id, p.amount, pr.name FROM memberships_subscription s "
+                  "JOIN memberships_tierprice p ON p.id = s.price_id JOIN catalog_product pr ON pr.id = p.product_id WHERE s.id = ?"),
+                (env["sub"],))
+    price_id, product_id, amount, name = cur.fetchone()
+    store = env["store"]
+    done, last = 0, ""
+    began = time.perf_counter()
+    while True:
+        cur.execute(q(
+            "SELECT s.id, s.buyer_id, s.email, s.customer_id, s.period_number, s.current_period_end, s.anchor_at, "
+            "w.id, w.account_id, (SELECT a.id FROM ledger_account a WHERE a.kind = 'fee_pool' AND a.owner = w.id) "
+            "FROM memberships_subscription s JOIN wallets_wallet w ON w.buyer_id = s.buyer_id AND w.currency = 'USD' "
+            "WHERE s.status = 'active' AND s.current_period_end <= ? AND s.id > ? ORDER BY s.id LIMIT 500"), (stamp(now), last))
+        batch = cur.fetchall()
+        if not batch:
+            break
+        for sub_id, buyer_id, email, customer_id, number, start, anchor, wallet_id, account_id, pool_id in batch:
+            number, start = number + 1, parse(start)
+            end = period_bound(parse(anchor), "month", number + 1)
+            pay, order = new_id("pay"), new_id("ord")
+            cur.execute("BEGIN")
+            cur.execute(q("INSERT INTO memberships_subscriptionperiod (subscription_id, number, start, \"end\", price_id, amount, currency, status, paid_with, attempts, failure_message, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+                        (sub_id, number, stamp(start), stamp(end), price_id, amount, "USD", "charging", "none", 1, "", stamp(now), stamp(now)))
+            cur.execute(q("UPDATE ledger_account SET debits_posted = debits_posted + CASE WHEN id = ? THEN ? ELSE 0 END "
+                          "WHERE id IN (?, ?) AND (id <> ? OR credits_posted - debits_posted - debits_pending >= ?) "
+                          "RETURNING id, debits_posted, credits_posted, debits_pending"),
+                        (account_id, amount, account_id, pool_id, account_id, amount))
+            totals = {r[0]: r[1:] for r in cur.fetchall()}
+            w, p = totals[account_id], totals[pool_id]
+            before = w[1] - w[0] - w[2] + amount
+            owed = p[0] - p[1]
+            fee = (2 * owed * amount + before) // (2 * before) if before else 0
+            cur.execute(q("INSERT INTO payments_payment (id, purpose, store_id, checkout_id, buyer_id, rail, payment_method, status, amount, currency, fee, amount_refunded, rail_reference, failure_code, failure_message, livemode, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+                        (pay, "checkout", store, None, buyer_id, "wallet", "wallet", "succeeded", amount, "USD", fee, 0, wallet_id, "", "", True, stamp(now), stamp(now)))
+            cur.execute(q("INSERT INTO orders_order (id, store_id, checkout_id, payment_id, customer_id, email, status, currency, amount_total, amount_refunded, fee, fee_refunded, platform_fee, platform_fee_refunded, livemode, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+                        (order, store, None, pay, customer_id, email, "paid", "USD", amount, 0, fee, 0, 0, 0, True, stamp(now)))
+            cur.execute(q("INSERT INTO orders_orderline (order_id, product_id, name, unit_amount, quantity) VALUES (?,?,?,?,?)"), (order, product_id, name, amount, 1))
+            paid = json.dumps({"object": {"id": order, "amount_total": amount}})
+            renewed = json.dumps({"object": {"id": sub_id, "status": "active", "current_period_end": end.timestamp()}})
+            cur.execute(q("INSERT INTO integrations_event (id, store_id, type, data, created_at, dispatched_at) VALUES (?,?,?,?,?,?), (?,?,?,?,?,?)"),
+                        (new_id("evt"), store, "order.paid", paid, stamp(now), stamp(now), new_id("evt"), store, "subscription.renewed", renewed, stamp(now), stamp(now)))
+            transfers = [(f"{pay}:wallet_spend", account_id, clearing, amount, "wallet_spend", pay), (f"{pay}:sale", clearing, balance, amount, "sale", order)]
+            if fee:
+                transfers.append((f"{pay}:processor_fee", balance, pool_id, fee, "processor_fee", order))
+            cur.execute(q("INSERT INTO ledger_transfer (id, idempotency_key, debit_account_id, credit_account_id, amount, currency, two_phase, state, code, reference, created_at, resolved_at) VALUES "
+                          + ", ".join(["(?,?,?,?,?,?,?,?,?,?,?,?)"] * len(transfers))),
+                        [x for key, d, c, amt, code, ref in transfers for x in (new_id("tr"), key, d, c, amt, "USD", False, "posted", code, ref, stamp(now), stamp(now))])
+            cur.execute(q("UPDATE ledger_account SET debits_posted = debits_posted + CASE id WHEN ? THEN ? WHEN ? THEN ? ELSE 0 END, "
+                          "credits_posted = credits_posted + CASE id WHEN ? THEN ? WHEN ? THEN ? WHEN ? THEN ? ELSE 0 END WHERE id IN (?, ?, ?)"),
+                        (clearing, amount, balance, fee, clearing, amount, balance, amount, pool_id, fee, clearing, balance, pool_id))
+            cur.execute(q("UPDATE memberships_subscriptionperiod SET status = 'paid', order_id = ?, payment_id = ?, paid_with = 'wallet', updated_at = ? WHERE subscription_id = ? AND number = ?"),
+                        (order, pay, stamp(now), sub_id, number))
+            cur.execute(q("UPDATE memberships_subscription SET period_number = ?, current_period_start = ?, current_period_end = ?, updated_at = ? WHERE id = ?"),
+                        (number, stamp(start), stamp(end), stamp(now), sub_id))
+            cur.execute("COMMIT")
+            done += 1
+        last = batch[-1][0]
+    elapsed = time.perf_counter() - began
+    conn.close()
+    return done, elapsed
+
+
+# --- One size, in its own process ------------------------------------------------------------
+
+
+def child(spec: dict) -> dict:
+    os.environ["DJANGO_SETTINGS_MODULE"] = "stall.settings"
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    data_dir, url, n = Path(os.environ["STALL_DATA_DIR"]), spec["database_url"], spec["n"]
+    began = time.perf_counter()
+    env = template()
+    copied, first = members_copy(url, data_dir, n, env)
+    out = {"n": n, "setup": time.perf_counter() - began, "copied": copied}
+    if spec.get("profile"):
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        out["task"] = profiler.runcall(task_run, first)
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(45)
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+    else:
+        out["task"] = task_run(first)
+    second = (datetime_from(first) + timedelta(days=31)).isoformat()
+    out["baseline"] = baseline(url, data_dir, second, env)
+    if spec["trace"]:
+        out["memory"] = task_run((datetime_from(first) + timedelta(days=62)).isoformat(), trace=True)
+    return out
+
+
+def datetime_from(text: str):
+    from datetime import datetime
+
+    return datetime.fromisoformat(text)
+
+
+def size_run(n: int, args) -> dict:
+    data_dir = Path(tempfile.mkdtemp(prefix="stall-bench-renewals-"))
+    env_vars = {**os.environ, "STALL_DATA_DIR": str(data_dir), "STALL_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+    env_vars.pop("DATABASE_URL", None)
+    env_vars.pop("STALL_DEBUG", None)
+    if args.database_url:
+        env_vars["DATABASE_URL"] = args.database_url
+        subprocess.run([str(BIN / "python"), "-c", (
+            "import psycopg,sys; u=sys.argv[1].replace('postgres://','postgresql://',1); c=psycopg.connect(u, autocommit=True);"
+            "c.execute('DROP SCHEMA public CASCADE'); c.execute('CREATE SCHEMA public')"), args.database_url], check=True)
+    spec = {"n": n, "database_url": args.database_url, "trace": not args.no_tracemalloc, "profile": args.profile}
+    try:
+        result = subprocess.run([str(BIN / "python"), __file__, "--child", json.dumps(spec)], env=env_vars, check=True,
+                                capture_output=True, text=True)
+    except subprocess.CalledProcessError as exc:
+        sys.stderr.write(exc.stderr)
+        raise
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    if args.profile:
+        sys.stderr.write(result.stderr)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def report(out: dict) -> None:
+    n, task = out["n"], out["task"]
+    renewed = task["counts"].get("renewed", 0)
+    rate = renewed / task["seconds"]
+    done, raw_seconds = out["baseline"]
+    raw_rate = done / raw_seconds
+    mb = 1024 * 1024
+    print(f"-- {n:,} due subscriptions")
+    print(f"setup              {out['setup']:.1f} s ({out['copied']:.1f} s of plain-SQL copies)")
+    print(f"task               {task['counts']} in {task['seconds']:.1f} s")
+    print(f"renewals/s         {rate:,.0f}")
+    print(f"RSS growth         {task['rss_grown'] / mb:.1f} MiB (peak {task['rss_peak'] / mb:.0f} MiB)")
+    if "memory" in out:
+        print(f"heap peak          {out['memory']['heap_peak'] / mb:.1f} MiB (tracemalloc, next period: {out['memory']['counts']})")
+    print(f"baseline raw SQL   {raw_rate:,.0f} renewals/s ({done:,} renewals, one connection)")
+    print(f"ratio              {rate / raw_rate:.3f} of the raw baseline", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=100_000, help="due subscriptions")
+    parser.add_argument("--small", type=int, default=10_000, help="a smaller size run first, to compare memory (0: none)")
+    parser.add_argument("--database-url", default=None, help="PostgreSQL URL (a scratch database: it is emptied)")
+    parser.add_argument("--no-tracemalloc", action="store_true", help="skip the third pass under tracemalloc")
+    parser.add_argument("--profile", action="store_true", help="run the task under cProfile; its top entries go to stderr")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
+        return
+    print(f"database           {'PostgreSQL' if args.database_url else 'SQLite'}", flush=True)
+    for n in [s for s in (args.small, args.n) if s and s < args.n] + [args.n]:
+        report(size_run(n, args))
+
+
+if __name__ == "__main__":
+    main()
