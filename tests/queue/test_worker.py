@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
@@ -41,10 +42,12 @@ from stall.testing import buy, product_with_file
 pytestmark = pytest.mark.django_db(transaction=True)
 
 REPO = Path(__file__).resolve().parents[2]
-# These tests own database 14 of the local Redis (CI runs Redis on the standard port); they
-# flush that database and no other.
+# These tests use database 14 of the local Redis (CI runs Redis on the standard port), under a
+# queue name of this run's own (STALL_QUEUE_NAME), and delete that queue's keys only: two runs
+# at once on one machine (two checkouts, or a developer's beside CI) do not eat each other's tasks.
 REDIS_URL = "redis://127.0.0.1:6379/14"
-QUEUE_NAME = "stall"  # the name settings give the queue unless STALL_QUEUE_NAME says otherwise
+QUEUE_NAME = "stall"  # the SQLite queue's name, which settings fix
+REDIS_QUEUE_NAME = f"stall-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 WAIT_SECONDS = 30  # the longest any one wait may last before the test fails
 # A worker's settings in these tests. A failed receipt is retried after 1 s instead of 60 s, and
 # a webhook attempt's claim lapses after 5 s instead of 300 s, so retries and recoveries happen
@@ -105,9 +108,9 @@ def queue(request, tmp_path):
         huey_storage.TimeoutError = redis.exceptions.TimeoutError
         if huey_storage.RedisStorage.redis_client is None:
             huey_storage.RedisStorage.redis_client = redis.Redis
-        real = RedisHuey(QUEUE_NAME, url=REDIS_URL)
-        real.storage.conn.flushdb()
-        env = {"REDIS_URL": REDIS_URL}
+        real = RedisHuey(REDIS_QUEUE_NAME, url=REDIS_URL)
+        real.storage.flush_all()
+        env = {"REDIS_URL": REDIS_URL, "STALL_QUEUE_NAME": REDIS_QUEUE_NAME}
     else:
         # Where settings put SqliteHuey's file for a worker whose STALL_DATA_DIR is data_dir.
         real = SqliteHuey(QUEUE_NAME, filename=str(data_dir / "queue.sqlite3"))
@@ -119,7 +122,7 @@ def queue(request, tmp_path):
     finally:
         HUEY.immediate = True  # back to the in-memory storage the rest of the suite uses
         if request.param == "redis":
-            real.storage.conn.flushdb()
+            real.storage.flush_all()
             real.storage.conn.close()
 
 
