@@ -323,7 +323,12 @@ def _card_order_plan(order: Order):
         # The card paid with on the hosted page is kept for renewals. (A Stripe card would need the
         # PaymentIntent set up for future use: not done yet, so such a member renews by a new card.)
         saved = payment_method_save(email=email, rail="sandbox", payment_method=order.payment.payment_method, store=price.tier.store)
-    pay_with = PaySource.CARD if saved is not None else PaySource.NONE
+    if order.payment is not None and order.payment.rail == "wallet":
+        # Paid from the wallet on the hosted pay page: renewals come from it too, as a one-click
+        # wallet join's do (before, such a member was left with nothing to pay and lapsed).
+        pay_with = PaySource.WALLET
+    else:
+        pay_with = PaySource.CARD if saved is not None else PaySource.NONE
     return "join", Start(tier=price.tier, price=price, email=email, buyer=buyer, pay_with=pay_with, saved=saved)
 
 

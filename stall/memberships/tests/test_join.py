@@ -126,3 +126,13 @@ def test_buying_the_tiers_product_at_checkout_joins_too(store, tier):
     sub = Subscription.objects.get(email="link@example.com")
     assert (sub.status, sub.pay_with) == ("active", "card")
     assert Payment.objects.count() == 1 and Checkout.objects.count() == 1
+
+
+def test_a_join_paid_from_the_wallet_on_the_hosted_page_renews_from_the_wallet(store, tier, reader):
+    """"Pay by card" chosen on the join page, then the wallet chosen on the pay page: the member
+    renews from the wallet (found by the page journey: such a member used to lapse)."""
+    join = subscription_join(tier=tier, method="card", email=reader.email)
+    checkout_confirm(checkout_id=join.checkout.pk, payment_method="wallet", buyer=reader)
+    sub = Subscription.objects.get(email=reader.email)
+    assert (sub.status, sub.pay_with, sub.saved_method) == ("active", "wallet", None)
+    assert _wallet(reader) == 1700
