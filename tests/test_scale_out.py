@@ -4,8 +4,8 @@ The layout of the README's "Running on several machines", on one machine: two ``
 --no-worker`` (each its own gunicorn, on its own port) and two ``stall worker`` (one of them
 ``--no-periodic``), every process with a data directory of its own, as if on machines of its own,
 so that nothing can be shared through the local disk. What they share is what several machines
-share: a fresh PostgreSQL database made for this test, database 13 of the local Redis (the queue,
-the cache and the rate limits), a bucket on moto's S3 server, an SMTP server and the secret key.
+share: a fresh PostgreSQL database made for this test, the local Redis (a queue of this run's
+own, the cache and the rate limits), a bucket on moto's S3 server, an SMTP server and the secret key.
 
 Uploads go to both servers in turn; purchases run concurrently, each checkout created on one
 server and confirmed on both at once (a double click split by a load balancer). Then every
@@ -46,8 +46,7 @@ pytestmark = pytest.mark.scale_out
 
 ROOT = Path(__file__).resolve().parents[1]
 STALL = Path(sys.executable).with_name("stall")
-# This test owns database 13 of the local Redis (tests/queue owns 14): it empties it before and
-# after. CI runs Redis on the standard port.
+# Database 13 of the local Redis (tests/queue flushes 14), on the standard port as on CI.
 REDIS_URL = "redis://127.0.0.1:6379/13"
 QUEUE_NAME = f"stallscale{os.getpid()}"  # Huey keeps it in the list huey.redis.<name>
 BUCKET = "stall-scale-out"
@@ -109,12 +108,14 @@ def cluster_database():
 
 @pytest.fixture
 def shared_redis():
+    """Database 13 of the local Redis, not emptied: another run may be using it at the same time.
+    The queue's name is this run's own; the cache's and the limits' entries expire by themselves
+    and are named after this run's store and key."""
     client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
     try:
         yield REDIS_URL
     finally:
-        client.flushdb()
+        client.delete(*(f"huey.{kind}.{QUEUE_NAME}" for kind in ("redis", "schedule", "results", "counters")))
         client.close()
 
 
