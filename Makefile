@@ -48,9 +48,10 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check stall tests bench conftest.py
 	$(BIN)/lint-imports .importlinter
 
+# The scale-out test (tests/test_scale_out.py) needs PostgreSQL and Redis: it runs in test-postgres.
 test-sqlite: $(BIN)/.installed browser lnbits
 	rm -rf $(TEST_DATA_DIR)/sqlite && mkdir -p $(TEST_DATA_DIR)/sqlite
-	STALL_DATA_DIR=$(TEST_DATA_DIR)/sqlite $(BIN)/pytest -q $(PYTEST_ARGS)
+	STALL_DATA_DIR=$(TEST_DATA_DIR)/sqlite $(BIN)/pytest -q -m "not scale_out" $(PYTEST_ARGS)
 
 test-postgres: $(BIN)/.installed browser lnbits
 	@$(BIN)/python -c 'import psycopg, sys; psycopg.connect("$(TEST_DATABASE_URL)".rsplit("/", 1)[0] + "/postgres", connect_timeout=5).close()' \

@@ -61,9 +61,9 @@ def web_command(args) -> list[str]:
     ]
 
 
-def worker_command() -> list[str]:
+def worker_command(*, periodic: bool = True) -> list[str]:
     """What `stall worker` runs, started by `stall serve` as its task worker."""
-    return [sys.executable, "-m", "stall.cli", "worker"]
+    return [sys.executable, "-m", "stall.cli", "worker", *([] if periodic else ["--no-periodic"])]
 
 
 def migrate_command() -> list[str]:
@@ -185,17 +185,20 @@ def cmd_serve(args) -> int:
     supervisor.start("web server", web_command(args), env)
     if not args.no_worker:
         # SIGINT is Huey's graceful stop: running tasks finish. (Its SIGTERM abandons them.)
-        supervisor.start("task worker", worker_command(), env, stop_signal=signal.SIGINT)
+        command = worker_command(periodic=not args.no_periodic)
+        supervisor.start("task worker", command, env, stop_signal=signal.SIGINT)
     worker = "" if args.no_worker else " and a task worker"
     print(f"Stall is serving http://{args.host}:{args.port}/ with {args.workers} web worker(s){worker}.", flush=True)
     return supervisor.watch()
 
 
 def cmd_worker(args) -> int:
+    """Huey's consumer. Each consumer's scheduler queues every periodic task when it is due, so N
+    workers on one queue run each sweep N times: all but one of them take ``--no-periodic``."""
     _django()
     from django.core.management import call_command
 
-    call_command("run_huey", workers=args.workers)
+    call_command("run_huey", workers=args.workers, periodic=not args.no_periodic)
     return 0
 
 
@@ -204,6 +207,12 @@ def cmd_django(args) -> int:
     up before its imports, so this module (and the supervisor) never imports Django's apps."""
     os.execv(sys.executable, [sys.executable, "-m", "stall.commands", *args.argv])
     return 0  # not reached
+
+
+NO_PERIODIC_HELP = (
+    "the task worker runs queued tasks but never queues the periodic sweeps: give it to all "
+    "but one of the workers that share a queue"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -216,12 +225,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=int(os.environ.get("STALL_WEB_WORKERS", "2")))
     serve.add_argument("--threads", type=int, default=int(os.environ.get("STALL_WEB_THREADS", "4")))
     serve.add_argument("--no-worker", action="store_true", help="web only; run `stall worker` elsewhere")
+    serve.add_argument("--no-periodic", action="store_true", help=NO_PERIODIC_HELP)
     serve.add_argument("--server", choices=("gunicorn", "granian"), default=os.environ.get("STALL_WEB_SERVER", "gunicorn"))
     serve.add_argument("--access-log", action="store_true")
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run the Huey task worker alone")
     worker.add_argument("--workers", type=int, default=2)
+    worker.add_argument("--no-periodic", action="store_true", help=NO_PERIODIC_HELP)
     worker.set_defaults(func=cmd_worker)
 
     demo = sub.add_parser("demo", help="create the demo store, its creator and three products")
