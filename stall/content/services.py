@@ -405,7 +405,7 @@ def tip_jar_update(
     """Set up or change the store's tip jar; the first call makes its ``tip`` product."""
     jar = TipJar.objects.select_for_update().select_related("product").filter(store=store).first()
     values = {
-        "enabled": False, "title": "Leave a tip", "goal_amount": None, "goal_title": "", "show_supporters": True,
+        "enabled": False, "title": gettext_noop("Leave a tip"), "goal_amount": None, "goal_title": "", "show_supporters": True,
         **tip_jar_defaults(store.currency),
     }
     if jar is not None:

@@ -337,8 +337,7 @@ def authenticate(request, payment_id):
             return redirect("checkout:complete", checkout_id=checkout.pk)
         messages.success(request, _paid_message(payment, locale))
         return redirect(back)
-    what = "to top up your wallet" if payment.purpose == PaymentPurpose.TOP_UP else "to settle your tab"
-    return render(request, "wallets/authenticate.html", {"payment": payment, "what": what})
+    return render(request, "wallets/authenticate.html", {"payment": payment, "top_up": payment.purpose == PaymentPurpose.TOP_UP})
 
 
 def _buyer_card_payment(buyer, payment_id) -> Payment:
