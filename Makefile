@@ -14,16 +14,27 @@ LNBITS_VENV ?= .lnbits-venv
 LNBITS_VERSION ?= 1.6.2
 LNBITS_PYTHON ?= $(PYTHON)
 
-.PHONY: run demo serve test lint test-sqlite test-postgres browser lnbits bench clean
+.PHONY: run demo serve test lint test-sqlite test-postgres browser lnbits bench clean messages messages-extract
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Stall needs Python 3.11 or newer"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/python -m stall.core.catalogs
 	touch $@
 
-run: $(BIN)/.installed
+# The translations (stall/locale/*/LC_MESSAGES/django.po) compiled to .mo by Babel: no gettext needed.
+messages: $(BIN)/.installed
+	$(BIN)/python -m stall.core.catalogs
+
+# New or changed strings into the .po files (Django's makemessages: needs GNU gettext's xgettext).
+# Dashboard templates are left out: the creator's pages are English for now.
+messages-extract: $(BIN)/.installed
+	cd stall && ../$(BIN)/django-admin makemessages --settings=stall.settings -l ko -l pt_BR --no-obsolete \
+	  --ignore='*/tests/*' --ignore='dashboard/*' --add-location=file
+
+run: $(BIN)/.installed messages
 	$(BIN)/stall demo
 	PORT=$(PORT) $(BIN)/stall serve
 
@@ -49,11 +60,11 @@ lint: $(BIN)/.installed
 	$(BIN)/lint-imports .importlinter
 
 # The scale-out test (tests/test_scale_out.py) needs PostgreSQL and Redis: it runs in test-postgres.
-test-sqlite: $(BIN)/.installed browser lnbits
+test-sqlite: $(BIN)/.installed messages browser lnbits
 	rm -rf $(TEST_DATA_DIR)/sqlite && mkdir -p $(TEST_DATA_DIR)/sqlite
 	STALL_DATA_DIR=$(TEST_DATA_DIR)/sqlite $(BIN)/pytest -q -m "not scale_out" $(PYTEST_ARGS)
 
-test-postgres: $(BIN)/.installed browser lnbits
+test-postgres: $(BIN)/.installed messages browser lnbits
 	@$(BIN)/python -c 'import psycopg, sys; psycopg.connect("$(TEST_DATABASE_URL)".rsplit("/", 1)[0] + "/postgres", connect_timeout=5).close()' \
 	  || { echo "PostgreSQL is not reachable at $(TEST_DATABASE_URL); the suite must pass on it too." >&2; exit 1; }
 	rm -rf $(TEST_DATA_DIR)/postgres && mkdir -p $(TEST_DATA_DIR)/postgres

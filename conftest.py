@@ -67,3 +67,11 @@ def api(client, api_key):
     from stall.testing import ApiClient
 
     return ApiClient(client, api_key)
+
+
+def pytest_configure(config):
+    """The translation catalogs compiled before any test runs, as `make messages` does at install,
+    so a .po edited since (or a fresh checkout, which has no .mo) is what the pages show."""
+    from stall.core.catalogs import catalogs_compile
+
+    catalogs_compile()

@@ -94,6 +94,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    "stall.core.middleware.EnglishOnlyMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -290,11 +291,18 @@ LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("ko", "한국어"), ("pt-br", "Português (Brasil)")]
 TIME_ZONE = "UTC"
 USE_I18N = True
+# Buyer pages, their errors and their emails are translated (stall/locale, compiled by `make
+# messages`); the API and the creator dashboard stay English, like Stripe's API and dashboard.
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_NAME = "stall_language"
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+STALL_ENGLISH_ONLY_PATHS = ("/api/", "/dashboard/", "/login/", "/signup/", "/logout/")
 USE_TZ = True
 
 # --- Security -------------------------------------------------------------------------------
 _https = BASE_URL.startswith("https://")
 SESSION_COOKIE_SECURE = _https
+LANGUAGE_COOKIE_SECURE = _https
 CSRF_COOKIE_SECURE = _https
 SECURE_SSL_REDIRECT = _https and _env_bool("STALL_SSL_REDIRECT", True)
 SECURE_HSTS_SECONDS = 31_536_000 if _https else 0

@@ -1,5 +1,7 @@
 from django.conf import settings
 from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
+from django.views.i18n import set_language
 from django.views.static import serve
 
 from stall.api import api
@@ -15,6 +17,10 @@ urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("metrics", metrics, name="metrics"),
     path("api/v1/", api.urls),
+    # The footer's language switch. Without a CSRF token: every page shows the switch, and a
+    # token would set a cookie and make each page unique; a forged request can only change the
+    # language a visitor reads in, which the footer changes back.
+    path("i18n/setlang/", csrf_exempt(set_language), name="set_language"),
     path("", include("stall.accounts.urls")),
     path("dashboard/", include("stall.dashboard.urls")),
     path("", include("stall.orders.urls")),

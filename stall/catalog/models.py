@@ -1,21 +1,22 @@
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
 
 from stall.core.ids import PrefixedIdField
 from stall.stores.models import Store
 
 
 class ProductKind(models.TextChoices):
-    DOWNLOAD = "download", "Download"
+    DOWNLOAD = "download", _("Download")
     # A post behind a paywall: buying it unlocks the post (stall.content holds its text).
-    POST = "post", "Post"
+    POST = "post", _("Post")
     # The store's tip jar: pay what you want, with a message (stall.content's tips).
-    TIP = "tip", "Tip"
+    TIP = "tip", _("Tip")
     # Charges an integrator makes through the API against a buyer's allowance; one per store.
-    CHARGE = "charge", "API charge"
+    CHARGE = "charge", _("API charge")
     # One price of a membership tier (stall.memberships): each payment for the tier, a join or a
     # renewal, is an order of this product, so refunds, receipts and the books see it.
-    MEMBERSHIP = "membership", "Membership"
+    MEMBERSHIP = "membership", _("Membership")
 
 
 # Kinds the store page lists as products; the others have pages of their own or none.

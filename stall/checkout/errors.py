@@ -1,8 +1,10 @@
+from django.utils.translation import gettext_noop
+
 from stall.core.errors import Conflict, InvalidRequest, NotFound
 
 
 class CheckoutNotFound(NotFound):
-    default_message = "No such checkout."
+    default_message = gettext_noop("No such checkout.")
 
 
 class CheckoutInvalid(InvalidRequest):
@@ -11,7 +13,7 @@ class CheckoutInvalid(InvalidRequest):
 
 class CheckoutExpired(Conflict):
     code = "checkout_expired"
-    default_message = "This checkout has expired; start again from the product page."
+    default_message = gettext_noop("This checkout has expired; start again from the product page.")
 
 
 class AmountTooSmall(InvalidRequest):

@@ -1,4 +1,6 @@
 from django import forms
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from stall.catalog.models import PriceType
 from stall.core.errors import StallError
@@ -6,9 +8,9 @@ from stall.core.money import amount_for_input, format_money, parse_amount
 
 
 class BuyForm(forms.Form):
-    email = forms.EmailField(label="Your email", help_text="Your receipt and download link go here.",
+    email = forms.EmailField(label=_("Your email"), help_text=_("Your receipt and download link go here."),
                              widget=forms.EmailInput(attrs={"autocomplete": "email", "inputmode": "email"}))
-    amount = forms.CharField(label="Pay what you want", required=False,
+    amount = forms.CharField(label=_("Pay what you want"), required=False,
                              widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}))
 
     def __init__(self, *args, product, locale="en", **kwargs):
@@ -20,8 +22,8 @@ class BuyForm(forms.Form):
         else:
             minimum = format_money(product.amount, product.currency, locale)
             self.fields["amount"].required = True
-            self.fields["amount"].label = f"Pay what you want ({product.currency})"
-            self.fields["amount"].help_text = f"Minimum {minimum}." if product.amount else "Enter 0 to get it free."
+            self.fields["amount"].label = gettext("Pay what you want (%(currency)s)") % {"currency": product.currency}
+            self.fields["amount"].help_text = gettext("Minimum %(amount)s.") % {"amount": minimum} if product.amount else gettext("Enter 0 to get it free.")
             if product.suggested_amount is not None and not self.is_bound:
                 self.initial["amount"] = amount_for_input(product.suggested_amount, product.currency, locale)
 
@@ -30,11 +32,11 @@ class BuyForm(forms.Form):
         try:
             return parse_amount(raw, self.product.currency, locale=self.locale)
         except StallError as exc:
-            raise forms.ValidationError(exc.message) from None
+            raise forms.ValidationError(gettext(str(exc.message))) from None
 
 
 class PayForm(forms.Form):
-    payment_method = forms.ChoiceField(widget=forms.RadioSelect, label="Test card")
+    payment_method = forms.ChoiceField(widget=forms.RadioSelect, label=_("Test card"))
 
     def __init__(self, *args, methods, **kwargs):
         super().__init__(*args, **kwargs)

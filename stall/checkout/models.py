@@ -27,6 +27,8 @@ class Checkout(models.Model):
     # The last thing that went wrong with a payment, shown to the buyer while the checkout is open.
     last_error_code = models.CharField(max_length=40, blank=True)
     last_error_message = models.CharField(max_length=255, blank=True)
+    # The language the buyer bought in ("ko", "pt-br"; "" for English), for their receipt.
+    language = models.CharField(max_length=12, blank=True, default="", db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

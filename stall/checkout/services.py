@@ -7,7 +7,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext, gettext_noop
 
 from stall.catalog.models import PriceType, Product, ProductStatus
 from stall.core.money import MAX_AMOUNT, amount_validate, format_money
@@ -29,12 +30,12 @@ class CheckoutItem:
 
 def email_normalize(email: object) -> str:
     if not isinstance(email, str) or not email.strip():
-        raise CheckoutInvalid("Enter your email address.", param="email")
+        raise CheckoutInvalid(gettext_noop("Enter your email address."), param="email")
     email = email.strip()
     try:
         validate_email(email)
     except ValidationError:
-        raise CheckoutInvalid("Enter a valid email address.", param="email") from None
+        raise CheckoutInvalid(gettext_noop("Enter a valid email address."), param="email") from None
     local, _, domain = email.rpartition("@")
     return f"{local}@{domain.lower()}"
 
@@ -44,7 +45,7 @@ def _unit_amount(product: Product, chosen: int | None, index: int) -> int:
     if product.price_type == PriceType.FIXED:
         if chosen is not None and chosen != product.amount:
             raise CheckoutInvalid(
-                f"{product.name} has a fixed price of {format_money(product.amount, product.currency)}.", param=param
+                gettext("%(product)s has a fixed price of %(amount)s.") % {"product": product.name, "amount": format_money(product.amount, product.currency)}, param=param
             )
         return product.amount
     if chosen is None:
@@ -54,14 +55,22 @@ def _unit_amount(product: Product, chosen: int | None, index: int) -> int:
     amount_validate(chosen, param=param)
     if chosen < product.amount:
         raise AmountTooSmall(
-            f"The minimum for {product.name} is {format_money(product.amount, product.currency)}.", param=param
+            gettext("The minimum for %(product)s is %(amount)s.") % {"product": product.name, "amount": format_money(product.amount, product.currency)}, param=param
         )
     return chosen
 
 
+def _receipt_language() -> str:
+    language = translation.get_language() or ""
+    return "" if language == settings.LANGUAGE_CODE else language
+
+
 @transaction.atomic
 def checkout_create(*, store: Store, email: str, items: list[CheckoutItem]) -> Checkout:
-    """Open a checkout for published products of ``store``, pricing each on the server."""
+    """Open a checkout for published products of ``store``, pricing each on the server.
+
+    It keeps the active language (the buyer's on a store page, English in the API) so the receipt
+    is written in the language the buyer bought in."""
     email = email_normalize(email)
     if not items:
         raise CheckoutInvalid("A checkout needs at least one product.", param="items")
@@ -92,6 +101,7 @@ def checkout_create(*, store: Store, email: str, items: list[CheckoutItem]) -> C
         amount_subtotal=total,
         amount_total=total,
         expires_at=timezone.now() + timedelta(seconds=settings.STALL_CHECKOUT_TTL_SECONDS),
+        language=_receipt_language(),
     )
     for line in lines:
         line.checkout = checkout

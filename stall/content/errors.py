@@ -1,8 +1,10 @@
+from django.utils.translation import gettext_noop
+
 from stall.core.errors import Conflict, InvalidRequest, NotFound
 
 
 class PostNotFound(NotFound):
-    default_message = "No such post."
+    default_message = gettext_noop("No such post.")
 
 
 class PostInvalid(InvalidRequest):
@@ -21,7 +23,7 @@ class UnlockRefundRefused(Conflict):
 
 class TipJarNotFound(NotFound):
     code = "tip_jar_missing"
-    default_message = "This store does not take tips."
+    default_message = gettext_noop("This store does not take tips.")
 
 
 class TipJarInvalid(InvalidRequest):
@@ -40,11 +42,11 @@ class ConfirmRequired(Conflict):
     """A wallet spend above the buyer's one-click limit: ask them, then call again with confirmed=True."""
 
     code = "confirmation_required"
-    default_message = "Confirm this payment from your wallet."
+    default_message = gettext_noop("Confirm this payment from your wallet.")
 
 
 class MembersOnly(Conflict):
     """A free post gated to membership tiers, asked for by a reader who is not a member."""
 
     code = "members_only"
-    default_message = "This post is for members: join a tier to read it."
+    default_message = gettext_noop("This post is for members: join a tier to read it.")

@@ -18,6 +18,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
+from django.utils.translation import gettext, gettext_noop
 
 from stall.accounts.models import Buyer
 from stall.accounts.services import buyer_for_email
@@ -240,7 +241,7 @@ def post_unlock(*, post: Post, method: str, buyer: Buyer | None = None, email: s
     amount = amount_charged(amount=product.amount, limits=price_limits(product_id=product.pk, email=email))
     if amount < minimum:
         raise CardNotAllowed(
-            f"Card payments start at {format_money(minimum, product.currency)}; unlock this from your wallet or tab.",
+            gettext("Card payments start at %(amount)s; unlock this from your wallet or tab.") % {"amount": format_money(minimum, product.currency)},
             param="method",
         )
     item = CheckoutItem(product_id=product.pk, price_limit=amount if amount < product.amount else None)
@@ -321,18 +322,18 @@ def unlock_refund_request(*, post: Post, buyer: Buyer, reason: str):
     """
     reason = (reason or "").strip() if isinstance(reason, str) else ""
     if not reason:
-        raise UnlockRefundInvalid("Tell the creator why you want your money back.", param="reason", code="reason_required")
+        raise UnlockRefundInvalid(gettext_noop("Tell the creator why you want your money back."), param="reason", code="reason_required")
     if len(reason) > 255:
-        raise UnlockRefundInvalid("Keep the reason to 255 characters.", param="reason", code="reason_too_long")
+        raise UnlockRefundInvalid(gettext_noop("Keep the reason to 255 characters."), param="reason", code="reason_too_long")
     now = timezone.now()
     with transaction.atomic():
         Buyer.objects.select_for_update().filter(pk=buyer.pk).first()
         entitlement = post_unlock_get(post=post, email=buyer.email)
         if entitlement is None:
-            raise UnlockRefundRefused("You have not unlocked this post.", code="not_unlocked")
+            raise UnlockRefundRefused(gettext_noop("You have not unlocked this post."), code="not_unlocked")
         order = Order.objects.select_related("payment").get(pk=entitlement.order_id)
         if order.payment_id is None:
-            raise UnlockRefundRefused("This unlock was free; there is nothing to refund.", code="not_refundable")
+            raise UnlockRefundRefused(gettext_noop("This unlock was free; there is nothing to refund."), code="not_refundable")
         deadline = order.created_at + timedelta(hours=settings.STALL_UNLOCK_REFUND_HOURS)
         if now > deadline:
             raise UnlockRefundRefused(
@@ -351,7 +352,7 @@ def unlock_refund_request(*, post: Post, buyer: Buyer, reason: str):
             with transaction.atomic():
                 reservation = UnlockRefund.objects.create(buyer=buyer, post=post, order=order, reason=reason)
         except IntegrityError:
-            raise UnlockRefundRefused("This unlock has already been refunded.", code="already_refunded") from None
+            raise UnlockRefundRefused(gettext_noop("This unlock has already been refunded."), code="already_refunded") from None
         if getattr(rail_get(order.payment.rail), "in_ledger", False):
             # Wallet and tab refunds happen in the ledger, inside this transaction.
             refund = refund_create(store=post.store, order_id=order.pk, reason=reason)
@@ -404,7 +405,7 @@ def tip_jar_update(
     """Set up or change the store's tip jar; the first call makes its ``tip`` product."""
     jar = TipJar.objects.select_for_update().select_related("product").filter(store=store).first()
     values = {
-        "enabled": False, "title": "Leave a tip", "goal_amount": None, "goal_title": "", "show_supporters": True,
+        "enabled": False, "title": gettext_noop("Leave a tip"), "goal_amount": None, "goal_title": "", "show_supporters": True,
         **tip_jar_defaults(store.currency),
     }
     if jar is not None:
@@ -466,20 +467,20 @@ class TipSent:
 def tip_check(*, jar: TipJar, amount, name: str = "", message: str = "") -> tuple[int, str, str]:
     """Check a tip against the jar's limits; return (amount, name, message) cleaned."""
     if isinstance(amount, bool) or not isinstance(amount, int):
-        raise TipInvalid("Enter an amount.", param="amount", code="invalid_amount")
+        raise TipInvalid(gettext_noop("Enter an amount."), param="amount", code="invalid_amount")
     currency = jar.currency
     if amount < jar.minimum:
-        raise TipInvalid(f"The smallest tip is {format_money(jar.minimum, currency)}.", param="amount", code="amount_too_small")
+        raise TipInvalid(gettext("The smallest tip is %(amount)s.") % {"amount": format_money(jar.minimum, currency)}, param="amount", code="amount_too_small")
     if amount > min(jar.maximum, MAX_AMOUNT):
-        raise TipInvalid(f"The largest tip is {format_money(jar.maximum, currency)}.", param="amount", code="amount_too_large")
+        raise TipInvalid(gettext("The largest tip is %(amount)s.") % {"amount": format_money(jar.maximum, currency)}, param="amount", code="amount_too_large")
     name = (name or "").strip() if isinstance(name, str) else ""
     message = (message or "").strip() if isinstance(message, str) else ""
     if len(name) > 80:
-        raise TipInvalid("Keep your name to 80 characters.", param="name")
+        raise TipInvalid(gettext_noop("Keep your name to 80 characters."), param="name")
     if len(message) > 500:
-        raise TipInvalid(f"Keep the message to 500 characters (it has {len(message)}).", param="message", code="message_too_long")
+        raise TipInvalid(gettext("Keep the message to 500 characters (it has %(length)s).") % {"length": len(message)}, param="message", code="message_too_long")
     if "\x00" in name + message:
-        raise TipInvalid("Text cannot contain NUL characters.", param="message")
+        raise TipInvalid(gettext_noop("Text cannot contain NUL characters."), param="message")
     return amount, name, message
 
 
@@ -518,7 +519,7 @@ def tip_send(
     minimum = card_minimum(currency)
     if amount < minimum:
         raise CardNotAllowed(
-            f"Card payments start at {format_money(minimum, currency)}; tip less from your wallet or tab.", param="amount"
+            gettext("Card payments start at %(amount)s; tip less from your wallet or tab.") % {"amount": format_money(minimum, currency)}, param="amount"
         )
     email = buyer.email if buyer is not None else email_normalize(email)
     with transaction.atomic():

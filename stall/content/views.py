@@ -6,6 +6,8 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from stall.accounts.services import buyer_from_request, magic_link_request_allowed
@@ -116,9 +118,9 @@ def _post_page(request, store, post, *, error=None, unlock_form=None, refund_for
 def _error_link(error) -> tuple[str, str] | None:
     code = getattr(error, "code", None)
     if code in WALLET_ERRORS:
-        return WALLET_PATH, "Top up your wallet"
+        return WALLET_PATH, _("Top up your wallet")
     if code in TAB_ERRORS:
-        return TAB_PATH, "Settle your tab"
+        return TAB_PATH, _("Settle your tab")
     return None
 
 
@@ -160,7 +162,7 @@ def post_unlock_view(request, slug, post_slug):
     except ConfirmRequired:
         return _confirm_page(
             request, store, action=request.path, amount=post.amount, currency=post.currency,
-            fields={"method": data["method"]}, what=f"Unlock “{post.title}”", back=reverse("content:post", args=[store.slug, post.slug]),
+            fields={"method": data["method"]}, what=_("Unlock “%(title)s”") % {"title": post.title}, back=reverse("content:post", args=[store.slug, post.slug]),
         )
     except StallError as exc:
         form_add_stall_error(form, exc)
@@ -170,13 +172,15 @@ def post_unlock_view(request, slug, post_slug):
             request.session[CARD_CHECKOUTS_KEY] = [*request.session.get(CARD_CHECKOUTS_KEY, [])[-19:], result.checkout.pk]
         return redirect("checkout:pay", checkout_id=result.checkout.pk)
     if result.member:
-        messages.info(request, "You read this as a member; nothing was charged.")
+        messages.info(request, _("You read this as a member; nothing was charged."))
     elif result.already:
-        messages.info(request, "You have already unlocked this post; nothing was charged.")
+        messages.info(request, _("You have already unlocked this post; nothing was charged."))
     else:
         paid = format_money(result.order.amount_total, result.order.currency, _locale(request))
-        source = "your wallet" if data["method"] == "wallet" else "your tab"
-        messages.success(request, f"Unlocked for {paid} from {source}. Enjoy the read.")
+        if data["method"] == "wallet":
+            messages.success(request, _("Unlocked for %(amount)s from your wallet. Enjoy the read.") % {"amount": paid})
+        else:
+            messages.success(request, _("Unlocked for %(amount)s from your tab. Enjoy the read.") % {"amount": paid})
     return redirect(reverse("content:post", args=[store.slug, post.slug]) + "#post-body")
 
 
@@ -186,7 +190,7 @@ def post_refund_view(request, slug, post_slug):
     post = _post(request, store, post_slug)
     buyer = buyer_from_request(request)
     if buyer is None:
-        messages.error(request, "Sign in to ask for a refund.")
+        messages.error(request, _("Sign in to ask for a refund."))
         return redirect("content:post", slug=store.slug, post_slug=post.slug)
     form = RefundRequestForm(request.POST)
     form.is_valid()
@@ -196,8 +200,11 @@ def post_refund_view(request, slug, post_slug):
         form_add_stall_error(form, exc)
         return _post_page(request, store, post, refund_form=form, status=exc.status)
     amount = format_money(refund.amount, refund.currency, _locale(request))
-    where = {"wallet": "back in your wallet", "tab": "taken off your tab"}.get(refund.payment.rail, "refunded to your card")
-    messages.success(request, f"{amount} is {where}. The post is locked again.")
+    done = {
+        "wallet": _("%(amount)s is back in your wallet. The post is locked again."),
+        "tab": _("%(amount)s is taken off your tab. The post is locked again."),
+    }.get(refund.payment.rail, _("%(amount)s is refunded to your card. The post is locked again."))
+    messages.success(request, done % {"amount": amount})
     return redirect("content:post", slug=store.slug, post_slug=post.slug)
 
 
@@ -208,14 +215,14 @@ def reader_sign_in(request, slug):
     form = SignInForm(request.POST)
     back = _safe_next(request, request.POST.get("next"), reverse("stores:store", args=[store.slug]))
     if not form.is_valid():
-        messages.error(request, "Enter a valid email address to get a sign-in link.")
+        messages.error(request, _("Enter a valid email address to get a sign-in link."))
         return redirect(back)
     email = form.cleaned_data["email"].lower()
     if magic_link_request_allowed(email=email, address=client_address(request)):
-        reader_sign_in_link_send(email, back, store.name)
+        reader_sign_in_link_send(email, back, store.name, language=get_language())
     # The same answer for every address, and past the limit: the page does not tell who has an
     # account here.
-    messages.success(request, f"A sign-in link is on its way to {form.cleaned_data['email']}. Open it on this device.")
+    messages.success(request, _("A sign-in link is on its way to %(email)s. Open it on this device.") % {"email": form.cleaned_data["email"]})
     return redirect(back)
 
 
@@ -245,7 +252,7 @@ def tip(request, slug):
                 fields["public"] = "on"
             return _confirm_page(
                 request, store, action=request.path, amount=data["tip_amount"], currency=store.currency, fields=fields,
-                what=f"Tip {store.name}", back=back,
+                what=_("Tip %(store)s") % {"store": store.name}, back=back,
             )
         except StallError as exc:
             form_add_stall_error(form, exc)
@@ -254,7 +261,7 @@ def tip(request, slug):
             if sent.checkout is not None:
                 return redirect("checkout:pay", checkout_id=sent.checkout.pk)
             amount = format_money(sent.tip.amount, sent.tip.currency, _locale(request))
-            messages.success(request, f"Thank you for the {amount} tip!")
+            messages.success(request, _("Thank you for the %(amount)s tip!") % {"amount": amount})
             return redirect(back + ("#tip-jar" if "#" not in back else ""))
     context = {
         "store": store, "tip_jar": panel, "tip_form": form, "error": error, "error_link": _error_link(error),

@@ -1,3 +1,7 @@
+from django.conf import settings
+from django.utils import translation
+
+
 class ContentSecurityPolicyMiddleware:
     """A strict CSP: everything from this origin, nothing from third parties, no inline script.
 
@@ -32,3 +36,18 @@ class ContentSecurityPolicyMiddleware:
             current = directives.setdefault(name, list(directives["default-src"]))
             current.extend(source for source in sources if source not in current)
         return "; ".join(" ".join([name, *sources]) for name, sources in directives.items())
+
+
+class EnglishOnlyMiddleware:
+    """The API and the creator's pages speak English whatever the browser asks, as Stripe's API
+    does: an integration parses the same messages everywhere, and a creator's page does not mix
+    translated errors into untranslated screens. After LocaleMiddleware, which chose the buyer's."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.startswith(settings.STALL_ENGLISH_ONLY_PATHS):
+            translation.activate("en")
+            request.LANGUAGE_CODE = "en"
+        return self.get_response(request)

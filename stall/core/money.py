@@ -20,6 +20,8 @@ from babel.numbers import (
     list_currencies,
 )
 from django.conf import settings
+from django.utils import translation
+from django.utils.translation import gettext, gettext_noop
 
 from .errors import InvalidRequest
 
@@ -59,13 +61,13 @@ def currency_exponent(currency: str) -> int:
 def amount_validate(amount: object, *, param: str = "amount", allow_zero: bool = True) -> int:
     """Check an amount in minor units given by code or an API client."""
     if isinstance(amount, bool) or not isinstance(amount, int):
-        raise InvalidAmount("Amount must be a whole number of minor units.", param=param)
+        raise InvalidAmount(gettext_noop("Amount must be a whole number of minor units."), param=param)
     if amount < 0:
-        raise InvalidAmount("Amount cannot be negative.", param=param)
+        raise InvalidAmount(gettext_noop("Amount cannot be negative."), param=param)
     if amount == 0 and not allow_zero:
-        raise InvalidAmount("Amount must be greater than zero.", param=param)
+        raise InvalidAmount(gettext_noop("Amount must be greater than zero."), param=param)
     if amount > MAX_AMOUNT:
-        raise InvalidAmount("Amount is too large.", param=param)
+        raise InvalidAmount(gettext_noop("Amount is too large."), param=param)
     return amount
 
 
@@ -139,8 +141,10 @@ def amount_for_input(amount: int, currency: str, locale: str = "en") -> str:
     return text.replace(".", _decimal_symbol(locale)) if exponent else text
 
 
-def format_money(amount: int, currency: str, locale: str = "en") -> str:
-    return Money(amount, currency).format(locale)
+def format_money(amount: int, currency: str, locale: str | None = None) -> str:
+    """The amount for a reader: in ``locale``, or else in the active language (the buyer's on their
+    pages, the recipient's in an email sent under ``translation.override``, English in the API)."""
+    return Money(amount, currency).format(locale or translation.get_language() or settings.LANGUAGE_CODE)
 
 
 _GROUPING = " \u00a0\u202f'’_"
@@ -191,40 +195,40 @@ def parse_amount(text: object, currency: str, *, locale: str = "en", param: str 
     """
     currency = currency_normalize(currency)
     if not isinstance(text, str):
-        raise InvalidAmount("Enter an amount.", param=param)
+        raise InvalidAmount(gettext_noop("Enter an amount."), param=param)
     # NFKC folds full-width digits and signs; U+2212 is the minus sign CLDR writes for some locales.
     raw = unicodedata.normalize("NFKC", text).replace("\u2212", "-").strip()
     if not raw:
-        raise InvalidAmount("Enter an amount.", param=param)
+        raise InvalidAmount(gettext_noop("Enter an amount."), param=param)
     match = re.fullmatch(r"(?P<pre>[^\d.,+\-]*?)\s*(?P<sign>[+\-]?)\s*(?P<pre2>[^\d.,+\-]*?)\s*(?P<num>[\d.,\s'’_\u00a0\u202f]*\d[\d.,]*)\s*(?P<post>[^\d.,]*)", raw)
     if not match:
         if raw.startswith("-") or "-" in raw[:3]:
-            raise InvalidAmount("Amount cannot be negative.", param=param)
-        raise InvalidAmount(f"“{text}” is not an amount.", param=param)
+            raise InvalidAmount(gettext_noop("Amount cannot be negative."), param=param)
+        raise InvalidAmount(gettext("“%(text)s” is not an amount.") % {"text": text}, param=param)
     if match["sign"] == "-":
-        raise InvalidAmount("Amount cannot be negative.", param=param)
+        raise InvalidAmount(gettext_noop("Amount cannot be negative."), param=param)
     for affix in (match["pre"], match["pre2"], match["post"]):
         affix = affix.strip()
         if affix and affix not in _symbols(currency) and not (
             len(affix) == 1 and unicodedata.category(affix) == "Sc" and affix not in _foreign_sign_chars(currency)
         ):
-            raise InvalidAmount(f"“{text}” is not an amount in {currency}.", param=param)
+            raise InvalidAmount(gettext("“%(text)s” is not an amount in %(currency)s.") % {"text": text, "currency": currency}, param=param)
 
     num = "".join(ch for ch in match["num"] if ch not in _GROUPING)
     exponent = currency_exponent(currency)
     integer, fraction = _split_number(num, locale=locale, text=text, param=param)
     if not integer and not fraction:
-        raise InvalidAmount(f"“{text}” is not an amount.", param=param)
+        raise InvalidAmount(gettext("“%(text)s” is not an amount.") % {"text": text}, param=param)
     if len(fraction) > exponent:
         if exponent == 0:
-            raise InvalidAmount(f"{currency} has no minor unit; enter a whole amount.", param=param)
-        raise InvalidAmount(f"{currency} amounts have at most {exponent} decimal places.", param=param)
+            raise InvalidAmount(gettext("%(currency)s has no minor unit; enter a whole amount.") % {"currency": currency}, param=param)
+        raise InvalidAmount(gettext("%(currency)s amounts have at most %(places)s decimal places.") % {"currency": currency, "places": exponent}, param=param)
     digits = (integer or "0") + fraction.ljust(exponent, "0")
     if len(digits.lstrip("0")) > len(str(MAX_AMOUNT)):
-        raise InvalidAmount("Amount is too large.", param=param)
+        raise InvalidAmount(gettext_noop("Amount is too large."), param=param)
     amount = int(digits)
     if amount > MAX_AMOUNT:
-        raise InvalidAmount("Amount is too large.", param=param)
+        raise InvalidAmount(gettext_noop("Amount is too large."), param=param)
     return amount
 
 
@@ -237,7 +241,7 @@ def _split_number(num: str, *, locale: str, text: str, param: str) -> tuple[str,
         decimal_mark = num[max(num.rfind("."), num.rfind(","))]
         group_mark = "," if decimal_mark == "." else "."
         if seps.count(decimal_mark) > 1:
-            raise InvalidAmount(f"“{text}” is not an amount.", param=param)
+            raise InvalidAmount(gettext("“%(text)s” is not an amount.") % {"text": text}, param=param)
         integer, fraction = num.rsplit(decimal_mark, 1)
         return _ungroup(integer, group_mark, text, param), fraction
     mark = seps[0]
@@ -252,7 +256,7 @@ def _split_number(num: str, *, locale: str, text: str, param: str) -> tuple[str,
 def _ungroup(num: str, mark: str, text: str, param: str) -> str:
     groups = num.split(mark)
     if not groups[0] or len(groups[0]) > 3 or any(len(g) != 3 for g in groups[1:]):
-        raise InvalidAmount(f"“{text}” is not an amount.", param=param)
+        raise InvalidAmount(gettext("“%(text)s” is not an amount.") % {"text": text}, param=param)
     return "".join(groups)
 
 

@@ -1,3 +1,5 @@
+from django.utils.translation import gettext_noop
+
 from stall.core.errors import Conflict, InvalidRequest
 
 
@@ -8,13 +10,13 @@ class LedgerError(InvalidRequest):
 class InsufficientFunds(LedgerError):
     code = "insufficient_funds"
     status = 402
-    default_message = "The balance is too low for this payment."
+    default_message = gettext_noop("The balance is too low for this payment.")
 
 
 class LimitExceeded(LedgerError):
     code = "limit_exceeded"
     status = 402
-    default_message = "This would go over the account's limit."
+    default_message = gettext_noop("This would go over the account's limit.")
 
 
 class CurrencyMismatch(LedgerError):
@@ -23,14 +25,14 @@ class CurrencyMismatch(LedgerError):
 
 class TransferExistsWithDifferentFields(Conflict):
     code = "idempotency_key_reused"
-    default_message = "A transfer with this idempotency key exists with different fields."
+    default_message = gettext_noop("A transfer with this idempotency key exists with different fields.")
 
 
 class TransferAlreadyResolved(Conflict):
     code = "transfer_already_resolved"
-    default_message = "The transfer was already posted or voided."
+    default_message = gettext_noop("The transfer was already posted or voided.")
 
 
 class TransferNotPending(Conflict):
     code = "transfer_not_pending"
-    default_message = "Only a pending transfer can be posted or voided."
+    default_message = gettext_noop("Only a pending transfer can be posted or voided.")

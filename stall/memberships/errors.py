@@ -1,12 +1,14 @@
+from django.utils.translation import gettext_noop
+
 from stall.core.errors import Conflict, InvalidRequest, NotFound
 
 
 class TierNotFound(NotFound):
-    default_message = "No such tier."
+    default_message = gettext_noop("No such tier.")
 
 
 class SubscriptionNotFound(NotFound):
-    default_message = "No such subscription."
+    default_message = gettext_noop("No such subscription.")
 
 
 class TierInvalid(InvalidRequest):
@@ -15,17 +17,17 @@ class TierInvalid(InvalidRequest):
 
 class TierArchived(Conflict):
     code = "tier_archived"
-    default_message = "This tier is archived: it takes no new members."
+    default_message = gettext_noop("This tier is archived: it takes no new members.")
 
 
 class MemberLimitReached(Conflict):
     code = "member_limit_reached"
-    default_message = "This tier is full: it has reached its member limit."
+    default_message = gettext_noop("This tier is full: it has reached its member limit.")
 
 
 class AlreadyMember(Conflict):
     code = "already_member"
-    default_message = "You are already a member of this store."
+    default_message = gettext_noop("You are already a member of this store.")
 
 
 class SubscriptionInvalid(InvalidRequest):

@@ -1,27 +1,29 @@
+from django.utils.translation import gettext_noop
+
 from stall.core.errors import InvalidRequest, NotFound, PermissionDenied
 
 
 class OrderNotFound(NotFound):
-    default_message = "No such order."
+    default_message = gettext_noop("No such order.")
 
 
 class DownloadLinkInvalid(InvalidRequest):
     code = "download_link_invalid"
     status = 404
-    default_message = "This download link is not valid."
+    default_message = gettext_noop("This download link is not valid.")
 
 
 class DownloadLinkExpired(InvalidRequest):
     code = "download_link_expired"
     status = 410
-    default_message = "This download link has expired. Open your library for a fresh one."
+    default_message = gettext_noop("This download link has expired. Open your library for a fresh one.")
 
 
 class DownloadLimitReached(PermissionDenied):
     code = "download_limit_reached"
-    default_message = "This file has been downloaded as many times as the purchase allows."
+    default_message = gettext_noop("This file has been downloaded as many times as the purchase allows.")
 
 
 class DownloadRevoked(PermissionDenied):
     code = "download_revoked"
-    default_message = "This purchase was refunded, so its downloads are no longer available."
+    default_message = gettext_noop("This purchase was refunded, so its downloads are no longer available.")

@@ -1,4 +1,6 @@
 from django.conf import settings
+from django.utils import translation
+from django.utils.translation import gettext as _
 from huey.contrib.djhuey import db_task
 
 from stall.accounts.services import buyer_magic_link
@@ -11,11 +13,17 @@ from .models import Order
 
 @db_task(retries=5, retry_delay=settings.STALL_TASK_RETRY_DELAY_SECONDS)
 def receipt_send(order_id: str) -> None:
-    """Email the buyer a receipt with a link to their library."""
-    order = Order.objects.select_related("store").prefetch_related("lines").get(pk=order_id)
+    """Email the buyer a receipt with a link to their library, in the language they bought in."""
+    order = Order.objects.select_related("store", "checkout").prefetch_related("lines").get(pk=order_id)
+    language = (order.checkout.language if order.checkout else "") or settings.LANGUAGE_CODE
+    with translation.override(language):
+        _receipt_send(order)
+
+
+def _receipt_send(order: Order) -> None:
     email_send(
         to=order.email,
-        subject=f"Your receipt from {order.store.name}",
+        subject=_("Your receipt from %(store)s") % {"store": order.store.name},
         template="orders/email/receipt",
         context={
             "order": order,
@@ -31,11 +39,17 @@ def receipt_send(order_id: str) -> None:
 @db_task(retries=5, retry_delay=settings.STALL_TASK_RETRY_DELAY_SECONDS)
 def refund_notice_send(refund_id: str) -> None:
     """Tell the buyer that money came back to them, and whether the download was withdrawn."""
-    refund = Refund.objects.select_related("order", "store").get(pk=refund_id)
+    refund = Refund.objects.select_related("order__checkout", "store").get(pk=refund_id)
     order = refund.order
+    language = (order.checkout.language if order.checkout else "") or settings.LANGUAGE_CODE
+    with translation.override(language):
+        _refund_notice_send(refund, order)
+
+
+def _refund_notice_send(refund: Refund, order: Order) -> None:
     email_send(
         to=order.email,
-        subject=f"Refund from {refund.store.name}",
+        subject=_("Refund from %(store)s") % {"store": refund.store.name},
         template="orders/email/refund",
         context={
             "order": order,
@@ -49,11 +63,13 @@ def refund_notice_send(refund_id: str) -> None:
 
 
 @db_task()
-def library_link_send(email: str, next_path: str = "") -> None:
-    """Email a sign-in link to the buyer's library and wallet, bringing them back to ``next_path``."""
-    email_send(
-        to=email,
-        subject="Your library",
-        template="orders/email/library_link",
-        context={"library_url": buyer_magic_link(email=email, next_path=next_path)},
-    )
+def library_link_send(email: str, next_path: str = "", language: str = settings.LANGUAGE_CODE) -> None:
+    """Email a sign-in link to the buyer's library and wallet, bringing them back to ``next_path``,
+    in the language of the page they asked from."""
+    with translation.override(language):
+        email_send(
+            to=email,
+            subject=_("Your library"),
+            template="orders/email/library_link",
+            context={"library_url": buyer_magic_link(email=email, next_path=next_path)},
+        )

@@ -5,6 +5,8 @@ from django.core.files.storage import storages
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
+from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from stall.accounts.services import (
@@ -28,7 +30,7 @@ SESSION_KEY = BUYER_EMAIL_SESSION_KEY
 
 
 class LibraryLinkForm(forms.Form):
-    email = forms.EmailField(label="Email you bought with", widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    email = forms.EmailField(label=_("Email you bought with"), widget=forms.EmailInput(attrs={"autocomplete": "email"}))
 
 
 @require_http_methods(["GET", "POST"])
@@ -46,7 +48,7 @@ def library(request):
             # strangers who the customers are. Past the limit it sends nothing but says the same.
             email = form.cleaned_data["email"].lower()
             if magic_link_request_allowed(email=email, address=client_address(request)):
-                library_link_send(email, next_path)
+                library_link_send(email, next_path, language=get_language())
             sent = True
         return render(request, "orders/library_login.html", {"form": form, "sent": sent, "next": next_path},
                       status=400 if form.errors else 200)

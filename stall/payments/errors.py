@@ -1,3 +1,5 @@
+from django.utils.translation import gettext_noop
+
 from stall.core.errors import (
     Conflict,
     InvalidRequest,
@@ -14,12 +16,12 @@ class PaymentDeclined(PaymentError):
 
 
 class PaymentNotFound(NotFound):
-    default_message = "No such payment."
+    default_message = gettext_noop("No such payment.")
 
 
 class PaymentNotAwaitingAction(Conflict):
     code = "payment_not_awaiting_action"
-    default_message = "This payment is not waiting for confirmation."
+    default_message = gettext_noop("This payment is not waiting for confirmation.")
 
 
 class RefundInvalid(InvalidRequest):
@@ -28,7 +30,7 @@ class RefundInvalid(InvalidRequest):
 
 class RefundFailed(PaymentError):
     code = "refund_failed"
-    default_message = "The refund did not go through."
+    default_message = gettext_noop("The refund did not go through.")
 
 
 class PaymentProcessorUnavailable(StallError):
@@ -37,17 +39,17 @@ class PaymentProcessorUnavailable(StallError):
 
     code = "payment_processor_unavailable"
     status = 503
-    default_message = "The card processor could not be reached. You have not been charged twice; try again in a few minutes."
+    default_message = gettext_noop("The card processor could not be reached. You have not been charged twice; try again in a few minutes.")
 
 
 class StripeNotConfigured(InvalidRequest):
     code = "stripe_not_configured"
-    default_message = "This store does not take card payments through Stripe."
+    default_message = gettext_noop("This store does not take card payments through Stripe.")
 
 
 class LightningNotConfigured(InvalidRequest):
     code = "lightning_not_configured"
-    default_message = "This store does not take Lightning payments."
+    default_message = gettext_noop("This store does not take Lightning payments.")
 
 
 class LightningAccountInvalid(InvalidRequest):
@@ -67,7 +69,7 @@ class PaymentMethodNeedsAction(PaymentError):
     then passed back to ``payment_method_save`` as the payment method."""
 
     code = "authentication_required"
-    default_message = "Your bank asks you to confirm this card before it can be saved."
+    default_message = gettext_noop("Your bank asks you to confirm this card before it can be saved.")
 
     def __init__(self, message=None, *, reference: str = "", client_secret: str = "", **kwargs):
         super().__init__(message, **kwargs)
@@ -77,29 +79,29 @@ class PaymentMethodNeedsAction(PaymentError):
 
 class WebhookSignatureInvalid(InvalidRequest):
     code = "invalid_signature"
-    default_message = "The webhook signature is missing, wrong or too old."
+    default_message = gettext_noop("The webhook signature is missing, wrong or too old.")
 
 
 class BuyerRequired(PermissionDenied):
     code = "buyer_required"
     status = 401
-    default_message = "Sign in to pay from your wallet or tab."
+    default_message = gettext_noop("Sign in to pay from your wallet or tab.")
 
 
 class WalletEmpty(InsufficientFunds):
     code = "insufficient_funds"
-    default_message = "Your wallet does not hold enough for this. Top it up, or put it on your tab."
+    default_message = gettext_noop("Your wallet does not hold enough for this. Top it up, or put it on your tab.")
 
 
 class TabLimitReached(LimitExceeded):
     code = "tab_limit_reached"
-    default_message = "This would take your tab over its limit. Settle the tab to continue."
+    default_message = gettext_noop("This would take your tab over its limit. Settle the tab to continue.")
 
 
 class TabOverdue(Conflict):
     code = "tab_overdue"
     status = 402
-    default_message = "Your tab has been open too long. Settle it to keep buying on it."
+    default_message = gettext_noop("Your tab has been open too long. Settle it to keep buying on it.")
 
 
 class TestMoneyRefused(PaymentError):
@@ -108,7 +110,7 @@ class TestMoneyRefused(PaymentError):
 
     __test__ = False  # a domain error, not a test class for pytest to collect
     code = "test_money_refused"
-    default_message = (
+    default_message = gettext_noop(
         "Your wallet holds test money from test cards, which this store does not take. "
         "Top it up with a real card: that clears the test money."
     )

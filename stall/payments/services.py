@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from stall.checkout.errors import AmountTooSmall, CheckoutInvalid
 from stall.checkout.models import Checkout, CheckoutStatus
@@ -114,7 +115,7 @@ def _checkout_payment_reserve(*, checkout: Checkout, payment_method: str) -> Pay
     minimum = rail.minimum_charge(checkout.currency)
     if checkout.amount_total < minimum:
         raise AmountTooSmall(
-            f"Card payments must be at least {format_money(minimum, checkout.currency)}.",
+            gettext("Card payments must be at least %(amount)s.") % {"amount": format_money(minimum, checkout.currency)},
             param="amount",
         )
     return Payment.objects.create(
@@ -228,16 +229,16 @@ def payment_create_for_purpose(
     amount_validate(amount, allow_zero=False)
     if saved is not None:
         if saved.detached_at is not None:
-            raise InvalidRequest("This saved payment method was removed.", param="payment_method")
+            raise InvalidRequest(gettext_noop("This saved payment method was removed."), param="payment_method")
         sandbox_check(saved.rail, store_id=store.pk if store is not None else None)
         rail, payment_method = rail_get(saved.rail), saved.method_ref
     else:
         rail = rail_for(store=store, payment_method=payment_method)
     if rail.in_ledger:
-        raise InvalidRequest("Pay this with a card.", param="payment_method", code="card_required")
+        raise InvalidRequest(gettext_noop("Pay this with a card."), param="payment_method", code="card_required")
     minimum = rail.minimum_charge(currency)
     if amount < minimum:
-        raise AmountTooSmall(f"Card payments must be at least {format_money(minimum, currency)}.", param="amount")
+        raise AmountTooSmall(gettext("Card payments must be at least %(amount)s.") % {"amount": format_money(minimum, currency)}, param="amount")
     with transaction.atomic():
         payment = Payment.objects.create(
             purpose=purpose, store=store, buyer=buyer, rail=rail.name, payment_method=payment_method,

@@ -12,6 +12,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods
 
 from stall.accounts.services import buyer_from_request, sign_in_url
@@ -179,7 +180,7 @@ def stripe_return(request, checkout_id):
     try:
         checkout = stripe_checkout_return(checkout_id=checkout.pk, payment_intent=request.GET.get("payment_intent", ""))
     except StallError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, gettext(str(exc.message)))
     if checkout.status == CheckoutStatus.COMPLETE:
         return redirect("checkout:complete", checkout_id=checkout.pk)
     # Back to the page, which shows Stripe's reason (kept on the checkout) and a fresh attempt.
@@ -202,18 +203,18 @@ def lightning_pay(request, checkout_id):
         if payment is not None and action == "check":
             payment = lightning_payment_refresh(payment_id=payment.pk)
             if payment.status == PaymentStatus.REQUIRES_ACTION:
-                messages.info(request, "Not paid yet. Lightning payments arrive in seconds: check again in a moment.")
+                messages.info(request, gettext("Not paid yet. Lightning payments arrive in seconds: check again in a moment."))
         elif payment is not None and action == "cancel":
             payment = lightning_payment_cancel(payment_id=payment.pk)
     except StallError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, gettext(str(exc.message)))
         return redirect("checkout:pay", checkout_id=checkout.pk)
     checkout.refresh_from_db()
     if checkout.status == CheckoutStatus.COMPLETE:
         return redirect("checkout:complete", checkout_id=checkout.pk)
     if payment is None or payment.status != PaymentStatus.REQUIRES_ACTION:
         if payment is not None and payment.status == PaymentStatus.FAILED:
-            messages.error(request, payment.failure_message)
+            messages.error(request, gettext(payment.failure_message))
         return redirect("checkout:pay", checkout_id=checkout.pk)
     if request.method == "POST":
         return redirect("checkout:lightning", checkout_id=checkout.pk)

@@ -1,8 +1,10 @@
+from django.utils.translation import gettext_noop
+
 from stall.core.errors import InvalidRequest, NotFound
 
 
 class StoreNotFound(NotFound):
-    default_message = "No such store."
+    default_message = gettext_noop("No such store.")
 
 
 class StoreInvalid(InvalidRequest):

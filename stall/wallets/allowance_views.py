@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import get_language
 from django.views.decorators.http import require_http_methods, require_POST
 
 from stall.accounts.services import buyer_from_request, magic_link_request_allowed
@@ -163,7 +164,7 @@ def allowance_sign_in(request):
         return redirect(back)
     email = form.cleaned_data["email"].lower()
     if magic_link_request_allowed(email=email, address=client_address(request)):
-        library_link_send(email, back)
+        library_link_send(email, back, language=get_language())
     # The same answer for every address, and past the limit: the page does not tell who has an
     # account here.
     messages.success(request, f"A sign-in link is on its way to {form.cleaned_data['email']}. Open it on this device.")

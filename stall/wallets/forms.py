@@ -2,6 +2,8 @@
 ``parse_amount``; the services check limits and cards and their errors land on these fields."""
 
 from django import forms
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from stall.core.errors import StallError
 from stall.core.money import format_money, parse_amount
@@ -24,7 +26,7 @@ def card_choices(
         if not (real_only and not rail_livemode("sandbox")):
             choices = rail_get("sandbox").payment_methods()
     if stripe and stripe_config_for_store(store) is not None:
-        choices = [*choices, ("stripe", "Card")]
+        choices = [*choices, ("stripe", _("Card"))]
     if lightning and lightning_config_for_store(store) is not None:
         choices = [*choices, ("lightning", "Lightning")]
     return choices
@@ -41,16 +43,16 @@ class CardField(forms.CharField):
         choices = card_choices(store=store, stripe=stripe, real_only=real_only, lightning=lightning)
         # The page says "no real money moves" only next to test cards, and "test mode" when it
         # offers them where the Stall takes real money: what they pay for is then test money.
-        self.sandbox = any(code not in _NOT_TEST for code, _ in choices)
+        self.sandbox = any(code not in _NOT_TEST for code, _label in choices)
         self.test_mode = self.sandbox and not rail_livemode("sandbox")
         # No test cards and no Stripe for this page: no card is taken here at all.
         self.unavailable = not choices and stripe_config_for_store(store) is None
         widget = forms.RadioSelect(choices=choices) if choices else forms.TextInput(attrs={"autocomplete": "off", "placeholder": "pm_…"})
-        label = "Card (a Stripe PaymentMethod, pm_…)"
+        label = _("Card (a Stripe PaymentMethod, pm_…)")
         if choices:
-            label = "Test card" if all(code not in _NOT_TEST for code, _ in choices) else "Pay with"
+            label = _("Test card") if all(code not in _NOT_TEST for code, _name in choices) else _("Pay with")
         kwargs.setdefault("label", label)
-        kwargs.setdefault("error_messages", {"required": "Choose a card."})
+        kwargs.setdefault("error_messages", {"required": _("Choose a card.")})
         super().__init__(widget=widget, max_length=64, initial=choices[0][0] if choices else None, **kwargs)
 
 
@@ -67,7 +69,7 @@ class _AmountForm(forms.Form):
         try:
             return parse_amount(raw, self.currency, locale=self.locale, param=name)
         except StallError as exc:
-            raise forms.ValidationError(exc.message) from None
+            raise forms.ValidationError(gettext(str(exc.message))) from None
 
 
 class TopUpForm(_AmountForm):
@@ -75,7 +77,7 @@ class TopUpForm(_AmountForm):
 
     preset = forms.CharField(required=False, max_length=20, widget=forms.HiddenInput)
     amount = forms.CharField(
-        label="Another amount", required=False, max_length=40,
+        label=_("Another amount"), required=False, max_length=40,
         widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
     )
     def __init__(self, *args, presets: list[int], store=None, **kwargs):
@@ -83,7 +85,7 @@ class TopUpForm(_AmountForm):
         # Built per form: the sandbox may be turned off, and Stripe set up for one store only.
         self.fields["payment_method"] = CardField(store=store, stripe=True, lightning=True)
         self.presets = presets
-        self.fields["amount"].label = f"Another amount ({self.currency})"
+        self.fields["amount"].label = gettext("Another amount (%(currency)s)") % {"currency": self.currency}
 
     def clean_amount(self):
         return self._amount("amount")
@@ -93,20 +95,20 @@ class TopUpForm(_AmountForm):
         preset = data.get("preset")
         if preset:
             if not preset.isdigit() or int(preset) not in self.presets:
-                self.add_error("amount", "Choose one of the amounts shown, or type another.")
+                self.add_error("amount", gettext("Choose one of the amounts shown, or type another."))
             else:
                 data["amount"] = int(preset)
         elif data.get("amount") is None and "amount" not in self.errors:
-            self.add_error("amount", "Choose an amount or type one.")
+            self.add_error("amount", gettext("Choose an amount or type one."))
         return data
 
 
 class ConfirmAboveForm(_AmountForm):
     confirm_above = forms.CharField(
-        label="Pay with one click up to", max_length=40,
+        label=_("Pay with one click up to"), max_length=40,
         widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
-        help_text="Above this, we ask you to confirm before paying from your wallet or tab.",
-        error_messages={"required": "Enter an amount (0 to always confirm)."},
+        help_text=_("Above this, we ask you to confirm before paying from your wallet or tab."),
+        error_messages={"required": _("Enter an amount (0 to always confirm).")},
     )
 
     def clean_confirm_above(self):
@@ -115,25 +117,25 @@ class ConfirmAboveForm(_AmountForm):
 
 class AutoTopUpForm(_AmountForm):
     below = forms.CharField(
-        label="When my balance falls below", max_length=40,
+        label=_("When my balance falls below"), max_length=40,
         widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
-        error_messages={"required": "Enter the balance to top up at."},
+        error_messages={"required": _("Enter the balance to top up at.")},
     )
     auto_amount = forms.CharField(
-        label="Top up by", max_length=40,
+        label=_("Top up by"), max_length=40,
         widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
-        error_messages={"required": "Enter how much to add each time."},
+        error_messages={"required": _("Enter how much to add each time.")},
     )
     def __init__(self, *args, store=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["payment_method"] = CardField(store=store)
         if card_choices(store=store):
-            self.fields["payment_method"].label = "Test card to save"
+            self.fields["payment_method"].label = _("Test card to save")
 
     def clean_below(self):
         below = self._amount("below")
         if below == 0:
-            raise forms.ValidationError(f"Enter more than {format_money(0, self.currency, self.locale)}.")
+            raise forms.ValidationError(gettext("Enter more than %(amount)s.") % {"amount": format_money(0, self.currency, self.locale)})
         return below
 
     def clean_auto_amount(self):

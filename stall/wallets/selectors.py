@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from stall.core.money import money_setting
 from stall.ledger.models import AccountKind, Transfer
@@ -53,7 +54,7 @@ def _products(order) -> str:
 def _card_label(payment) -> str:
     if payment.rail == "sandbox":
         return SandboxRail.METHODS.get(payment.payment_method, payment.payment_method).partition(" (")[0]
-    return "Card"
+    return gettext("Card")
 
 
 def wallet_movements(*, wallet: Wallet, before: str | None = None, limit: int = 50) -> tuple[list[Movement], bool]:
@@ -81,24 +82,24 @@ def wallet_movements(*, wallet: Wallet, before: str | None = None, limit: int = 
         if t.code == "top_up" and t.reference in payments:
             payment = payments[t.reference]
             automatic = getattr(payment, "auto_top_up", None) is not None
-            kind, title = "top_up", "Automatic top-up" if automatic else "Top-up"
+            kind, title = "top_up", gettext("Automatic top-up") if automatic else gettext("Top-up")
             detail = _card_label(payment)
         elif t.code == "wallet_spend":
             kind, order = "spend", order_by_payment.get(t.reference)
             if order is not None:
                 charge = getattr(order, "charge", None)
-                title = f"Charged by {order.store.name}" if charge is not None else order.store.name
+                title = gettext("Charged by %(store)s") % {"store": order.store.name} if charge is not None else order.store.name
                 detail = (charge.description if charge is not None else "") or _products(order)
             else:
-                title = "Spent"
+                title = gettext("Spent")
         elif t.code in ("wallet_refund", "tab_refund"):
             kind, order = "refund", order_by_id.get(t.reference)
-            title = f"Refund from {order.store.name}" if order is not None else "Refund"
+            title = gettext("Refund from %(store)s") % {"store": order.store.name} if order is not None else gettext("Refund")
             detail = _products(order) if order is not None else ""
         elif t.code == "tab_settlement_excess":
-            kind, title = "tab_excess", "Left over from settling your tab"
+            kind, title = "tab_excess", gettext("Left over from settling your tab")
             payment = payments.get(t.reference)
-            detail = f"Paid with {_card_label(payment)}" if payment is not None else ""
+            detail = gettext("Paid with %(card)s") % {"card": _card_label(payment)} if payment is not None else ""
         movements.append(Movement(t.pk, amount, t.currency, kind, title, detail, t.created_at))
     return movements, more
 

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from stall.checkout.errors import CheckoutInvalid
 from stall.checkout.models import CheckoutStatus
@@ -110,7 +111,7 @@ def wallet_top_up(*, buyer, amount: int, currency: str, payment_method: str, sto
     low, high = top_up_limits(currency)
     if not low <= amount <= high:
         raise TopUpInvalid(
-            f"Top up between {format_money(low, currency)} and {format_money(high, currency)}.", param="amount"
+            gettext("Top up between %(low)s and %(high)s.") % {"low": format_money(low, currency), "high": format_money(high, currency)}, param="amount"
         )
     rail = rail_for(store=store, payment_method=payment_method)
     wallet = Wallet.objects.select_related("account").filter(buyer=buyer, currency=currency).first()
@@ -176,7 +177,7 @@ def top_up_fail(*, payment) -> None:
 def _rail_for_saving(payment_method: str, store=None) -> str:
     rail = rail_for(store=store, payment_method=payment_method)
     if rail.in_ledger:
-        raise InvalidRequest("Save a card.", param="payment_method", code="card_required")
+        raise InvalidRequest(gettext_noop("Save a card."), param="payment_method", code="card_required")
     return rail.name
 
 
@@ -193,10 +194,10 @@ def wallet_auto_top_up_set(*, wallet: Wallet, payment_method: str, below: int, a
     low, high = top_up_limits(currency)
     if not low <= amount <= high:
         raise TopUpInvalid(
-            f"Top up between {format_money(low, currency)} and {format_money(high, currency)}.", param="auto_amount"
+            gettext("Top up between %(low)s and %(high)s.") % {"low": format_money(low, currency), "high": format_money(high, currency)}, param="auto_amount"
         )
     if below > high:
-        raise TopUpInvalid(f"Choose a threshold of at most {format_money(high, currency)}.", param="below")
+        raise TopUpInvalid(gettext("Choose a threshold of at most %(amount)s.") % {"amount": format_money(high, currency)}, param="below")
     rail = _rail_for_saving(payment_method, store)
     top_up_mode_check(wallet=wallet, rail=rail)
     saved = payment_method_save(email=wallet.buyer.email, rail=rail, payment_method=payment_method, store=store)
@@ -330,7 +331,7 @@ def tab_settle(*, buyer, currency: str, payment_method: str = "", saved=None, st
     # Refuse an unknown card before anything is held.
     rail = rail_get(saved.rail) if saved is not None else rail_for(store=store, payment_method=payment_method)
     if rail.in_ledger:
-        raise TopUpInvalid("Settle your tab with a card.", param="payment_method", code="card_required")
+        raise TopUpInvalid(gettext_noop("Settle your tab with a card."), param="payment_method", code="card_required")
     if not rail_livemode(rail.name):
         # What is on the tab was delivered as real purchases: test money cannot pay for it.
         raise TopUpInvalid(
@@ -342,10 +343,10 @@ def tab_settle(*, buyer, currency: str, payment_method: str = "", saved=None, st
             buyer=buyer, currency=currency, status=TabStatus.OPEN
         ).first()
         if tab is None or tab.settlement_id is not None and tab.settlement.status in IN_FLIGHT:
-            raise TopUpInvalid("There is no open tab to settle.", param="tab", code="no_open_tab")
+            raise TopUpInvalid(gettext_noop("There is no open tab to settle."), param="tab", code="no_open_tab")
         owed = _owed(accounts_lock(tab.account_id)[tab.account_id])
         if owed <= 0:
-            raise TopUpInvalid("The tab owes nothing.", param="tab", code="no_open_tab")
+            raise TopUpInvalid(gettext_noop("The tab owes nothing."), param="tab", code="no_open_tab")
         account_limit_set(account=tab.account, debit_limit=owed)  # hold it while the card is charged
     amount = max(owed + plus, rail.minimum_charge(currency))
     try:
@@ -465,9 +466,9 @@ def tab_settle_and_buy(*, buyer, checkout_id: str, payment_method: str = "", sav
     with transaction.atomic():
         checkout_lock_open(checkout_id=checkout.pk)  # refuses an expired checkout
     if checkout.status == CheckoutStatus.COMPLETE:
-        raise CheckoutInvalid("This checkout was already paid.", code="checkout_complete")
+        raise CheckoutInvalid(gettext_noop("This checkout was already paid."), code="checkout_complete")
     if checkout.amount_total <= 0:
-        raise CheckoutInvalid("There is nothing to pay for this checkout.", code="checkout_free")
+        raise CheckoutInvalid(gettext_noop("There is nothing to pay for this checkout."), code="checkout_free")
     payment = tab_settle(
         buyer=buyer, currency=checkout.currency, payment_method=payment_method, saved=saved, store=checkout.store,
         plus=checkout.amount_total,

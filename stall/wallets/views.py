@@ -13,6 +13,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from stall.accounts.services import buyer_from_request, sign_in_url
@@ -136,7 +137,7 @@ def wallet_page(request):
         else:
             if payment.status == PaymentStatus.REQUIRES_ACTION:
                 return redirect(_action_url(payment, next_path=next_path or here))
-            messages.success(request, f"Added {format_money(payment.amount, currency, locale)} to your wallet.")
+            messages.success(request, _("Added %(amount)s to your wallet.") % {"amount": format_money(payment.amount, currency, locale)})
             return redirect(next_path or here)
     elif action == "confirm_above" and confirm_form.is_valid():
         try:
@@ -144,7 +145,7 @@ def wallet_page(request):
         except StallError as exc:
             form_add_stall_error(confirm_form, exc)
         else:
-            messages.success(request, "Saved.")
+            messages.success(request, _("Saved."))
             return redirect(here)
     elif action == "auto_top_up" and auto_form.is_valid():
         try:
@@ -155,14 +156,14 @@ def wallet_page(request):
         except StallError as exc:
             form_add_stall_error(auto_form, exc)
         else:
-            messages.success(request, "Automatic top-up is on.")
+            messages.success(request, _("Automatic top-up is on."))
             return redirect(here)
     elif action == "auto_top_up_off":
         services.wallet_auto_top_up_off(wallet=wallet)
-        messages.success(request, "Automatic top-up is off.")
+        messages.success(request, _("Automatic top-up is off."))
         return redirect(here)
     elif request.method == "POST" and action not in ("top_up", "confirm_above", "auto_top_up"):
-        messages.error(request, "That form is not known here. Try again.")
+        messages.error(request, _("That form is not known here. Try again."))
         return redirect(here)
 
     wallet.account.refresh_from_db()
@@ -209,7 +210,7 @@ def tab_page(request):
         else:
             if payment.status == PaymentStatus.REQUIRES_ACTION:
                 return redirect(_action_url(payment, next_path=here))
-            messages.success(request, f"Your tab is settled: {format_money(payment.amount, currency, _locale(request))} paid.")
+            messages.success(request, _("Your tab is settled: %(amount)s paid.") % {"amount": format_money(payment.amount, currency, _locale(request))})
             return redirect(here)
     tab = tab_open_get(buyer=buyer, currency=currency)
     context = {"form": form, "currency": currency, "store": store, "tab": tab, "settled": tabs_settled(buyer=buyer, currency=currency)}
@@ -244,7 +245,7 @@ def checkout_pay(request, checkout_id):
         return redirect("checkout:complete", checkout_id=checkout.pk)
     method = request.POST.get("payment_method")
     if method not in ("wallet", "tab"):
-        messages.error(request, "Choose your wallet or your tab.")
+        messages.error(request, _("Choose your wallet or your tab."))
         return redirect(pay_url)
     options = pay_options_for(buyer=buyer, checkout=checkout)
     if options.wallet_needs_confirm and request.POST.get("confirm") != "yes":
@@ -254,11 +255,11 @@ def checkout_pay(request, checkout_id):
     try:
         checkout = checkout_confirm(checkout_id=checkout.pk, payment_method=method, buyer=buyer, checkout=checkout)
     except StallError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, _(str(exc.message)))
         return redirect(pay_url)
     if checkout.status != CheckoutStatus.COMPLETE:
         # Another payment (a card awaiting 3-D Secure) is under way for this checkout.
-        messages.error(request, "A card payment for this checkout is waiting for your bank. Finish or cancel it first.")
+        messages.error(request, _("A card payment for this checkout is waiting for your bank. Finish or cancel it first."))
         return redirect(pay_url)
     return redirect("checkout:complete", checkout_id=checkout.pk)
 
@@ -274,7 +275,7 @@ def settle_and_buy(request, checkout_id):
         return redirect("checkout:complete", checkout_id=checkout.pk)
     tab = tab_open_get(buyer=buyer, currency=checkout.currency)
     if tab is None:
-        messages.error(request, "You have no open tab to settle.")
+        messages.error(request, _("You have no open tab to settle."))
         return redirect("checkout:pay", checkout_id=checkout.pk)
     owed = tab_owed(tab=tab)
     charge = max(owed + checkout.amount_total, _card_minimum(checkout.currency))
@@ -318,26 +319,25 @@ def authenticate(request, payment_id):
     if payment.status == PaymentStatus.SUCCEEDED:
         return redirect(back)
     if payment.status != PaymentStatus.REQUIRES_ACTION or payment.rail != "sandbox":
-        messages.error(request, "This payment is not waiting for your confirmation.")
+        messages.error(request, _("This payment is not waiting for your confirmation."))
         return redirect(back)
     if request.method == "POST":
         locale = _locale(request)
         try:
             payment = payment_authenticate(payment_id=payment.pk, approve=request.POST.get("decision") == "approve")
         except StallError as exc:
-            messages.error(request, exc.message)
+            messages.error(request, _(str(exc.message)))
             return redirect(back)
         if checkout_id:
             try:
                 checkout = services.checkout_pay_after_settlement(buyer=buyer, checkout_id=checkout_id)
             except StallError as exc:
-                messages.error(request, f"Your tab is settled and the rest is in your wallet, but the purchase did not go through: {exc.message}")
+                messages.error(request, _("Your tab is settled and the rest is in your wallet, but the purchase did not go through: %(reason)s") % {"reason": _(str(exc.message))})
                 return redirect(back)
             return redirect("checkout:complete", checkout_id=checkout.pk)
         messages.success(request, _paid_message(payment, locale))
         return redirect(back)
-    what = "to top up your wallet" if payment.purpose == PaymentPurpose.TOP_UP else "to settle your tab"
-    return render(request, "wallets/authenticate.html", {"payment": payment, "what": what})
+    return render(request, "wallets/authenticate.html", {"payment": payment, "top_up": payment.purpose == PaymentPurpose.TOP_UP})
 
 
 def _buyer_card_payment(buyer, payment_id) -> Payment:
@@ -375,11 +375,11 @@ def card_page(request, payment_id):
     if buyer is None:
         return redirect(sign_in_url(request.get_full_path()))
     payment = _buyer_card_payment(buyer, payment_id)
-    back, _ = _card_back(request, payment)
+    back, _checkout = _card_back(request, payment)
     try:
         payment, client_secret = services.card_payment_ready(payment_id=payment.pk)
     except StallError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, _(str(exc.message)))
         return redirect(back)
     if not client_secret:  # paid, declined or being checked: the return page says which
         return redirect("wallets:card_return", payment_id=payment.pk)
@@ -388,7 +388,7 @@ def card_page(request, payment_id):
         "payment": payment, "back": back, "client_secret": client_secret, "publishable_key": config.publishable_key,
         "stripe_js_url": settings.STRIPE_JS_URL, "next_action": payment.payment_method.startswith("pm_"),
         "return_url": request.build_absolute_uri(reverse("wallets:card_return", args=[payment.pk])),
-        "what": "Top up your wallet" if payment.purpose == PaymentPurpose.TOP_UP else "Settle your tab",
+        "what": _("Top up your wallet") if payment.purpose == PaymentPurpose.TOP_UP else _("Settle your tab"),
     }
     request.csp_extra = stripe_csp(config)
     return render(request, "wallets/card.html", context)
@@ -406,15 +406,15 @@ def card_return(request, payment_id):
     try:
         payment = stripe_payment_refresh(payment_id=payment.pk)
     except StallError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, _(str(exc.message)))
         return redirect(back)
     if payment.status == PaymentStatus.REQUIRES_ACTION:  # back without paying: the card page again
         return redirect("wallets:card", payment_id=payment.pk)
     if payment.status == PaymentStatus.PROCESSING:
-        messages.info(request, "Your card payment is being checked with the card processor. It shows here once it is through.")
+        messages.info(request, _("Your card payment is being checked with the card processor. It shows here once it is through."))
         return redirect(back)
     if payment.status != PaymentStatus.SUCCEEDED:
-        messages.error(request, payment.failure_message or "The payment did not go through.")
+        messages.error(request, _(payment.failure_message or "The payment did not go through."))
         return redirect(back)
     if checkout_id:
         checkout = _checkout_or_404(checkout_id)
@@ -422,7 +422,7 @@ def card_return(request, payment_id):
             try:
                 checkout = services.checkout_pay_after_settlement(buyer=buyer, checkout_id=checkout.pk)
             except StallError as exc:
-                messages.error(request, f"Your tab is settled and the rest is in your wallet, but the purchase did not go through: {exc.message}")
+                messages.error(request, _("Your tab is settled and the rest is in your wallet, but the purchase did not go through: %(reason)s") % {"reason": _(str(exc.message))})
                 return redirect(back)
         return redirect("checkout:complete", checkout_id=checkout.pk)
     messages.success(request, _paid_message(payment, _locale(request)))
@@ -432,8 +432,8 @@ def card_return(request, payment_id):
 def _paid_message(payment, locale: str) -> str:
     amount = format_money(payment.amount, payment.currency, locale)
     if payment.purpose == PaymentPurpose.TOP_UP:
-        return f"Added {amount} to your wallet."
-    return f"Your tab is settled: {amount} paid."
+        return _("Added %(amount)s to your wallet.") % {"amount": amount}
+    return _("Your tab is settled: %(amount)s paid.") % {"amount": amount}
 
 
 @require_http_methods(["GET", "POST"])
@@ -456,7 +456,7 @@ def lightning_top_up(request, payment_id):
         elif action == "check":
             payment = lightning_payment_refresh(payment_id=payment.pk)
     except StallError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, _(str(exc.message)))
         return redirect(back)
     if payment.status == PaymentStatus.SUCCEEDED:
         # The page's script comes here (done_url) once paid, as the button does.
@@ -464,12 +464,12 @@ def lightning_top_up(request, payment_id):
         return redirect(back)
     if payment.status != PaymentStatus.REQUIRES_ACTION:
         if payment.status == PaymentStatus.FAILED:
-            messages.error(request, payment.failure_message)
+            messages.error(request, _(payment.failure_message))
         return redirect(back)
     here = request.get_full_path()
     if request.method == "POST":
         if action == "check":
-            messages.info(request, "Not paid yet. Lightning payments arrive in seconds: check again in a moment.")
+            messages.info(request, _("Not paid yet. Lightning payments arrive in seconds: check again in a moment."))
         return redirect(here)
     return render(request, "wallets/lightning.html", {
         "payment": payment, "back": back, "invoice": lightning_invoice_page(payment=payment),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from stall.payments.models import OffSessionCharge, Payment, PaymentPurpose, SavedPaymentMethod
 
@@ -22,10 +24,10 @@ class SandboxRail:
     name = "sandbox"
     in_ledger = False
     METHODS = {
-        "sandbox_visa": "Visa •••• 4242 (succeeds)",
-        "sandbox_3ds": "Visa •••• 3155 (asks for 3-D Secure)",
-        "sandbox_declined": "Visa •••• 0002 (declined)",
-        "sandbox_insufficient_funds": "Visa •••• 9995 (insufficient funds)",
+        "sandbox_visa": _("Visa •••• 4242 (succeeds)"),
+        "sandbox_3ds": _("Visa •••• 3155 (asks for 3-D Secure)"),
+        "sandbox_declined": _("Visa •••• 0002 (declined)"),
+        "sandbox_insufficient_funds": _("Visa •••• 9995 (insufficient funds)"),
     }
 
     def payment_methods(self) -> list[tuple[str, str]]:
@@ -50,10 +52,10 @@ class SandboxRail:
         if payment_method == "sandbox_3ds":
             return RailResult("requires_action", reference=reference)
         if payment_method == "sandbox_declined":
-            return RailResult("failed", reference, failure_code="card_declined", failure_message="Your card was declined.")
+            return RailResult("failed", reference, failure_code="card_declined", failure_message=gettext_noop("Your card was declined."))
         if payment_method == "sandbox_insufficient_funds":
             return RailResult(
-                "failed", reference, failure_code="insufficient_funds", failure_message="Your card has insufficient funds."
+                "failed", reference, failure_code="insufficient_funds", failure_message=gettext_noop("Your card has insufficient funds.")
             )
         raise UnknownPaymentMethod(
             f"Unknown payment method “{payment_method}”. Use one of: {', '.join(self.METHODS)}.",
@@ -79,7 +81,7 @@ class SandboxRail:
             return RailResult("succeeded", reference=reference, fee=card_fee(payment.amount, payment.currency))
         return RailResult(
             "failed", reference, failure_code="authentication_failed",
-            failure_message="The card's 3-D Secure check was not completed.",
+            failure_message=gettext_noop("The card's 3-D Secure check was not completed."),
         )
 
     def refund(self, *, payment_id: str, reference: str, amount: int, currency: str, refund_id: str = "") -> RailResult:
@@ -92,7 +94,7 @@ class SandboxRail:
         answer = self.payment_retrieve(payment_id=payment_id)
         if answer.status == "succeeded":
             return answer
-        return RailResult("failed", failure_code="canceled", failure_message="The payment was canceled.")
+        return RailResult("failed", failure_code="canceled", failure_message=gettext_noop("The payment was canceled."))
 
     def payment_method_setup(self, *, email: str, payment_method: str, store=None, customer_ref: str = "") -> SetupResult:
         """A sandbox test card is saved as its code; any of them can be saved."""
@@ -113,7 +115,7 @@ class SandboxRail:
     def _authentication_required(payment_id: str) -> RailResult:
         return RailResult(
             "failed", f"sbx_{payment_id.partition('_')[2]}", failure_code="authentication_required",
-            failure_message="The card's bank asks the cardholder to confirm this payment.",
+            failure_message=gettext_noop("The card's bank asks the cardholder to confirm this payment."),
         )
 
     def notification_handle(self, *, headers: dict[str, str], body: bytes) -> list[tuple[str, RailResult]]:

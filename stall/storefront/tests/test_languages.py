@@ -1,0 +1,288 @@
+"""A Korean and a Brazilian buyer: every buyer page, its errors and its emails in their language.
+
+The check is data-driven. The English words of the catalog (every word of every msgid) that the
+language's own translations never use are "English" for that language; a page fails when its
+visible text (text nodes and the labels a screen reader speaks), once the test's own data (store,
+product and post names, emails, ids) is taken out, still holds one of them. That catches a string
+missing from the .po, an empty msgstr, and a string never marked for translation, which is
+English and so made of the same words. For Korean, stricter: no Latin word at all but a short
+list of names (Stall, Stripe, Visa...).
+"""
+
+import re
+from html.parser import HTMLParser
+from urllib.parse import urlsplit
+
+import pytest
+from babel.messages.pofile import read_po
+from django.core import mail
+from django.utils import translation
+
+from stall.accounts.services import buyer_for_email, buyer_magic_link
+from stall.catalog.models import PriceType
+from stall.checkout.models import Checkout
+from stall.checkout.services import CheckoutItem, checkout_create
+from stall.content.services import post_create, tip_jar_update
+from stall.core.catalogs import LOCALE_DIR
+from stall.integrations.services import api_key_create
+from stall.orders.checkout_pay import checkout_confirm
+from stall.orders.models import Order
+from stall.testing import ApiClient, ProductFactory, StoreFactory, product_with_file
+from stall.wallets.services import wallet_top_up
+
+LANGUAGES = {"ko": "ko", "pt-br": "pt_BR"}
+# Latin words a Korean page may show: names of things, and the language switch's own names.
+KOREAN_PAGE_LATIN = {
+    "stall", "stripe", "visa", "rss", "utc", "javascript", "sats", "secure", "paymentmethod", "pm",
+    "english", "português", "brasil", "brasileiro", "usd", "krw", "us", "nul", "api",
+}
+BODY = "Ondo kalimba.\n\nVeru sokal.\n\nTaro menik vasu."
+
+
+def _catalog(locale: str):
+    with (LOCALE_DIR / locale / "LC_MESSAGES" / "django.po").open("rb") as source:
+        return read_po(source)
+
+
+def _words(text: str) -> set[str]:
+    text = re.sub(r"%\(\w+\)s|<[^>]+>", " ", text)
+    return {w.lower() for w in re.findall(r"[A-Za-zÀ-ÿ]+(?:'[a-z]+)?", text) if len(w) > 2}
+
+
+def english_words(locale: str) -> frozenset[str]:
+    """Words of the English msgids that no translation in ``locale`` uses."""
+    catalog = _catalog(locale)
+    english = set().union(*(_words(m.id) for m in catalog if m.id))
+    translated = set().union(*(_words(m.string) for m in catalog if m.id and m.string))
+    return frozenset(english - translated)
+
+
+class _Visible(HTMLParser):
+    """Text a reader sees or hears: text nodes (not script, style or code) and spoken attributes."""
+
+    SPOKEN = ("aria-label", "placeholder", "title", "alt")
+
+    def __init__(self):
+        super().__init__()
+        self.parts, self._hidden = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("script", "style", "code", "textarea"):
+            self._hidden += 1
+        self.parts.extend(value for name, value in attrs if name in self.SPOKEN and value)
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style", "code", "textarea"):
+            self._hidden -= 1
+
+    def handle_data(self, data):
+        if not self._hidden:
+            self.parts.append(data)
+
+
+def visible_text(html: str) -> str:
+    parser = _Visible()
+    parser.feed(html)
+    return " ".join(" ".join(parser.parts).split())
+
+
+def untranslated(text: str, language: str, data: list[str]) -> list[str]:
+    """The English left in ``text`` once the test's own ``data`` is taken out."""
+    for value in sorted(data, key=len, reverse=True):
+        text = text.replace(value, " ")
+    found = sorted({w for w in _words(text) if w in english_words(LANGUAGES[language])})
+    if language == "ko":
+        latin = {w.lower() for w in re.findall(r"[A-Za-zÀ-ÿ]{2,}", text)} - KOREAN_PAGE_LATIN
+        found = sorted(set(found) | latin)
+    return found
+
+
+def assert_translated(html: str, language: str, data: list[str], where: str) -> None:
+    left = untranslated(visible_text(html), language, data)
+    assert not left, f"{where} in {language} still shows English: {left}"
+
+
+@pytest.fixture
+def shop(db):
+    """A store with a download, a pay-what-you-want product, a 25¢ post and a tip jar; a buyer
+    with a wallet, a tab, a paid order and an unlock."""
+    store = StoreFactory(name="Ondo Kalimba", slug="ondo")
+    download = product_with_file(store=store, name="Veru", amount=300)
+    pwyw = ProductFactory(store=store, name="Sokal", slug="sokal", price_type=PriceType.PAY_WHAT_YOU_WANT, amount=100)
+    post = post_create(store=store, title="Taro menik", amount=25, body=BODY, status="published")
+    tip_jar_update(store=store, enabled=True, goal_amount=2000, goal_title="Vasu")
+    buyer = buyer_for_email(email="mina@example.com")
+    wallet_top_up(buyer=buyer, amount=1000, currency="USD", payment_method="sandbox_visa")
+    for product, method in ((download, "wallet"), (pwyw, "tab")):
+        checkout = checkout_create(store=store, email=buyer.email, items=[CheckoutItem(product_id=product.pk, amount=product.amount)])
+        checkout_confirm(checkout_id=checkout.pk, payment_method=method, buyer=buyer)
+    data = [store.name, download.name, pwyw.name, post.title, *BODY.split("\n\n"), "Vasu", buyer.email,
+            "zine.txt", "hello.txt", *(o.pk for o in Order.objects.all())]
+    return {"store": store, "download": download, "pwyw": pwyw, "post": post, "buyer": buyer, "data": data}
+
+
+def sign_in(client, email):
+    assert client.get(urlsplit(buyer_magic_link(email=email)).path).status_code == 302
+
+
+def _get(client, path, language, expect=200):
+    response = client.get(path, headers={"accept-language": language}, follow=False)
+    assert response.status_code == expect, (path, response.status_code)
+    return response.content.decode()
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_buyer_page_is_in_the_buyers_language(client, shop, language):
+    """Store, product, buy, post with its paywall, pay, complete, wallet, tab, library and the
+    sign-in pages, signed out and signed in: no English left."""
+    store, data = shop["store"], shop["data"]
+    data += [f.name for f in shop["download"].files.all()]
+    slug = store.slug
+    pages = {
+        "store": f"/s/{slug}/",
+        "product": f"/s/{slug}/{shop['download'].slug}/",
+        "buy": f"/buy/{shop['pwyw'].pk}/",
+        "post": f"/s/{slug}/posts/{shop['post'].slug}/",
+        "posts": f"/s/{slug}/posts/",
+        "tip": f"/s/{slug}/tips/new/",
+        "library sign-in": "/library/",
+    }
+    for where, path in pages.items():
+        assert_translated(_get(client, path, language), language, data, where)
+    assert_translated(_get(client, "/nowhere/", language, expect=404), language, data, "404")
+
+    # A checkout's hosted payment page, signed out, then paid and completed.
+    client.post(f"/buy/{shop['download'].pk}/", {"email": "ana@example.com"}, headers={"accept-language": language})
+    checkout = Checkout.objects.latest("created_at")
+    data.append(checkout.pk)
+    assert_translated(_get(client, f"/checkout/{checkout.pk}/", language), language, data + ["ana@example.com"], "pay")
+
+    sign_in(client, shop["buyer"].email)
+    signed_in = {
+        "store": f"/s/{slug}/", "post": f"/s/{slug}/posts/{shop['post'].slug}/", "pay": f"/checkout/{checkout.pk}/",
+        "wallet": "/wallet/", "tab": "/wallet/tab/", "library": "/library/",
+    }
+    for where, path in signed_in.items():
+        assert_translated(_get(client, path, language), language, data + ["ana@example.com"], f"{where} (signed in)")
+    client.post(f"/checkout/{checkout.pk}/", {"payment_method": "sandbox_visa"}, headers={"accept-language": language})
+    order = Order.objects.get(checkout=checkout)
+    data.append(order.pk)
+    assert_translated(_get(client, f"/checkout/{checkout.pk}/complete/", language), language, data + ["ana@example.com"], "complete")
+
+
+@pytest.mark.parametrize(
+    ("language", "minimum"), [("ko", "Sokal의 최소 금액은 US$1.00입니다."), ("pt-br", "O mínimo para Sokal é US$\xa01,00.")]
+)
+def test_errors_speak_the_language_and_write_money_its_way(client, shop, language, minimum):
+    """An amount under a pay-what-you-want minimum is refused in the buyer's words, with the
+    amount written the way the rest of the page writes it (not "$1.00" beside "US$ 1,00")."""
+    response = client.post(f"/buy/{shop['pwyw'].pk}/", {"email": "ana@example.com", "amount": "0,5" if language == "pt-br" else "0.5"},
+                           headers={"accept-language": language})
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert minimum in page
+    assert_translated(page, language, shop["data"] + ["ana@example.com"], "buy with an error")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_declined_card_is_explained_in_the_buyers_language(client, shop, language):
+    """The rail's decline is kept in English on the checkout (the API's), and the page shows it translated."""
+    client.post(f"/buy/{shop['download'].pk}/", {"email": "ana@example.com"}, headers={"accept-language": language})
+    checkout = Checkout.objects.latest("created_at")
+    client.post(f"/checkout/{checkout.pk}/", {"payment_method": "sandbox_declined"}, headers={"accept-language": language})
+    checkout.refresh_from_db()
+    assert checkout.last_error_message == "Your card was declined."
+    page = _get(client, f"/checkout/{checkout.pk}/", language)
+    assert {"ko": "카드가 거절되었습니다.", "pt-br": "Seu cartão foi recusado."}[language] in page
+    assert_translated(page, language, shop["data"] + ["ana@example.com", checkout.pk], "pay after a decline")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_receipt_is_written_in_the_language_the_buyer_bought_in(client, shop, language, django_capture_on_commit_callbacks):
+    """Bought from a Korean or Portuguese page, paid later (the receipt is sent by the worker,
+    outside any request): subject, text and HTML in that language, money written its way."""
+    client.post(f"/buy/{shop['download'].pk}/", {"email": "ana@example.com"}, headers={"accept-language": language})
+    checkout = Checkout.objects.latest("created_at")
+    assert checkout.language == language
+    mail.outbox.clear()
+    # As the worker sends it: English active (the test client's last request left the buyer's on).
+    with translation.override("en"), django_capture_on_commit_callbacks(execute=True):
+        checkout_confirm(checkout_id=checkout.pk, payment_method="sandbox_visa")
+    (message,) = mail.outbox
+    order = Order.objects.get(checkout=checkout)
+    data = shop["data"] + ["ana@example.com", order.pk]
+    assert message.subject == {"ko": "Ondo Kalimba 영수증", "pt-br": "Seu recibo de Ondo Kalimba"}[language]
+    assert {"ko": "US$3.00", "pt-br": "US$\xa03,00"}[language] in message.body
+    assert not untranslated(re.sub(r"https?://\S+", " ", message.body), language, data), message.body
+    assert_translated(message.alternatives[0][0], language, data, "receipt email")
+
+
+def test_the_receipt_of_an_api_checkout_is_english(client, shop):
+    """A checkout made through the API (English, like Stripe's) gets an English receipt."""
+    api = ApiClient(client, api_key_create(store=shop["store"], name="tests")[1])
+    body = '{"email": "ana@example.com", "items": [{"product": "%s"}]}' % shop["download"].pk
+    response = client.post("/api/v1/checkouts", data=body, content_type="application/json",
+                           headers={**api._headers(), "accept-language": "ko"})
+    assert response.status_code == 200, response.content
+    assert Checkout.objects.get(pk=response.json()["id"]).language == ""
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_sign_in_emails_are_in_the_language_of_the_page_they_were_asked_from(client, shop, language):
+    """The post's "Email me a sign-in link" and the library's link: subject and body translated."""
+    mail.outbox.clear()
+    client.post(f"/s/{shop['store'].slug}/reader/sign-in/", {"email": "ana@example.com", "next": "/"}, headers={"accept-language": language})
+    client.post("/library/", {"email": shop["buyer"].email}, headers={"accept-language": language})
+    reader, library = mail.outbox
+    assert reader.subject == {"ko": "Ondo Kalimba에서 읽으려면 로그인하세요", "pt-br": "Entre para ler em Ondo Kalimba"}[language]
+    assert library.subject == {"ko": "내 보관함", "pt-br": "Sua biblioteca"}[language]
+    for message in (reader, library):
+        assert not untranslated(re.sub(r"https?://\S+", " ", message.body), language, shop["data"]), message.body
+        assert_translated(message.alternatives[0][0], language, shop["data"], f"email {message.subject}")
+
+
+def test_the_language_switch_is_remembered(client, shop):
+    """The footer's switch sets a cookie: the next page is Portuguese whatever the browser asks."""
+    page = _get(client, f"/s/{shop['store'].slug}/", "ko")
+    assert 'name="language" value="pt-br"' in page and "Português" in page
+    response = client.post("/i18n/setlang/", {"language": "pt-br", "next": f"/s/{shop['store'].slug}/"})
+    assert response.status_code == 302 and response["Location"] == f"/s/{shop['store'].slug}/"
+    page = _get(client, f"/s/{shop['store'].slug}/", "ko")
+    assert '<html lang="pt-br">' in page and "Feito com Stall" in page
+
+
+def test_english_stays_the_default_and_the_api_stays_english(client, shop, api):
+    """No Accept-Language: English. The API answers in English even to a Korean client."""
+    assert "Powered by Stall" in _get(client, f"/s/{shop['store'].slug}/", "")
+    response = api.client.post(
+        "/api/v1/checkouts", data='{"email": "ana@example.com", "items": [{"product": "prod_nope"}]}',
+        content_type="application/json", headers={**api._headers(), "accept-language": "ko"},
+    )
+    assert response.json()["error"]["message"] == "No such product, or it is not for sale."
+
+
+@pytest.mark.parametrize("locale", LANGUAGES.values())
+def test_the_catalogs_are_complete_and_their_placeholders_match(locale):
+    """Every message translated, none fuzzy, and Babel's checks pass: the same %(name)s
+    placeholders in the translation as in the English."""
+    catalog = _catalog(locale)
+    messages = [m for m in catalog if m.id]
+    assert len(messages) > 400
+    assert [m.id for m in messages if not m.string] == []
+    assert [m.id for m in messages if m.fuzzy] == []
+    assert [(m.id, [str(e) for e in errors]) for m, errors in catalog.check()] == []
+    for m in messages:
+        assert set(re.findall(r"%\(\w+\)s", m.id)) == set(re.findall(r"%\(\w+\)s", m.string)), m.id
+        assert sorted(re.findall(r"</?\w+", m.id)) == sorted(re.findall(r"</?\w+", m.string)), m.id
+
+
+def test_a_sign_in_email_sent_by_the_worker_keeps_the_language_it_was_asked_in(db):
+    """In the worker no request sets a language: the task's own ``language`` does."""
+    from stall.content.tasks import reader_sign_in_link_send
+    from stall.orders.tasks import library_link_send
+
+    mail.outbox.clear()
+    with translation.override("en"):
+        library_link_send.call_local("ana@example.com", "", language="ko")
+        reader_sign_in_link_send.call_local("ana@example.com", "/", "Ondo", language="pt-br")
+    assert [m.subject for m in mail.outbox] == ["내 보관함", "Entre para ler em Ondo"]
