@@ -332,9 +332,15 @@ def preload(database_url: str | None, data_dir: Path, n: int, env: dict) -> floa
                     (balance, "store_balance", store_id, "USD", False, time.strftime("%Y-%m-%d %H:%M:%S")))
     else:
         balance = row[0]
-    cur.execute(q("SELECT id FROM audience_customer WHERE store_id=? LIMIT 1"), (store_id,))
-    customer = cur.fetchone()[0]
     now = time.strftime("%Y-%m-%d %H:%M:%S")
+    cur.execute(q("SELECT id FROM audience_customer WHERE store_id=? LIMIT 1"), (store_id,))
+    row = cur.fetchone()
+    if row is None:  # nobody has bought here yet: the history's orders get a customer of their own
+        customer = new_id("cus")
+        cur.execute(q("INSERT INTO audience_customer (id, store_id, email, name, created_at) VALUES (?,?,?,?,?)"),
+                    (customer, store_id, "history@example.com", "", now))
+    else:
+        customer = row[0]
     began = time.perf_counter()
     chunk = 20_000
     for start in range(0, n, chunk):
