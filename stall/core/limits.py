@@ -20,6 +20,7 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import caches
+from django.utils.translation import gettext_lazy, ngettext
 
 from .errors import StallError
 
@@ -45,6 +46,16 @@ def rate_parse(text: str) -> Rate | None:
     return Rate(int(match[1]), int(match[2] or 1) * _UNITS[match[3]])
 
 
+# What was limited, as a buyer or creator reads it; the message is made in the active language
+# (English under /api/ and on the creator's pages, the buyer's on theirs).
+_TOO_MANY = {
+    "attempts": gettext_lazy("Too many attempts."),
+    "checkouts": gettext_lazy("Too many checkouts."),
+    "requests": gettext_lazy("Too many requests."),
+    "code attempts": gettext_lazy("Too many code attempts."),
+}
+
+
 class RateLimited(StallError):
     code = "rate_limited"
     status = 429
@@ -52,11 +63,12 @@ class RateLimited(StallError):
     def __init__(self, *, retry_after: int, what: str = "attempts"):
         self.retry_after = max(1, retry_after)
         if self.retry_after < 60:
-            wait = f"{self.retry_after} second{'s' if self.retry_after != 1 else ''}"
+            count = self.retry_after
+            wait = ngettext("Try again in %(count)d second.", "Try again in %(count)d seconds.", count)
         else:
-            minutes = math.ceil(self.retry_after / 60)
-            wait = f"{minutes} minute{'s' if minutes != 1 else ''}"
-        super().__init__(f"Too many {what}. Try again in {wait}.")
+            count = math.ceil(self.retry_after / 60)
+            wait = ngettext("Try again in %(count)d minute.", "Try again in %(count)d minutes.", count)
+        super().__init__(f"{_TOO_MANY[what]} {wait % {'count': count}}")
 
 
 def limits_hit(*hits: tuple[str, str], what: str = "attempts") -> None:

@@ -123,3 +123,17 @@ def test_a_buy_form_with_a_bad_email_is_not_counted(client, product, limits, at_
     for _ in range(3):
         assert client.post(f"/buy/{product.pk}/", {"email": "not an email"}).status_code == 400
     assert client.post(f"/buy/{product.pk}/", {"email": "b@example.com"}).status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("language", "message"),
+    [("ko", "주문 시도가 너무 많습니다. 10분 후에 다시 시도하세요."),
+     ("pt-br", "Pedidos demais. Tente de novo em 10 minutos.")],
+)
+def test_a_limited_buyer_reads_why_in_their_language(client, product, limits, at_window_start, language, message):
+    """The limit's message on the buy page is in the buyer's language, its wait in their plural."""
+    limits(checkout_address="1/10m")
+    client.post(f"/buy/{product.pk}/", {"email": "b@example.com"}, HTTP_ACCEPT_LANGUAGE=language)
+    response = client.post(f"/buy/{product.pk}/", {"email": "b@example.com"}, HTTP_ACCEPT_LANGUAGE=language)
+    assert response.status_code == 429
+    assert message in response.content.decode()
