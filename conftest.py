@@ -24,6 +24,18 @@ def ledger_account_ids_forgotten():
 
 
 @pytest.fixture(autouse=True)
+def language_reset():
+    """Each test starts in the default language. Django leaves a request's language active in
+    its thread, so a test's Korean or Portuguese page would otherwise make the next test's
+    services (a checkout's recorded language, a receipt) run in that language."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def rate_limits_reset():
     """Each test starts with no attempts counted: the limits' cache is files shared by runs."""
     from django.core.cache import caches
