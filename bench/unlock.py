@@ -45,13 +45,10 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
-# The bench measures throughput: its clients are one address and one API key doing thousands of
-# purchases a minute, which the abuse limits (stall.core.limits) exist to stop.
-NO_LIMITS = {f"STALL_LIMIT_{name}": "off" for name in ("API_KEY", "CHECKOUT_KEY", "CHECKOUT_ADDRESS", "MAGIC_LINK_EMAIL", "MAGIC_LINK_ADDRESS")}
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from checkout import free_port, percentile, raw_connection, wait_ready  # noqa: E402  (bench/checkout.py)
+from checkout import NO_LIMITS, free_port, percentile, raw_connection, wait_ready  # noqa: E402  (bench/checkout.py)
 
 PRICE = 25
 WARM_UP = 3  # spends per client before the clock starts

@@ -249,20 +249,23 @@ def test_reconciliation_leaves_stripe_to_its_own_task(store, product):
     assert Payment.objects.get(pk=payment.pk).status == PaymentStatus.PROCESSING
 
 
+def _stalled_top_up(buyer, payment_method: str, amount: int, *, age_seconds: int = 180) -> Payment:
+    """A card top-up a crash left processing, ``age_seconds`` old (0: the caller ages it)."""
+    payment = Payment.objects.create(
+        purpose=PaymentPurpose.TOP_UP, buyer=buyer, rail="sandbox", payment_method=payment_method,
+        amount=amount, currency="USD",
+    )
+    if age_seconds:
+        age(payment, age_seconds)
+    return payment
+
+
 def test_reconciliation_fills_a_wallet_whose_top_up_was_interrupted():
     """A card top-up a crash left processing is finished like a checkout's: the wallet gets the
     $10.00 and its fee pool the 59¢ fee, once."""
     buyer = buyer_for_email(email="reader@example.com")
     wallet = wallet_for(buyer=buyer, currency="USD")
-    payment = Payment.objects.create(
-        purpose=PaymentPurpose.TOP_UP,
-        buyer=buyer,
-        rail="sandbox",
-        payment_method="sandbox_visa",
-        amount=1000,
-        currency="USD",
-    )
-    age(payment, 180)
+    payment = _stalled_top_up(buyer, "sandbox_visa", 1000)
 
     assert payments_reconcile() == 1
     assert payments_reconcile(older_than_seconds=0) == 0
@@ -283,14 +286,7 @@ def test_an_interrupted_automatic_top_up_with_a_3ds_card_fails_as_it_would_have(
     wallet = wallet_auto_top_up_set(
         wallet=wallet, payment_method="sandbox_3ds", below=100, amount=500
     )
-    payment = Payment.objects.create(
-        purpose=PaymentPurpose.TOP_UP,
-        buyer=buyer,
-        rail="sandbox",
-        payment_method="sandbox_3ds",
-        amount=500,
-        currency="USD",
-    )
+    payment = _stalled_top_up(buyer, "sandbox_3ds", 500, age_seconds=0)
     AutoTopUp.objects.create(wallet=wallet, trigger="in:0:crashed", payment=payment)
     age(payment, 180)
 
@@ -308,15 +304,7 @@ def test_a_hand_made_3ds_top_up_interrupted_waits_for_the_buyer():
     """A top-up the buyer started with sandbox_3ds (no saved card) is left waiting for their
     bank check."""
     buyer = buyer_for_email(email="reader@example.com")
-    payment = Payment.objects.create(
-        purpose=PaymentPurpose.TOP_UP,
-        buyer=buyer,
-        rail="sandbox",
-        payment_method="sandbox_3ds",
-        amount=1000,
-        currency="USD",
-    )
-    age(payment, 180)
+    payment = _stalled_top_up(buyer, "sandbox_3ds", 1000)
 
     assert payments_reconcile() == 1
     assert Payment.objects.get(pk=payment.pk).status == PaymentStatus.REQUIRES_ACTION
