@@ -12,6 +12,10 @@ and refuses charges under 50¢. For each sale size:
   tab settled at $5    a buyer with one settled $1 tab behind them (a first tab is capped at $1)
                        buys $5 of sales of that size on their tab, and the tab is settled
   card, one charge     each sale is its own card charge
+  lightning            each sale is its own Lightning invoice, and a wallet topped up $10 by one
+                       invoice: paid from a second wallet of a real LNbits (FakeWallet funding,
+                       started here from .lnbits-venv; `make lnbits` installs it). Without it the
+                       Lightning rows say so.
 
 The fee of each sale is read back from the ledger: the transfers that took the processing cost
 out of the store's balance for that order (``processor_fee``, ``tab_settlement_fee``). A wallet
@@ -112,6 +116,46 @@ class Shop:
     def card(self, *, size: int) -> list[str]:
         return [self.spend(size=size, buyer=self.buyer(), method="sandbox_visa").pk]
 
+    # --- Lightning, through a real LNbits -----------------------------------------------------
+
+    def lightning_connect(self, lnbits) -> None:
+        from django.conf import settings
+
+        from stall.payments.lightning_services import lightning_account_set
+
+        settings.STALL_LNBITS_ALLOW_PRIVATE = True  # LNbits runs on this machine
+        self.lnbits = lnbits
+        wallet = lnbits.wallet("bench store")
+        lightning_account_set(store=self.store, url=lnbits.url, invoice_key=wallet["inkey"])
+
+    def _invoice_paid(self, payment) -> None:
+        from stall.payments.lightning_services import lightning_payment_refresh
+        from stall.payments.models import PaymentStatus
+
+        self.lnbits.pay(payment.lightning_invoice.bolt11).raise_for_status()
+        assert lightning_payment_refresh(payment_id=payment.pk).status == PaymentStatus.SUCCEEDED
+
+    def lightning(self, *, size: int) -> list[str]:
+        from stall.checkout.services import CheckoutItem, checkout_create
+        from stall.orders.models import Order
+        from stall.payments.lightning_services import (
+            lightning_checkout_start,
+            lightning_open_payment,
+        )
+
+        buyer = self.buyer()
+        checkout = checkout_create(store=self.store, email=buyer.email, items=[CheckoutItem(product_id=self.products[size].pk)])
+        lightning_checkout_start(checkout_id=checkout.pk)
+        self._invoice_paid(lightning_open_payment(checkout_id=checkout.pk))
+        return [Order.objects.get(checkout=checkout).pk]
+
+    def lightning_wallet(self, *, size: int, top_up: int) -> list[str]:
+        from stall.wallets.services import wallet_top_up
+
+        buyer = self.buyer()
+        self._invoice_paid(wallet_top_up(buyer=buyer, amount=top_up, currency="USD", payment_method="lightning", store=self.store))
+        return [self.spend(size=size, buyer=buyer, method="wallet").pk for _ in range(top_up // size)]
+
 
 def money(minor: Decimal | int) -> str:
     minor = Decimal(minor)
@@ -120,50 +164,76 @@ def money(minor: Decimal | int) -> str:
     return f"${minor / 100:.2f}"
 
 
+def lnbits_or_reason():
+    """A context manager running LNbits, or the reason there is none."""
+    sys.path.insert(0, str(ROOT))
+    from stall.payments.tests.conftest import LNBITS_ROOT, lnbits_running
+
+    if not (LNBITS_ROOT / "bin" / "lnbits").exists():
+        return None, f"not measured: no LNbits in {LNBITS_ROOT.name} (run `make lnbits`)"
+    return lnbits_running(), ""
+
+
 def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="stall-economics-"))
     try:
         setup_django(data_dir)
-        from stall.checkout.errors import AmountTooSmall
-        from stall.payments.rails import card_fee, card_minimum_charge
-
         shop = Shop()
-        rows = []
-        for size in SIZES:
-            scenarios = [
-                ("wallet, after a $10 top-up", lambda: shop.wallet(size=size, top_up=1000)),
-                ("wallet, after a $20 top-up", lambda: shop.wallet(size=size, top_up=2000)),
-                ("tab, settled at $5", lambda: shop.tab(size=size, settle_at=500)),
-                ("card, one charge per sale", lambda: shop.card(size=size)),
-            ]
-            for label, run in scenarios:
-                try:
-                    orders = run()
-                except AmountTooSmall:
-                    theory = card_fee(size, "USD")
-                    rows.append((size, label, None, None, None,
-                                 f"refused (below the {money(card_minimum_charge('USD'))} minimum); "
-                                 f"at 2.9% + 30¢ it would cost {money(theory)} = {Decimal(theory) * 100 / size:.1f}%"))
-                    continue
-                fees = fees_from_ledger(orders)
-                average = Decimal(sum(fees)) / len(fees)
-                rows.append((size, label, len(orders), average, (min(fees), max(fees)), ""))
-
-        print("Processing cost per sale, read from the ledger (sandbox card rail: 2.9% + 30¢ a charge, 50¢ minimum)")
-        print()
-        header = f"{'sale':>6}  {'paid by':<28} {'sales':>5}  {'fee per sale':>12}  {'% of price':>10}  {'shares':>9}"
-        print(header)
-        print("-" * len(header))
-        for size, label, count, average, spread, note in rows:
-            if average is None:
-                print(f"{money(size):>6}  {label:<28} {'—':>5}  {note}")
-                continue
-            lo, hi = spread
-            shares = money(lo) if lo == hi else f"{lo}–{hi}¢"
-            print(f"{money(size):>6}  {label:<28} {count:>5}  {money(average.quantize(Decimal('0.01'))):>12}  "
-                  f"{average * 100 / size:>9.2f}%  {shares:>9}")
+        running, reason = lnbits_or_reason()
+        if running is None:
+            report(shop, None, reason)
+            return
+        with running as lnbits:
+            shop.lightning_connect(lnbits)
+            report(shop, lnbits, "")
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def report(shop, lnbits, no_lightning: str) -> None:
+    from stall.checkout.errors import AmountTooSmall
+    from stall.payments.rails import card_fee, card_minimum_charge
+
+    rows = []
+    for size in SIZES:
+        scenarios = [
+            ("wallet, after a $10 top-up", lambda: shop.wallet(size=size, top_up=1000)),
+            ("wallet, after a $20 top-up", lambda: shop.wallet(size=size, top_up=2000)),
+            ("tab, settled at $5", lambda: shop.tab(size=size, settle_at=500)),
+            ("card, one charge per sale", lambda: shop.card(size=size)),
+            ("lightning, invoice per sale", lambda: shop.lightning(size=size)),
+            ("wallet, $10 Lightning top-up", lambda: shop.lightning_wallet(size=size, top_up=1000)),
+        ]
+        for label, run in scenarios:
+            if "lightning" in label.lower() and lnbits is None:
+                rows.append((size, label, None, None, None, no_lightning))
+                continue
+            try:
+                orders = run()
+            except AmountTooSmall:
+                theory = card_fee(size, "USD")
+                rows.append((size, label, None, None, None,
+                             f"refused (below the {money(card_minimum_charge('USD'))} minimum); "
+                             f"at 2.9% + 30¢ it would cost {money(theory)} = {Decimal(theory) * 100 / size:.1f}%"))
+                continue
+            fees = fees_from_ledger(orders)
+            average = Decimal(sum(fees)) / len(fees)
+            rows.append((size, label, len(orders), average, (min(fees), max(fees)), ""))
+
+    print("Processing cost per sale, read from the ledger (sandbox card rail: 2.9% + 30¢ a charge, 50¢ minimum;")
+    print("Lightning: invoices of a real LNbits, which charges the receiver nothing)")
+    print()
+    header = f"{'sale':>6}  {'paid by':<28} {'sales':>5}  {'fee per sale':>12}  {'% of price':>10}  {'shares':>9}"
+    print(header)
+    print("-" * len(header))
+    for size, label, count, average, spread, note in rows:
+        if average is None:
+            print(f"{money(size):>6}  {label:<28} {'—':>5}  {note}")
+            continue
+        lo, hi = spread
+        shares = money(lo) if lo == hi else f"{lo}–{hi}¢"
+        print(f"{money(size):>6}  {label:<28} {count:>5}  {money(average.quantize(Decimal('0.01'))):>12}  "
+              f"{average * 100 / size:>9.2f}%  {shares:>9}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 browser (Stripe.js) and as Stripe itself (signed webhook deliveries); a real LNbits for the
 Lightning tests, with a second wallet that pays as the buyer."""
 
+import contextlib
 import http.server
 import itertools
 import json
@@ -234,9 +235,10 @@ def _first_install(url: str, process, log_name: str) -> str:
         time.sleep(0.2)
 
 
-@pytest.fixture(scope="session")
-def lnbits():
-    """LNbits on a free port, from an empty data folder, for the whole session (LNbits)."""
+@contextlib.contextmanager
+def lnbits_running():
+    """LNbits on a free port, from an empty data folder, until the block ends: an ``LNbits``.
+    The economics bench (bench/economics.py) runs it too."""
     site = _lnbits_site_packages()
     rates = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Rates)
     threading.Thread(target=rates.serve_forever, daemon=True).start()
@@ -267,6 +269,13 @@ def lnbits():
         rates.shutdown()
         log.close()
         shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def lnbits():
+    """LNbits for the whole session (lnbits_running)."""
+    with lnbits_running() as server:
+        yield server
 
 
 @pytest.fixture
