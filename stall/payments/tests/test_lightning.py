@@ -218,3 +218,11 @@ def test_a_store_without_lnbits_offers_no_lightning(client, store):
     response = client.post(reverse("checkout:lightning", args=[checkout.pk]), {"action": "start"}, follow=True)
     assert "does not take Lightning payments" in words(response)
     assert not Payment.objects.filter(checkout=checkout).exists()
+
+
+def test_the_invoice_pages_script_speaks_the_buyers_language(client, lightning_store, lnbits):
+    """The words the page's script writes (copied, paid) come translated from the page."""
+    checkout = open_checkout(lightning_store, amount=150)
+    client.post(reverse("checkout:lightning", args=[checkout.pk]), {"action": "start"})
+    html = client.get(reverse("checkout:lightning", args=[checkout.pk]), headers={"accept-language": "ko"}).content.decode()
+    assert 'data-copied="복사했습니다"' in html and 'data-paid="결제되었습니다. 잠시만 기다려 주세요…"' in html

@@ -1,5 +1,6 @@
 // A Lightning invoice page: copy the invoice, and ask the server every few seconds whether it was
-// paid (the server asks LNbits); once it is, go on to the page after payment. Without script the
+// paid (the server asks LNbits); once it is, go on to the page after payment. Its words come
+// translated from the page (data-copied, data-paid). Without script the
 // "I've paid — check" button does the asking.
 (function () {
   "use strict";
@@ -11,7 +12,7 @@
   if (copy && navigator.clipboard) {
     copy.hidden = false;
     copy.addEventListener("click", function () {
-      navigator.clipboard.writeText(text.value).then(function () { copy.textContent = "Copied"; });
+      navigator.clipboard.writeText(text.value).then(function () { copy.textContent = box.dataset.copied; });
     });
   }
   function ask() {
@@ -19,7 +20,7 @@
       .then(function (response) { return response.json(); })
       .then(function (payment) {
         if (payment.paid) {
-          status.textContent = "Paid. One moment…";
+          status.textContent = box.dataset.paid;
           window.location.assign(box.dataset.doneUrl);
         } else if (payment.status === "requires_action" || payment.status === "processing" || !payment.status) {
           window.setTimeout(ask, 3000);
