@@ -106,7 +106,7 @@ def setup(spec: dict) -> dict:
         entry = {"email": buyer.email, "buyer_id": buyer.pk, "sign_in": buyer_magic_link(email=buyer.email)}
         if mode == "charge":
             allowance_grant(buyer=buyer, store=store, amount=need, period="day")
-            from stall.audience.models import Customer
+            from stall.accounts.models import Customer
 
             entry["customer"] = Customer.objects.get(store=store, email=buyer.email).pk
         out["buyers"].append(entry)

@@ -78,3 +78,25 @@ class RecoveryCode(models.Model):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="recovery_codes")
     code_hash = models.CharField(max_length=128)
     used_at = models.DateTimeField(null=True, blank=True)
+
+
+class Customer(models.Model):
+    """Someone who bought from (or signed up to) a store, known by email; one row per store.
+
+    Lives here, beside ``Buyer``, because orders, wallets and memberships all point at it, and the
+    audience app that reads it sits above them. The table keeps its first name
+    (``audience_customer``): the model moved, the rows did not. ``store`` is named by string, as
+    other models here name rows of apps above them, so accounts imports nothing from stores."""
+
+    id = PrefixedIdField(prefix="cus")
+    store = models.ForeignKey("stores.Store", on_delete=models.PROTECT, related_name="customers")
+    email = models.EmailField()
+    name = models.CharField(max_length=120, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "audience_customer"
+        constraints = [models.UniqueConstraint(fields=["store", "email"], name="audience_customer_unique_email")]
+
+    def __str__(self) -> str:
+        return self.email

@@ -124,7 +124,7 @@ class Subscription(models.Model):
     store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="subscriptions")
     tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="subscriptions")
     price = models.ForeignKey(TierPrice, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    customer = models.ForeignKey("audience.Customer", on_delete=models.PROTECT, related_name="subscriptions")
+    customer = models.ForeignKey("accounts.Customer", on_delete=models.PROTECT, related_name="subscriptions")
     email = models.EmailField()  # lower case
     buyer = models.ForeignKey("accounts.Buyer", on_delete=models.PROTECT, null=True, blank=True, related_name="subscriptions")
     status = models.CharField(max_length=10, choices=SubscriptionStatus.choices)

@@ -8,7 +8,7 @@ from django.db.models import Count, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
-from stall.audience.models import Customer
+from stall.accounts.models import Customer
 from stall.core.errors import NotFound
 from stall.core.money import format_money
 from stall.orders.access import AccessHandler, Offer

@@ -2,7 +2,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
 
-from stall.audience.models import Customer
+from stall.accounts.models import Customer
 from stall.catalog.models import Product, ProductFile
 from stall.checkout.models import Checkout
 from stall.core.ids import PrefixedIdField

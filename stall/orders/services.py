@@ -12,8 +12,8 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
+from stall.accounts.models import Customer
 from stall.accounts.services import buyer_for_email
-from stall.audience.models import Customer
 from stall.catalog.models import ProductFile, ProductKind
 from stall.checkout.models import Checkout, CheckoutStatus
 from stall.core.money import amount_validate

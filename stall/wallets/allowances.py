@@ -32,8 +32,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from stall.accounts.models import Buyer
-from stall.audience.models import Customer
+from stall.accounts.models import Buyer, Customer
 from stall.catalog.models import PriceType, Product, ProductKind, ProductStatus
 from stall.core.errors import Conflict, InvalidRequest, NotFound, PaymentError, PermissionDenied
 from stall.core.ids import new_id

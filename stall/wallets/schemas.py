@@ -4,7 +4,7 @@ from typing import Literal
 
 from ninja import Field, Schema
 
-from stall.audience.models import Customer
+from stall.accounts.models import Customer
 from stall.core.api import Amount, Currency, InputSchema, ObjectId, Text, timestamp
 
 from .models import Charge

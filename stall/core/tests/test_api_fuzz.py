@@ -26,8 +26,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from stall.accounts.models import Customer
 from stall.accounts.services import buyer_for_email
-from stall.audience.models import Customer
 from stall.checkout.services import CheckoutItem, checkout_create
 from stall.content.services import post_create
 from stall.integrations import webhooks

@@ -2,7 +2,7 @@
 
 import pytest
 
-from stall.audience.models import Customer
+from stall.accounts.models import Customer
 from stall.core.markdown import render_markdown
 from stall.testing import buy
 

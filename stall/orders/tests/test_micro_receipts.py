@@ -30,7 +30,7 @@ def test_an_api_charge_leaves_nothing_in_the_library(store, client):
     buyer = buyer_for_email(email="player@example.com")
     wallet_top_up(buyer=buyer, amount=1000, currency="USD", payment_method="sandbox_visa")
     allowance_grant(buyer=buyer, store=store, amount=500, period="day")
-    from stall.audience.models import Customer
+    from stall.accounts.models import Customer
 
     customer = Customer.objects.get(store=store, email=buyer.email)
     charge_create(store=store, customer_id=customer.pk, amount=10, currency="USD", description="100 API calls")

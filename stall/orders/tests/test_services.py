@@ -7,7 +7,7 @@ from unittest import mock
 import pytest
 from django.core import signing
 
-from stall.audience.models import Customer
+from stall.accounts.models import Customer
 from stall.orders.errors import (
     DownloadLimitReached,
     DownloadLinkExpired,

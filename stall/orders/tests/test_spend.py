@@ -5,8 +5,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from stall.accounts.models import Customer
 from stall.accounts.services import buyer_for_email
-from stall.audience.models import Customer
 from stall.catalog.models import PriceType
 from stall.checkout.models import CheckoutStatus
 from stall.checkout.services import CheckoutItem, checkout_create

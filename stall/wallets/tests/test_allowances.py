@@ -8,8 +8,8 @@ from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
+from stall.accounts.models import Customer
 from stall.accounts.services import buyer_for_email
-from stall.audience.models import Customer
 from stall.catalog.models import Product, ProductKind
 from stall.core.errors import InvalidRequest
 from stall.core.money import InvalidAmount, InvalidCurrency

@@ -7,8 +7,8 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from stall.accounts.models import Customer
 from stall.accounts.services import buyer_for_email, buyer_magic_link
-from stall.audience.models import Customer
 from stall.wallets.allowances import allowance_grant, charge_create
 from stall.wallets.models import Allowance
 from stall.wallets.services import wallet_top_up

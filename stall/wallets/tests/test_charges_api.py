@@ -6,8 +6,8 @@ import pytest
 from django.db.models import Sum
 from django.utils import timezone
 
+from stall.accounts.models import Customer
 from stall.accounts.services import buyer_for_email
-from stall.audience.models import Customer
 from stall.integrations.services import api_key_create
 from stall.ledger.models import Transfer
 from stall.ledger.selectors import account_balance

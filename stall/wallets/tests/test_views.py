@@ -448,7 +448,7 @@ def test_the_pay_endpoints_refuse_a_signed_out_visitor_and_unknown_methods(clien
 
 def test_an_allowance_charge_shows_in_the_history_as_charged_by_the_store(reader, buyer, store):
     """A store's charge against an allowance is listed as "Charged by <store>" with its description."""
-    from stall.audience.models import Customer
+    from stall.accounts.models import Customer
     from stall.wallets.allowances import allowance_grant, charge_create
 
     wallet_top_up(buyer=buyer, amount=500, currency="USD", payment_method="sandbox_visa")
