@@ -119,7 +119,8 @@ def _message(*, broadcast: Broadcast, to: str, connection=None) -> EmailMultiAlt
 
 
 def broadcast_preview(*, broadcast: Broadcast) -> str:
-    return render_to_string("audience/email/broadcast.html", {
+    """The message's HTML body (without the document around it), to show on the page."""
+    return render_to_string("audience/email/_broadcast_body.html", {
         "store": broadcast.store, "html": render_markdown(broadcast.body),
         "unsubscribe_url": "#", "base_url": settings.BASE_URL,
     })
@@ -147,6 +148,9 @@ def broadcast_schedule(*, broadcast: Broadcast, at=None) -> Broadcast:
         raise BroadcastInvalid("Choose a time in the future, or send now.", param="scheduled_at")
     broadcast.status, broadcast.started_at = BroadcastStatus.SENDING, now
     broadcast.save(update_fields=["status", "started_at"])
+    # Who gets it is fixed now, when the creator presses send (one INSERT per 2,000 recipients),
+    # and the page can count down from the first moment.
+    broadcast_recipients_write(broadcast=broadcast)
     transaction.on_commit(lambda: broadcast_send_task(broadcast.pk))
     return broadcast
 
