@@ -443,6 +443,11 @@ STALL_POST_PREVIEW_PARAGRAPHS = int(os.environ.get("STALL_POST_PREVIEW_PARAGRAPH
 STALL_UNLOCK_REFUND_HOURS = int(os.environ.get("STALL_UNLOCK_REFUND_HOURS", "24"))
 STALL_UNLOCK_REFUNDS_PER_MONTH = int(os.environ.get("STALL_UNLOCK_REFUNDS_PER_MONTH", "3"))
 
+# Broadcasts: messages sent per batch (one SMTP connection each), and how long one task sends
+# before it queues the rest as a new task.
+STALL_BROADCAST_BATCH = int(os.environ.get("STALL_BROADCAST_BATCH", "200"))
+STALL_BROADCAST_TASK_SECONDS = float(os.environ.get("STALL_BROADCAST_TASK_SECONDS", "50"))
+
 # Rate limits: "<count>/<period>" (period in s, m, h or d: "10/15m"), or "off". Counted per
 # window of the period in the "limits" cache; see stall/core/limits.py and the README.
 _LIMIT_DEFAULTS = {
@@ -454,6 +459,8 @@ _LIMIT_DEFAULTS = {
     "magic_link_email": "5/1h",   # buyer sign-in links sent per email
     "magic_link_address": "20/1h",  # ... requested per client address
     "checkout_address": "30/10m",  # storefront checkouts per client address
+    "list_signup_address": "20/1h",  # email-list sign-ups per client address
+    "list_signup_email": "3/1h",  # ... confirmation emails sent per address signed up
     # An integrator's pace: Stripe allows 100 requests/s per account in live mode.
     "checkout_key": "3000/1m",    # API checkouts per API key
     "api_key": "6000/1m",         # API requests per API key

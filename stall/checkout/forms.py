@@ -12,6 +12,9 @@ class BuyForm(forms.Form):
                              widget=forms.EmailInput(attrs={"autocomplete": "email", "inputmode": "email"}))
     amount = forms.CharField(label=_("Pay what you want"), required=False,
                              widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}))
+    # Unticked unless the buyer ticks it: consent is asked, never assumed.
+    email_consent = forms.BooleanField(label=_("Email me news from this store"), required=False,
+                                       help_text=_("You can unsubscribe from any email."))
 
     def __init__(self, *args, product, locale="en", **kwargs):
         super().__init__(*args, **kwargs)

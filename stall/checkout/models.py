@@ -29,6 +29,9 @@ class Checkout(models.Model):
     last_error_message = models.CharField(max_length=255, blank=True)
     # The language the buyer bought in ("ko", "pt-br"; "" for English), for their receipt.
     language = models.CharField(max_length=12, blank=True, default="", db_default="")
+    # The buyer ticked "email me news from this store" (unticked by default). Checkout only records
+    # the choice; the audience app, above, reads it when the order is paid.
+    email_consent = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

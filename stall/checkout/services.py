@@ -66,7 +66,7 @@ def _receipt_language() -> str:
 
 
 @transaction.atomic
-def checkout_create(*, store: Store, email: str, items: list[CheckoutItem]) -> Checkout:
+def checkout_create(*, store: Store, email: str, items: list[CheckoutItem], email_consent: bool = False) -> Checkout:
     """Open a checkout for published products of ``store``, pricing each on the server.
 
     It keeps the active language (the buyer's on a store page, English in the API) so the receipt
@@ -102,6 +102,7 @@ def checkout_create(*, store: Store, email: str, items: list[CheckoutItem]) -> C
         amount_total=total,
         expires_at=timezone.now() + timedelta(seconds=settings.STALL_CHECKOUT_TTL_SECONDS),
         language=_receipt_language(),
+        email_consent=bool(email_consent),
     )
     for line in lines:
         line.checkout = checkout

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import account, memberships, payments, posts, views, webhooks
+from . import account, audience, memberships, payments, posts, views, webhooks
 
 app_name = "dashboard"
 urlpatterns = [
@@ -34,6 +34,18 @@ urlpatterns = [
     path("<slug:slug>/memberships/members/new/", memberships.member_new, name="member_new"),
     path("<slug:slug>/memberships/members/<str:subscription_id>/", memberships.member, name="member"),
     path("<slug:slug>/memberships/members/<str:subscription_id>/cancel/", memberships.member_cancel, name="member_cancel"),
+    path("<slug:slug>/audience/", audience.customers, name="customers"),
+    path("<slug:slug>/audience/export.csv", audience.customers_export, name="customers_export"),
+    path("<slug:slug>/audience/import/", audience.customers_import_view, name="customers_import"),
+    path("<slug:slug>/audience/customers/<str:customer_id>/", audience.customer, name="customer"),
+    path("<slug:slug>/audience/broadcasts/", audience.broadcasts, name="broadcasts"),
+    path("<slug:slug>/audience/broadcasts/new/", audience.broadcast_new, name="broadcast_new"),
+    path("<slug:slug>/audience/broadcasts/<str:broadcast_id>/", audience.broadcast, name="broadcast"),
+    path("<slug:slug>/audience/broadcasts/<str:broadcast_id>/test/", audience.broadcast_test, name="broadcast_test"),
+    path("<slug:slug>/audience/broadcasts/<str:broadcast_id>/send/", audience.broadcast_send, name="broadcast_send"),
+    path("<slug:slug>/audience/broadcasts/<str:broadcast_id>/progress/", audience.broadcast_progress, name="broadcast_progress"),
+    path("<slug:slug>/audience/notifications/", audience.notifications, name="notifications"),
+    path("<slug:slug>/posts/<str:post_id>/email/", audience.post_broadcast, name="post_broadcast"),
     path("<slug:slug>/orders/", views.orders, name="orders"),
     path("<slug:slug>/orders/<str:order_id>/", views.order_detail, name="order"),
     path("<slug:slug>/api-keys/", views.api_keys, name="api_keys"),

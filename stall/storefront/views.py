@@ -95,6 +95,7 @@ def buy(request, product_id):
                 store=product.store,
                 email=form.cleaned_data["email"],
                 items=[CheckoutItem(product_id=product.pk, amount=form.cleaned_data.get("amount"))],
+                email_consent=form.cleaned_data.get("email_consent", False),
             )
             if checkout.amount_total == 0:
                 checkout_confirm(checkout_id=checkout.pk)

@@ -1,0 +1,20 @@
+from stall.core.errors import InvalidRequest
+
+
+class AudienceInvalid(InvalidRequest):
+    code = "audience_invalid"
+
+
+class ImportInvalid(InvalidRequest):
+    """The file as a whole cannot be read (wrong columns, not a CSV); bad rows are reported, not raised."""
+
+    code = "import_invalid"
+
+
+class TokenInvalid(InvalidRequest):
+    code = "token_invalid"
+    default_message = "This link is not valid or has expired."
+
+
+class BroadcastInvalid(InvalidRequest):
+    code = "broadcast_invalid"

@@ -1,0 +1,123 @@
+"""The creator's notifications: an email on each sale, tip, new member and refund, each of which
+they can turn off, and a daily digest they can turn on.
+
+Read from the outbox (``integrations.Event``), which every domain already writes in the same
+transaction as the change, so nothing below audience knows this exists and the one-click spend
+pays nothing for it. A per-store cursor (``events_seen_at``) says how far each store was read."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from stall.accounts.models import Customer
+from stall.catalog.models import Product, ProductKind
+from stall.core.email import email_send
+from stall.core.money import format_money
+from stall.integrations.models import Event
+from stall.orders.models import Order
+from stall.stores.models import Store
+
+from .models import NotificationSettings
+
+TYPES = ("order.paid", "tip.created", "subscription.created", "order.refunded")
+# Events younger than this are left for the next run: a transaction that began earlier may still
+# commit an event stamped before the cursor.
+SETTLE = timedelta(seconds=5)
+# A store's first read starts this far back, not at the beginning of its history.
+FIRST_LOOK_BACK = timedelta(minutes=10)
+SETTING_FOR_KIND = {"sale": "on_sale", "tip": "on_tip", "member": "on_member", "refund": "on_refund_request"}
+
+
+def notification_settings_for(*, store: Store) -> NotificationSettings:
+    found, _ = NotificationSettings.objects.get_or_create(store=store, defaults={"events_seen_at": timezone.now()})
+    return found
+
+
+def notification_settings_update(*, store: Store, **values) -> NotificationSettings:
+    found = notification_settings_for(store=store)
+    fields = [k for k in values if k in {"on_sale", "on_tip", "on_member", "on_refund_request", "daily_digest"}]
+    for key in fields:
+        setattr(found, key, bool(values[key]))
+    found.save(update_fields=fields)
+    return found
+
+
+def _describe(event: Event, kinds: dict[str, str]) -> tuple[str, str] | None:
+    """(kind, one line) for an event worth telling, None for one that is told by another event."""
+    obj = event.data.get("object", {})
+    if event.type == "order.paid":
+        line_kinds = {kinds.get(line["product"]) for line in obj.get("lines", [])}
+        # Tips and memberships are told by their own events; an API charge is usage, not a sale.
+        if not line_kinds - {ProductKind.TIP, ProductKind.MEMBERSHIP, ProductKind.CHARGE, None}:
+            return None
+        names = ", ".join(line["name"] for line in obj.get("lines", []))
+        test = "" if obj.get("livemode", True) else " (test)"
+        return "sale", f"New sale{test}: {names} — {format_money(obj['amount_total'], obj['currency'], 'en')} from {obj['email']}"
+    if event.type == "tip.created":
+        words = f": “{obj['message']}”" if obj.get("message") else ""
+        return "tip", f"New tip: {format_money(obj['amount'], obj['currency'], 'en')} from {obj.get('name') or obj['email']}{words}"
+    if event.type == "subscription.created":
+        return "member", f"New member: {obj['email']}"
+    if event.type == "order.refunded":
+        refund = obj.get("refund") or {}
+        amount = refund.get("amount", obj.get("amount_refunded", 0))
+        return "refund", f"Refund: {format_money(amount, obj['currency'], 'en')} to {obj['email']} (order {obj['id']})"
+    return None
+
+
+def notifications_send(*, now=None) -> int:
+    """Email each store's owner about the events since the store's cursor; returns emails sent."""
+    now = now or timezone.now()
+    until = now - SETTLE
+    store_ids = set(Event.objects.filter(type__in=TYPES, created_at__gt=until - timedelta(days=1), created_at__lte=until)
+                    .values_list("store_id", flat=True).distinct())
+    sent = 0
+    for store in Store.objects.filter(pk__in=store_ids).select_related("owner"):
+        found, _ = NotificationSettings.objects.get_or_create(store=store, defaults={"events_seen_at": until - FIRST_LOOK_BACK})
+        since = found.events_seen_at or until - FIRST_LOOK_BACK
+        # Claim the window first: two sweeps running at once cannot both tell the same events.
+        if not NotificationSettings.objects.filter(pk=store.pk, events_seen_at=found.events_seen_at).update(events_seen_at=until):
+            continue
+        events = list(Event.objects.filter(store=store, type__in=TYPES, created_at__gt=since, created_at__lte=until).order_by("created_at", "pk"))
+        product_ids = {line["product"] for e in events if e.type == "order.paid" for line in e.data.get("object", {}).get("lines", [])}
+        kinds = dict(Product.objects.filter(pk__in=product_ids).values_list("pk", "kind"))
+        for event in events:
+            described = _describe(event, kinds)
+            if described is None or not getattr(found, SETTING_FOR_KIND[described[0]]):
+                continue
+            kind, line = described
+            email_send(to=store.owner.email, subject=f"{store.name}: {line[:120]}", template="audience/email/notification",
+                       context={"store": store, "line": line, "dashboard_url": f"{settings.BASE_URL}/dashboard/{store.slug}/"})
+            sent += 1
+    return sent
+
+
+def digest_figures(*, store: Store, day) -> dict:
+    orders = Order.objects.filter(store=store, livemode=True, created_at__date=day)
+    figures = orders.aggregate(count=Count("pk"), gross=Sum("amount_total", filter=Q(currency=store.currency)),
+                               refunded=Sum("amount_refunded", filter=Q(currency=store.currency)))
+    figures["new_customers"] = Customer.objects.filter(store=store, created_at__date=day).count()
+    return {k: v or 0 for k, v in figures.items()}
+
+
+def digests_send(*, now=None) -> int:
+    """Yesterday's orders, takings and new customers, once a day, to owners who turned it on."""
+    now = now or timezone.now()
+    day = (now - timedelta(days=1)).date()
+    sent = 0
+    for found in NotificationSettings.objects.filter(daily_digest=True).exclude(digest_sent_on=day).select_related("store__owner"):
+        if not NotificationSettings.objects.filter(pk=found.pk).exclude(digest_sent_on=day).update(digest_sent_on=day):
+            continue
+        store = found.store
+        figures = digest_figures(store=store, day=day)
+        email_send(to=store.owner.email, subject=f"{store.name}: your day, {day:%b %-d}", template="audience/email/digest",
+                   context={"store": store, "day": day, "figures": figures,
+                            "gross": format_money(figures["gross"], store.currency, "en"),
+                            "refunded": format_money(figures["refunded"], store.currency, "en"),
+                            "dashboard_url": f"{settings.BASE_URL}/dashboard/{store.slug}/"})
+        sent += 1
+    return sent

@@ -1,0 +1,51 @@
+from datetime import timedelta
+
+from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
+
+from stall.audience.notifications import (
+    digests_send,
+    notification_settings_update,
+    notifications_send,
+)
+from stall.memberships.services import subscription_complimentary_create
+from stall.memberships.tiers import tier_create
+from stall.orders.refunds import refund_create
+from stall.testing import buy
+
+
+def _later():
+    return timezone.now() + timedelta(seconds=10)
+
+
+def test_the_creator_is_told_of_each_sale_member_and_refund_once(store, zine, creator):
+    order = buy(store=store, product=zine, email="ann@example.com")
+    tier = tier_create(store=store, name="Friends", prices=[{"interval": "month", "amount": 500}])
+    subscription_complimentary_create(tier=tier, email="member@example.com", ends_at=timezone.now() + timedelta(days=30))
+    refund_create(store=store, order_id=order.pk, amount=100)
+    assert notifications_send(now=_later()) == 3
+    subjects = sorted(m.subject for m in mail.outbox)
+    assert all(m.to == [creator.email] for m in mail.outbox)
+    assert any("New sale: Zine — $3.00 from ann@example.com" in s for s in subjects)
+    assert any("New member: member@example.com" in s for s in subjects)
+    assert any("Refund: $1.00 to ann@example.com" in s for s in subjects)
+    assert notifications_send(now=_later()) == 0  # each event is told once
+
+
+def test_a_notification_turned_off_is_not_sent(signed_in, store, zine):
+    response = signed_in.post(reverse("dashboard:notifications", args=[store.slug]), {"on_tip": "on", "on_member": "on"})
+    assert response.status_code == 302
+    buy(store=store, product=zine, email="ann@example.com")
+    assert notifications_send(now=_later()) == 0
+    assert mail.outbox == []
+
+
+def test_the_daily_digest_goes_once_a_day_to_those_who_asked(store, zine, creator):
+    buy(store=store, product=zine, email="ann@example.com")
+    tomorrow = timezone.now() + timedelta(days=1)
+    assert digests_send(now=tomorrow) == 0
+    notification_settings_update(store=store, daily_digest=True)
+    assert digests_send(now=tomorrow) == 1
+    assert digests_send(now=tomorrow) == 0
+    assert "Orders: 1" in mail.outbox[0].body and "Takings: $3.00" in mail.outbox[0].body
