@@ -84,6 +84,8 @@ INSTALLED_APPS = [
     "stall.wallets",
     "stall.content",
     "stall.memberships",
+    "stall.insights",
+    "stall.books",
     "stall.dashboard",
 ]
 
