@@ -105,6 +105,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "stall.core.middleware.ContentSecurityPolicyMiddleware",
     "stall.core.idempotency.IdempotencyMiddleware",
+    # Counts the store, product and post pages a request served (cookieless, buffered).
+    "stall.insights.pageviews.PageViewMiddleware",
 ]
 
 ROOT_URLCONF = "stall.urls"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import account, books, memberships, payments, posts, views, webhooks
+from . import account, books, insights, memberships, payments, posts, views, webhooks
 
 app_name = "dashboard"
 urlpatterns = [
@@ -34,6 +34,7 @@ urlpatterns = [
     path("<slug:slug>/memberships/members/new/", memberships.member_new, name="member_new"),
     path("<slug:slug>/memberships/members/<str:subscription_id>/", memberships.member, name="member"),
     path("<slug:slug>/memberships/members/<str:subscription_id>/cancel/", memberships.member_cancel, name="member_cancel"),
+    path("<slug:slug>/insights/", insights.insights_page, name="insights"),
     path("<slug:slug>/books/", books.books, name="books"),
     path("<slug:slug>/books/set-aside/", books.set_aside, name="books_set_aside"),
     path("<slug:slug>/books/set-aside/envelopes/<int:envelope_id>/", books.envelope_edit, name="books_envelope"),
