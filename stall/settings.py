@@ -84,6 +84,8 @@ INSTALLED_APPS = [
     "stall.wallets",
     "stall.content",
     "stall.memberships",
+    "stall.insights",
+    "stall.books",
     "stall.dashboard",
 ]
 
@@ -103,6 +105,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "stall.core.middleware.ContentSecurityPolicyMiddleware",
     "stall.core.idempotency.IdempotencyMiddleware",
+    # Counts the store, product and post pages a request served (cookieless, buffered).
+    "stall.insights.pageviews.PageViewMiddleware",
 ]
 
 ROOT_URLCONF = "stall.urls"

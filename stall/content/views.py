@@ -126,7 +126,10 @@ def _error_link(error) -> tuple[str, str] | None:
 
 def post_detail(request, slug, post_slug):
     store = _store(slug)
-    return _post_page(request, store, _post(request, store, post_slug))
+    post = _post(request, store, post_slug)
+    # Counted by stall.insights' page-view middleware (no import: it reads the request).
+    request.page_view = (store.pk, "post", post.product_id)
+    return _post_page(request, store, post)
 
 
 def _confirm_page(request, store, *, action: str, amount: int, currency: str, fields: dict, what: str, back: str):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import account, audience, memberships, payments, posts, views, webhooks
+from . import account, audience, books, insights, memberships, payments, posts, views, webhooks
 
 app_name = "dashboard"
 urlpatterns = [
@@ -46,6 +46,17 @@ urlpatterns = [
     path("<slug:slug>/audience/broadcasts/<str:broadcast_id>/progress/", audience.broadcast_progress, name="broadcast_progress"),
     path("<slug:slug>/audience/notifications/", audience.notifications, name="notifications"),
     path("<slug:slug>/posts/<str:post_id>/email/", audience.post_broadcast, name="post_broadcast"),
+    path("<slug:slug>/insights/", insights.insights_page, name="insights"),
+    path("<slug:slug>/books/", books.books, name="books"),
+    path("<slug:slug>/books/set-aside/", books.set_aside, name="books_set_aside"),
+    path("<slug:slug>/books/set-aside/envelopes/<int:envelope_id>/", books.envelope_edit, name="books_envelope"),
+    path("<slug:slug>/books/expenses/", books.expenses, name="books_expenses"),
+    path("<slug:slug>/books/expenses/<str:expense_id>/receipt/", books.expense_receipt, name="books_receipt"),
+    path("<slug:slug>/books/expenses/<str:expense_id>/delete/", books.expense_delete, name="books_expense_delete"),
+    path("<slug:slug>/books/taxes/", books.taxes, name="books_taxes"),
+    path("<slug:slug>/books/reports/", books.reports, name="books_reports"),
+    path("<slug:slug>/books/reports/profit-and-loss.csv", books.report_csv, name="books_report_csv"),
+    path("<slug:slug>/books/journal.beancount", books.journal, name="books_journal"),
     path("<slug:slug>/orders/", views.orders, name="orders"),
     path("<slug:slug>/orders/<str:order_id>/", views.order_detail, name="order"),
     path("<slug:slug>/api-keys/", views.api_keys, name="api_keys"),

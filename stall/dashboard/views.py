@@ -26,6 +26,7 @@ from stall.catalog.services import (
 from stall.core.errors import NotFound, StallError
 from stall.core.forms import form_add_stall_error
 from stall.core.money import format_money
+from stall.insights.economics import order_processing_cost, store_economics
 from stall.integrations.services import api_key_create, api_key_revoke
 from stall.ledger.models import AccountKind
 from stall.ledger.selectors import account_balance
@@ -37,7 +38,6 @@ from stall.payments.rails import sandbox_enabled, sandbox_test_mode
 from stall.stores.selectors import store_for_user, stores_for_user
 from stall.stores.services import store_create, store_link_shared, store_update
 
-from .economics import order_processing_cost, store_economics
 from .forms import (
     ApiKeyCreateForm,
     OrderSearchForm,

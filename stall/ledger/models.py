@@ -23,6 +23,9 @@ class AccountKind(models.TextChoices):
     PROCESSOR_FEES = "processor_fees", "Processor fees"
     GIFT_CARD_LIABILITY = "gift_card_liability", "Gift card liability"
     TAX_RESERVE = "tax_reserve", "Tax reserve"
+    # A share of a store's sales set aside for a purpose of the creator's (owner pay, operating
+    # expenses, emergency fund): stall.books' percentage envelopes. Owner "<store owner>:e<id>".
+    ENVELOPE = "envelope", "Envelope"
     # Card fees paid to top up a wallet or settle a tab, owed back pro rata by the stores whose
     # sales that money paid for.
     FEE_POOL = "fee_pool", "Card fees to allocate"

@@ -68,6 +68,10 @@ class OrderPaidObserver:
 
     handler: Callable[..., list]
     read_sql: str = "NULL"
+    # ``postings(*, order, read) -> list[ledger.services.Posting]``: transfers the observer wants
+    # with the order's own (stall.books sets a share of the sale's net aside). They go into the
+    # same INSERT and UPDATE as the sale's transfers, so they cost the spend no statement.
+    postings: Callable[..., list] | None = None
 
 
 _OBSERVERS: list[OrderPaidObserver] = []
@@ -89,3 +93,14 @@ def order_paid_notify(*, order, paid: list[PaidLine], context: dict | None, read
         value = read[index] if read is not None else None
         events += observer.handler(order=order, paid=paid, context=context, read=value) or []
     return events
+
+
+def order_paid_postings(*, order, read: list | None) -> list:
+    """The observers' ledger transfers for ``order``, to post with its own (``read`` as in
+    ``order_paid_notify``). Call after the order's fees are known."""
+    postings = []
+    for index, observer in enumerate(_OBSERVERS):
+        if observer.postings is not None:
+            value = read[index] if read is not None else None
+            postings += observer.postings(order=order, read=value) or []
+    return postings

@@ -7,6 +7,8 @@ transaction). ``payments.services.refund_succeed`` records the rail's success, w
 checkout purpose) to move the money back and update the order.
 """
 
+from collections.abc import Callable
+
 from django.db import transaction
 
 from stall.core.money import amount_validate, format_money, prorate
@@ -25,6 +27,16 @@ from .models import Order, OrderStatus
 from .schemas import order_out
 from .services import entitlements_revoke_for_order
 from .tasks import refund_notice_send
+
+# What follows any refund of an order, beyond moving its money back: stall.books returns the
+# refund's share of what the sale set aside. ``handler(*, order, refund, refunded_before)`` runs in
+# ``order_refunded``'s transaction once the order is updated; registered in an AppConfig.ready.
+_REFUND_OBSERVERS: list[Callable[..., None]] = []
+
+
+def order_refunded_register(handler: Callable[..., None]) -> None:
+    if handler not in _REFUND_OBSERVERS:
+        _REFUND_OBSERVERS.append(handler)
 
 
 def refund_create(*, store: Store, order_id: str, amount: int | None = None, reason: str = "") -> Refund:
@@ -96,7 +108,8 @@ def order_refunded(*, refund: Refund, payment) -> None:
     if rail.in_ledger:
         # The wallet and the tab: on from clearing to the buyer, with the sale's fee share.
         order.fee_refunded += rail.ledger_refund(refund=refund, order=order)
-    refunded_after = order.amount_refunded + refund.amount
+    refunded_before = order.amount_refunded
+    refunded_after = refunded_before + refund.amount
     if order.platform_fee:
         # Return the platform fee in proportion, computed on the running total so that partial
         # refunds add up to exactly the fee once the order is refunded in full.
@@ -118,6 +131,8 @@ def order_refunded(*, refund: Refund, payment) -> None:
     order.save(update_fields=["amount_refunded", "status", "fee_refunded", "platform_fee_refunded"])
     if order.status == OrderStatus.REFUNDED:
         entitlements_revoke_for_order(order=order)
+    for handler in _REFUND_OBSERVERS:
+        handler(order=order, refund=refund, refunded_before=refunded_before)
     refund_id = refund.pk
     transaction.on_commit(lambda: refund_notice_send(refund_id))
     event_emit(store_id=order.store_id, type="order.refunded", data={"object": {**order_out(order), "refund": refund_out(refund)}})

@@ -24,7 +24,7 @@ from stall.payments.rails import rail_get
 from stall.payments.services import platform_fee_for, rail_fee_account_id
 
 from .errors import DownloadLimitReached, DownloadLinkExpired, DownloadLinkInvalid, DownloadRevoked
-from .fulfilment import fulfil
+from .fulfilment import fulfil, order_paid_postings
 from .models import DownloadCount, Entitlement, Order, OrderLine
 from .schemas import order_out
 from .tasks import receipt_send
@@ -112,6 +112,7 @@ def checkout_payment_succeeded(*, payment) -> Order:
     if fee:
         fees = rail_fee_account_id(payment=payment)
         postings.append(Posting(f"{payment.pk}:processor_fee", balance, fees, fee, currency, "processor_fee", order.pk))
+    postings += order_paid_postings(order=order, read=None)
     transfers_post(postings=postings)
     return order
 

@@ -48,7 +48,13 @@ from stall.payments.rails.wallet import (
 )
 from stall.payments.services import platform_fee_for
 
-from .fulfilment import PaidLine, fulfilment_handler, order_paid_notify, order_paid_observers
+from .fulfilment import (
+    PaidLine,
+    fulfilment_handler,
+    order_paid_notify,
+    order_paid_observers,
+    order_paid_postings,
+)
 from .models import Entitlement, Order, OrderLine
 from .schemas import order_out
 from .services import ENTITLING_KINDS, customer_for_email
@@ -230,6 +236,7 @@ def order_spend(
     paid = [PaidLine(line.product_id, str(line.kind), line.amount) for line in lines]
     events += order_paid_notify(order=order, paid=paid, context=context, read=read.observed)
     events_record(store_id=store_id, events=events, endpoints=read.endpoints)
+    postings += order_paid_postings(order=order, read=read.observed)
     transfers_post(postings=postings, debited=debit.debited)
     order.payment = payment
     return order

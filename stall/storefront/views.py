@@ -54,6 +54,7 @@ def store_page(request, slug):
         "tip_jar": tip_jar_panel(store=store, buyer=buyer_from_request(request)),
         "tiers": [(tier, tier_prices_label(tier, locale)) for tier in tiers_public(store=store)],
     }
+    request.page_view = (store.pk, "store", "")  # counted by stall.insights.pageviews
     return render(request, "stores/store.html", context)
 
 
@@ -74,6 +75,7 @@ def product_page(request, slug, product_slug):
         "store": store, "product": product, "files": product.files.all(),
         "tip_jar": tip_jar_panel(store=store, buyer=buyer_from_request(request)),
     }
+    request.page_view = (store.pk, "product", product.pk)  # counted by stall.insights.pageviews
     return render(request, "stores/product.html", context)
 
 

@@ -28,7 +28,7 @@ from stall.accounts.services import buyer_for_email
 from stall.catalog.models import PriceType
 from stall.checkout.services import CheckoutItem, checkout_create
 from stall.content.services import post_create, post_unlock, tip_jar_update, tip_send
-from stall.dashboard.economics import order_processing_cost, store_economics
+from stall.insights.economics import order_processing_cost, store_economics
 from stall.integrations.services import api_key_create
 from stall.ledger.models import Account, AccountKind, Transfer
 from stall.ledger.selectors import account_balance

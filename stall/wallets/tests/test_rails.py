@@ -93,7 +93,7 @@ def test_refund_of_a_wallet_sale_restores_the_wallet_and_returns_the_fee_share(s
     assert store_balance(store) == balance_before - 25 + order.fee == 0
     order.refresh_from_db()
     assert (order.fee_refunded, order.fee_net, order.amount_net) == (order.fee, 0, 0)
-    from stall.dashboard.economics import store_economics
+    from stall.insights.economics import store_economics
 
     assert store_economics(store=store).fees == 0  # a refunded wallet sale no longer counts as a cost
     assert_ledger_balanced()

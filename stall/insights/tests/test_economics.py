@@ -4,7 +4,7 @@ import pytest
 
 from stall.accounts.services import buyer_for_email
 from stall.checkout.services import CheckoutItem, checkout_create
-from stall.dashboard.economics import order_processing_cost, store_economics
+from stall.insights.economics import order_processing_cost, store_economics
 from stall.orders.checkout_pay import checkout_confirm
 from stall.orders.models import Order
 from stall.testing import ProductFactory, StoreFactory, buy
