@@ -18,7 +18,6 @@ once it is paid: until then the periodic task tries its charge again on each run
 from __future__ import annotations
 
 from datetime import datetime
-from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 from django.db import transaction
@@ -37,15 +36,8 @@ from .models import (
     UsageSubscription,
     UsageSubscriptionStatus,
 )
-from .rating import live_charge_due, round_half_up
+from .rating import live_charge_due, period_after, round_half_up
 from .selectors import plan_usage_rate
-
-
-def period_after(start: datetime) -> datetime:
-    """The first instant of the calendar month (UTC) after the one holding ``start``."""
-    start = start.astimezone(dt_timezone.utc)
-    month = start.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return month.replace(year=month.year + 1, month=1) if month.month == 12 else month.replace(month=month.month + 1)
 
 
 def _failure_record(sub: UsageSubscription, error: StallError, *, amount: int) -> None:

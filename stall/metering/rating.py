@@ -19,6 +19,8 @@ period: 20,000 charges of 10¢ and nothing at period end, because 200,000.2¢ ro
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 from .models import PriceModel
@@ -88,3 +90,10 @@ def live_charge_due(*, exact_cost: Decimal, charged: int, threshold: int, period
     if not period_end and accrued < threshold:
         return 0
     return max(0, round_half_up(accrued))
+
+
+def period_after(start: datetime) -> datetime:
+    """The first instant of the calendar month (UTC) after the one holding ``start``."""
+    start = start.astimezone(dt_timezone.utc)
+    month = start.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return month.replace(year=month.year + 1, month=1) if month.month == 12 else month.replace(month=month.month + 1)

@@ -8,7 +8,7 @@ read from the JSON properties by the database; no event is loaded into Python.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from django.db.models import Count, DecimalField, Max, QuerySet, Sum
@@ -30,7 +30,7 @@ from .models import (
     UsageSubscription,
     UsageSubscriptionStatus,
 )
-from .rating import ZERO, price_rate, round_half_up
+from .rating import ZERO, period_after, price_rate, round_half_up
 
 _NUMBER = DecimalField(max_digits=30, decimal_places=6)
 
@@ -211,3 +211,45 @@ def events_for_export(*, store: Store, start: datetime, end: datetime, customer_
     return qs.order_by("timestamp", "id").values_list(
         "event_id", "customer_id", "name", "timestamp", "properties", "received_at"
     ).iterator(chunk_size=2000)
+
+
+@dataclass(frozen=True)
+class CustomerUsage:
+    customer: Customer
+    subscription: UsageSubscription | None
+    currency: str
+    start: datetime
+    end: datetime
+    meters: list[MeterUsage]
+    total: Decimal
+    charged: int
+
+
+def customer_usage_get(*, store: Store, customer_id: str, meter_key: str | None = None,
+                       start: datetime | None = None, end: datetime | None = None) -> CustomerUsage:
+    """A customer's usage over [start, end) — by default their subscription's current period, or
+    this calendar month (UTC) — per meter, with its exact cost under their plan's prices. Without
+    a subscription the store's meters are shown with no cost."""
+    customer = customer_get(store=store, customer_id=customer_id)
+    sub = usage_subscription_for_customer(customer_id=customer.pk)
+    if start is None:
+        if sub is not None:
+            start = sub.period_start
+        else:
+            now = datetime.now(tz=UTC)
+            start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    if end is None:
+        end = sub.period_end if sub is not None and start == sub.period_start else period_after(start)
+    prices = {p.meter_id: p for p in sub.plan.prices.select_related("meter")} if sub is not None else {}
+    if meter_key is not None:
+        meters = [meter_by_key(store=store, key=meter_key)]
+    elif sub is not None:
+        meters = [p.meter for p in sorted(prices.values(), key=lambda p: p.pk)]
+    else:
+        meters = list(Meter.objects.filter(store=store).order_by("key"))
+    usage = usage_rate(meters=meters, prices=prices, customer_id=customer.pk, start=start, end=end)
+    fixed = Decimal(sub.plan.fixed_fee) if sub is not None and meter_key is None else ZERO
+    return CustomerUsage(
+        customer=customer, subscription=sub, currency=sub.plan.currency if sub else store.currency, start=start,
+        end=end, meters=usage, total=fixed + sum((u.exact for u in usage), ZERO), charged=sub.charged if sub else 0,
+    )

@@ -15,7 +15,6 @@ from django.utils import timezone
 from stall.core.money import amount_validate
 from stall.stores.models import Store
 
-from .billing import period_after
 from .errors import (
     AlreadySubscribed,
     MeterInvalid,
@@ -33,6 +32,7 @@ from .models import (
     UsageSubscription,
     UsageSubscriptionStatus,
 )
+from .rating import period_after
 from .selectors import customer_get, meter_by_key
 
 KEY_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
