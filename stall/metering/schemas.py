@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from ninja import Field, Schema
 from pydantic import StrictFloat, StrictInt, StrictStr
 
-from stall.core.api import InputSchema, timestamp
+from stall.core.api import Amount, InputSchema, NotBlank, Text, timestamp
 
 from .models import Meter, MeteredPrice, Plan, UsageSubscription
 from .rating import round_half_up
@@ -26,53 +26,61 @@ class EventsIn(InputSchema):
     ))
 
 
+KEY_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+PROPERTY_PATTERN = r"^([A-Za-z0-9_][A-Za-z0-9_-]{0,63})?$"
+Name = Annotated[Text, NotBlank]
+
+
 class MeterCreateIn(InputSchema):
-    key: StrictStr = Field(..., description="How prices and the usage endpoint name it: api_calls.", max_length=64)
-    name: StrictStr = Field(..., max_length=120)
-    event_name: StrictStr = Field(..., max_length=120, description="The events it counts.")
+    key: StrictStr = Field(..., description="How prices and the usage endpoint name it: api_calls.",
+                           pattern=KEY_PATTERN)
+    name: Name = Field(..., max_length=120)
+    event_name: Name = Field(..., max_length=120, description="The events it counts.")
     aggregation: Literal["count", "sum", "max", "unique_count", "latest"] = "count"
-    property: StrictStr = Field("", max_length=64, description="The property read by every aggregation but count.")
+    property: StrictStr = Field("", pattern=PROPERTY_PATTERN,
+                                description="The property read by every aggregation but count (required for them).")
     filters: dict[str, Any] = Field(default_factory=dict, description='Only events matching: {"region": "eu"}.')
 
 
 class MeterUpdateIn(InputSchema):
-    name: StrictStr = Field(None, max_length=120)
-    event_name: StrictStr = Field(None, max_length=120)
+    name: Name = Field(None, max_length=120)
+    event_name: Name = Field(None, max_length=120)
     aggregation: Literal["count", "sum", "max", "unique_count", "latest"] = None
-    property: StrictStr = Field(None, max_length=64)
+    property: StrictStr = Field(None, pattern=PROPERTY_PATTERN)
     filters: dict[str, Any] = None
 
 
-class TierIn(InputSchema):
+class PriceTierIn(InputSchema):
     up_to: Number | None = Field(None, description="The last unit of this tier; null for the last tier.")
     unit_price: Number = Field(..., description='Minor units, up to 6 decimals: "0.1" is a tenth of a cent.')
 
 
-class PriceIn(InputSchema):
+class MeteredPriceIn(InputSchema):
     meter: StrictStr = Field(..., description="The meter's key or id.")
     model: Literal["per_unit", "tiered", "package"] = "per_unit"
     unit_price: Number | None = Field(None, description='Minor units per unit (per package), up to 6 decimals: "0.2".')
     package_size: StrictInt | None = Field(None, description="package: units in one package.")
-    tiers: list[TierIn] | None = Field(None, max_length=20, description="tiered: graduated tiers.")
+    tiers: list[PriceTierIn] | None = Field(None, max_length=20, description="tiered: graduated tiers.")
 
 
 class PlanCreateIn(InputSchema):
-    name: StrictStr = Field(..., max_length=120)
-    fixed_fee: StrictInt = Field(0, description="Minor units a period.")
-    prices: list[PriceIn] = Field(default_factory=list, max_length=50)
+    name: Name = Field(..., max_length=120)
+    fixed_fee: Amount = Field(0, description="Minor units a period.")
+    prices: list[MeteredPriceIn] = Field(default_factory=list, max_length=50)
 
 
 class PlanUpdateIn(InputSchema):
-    name: StrictStr = Field(None, max_length=120)
-    fixed_fee: StrictInt = None
-    prices: list[PriceIn] = Field(None, max_length=50, description="Replace every price.")
+    name: Name = Field(None, max_length=120)
+    fixed_fee: Amount = None
+    prices: list[MeteredPriceIn] = Field(None, max_length=50, description="Replace every price.")
 
 
 class UsageSubscriptionCreateIn(InputSchema):
     customer: StrictStr
     plan: StrictStr
     billing: Literal["live", "arrears"] = "live"
-    threshold: StrictInt = Field(100, description="live: charge the wallet when this many minor units accrued.")
+    threshold: StrictInt = Field(100, ge=1, le=10**12,
+                                 description="live: charge the wallet when this many minor units accrued.")
 
 
 class UsageParams(Schema):
@@ -123,7 +131,7 @@ class MeterList(Schema):
     has_more: bool
 
 
-class PriceOut(Schema):
+class MeteredPriceOut(Schema):
     id: str
     meter: str
     model: str
@@ -147,7 +155,7 @@ class PlanOut(Schema):
     name: str
     currency: str
     fixed_fee: int
-    prices: list[PriceOut]
+    prices: list[MeteredPriceOut]
     created: int
 
 

@@ -144,7 +144,7 @@ def test_another_stores_objects_are_not_found(api, setup, client):
 
 
 @pytest.mark.parametrize("path, body, param, code", [
-    ("/meters", {"key": "Bad Key", "name": "x", "event_name": "x"}, "key", "invalid_meter"),
+    ("/meters", {"key": "Bad Key", "name": "x", "event_name": "x"}, "key", "invalid_request"),
     ("/meters", {"key": "api_calls", "name": "x", "event_name": "x"}, "key", "meter_key_taken"),
     ("/meters", {"key": "s", "name": "x", "event_name": "x", "aggregation": "sum"}, "property", "invalid_meter"),
     ("/meters", {"key": "s", "name": "x", "event_name": "x", "aggregation": "median"}, "aggregation", None),
