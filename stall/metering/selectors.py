@@ -95,9 +95,9 @@ def customers_for_store(*, store: Store) -> QuerySet[Customer]:
 
 
 def _events(*, meter: Meter, customer_id: str, start: datetime, end: datetime) -> QuerySet[UsageEvent]:
-    qs = UsageEvent.objects.filter(
-        customer_id=customer_id, name=meter.event_name, timestamp__gte=start, timestamp__lt=end, store_id=meter.store_id
-    )
+    # No store_id condition: a customer belongs to one store, and the index (customer, name,
+    # timestamp) then answers a count alone, with no lookup of each event's row.
+    qs = UsageEvent.objects.filter(customer_id=customer_id, name=meter.event_name, timestamp__gte=start, timestamp__lt=end)
     for key, wanted in (meter.filters or {}).items():
         lookup = f"properties__{key}__in" if isinstance(wanted, list) else f"properties__{key}"
         qs = qs.filter(**{lookup: wanted})

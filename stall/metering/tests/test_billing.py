@@ -134,8 +134,11 @@ def test_an_unpaid_arrears_period_stays_open_and_is_retried(store, customer, buy
     send(store, customer, n=30)
     later = sub.period_end + timedelta(minutes=1)
     assert periods_close(now=later) == 0  # no allowance: refused
+    assert periods_close(now=later + timedelta(minutes=5)) == 0  # the periodic task's next try
     sub.refresh_from_db()
     assert sub.status == "past_due"
+    failed = Event.objects.filter(store=store, type="usage.payment_failed")
+    assert [e.data["object"]["amount"] for e in failed] == [30]  # told once, not on every retry
     assert UsageInvoice.objects.get(subscription=sub).status == InvoiceStatus.FAILED
     from stall.wallets.allowances import allowance_grant
 
