@@ -6,7 +6,7 @@ from ninja import NinjaAPI
 from stall.catalog.api import router as products
 from stall.content.api import posts_router as posts
 from stall.content.api import tips_router as tips
-from stall.core.api import install_error_handlers
+from stall.core.api import install_error_handlers, router_refuse_other_methods
 from stall.integrations.api import events_router as events
 from stall.integrations.api import router as webhook_endpoints
 from stall.integrations.services import ApiKeyAuth
@@ -14,6 +14,11 @@ from stall.ledger.api import router as balance
 from stall.memberships.api import customers_router as customer_subscriptions
 from stall.memberships.api import subscriptions_router as subscriptions
 from stall.memberships.api import tiers_router as tiers
+from stall.metering.api import customers_router as customer_usage
+from stall.metering.api import event_ingest_add
+from stall.metering.api import meters_router as meters
+from stall.metering.api import plans_router as plans
+from stall.metering.api import usage_subscriptions_router as usage_subscriptions
 from stall.orders.api import checkouts_router as checkouts
 from stall.orders.api import refunds_router as refunds
 from stall.orders.api import router as orders
@@ -104,6 +109,9 @@ install_error_handlers(api)
 
 
 def _mount() -> None:
+    # /events lists webhook events (integrations) and takes usage event batches (metering).
+    event_ingest_add(events)
+    router_refuse_other_methods(events)
     api.add_router("/products", products, tags=["Products"])
     api.add_router("/checkouts", checkouts, tags=["Checkouts"])
     api.add_router("/orders", orders, tags=["Orders"])
@@ -118,6 +126,10 @@ def _mount() -> None:
     api.add_router("/customers", customer_subscriptions, tags=["Customers"])
     api.add_router("/tiers", tiers, tags=["Memberships"])
     api.add_router("/subscriptions", subscriptions, tags=["Memberships"])
+    api.add_router("/customers", customer_usage, tags=["Customers"])
+    api.add_router("/meters", meters, tags=["Usage billing"])
+    api.add_router("/plans", plans, tags=["Usage billing"])
+    api.add_router("/usage_subscriptions", usage_subscriptions, tags=["Usage billing"])
 
 
 _mount()

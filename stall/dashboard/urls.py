@@ -1,6 +1,17 @@
 from django.urls import path
 
-from . import account, audience, books, insights, memberships, payments, posts, views, webhooks
+from . import (
+    account,
+    audience,
+    books,
+    insights,
+    memberships,
+    metering,
+    payments,
+    posts,
+    views,
+    webhooks,
+)
 
 app_name = "dashboard"
 urlpatterns = [
@@ -57,6 +68,16 @@ urlpatterns = [
     path("<slug:slug>/books/reports/", books.reports, name="books_reports"),
     path("<slug:slug>/books/reports/profit-and-loss.csv", books.report_csv, name="books_report_csv"),
     path("<slug:slug>/books/journal.beancount", books.journal, name="books_journal"),
+    path("<slug:slug>/usage/", metering.usage, name="usage"),
+    path("<slug:slug>/usage/meters/new/", metering.meter_new, name="meter_new"),
+    path("<slug:slug>/usage/meters/<str:meter_id>/", metering.meter_edit, name="meter"),
+    path("<slug:slug>/usage/plans/new/", metering.plan_new, name="plan_new"),
+    path("<slug:slug>/usage/plans/<str:plan_id>/", metering.plan_edit, name="plan"),
+    path("<slug:slug>/usage/subscriptions/new/", metering.usage_subscription_new, name="usage_subscription_new"),
+    path("<slug:slug>/usage/subscriptions/<str:subscription_id>/<str:action>/", metering.usage_subscription_action,
+         name="usage_subscription_action"),
+    path("<slug:slug>/usage/customers/<str:customer_id>/", metering.usage_customer, name="usage_customer"),
+    path("<slug:slug>/usage/events.csv", metering.usage_events_csv, name="usage_events_csv"),
     path("<slug:slug>/orders/", views.orders, name="orders"),
     path("<slug:slug>/orders/<str:order_id>/", views.order_detail, name="order"),
     path("<slug:slug>/api-keys/", views.api_keys, name="api_keys"),

@@ -110,4 +110,5 @@ def event_retrieve(request, id: ObjectId):
     return event_out(selectors.event_get(store=request.store, event_id=id))
 
 
-router_refuse_other_methods(events_router)
+# The API root refuses the other methods of events_router once metering has added POST "" (the
+# usage event batch) to it: stall/api.py.

@@ -6,10 +6,12 @@ class WalletsConfig(AppConfig):
     label = "wallets"
 
     def ready(self):
+        from stall.orders.charging import store_charge_register
         from stall.payments.models import PaymentPurpose
         from stall.payments.rails.wallet import wallet_spent_register
         from stall.payments.services import PurposeHandlers, payment_purpose_register
 
+        from .allowances import charge_create
         from .services import (
             tab_settlement_fail,
             tab_settlement_succeed,
@@ -25,3 +27,5 @@ class WalletsConfig(AppConfig):
         )
         # A spend that leaves the wallet below its threshold queues an automatic top-up.
         wallet_spent_register(wallet_spent)
+        # Other domains (metering) charge a customer's wallet under their allowance through orders.
+        store_charge_register(charge_create)

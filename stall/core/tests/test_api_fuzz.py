@@ -34,6 +34,7 @@ from stall.integrations import webhooks
 from stall.integrations.models import Event, WebhookDelivery
 from stall.memberships.services import subscription_join
 from stall.memberships.tiers import tier_create
+from stall.metering.services import meter_create, plan_create, usage_subscription_create
 from stall.orders.refunds import refund_create
 from stall.testing import buy
 from stall.wallets.allowances import allowance_grant, charge_create
@@ -60,6 +61,12 @@ REFUSALS_NO_SCHEMA_CAN_STATE = {
     ("invalid_subscription", "tier"),  # the subscription's own price already, or a free tier
     ("invalid_subscription", "ends_at"),  # a date in the past (the clock, not the request)
     ("invalid_request", "email"),  # format: email, but not an address Django's validator takes
+    ("invalid_meter", "property"),  # required by every aggregation but count (another field's value)
+    ("invalid_meter", "filters"),  # a filter's keys are property names, its values plain
+    ("invalid_plan", None),  # a price's fields depend on its model; tiers on each other; 6 decimals at most
+    ("invalid_timestamp", "from"),  # a usage period's bounds are ISO 8601 or Unix seconds
+    ("invalid_timestamp", "to"),
+    ("invalid_request", "to"),  # before from
 }
 
 
@@ -117,7 +124,13 @@ def fuzz_store(store, product, api_key, settings):
     subscription = subscription_join(
         tier=tier, method="card", email="member@example.com", payment_method="sandbox_visa"
     ).subscription
+    meter = meter_create(store=store, key="api_calls", name="API calls", event_name="api.call")
+    plan = plan_create(store=store, name="Metered", prices=[{"meter": meter.key, "unit_price": "0.2"}])
+    usage_subscription = usage_subscription_create(store=store, customer_id=customer.pk, plan_id=plan.pk)
     ids = {
+        "meters": meter.pk,
+        "plans": plan.pk,
+        "usage_subscriptions": usage_subscription.pk,
         "tiers": tier.pk,
         "subscriptions": subscription.pk,
         "products": product.pk,

@@ -1,0 +1,239 @@
+#!/usr/bin/env python
+"""Usage events through the batch API over HTTP against `stall serve`, with a raw bulk-insert
+baseline of the same rows in the same run, and the time to aggregate one customer's month.
+
+    .venv/bin/python bench/events.py [-n 200000] [-c 4] [--agg-events 10000000] [--database-url postgres://…]
+
+Ingestion: ``-c`` clients each POST /api/v1/events batches of 1,000 events (an API key, an
+Idempotency-Key per batch) until ``-n`` events are sent; every event is checked (customer,
+meter, timestamp window, properties) and stored by one INSERT … ON CONFLICT DO NOTHING RETURNING
+per batch. The baseline inserts the same rows (same columns, same index, batches of 1,000, one
+transaction each) with plain SQL from one connection: what the database alone does here.
+
+Aggregation: ``--agg-events`` events are written straight into the table (a tenth of them one
+customer's, spread over 30 days, the rest 99 other customers'), then the customer's month is
+aggregated through stall.metering.selectors.meter_quantity — count, and sum of a property — as
+the usage endpoint and live billing do; the best of 5 runs is printed. ``--agg-events 0`` skips it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from checkout import NO_LIMITS, free_port, raw_connection, wait_ready  # noqa: E402  (bench/checkout.py)
+
+BATCH = 1000
+CUSTOMERS = 100
+
+SETUP = """
+import json, os, django
+os.environ["DJANGO_SETTINGS_MODULE"] = "stall.settings"
+django.setup()
+from stall.metering.services import meter_create
+from stall.orders.services import customer_for_email
+from stall.stores.models import Store
+store = Store.objects.get(slug="demo")
+meter_create(store=store, key="api_calls", name="API calls", event_name="api.call")
+meter_create(store=store, key="tokens", name="Tokens", event_name="api.call", aggregation="sum", property="tokens")
+ids = [customer_for_email(store_id=store.pk, email=f"bench{n}@example.com").pk for n in range(%d)]
+print(json.dumps({"store": store.pk, "customers": ids}))
+"""
+
+AGGREGATE = """
+import json, os, sys, time, django
+from datetime import datetime, timedelta, UTC
+os.environ["DJANGO_SETTINGS_MODULE"] = "stall.settings"
+django.setup()
+from stall.metering.models import Meter
+from stall.metering.selectors import meter_quantity
+customer, start = sys.argv[1], datetime.fromisoformat(sys.argv[2])
+out = {}
+for key in ("api_calls", "tokens"):
+    meter = Meter.objects.get(store__slug="demo", key=key)
+    best, q = None, None
+    for _ in range(5):
+        t = time.perf_counter()
+        q = meter_quantity(meter=meter, customer_id=customer, start=start, end=start + timedelta(days=31))
+        took = time.perf_counter() - t
+        best = took if best is None else min(best, took)
+    out[key] = {"quantity": str(q), "seconds": best}
+print(json.dumps(out))
+"""
+
+
+def events_for(customers: list[str], n: int, prefix: str) -> list[dict]:
+    now = datetime.now(tz=UTC).isoformat()
+    return [{"id": f"{prefix}{i}", "customer": customers[i % len(customers)], "name": "api.call", "timestamp": now,
+             "properties": {"tokens": i % 50, "model": "small"}} for i in range(n)]
+
+
+def run_http(port: int, key: str, customers: list[str], n: int, clients: int, prefix: str) -> tuple[float, int, int]:
+    batches = [events_for(customers, BATCH, f"{prefix}{b}-") for b in range(n // BATCH)]
+    bodies = [json.dumps({"events": b}).encode() for b in batches]
+    lock, accepted, errors = threading.Lock(), [0], [0]
+    queue = list(range(len(bodies)))
+
+    def client():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        while True:
+            with lock:
+                if not queue:
+                    break
+                b = queue.pop()
+            conn.request("POST", "/api/v1/events", body=bodies[b], headers={
+                "Authorization": f"Bearer {key}", "Content-Type": "application/json", "Idempotency-Key": str(uuid.uuid4())})
+            response = conn.getresponse()
+            body = response.read()
+            with lock:
+                if response.status == 200:
+                    accepted[0] += json.loads(body)["accepted"]
+                else:
+                    errors[0] += 1
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start, accepted[0], errors[0]
+
+
+COLUMNS = "(store_id, event_id, customer_id, name, timestamp, properties, received_at)"
+
+
+def _rows(store_id: str, events: list[dict], database_url: str | None, stamp=None):
+    ts = stamp or datetime.now(tz=UTC)
+    value = ts if database_url else ts.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return [(store_id, e["id"], e["customer"], e["name"], value, json.dumps(e["properties"]), value) for e in events]
+
+
+def run_baseline(database_url, data_dir, store_id, customers, n) -> float:
+    """The same rows, batches of 1,000 in one INSERT … ON CONFLICT DO NOTHING each, one connection."""
+    conn, q = raw_connection(database_url, data_dir)
+    cast = "?::jsonb" if database_url else "?"
+    marks = f"(?, ?, ?, ?, ?, {cast}, ?)"
+    sql = q(f"INSERT INTO metering_usageevent {COLUMNS} VALUES " + ", ".join([marks] * BATCH)
+            + " ON CONFLICT (store_id, event_id) DO NOTHING")
+    batches = [_rows(store_id, events_for(customers, BATCH, f"raw{b}-"), database_url) for b in range(n // BATCH)]
+    start = time.perf_counter()
+    for rows in batches:
+        conn.execute("BEGIN")
+        conn.execute(sql, [v for row in rows for v in row])
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return elapsed
+
+
+def aggregation_load(database_url, data_dir, store_id, customers, total: int, start: datetime) -> float:
+    """``total`` events written straight in (a tenth the first customer's), over 30 days."""
+    conn, q = raw_connection(database_url, data_dir)
+    cast = "?::jsonb" if database_url else "?"
+    chunk = 5000
+    sql = q(f"INSERT INTO metering_usageevent {COLUMNS} VALUES " + ", ".join([f"(?, ?, ?, ?, ?, {cast}, ?)"] * chunk))
+    rng = random.Random(7)
+    began = time.perf_counter()
+    written = 0
+    while written < total:
+        params = []
+        for i in range(written, written + chunk):
+            who = customers[0] if i % 10 == 0 else customers[1 + i % (len(customers) - 1)]
+            ts = start + timedelta(seconds=rng.randrange(30 * 86400))
+            value = ts if database_url else ts.strftime("%Y-%m-%d %H:%M:%S.%f")
+            params += [store_id, f"agg{i}", who, "api.call", value, json.dumps({"tokens": i % 50}), value]
+        conn.execute("BEGIN")
+        conn.execute(sql, params)
+        conn.execute("COMMIT")
+        written += chunk
+        if written % 1_000_000 == 0:
+            print(f"  … {written:,} events written", flush=True)
+    if database_url:
+        conn.execute("ANALYZE metering_usageevent")
+    else:
+        conn.execute("ANALYZE")
+    conn.close()
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=200_000, help="events sent over HTTP (and inserted by the baseline)")
+    parser.add_argument("-c", type=int, default=4, help="concurrent clients")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument("--agg-events", type=int, default=10_000_000, help="events in the table for the aggregation")
+    parser.add_argument("--database-url", default=None, help="PostgreSQL URL (a scratch database: it is emptied)")
+    args = parser.parse_args()
+
+    data_dir = Path(tempfile.mkdtemp(prefix="stall-bench-"))
+    env = {**os.environ, "STALL_DATA_DIR": str(data_dir), "STALL_LOG_LEVEL": "WARNING", **NO_LIMITS}
+    env.pop("DATABASE_URL", None)
+    if args.database_url:
+        env["DATABASE_URL"] = args.database_url
+        subprocess.run([str(BIN / "python"), "-c", (
+            "import psycopg,sys; u=sys.argv[1].replace('postgres://','postgresql://',1); c=psycopg.connect(u, autocommit=True);"
+            "c.execute('DROP SCHEMA public CASCADE'); c.execute('CREATE SCHEMA public')"), args.database_url], check=True)
+    env["PYTHONPATH"] = str(ROOT)
+    stall = str(BIN / "stall")
+    subprocess.run([stall, "demo"], env=env, check=True, stdout=subprocess.DEVNULL)
+    key = subprocess.run([stall, "apikey", "create", "--store", "demo"], env=env, check=True, capture_output=True,
+                         text=True).stdout.strip()
+    seeded = json.loads(subprocess.run([str(BIN / "python"), "-c", SETUP % CUSTOMERS], env=env, check=True,
+                                       capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    store_id, customers = seeded["store"], seeded["customers"]
+
+    port = free_port()
+    server = subprocess.Popen([stall, "serve", "--port", str(port), "--workers", str(args.workers), "--threads",
+                               str(args.threads)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_ready(port)
+        run_http(port, key, customers, 4 * BATCH, args.c, "warm")  # every worker warmed up
+        elapsed, accepted, errors = run_http(port, key, customers, args.n, args.c, "http")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    raw_elapsed = run_baseline(args.database_url, data_dir, store_id, customers, args.n)
+
+    rate, raw_rate = accepted / elapsed, args.n / raw_elapsed
+    db = "PostgreSQL" if args.database_url else "SQLite"
+    print(f"database            {db}")
+    print(f"server              stall serve, {args.workers} gunicorn workers x {args.threads} threads + Huey worker")
+    print(f"events over HTTP    {accepted:,} accepted, {errors} failed batches, {args.c} clients, {BATCH:,} a batch")
+    print(f"events/s (HTTP)     {rate:,.0f}")
+    print(f"baseline raw SQL    {raw_rate:,.0f} events/s (same rows and batches, one connection, no HTTP)")
+    print(f"ratio               {rate / raw_rate:.3f} of the raw baseline")
+
+    if args.agg_events:
+        start = (datetime.now(tz=UTC) - timedelta(days=400)).replace(hour=0, minute=0, second=0, microsecond=0)
+        print(f"aggregation: writing {args.agg_events:,} events …", flush=True)
+        load = aggregation_load(args.database_url, data_dir, store_id, customers, args.agg_events, start)
+        done = subprocess.run([str(BIN / "python"), "-c", AGGREGATE, customers[0], start.isoformat()], env=env,
+                              check=True, capture_output=True, text=True)
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"events in the table {args.agg_events + args.n * 2:,} (written in {load:.0f} s)")
+        for key_, figures in result.items():
+            print(f"aggregate {key_:<9} one customer's month ({figures['quantity']} ): "
+                  f"{figures['seconds'] * 1000:.1f} ms (best of 5)")
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""Ingestion of usage events: a batch of up to 1,000 checked event by event, then one bulk INSERT.
+
+Each event is answered on its own — ``accepted``, ``duplicate`` or ``refused`` with a code and a
+reason — so one bad event never refuses the batch. The event's ``id`` is the integrator's
+idempotency key within the store: the INSERT skips ids the store already holds
+(``ON CONFLICT (store_id, event_id) DO NOTHING``) and ``RETURNING`` tells which rows it wrote, so
+a resent event, or one sent by two senders at once, is stored and counted once, and the sender
+that did not write it hears ``duplicate``. A duplicate keeps the first event as it was sent.
+
+Refused: a timestamp older than 35 days or more than 5 minutes ahead (or not a timestamp), an
+unknown customer (or another store's), a name no meter of the store counts, a property that a
+``sum``, ``max`` or ``latest`` meter reads holding something other than a number.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from stall.accounts.models import Customer
+from stall.stores.models import Store
+
+from .errors import EventsInvalid
+from .models import (
+    NUMERIC_AGGREGATIONS,
+    BillingMode,
+    Meter,
+    UsageEvent,
+    UsageSubscription,
+    UsageSubscriptionStatus,
+)
+from .tasks import usage_bill_live_task
+
+BATCH_MAX = 1000
+OLDEST = timedelta(days=35)
+NEWEST = timedelta(minutes=5)
+ID_MAX = 255
+NAME_MAX = 120
+PROPERTIES_MAX = 4096  # bytes of JSON per event
+
+ACCEPTED, DUPLICATE, REFUSED = "accepted", "duplicate", "refused"
+
+
+@dataclass
+class EventResult:
+    id: object
+    status: str
+    code: str | None = None
+    message: str | None = None
+    param: str | None = None
+
+    def as_dict(self) -> dict:
+        out = {"id": self.id, "status": self.status}
+        if self.status == REFUSED:
+            out["error"] = {"code": self.code, "message": self.message, "param": self.param}
+        return out
+
+
+@dataclass
+class IngestResult:
+    results: list[EventResult]
+    accepted: int
+    duplicates: int
+    refused: int
+    live_subscriptions: list[str]  # live subscriptions whose customers got new usage
+
+
+def _refuse(event_id, code: str, message: str, param: str | None = None) -> EventResult:
+    return EventResult(id=event_id, status=REFUSED, code=code, message=message, param=param)
+
+
+def timestamp_parse(value) -> datetime | None:
+    """An ISO 8601 timestamp with an offset ("2026-11-29T16:00:00Z") or Unix seconds; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        try:
+            return datetime.fromtimestamp(value, tz=dt_timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if isinstance(value, str) and len(value) <= 40:
+        try:
+            parsed = parse_datetime(value)
+        except ValueError:
+            return None
+        if parsed is None or timezone.is_naive(parsed):
+            return None
+        return parsed.astimezone(dt_timezone.utc)
+    return None
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and abs(value) != float("inf")
+
+
+def _meters_by_name(store: Store) -> dict[str, list[tuple[str, str]]]:
+    """For each event name a meter counts: the properties its numeric meters read."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for name, agg, prop in Meter.objects.filter(store=store).values_list("event_name", "aggregation", "property"):
+        numeric = out.setdefault(name, [])
+        if agg in NUMERIC_AGGREGATIONS and prop:
+            numeric.append((prop, agg))
+    return out
+
+
+def _check(raw, *, now, meters, customers, seen) -> tuple[EventResult | None, tuple | None]:
+    if not isinstance(raw, dict):
+        return _refuse(None, "invalid_event", "Each event must be an object."), None
+    event_id = raw.get("id")
+    if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > ID_MAX:
+        return _refuse(event_id if isinstance(event_id, (str, int)) else None, "invalid_event",
+                       f"The event id must be text of 1 to {ID_MAX} characters.", "id"), None
+    customer = raw.get("customer")
+    if not isinstance(customer, str) or customer not in customers:
+        return _refuse(event_id, "customer_missing", "No such customer in this store.", "customer"), None
+    name = raw.get("name")
+    if not isinstance(name, str) or not name or len(name) > NAME_MAX:
+        return _refuse(event_id, "invalid_event", f"The event name must be text of 1 to {NAME_MAX} characters.", "name"), None
+    if name not in meters:
+        return _refuse(event_id, "meter_missing", f"No meter of this store counts events named {name!r}.", "name"), None
+    stamp = timestamp_parse(raw.get("timestamp"))
+    if stamp is None:
+        return _refuse(event_id, "invalid_timestamp",
+                       "The timestamp must be ISO 8601 with a time zone (2026-11-29T16:00:00Z) or Unix seconds.",
+                       "timestamp"), None
+    if stamp < now - OLDEST:
+        return _refuse(event_id, "timestamp_too_old", "Events older than 35 days are not accepted.", "timestamp"), None
+    if stamp > now + NEWEST:
+        return _refuse(event_id, "timestamp_in_future", "Events more than 5 minutes in the future are not accepted.",
+                       "timestamp"), None
+    properties = raw.get("properties", {})
+    if properties is None:
+        properties = {}
+    if not isinstance(properties, dict):
+        return _refuse(event_id, "invalid_event", "Properties must be an object.", "properties"), None
+    for prop, agg in meters[name]:
+        if prop in properties and not _is_number(properties[prop]):
+            return _refuse(event_id, "invalid_property", f"The {agg} meter on {prop!r} needs a number.",
+                           f"properties.{prop}"), None
+    try:
+        encoded = json.dumps(properties, cls=DjangoJSONEncoder, allow_nan=False)
+    except (TypeError, ValueError):
+        return _refuse(event_id, "invalid_event", "Properties must be plain JSON.", "properties"), None
+    if len(encoded) > PROPERTIES_MAX:
+        return _refuse(event_id, "invalid_event", f"Properties can be at most {PROPERTIES_MAX} bytes of JSON.",
+                       "properties"), None
+    if event_id in seen:
+        return EventResult(id=event_id, status=DUPLICATE), None
+    seen.add(event_id)
+    return None, (event_id, customer, name, stamp, encoded)
+
+
+_COLUMNS = ("store_id", "event_id", "customer_id", "name", "timestamp", "properties", "received_at")
+
+
+def _insert(*, store_id: str, rows: list[tuple], now) -> set[str]:
+    """One INSERT of the rows; the event ids it wrote (not those the store already held)."""
+    table = UsageEvent._meta.db_table
+    adapt = connection.ops.adapt_datetimefield_value
+    received = adapt(now)
+    # PostgreSQL reads the JSON text as jsonb; SQLite stores it as it is.
+    json_mark = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+    marks = "(%s, %s, %s, %s, %s, " + json_mark + ", %s)"
+    params = []
+    for event_id, customer, name, stamp, encoded in rows:
+        params += [store_id, event_id, customer, name, adapt(stamp), encoded, received]
+    sql = (
+        f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES {', '.join([marks] * len(rows))} "
+        "ON CONFLICT (store_id, event_id) DO NOTHING RETURNING event_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {row[0] for row in cursor.fetchall()}
+
+
+def events_ingest(*, store: Store, events) -> IngestResult:
+    """Record a batch of usage events for ``store``; see the module docstring for the answers."""
+    if not isinstance(events, list):
+        raise EventsInvalid("Send the events as a list.", param="events")
+    if len(events) > BATCH_MAX:
+        raise EventsInvalid(
+            f"A batch holds at most {BATCH_MAX:,} events; this one has {len(events):,}. Split it.", param="events"
+        )
+    now = timezone.now()
+    meters = _meters_by_name(store)
+    wanted = {e.get("customer") for e in events if isinstance(e, dict) and isinstance(e.get("customer"), str)}
+    customers = set(Customer.objects.filter(store=store, pk__in=wanted).values_list("pk", flat=True)) if wanted else set()
+    results: list[EventResult | None] = []
+    rows: list[tuple] = []
+    at: list[int] = []
+    seen: set[str] = set()
+    for raw in events:
+        result, row = _check(raw, now=now, meters=meters, customers=customers, seen=seen)
+        results.append(result)
+        if row is not None:
+            at.append(len(results) - 1)
+            rows.append(row)
+    live: list[str] = []
+    if rows:
+        with transaction.atomic():
+            written = _insert(store_id=store.pk, rows=rows, now=now)
+        for index, row in zip(at, rows):
+            results[index] = EventResult(id=row[0], status=ACCEPTED if row[0] in written else DUPLICATE)
+        if written:
+            touched = {row[1] for row in rows if row[0] in written}
+            live = list(UsageSubscription.objects.filter(
+                customer_id__in=touched, billing=BillingMode.LIVE, status=UsageSubscriptionStatus.ACTIVE,
+            ).values_list("pk", flat=True))
+    for pk in live:  # after the commit (at once outside a transaction): the charge reads the new rows
+        transaction.on_commit(lambda pk=pk: usage_bill_live_task(pk))
+    counts = {ACCEPTED: 0, DUPLICATE: 0, REFUSED: 0}
+    for result in results:
+        counts[result.status] += 1
+    return IngestResult(
+        results=results, accepted=counts[ACCEPTED], duplicates=counts[DUPLICATE], refused=counts[REFUSED],
+        live_subscriptions=live,
+    )

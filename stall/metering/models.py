@@ -1,0 +1,208 @@
+"""Usage-based billing: meters, metered prices, plans, customers' usage subscriptions, and the
+usage events themselves.
+
+A ``Meter`` turns a store's usage events of one name into a quantity (count, sum, max,
+unique_count or latest of a property), optionally only the events whose properties match a
+filter. A ``Plan`` holds ``MeteredPrice`` rows, one per meter, each pricing the period's quantity
+in exact ``Decimal`` minor units (see ``rating``). A ``UsageSubscription`` puts one customer on
+one plan, billed live from their wallet (under the allowance they gave the store) or in arrears
+at period end (a ``UsageInvoice`` with one line per price).
+
+``UsageEvent`` rows are kept; they are unique per (store, event id), the integrator's
+idempotency key, and written by one bulk INSERT per batch (see ``ingest``).
+"""
+
+from django.db import models
+from django.db.models import Q
+
+from stall.accounts.models import Customer
+from stall.core.ids import PrefixedIdField
+from stall.stores.models import Store
+
+# Unit prices are minor units with up to 6 decimals: 0.2¢ is Decimal("0.2"), 0.000001¢ the least.
+PRICE_DIGITS = dict(max_digits=24, decimal_places=6)
+
+
+class Aggregation(models.TextChoices):
+    COUNT = "count", "Count of events"
+    SUM = "sum", "Sum of a property"
+    MAX = "max", "Largest value of a property"
+    UNIQUE_COUNT = "unique_count", "Count of distinct values of a property"
+    LATEST = "latest", "Latest value of a property"
+
+
+# The aggregations that read a number from the event's property.
+NUMERIC_AGGREGATIONS = (Aggregation.SUM, Aggregation.MAX, Aggregation.LATEST)
+
+
+class Meter(models.Model):
+    id = PrefixedIdField(prefix="mtr")
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="meters")
+    key = models.SlugField(max_length=64)  # "api_calls": how the API and the prices name it
+    name = models.CharField(max_length=120)
+    event_name = models.CharField(max_length=120)  # the events it counts
+    aggregation = models.CharField(max_length=16, choices=Aggregation.choices, default=Aggregation.COUNT)
+    property = models.CharField(max_length=64, blank=True)  # for every aggregation but count
+    # {"region": "eu"} or {"region": ["eu", "uk"]}: only events whose properties match every key.
+    filters = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["store", "key"], name="metering_meter_unique_key")]
+        indexes = [models.Index(fields=["store", "-id"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Plan(models.Model):
+    id = PrefixedIdField(prefix="plan")
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="usage_plans")
+    name = models.CharField(max_length=120)
+    currency = models.CharField(max_length=3)
+    fixed_fee = models.BigIntegerField(default=0)  # minor units a period, due with its usage
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["store", "-id"])]
+        constraints = [models.CheckConstraint(condition=Q(fixed_fee__gte=0), name="metering_plan_fee_positive")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PriceModel(models.TextChoices):
+    PER_UNIT = "per_unit", "Per unit"
+    TIERED = "tiered", "Tiered (graduated)"
+    PACKAGE = "package", "Per package"
+
+
+class MeteredPrice(models.Model):
+    """How one meter's quantity over a period is priced on a plan (see ``rating.price_rate``)."""
+
+    id = PrefixedIdField(prefix="mprice")
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="prices")
+    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="prices")
+    model = models.CharField(max_length=10, choices=PriceModel.choices, default=PriceModel.PER_UNIT)
+    unit_price = models.DecimalField(**PRICE_DIGITS, default=0)  # per_unit; per package for package
+    package_size = models.PositiveBigIntegerField(default=1)  # package: units in one package
+    # tiered: [{"up_to": 1000, "unit_price": "0"}, {"up_to": null, "unit_price": "0.1"}]
+    tiers = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "meter"], name="metering_price_one_per_meter"),
+            models.CheckConstraint(condition=Q(unit_price__gte=0), name="metering_price_not_negative"),
+            models.CheckConstraint(condition=Q(package_size__gte=1), name="metering_package_size_positive"),
+        ]
+
+
+class BillingMode(models.TextChoices):
+    LIVE = "live", "Live from the wallet"
+    ARREARS = "arrears", "In arrears"
+
+
+class UsageSubscriptionStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    PAST_DUE = "past_due", "Past due"
+    CANCELED = "canceled", "Canceled"
+
+
+class UsageSubscription(models.Model):
+    """A customer on a plan. ``charged`` is what was charged for the current period so far, in
+    whole minor units; what is accrued and not yet charged is the period's exact cost less it."""
+
+    id = PrefixedIdField(prefix="usub")
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="usage_subscriptions")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="usage_subscriptions")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
+    billing = models.CharField(max_length=10, choices=BillingMode.choices, default=BillingMode.LIVE)
+    threshold = models.BigIntegerField(default=100)  # live: charge when this much has accrued
+    status = models.CharField(
+        max_length=10, choices=UsageSubscriptionStatus.choices, default=UsageSubscriptionStatus.ACTIVE
+    )
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    charged = models.BigIntegerField(default=0)
+    charges_made = models.PositiveIntegerField(default=0)  # this period: names each charge's idempotency key
+    failure_message = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["store", "-id"]), models.Index(fields=["status", "period_end"])]
+        constraints = [
+            # One subscription per customer still billed: usage is rated once.
+            models.UniqueConstraint(
+                fields=["customer"], condition=~Q(status="canceled"), name="metering_one_subscription_per_customer"
+            ),
+            models.CheckConstraint(condition=Q(threshold__gte=1), name="metering_threshold_positive"),
+        ]
+
+
+class UsageCharge(models.Model):
+    """A charge of the customer's wallet for usage: live (the threshold reached), at period end,
+    or an arrears invoice's payment. ``exact`` is the accrued cost it settled, before rounding."""
+
+    id = PrefixedIdField(prefix="uch")
+    subscription = models.ForeignKey(UsageSubscription, on_delete=models.PROTECT, related_name="charges")
+    period_start = models.DateTimeField()
+    amount = models.BigIntegerField()
+    exact = models.DecimalField(**PRICE_DIGITS)
+    currency = models.CharField(max_length=3)
+    charge_id = models.CharField(max_length=40)  # the wallet charge (ch_…) that moved the money
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class InvoiceStatus(models.TextChoices):
+    PAID = "paid", "Paid"
+    FAILED = "failed", "Payment failed"
+    EMPTY = "empty", "Nothing to pay"
+
+
+class UsageInvoice(models.Model):
+    """An arrears subscription's period, rated at its end: one line per price."""
+
+    id = PrefixedIdField(prefix="uinv")
+    subscription = models.ForeignKey(UsageSubscription, on_delete=models.PROTECT, related_name="invoices")
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=10, choices=InvoiceStatus.choices)
+    charge_id = models.CharField(max_length=40, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "period_start"], name="metering_invoice_once_per_period"),
+        ]
+
+
+class UsageInvoiceLine(models.Model):
+    invoice = models.ForeignKey(UsageInvoice, on_delete=models.CASCADE, related_name="lines")
+    description = models.CharField(max_length=120)
+    meter_key = models.CharField(max_length=64, blank=True)
+    quantity = models.DecimalField(max_digits=30, decimal_places=6)
+    exact = models.DecimalField(**PRICE_DIGITS)
+    amount = models.BigIntegerField()
+
+
+class UsageEvent(models.Model):
+    """One usage event as the integrator sent it. ``event_id`` is theirs, unique per store."""
+
+    id = models.BigAutoField(primary_key=True)
+    store = models.ForeignKey(Store, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    event_id = models.CharField(max_length=255)
+    customer = models.ForeignKey(Customer, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    name = models.CharField(max_length=120)
+    timestamp = models.DateTimeField()
+    properties = models.JSONField(default=dict)
+    received_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["store", "event_id"], name="metering_event_unique_id")]
+        # A customer's meter over a period reads one range of this index.
+        indexes = [models.Index(fields=["customer", "name", "timestamp"], name="metering_event_usage")]
