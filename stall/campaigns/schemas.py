@@ -1,10 +1,12 @@
 """What the API returns and what webhook events carry, and the API's input schemas."""
 
-from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Literal
 
 from ninja import Schema
+
+from stall.core.api import InputSchema
 
 from .models import Campaign, Pledge, RewardTier
 
@@ -48,24 +50,90 @@ def pledge_out(pledge: Pledge) -> dict:
     return out
 
 
-class CampaignCreateIn(Schema):
+class MoneyOut(Schema):
+    amount: int
+    currency: str
+
+
+class CampaignOut(Schema):
+    id: str
+    object: Literal["campaign"]
+    title: str
+    story: str
+    goal: MoneyOut
+    deadline: str
+    mode: Literal["all_or_nothing", "keep_what_you_raise"]
+    status: Literal["draft", "live", "succeeded", "failed", "canceled"]
+    published_at: str | None
+    created_at: str | None
+    pledged: MoneyOut | None = None
+    collected: MoneyOut | None = None
+    backers: int | None = None
+
+
+class CampaignList(Schema):
+    object: Literal["list"]
+    data: list[CampaignOut]
+    has_more: bool
+
+
+class TierOut(Schema):
+    id: str
+    object: Literal["reward_tier"]
+    campaign: str
+    title: str
+    description: str
+    min_amount: int
+    quantity: int | None
+    remaining: int | None
+    estimated_delivery: str | None
+    product: str | None
+
+
+class TierList(Schema):
+    object: Literal["list"]
+    data: list[TierOut]
+    has_more: bool
+
+
+class PledgeOut(Schema):
+    id: str
+    object: Literal["pledge"]
+    campaign: str
+    tier: str | None
+    email: str
+    amount: MoneyOut
+    method: Literal["wallet", "card"]
+    status: str
+    message: str = ""
+    order: str | None = None
+    created_at: str | None = None
+
+
+class PledgeList(Schema):
+    object: Literal["list"]
+    data: list[PledgeOut]
+    has_more: bool
+
+
+class CampaignCreateIn(InputSchema):
     title: str
     story: str = ""
     goal: int
     currency: str | None = None
     deadline: datetime
-    mode: str = "all_or_nothing"
+    mode: Literal["all_or_nothing", "keep_what_you_raise"] = "all_or_nothing"
 
 
-class CampaignUpdateIn(Schema):
+class CampaignUpdateIn(InputSchema):
     title: str | None = None
     story: str | None = None
     goal: int | None = None
     deadline: datetime | None = None
-    mode: str | None = None
+    mode: Literal["all_or_nothing", "keep_what_you_raise"] | None = None
 
 
-class TierCreateIn(Schema):
+class TierCreateIn(InputSchema):
     title: str
     description: str = ""
     min_amount: int

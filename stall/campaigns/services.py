@@ -169,6 +169,15 @@ def campaign_cancel_mark(*, campaign: Campaign) -> Campaign:
     return campaign
 
 
+def campaign_delete(*, campaign: Campaign) -> None:
+    """Delete a draft that nobody has pledged to; a published campaign is canceled instead."""
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if locked.status != CampaignStatus.DRAFT or locked.pledges.exists():
+            raise CampaignStateInvalid("Only a draft can be deleted; cancel a published campaign.")
+        locked.delete()
+
+
 def campaign_get(*, store: Store, campaign_id: str) -> Campaign:
     campaign = Campaign.objects.filter(store=store, pk=campaign_id).first()
     if campaign is None:
