@@ -10,8 +10,7 @@ from stall.core.email import email_send
 from stall.core.money import format_money
 
 from .models import Campaign, CampaignUpdate, Pledge, PledgeStatus
-
-STREAM = 500  # backers read per query
+from .selectors import pledges_stream
 
 
 def pledge_link(pledge: Pledge) -> str:
@@ -36,17 +35,6 @@ def pledge_charge_failed_notice(pledge_id: str) -> None:
         template="campaigns/email/charge_failed", context=_context(pledge),
         reply_to=pledge.campaign.store.support_email or None,
     )
-
-
-def pledges_stream(queryset):
-    """Pledges by id, ``STREAM`` a query (keyset pagination: memory flat in their number)."""
-    last = ""
-    while True:
-        chunk = list(queryset.filter(id__gt=last).order_by("id")[:STREAM])
-        if not chunk:
-            return
-        yield from chunk
-        last = chunk[-1].pk
 
 
 @db_task(retries=5, retry_delay=settings.STALL_TASK_RETRY_DELAY_SECONDS)

@@ -91,3 +91,17 @@ def pledges_public(*, campaign: Campaign, limit: int = 20):
 
 def pledges_for_email(*, email: str):
     return Pledge.objects.filter(email__iexact=email).select_related("campaign__store", "tier").order_by("-id")
+
+
+STREAM = 500  # pledges read per query
+
+
+def pledges_stream(queryset):
+    """Pledges by id, ``STREAM`` a query (keyset pagination: memory flat in their number)."""
+    last = ""
+    while True:
+        chunk = list(queryset.filter(id__gt=last).order_by("id")[:STREAM])
+        if not chunk:
+            return
+        yield from chunk
+        last = chunk[-1].pk

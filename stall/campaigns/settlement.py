@@ -22,8 +22,9 @@ from stall.integrations.webhooks import EventRow, events_record
 
 from .collect import CHUNK, DROP_DAY, card_charge, card_claim, endpoints_enabled, wallet_settle
 from .models import OPEN_STATUSES, Campaign, CampaignStatus, Pledge, PledgeMethod, PledgeStatus
-from .notices import campaign_outcome_notice, pledges_stream
+from .notices import campaign_outcome_notice
 from .schemas import campaign_out
+from .selectors import pledges_stream
 from .services import campaign_cancel_mark
 
 DECIDED = (CampaignStatus.SUCCEEDED, CampaignStatus.FAILED, CampaignStatus.CANCELED)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import account, memberships, payments, posts, views, webhooks
+from . import account, campaigns, memberships, payments, posts, views, webhooks
 
 app_name = "dashboard"
 urlpatterns = [
@@ -26,6 +26,13 @@ urlpatterns = [
     path("<slug:slug>/posts/<str:post_id>/images/", posts.post_image, name="post_image"),
     path("<slug:slug>/posts/<str:post_id>/tiers/", memberships.post_tiers, name="post_tiers"),
     path("<slug:slug>/tips/", posts.tips, name="tips"),
+    path("<slug:slug>/campaigns/", campaigns.campaigns, name="campaigns"),
+    path("<slug:slug>/campaigns/new/", campaigns.campaign_new, name="campaign_new"),
+    path("<slug:slug>/campaigns/<str:campaign_id>/", campaigns.campaign, name="campaign"),
+    path("<slug:slug>/campaigns/<str:campaign_id>/tiers/", campaigns.campaign_tier_new, name="campaign_tier_new"),
+    path("<slug:slug>/campaigns/<str:campaign_id>/updates/", campaigns.campaign_update_new, name="campaign_update_new"),
+    path("<slug:slug>/campaigns/<str:campaign_id>/backers.csv", campaigns.campaign_backers_csv, name="campaign_backers_csv"),
+    path("<slug:slug>/campaigns/<str:campaign_id>/<str:action>/", campaigns.campaign_action, name="campaign_action"),
     path("<slug:slug>/memberships/", memberships.memberships, name="memberships"),
     path("<slug:slug>/memberships/tiers/new/", memberships.tier_new, name="tier_new"),
     path("<slug:slug>/memberships/tiers/<str:tier_id>/", memberships.tier_edit, name="tier"),
