@@ -4,8 +4,8 @@ settlement share.
 Wallet pledges are settled a chunk at a time in one transaction of a few statements, whatever the
 chunk's size: one UPDATE claims the chunk's pledges (``held`` → ``collected`` or ``voided``,
 guarded on ``held`` and RETURNING what was claimed, so a pledge claimed by one run is never seen
-by another), one UPDATE resolves their pending transfers (guarded on ``pending``), one UPDATE moves
-every account's totals (the wallets' pending debits to posted or away, the escrow's pending credits
+by another), one UPDATE resolves their pending transfers (guarded on ``pending``), one prepared UPDATE
+moves every account's totals (the wallets' pending debits to posted or away, the escrow's pending credits
 likewise), then on success one posted transfer per chunk moves the chunk's total from the escrow to
 the store's balance, and one INSERT records the ``pledge.collected`` events. A crash rolls the whole
 chunk back; the next run claims it again.
@@ -68,16 +68,20 @@ def wallet_settle(
     now = timezone.now()
     stamp = connection.ops.adapt_datetimefield_value(now)
     status = PledgeStatus.COLLECTED if collect else PledgeStatus.VOIDED
-    if pledge_ids is None:
-        which = "id IN (SELECT id FROM campaigns_pledge WHERE campaign_id = %s AND status = %s ORDER BY id LIMIT %s)"
-        which_params = [campaign.pk, PledgeStatus.HELD, limit]
-    else:
-        if not pledge_ids:
-            return 0
-        which = f"id IN ({', '.join(['%s'] * len(pledge_ids))})"
-        which_params = list(pledge_ids)
     with transaction.atomic():
         with connection.cursor() as cursor:
+            if pledge_ids is None:
+                # The ids first, then the UPDATE by them: an UPDATE … WHERE id IN (SELECT … LIMIT)
+                # makes SQLite walk every held pledge of the Stall by the status index, per chunk.
+                cursor.execute(
+                    "SELECT id FROM campaigns_pledge WHERE campaign_id = %s AND status = %s ORDER BY id LIMIT %s",
+                    [campaign.pk, PledgeStatus.HELD, limit],
+                )
+                pledge_ids = [row[0] for row in cursor.fetchall()]
+            if not pledge_ids:
+                return 0
+            which = f"id IN ({', '.join(['%s'] * len(pledge_ids))})"
+            which_params = list(pledge_ids)
             cursor.execute(
                 f"UPDATE campaigns_pledge SET status = %s, collected_at = %s, updated_at = %s WHERE {which} "
                 "AND status = %s RETURNING id, hold_transfer_id, wallet_account_id, amount, livemode, tier_id, email, "
@@ -108,17 +112,14 @@ def wallet_settle(
                 d = deltas.setdefault(escrows[lm], [0, 0, 0, 0])
                 d[2] += total
                 d[3] += total if collect else 0
-            ids = list(deltas)
-            sets, params = [], []
-            for column, sign, i in (("debits_pending", "-", 0), ("debits_posted", "+", 1),
-                                    ("credits_pending", "-", 2), ("credits_posted", "+", 3)):
-                sets.append(f"{column} = {column} {sign} CASE id {' '.join(['WHEN %s THEN %s'] * len(ids))} ELSE 0 END")
-                params += [x for k in ids for x in (k, deltas[k][i])]
-            cursor.execute(
-                f"UPDATE ledger_account SET {', '.join(sets)} WHERE id IN ({', '.join(['%s'] * len(ids))})",
-                params + ids,
+            # One prepared statement run per account (executemany): a CASE over a thousand ids,
+            # evaluated for each of a thousand rows, cost twice as much as the rest of the chunk.
+            cursor.executemany(
+                "UPDATE ledger_account SET debits_pending = debits_pending - %s, debits_posted = debits_posted + %s, "
+                "credits_pending = credits_pending - %s, credits_posted = credits_posted + %s WHERE id = %s",
+                [(*d, account_id) for account_id, d in deltas.items()],
             )
-            if cursor.rowcount != len(ids):
+            if cursor.rowcount != len(deltas):
                 raise LedgerError("A pledge names an account that does not exist.")
         if not collect:
             return len(rows)

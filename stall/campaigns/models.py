@@ -157,7 +157,9 @@ class Pledge(models.Model):
         indexes = [
             models.Index(fields=["campaign", "status", "id"]),
             models.Index(fields=["email", "-id"]),
-            models.Index(fields=["status", "next_attempt_at"]),
+            # Only failed charges wait for a retry. Partial, so that no index leads with status:
+            # SQLite would otherwise settle a chunk by walking every held pledge of the Stall.
+            models.Index(fields=["next_attempt_at"], condition=Q(status="failed"), name="campaigns_pledge_retry_due"),
         ]
         constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="campaigns_pledge_positive")]
 
