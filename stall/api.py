@@ -3,6 +3,8 @@
 from django.core.exceptions import ImproperlyConfigured
 from ninja import NinjaAPI
 
+from stall.campaigns.api import campaigns_router as campaigns
+from stall.campaigns.api import pledges_router as pledges
 from stall.catalog.api import router as products
 from stall.content.api import posts_router as posts
 from stall.content.api import tips_router as tips
@@ -130,6 +132,8 @@ def _mount() -> None:
     api.add_router("/meters", meters, tags=["Usage billing"])
     api.add_router("/plans", plans, tags=["Usage billing"])
     api.add_router("/usage_subscriptions", usage_subscriptions, tags=["Usage billing"])
+    api.add_router("/campaigns", campaigns, tags=["Campaigns"])
+    api.add_router("/pledges", pledges, tags=["Campaigns"])
 
 
 _mount()

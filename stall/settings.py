@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "stall.content",
     "stall.memberships",
     "stall.metering",
+    "stall.campaigns",
     "stall.insights",
     "stall.books",
     "stall.dashboard",

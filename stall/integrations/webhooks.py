@@ -59,6 +59,13 @@ EVENT_TYPES = (
     "subscription.ended",
     "subscription.updated",
     "usage.payment_failed",
+    "pledge.created",
+    "pledge.canceled",
+    "pledge.collected",
+    "pledge.collection_failed",
+    "campaign.succeeded",
+    "campaign.failed",
+    "campaign.canceled",
 )
 RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000)  # seconds after attempts 1..7
 RESPONSE_BODY_LIMIT = 2000

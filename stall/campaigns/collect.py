@@ -1,0 +1,242 @@
+"""Collecting and releasing pledges: the money-moving steps the pledge service and the deadline's
+settlement share.
+
+Wallet pledges are settled a chunk at a time in one transaction of a few statements, whatever the
+chunk's size: one UPDATE claims the chunk's pledges (``held`` → ``collected`` or ``voided``,
+guarded on ``held`` and RETURNING what was claimed, so a pledge claimed by one run is never seen
+by another), one UPDATE resolves their pending transfers (guarded on ``pending``), one prepared UPDATE
+moves every account's totals (the wallets' pending debits to posted or away, the escrow's pending credits
+likewise), then on success one posted transfer per chunk moves the chunk's total from the escrow to
+the store's balance, and one INSERT records the ``pledge.collected`` events. A crash rolls the whole
+chunk back; the next run claims it again.
+
+Card pledges are charged one at a time: the claim (``saved``/``failed`` → ``charging``, attempts
++ 1) is committed first, then the saved card is charged outside any transaction with the key
+``<pledge>:charge:<attempt>``, so a run that re-drives a pledge left ``charging`` by a crash replays
+the same charge instead of making a second one.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from stall.catalog.models import Product
+from stall.integrations.webhooks import ENDPOINTS_ENABLED_SQL, EventRow, events_record
+from stall.ledger.errors import LedgerError
+from stall.ledger.models import AccountKind, TransferState, ledger_owner
+from stall.ledger.services import Posting, account_id_for, transfers_post
+from stall.orders.fulfilment import fulfilment_handler
+from stall.orders.models import Entitlement, Order, OrderLine
+from stall.orders.services import ENTITLING_KINDS, customer_for_email
+from stall.payments.errors import PaymentProcessorUnavailable
+from stall.payments.models import PaymentStatus
+from stall.payments.saved_methods import payment_charge_saved
+
+from .models import Campaign, Pledge, PledgeStatus
+from .notices import pledge_charge_failed_notice
+from .schemas import pledge_out, pledge_row_out
+
+CHUNK = 1000  # wallet pledges settled per transaction
+# After a failed card charge: the backer is emailed at once, then the card is tried again (and the
+# backer emailed if it fails) on these days after the first failure; on DROP_DAY it is dropped.
+RETRY_DAYS = (3, 6)
+DROP_DAY = 7
+
+
+def escrow_id(*, campaign_id: str, currency: str, livemode: bool = True) -> str:
+    """The campaign's escrow account (a ``store_pending`` account owned by the campaign)."""
+    return account_id_for(
+        kind=AccountKind.STORE_PENDING, owner=ledger_owner(campaign_id, livemode=livemode), currency=currency
+    )
+
+
+def endpoints_enabled(store_id: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + ENDPOINTS_ENABLED_SQL, [store_id])
+        return bool(cursor.fetchone()[0])
+
+
+def wallet_settle(
+    *, campaign: Campaign, collect: bool, pledge_ids: list[str] | None = None, limit: int = CHUNK,
+    endpoints: bool | None = None,
+) -> int:
+    """Collect (``collect``) or void held wallet pledges of ``campaign``: the given ones, or the
+    next ``limit`` by id. Returns how many this call settled (0: none left)."""
+    now = timezone.now()
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    status = PledgeStatus.COLLECTED if collect else PledgeStatus.VOIDED
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            if pledge_ids is None:
+                # The ids first, then the UPDATE by them: an UPDATE … WHERE id IN (SELECT … LIMIT)
+                # makes SQLite walk every held pledge of the Stall by the status index, per chunk.
+                cursor.execute(
+                    "SELECT id FROM campaigns_pledge WHERE campaign_id = %s AND status = %s ORDER BY id LIMIT %s",
+                    [campaign.pk, PledgeStatus.HELD, limit],
+                )
+                pledge_ids = [row[0] for row in cursor.fetchall()]
+            if not pledge_ids:
+                return 0
+            which = f"id IN ({', '.join(['%s'] * len(pledge_ids))})"
+            which_params = list(pledge_ids)
+            cursor.execute(
+                f"UPDATE campaigns_pledge SET status = %s, collected_at = %s, updated_at = %s WHERE {which} "
+                "AND status = %s RETURNING id, hold_transfer_id, wallet_account_id, amount, livemode, tier_id, email, "
+                "buyer_id",
+                [status, stamp if collect else None, stamp, *which_params, PledgeStatus.HELD],
+            )
+            rows = cursor.fetchall()
+            if not rows:
+                return 0
+            transfer_ids = [r[1] for r in rows]
+            cursor.execute(
+                f"UPDATE ledger_transfer SET state = %s, resolved_at = %s WHERE id IN ({', '.join(['%s'] * len(rows))}) "
+                "AND state = %s",
+                [TransferState.POSTED if collect else TransferState.VOIDED, stamp, *transfer_ids, TransferState.PENDING],
+            )
+            if cursor.rowcount != len(rows):
+                raise LedgerError("A held pledge's transfer was not pending.")
+            # Per account: [debits_pending -, debits_posted +, credits_pending -, credits_posted +]
+            deltas: dict[str, list[int]] = {}
+            totals: dict[bool, int] = {}
+            for _, _, wallet_id, amount, livemode, *_ in rows:
+                d = deltas.setdefault(wallet_id, [0, 0, 0, 0])
+                d[0] += amount
+                d[1] += amount if collect else 0
+                totals[bool(livemode)] = totals.get(bool(livemode), 0) + amount
+            escrows = {lm: escrow_id(campaign_id=campaign.pk, currency=campaign.currency, livemode=lm) for lm in totals}
+            for lm, total in totals.items():
+                d = deltas.setdefault(escrows[lm], [0, 0, 0, 0])
+                d[2] += total
+                d[3] += total if collect else 0
+            # One prepared statement run per account (executemany): a CASE over a thousand ids,
+            # evaluated for each of a thousand rows, cost twice as much as the rest of the chunk.
+            cursor.executemany(
+                "UPDATE ledger_account SET debits_pending = debits_pending - %s, debits_posted = debits_posted + %s, "
+                "credits_pending = credits_pending - %s, credits_posted = credits_posted + %s WHERE id = %s",
+                [(*d, account_id) for account_id, d in deltas.items()],
+            )
+            if cursor.rowcount != len(deltas):
+                raise LedgerError("A pledge names an account that does not exist.")
+        if not collect:
+            return len(rows)
+        first = min(r[0] for r in rows)
+        postings = []
+        for lm, total in totals.items():
+            balance = account_id_for(
+                kind=AccountKind.STORE_BALANCE, owner=ledger_owner(campaign.store_id, livemode=lm),
+                currency=campaign.currency,
+            )
+            postings.append(Posting(f"{campaign.pk}:collect:{first}:{int(lm)}", escrows[lm], balance, total,
+                                    campaign.currency, "pledge_collected", campaign.pk))
+        transfers_post(postings=postings)
+        _rewards_grant(campaign=campaign, rows=rows)
+        events = [
+            EventRow("pledge.collected", pledge_row_out(
+                id=r[0], campaign_id=campaign.pk, tier_id=r[5], email=r[6], amount=r[3], currency=campaign.currency,
+                method="wallet", status=PledgeStatus.COLLECTED,
+            ))
+            for r in rows
+        ]
+        if endpoints is None:
+            endpoints = endpoints_enabled(campaign.store_id)
+        events_record(store_id=campaign.store_id, events=events, endpoints=endpoints)
+    return len(rows)
+
+
+def _rewards_grant(*, campaign: Campaign, rows: list[tuple]) -> None:
+    """Grant the products of the rewards of collected wallet pledges, through orders: an order of
+    the product at no charge (the money came through the pledge) with its entitlement, or the
+    product kind's own fulfilment (a membership period)."""
+    tier_ids = {r[5] for r in rows if r[5]}
+    if not tier_ids:
+        return
+    products = {
+        t.pk: t.product
+        for t in campaign.tiers.filter(pk__in=tier_ids, product__isnull=False).select_related("product")
+    }
+    for row in rows:
+        product = products.get(row[5])
+        if product is not None:
+            order = reward_grant(store_id=campaign.store_id, email=row[6], product=product, livemode=bool(row[4]),
+                                 currency=campaign.currency)
+            Pledge.objects.filter(pk=row[0]).update(order=order)
+
+
+def reward_grant(*, store_id: str, email: str, product: Product, livemode: bool, currency: str) -> Order:
+    customer = customer_for_email(store_id=store_id, email=email)
+    order = Order.objects.create(
+        store_id=store_id, customer=customer, email=email, currency=currency, amount_total=0, livemode=livemode,
+    )
+    line = OrderLine.objects.create(order=order, product=product, name=product.name, unit_amount=0)
+    if product.kind in ENTITLING_KINDS:
+        Entitlement.objects.create(store_id=store_id, order=order, product=product, email=email,
+                                   download_limit=product.download_limit)
+    else:
+        handler = fulfilment_handler(product.kind)
+        if handler is not None:
+            events = handler(order=order, lines=[line], context=None) or []
+            events_record(store_id=store_id, events=events)
+    return order
+
+
+# --- Cards --------------------------------------------------------------------------------------
+
+
+def card_claim(*, pledge: Pledge, from_statuses: tuple[str, ...]) -> bool:
+    """Claim a card pledge for a charge attempt (committed before the card is charged)."""
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = Pledge.objects.filter(pk=pledge.pk, status__in=from_statuses).update(
+            status=PledgeStatus.CHARGING, attempts=pledge.attempts + 1, updated_at=now
+        )
+    if claimed:
+        pledge.status, pledge.attempts = PledgeStatus.CHARGING, pledge.attempts + 1
+    return bool(claimed)
+
+
+def card_charge(*, pledge: Pledge, notify: bool = True) -> str:
+    """Charge a claimed (``charging``) card pledge and record the outcome. Returns the pledge's
+    status after it: ``collected``, ``failed`` (in recovery), ``dropped``, or ``charging`` when the
+    rail could not be reached (the next run replays the same charge)."""
+    campaign = pledge.campaign
+    tier = pledge.tier
+    try:
+        payment = payment_charge_saved(
+            store=campaign.store, saved=pledge.saved, amount=pledge.amount, currency=pledge.currency,
+            description=f"Pledge to {campaign.title}"[:255], idempotency_key=f"{pledge.pk}:charge:{pledge.attempts}",
+            product=tier.product if tier is not None else None,
+        )
+    except PaymentProcessorUnavailable:
+        return PledgeStatus.CHARGING
+    now = timezone.now()
+    if payment.status == PaymentStatus.SUCCEEDED:
+        order = Order.objects.filter(payment=payment).first()
+        with transaction.atomic():
+            if Pledge.objects.filter(pk=pledge.pk, status=PledgeStatus.CHARGING).update(
+                status=PledgeStatus.COLLECTED, collected_at=now, order=order, next_attempt_at=None, updated_at=now,
+            ):
+                pledge.status, pledge.order, pledge.collected_at = PledgeStatus.COLLECTED, order, now
+                events_record(store_id=campaign.store_id, events=[EventRow("pledge.collected", pledge_out(pledge))])
+        return PledgeStatus.COLLECTED
+    if payment.status != PaymentStatus.FAILED:
+        return PledgeStatus.CHARGING  # still processing: the rail will tell, the next run replays
+    failed_at = pledge.failed_at or now
+    reminders = pledge.reminders_sent + 1
+    next_day = RETRY_DAYS[reminders - 1] if reminders <= len(RETRY_DAYS) else DROP_DAY
+    with transaction.atomic():
+        changed = Pledge.objects.filter(pk=pledge.pk, status=PledgeStatus.CHARGING).update(
+            status=PledgeStatus.FAILED, failed_at=failed_at, reminders_sent=reminders,
+            next_attempt_at=failed_at + timedelta(days=next_day),
+            failure_message=(payment.failure_message or payment.failure_code or "")[:255], updated_at=now,
+        )
+        if changed:
+            pledge.status, pledge.failed_at, pledge.reminders_sent = PledgeStatus.FAILED, failed_at, reminders
+            events_record(store_id=campaign.store_id,
+                          events=[EventRow("pledge.collection_failed", pledge_out(pledge))])
+            if notify:
+                transaction.on_commit(lambda: pledge_charge_failed_notice(pledge.pk))
+    return PledgeStatus.FAILED

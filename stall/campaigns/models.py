@@ -1,0 +1,182 @@
+"""Crowdfunding: a campaign with a goal and a deadline, its reward tiers, and backers' pledges.
+
+Money. A wallet pledge is a *pending* ledger transfer from the backer's wallet to the campaign's
+escrow (a ``store_pending`` account owned by the campaign): it counts against the wallet at once
+and cannot fail at the deadline. At a successful deadline it is posted and moved on to the store's
+balance; at a failed one (or a canceled campaign) it is voided. A card pledge keeps a saved card
+(``payments.SavedPaymentMethod``) and is charged off-session at a successful deadline; a charge
+that fails gets ``RECOVERY_DAYS`` days and three emails before the pledge is dropped. A
+keep-what-you-raise campaign collects each pledge as it comes.
+
+Exactly once. Each step of a pledge is a guarded UPDATE of its ``status`` (``held`` → ``collected``,
+``saved`` → ``charging`` ...) in the same transaction as the ledger rows it moves, so a deadline
+task run twice, or re-run after a crash, finds nothing left to do for a pledge already settled.
+"""
+
+from django.db import models
+from django.db.models import Q
+
+from stall.catalog.models import Product
+from stall.core.ids import PrefixedIdField
+from stall.stores.models import Store
+
+
+class CampaignMode(models.TextChoices):
+    ALL_OR_NOTHING = "all_or_nothing", "All or nothing"
+    KEEP_WHAT_YOU_RAISE = "keep_what_you_raise", "Keep what you raise"
+
+
+class CampaignStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    LIVE = "live", "Live"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+
+
+class Campaign(models.Model):
+    id = PrefixedIdField(prefix="camp")
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="campaigns")
+    title = models.CharField(max_length=120)
+    story = models.TextField(blank=True, max_length=50_000)  # Markdown
+    cover = models.ImageField(upload_to="campaigns/", blank=True)
+    goal = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    deadline = models.DateTimeField()
+    mode = models.CharField(max_length=24, choices=CampaignMode.choices, default=CampaignMode.ALL_OR_NOTHING)
+    status = models.CharField(max_length=12, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT)
+    published_at = models.DateTimeField(null=True, blank=True)
+    # When the outcome was decided (succeeded, failed, canceled) and when every pledge had been
+    # settled after it; the deadline task picks up a campaign decided but not yet settled.
+    decided_at = models.DateTimeField(null=True, blank=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["store", "-id"]), models.Index(fields=["status", "deadline"])]
+        constraints = [models.CheckConstraint(condition=Q(goal__gt=0), name="campaigns_goal_positive")]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def all_or_nothing(self) -> bool:
+        return self.mode == CampaignMode.ALL_OR_NOTHING
+
+
+class RewardTier(models.Model):
+    id = PrefixedIdField(prefix="rwd")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="tiers")
+    title = models.CharField(max_length=120)
+    description = models.TextField(blank=True, max_length=5000)
+    min_amount = models.BigIntegerField()
+    # None: unlimited. ``remaining`` is taken by a guarded UPDATE (remaining > 0), so the last
+    # slot goes to one backer however many ask at once.
+    quantity = models.PositiveIntegerField(null=True, blank=True)
+    remaining = models.IntegerField(null=True, blank=True)
+    estimated_delivery = models.DateField(null=True, blank=True)
+    # Granted to each backer of the tier when the pledge is collected (a download, a membership).
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position", "min_amount", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(min_amount__gt=0), name="campaigns_tier_min_positive"),
+            models.CheckConstraint(
+                condition=Q(remaining__isnull=True) | Q(remaining__gte=0), name="campaigns_tier_not_oversold"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def sold_out(self) -> bool:
+        return self.remaining is not None and self.remaining <= 0
+
+
+class PledgeMethod(models.TextChoices):
+    WALLET = "wallet", "Wallet"
+    CARD = "card", "Card"
+
+
+class PledgeStatus(models.TextChoices):
+    HELD = "held", "Held in escrow"  # a wallet pledge's pending transfer
+    SAVED = "saved", "Card saved"  # a card pledge waiting for the deadline
+    CHARGING = "charging", "Charging"  # claimed by the deadline task, the card being charged
+    COLLECTED = "collected", "Collected"
+    FAILED = "failed", "Charge failed"  # a card charge failed: in recovery
+    DROPPED = "dropped", "Dropped"  # recovery ran out
+    VOIDED = "voided", "Released"  # the campaign failed or was canceled
+    CANCELED = "canceled", "Canceled"  # by the backer before the deadline
+
+
+# Pledges that still count towards the goal before the deadline.
+OPEN_STATUSES = (PledgeStatus.HELD, PledgeStatus.SAVED)
+# Pledges that, at a successful deadline, count as raised (collected, or still being collected).
+RAISED_STATUSES = (PledgeStatus.HELD, PledgeStatus.SAVED, PledgeStatus.CHARGING, PledgeStatus.COLLECTED,
+                   PledgeStatus.FAILED)
+
+
+class Pledge(models.Model):
+    id = PrefixedIdField(prefix="plg")
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="pledges")
+    tier = models.ForeignKey(RewardTier, on_delete=models.PROTECT, null=True, blank=True, related_name="pledges")
+    buyer = models.ForeignKey("accounts.Buyer", on_delete=models.PROTECT, related_name="+")
+    email = models.EmailField()
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    method = models.CharField(max_length=8, choices=PledgeMethod.choices)
+    message = models.CharField(max_length=500, blank=True)
+    status = models.CharField(max_length=10, choices=PledgeStatus.choices)
+    livemode = models.BooleanField(default=True)
+    # Wallet: the pending transfer holding the money and the wallet's ledger account (so the
+    # deadline task settles a chunk of pledges without reading their transfers).
+    hold_transfer_id = models.CharField(max_length=40, blank=True)
+    wallet_account_id = models.CharField(max_length=40, blank=True)
+    # Bumped by each change of a held pledge: the new hold's idempotency key.
+    version = models.PositiveIntegerField(default=0)
+    # Card: the saved card, charge attempts, and the recovery after a failed charge.
+    saved = models.ForeignKey("payments.SavedPaymentMethod", on_delete=models.PROTECT, null=True, blank=True,
+                              related_name="+")
+    attempts = models.PositiveIntegerField(default=0)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    failure_message = models.CharField(max_length=255, blank=True)
+    reminders_sent = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # The order that collected a card pledge, or granted a wallet pledge's reward.
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    collected_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["campaign", "status", "id"]),
+            models.Index(fields=["email", "-id"]),
+            # Only failed charges wait for a retry. Partial, so that no index leads with status:
+            # SQLite would otherwise settle a chunk by walking every held pledge of the Stall.
+            models.Index(fields=["next_attempt_at"], condition=Q(status="failed"), name="campaigns_pledge_retry_due"),
+        ]
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="campaigns_pledge_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.amount} {self.currency} {self.status}"
+
+
+class CampaignUpdate(models.Model):
+    """A post to backers, emailed to all of them or to one tier's."""
+
+    id = PrefixedIdField(prefix="cupd")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="updates")
+    tier = models.ForeignKey(RewardTier, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    title = models.CharField(max_length=120)
+    body = models.TextField(max_length=20_000)
+    recipients = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]

@@ -1,0 +1,196 @@
+"""The deadline: all-or-nothing met and missed with wallet and card pledges mixed, exact ledger
+sums after each, and every pledge settled once however often (or however badly) the task runs."""
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+
+from stall.campaigns import settlement
+from stall.campaigns.models import CampaignStatus, Pledge, PledgeStatus
+from stall.campaigns.services import pledge_create, tier_create
+from stall.campaigns.settlement import campaign_settle, campaigns_due_run
+from stall.ledger.models import Account, AccountKind, Transfer, TransferState, ledger_owner
+from stall.orders.models import Entitlement, Order
+from stall.payments.models import Payment
+from stall.testing import ProductFactory
+
+from .conftest import DEADLINE, account, backer, live_campaign, wallet_account
+
+pytestmark = pytest.mark.django_db
+
+
+def _escrow(campaign, livemode):
+    return account(AccountKind.STORE_PENDING, ledger_owner(campaign.pk, livemode=livemode))
+
+
+def _balance(store, livemode) -> int:
+    """What the store's (real or test) balance holds; 0 before it was opened."""
+    found = Account.objects.filter(kind=AccountKind.STORE_BALANCE, owner=ledger_owner(store.pk, livemode=livemode))
+    return sum(a.credits_posted - a.debits_posted for a in found)
+
+
+def _mixed(store, *, goal):
+    """A quarter and ten dollars from wallets (the ten for a limited reward with a download), and
+    ten dollars by card for the same reward."""
+    campaign = live_campaign(store, goal=goal)
+    zine = ProductFactory(store=store, name="Moss zine")
+    tier = tier_create(campaign=campaign, title="The zine", min_amount=1000, quantity=5, product=zine)
+    small, big, card = backer("small@example.com"), backer("big@example.com"), backer("card@example.com", top_up=0)
+    pledges = [
+        pledge_create(campaign=campaign, buyer=small, amount=25, method="wallet", message="Go moss!"),
+        pledge_create(campaign=campaign, buyer=big, amount=1000, method="wallet", tier=tier),
+        pledge_create(campaign=campaign, buyer=card, amount=1000, method="card", tier=tier,
+                      payment_method="sandbox_visa"),
+    ]
+    return campaign, tier, zine, pledges, (small, big, card)
+
+
+def test_a_wallet_pledge_is_held_in_escrow_at_once(store, clock):
+    """A wallet pledge is a pending transfer: the wallet can spend that much less, the escrow
+    shows it pending, nothing is posted anywhere."""
+    campaign, tier, _, (small, big, card), (a, b, _) = _mixed(store, goal=2000)
+    livemode = small.livemode
+    wallet = wallet_account(b)
+    assert (wallet.debits_pending, wallet.available) == (1000, 1000)
+    escrow = _escrow(campaign, livemode)
+    assert (escrow.credits_pending, escrow.credits_posted, escrow.debits_posted) == (1025, 0, 0)
+    assert Transfer.objects.get(pk=big.hold_transfer_id).state == TransferState.PENDING
+    assert card.status == PledgeStatus.SAVED and card.saved.method_ref == "sandbox_visa"
+    assert not Payment.objects.filter(store=store).exists()  # the card is charged at the deadline
+    tier.refresh_from_db()
+    assert tier.remaining == 3
+
+
+def test_all_or_nothing_met_collects_every_pledge_with_exact_sums(store, clock, django_capture_on_commit_callbacks):
+    """The goal met: the held wallet pledges are posted and moved to the store's balance, the card is
+    charged off-session, the rewards are granted, and every account adds up to the cent."""
+    campaign, tier, zine, (small, big, card), (a, b, c) = _mixed(store, goal=2025)
+    livemode = small.livemode
+    balance_before = {lm: _balance(store, lm) for lm in (True, False)}
+    mail.outbox.clear()
+    clock.move_to(DEADLINE + timedelta(minutes=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        counts = campaigns_due_run()
+    assert counts == {"campaigns": 1, "collected": 3, "voided": 0, "failed": 0}
+
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.SUCCEEDED and campaign.settled_at is not None
+    assert set(Pledge.objects.values_list("status", flat=True)) == {PledgeStatus.COLLECTED}
+    for buyer, spent in ((a, 25), (b, 1000)):
+        wallet = wallet_account(buyer)
+        assert (wallet.debits_pending, wallet.debits_posted, wallet.available) == (0, spent, 2000 - spent)
+    escrow = _escrow(campaign, livemode)
+    assert (escrow.credits_pending, escrow.credits_posted, escrow.debits_posted, escrow.debits_pending) == (0, 1025, 1025, 0)
+    assert not Transfer.objects.filter(code="pledge_hold", state=TransferState.PENDING).exists()
+    collected = Transfer.objects.filter(code="pledge_collected", reference=campaign.pk)
+    assert sum(t.amount for t in collected) == 1025
+
+    card_order = Order.objects.get(payment__store=store, payment__rail="sandbox")
+    assert card_order.amount_total == 1000 and Pledge.objects.get(pk=card.pk).order_id == card_order.pk
+    gained = {lm: _balance(store, lm) - balance_before[lm] for lm in (True, False)}
+    expected = {True: 0, False: 0}
+    expected[livemode] += 1025
+    expected[card_order.livemode] += card_order.net
+    assert gained == expected
+
+    # Both backers of the zine tier own the zine.
+    assert set(Entitlement.objects.filter(product=zine).values_list("email", flat=True)) == {
+        "big@example.com", "card@example.com"}
+    outcome = [m for m in mail.outbox if "succeeded" in m.subject]
+    assert sorted(m.to[0] for m in outcome) == ["big@example.com", "card@example.com", "small@example.com"]
+
+
+def test_all_or_nothing_missed_voids_every_pledge_and_charges_nothing(store, clock):
+    """The goal missed: every hold is voided back to its wallet, the card is never charged, and the
+    escrow ends empty."""
+    campaign, tier, _, (small, big, card), (a, b, c) = _mixed(store, goal=5000)
+    clock.move_to(DEADLINE)
+    counts = campaigns_due_run()
+    assert counts == {"campaigns": 1, "collected": 0, "voided": 3, "failed": 0}
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.FAILED
+    assert set(Pledge.objects.values_list("status", flat=True)) == {PledgeStatus.VOIDED}
+    for buyer in (a, b):
+        wallet = wallet_account(buyer)
+        assert (wallet.debits_pending, wallet.debits_posted, wallet.available) == (0, 0, 2000)
+    escrow = _escrow(campaign, small.livemode)
+    assert (escrow.credits_pending, escrow.credits_posted, escrow.debits_posted) == (0, 0, 0)
+    assert set(Transfer.objects.filter(code="pledge_hold").values_list("state", flat=True)) == {TransferState.VOIDED}
+    assert not Transfer.objects.filter(code="pledge_collected").exists()
+    assert not Payment.objects.filter(store=store).exists()
+    assert not Entitlement.objects.exists()
+
+
+def test_the_deadline_task_run_twice_settles_each_pledge_once(store, clock):
+    campaign, *_ = _mixed(store, goal=1000)
+    clock.move_to(DEADLINE)
+    first = campaigns_due_run()
+    second = campaigns_due_run()
+    assert first["collected"] == 3
+    assert second == {"campaigns": 0, "collected": 0, "voided": 0, "failed": 0}
+    assert campaign_settle(campaign_id=campaign.pk) == {"collected": 0, "voided": 0, "failed": 0}
+    assert Transfer.objects.filter(code="pledge_hold", state=TransferState.POSTED).count() == 2
+    assert sum(Transfer.objects.filter(code="pledge_collected").values_list("amount", flat=True)) == 1025
+    assert Payment.objects.filter(store=store, rail="sandbox").count() == 1
+
+
+class Killed(Exception):
+    pass
+
+
+def test_a_run_killed_between_two_pledges_is_finished_by_the_next_with_each_settled_once(store, clock, monkeypatch):
+    """The task dies after the first committed pledge (a chunk of one); the next run settles the
+    rest and nothing twice."""
+    campaign, *_ = _mixed(store, goal=1000)
+    more = [backer(f"m{i}@example.com") for i in range(3)]
+    for buyer in more:
+        pledge_create(campaign=campaign, buyer=buyer, amount=300, method="wallet")
+    clock.move_to(DEADLINE)
+    steps = []
+
+    def die_after_two():
+        steps.append(1)
+        if len(steps) == 2:
+            raise Killed()
+
+    monkeypatch.setattr(settlement, "settle_hook", die_after_two)
+    with pytest.raises(Killed):
+        campaign_settle(campaign_id=campaign.pk, chunk=1)
+    assert Pledge.objects.filter(status=PledgeStatus.COLLECTED).count() == 2
+    assert Pledge.objects.filter(status=PledgeStatus.HELD).count() == 3
+    monkeypatch.setattr(settlement, "settle_hook", None)
+    campaigns_due_run()
+    campaigns_due_run()
+    assert set(Pledge.objects.values_list("status", flat=True)) == {PledgeStatus.COLLECTED}
+    assert Transfer.objects.filter(code="pledge_hold", state=TransferState.POSTED).count() == 5
+    assert sum(Transfer.objects.filter(code="pledge_collected").values_list("amount", flat=True)) == 1025 + 900
+    escrow = _escrow(campaign, Pledge.objects.filter(method="wallet").first().livemode)
+    assert escrow.credits_posted == escrow.debits_posted == 1925 and escrow.credits_pending == 0
+    assert Payment.objects.filter(store=store, rail="sandbox").count() == 1
+
+
+def test_a_card_run_killed_mid_charge_replays_the_same_charge(store, clock, monkeypatch):
+    """A crash after the card pledge was claimed leaves it ``charging``; the next run charges it
+    with the same idempotency key, so the card is charged once."""
+    campaign, *_ = _mixed(store, goal=1000)
+    clock.move_to(DEADLINE)
+    card = Pledge.objects.get(method="card")
+    from stall.campaigns import collect
+
+    real = collect.payment_charge_saved
+
+    def crash(**kwargs):
+        real(**kwargs)
+        raise Killed()
+
+    monkeypatch.setattr(collect, "payment_charge_saved", crash)
+    with pytest.raises(Killed):
+        campaign_settle(campaign_id=campaign.pk)
+    card.refresh_from_db()
+    assert card.status == PledgeStatus.CHARGING
+    monkeypatch.setattr(collect, "payment_charge_saved", real)
+    campaigns_due_run()
+    card.refresh_from_db()
+    assert card.status == PledgeStatus.COLLECTED and card.attempts == 1
+    assert Payment.objects.filter(store=store, rail="sandbox").count() == 1

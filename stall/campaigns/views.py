@@ -1,0 +1,176 @@
+"""Backer pages: the public campaign page (works without JavaScript: the form posts; a script only
+refreshes the progress bar), a pledge's page (change, cancel, or pay another way after a failed
+charge) and "Your pledges" (reached from the library). Thin views: parse, call one service, render.
+
+A pledge is the signed-in buyer's: another email's pledge is "not found" (404), never "forbidden".
+"""
+
+from django.contrib import messages
+from django.http import Http404, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from stall.accounts.services import buyer_from_request, sign_in_url
+from stall.core.errors import NotFound, StallError
+from stall.core.forms import form_add_stall_error
+from stall.core.money import amount_for_input, format_money
+from stall.payments.rails import rail_get, sandbox_enabled
+
+from . import services
+from .forms import PayAnotherWayForm, PledgeChangeForm, PledgeForm
+from .models import Campaign, CampaignStatus, PledgeStatus, RewardTier
+from .selectors import campaign_totals, days_left, pledges_for_email, pledges_public
+
+
+def _cards(store) -> list[tuple[str, str]]:
+    return rail_get("sandbox").payment_methods() if sandbox_enabled(store_id=store.pk) else []
+
+
+def _campaign_public(campaign_id: str) -> Campaign:
+    campaign = Campaign.objects.select_related("store").filter(pk=campaign_id).exclude(
+        status=CampaignStatus.DRAFT).first()
+    if campaign is None:
+        raise Http404
+    return campaign
+
+
+def _tier(campaign, tier_id):
+    if not tier_id:
+        return None
+    tier = RewardTier.objects.filter(campaign=campaign, pk=tier_id).first()
+    if tier is None:
+        raise services.RewardTierNotFound(param="tier")
+    return tier
+
+
+def _progress(campaign) -> dict:
+    totals = campaign_totals(campaign=campaign)
+    ended = campaign.status != CampaignStatus.LIVE
+    shown = totals.collected if ended and campaign.status == CampaignStatus.SUCCEEDED else totals.raised
+    return {
+        "totals": totals, "shown": format_money(shown, campaign.currency),
+        "goal": format_money(campaign.goal, campaign.currency),
+        "percent": int(shown * 100 // campaign.goal), "bar": min(100, int(shown * 100 // campaign.goal)),
+        "days_left": days_left(campaign), "ended": ended,
+    }
+
+
+@require_http_methods(["GET", "POST"])
+def campaign_page(request, campaign_id):
+    campaign = _campaign_public(campaign_id)
+    store = campaign.store
+    buyer = buyer_from_request(request)
+    cards = _cards(store)
+    form = PledgeForm(request.POST or None, currency=campaign.currency, cards=cards,
+                      initial={"tier": request.GET.get("tier", "")})
+    error = None
+    if request.method == "POST":
+        if buyer is None:
+            return redirect(sign_in_url(request.get_full_path()))
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                pledge = services.pledge_create(
+                    campaign=campaign, buyer=buyer, amount=data["amount"], method=data["method"],
+                    tier=_tier(campaign, data["tier"]), payment_method=data["payment_method"] or "",
+                    message=data["message"],
+                )
+            except StallError as exc:
+                form_add_stall_error(form, exc)
+                error = exc
+            else:
+                messages.success(request, "Thank you: your pledge is in.")
+                return redirect("campaigns:pledge", pledge_id=pledge.pk)
+    tiers = list(campaign.tiers.select_related("product"))
+    context = {
+        "campaign": campaign, "store": store, "buyer": buyer, "form": form, "tiers": tiers, "cards": cards,
+        "progress": _progress(campaign), "backers": pledges_public(campaign=campaign),
+        "open": campaign.status == CampaignStatus.LIVE and not _past(campaign),
+        "sign_in_url": sign_in_url(request.get_full_path()),
+        "tier_amounts": {t.pk: amount_for_input(t.min_amount, campaign.currency) for t in tiers},
+        "updates": campaign.updates.filter(tier__isnull=True)[:10],
+    }
+    status = error.status if error else 400 if form.errors else 200
+    return render(request, "campaigns/campaign.html", context, status=status)
+
+
+def _past(campaign) -> bool:
+    return timezone.now() >= campaign.deadline
+
+
+def campaign_progress(request, campaign_id):
+    """The progress bar's figures, for the page's script (the page shows them without it)."""
+    campaign = _campaign_public(campaign_id)
+    p = _progress(campaign)
+    return JsonResponse({"shown": p["shown"], "goal": p["goal"], "percent": p["percent"], "bar": p["bar"],
+                         "backers": p["totals"].backers, "days_left": p["days_left"]})
+
+
+def _my_pledge(request, pledge_id):
+    buyer = buyer_from_request(request)
+    if buyer is None:
+        return None, redirect(sign_in_url(request.get_full_path()))
+    try:
+        return services.pledge_get(pledge_id=pledge_id, email=buyer.email), None
+    except NotFound:
+        raise Http404 from None
+
+
+@require_http_methods(["GET", "POST"])
+def pledge_page(request, pledge_id):
+    pledge, response = _my_pledge(request, pledge_id)
+    if response is not None:
+        return response
+    campaign = pledge.campaign
+    cards = _cards(campaign.store)
+    change = PledgeChangeForm(None, currency=campaign.currency, initial={
+        "amount": amount_for_input(pledge.amount, pledge.currency), "tier": pledge.tier_id or "",
+        "message": pledge.message})
+    pay = PayAnotherWayForm(None, cards=cards)
+    error = None
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            if action == "cancel":
+                services.pledge_cancel(pledge=pledge)
+                messages.success(request, "Your pledge is canceled. Nothing was charged.")
+                return redirect("campaigns:pledge", pledge_id=pledge.pk)
+            if action == "change":
+                change = PledgeChangeForm(request.POST, currency=campaign.currency)
+                if change.is_valid():
+                    data = change.cleaned_data
+                    services.pledge_change(pledge=pledge, amount=data["amount"], tier=_tier(campaign, data["tier"]),
+                                           message=data["message"])
+                    messages.success(request, "Your pledge is changed.")
+                    return redirect("campaigns:pledge", pledge_id=pledge.pk)
+            elif action == "pay":
+                pay = PayAnotherWayForm(request.POST, cards=cards)
+                if pay.is_valid():
+                    services.pledge_pay_another_way(pledge=pledge, method=pay.cleaned_data["method"],
+                                                    payment_method=pay.cleaned_data["payment_method"] or "")
+                    messages.success(request, "Thank you: your pledge is paid.")
+                    return redirect("campaigns:pledge", pledge_id=pledge.pk)
+        except StallError as exc:
+            error = exc
+            form_add_stall_error(pay if action == "pay" else change, exc)
+    pledge.refresh_from_db()
+    context = {
+        "pledge": pledge, "campaign": campaign, "store": campaign.store, "change": change, "pay": pay,
+        "error": error, "tiers": list(campaign.tiers.all()),
+        "changeable": pledge.status in (PledgeStatus.HELD, PledgeStatus.SAVED) and campaign.status == CampaignStatus.LIVE
+        and not _past(campaign),
+        "payable": pledge.status == PledgeStatus.FAILED, "cards": cards,
+        "amount": format_money(pledge.amount, pledge.currency),
+    }
+    status = error.status if error else 400 if (change.errors or pay.errors) else 200
+    return render(request, "campaigns/pledge.html", context, status=status)
+
+
+def pledges_mine(request):
+    buyer = buyer_from_request(request)
+    if buyer is None:
+        return redirect(sign_in_url(reverse("campaigns:mine")))
+    pledges = list(pledges_for_email(email=buyer.email)[:200])
+    return render(request, "campaigns/mine.html", {"pledges": pledges, "buyer": buyer})
