@@ -4,6 +4,7 @@ from django.core.exceptions import ImproperlyConfigured
 from ninja import NinjaAPI
 
 from stall.catalog.api import router as products
+from stall.checkout.api import discounts_router as discounts
 from stall.content.api import posts_router as posts
 from stall.content.api import tips_router as tips
 from stall.core.api import install_error_handlers
@@ -106,6 +107,7 @@ install_error_handlers(api)
 def _mount() -> None:
     api.add_router("/products", products, tags=["Products"])
     api.add_router("/checkouts", checkouts, tags=["Checkouts"])
+    api.add_router("/discounts", discounts, tags=["Discounts"])
     api.add_router("/orders", orders, tags=["Orders"])
     api.add_router("/refunds", refunds, tags=["Refunds"])
     api.add_router("/balance", balance, tags=["Balance"])

@@ -12,6 +12,9 @@ class BuyForm(forms.Form):
                              widget=forms.EmailInput(attrs={"autocomplete": "email", "inputmode": "email"}))
     amount = forms.CharField(label=_("Pay what you want"), required=False,
                              widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}))
+    discount_code = forms.CharField(label=_("Discount code"), required=False, max_length=40,
+                                    widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "characters",
+                                                                  "spellcheck": "false"}))
 
     def __init__(self, *args, product, locale="en", **kwargs):
         super().__init__(*args, **kwargs)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import account, memberships, payments, posts, views, webhooks
+from . import account, discounts, memberships, payments, posts, views, webhooks
 
 app_name = "dashboard"
 urlpatterns = [
@@ -34,6 +34,10 @@ urlpatterns = [
     path("<slug:slug>/memberships/members/new/", memberships.member_new, name="member_new"),
     path("<slug:slug>/memberships/members/<str:subscription_id>/", memberships.member, name="member"),
     path("<slug:slug>/memberships/members/<str:subscription_id>/cancel/", memberships.member_cancel, name="member_cancel"),
+    path("<slug:slug>/discounts/", discounts.discounts, name="discounts"),
+    path("<slug:slug>/discounts/new/", discounts.discount_new, name="discount_new"),
+    path("<slug:slug>/discounts/<str:discount_id>/", discounts.discount_edit, name="discount"),
+    path("<slug:slug>/discounts/<str:discount_id>/active/", discounts.discount_active, name="discount_active"),
     path("<slug:slug>/orders/", views.orders, name="orders"),
     path("<slug:slug>/orders/<str:order_id>/", views.order_detail, name="order"),
     path("<slug:slug>/api-keys/", views.api_keys, name="api_keys"),

@@ -53,7 +53,9 @@ def checkout_create(request, payload: CheckoutCreateIn):
     items = payload.checkout_items()
     limits_hit(("checkout_key", request.api_key.pk), what="checkouts")
     try:
-        checkout = checkout_services.checkout_create(store=request.store, email=payload.email, items=items)
+        checkout = checkout_services.checkout_create(
+            store=request.store, email=payload.email, items=items, discount_code=payload.discount_code,
+        )
     except StallError as exc:
         # The service names the first line's fields as the one-product form does ("amount",
         # "product"); a client that sent ``items`` should hear "items[0].amount".

@@ -95,6 +95,21 @@ class OrderLine(models.Model):
     name = models.CharField(max_length=120)
     unit_amount = models.BigIntegerField()
     quantity = models.PositiveIntegerField(default=1)
+    # This line's share of the order's discount; what the buyer paid for it is ``amount_paid``.
+    amount_discount = models.BigIntegerField(default=0, db_default=0)
+    # What refunds of this line gave back (orders.refunds' line refunds).
+    amount_refunded = models.BigIntegerField(default=0, db_default=0)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount_refunded__gte=0), name="orders_line_refund_non_negative",
+            ),
+        ]
+
+    @property
+    def amount_paid(self) -> int:
+        return self.unit_amount * self.quantity - self.amount_discount
 
 
 class Entitlement(models.Model):

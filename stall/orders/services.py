@@ -63,7 +63,8 @@ def order_create_for_checkout(*, checkout: Checkout, payment=None, fee: int = 0,
     )
     lines = list(checkout.lines.select_related("product"))
     order_lines = OrderLine.objects.bulk_create(
-        [OrderLine(order=order, product_id=ln.product_id, name=ln.name, unit_amount=ln.unit_amount, quantity=ln.quantity) for ln in lines]
+        [OrderLine(order=order, product_id=ln.product_id, name=ln.name, unit_amount=ln.unit_amount, quantity=ln.quantity,
+                   amount_discount=ln.amount_discount) for ln in lines]
     )
     prefetched = OrderLine.objects.filter(order=order)
     prefetched._result_cache, prefetched._prefetch_done = order_lines, True

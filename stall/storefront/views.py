@@ -11,6 +11,7 @@ from django.views.decorators.http import require_http_methods
 from stall.accounts.services import buyer_from_request
 from stall.catalog.models import LISTED_KINDS, Product, ProductKind, ProductStatus
 from stall.catalog.selectors import product_get_public, products_public
+from stall.checkout.discounts import code_normalize
 from stall.checkout.forms import BuyForm
 from stall.checkout.models import CheckoutStatus
 from stall.checkout.selectors import checkout_get
@@ -42,11 +43,29 @@ def front(request):
     return render(request, "stores/front.html", {"stores": stores})
 
 
+DISCOUNT_CODE_SESSION_KEY = "discount_codes"
+
+
+def remembered_code(request, store) -> str:
+    """The discount code a shared link (``?code=SPRING``) brought the buyer with, kept in the
+    session for the store so the product, buy and cart pages all apply it. The session is written
+    only when a link brings a new code."""
+    codes = request.session.get(DISCOUNT_CODE_SESSION_KEY, {})
+    given = request.GET.get("code")
+    if isinstance(given, str) and given.strip():
+        code = code_normalize(given)[:40]
+        if codes.get(store.pk) != code:
+            request.session[DISCOUNT_CODE_SESSION_KEY] = {**codes, store.pk: code}
+        return code
+    return codes.get(store.pk, "")
+
+
 def store_page(request, slug):
     try:
         store = store_get_public(slug=slug)
     except NotFound:
         raise Http404 from None
+    remembered_code(request, store)
     posts = [(post, render_markdown(post_split_for(post).preview)) for post in posts_gated_marked(list(posts_public(store=store)[:5]))]
     locale = getattr(request, "LANGUAGE_CODE", None) or "en"
     context = {
@@ -73,6 +92,7 @@ def product_page(request, slug, product_slug):
     context = {
         "store": store, "product": product, "files": product.files.all(),
         "tip_jar": tip_jar_panel(store=store, buyer=buyer_from_request(request)),
+        "code": remembered_code(request, store),
     }
     return render(request, "stores/product.html", context)
 
@@ -87,7 +107,8 @@ def buy(request, product_id):
     if product is None:
         raise Http404
     locale = getattr(request, "LANGUAGE_CODE", "en") or "en"
-    form = BuyForm(request.POST or None, product=product, locale=locale)
+    code = remembered_code(request, product.store)
+    form = BuyForm(request.POST or None, product=product, locale=locale, initial={"discount_code": code})
     if request.method == "POST" and form.is_valid():
         try:
             limits_hit(("checkout_address", client_address(request)), what="checkouts")
@@ -95,6 +116,8 @@ def buy(request, product_id):
                 store=product.store,
                 email=form.cleaned_data["email"],
                 items=[CheckoutItem(product_id=product.pk, amount=form.cleaned_data.get("amount"))],
+                discount_code=form.cleaned_data.get("discount_code", ""),
+                buyer=buyer_from_request(request),
             )
             if checkout.amount_total == 0:
                 checkout_confirm(checkout_id=checkout.pk)
