@@ -15,7 +15,7 @@ from .errors import FileInvalid, ProductHasNoFiles, ProductInvalid
 from .models import PriceType, Product, ProductFile, ProductKind, ProductStatus
 
 _UNSET = object()
-RESERVED_PRODUCT_SLUGS = {"posts", "allowance"}  # /s/<store>/<these>/ are pages of their own
+RESERVED_PRODUCT_SLUGS = {"posts", "allowance", "cart"}  # /s/<store>/<these>/ are pages of their own
 
 
 def _check_prices(product: Product) -> None:

@@ -91,7 +91,8 @@ def refund_create(request, payload: RefundCreateIn):
     processor's fee is not returned; a full refund revokes the order's downloads."""
     try:
         refund = order_refund_create(
-            store=request.store, order_id=payload.order, amount=payload.amount, reason=payload.reason
+            store=request.store, order_id=payload.order, amount=payload.amount, reason=payload.reason,
+            line_id=payload.line,
         )
     except OrderNotFound:
         # A missing object named in the body is a bad request about that parameter, as in Stripe.

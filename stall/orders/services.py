@@ -8,7 +8,7 @@ import logging
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -71,9 +71,9 @@ def order_create_for_checkout(*, checkout: Checkout, payment=None, fee: int = 0,
     order._prefetched_objects_cache = {"lines": prefetched}  # order_out reads them with no query
     Entitlement.objects.bulk_create(
         [
-            Entitlement(store_id=checkout.store_id, order=order, product_id=ln.product_id, email=checkout.email,
-                        download_limit=ln.product.download_limit)
-            for ln in lines
+            Entitlement(store_id=checkout.store_id, order=order, line=order_line, product_id=ln.product_id,
+                        email=checkout.email, download_limit=ln.product.download_limit)
+            for ln, order_line in zip(lines, order_lines, strict=True)
             if ln.product.kind in ENTITLING_KINDS
         ]
     )
@@ -123,6 +123,13 @@ def checkout_payment_replayed(*, payment) -> Order:
 
 def entitlements_revoke_for_order(*, order: Order) -> int:
     return Entitlement.objects.filter(order=order, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def entitlements_revoke_for_line(*, order: Order, line: OrderLine) -> int:
+    """Revoke what one line of the order granted (a line refunded in full)."""
+    # The lean spend writes entitlements without their line; those are the line's product's.
+    granted = Q(line=line) | Q(line__isnull=True, product_id=line.product_id)
+    return Entitlement.objects.filter(granted, order=order, revoked_at__isnull=True).update(revoked_at=timezone.now())
 
 
 def download_token(*, entitlement: Entitlement, file: ProductFile) -> str:

@@ -60,6 +60,13 @@ def remembered_code(request, store) -> str:
     return codes.get(store.pk, "")
 
 
+CART_SESSION_KEY = "carts"  # {store id: {product id: quantity}}: see storefront.cart
+
+
+def _cart_count(request, store) -> int:
+    return sum(request.session.get(CART_SESSION_KEY, {}).get(store.pk, {}).values())
+
+
 def store_page(request, slug):
     try:
         store = store_get_public(slug=slug)
@@ -72,6 +79,7 @@ def store_page(request, slug):
         "store": store, "products": products_public(store=store), "posts": posts,
         "tip_jar": tip_jar_panel(store=store, buyer=buyer_from_request(request)),
         "tiers": [(tier, tier_prices_label(tier, locale)) for tier in tiers_public(store=store)],
+        "cart_count": _cart_count(request, store),
     }
     return render(request, "stores/store.html", context)
 
@@ -93,6 +101,7 @@ def product_page(request, slug, product_slug):
         "store": store, "product": product, "files": product.files.all(),
         "tip_jar": tip_jar_panel(store=store, buyer=buyer_from_request(request)),
         "code": remembered_code(request, store),
+        "cart_count": _cart_count(request, store),
     }
     return render(request, "stores/product.html", context)
 
