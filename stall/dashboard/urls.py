@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import account, discounts, memberships, payments, posts, views, webhooks
+from . import account, bundles, discounts, memberships, payments, posts, views, webhooks
 
 app_name = "dashboard"
 urlpatterns = [
@@ -14,6 +14,8 @@ urlpatterns = [
     path("<slug:slug>/link-shared/", views.link_shared, name="link_shared"),
     path("<slug:slug>/products/", views.products, name="products"),
     path("<slug:slug>/products/new/", views.product_new, name="product_new"),
+    path("<slug:slug>/products/new-bundle/", bundles.bundle_new, name="bundle_new"),
+    path("<slug:slug>/products/<str:product_id>/parts/", bundles.bundle_parts, name="bundle_parts"),
     path("<slug:slug>/products/<str:product_id>/", views.product_edit, name="product"),
     path("<slug:slug>/products/<str:product_id>/files/", views.product_files_add, name="product_files_add"),
     path("<slug:slug>/products/<str:product_id>/test-purchase/", views.product_test_purchase, name="product_test_purchase"),

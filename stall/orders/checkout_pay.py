@@ -10,6 +10,7 @@ and the tab pay inside one short transaction here, so a refused spend leaves not
 from django.db import connection, transaction
 from django.utils import timezone
 
+from stall.catalog.models import ProductKind
 from stall.checkout.discounts import discount_claim
 from stall.checkout.models import Checkout, CheckoutStatus
 from stall.checkout.services import CheckoutItem, checkout_create, checkout_lock_open
@@ -124,6 +125,8 @@ def _checkout_pay_lean(*, checkout_id: str, method: str, buyer, checkout: Checko
         status, _, amount_total, card_payments = read.extra[0][:4]
         if status != CheckoutStatus.OPEN or card_payments or not amount_total or read.extra[0][4] is None:
             return None
+        if any(r[8] == ProductKind.BUNDLE for r in read.extra):
+            return None  # a bundle grants its parts: the general path's fulfilment does that
         lines = [
             SpendLine(product_id=r[4], name=r[5], unit_amount=r[6], quantity=r[7], kind=r[8], download_limit=r[9])
             for r in read.extra

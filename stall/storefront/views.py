@@ -4,6 +4,8 @@ These pages span domains (the catalog, the posts and tip jar of ``content``, che
 orders), so they sit above them all; each app below keeps its own services and selectors.
 """
 
+from types import SimpleNamespace
+
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
@@ -101,6 +103,7 @@ def product_page(request, slug, product_slug):
         "store": store, "product": product, "files": product.files.all(),
         "tip_jar": tip_jar_panel(store=store, buyer=buyer_from_request(request)),
         "code": remembered_code(request, store),
+        "parts": [item.part for item in product.bundle_items.select_related("part")] if product.kind == ProductKind.BUNDLE else [],
         "cart_count": _cart_count(request, store),
     }
     return render(request, "stores/product.html", context)
@@ -152,12 +155,26 @@ def complete(request, checkout_id):
     if checkout.status != CheckoutStatus.COMPLETE:
         return redirect("checkout:pay", checkout_id=checkout.pk)
     order = Order.objects.get(checkout=checkout)
-    entitlements = {e.product_id: e for e in order.entitlements.all()}
+    by_line, by_product = {}, {}
+    for e in order.entitlements.select_related("product").prefetch_related("product__files"):
+        by_line.setdefault(e.line_id, []).append(e)
+        by_product.setdefault(e.product_id, e)
+
+    def files_of(entitlement):
+        if entitlement is None or not entitlement.active:
+            return []
+        return [(f, download_url(entitlement=entitlement, file=f)) for f in entitlement.product.files.all()]
+
     items = []  # (line, product, entitlement or None, [(file, url)])
     for line in order.lines.select_related("product").prefetch_related("product__files"):
-        entitlement = entitlements.get(line.product_id)
-        files = [(f, download_url(entitlement=entitlement, file=f)) for f in line.product.files.all()] if entitlement and entitlement.active else []
-        items.append((line, line.product, entitlement, files))
+        if line.product.kind == ProductKind.BUNDLE:
+            # Each part of a bundle is delivered as its own item, with its own files.
+            for part_entitlement in by_line.get(line.pk, []):
+                part = part_entitlement.product
+                items.append((SimpleNamespace(name=f"{line.name}: {part.name}"), part, part_entitlement, files_of(part_entitlement)))
+            continue
+        entitlement = next(iter(by_line.get(line.pk, [])), None) or by_product.get(line.product_id)
+        items.append((line, line.product, entitlement, files_of(entitlement)))
     receipt_sent = order.payment is None or order.payment.rail not in ("wallet", "tab")
     context = {"checkout": checkout, "order": order, "store": checkout.store, "items": items, "receipt_sent": receipt_sent,
                "membership": subscription_for_order(order=order)}
