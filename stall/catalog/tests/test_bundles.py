@@ -103,3 +103,17 @@ def test_dashboard_makes_a_bundle_and_refuses_a_bundle_inside(client, creator, s
     response = client.post(f"/dashboard/{store.slug}/products/{pair.pk}/parts/", {"parts": [parts[1].pk]})
     assert response.status_code == 302
     assert [i.part_id for i in pair.bundle_items.all()] == [parts[1].pk]
+
+
+def test_a_bundle_paid_from_the_wallet_grants_each_part(store, bundle, parts):
+    """The lean wallet spend leaves bundles to the general path, which grants the parts."""
+    from stall.accounts.services import buyer_for_email
+    from stall.wallets.services import wallet_top_up
+
+    reader = buyer_for_email(email="reader@example.com")
+    wallet_top_up(buyer=reader, amount=2000, currency="USD", payment_method="sandbox_visa")
+    checkout = checkout_create(store=store, email=reader.email, items=[CheckoutItem(product_id=bundle.pk)])
+    checkout_confirm(checkout_id=checkout.pk, payment_method="wallet", buyer=reader)
+    order = Order.objects.get(checkout=checkout)
+    assert order.payment.rail == "wallet" and order.amount_total == 1100
+    assert sorted(e.product_id for e in Entitlement.objects.filter(order=order)) == sorted(p.pk for p in parts)

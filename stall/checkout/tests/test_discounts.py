@@ -423,3 +423,20 @@ def test_dashboard_create_edit_deactivate(client, creator, store, book):
     # Another store's discount is a 404.
     other = discount_create(store=StoreFactory(), code="THEIRS", kind="percent", percent_off=5)
     assert client.get(f"/dashboard/{store.slug}/discounts/{other.pk}/").status_code == 404
+
+
+def test_a_discounted_checkout_paid_from_the_wallet_charges_the_discounted_total(store, book):
+    """The lean wallet spend charges full line prices, so a discounted checkout takes the general
+    path: the wallet pays the discounted total, the use is claimed, the ledger balances."""
+    from stall.wallets.services import wallet_top_up
+
+    reader = buyer_for_email(email="reader@example.com")
+    wallet_top_up(buyer=reader, amount=2000, currency="USD", payment_method="sandbox_visa")
+    discount = discount_create(store=store, code="WALLET", kind="fixed", amount_off=250, max_uses=1)
+    checkout = open_checkout(store, book, code="WALLET", email=reader.email, buyer=reader)
+    checkout = checkout_confirm(checkout_id=checkout.pk, payment_method="wallet", buyer=reader)
+    order = Order.objects.get(checkout_id=checkout.pk)
+    assert (order.amount_total, order.payment.amount, order.payment.rail) == (750, 750, "wallet")
+    discount.refresh_from_db()
+    assert discount.times_used == 1
+    assert_ledger_balanced()
