@@ -6,6 +6,7 @@ from ninja import NinjaAPI
 from stall.campaigns.api import campaigns_router as campaigns
 from stall.campaigns.api import pledges_router as pledges
 from stall.catalog.api import router as products
+from stall.checkout.api import discounts_router as discounts
 from stall.content.api import posts_router as posts
 from stall.content.api import tips_router as tips
 from stall.core.api import install_error_handlers, router_refuse_other_methods
@@ -116,6 +117,7 @@ def _mount() -> None:
     router_refuse_other_methods(events)
     api.add_router("/products", products, tags=["Products"])
     api.add_router("/checkouts", checkouts, tags=["Checkouts"])
+    api.add_router("/discounts", discounts, tags=["Discounts"])
     api.add_router("/orders", orders, tags=["Orders"])
     api.add_router("/refunds", refunds, tags=["Refunds"])
     api.add_router("/balance", balance, tags=["Balance"])

@@ -21,3 +21,7 @@ class ProductHasNoFiles(ProductInvalid):
 
     def __init__(self, message: str | None = None, *, param: str | None = "status", code: str | None = None):
         super().__init__(message, param=param, code=code)
+
+
+class BundleInvalid(ProductInvalid):
+    code = "invalid_bundle"

@@ -17,10 +17,15 @@ class ProductKind(models.TextChoices):
     # One price of a membership tier (stall.memberships): each payment for the tier, a join or a
     # renewal, is an order of this product, so refunds, receipts and the books see it.
     MEMBERSHIP = "membership", _("Membership")
+    # Other products of the store sold together at the bundle's own price: buying it grants each
+    # part (orders makes an entitlement per part). Its parts are BundleItems.
+    BUNDLE = "bundle", _("Bundle")
 
 
 # Kinds the store page lists as products; the others have pages of their own or none.
-LISTED_KINDS = (ProductKind.DOWNLOAD,)
+LISTED_KINDS = (ProductKind.DOWNLOAD, ProductKind.BUNDLE)
+# What a bundle may hold: products that deliver files (not another bundle).
+BUNDLE_PART_KINDS = (ProductKind.DOWNLOAD,)
 
 
 class PriceType(models.TextChoices):
@@ -87,3 +92,17 @@ class ProductFile(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class BundleItem(models.Model):
+    """One part of a bundle: buying the bundle grants the part as if it had been bought."""
+
+    bundle = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="bundle_items")
+    part = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="in_bundles")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["bundle", "part"], name="catalog_bundle_item_unique"),
+            models.CheckConstraint(condition=~Q(bundle=F("part")), name="catalog_bundle_not_itself"),
+        ]
+        ordering = ["pk"]

@@ -7,7 +7,16 @@ from django.urls import reverse
 from ninja import Field, Schema
 from pydantic import ConfigDict
 
-from stall.core.api import SLUG_PATTERN, Amount, Currency, InputSchema, NotBlank, Text, timestamp
+from stall.core.api import (
+    SLUG_PATTERN,
+    Amount,
+    Currency,
+    InputSchema,
+    NotBlank,
+    ObjectId,
+    Text,
+    timestamp,
+)
 
 from .models import Product, ProductFile
 
@@ -36,6 +45,12 @@ class ProductCreateIn(InputSchema):
         description="The product page's address; made from the name when empty.",
     )
     download_limit: int | None = Field(None, strict=True, ge=1, le=_PG_INT_MAX, description="Downloads per file per purchase.")
+    kind: Literal["download", "bundle"] = Field(
+        "download", description="bundle: other products of the store (parts) sold together at this price.",
+    )
+    parts: list[ObjectId] | None = Field(
+        None, max_length=100, description="A bundle's products (prod_…, downloads of this store; not itself nor a bundle).",
+    )
 
 
 class ProductUpdateIn(InputSchema):
@@ -50,6 +65,7 @@ class ProductUpdateIn(InputSchema):
     status: StatusIn = None
     slug: Text = Field(None, max_length=80, json_schema_extra={"pattern": SLUG_PATTERN})
     download_limit: int = Field(None, strict=True, ge=1, le=_PG_INT_MAX)
+    parts: list[ObjectId] = Field(None, max_length=100, description="A bundle's products, replacing the ones it had.")
 
 
 class ProductListFilter(Schema):
@@ -69,6 +85,8 @@ class ProductOut(Schema):
     id: str
     object: Literal["product"]
     name: str
+    kind: str
+    parts: list[str] = Field(..., description="A bundle's products; empty for any other kind.")
     slug: str
     description: str
     price_type: PriceTypeIn
@@ -100,6 +118,8 @@ def product_out(product: Product) -> dict:
         "id": product.pk,
         "object": "product",
         "name": product.name,
+        "kind": product.kind,
+        "parts": [item.part_id for item in product.bundle_items.all()] if product.kind == "bundle" else [],
         "slug": product.slug,
         "description": product.description,
         "price_type": product.price_type,

@@ -26,4 +26,4 @@ def products_public(*, store: Store) -> QuerySet[Product]:
 
 
 def products_for_store(*, store: Store) -> QuerySet[Product]:
-    return Product.objects.filter(store=store, kind__in=LISTED_KINDS).order_by("-pk").prefetch_related("files")
+    return Product.objects.filter(store=store, kind__in=LISTED_KINDS).order_by("-pk").prefetch_related("files", "bundle_items")

@@ -11,11 +11,19 @@ from stall.core.ids import new_id
 from stall.core.money import amount_validate, currency_normalize
 from stall.stores.models import Store
 
-from .errors import FileInvalid, ProductHasNoFiles, ProductInvalid
-from .models import PriceType, Product, ProductFile, ProductKind, ProductStatus
+from .errors import BundleInvalid, FileInvalid, ProductHasNoFiles, ProductInvalid
+from .models import (
+    BUNDLE_PART_KINDS,
+    BundleItem,
+    PriceType,
+    Product,
+    ProductFile,
+    ProductKind,
+    ProductStatus,
+)
 
 _UNSET = object()
-RESERVED_PRODUCT_SLUGS = {"posts", "allowance"}  # /s/<store>/<these>/ are pages of their own
+RESERVED_PRODUCT_SLUGS = {"posts", "allowance", "cart"}  # /s/<store>/<these>/ are pages of their own
 
 
 def _check_prices(product: Product) -> None:
@@ -51,6 +59,35 @@ def _publish_check(product: Product) -> None:
     """A published download with nothing to download would take a buyer's money for nothing."""
     if product.kind == ProductKind.DOWNLOAD and product.status == ProductStatus.PUBLISHED and not product.files.exists():
         raise ProductHasNoFiles()
+    if product.kind == ProductKind.BUNDLE and product.status == ProductStatus.PUBLISHED and not product.bundle_items.exists():
+        raise BundleInvalid("Add at least one product to the bundle before publishing it.", param="parts")
+
+
+def bundle_parts_set(*, bundle: Product, part_ids) -> list[Product]:
+    """Make ``part_ids`` (products of the bundle's store) the bundle's parts, in that order. A
+    bundle cannot contain itself, another bundle, or anything but downloads. Call inside a
+    transaction."""
+    if bundle.kind != ProductKind.BUNDLE:
+        raise BundleInvalid("Only a bundle has parts.", param="parts")
+    if not isinstance(part_ids, list | tuple) or not all(isinstance(pid, str) for pid in part_ids):
+        raise BundleInvalid("Parts are a list of product ids.", param="parts")
+    ids = list(dict.fromkeys(part_ids))
+    if len(ids) > 100:
+        raise BundleInvalid("A bundle holds at most 100 products.", param="parts")
+    if bundle.pk in ids:
+        raise BundleInvalid("A bundle cannot contain itself.", param="parts")
+    found = Product.objects.filter(store_id=bundle.store_id, pk__in=ids).in_bulk()
+    for index, pid in enumerate(ids):
+        part = found.get(pid)
+        if part is None:
+            raise BundleInvalid(f"No such product: {pid}.", param=f"parts[{index}]", code="resource_missing")
+        if part.kind == ProductKind.BUNDLE:
+            raise BundleInvalid(f"A bundle cannot contain another bundle ({part.name}).", param=f"parts[{index}]")
+        if part.kind not in BUNDLE_PART_KINDS:
+            raise BundleInvalid(f"Only downloads can be in a bundle; {part.name} is not one.", param=f"parts[{index}]")
+    BundleItem.objects.filter(bundle=bundle).delete()
+    BundleItem.objects.bulk_create([BundleItem(bundle=bundle, part=found[pid]) for pid in ids])
+    return [found[pid] for pid in ids]
 
 
 def _save(product: Product) -> None:
@@ -77,6 +114,7 @@ def product_create(
     download_limit: int | None = None,
     kind: str = ProductKind.DOWNLOAD,
     files=(),
+    parts=None,
 ) -> Product:
     """A product, with ``files`` (uploads) attached in the same transaction, so a download can be
     created published in one step; published with no files, it is refused (``product_has_no_files``)."""
@@ -103,7 +141,11 @@ def product_create(
     if cover:
         product.cover = cover
     _validated(product)
+    if parts is not None and kind != ProductKind.BUNDLE:
+        raise BundleInvalid("Only a bundle has parts.", param="parts")
     _save(product)
+    if parts is not None:
+        bundle_parts_set(bundle=product, part_ids=parts)
     stored = []
     try:
         for upload in files:
@@ -135,8 +177,11 @@ def product_update(
     slug=_UNSET,
     cover=_UNSET,
     download_limit=_UNSET,
+    parts=_UNSET,
 ) -> Product:
     product = Product.objects.select_for_update().get(pk=product.pk)
+    if parts is not _UNSET and parts is not None:
+        bundle_parts_set(bundle=product, part_ids=parts)
     was_published = product.status == ProductStatus.PUBLISHED
     if currency is not _UNSET and currency is not None and currency_normalize(currency) != product.currency:
         raise ProductInvalid(f"This store sells in {product.currency}.", param="currency", code="currency_mismatch")

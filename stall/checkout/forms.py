@@ -15,6 +15,9 @@ class BuyForm(forms.Form):
     # Unticked unless the buyer ticks it: consent is asked, never assumed.
     email_consent = forms.BooleanField(label=_("Email me news from this store"), required=False,
                                        help_text=_("You can unsubscribe from any email."))
+    discount_code = forms.CharField(label=_("Discount code"), required=False, max_length=40,
+                                    widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "characters",
+                                                                  "spellcheck": "false"}))
 
     def __init__(self, *args, product, locale="en", **kwargs):
         super().__init__(*args, **kwargs)

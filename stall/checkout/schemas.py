@@ -46,6 +46,11 @@ class CheckoutCreateIn(InputSchema):
         json_schema_extra={"format": "email"},
     )
     items: list[CheckoutItemIn] | None = Field(None, min_length=1)
+    discount_code: Text = Field(
+        "", max_length=40,
+        description="A discount code of this store: the server takes it off and snapshots the price; "
+        "an unknown, expired or used-up code is refused with a discount_… error code.",
+    )
     product: ObjectId | None = None
     amount: Amount | None = None
     quantity: Quantity = Field(None, ge=1, le=100)
@@ -82,6 +87,7 @@ class CheckoutLineOut(Schema):
     name: str
     unit_amount: int
     quantity: int
+    amount_discount: int = Field(..., description="This line's share of the discount.")
 
 
 class NextActionOut(Schema):
@@ -109,8 +115,11 @@ class CheckoutOut(Schema):
     object: Literal["checkout"]
     status: Literal["open", "complete", "expired"]
     email: str
+    amount_subtotal: int
+    amount_discount: int
     amount_total: int
     currency: str
+    discount_code: str | None
     lines: list[CheckoutLineOut]
     expires_at: int
     url: str = Field(..., description="The hosted payment page.")
@@ -147,10 +156,14 @@ def checkout_out(checkout: Checkout) -> dict:
         "object": "checkout",
         "status": status,
         "email": checkout.email,
+        "amount_subtotal": checkout.amount_subtotal,
+        "amount_discount": checkout.amount_discount,
         "amount_total": checkout.amount_total,
         "currency": checkout.currency,
+        "discount_code": checkout.discount_code or None,
         "lines": [
-            {"product": line.product_id, "name": line.name, "unit_amount": line.unit_amount, "quantity": line.quantity}
+            {"product": line.product_id, "name": line.name, "unit_amount": line.unit_amount, "quantity": line.quantity,
+             "amount_discount": line.amount_discount}
             for line in checkout.lines.all()
         ],
         "expires_at": timestamp(checkout.expires_at),
@@ -173,4 +186,89 @@ def checkout_out(checkout: Checkout) -> dict:
         "order": order_id,
         "livemode": payment is None or payment.livemode,
         "created": timestamp(checkout.created_at),
+    }
+
+
+# --- Discounts ------------------------------------------------------------------------------------
+
+Timestamp = StrictInt
+
+
+class DiscountCreateIn(InputSchema):
+    code: Annotated[Text, NotBlank] = Field(
+        ..., max_length=40, description="What buyers type (kept upper-case): 2–40 letters, digits, - and _.",
+    )
+    kind: Literal["percent", "fixed"]
+    percent_off: StrictInt | None = Field(None, ge=1, le=100, description="kind percent: 1–100.")
+    amount_off: Amount | None = Field(None, description="kind fixed: minor units of the store's currency.")
+    products: list[ObjectId] = Field(
+        default_factory=list, max_length=1000, description="Only these products (prod_…); empty: all of them.",
+    )
+    starts_at: Timestamp | None = Field(None, ge=0, le=2**40, description="Unix time it starts; none: now.")
+    ends_at: Timestamp | None = Field(None, ge=0, le=2**40, description="Unix time it ends; none: never.")
+    max_uses: StrictInt | None = Field(None, ge=1, le=10**9, description="Uses in all; none: no limit.")
+    once_per_customer: bool = Field(False, description="Once per buyer email and per buyer account.")
+    minimum_subtotal: Amount = Field(0, description="The checkout's subtotal must be at least this.")
+    active: bool = True
+
+
+class DiscountUpdateIn(InputSchema):
+    """Only the parameters sent are changed."""
+
+    code: Annotated[Text, NotBlank] = Field(None, max_length=40)
+    kind: Literal["percent", "fixed"] = None
+    percent_off: StrictInt | None = Field(None, ge=1, le=100)
+    amount_off: Amount | None = None
+    products: list[ObjectId] = Field(None, max_length=1000)
+    starts_at: Timestamp | None = Field(None, ge=0, le=2**40)
+    ends_at: Timestamp | None = Field(None, ge=0, le=2**40)
+    max_uses: StrictInt | None = Field(None, ge=1, le=10**9)
+    once_per_customer: bool = None
+    minimum_subtotal: Amount = None
+    active: bool = None
+
+
+class DiscountOut(Schema):
+    id: str
+    object: Literal["discount"]
+    code: str
+    kind: Literal["percent", "fixed"]
+    percent_off: int | None
+    amount_off: int | None
+    currency: str
+    products: list[str]
+    starts_at: int | None
+    ends_at: int | None
+    max_uses: int | None
+    times_used: int
+    once_per_customer: bool
+    minimum_subtotal: int
+    active: bool
+    created: int
+
+
+class DiscountList(Schema):
+    object: Literal["list"]
+    data: list[DiscountOut]
+    has_more: bool
+
+
+def discount_out(discount) -> dict:
+    return {
+        "id": discount.pk,
+        "object": "discount",
+        "code": discount.code,
+        "kind": discount.kind,
+        "percent_off": discount.percent_off,
+        "amount_off": discount.amount_off,
+        "currency": discount.currency,
+        "products": sorted(p.pk for p in discount.products.all()),
+        "starts_at": timestamp(discount.starts_at),
+        "ends_at": timestamp(discount.ends_at),
+        "max_uses": discount.max_uses,
+        "times_used": discount.times_used,
+        "once_per_customer": discount.once_per_customer,
+        "minimum_subtotal": discount.minimum_subtotal,
+        "active": discount.active,
+        "created": timestamp(discount.created_at),
     }

@@ -14,6 +14,7 @@ from stall.catalog.models import PriceType, Product, ProductStatus
 from stall.core.money import MAX_AMOUNT, amount_validate, format_money
 from stall.stores.models import Store
 
+from .discounts import discount_price
 from .errors import AmountTooSmall, CheckoutExpired, CheckoutInvalid, CheckoutNotFound
 from .models import Checkout, CheckoutLine, CheckoutStatus
 
@@ -66,8 +67,13 @@ def _receipt_language() -> str:
 
 
 @transaction.atomic
-def checkout_create(*, store: Store, email: str, items: list[CheckoutItem], email_consent: bool = False) -> Checkout:
-    """Open a checkout for published products of ``store``, pricing each on the server.
+def checkout_create(
+    *, store: Store, email: str, items: list[CheckoutItem], discount_code: str = "", buyer=None, email_consent: bool = False,
+) -> Checkout:
+    """Open a checkout for published products of ``store``, pricing each on the server, less
+    ``discount_code`` when given (refused with DiscountRefused when it does not apply; its use is
+    claimed at payment). ``buyer``: the signed-in buyer, for once-per-customer codes.
+    ``email_consent``: the buyer ticked "email me news from this store".
 
     It keeps the active language (the buyer's on a store page, English in the API) so the receipt
     is written in the language the buyer bought in."""
@@ -94,12 +100,25 @@ def checkout_create(*, store: Store, email: str, items: list[CheckoutItem], emai
         total += unit * item.quantity
     if total > MAX_AMOUNT:
         raise CheckoutInvalid("The total is too large.", param="items")
+    discount, amount_discount = None, 0
+    if discount_code:
+        price = discount_price(
+            store=store, code=discount_code, lines=[(ln.product_id, ln.amount) for ln in lines], email=email,
+            buyer_id=buyer.pk if buyer is not None else None,
+        )
+        discount, amount_discount = price.discount, price.amount
+        for line, share in zip(lines, price.shares, strict=True):
+            line.amount_discount = share
     checkout = Checkout.objects.create(
         store=store,
         email=email,
         currency=store.currency,
         amount_subtotal=total,
-        amount_total=total,
+        amount_total=total - amount_discount,
+        discount=discount,
+        discount_code=discount.code if discount else "",
+        amount_discount=amount_discount,
+        buyer=buyer,
         expires_at=timezone.now() + timedelta(seconds=settings.STALL_CHECKOUT_TTL_SECONDS),
         language=_receipt_language(),
         email_consent=bool(email_consent),

@@ -217,7 +217,16 @@ class OrderSearchForm(forms.Form):
 
 
 class RefundForm(_AmountsForm):
+    line = forms.TypedChoiceField(label="What", required=False, coerce=int, empty_value=None,
+                                  help_text="One line alone: up to what was paid for it; in full, it loses its downloads.")
     amount = AmountField(label="Amount", required=False, help_text="Leave empty to refund everything still refundable.")
+
+    def __init__(self, *args, lines=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        if len(lines) > 1:
+            self.fields["line"].choices = [("", "The whole order")] + [(ln.pk, ln.name) for ln in lines]
+        else:
+            del self.fields["line"]
     reason = forms.CharField(label="Reason", required=False, max_length=255,
                              help_text="Optional: why you are refunding.")
 

@@ -317,11 +317,12 @@ def order_detail(request, slug, order_id):
         order = order_get(store=store, order_id=order_id)
     except NotFound:
         raise Http404 from None
-    form = RefundForm(request.POST or None, currency=order.currency, locale=_locale(request))
+    form = RefundForm(request.POST or None, currency=order.currency, locale=_locale(request), lines=list(order.lines.all()))
     if request.method == "POST" and form.is_valid():
         try:
             refund = refund_create(
-                store=store, order_id=order.pk, amount=form.cleaned_data["amount"], reason=form.cleaned_data["reason"]
+                store=store, order_id=order.pk, amount=form.cleaned_data["amount"], reason=form.cleaned_data["reason"],
+                line_id=form.cleaned_data.get("line"),
             )
         except StallError as exc:
             form_add_stall_error(form, exc)

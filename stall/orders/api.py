@@ -53,7 +53,9 @@ def checkout_create(request, payload: CheckoutCreateIn):
     items = payload.checkout_items()
     limits_hit(("checkout_key", request.api_key.pk), what="checkouts")
     try:
-        checkout = checkout_services.checkout_create(store=request.store, email=payload.email, items=items)
+        checkout = checkout_services.checkout_create(
+            store=request.store, email=payload.email, items=items, discount_code=payload.discount_code,
+        )
     except StallError as exc:
         # The service names the first line's fields as the one-product form does ("amount",
         # "product"); a client that sent ``items`` should hear "items[0].amount".
@@ -89,7 +91,8 @@ def refund_create(request, payload: RefundCreateIn):
     processor's fee is not returned; a full refund revokes the order's downloads."""
     try:
         refund = order_refund_create(
-            store=request.store, order_id=payload.order, amount=payload.amount, reason=payload.reason
+            store=request.store, order_id=payload.order, amount=payload.amount, reason=payload.reason,
+            line_id=payload.line,
         )
     except OrderNotFound:
         # A missing object named in the body is a bad request about that parameter, as in Stripe.

@@ -10,6 +10,8 @@ and the tab pay inside one short transaction here, so a refused spend leaves not
 from django.db import connection, transaction
 from django.utils import timezone
 
+from stall.catalog.models import ProductKind
+from stall.checkout.discounts import discount_claim
 from stall.checkout.models import Checkout, CheckoutStatus
 from stall.checkout.services import CheckoutItem, checkout_create, checkout_lock_open
 from stall.payments.errors import BuyerRequired
@@ -38,6 +40,10 @@ def checkout_confirm(*, checkout_id: str, payment_method: str = "", buyer=None, 
     a refusal (InsufficientFunds, LimitExceeded) rolls it back with no money moved. ``checkout``,
     when the caller has loaded it already, saves reading it again (its lines are read with the
     wallet in any case).
+
+    A checkout with a discount code claims its use under the checkout's lock before any money
+    moves (``discount_claim``, here or in ``checkout_payment_start``): a code that expired, was
+    switched off or used up since the checkout was priced is refused with DiscountRefused.
     """
     if payment_method in IN_LEDGER_METHODS:
         if buyer is None:
@@ -54,6 +60,7 @@ def checkout_confirm(*, checkout_id: str, payment_method: str = "", buyer=None, 
         checkout = checkout_lock_open(checkout_id=checkout_id)
         if checkout.status == CheckoutStatus.COMPLETE:
             return checkout
+        discount_claim(checkout=checkout, buyer=buyer)
         if checkout.amount_total == 0:
             order_create_for_checkout(checkout=checkout, payment=None)
             return Checkout.objects.get(pk=checkout.pk)
@@ -107,6 +114,9 @@ def _checkout_pay_lean(*, checkout_id: str, method: str, buyer, checkout: Checko
         checkout = Checkout.objects.filter(pk=checkout_id).first()
         if checkout is None:
             return None
+    if checkout.discount_id is not None:
+        # The lean spend charges its lines' full prices; a discounted checkout takes the general path.
+        return None
     with transaction.atomic():
         read = spend_read(
             buyer=buyer, store_id=checkout.store_id, currency=checkout.currency, extra_columns=_CHECKOUT_COLUMNS,
@@ -115,6 +125,8 @@ def _checkout_pay_lean(*, checkout_id: str, method: str, buyer, checkout: Checko
         status, _, amount_total, card_payments = read.extra[0][:4]
         if status != CheckoutStatus.OPEN or card_payments or not amount_total or read.extra[0][4] is None:
             return None
+        if any(r[8] == ProductKind.BUNDLE for r in read.extra):
+            return None  # a bundle grants its parts: the general path's fulfilment does that
         lines = [
             SpendLine(product_id=r[4], name=r[5], unit_amount=r[6], quantity=r[7], kind=r[8], download_limit=r[9])
             for r in read.extra

@@ -95,6 +95,21 @@ class OrderLine(models.Model):
     name = models.CharField(max_length=120)
     unit_amount = models.BigIntegerField()
     quantity = models.PositiveIntegerField(default=1)
+    # This line's share of the order's discount; what the buyer paid for it is ``amount_paid``.
+    amount_discount = models.BigIntegerField(default=0, db_default=0)
+    # What refunds of this line gave back (orders.refunds' line refunds).
+    amount_refunded = models.BigIntegerField(default=0, db_default=0)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount_refunded__gte=0), name="orders_line_refund_non_negative",
+            ),
+        ]
+
+    @property
+    def amount_paid(self) -> int:
+        return self.unit_amount * self.quantity - self.amount_discount
 
 
 class Entitlement(models.Model):
@@ -103,6 +118,9 @@ class Entitlement(models.Model):
     id = PrefixedIdField(prefix="ent")
     store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="entitlements")
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="entitlements")
+    # The line that granted it (a bundle's line grants one per part); None when written by the
+    # lean spend, whose lines are the entitlements' products.
+    line = models.ForeignKey("OrderLine", on_delete=models.CASCADE, null=True, blank=True, related_name="entitlements")
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="entitlements")
     email = models.EmailField(db_index=True)
     download_limit = models.PositiveIntegerField()
@@ -129,3 +147,11 @@ class DownloadCount(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["entitlement", "file"], name="orders_download_count_unique")]
+
+
+class LineRefund(models.Model):
+    """Which line of its order a refund is for, when it is for one line alone: its amount is
+    counted against that line, and refunding the line in full revokes what the line granted."""
+
+    refund = models.OneToOneField("payments.Refund", on_delete=models.CASCADE, related_name="line_refund")
+    line = models.ForeignKey(OrderLine, on_delete=models.CASCADE, related_name="refunds")

@@ -10,6 +10,7 @@ checkout purpose) to move the money back and update the order.
 from collections.abc import Callable
 
 from django.db import transaction
+from django.db.models import F
 
 from stall.core.money import amount_validate, format_money, prorate
 from stall.integrations.webhooks import event_emit
@@ -23,9 +24,9 @@ from stall.payments.services import refund_succeed
 from stall.stores.models import Store
 
 from .errors import OrderNotFound
-from .models import Order, OrderStatus
+from .models import LineRefund, Order, OrderLine, OrderStatus
 from .schemas import order_out
-from .services import entitlements_revoke_for_order
+from .services import entitlements_revoke_for_line, entitlements_revoke_for_order
 from .tasks import refund_notice_send
 
 # What follows any refund of an order, beyond moving its money back: stall.books returns the
@@ -39,8 +40,14 @@ def order_refunded_register(handler: Callable[..., None]) -> None:
         _REFUND_OBSERVERS.append(handler)
 
 
-def refund_create(*, store: Store, order_id: str, amount: int | None = None, reason: str = "") -> Refund:
+def refund_create(
+    *, store: Store, order_id: str, amount: int | None = None, reason: str = "", line_id: int | None = None,
+) -> Refund:
     """Refund all or part of an order through the rail that took the payment.
+
+    ``line_id``: refund one line of the order, up to what the buyer paid for it (its price less
+    its share of the discount) and not yet refunded; all of that when ``amount`` is left out.
+    Refunding a line in full revokes what it granted (its downloads, or a bundle's parts').
 
     A card processor keeps its fee; a wallet sale's share of its buyer's top-up fee goes back to the
     wallet's fee pool in proportion, and the platform's fee is returned in proportion. A full
@@ -57,9 +64,25 @@ def refund_create(*, store: Store, order_id: str, amount: int | None = None, rea
         refundable = order.amount_total - order.amount_refunded - pending
         if refundable <= 0:
             raise RefundInvalid("This order has been refunded in full.", param="order", code="charge_already_refunded")
+        line = None
+        if line_id is not None:
+            line = OrderLine.objects.filter(order=order, pk=line_id).first() if isinstance(line_id, int) else None
+            if line is None:
+                raise RefundInvalid("This order has no such line.", param="line", code="resource_missing")
+            line_pending = sum(
+                LineRefund.objects.filter(line=line, refund__status=RefundStatus.PENDING).values_list("refund__amount", flat=True)
+            )
+            line_refundable = min(refundable, line.amount_paid - line.amount_refunded - line_pending)
+            if line_refundable <= 0:
+                raise RefundInvalid("This line has been refunded in full.", param="line", code="charge_already_refunded")
         if amount is None:
-            amount = refundable
+            amount = refundable if line is None else line_refundable
         amount_validate(amount, allow_zero=False)
+        if line is not None and amount > line_refundable:
+            raise RefundInvalid(
+                f"At most {format_money(line_refundable, order.currency)} of this line can be refunded.",
+                param="amount", code="amount_too_large",
+            )
         if amount > refundable:
             raise RefundInvalid(
                 f"At most {format_money(refundable, order.currency)} of this order can be refunded.",
@@ -69,6 +92,8 @@ def refund_create(*, store: Store, order_id: str, amount: int | None = None, rea
         refund = Refund.objects.create(
             store=store, payment=payment, order=order, amount=amount, currency=order.currency, reason=reason
         )
+        if line is not None:
+            LineRefund.objects.create(refund=refund, line=line)
         rail = rail_get(payment.rail)
         if rail.in_ledger:
             # The wallet and the tab give the money back inside this transaction.
@@ -129,6 +154,12 @@ def order_refunded(*, refund: Refund, payment) -> None:
     order.amount_refunded = refunded_after
     order.status = OrderStatus.REFUNDED if refunded_after == order.amount_total else OrderStatus.PARTIALLY_REFUNDED
     order.save(update_fields=["amount_refunded", "status", "fee_refunded", "platform_fee_refunded"])
+    line_refund = LineRefund.objects.filter(refund=refund).select_related("line").first()
+    if line_refund is not None:
+        line = line_refund.line
+        OrderLine.objects.filter(pk=line.pk).update(amount_refunded=F("amount_refunded") + refund.amount)
+        if line.amount_refunded + refund.amount >= line.amount_paid:
+            entitlements_revoke_for_line(order=order, line=line)
     if order.status == OrderStatus.REFUNDED:
         entitlements_revoke_for_order(order=order)
     for handler in _REFUND_OBSERVERS:

@@ -14,10 +14,16 @@ class OrderListFilter(Schema):
 
 
 class OrderLineOut(Schema):
+    id: int | None = Field(..., description=(
+        "The line, for a refund of it alone (POST /refunds with line). None only in the order.paid "
+        "event of a one-click spend; the order read back has it."
+    ))
     product: str
     name: str
     unit_amount: int
     quantity: int
+    amount_discount: int = Field(..., description="The line's share of the discount.")
+    amount_refunded: int
 
 
 class OrderOut(Schema):
@@ -85,7 +91,8 @@ def order_out(order: Order) -> dict:
         "platform_fee_net": order.platform_fee_net,
         "net": order.net,
         "lines": [
-            {"product": line.product_id, "name": line.name, "unit_amount": line.unit_amount, "quantity": line.quantity}
+            {"id": line.pk, "product": line.product_id, "name": line.name, "unit_amount": line.unit_amount,
+             "quantity": line.quantity, "amount_discount": line.amount_discount, "amount_refunded": line.amount_refunded}
             for line in order.lines.all()
         ],
         "payment": order.payment_id,

@@ -8,13 +8,13 @@ import logging
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
 from stall.accounts.models import Customer
 from stall.accounts.services import buyer_for_email
-from stall.catalog.models import ProductFile, ProductKind
+from stall.catalog.models import BundleItem, ProductFile, ProductKind
 from stall.checkout.models import Checkout, CheckoutStatus
 from stall.core.money import amount_validate
 from stall.integrations.webhooks import EventRow, events_record
@@ -63,19 +63,20 @@ def order_create_for_checkout(*, checkout: Checkout, payment=None, fee: int = 0,
     )
     lines = list(checkout.lines.select_related("product"))
     order_lines = OrderLine.objects.bulk_create(
-        [OrderLine(order=order, product_id=ln.product_id, name=ln.name, unit_amount=ln.unit_amount, quantity=ln.quantity) for ln in lines]
+        [OrderLine(order=order, product_id=ln.product_id, name=ln.name, unit_amount=ln.unit_amount, quantity=ln.quantity,
+                   amount_discount=ln.amount_discount) for ln in lines]
     )
     prefetched = OrderLine.objects.filter(order=order)
     prefetched._result_cache, prefetched._prefetch_done = order_lines, True
     order._prefetched_objects_cache = {"lines": prefetched}  # order_out reads them with no query
-    Entitlement.objects.bulk_create(
-        [
-            Entitlement(store_id=checkout.store_id, order=order, product_id=ln.product_id, email=checkout.email,
-                        download_limit=ln.product.download_limit)
-            for ln in lines
-            if ln.product.kind in ENTITLING_KINDS
-        ]
-    )
+    entitlements = [
+        Entitlement(store_id=checkout.store_id, order=order, line=order_line, product_id=ln.product_id,
+                    email=checkout.email, download_limit=ln.product.download_limit)
+        for ln, order_line in zip(lines, order_lines, strict=True)
+        if ln.product.kind in ENTITLING_KINDS
+    ]
+    entitlements += _bundle_entitlements(order=order, lines=lines, order_lines=order_lines)
+    Entitlement.objects.bulk_create(entitlements)
     checkout.status = CheckoutStatus.COMPLETE
     checkout.completed_at = timezone.now()
     checkout.last_error_code = checkout.last_error_message = ""
@@ -87,6 +88,23 @@ def order_create_for_checkout(*, checkout: Checkout, payment=None, fee: int = 0,
     events = fulfil(order=order, lines=lines)
     events_record(store_id=order.store_id, events=[EventRow("order.paid", order_out(order)), *events])
     return order
+
+
+def _bundle_entitlements(*, order: Order, lines, order_lines) -> list[Entitlement]:
+    """A bundle's line grants each of its parts, as if each had been bought (one query, only for
+    an order with a bundle in it)."""
+    bundles = {ln.product_id for ln in lines if ln.product.kind == ProductKind.BUNDLE}
+    if not bundles:
+        return []
+    parts: dict[str, list] = {}
+    for item in BundleItem.objects.filter(bundle_id__in=bundles).select_related("part").order_by("pk"):
+        parts.setdefault(item.bundle_id, []).append(item.part)
+    return [
+        Entitlement(store_id=order.store_id, order=order, line=order_line, product_id=part.pk, email=order.email,
+                    download_limit=part.download_limit)
+        for ln, order_line in zip(lines, order_lines, strict=True)
+        for part in parts.get(ln.product_id, [])
+    ]
 
 
 def checkout_payment_succeeded(*, payment) -> Order:
@@ -123,6 +141,13 @@ def checkout_payment_replayed(*, payment) -> Order:
 
 def entitlements_revoke_for_order(*, order: Order) -> int:
     return Entitlement.objects.filter(order=order, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def entitlements_revoke_for_line(*, order: Order, line: OrderLine) -> int:
+    """Revoke what one line of the order granted (a line refunded in full)."""
+    # The lean spend writes entitlements without their line; those are the line's product's.
+    granted = Q(line=line) | Q(line__isnull=True, product_id=line.product_id)
+    return Entitlement.objects.filter(granted, order=order, revoked_at__isnull=True).update(revoked_at=timezone.now())
 
 
 def download_token(*, entitlement: Entitlement, file: ProductFile) -> str:

@@ -3,6 +3,7 @@
 from typing import Literal
 
 from ninja import Field, Schema
+from pydantic import StrictInt
 
 from stall.core.api import Amount, InputSchema, ObjectId, Text, timestamp
 
@@ -12,6 +13,10 @@ from .models import Payment, Refund
 class RefundCreateIn(InputSchema):
     order: ObjectId = Field(..., description="The order to refund: ord_…")
     amount: Amount | None = Field(None, description="Minor units; the whole refundable remainder when left out.")
+    line: StrictInt | None = Field(
+        None, ge=1, le=2**62, description="Refund this line of the order alone (its id in the order's lines): up to what "
+        "was paid for it; a line refunded in full loses its downloads.",
+    )
     reason: Text = Field("", max_length=255)
 
 

@@ -24,6 +24,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
 
+from stall.checkout.discounts import discount_claim, discount_release
 from stall.checkout.errors import AmountTooSmall, CheckoutInvalid
 from stall.checkout.models import Checkout, CheckoutStatus
 from stall.checkout.schemas import checkout_out
@@ -100,7 +101,9 @@ def checkout_payment_start(*, checkout_id: str, payment_method: str) -> Checkout
 
 def _checkout_payment_reserve(*, checkout: Checkout, payment_method: str) -> Payment:
     """The card payment of a locked, open checkout with none under way. Call inside a
-    transaction."""
+    transaction. A checkout with a discount code claims its use here, before the rail is called:
+    a code that became unusable since the checkout was priced is refused (DiscountRefused)."""
+    discount_claim(checkout=checkout)
     if isinstance(payment_method, str) and payment_method.startswith("sandbox_"):
         # A test card: refused where test cards are off, else real or test money (one query).
         livemode = sandbox_admit(store_id=checkout.store_id)
@@ -422,6 +425,7 @@ def checkouts_expire_due(*, now=None) -> int:
                 Payment.objects.filter(checkout_id=checkout_id, status=PaymentStatus.REQUIRES_ACTION).update(
                     status=PaymentStatus.CANCELED, failure_code="checkout_expired"
                 )
+                discount_release(checkout_id=checkout_id)  # its code's use goes back to the pool
                 checkout = Checkout.objects.select_related("store").prefetch_related("lines", "payments").get(pk=checkout_id)
                 event_emit(store_id=checkout.store_id, type="checkout.expired", data={"object": checkout_out(checkout)})
                 expired += 1

@@ -83,7 +83,8 @@ def pay(request, checkout_id):
     form = pay_form(checkout, request.POST or None)
     if request.method == "POST" and not expired and form.is_valid():
         try:
-            checkout = checkout_confirm(checkout_id=checkout.pk, payment_method=form.cleaned_data["payment_method"])
+            checkout = checkout_confirm(checkout_id=checkout.pk, payment_method=form.cleaned_data["payment_method"],
+                                        buyer=buyer_from_request(request), checkout=checkout)
         except StallError as exc:
             form_add_stall_error(form, exc)
         else:

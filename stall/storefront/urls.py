@@ -2,11 +2,14 @@
 
 from django.urls import path
 
-from . import pay, views
+from . import cart, pay, views
 
 store_patterns = [
     path("", views.front, name="front"),
     path("s/<slug:slug>/", views.store_page, name="store"),
+    path("s/<slug:slug>/cart/", cart.cart, name="cart"),
+    path("s/<slug:slug>/cart/add/", cart.cart_add_view, name="cart_add"),
+    path("s/<slug:slug>/cart/update/", cart.cart_update_view, name="cart_update"),
     path("s/<slug:slug>/<slug:product_slug>/", views.product_page, name="product"),
 ]
 

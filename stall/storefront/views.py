@@ -4,6 +4,8 @@ These pages span domains (the catalog, the posts and tip jar of ``content``, che
 orders), so they sit above them all; each app below keeps its own services and selectors.
 """
 
+from types import SimpleNamespace
+
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
@@ -11,6 +13,7 @@ from django.views.decorators.http import require_http_methods
 from stall.accounts.services import buyer_from_request
 from stall.catalog.models import LISTED_KINDS, Product, ProductKind, ProductStatus
 from stall.catalog.selectors import product_get_public, products_public
+from stall.checkout.discounts import code_normalize
 from stall.checkout.forms import BuyForm
 from stall.checkout.models import CheckoutStatus
 from stall.checkout.selectors import checkout_get
@@ -42,17 +45,43 @@ def front(request):
     return render(request, "stores/front.html", {"stores": stores})
 
 
+DISCOUNT_CODE_SESSION_KEY = "discount_codes"
+
+
+def remembered_code(request, store) -> str:
+    """The discount code a shared link (``?code=SPRING``) brought the buyer with, kept in the
+    session for the store so the product, buy and cart pages all apply it. The session is written
+    only when a link brings a new code."""
+    codes = request.session.get(DISCOUNT_CODE_SESSION_KEY, {})
+    given = request.GET.get("code")
+    if isinstance(given, str) and given.strip():
+        code = code_normalize(given)[:40]
+        if codes.get(store.pk) != code:
+            request.session[DISCOUNT_CODE_SESSION_KEY] = {**codes, store.pk: code}
+        return code
+    return codes.get(store.pk, "")
+
+
+CART_SESSION_KEY = "carts"  # {store id: {product id: quantity}}: see storefront.cart
+
+
+def _cart_count(request, store) -> int:
+    return sum(request.session.get(CART_SESSION_KEY, {}).get(store.pk, {}).values())
+
+
 def store_page(request, slug):
     try:
         store = store_get_public(slug=slug)
     except NotFound:
         raise Http404 from None
+    remembered_code(request, store)
     posts = [(post, render_markdown(post_split_for(post).preview)) for post in posts_gated_marked(list(posts_public(store=store)[:5]))]
     locale = getattr(request, "LANGUAGE_CODE", None) or "en"
     context = {
         "store": store, "products": products_public(store=store), "posts": posts,
         "tip_jar": tip_jar_panel(store=store, buyer=buyer_from_request(request)),
         "tiers": [(tier, tier_prices_label(tier, locale)) for tier in tiers_public(store=store)],
+        "cart_count": _cart_count(request, store),
     }
     request.page_view = (store.pk, "store", "")  # counted by stall.insights.pageviews
     return render(request, "stores/store.html", context)
@@ -74,6 +103,9 @@ def product_page(request, slug, product_slug):
     context = {
         "store": store, "product": product, "files": product.files.all(),
         "tip_jar": tip_jar_panel(store=store, buyer=buyer_from_request(request)),
+        "code": remembered_code(request, store),
+        "parts": [item.part for item in product.bundle_items.select_related("part")] if product.kind == ProductKind.BUNDLE else [],
+        "cart_count": _cart_count(request, store),
     }
     request.page_view = (store.pk, "product", product.pk)  # counted by stall.insights.pageviews
     return render(request, "stores/product.html", context)
@@ -89,7 +121,8 @@ def buy(request, product_id):
     if product is None:
         raise Http404
     locale = getattr(request, "LANGUAGE_CODE", "en") or "en"
-    form = BuyForm(request.POST or None, product=product, locale=locale)
+    code = remembered_code(request, product.store)
+    form = BuyForm(request.POST or None, product=product, locale=locale, initial={"discount_code": code})
     if request.method == "POST" and form.is_valid():
         try:
             limits_hit(("checkout_address", client_address(request)), what="checkouts")
@@ -98,6 +131,8 @@ def buy(request, product_id):
                 email=form.cleaned_data["email"],
                 items=[CheckoutItem(product_id=product.pk, amount=form.cleaned_data.get("amount"))],
                 email_consent=form.cleaned_data.get("email_consent", False),
+                discount_code=form.cleaned_data.get("discount_code", ""),
+                buyer=buyer_from_request(request),
             )
             if checkout.amount_total == 0:
                 checkout_confirm(checkout_id=checkout.pk)
@@ -123,12 +158,26 @@ def complete(request, checkout_id):
     if checkout.status != CheckoutStatus.COMPLETE:
         return redirect("checkout:pay", checkout_id=checkout.pk)
     order = Order.objects.get(checkout=checkout)
-    entitlements = {e.product_id: e for e in order.entitlements.all()}
+    by_line, by_product = {}, {}
+    for e in order.entitlements.select_related("product").prefetch_related("product__files"):
+        by_line.setdefault(e.line_id, []).append(e)
+        by_product.setdefault(e.product_id, e)
+
+    def files_of(entitlement):
+        if entitlement is None or not entitlement.active:
+            return []
+        return [(f, download_url(entitlement=entitlement, file=f)) for f in entitlement.product.files.all()]
+
     items = []  # (line, product, entitlement or None, [(file, url)])
     for line in order.lines.select_related("product").prefetch_related("product__files"):
-        entitlement = entitlements.get(line.product_id)
-        files = [(f, download_url(entitlement=entitlement, file=f)) for f in line.product.files.all()] if entitlement and entitlement.active else []
-        items.append((line, line.product, entitlement, files))
+        if line.product.kind == ProductKind.BUNDLE:
+            # Each part of a bundle is delivered as its own item, with its own files.
+            for part_entitlement in by_line.get(line.pk, []):
+                part = part_entitlement.product
+                items.append((SimpleNamespace(name=f"{line.name}: {part.name}"), part, part_entitlement, files_of(part_entitlement)))
+            continue
+        entitlement = next(iter(by_line.get(line.pk, [])), None) or by_product.get(line.product_id)
+        items.append((line, line.product, entitlement, files_of(entitlement)))
     receipt_sent = order.payment is None or order.payment.rail not in ("wallet", "tab")
     context = {"checkout": checkout, "order": order, "store": checkout.store, "items": items, "receipt_sent": receipt_sent,
                "membership": subscription_for_order(order=order)}

@@ -36,6 +36,8 @@ def test_create_product_returns_the_product_object(api, store):
         "id": product.pk,
         "object": "product",
         "name": "Field notes",
+        "kind": "download",
+        "parts": [],
         "slug": "field-notes",
         "description": "A *zine*.",
         "price_type": "fixed",
