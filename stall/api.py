@@ -18,6 +18,7 @@ from stall.orders.api import checkouts_router as checkouts
 from stall.orders.api import refunds_router as refunds
 from stall.orders.api import router as orders
 from stall.wallets.api import customers_router as customers
+from stall.wallets.api import gift_cards_router as gift_cards
 from stall.wallets.api import router as charges
 
 WEBHOOKS_DOC = """## Webhooks
@@ -118,6 +119,7 @@ def _mount() -> None:
     api.add_router("/customers", customer_subscriptions, tags=["Customers"])
     api.add_router("/tiers", tiers, tags=["Memberships"])
     api.add_router("/subscriptions", subscriptions, tags=["Memberships"])
+    api.add_router("/gift_cards", gift_cards, tags=["Gift cards"])
 
 
 _mount()

@@ -17,10 +17,13 @@ class ProductKind(models.TextChoices):
     # One price of a membership tier (stall.memberships): each payment for the tier, a join or a
     # renewal, is an order of this product, so refunds, receipts and the books see it.
     MEMBERSHIP = "membership", _("Membership")
+    # A gift card of the store (stall.wallets' gift cards): buying it issues a card with a code,
+    # emailed to its recipient, whose balance is redeemed into the recipient's wallet.
+    GIFT_CARD = "gift_card", _("Gift card")
 
 
 # Kinds the store page lists as products; the others have pages of their own or none.
-LISTED_KINDS = (ProductKind.DOWNLOAD,)
+LISTED_KINDS = (ProductKind.DOWNLOAD, ProductKind.GIFT_CARD)
 
 
 class PriceType(models.TextChoices):

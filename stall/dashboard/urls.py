@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import account, memberships, payments, posts, views, webhooks
+from . import account, gift_cards, memberships, payments, posts, views, webhooks
 
 app_name = "dashboard"
 urlpatterns = [
@@ -34,6 +34,9 @@ urlpatterns = [
     path("<slug:slug>/memberships/members/new/", memberships.member_new, name="member_new"),
     path("<slug:slug>/memberships/members/<str:subscription_id>/", memberships.member, name="member"),
     path("<slug:slug>/memberships/members/<str:subscription_id>/cancel/", memberships.member_cancel, name="member_cancel"),
+    path("<slug:slug>/gift-cards/", gift_cards.gift_cards, name="gift_cards"),
+    path("<slug:slug>/gift-cards/<str:card_id>/", gift_cards.gift_card, name="gift_card"),
+    path("<slug:slug>/gift-cards/<str:card_id>/cancel/", gift_cards.gift_card_void, name="gift_card_void"),
     path("<slug:slug>/orders/", views.orders, name="orders"),
     path("<slug:slug>/orders/<str:order_id>/", views.order_detail, name="order"),
     path("<slug:slug>/api-keys/", views.api_keys, name="api_keys"),

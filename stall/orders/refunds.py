@@ -7,6 +7,8 @@ transaction). ``payments.services.refund_succeed`` records the rail's success, w
 checkout purpose) to move the money back and update the order.
 """
 
+from collections.abc import Callable
+
 from django.db import transaction
 
 from stall.core.money import amount_validate, format_money, prorate
@@ -25,6 +27,24 @@ from .models import Order, OrderStatus
 from .schemas import order_out
 from .services import entitlements_revoke_for_order
 from .tasks import refund_notice_send
+
+# What a refund means to the product domains above orders (gift cards, license keys), registered
+# in their AppConfig.ready: a check may refuse a refund before any money moves (a gift card
+# already redeemed); a handler runs inside the refund's transaction once the money moved back.
+_REFUND_CHECKS: list[Callable[..., None]] = []
+_REFUNDED_HANDLERS: list[Callable[..., None]] = []
+
+
+def refund_check_register(check: Callable[..., None]) -> None:
+    """``check(order=, amount=)`` raises a StallError to refuse refunding ``amount`` of ``order``."""
+    if check not in _REFUND_CHECKS:
+        _REFUND_CHECKS.append(check)
+
+
+def order_refunded_register(handler: Callable[..., None]) -> None:
+    """``handler(order=, refund=)`` runs after a refund of ``order`` moved its money back."""
+    if handler not in _REFUNDED_HANDLERS:
+        _REFUNDED_HANDLERS.append(handler)
 
 
 def refund_create(*, store: Store, order_id: str, amount: int | None = None, reason: str = "") -> Refund:
@@ -53,6 +73,8 @@ def refund_create(*, store: Store, order_id: str, amount: int | None = None, rea
                 f"At most {format_money(refundable, order.currency)} of this order can be refunded.",
                 param="amount", code="amount_too_large",
             )
+        for check in _REFUND_CHECKS:
+            check(order=order, amount=amount)
         payment = order.payment
         refund = Refund.objects.create(
             store=store, payment=payment, order=order, amount=amount, currency=order.currency, reason=reason
@@ -118,6 +140,8 @@ def order_refunded(*, refund: Refund, payment) -> None:
     order.save(update_fields=["amount_refunded", "status", "fee_refunded", "platform_fee_refunded"])
     if order.status == OrderStatus.REFUNDED:
         entitlements_revoke_for_order(order=order)
+    for handler in _REFUNDED_HANDLERS:
+        handler(order=order, refund=refund)
     refund_id = refund.pk
     transaction.on_commit(lambda: refund_notice_send(refund_id))
     event_emit(store_id=order.store_id, type="order.refunded", data={"object": {**order_out(order), "refund": refund_out(refund)}})
