@@ -15,6 +15,7 @@ from stall.memberships.api import customers_router as customer_subscriptions
 from stall.memberships.api import subscriptions_router as subscriptions
 from stall.memberships.api import tiers_router as tiers
 from stall.orders.api import checkouts_router as checkouts
+from stall.orders.api import licenses_router as licenses
 from stall.orders.api import refunds_router as refunds
 from stall.orders.api import router as orders
 from stall.wallets.api import customers_router as customers
@@ -120,6 +121,7 @@ def _mount() -> None:
     api.add_router("/tiers", tiers, tags=["Memberships"])
     api.add_router("/subscriptions", subscriptions, tags=["Memberships"])
     api.add_router("/gift_cards", gift_cards, tags=["Gift cards"])
+    api.add_router("/licenses", licenses, tags=["License keys"])
 
 
 _mount()

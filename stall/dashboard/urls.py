@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import account, gift_cards, memberships, payments, posts, views, webhooks
+from . import account, gift_cards, licenses, memberships, payments, posts, views, webhooks
 
 app_name = "dashboard"
 urlpatterns = [
@@ -39,6 +39,8 @@ urlpatterns = [
     path("<slug:slug>/gift-cards/<str:card_id>/cancel/", gift_cards.gift_card_void, name="gift_card_void"),
     path("<slug:slug>/orders/", views.orders, name="orders"),
     path("<slug:slug>/orders/<str:order_id>/", views.order_detail, name="order"),
+    path("<slug:slug>/products/<str:product_id>/license/", licenses.product_license, name="product_license"),
+    path("<slug:slug>/licenses/<str:license_id>/<str:action>/", licenses.license_action, name="license_action"),
     path("<slug:slug>/api-keys/", views.api_keys, name="api_keys"),
     path("<slug:slug>/api-keys/<str:key_id>/revoke/", views.api_key_revoke_view, name="api_key_revoke"),
     path("<slug:slug>/payments/", payments.payment_settings, name="payments"),
