@@ -8,8 +8,12 @@ wallet and tab spend runs an order-paid observer (``license_keys_issue``) whose 
 in the spend's one SELECT, says whether the store has any such product at all.
 
 Checking. The software sends the key (``license_activate``, ``license_validate``,
-``license_deactivate``); the key is found by its SHA-256 (a unique index) and compared with
-``hmac.compare_digest``, and every call is rate limited per key and per client address.
+``license_deactivate``); the key is found by its SHA-256 (a unique index, with the instance asked
+about in the same SELECT) and compared with ``hmac.compare_digest``. Rate limits: every call counts
+against its key; a client address counts its calls with unknown keys (guesses), and once it
+has used up its limit every call from it is refused, valid keys too, so a guesser learns nothing
+more. Counting an address's valid calls too would double the cost of the call software makes on
+every start and stop nothing the per-key limit does not.
 Activations count in ``LicenseKey.activations_used``, changed only by a guarded UPDATE (``…
 WHERE activations_used < activation_limit``), so simultaneous activations of a key at its limit
 never pass it.
@@ -33,7 +37,7 @@ from django.utils.translation import gettext_noop
 
 from stall.core.api import timestamp
 from stall.core.errors import InvalidRequest, NotFound, StallError
-from stall.core.limits import limits_hit
+from stall.core.limits import limits_check, limits_hit
 from stall.integrations.webhooks import EventRow
 
 from .models import LicenseActivation, LicenseKey, LicensePolicy, LicenseStatus, Order, OrderStatus
@@ -187,26 +191,28 @@ class Found:
 
 _FIND_SQL = (
     "SELECT k.id, k.store_id, k.key_hash, k.status, k.activation_limit, k.activations_used, k.expires_at, "
-    "k.product_id, p.name, k.email, k.order_id, k.created_at FROM orders_licensekey k "
-    "JOIN catalog_product p ON p.id = k.product_id WHERE k.key_hash = %s"
+    "k.product_id, p.name, k.email, k.order_id, k.created_at, a.id, a.name, a.created_at FROM orders_licensekey k "
+    "JOIN catalog_product p ON p.id = k.product_id LEFT JOIN orders_licenseactivation a ON a.id = %s "
+    "AND a.license_id = k.id AND a.deactivated_at IS NULL WHERE k.key_hash = %s"
 )
 
 
-def _limit(key: str, address: str) -> None:
-    hits = [("license_key", key_hash(key))]
-    if address:
-        hits.append(("license_address", address))
-    limits_hit(*hits, what="requests")
-
-
-def license_find(*, key: str) -> Found:
+def license_find(*, key: str, address: str = "", instance_id: str = "") -> tuple[Found, dict | None]:
+    """The key (rate limited, see the module's docstring) and, with ``instance_id``, that live
+    instance of it, in one SELECT."""
     digest = key_hash(key)
+    limits_hit(("license_key", digest), what="requests")
+    if address:
+        limits_check(("license_address", address), what="requests")
     with connection.cursor() as cursor:
-        cursor.execute(_FIND_SQL, [digest])
+        cursor.execute(_FIND_SQL, [instance_id or "", digest])
         row = cursor.fetchone()
     if row is None or not hmac.compare_digest(row[2], digest):
+        if address:
+            limits_hit(("license_address", address), what="requests")
         raise LicenseKeyNotFound(param="license_key")
-    return Found(*row[:6], _aware(row[6]), row[7], row[8], row[9], row[10], _aware(row[11]))
+    instance = {"id": row[12], "name": row[13], "created_at": row[14]} if row[12] else None
+    return Found(*row[:6], _aware(row[6]), row[7], row[8], row[9], row[10], _aware(row[11])), instance
 
 
 def _aware(value):
@@ -229,15 +235,10 @@ def _refusal(found: Found, now) -> StallError | None:
 def license_validate(*, key: str, instance_id: str | None = None, address: str = "") -> dict:
     """Is the key good now (and, with ``instance_id``, is that instance one of its activations)?
     Answers for any key that exists, valid or not; an unknown key is ``license_key_invalid``."""
-    _limit(key, address)
-    found = license_find(key=key)
+    found, instance = license_find(key=key, address=address, instance_id=instance_id or "")
     now = timezone.now()
     refusal = _refusal(found, now)
-    instance = None
     if instance_id:
-        instance = LicenseActivation.objects.filter(
-            pk=instance_id, license_id=found.id, deactivated_at__isnull=True
-        ).values("id", "name", "created_at").first()
         if instance is None and refusal is None:
             refusal = LicenseInstanceNotFound(param="instance_id")
     return {
@@ -252,11 +253,10 @@ def license_activate(*, key: str, instance_name: str, address: str = "") -> dict
     """Activate the key on a new instance; refused at the limit (``activation_limit_reached``),
     when disabled or expired. Simultaneous activations at the limit: one guarded UPDATE each, so
     no more succeed than the limit allows."""
-    _limit(key, address)
     instance_name = (instance_name or "").strip()
     if not instance_name or len(instance_name) > 200 or "\x00" in instance_name:
         raise LicenseInvalid("Name the instance (1 to 200 characters).", param="instance_name")
-    found = license_find(key=key)
+    found, _ = license_find(key=key, address=address)
     now = timezone.now()
     refusal = _refusal(found, now)
     if refusal is not None:
@@ -280,8 +280,7 @@ def license_activate(*, key: str, instance_name: str, address: str = "") -> dict
 
 def license_deactivate(*, key: str, instance_id: str, address: str = "") -> dict:
     """Free one activation of the key. An unknown or already deactivated instance is ``instance_invalid``."""
-    _limit(key, address)
-    found = license_find(key=key)
+    found, _ = license_find(key=key, address=address)
     with transaction.atomic():
         gone = LicenseActivation.objects.filter(
             pk=instance_id or "", license_id=found.id, deactivated_at__isnull=True

@@ -148,15 +148,18 @@ def test_the_creator_resets_activations_and_raises_the_limit_for_one_customer(cl
 
 
 @override_settings(STALL_LIMITS={"license_key": "3/1m", "license_address": "5/1m"})
-def test_calls_are_rate_limited_per_key_and_per_address(client, key):
+def test_calls_are_rate_limited_per_key_and_guesses_per_address(client, store, app, key):
+    """Each key takes so many calls; an address so many unknown keys, and then nothing at all."""
     for _ in range(3):
         assert post(client, "validate", {"license_key": key.key}, address="198.51.100.7")[0] == 200
     status, body = post(client, "validate", {"license_key": key.key}, address="198.51.100.8")
     assert (status, body["error"]["code"]) == (429, "rate_limited")
-    for _ in range(2):
-        post(client, "validate", {"license_key": "PIX-00000-00000-00000-00000"}, address="198.51.100.7")
-    status, body = post(client, "validate", {"license_key": "PIX-11111-00000-00000-00000"}, address="198.51.100.7")
-    assert status == 429  # the address's 6th call, whatever the key
+    other = buy(store=store, product=app, email="other@example.com").license_keys.get()
+    for n in range(5):
+        assert post(client, "validate", {"license_key": f"PIX-{n}0000-00000-00000-00000"}, address="198.51.100.9")[0] == 404
+    status, body = post(client, "validate", {"license_key": other.key}, address="198.51.100.9")
+    assert (status, body["error"]["code"]) == (429, "rate_limited")  # a right guess now tells nothing
+    assert post(client, "validate", {"license_key": other.key}, address="198.51.100.10")[0] == 200
 
 
 @pytest.mark.django_db(transaction=True)
