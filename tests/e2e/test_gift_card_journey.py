@@ -35,6 +35,7 @@ def test_a_gift_card_is_bought_emailed_redeemed_and_spent_on_a_25_cent_post(live
     giver.goto(f"{live_server.url}/s/river/")
     giver.get_by_role("link", name=re.compile("River gift card")).click()
     expect(giver).to_have_url(re.compile(r"/s/river/gift/gift/$"))
+    expect(giver.get_by_text("A gift card for River Notes: the recipient gets a code by email")).to_be_visible()
     giver.get_by_label("Your email").fill("giver@example.com")
     giver.get_by_label("Recipient's email").fill("not an email")
     giver.get_by_role("button", name="Continue to payment").click()
