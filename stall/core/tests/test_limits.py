@@ -9,7 +9,14 @@ from django.core.cache import caches
 from django.test import RequestFactory
 
 from stall.core.cache import LockedFileCache
-from stall.core.limits import Rate, RateLimited, client_address, limits_check, limits_hit, rate_parse
+from stall.core.limits import (
+    Rate,
+    RateLimited,
+    client_address,
+    limits_check,
+    limits_hit,
+    rate_parse,
+)
 
 # A window boundary for every period used here (a multiple of a day in Unix seconds).
 WINDOW_START = datetime(2030, 1, 1, tzinfo=UTC)
