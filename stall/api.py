@@ -23,9 +23,11 @@ from stall.metering.api import meters_router as meters
 from stall.metering.api import plans_router as plans
 from stall.metering.api import usage_subscriptions_router as usage_subscriptions
 from stall.orders.api import checkouts_router as checkouts
+from stall.orders.api import licenses_router as licenses
 from stall.orders.api import refunds_router as refunds
 from stall.orders.api import router as orders
 from stall.wallets.api import customers_router as customers
+from stall.wallets.api import gift_cards_router as gift_cards
 from stall.wallets.api import router as charges
 
 WEBHOOKS_DOC = """## Webhooks
@@ -136,6 +138,8 @@ def _mount() -> None:
     api.add_router("/usage_subscriptions", usage_subscriptions, tags=["Usage billing"])
     api.add_router("/campaigns", campaigns, tags=["Campaigns"])
     api.add_router("/pledges", pledges, tags=["Campaigns"])
+    api.add_router("/gift_cards", gift_cards, tags=["Gift cards"])
+    api.add_router("/licenses", licenses, tags=["License keys"])
 
 
 _mount()

@@ -470,6 +470,10 @@ _LIMIT_DEFAULTS = {
     # An integrator's pace: Stripe allows 100 requests/s per account in live mode.
     "checkout_key": "3000/1m",    # API checkouts per API key
     "api_key": "6000/1m",         # API requests per API key
+    "gift_card_redeem_buyer": "10/15m",    # gift card codes tried per buyer
+    "gift_card_redeem_address": "30/15m",  # ... per client address
+    "license_key": "120/1m",      # license activate/validate/deactivate calls per key
+    "license_address": "1200/1m",  # ... per client address
 }
 STALL_LIMITS = {
     name: os.environ.get(f"STALL_LIMIT_{name.upper()}", default) for name, default in _LIMIT_DEFAULTS.items()

@@ -20,10 +20,13 @@ class ProductKind(models.TextChoices):
     # Other products of the store sold together at the bundle's own price: buying it grants each
     # part (orders makes an entitlement per part). Its parts are BundleItems.
     BUNDLE = "bundle", _("Bundle")
+    # A gift card of the store (stall.wallets' gift cards): buying it issues a card with a code,
+    # emailed to its recipient, whose balance is redeemed into the recipient's wallet.
+    GIFT_CARD = "gift_card", _("Gift card")
 
 
 # Kinds the store page lists as products; the others have pages of their own or none.
-LISTED_KINDS = (ProductKind.DOWNLOAD, ProductKind.BUNDLE)
+LISTED_KINDS = (ProductKind.DOWNLOAD, ProductKind.BUNDLE, ProductKind.GIFT_CARD)
 # What a bundle may hold: products that deliver files (not another bundle).
 BUNDLE_PART_KINDS = (ProductKind.DOWNLOAD,)
 

@@ -81,15 +81,36 @@ def limits_hit(*hits: tuple[str, str], what: str = "attempts") -> None:
         raise RateLimited(retry_after=max(waits), what=what)
 
 
+def limits_check(*checks: tuple[str, str], what: str = "attempts") -> None:
+    """RateLimited if any ``(limit name, subject)`` has used up its limit, counting nothing: for a
+    limit counted only on some outcomes (license checks count an address's unknown keys), which
+    must still refuse everything once it is reached. One cache read each."""
+    waits = []
+    for name, subject in checks:
+        rate = rate_parse(settings.STALL_LIMITS[name])
+        if rate is None:
+            continue
+        now = time.time()
+        key, window = _key(name, subject, rate, now)
+        if (caches["limits"].get(key) or 0) >= rate.count:
+            waits.append(math.ceil((window + 1) * rate.seconds - now))
+    if waits:
+        raise RateLimited(retry_after=max(waits), what=what)
+
+
+def _key(name: str, subject: str, rate: Rate, now: float) -> tuple[str, int]:
+    window = int(now // rate.seconds)
+    digest = hashlib.sha256(subject.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"{name}:{digest}:{window}", window
+
+
 def _hit(name: str, subject: str) -> int | None:
     """Count the attempt; the seconds until the window ends when it is past the limit, else None."""
     rate = rate_parse(settings.STALL_LIMITS[name])
     if rate is None:
         return None
     now = time.time()
-    window = int(now // rate.seconds)
-    digest = hashlib.sha256(subject.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    key = f"{name}:{digest}:{window}"
+    key, window = _key(name, subject, rate, now)
     cache = caches["limits"]
     cache.add(key, 0, timeout=rate.seconds + 1)
     try:

@@ -31,6 +31,7 @@ from stall.integrations.services import api_key_create, api_key_revoke
 from stall.ledger.models import AccountKind
 from stall.ledger.selectors import account_balance
 from stall.orders.checkout_pay import checkout_test_purchase
+from stall.orders.licenses import licenses_for_order
 from stall.orders.refunds import refund_create
 from stall.orders.selectors import order_get, orders_for_store
 from stall.payments.models import RefundStatus, StripeAccount
@@ -334,6 +335,7 @@ def order_detail(request, slug, order_id):
         "refundable": _refundable(order), "refunds": order.refunds.order_by("-created_at", "-pk"),
         "entitlements": order.entitlements.select_related("product"),
         "cost": order_processing_cost(order=order),
+        "license_keys": licenses_for_order(order=order),
     }
     return _render(request, "dashboard/order.html", context, form)
 

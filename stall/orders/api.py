@@ -11,21 +11,42 @@ from ninja import Query, Router
 from stall.checkout import selectors as checkout_selectors
 from stall.checkout import services as checkout_services
 from stall.checkout.schemas import CheckoutConfirmIn, CheckoutCreateIn, CheckoutOut, checkout_out
-from stall.core.api import ListParams, ObjectId, paginate, responses, router_refuse_other_methods
+from stall.core.api import (
+    Error,
+    ListParams,
+    ObjectId,
+    paginate,
+    responses,
+    router_refuse_other_methods,
+)
 from stall.core.errors import InvalidRequest, StallError
-from stall.core.limits import limits_hit
+from stall.core.limits import client_address, limits_hit
 from stall.payments import selectors as payment_selectors
 from stall.payments.schemas import RefundCreateIn, RefundList, RefundOut, refund_out
 
-from . import selectors
+from . import licenses, selectors
 from .checkout_pay import checkout_confirm as checkout_pay_confirm
 from .errors import OrderNotFound
 from .refunds import refund_create as order_refund_create
-from .schemas import OrderList, OrderListFilter, OrderOut, order_out
+from .schemas import (
+    LicenseActivateIn,
+    LicenseActivateOut,
+    LicenseDeactivateIn,
+    LicenseDeactivateOut,
+    LicenseValidateIn,
+    LicenseValidateOut,
+    OrderList,
+    OrderListFilter,
+    OrderOut,
+    order_out,
+)
 
 router = Router()
 checkouts_router = Router()
 refunds_router = Router()
+# Called by the software a key unlocks, on every start: the license key is the credential, so no
+# API key (which must never ship inside software) is asked for.
+licenses_router = Router(auth=None)
 
 
 @router.get("", response=responses(OrderList), summary="List orders, newest first")
@@ -111,3 +132,43 @@ def refund_retrieve(request, id: ObjectId):
 
 
 router_refuse_other_methods(refunds_router)
+
+
+_LICENSE_DOC = (
+    " Authenticated by the license key itself (no API key). Rate limited per key and per client "
+    "address (429 ``rate_limited``). An unknown key is 404 ``license_key_invalid``."
+)
+
+
+@licenses_router.post("/activate", response={**responses(LicenseActivateOut), 403: Error},
+                      summary="Activate a license key on an instance")
+def license_activate(request, payload: LicenseActivateIn):
+    """Returns the new instance's id (keep it to validate and deactivate). Refused (403) with
+    ``activation_limit_reached``, ``license_disabled`` or ``license_expired``."""
+    return licenses.license_activate(key=payload.license_key, instance_name=payload.instance_name,
+                                     address=client_address(request))
+
+
+license_activate.__doc__ += _LICENSE_DOC
+
+
+@licenses_router.post("/validate", response=responses(LicenseValidateOut), summary="Validate a license key")
+def license_validate(request, payload: LicenseValidateIn):
+    """``valid`` says whether the key (and the instance, when given) may be used now; ``error``
+    says why not. The key's status, product, customer, activations and expiry come with it."""
+    return licenses.license_validate(key=payload.license_key, instance_id=payload.instance_id,
+                                     address=client_address(request))
+
+
+license_validate.__doc__ += _LICENSE_DOC
+
+
+@licenses_router.post("/deactivate", response=responses(LicenseDeactivateOut), summary="Deactivate an instance")
+def license_deactivate(request, payload: LicenseDeactivateIn):
+    """Frees the instance's activation. An unknown or already deactivated instance is 404 ``instance_invalid``."""
+    return licenses.license_deactivate(key=payload.license_key, instance_id=payload.instance_id,
+                                       address=client_address(request))
+
+
+license_deactivate.__doc__ += _LICENSE_DOC
+router_refuse_other_methods(licenses_router)

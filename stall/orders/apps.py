@@ -9,7 +9,9 @@ class OrdersConfig(AppConfig):
         from stall.payments.models import PaymentPurpose
         from stall.payments.services import PurposeHandlers, payment_purpose_register
 
-        from .refunds import order_refunded
+        from .fulfilment import OrderPaidObserver, order_paid_register
+        from .licenses import POLICY_SQL, license_keys_issue, license_order_refunded
+        from .refunds import order_refunded, order_refunded_register
         from .services import checkout_payment_replayed, checkout_payment_succeeded
 
         # A checkout's payment makes its order when the rail reports success, on any rail.
@@ -19,3 +21,7 @@ class OrdersConfig(AppConfig):
                 succeeded=checkout_payment_succeeded, replayed=checkout_payment_replayed, refunded=order_refunded,
             ),
         )
+        # A paid order of a product with a license policy issues its keys, on any rail; a full
+        # refund disables them.
+        order_paid_register(OrderPaidObserver(handler=license_keys_issue, read_sql=POLICY_SQL))
+        order_refunded_register(license_order_refunded)

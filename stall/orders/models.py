@@ -155,3 +155,60 @@ class LineRefund(models.Model):
 
     refund = models.OneToOneField("payments.Refund", on_delete=models.CASCADE, related_name="line_refund")
     line = models.ForeignKey(OrderLine, on_delete=models.CASCADE, related_name="refunds")
+class LicensePolicy(models.Model):
+    """A product that issues a license key with each order of it, and the keys' terms."""
+
+    product = models.OneToOneField(Product, on_delete=models.CASCADE, related_name="license_policy")
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="license_policies")
+    enabled = models.BooleanField(default=True)
+    # The key's shape: each # is a random character of Crockford's base32; anything else is kept
+    # as written ("ACME-#####-#####-#####-#####"). At least 20 #: 100 random bits.
+    key_format = models.CharField(max_length=80, default="#####-#####-#####-#####-#####")
+    activation_limit = models.PositiveIntegerField(null=True, blank=True)  # None: unlimited
+    valid_days = models.PositiveIntegerField(null=True, blank=True)  # None: never expires
+
+    class Meta:
+        indexes = [models.Index(fields=["store", "enabled"])]
+
+
+class LicenseStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    DISABLED = "disabled", "Disabled"
+
+
+class LicenseKey(models.Model):
+    """A key issued by a paid order. ``activations_used`` counts live activations and is only
+    changed by guarded UPDATEs, so simultaneous activations never pass the limit."""
+
+    id = PrefixedIdField(prefix="lic")
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="license_keys")
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="license_keys")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="license_keys")
+    email = models.EmailField()
+    key = models.CharField(max_length=80)
+    key_hash = models.CharField(max_length=64, unique=True)
+    status = models.CharField(max_length=10, choices=LicenseStatus.choices, default=LicenseStatus.ACTIVE)
+    disabled_reason = models.CharField(max_length=40, blank=True)
+    activation_limit = models.PositiveIntegerField(null=True, blank=True)
+    activations_used = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(activation_limit__isnull=True) | Q(activations_used__lte=F("activation_limit")),
+                name="orders_license_within_limit",
+            ),
+        ]
+        indexes = [models.Index(fields=["store", "-id"])]
+
+
+class LicenseActivation(models.Model):
+    """One instance (a machine, an install) a key is activated on."""
+
+    id = PrefixedIdField(prefix="inst")
+    license = models.ForeignKey(LicenseKey, on_delete=models.CASCADE, related_name="activations")
+    name = models.CharField(max_length=200)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)

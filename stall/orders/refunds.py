@@ -29,10 +29,19 @@ from .schemas import order_out
 from .services import entitlements_revoke_for_line, entitlements_revoke_for_order
 from .tasks import refund_notice_send
 
-# What follows any refund of an order, beyond moving its money back: stall.books returns the
-# refund's share of what the sale set aside. ``handler(*, order, refund, refunded_before)`` runs in
-# ``order_refunded``'s transaction once the order is updated; registered in an AppConfig.ready.
+# What a refund means to the domains above orders, registered in their AppConfig.ready: a check
+# may refuse a refund before any money moves (a gift card already redeemed); an observer runs in
+# ``order_refunded``'s transaction once the money moved back and the order is updated, as
+# ``handler(*, order, refund, refunded_before)`` (stall.books returns the refund's share of what
+# the sale set aside; gift cards are cancelled; license keys disabled).
+_REFUND_CHECKS: list[Callable[..., None]] = []
 _REFUND_OBSERVERS: list[Callable[..., None]] = []
+
+
+def refund_check_register(check: Callable[..., None]) -> None:
+    """``check(order=, amount=)`` raises a StallError to refuse refunding ``amount`` of ``order``."""
+    if check not in _REFUND_CHECKS:
+        _REFUND_CHECKS.append(check)
 
 
 def order_refunded_register(handler: Callable[..., None]) -> None:
@@ -88,6 +97,8 @@ def refund_create(
                 f"At most {format_money(refundable, order.currency)} of this order can be refunded.",
                 param="amount", code="amount_too_large",
             )
+        for check in _REFUND_CHECKS:
+            check(order=order, amount=amount)
         payment = order.payment
         refund = Refund.objects.create(
             store=store, payment=payment, order=order, amount=amount, currency=order.currency, reason=reason

@@ -4,7 +4,7 @@ from typing import Literal
 
 from ninja import Field, Schema
 
-from stall.core.api import Text, timestamp
+from stall.core.api import InputSchema, Text, timestamp
 
 from .models import Order
 
@@ -100,3 +100,68 @@ def order_out(order: Order) -> dict:
         "livemode": order.livemode,
         "created": timestamp(order.created_at),
     }
+
+
+# --- license keys (the public, key-authenticated API) ----------------------------------------
+
+
+class LicenseActivateIn(InputSchema):
+    license_key: Text = Field(..., max_length=100)
+    instance_name: Text = Field(..., max_length=200, description="What the key is activated on: a machine, a site.")
+
+
+class LicenseValidateIn(InputSchema):
+    license_key: Text = Field(..., max_length=100)
+    instance_id: Text | None = Field(None, max_length=40, description="With it, also checks that instance is active.")
+
+
+class LicenseDeactivateIn(InputSchema):
+    license_key: Text = Field(..., max_length=100)
+    instance_id: Text = Field(..., max_length=40)
+
+
+class LicenseProductOut(Schema):
+    id: str
+    name: str
+
+
+class LicenseKeyInfo(Schema):
+    id: str
+    status: str = Field(..., description="active, disabled or expired.")
+    product: LicenseProductOut
+    customer_email: str
+    order: str
+    activation_limit: int | None = Field(..., description="None: unlimited.")
+    activations_used: int
+    expires_at: int | None
+    created: int
+
+
+class LicenseInstanceOut(Schema):
+    id: str
+    name: str
+    created: int
+
+
+class LicenseErrorOut(Schema):
+    code: str
+    message: str
+    param: str | None = None
+
+
+class LicenseValidateOut(Schema):
+    valid: bool
+    error: LicenseErrorOut | None = Field(None, description="Why the key is not valid now, when it is not.")
+    license_key: LicenseKeyInfo
+    instance: LicenseInstanceOut | None = None
+
+
+class LicenseActivateOut(Schema):
+    activated: bool
+    license_key: LicenseKeyInfo
+    instance: LicenseInstanceOut
+
+
+class LicenseDeactivateOut(Schema):
+    deactivated: bool
+    license_key: LicenseKeyInfo

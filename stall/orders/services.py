@@ -25,6 +25,7 @@ from stall.payments.services import platform_fee_for, rail_fee_account_id
 
 from .errors import DownloadLimitReached, DownloadLinkExpired, DownloadLinkInvalid, DownloadRevoked
 from .fulfilment import fulfil, order_paid_postings
+from .licenses import license_keys_for_lines
 from .models import DownloadCount, Entitlement, Order, OrderLine
 from .schemas import order_out
 from .tasks import receipt_send
@@ -61,7 +62,7 @@ def order_create_for_checkout(*, checkout: Checkout, payment=None, fee: int = 0,
         platform_fee=platform_fee,
         livemode=payment is None or payment.livemode,
     )
-    lines = list(checkout.lines.select_related("product"))
+    lines = list(checkout.lines.select_related("product", "product__license_policy"))
     order_lines = OrderLine.objects.bulk_create(
         [OrderLine(order=order, product_id=ln.product_id, name=ln.name, unit_amount=ln.unit_amount, quantity=ln.quantity,
                    amount_discount=ln.amount_discount) for ln in lines]
@@ -85,7 +86,7 @@ def order_create_for_checkout(*, checkout: Checkout, payment=None, fee: int = 0,
         # Paid from the wallet or the tab, the wallet's history is the receipt: a reader unlocking
         # twenty 25¢ posts, or an API charging per call, does not get twenty emails.
         transaction.on_commit(lambda: receipt_send(order.pk))
-    events = fulfil(order=order, lines=lines)
+    events = fulfil(order=order, lines=lines) + license_keys_for_lines(order=order, lines=lines)
     events_record(store_id=order.store_id, events=[EventRow("order.paid", order_out(order)), *events])
     return order
 

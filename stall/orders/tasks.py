@@ -8,6 +8,7 @@ from stall.core.email import email_send
 from stall.core.money import format_money
 from stall.payments.models import Refund
 
+from .licenses import licenses_for_order
 from .models import Order
 
 
@@ -31,6 +32,7 @@ def _receipt_send(order: Order) -> None:
             "lines": [(ln.name, ln.quantity, format_money(ln.unit_amount * ln.quantity, order.currency)) for ln in order.lines.all()],
             "total": format_money(order.amount_total, order.currency),
             "library_url": buyer_magic_link(email=order.email),
+            "license_keys": [(k.product.name, k.key) for k in licenses_for_order(order=order)],
         },
         reply_to=order.store.support_email or None,
     )

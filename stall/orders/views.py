@@ -21,6 +21,7 @@ from stall.accounts.services import (
 from stall.core.errors import StallError
 from stall.core.limits import client_address
 
+from .licenses import licenses_for_email
 from .selectors import downloads_used, entitlements_for_email
 from .services import download_register, download_resolve, download_url
 from .tasks import library_link_send
@@ -59,6 +60,10 @@ def library(request):
             (f, download_url(entitlement=entitlement, file=f), used.get(f.pk, 0)) for f in entitlement.product.files.all()
         ] if entitlement.active else []
         items.append((entitlement, files))
+    keys = {}
+    for lic in licenses_for_email(email=email):
+        keys.setdefault(lic.order_id, []).append(lic)
+    items = [(entitlement, files, keys.get(entitlement.order_id, [])) for entitlement, files in items]
     return render(request, "orders/library.html", {"email": email, "items": items})
 
 

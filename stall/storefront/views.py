@@ -98,6 +98,8 @@ def product_page(request, slug, product_slug):
         return redirect("content:post", slug=store.slug, post_slug=product.slug)
     if product.kind == ProductKind.TIP:
         return redirect("content:tip", slug=store.slug)
+    if product.kind == ProductKind.GIFT_CARD:
+        return redirect("gift_cards:buy", slug=store.slug, product_slug=product.slug)
     if product.kind not in LISTED_KINDS:
         raise Http404  # the API charges product has no page
     context = {

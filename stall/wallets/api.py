@@ -5,6 +5,7 @@ Each endpoint parses, calls one service or selector, serializes.
 
 from ninja import Query, Router
 
+from stall.accounts.services import buyer_for_email
 from stall.core.api import (
     Error,
     ListParams,
@@ -14,8 +15,9 @@ from stall.core.api import (
     router_refuse_other_methods,
 )
 from stall.core.errors import InvalidRequest
+from stall.core.limits import client_address
 
-from . import allowances
+from . import allowances, gift_cards
 from .schemas import (
     ChargeCreateIn,
     ChargeList,
@@ -24,6 +26,11 @@ from .schemas import (
     CustomerListFilter,
     CustomerOut,
     CustomerWalletOut,
+    GiftCardCreatedOut,
+    GiftCardCreateIn,
+    GiftCardList,
+    GiftCardOut,
+    GiftCardRedeemIn,
     charge_out,
     customer_out,
     customer_wallet_out,
@@ -31,6 +38,7 @@ from .schemas import (
 
 router = Router()
 customers_router = Router()
+gift_cards_router = Router()
 
 
 @router.post("", response={**responses(ChargeOut), 403: Error}, summary="Charge a customer's wallet")
@@ -90,3 +98,47 @@ def customer_wallet_retrieve(request, id: ObjectId):
 
 
 router_refuse_other_methods(customers_router)
+
+
+@gift_cards_router.get("", response=responses(GiftCardList), summary="List gift cards, newest first")
+def gift_card_list(request, params: Query[ListParams]):
+    return paginate(gift_cards.gift_cards_for_store(store=request.store), params, gift_cards.gift_card_out)
+
+
+@gift_cards_router.post("", response=responses(GiftCardCreatedOut), summary="Issue a gift card")
+def gift_card_create(request, payload: GiftCardCreateIn):
+    """Issues a card worth ``amount`` of the store's currency, funded from the store's balance (a
+    giveaway, or credit instead of a refund), and emails its code to ``recipient_email`` when given.
+    The response carries the ``code``: this once only, since Stall keeps only its hash."""
+    card, code = gift_cards.gift_card_issue(
+        store=request.store, amount=payload.amount, recipient_email=payload.recipient_email or "",
+        recipient_name=payload.recipient_name, sender_name=payload.sender_name, message=payload.message,
+        send_at=payload.send_at, expires_at=payload.expires_at,
+    )
+    return {**gift_cards.gift_card_out(card), "code": code}
+
+
+# Before /{id}: its pattern would take /redeem.
+@gift_cards_router.post("/redeem", response=responses(GiftCardOut), summary="Redeem a gift card for a customer")
+def gift_card_redeem(request, payload: GiftCardRedeemIn):
+    """Moves the whole balance of the store's card with ``code`` into the customer's wallet.
+    Refused with nothing moved: ``gift_card_code_invalid`` (a wrong code, or another store's card),
+    ``gift_card_used_up``, ``gift_card_expired``, ``gift_card_disabled`` (400); ``rate_limited``
+    (429) after too many attempts for one customer or from one address."""
+    try:
+        customer = allowances.customer_get(store=request.store, customer_id=payload.customer)
+    except allowances.CustomerNotFound:
+        raise InvalidRequest("No such customer.", param="customer", code="resource_missing") from None
+    card = gift_cards.gift_card_redeem(
+        store=request.store, buyer=buyer_for_email(email=customer.email), code=payload.code,
+        address=client_address(request),
+    )
+    return gift_cards.gift_card_out(card)
+
+
+@gift_cards_router.get("/{id}", response=responses(GiftCardOut), summary="Retrieve a gift card")
+def gift_card_retrieve(request, id: ObjectId):
+    return gift_cards.gift_card_out(gift_cards.gift_card_get(store=request.store, card_id=id))
+
+
+router_refuse_other_methods(gift_cards_router)

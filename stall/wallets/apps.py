@@ -6,12 +6,16 @@ class WalletsConfig(AppConfig):
     label = "wallets"
 
     def ready(self):
+        from stall.catalog.models import ProductKind
         from stall.orders.charging import store_charge_register
+        from stall.orders.fulfilment import fulfilment_register
+        from stall.orders.refunds import order_refunded_register, refund_check_register
         from stall.payments.models import PaymentPurpose
         from stall.payments.rails.wallet import wallet_spent_register
         from stall.payments.services import PurposeHandlers, payment_purpose_register
 
         from .allowances import charge_create
+        from .gift_cards import gift_card_fulfil, gift_card_order_refunded, gift_card_refund_check
         from .services import (
             tab_settlement_fail,
             tab_settlement_succeed,
@@ -29,3 +33,7 @@ class WalletsConfig(AppConfig):
         wallet_spent_register(wallet_spent)
         # Other domains (metering) charge a customer's wallet under their allowance through orders.
         store_charge_register(charge_create)
+        # A paid gift card product issues its cards; refunding it cancels them while unredeemed.
+        fulfilment_register(kind=ProductKind.GIFT_CARD, handler=gift_card_fulfil)
+        refund_check_register(gift_card_refund_check)
+        order_refunded_register(gift_card_order_refunded)

@@ -5,6 +5,7 @@ from django import forms
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from stall.checkout.forms import BuyForm
 from stall.core.errors import StallError
 from stall.core.money import format_money, parse_amount
 from stall.payments.rails import rail_get, rail_livemode, sandbox_enabled
@@ -149,3 +150,33 @@ class CardForm(forms.Form):
     def __init__(self, *args, store=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["payment_method"] = CardField(store=store, stripe=True, real_only=True)
+
+
+class GiftCardBuyForm(BuyForm):
+    """Buying a gift card: who pays (their receipt), who receives the code, what it says, when."""
+
+    recipient_email = forms.EmailField(label=_("Recipient's email"), help_text=_("The gift card's code is sent here."),
+                                       widget=forms.EmailInput(attrs={"inputmode": "email"}))
+    recipient_name = forms.CharField(label=_("Recipient's name"), required=False, max_length=120)
+    sender_name = forms.CharField(label=_("From"), required=False, max_length=120, help_text=_("Your name, as the recipient knows you."))
+    message = forms.CharField(label=_("Message"), required=False, max_length=1000, widget=forms.Textarea(attrs={"rows": 3}))
+    send_on = forms.DateField(label=_("Send on"), required=False, widget=forms.DateInput(attrs={"type": "date"}),
+                              help_text=_("Leave empty to send it now."))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["email"].label = _("Your email")
+        self.fields["email"].help_text = _("Your receipt goes here.")
+        if "amount" in self.fields:
+            self.fields["amount"].label = gettext("Amount (%(currency)s)") % {"currency": self.product.currency}
+
+    def clean_amount(self):
+        amount = super().clean_amount()
+        if amount is not None and amount <= 0:
+            raise forms.ValidationError(gettext("Choose an amount above zero."))
+        return amount
+
+
+class GiftCardRedeemForm(forms.Form):
+    code = forms.CharField(label=_("Gift card code"), max_length=64,
+                           widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}))

@@ -91,3 +91,83 @@ class Charge(models.Model):
                 name="wallets_charge_idempotency_key_unique",
             ),
         ]
+
+
+class GiftCardStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    REDEEMED = "redeemed", "Redeemed"
+    DISABLED = "disabled", "Disabled"
+
+
+class GiftCard(models.Model):
+    """A store's gift card: a code worth ``balance`` in the store's currency until it is redeemed.
+
+    Its money is in the store's gift card liability account from issue to redemption; redeeming
+    moves it into the recipient's wallet. The code itself is never stored once delivered: only its
+    SHA-256 (``code_hash``, the lookup) and its last four characters (to tell cards apart).
+    ``pending_code`` holds it until the email that carries it is sent (a send date may be weeks
+    away), and is emptied then.
+    """
+
+    id = PrefixedIdField(prefix="gc")
+    store = models.ForeignKey("stores.Store", on_delete=models.PROTECT, related_name="gift_cards")
+    code_hash = models.CharField(max_length=64, unique=True)
+    code_last4 = models.CharField(max_length=4)
+    pending_code = models.CharField(max_length=40, blank=True)
+    currency = models.CharField(max_length=3)
+    initial_amount = models.BigIntegerField()
+    balance = models.BigIntegerField()
+    status = models.CharField(max_length=10, choices=GiftCardStatus.choices, default=GiftCardStatus.ACTIVE)
+    # False for a card bought with test money: its money is in the store's test liability.
+    livemode = models.BooleanField(default=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    # The order that bought it; None for a card the creator issued by hand.
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, null=True, blank=True, related_name="gift_cards")
+    purchaser_email = models.EmailField(blank=True)
+    sender_name = models.CharField(max_length=120, blank=True)
+    recipient_email = models.EmailField(blank=True)
+    recipient_name = models.CharField(max_length=120, blank=True)
+    message = models.TextField(blank=True, max_length=1000)
+    send_at = models.DateTimeField(null=True, blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    redeemed_by = models.ForeignKey(Buyer, on_delete=models.PROTECT, null=True, blank=True, related_name="gift_cards")
+    redeemed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(initial_amount__gt=0), name="wallets_gift_card_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(balance__gte=0) & Q(balance__lte=models.F("initial_amount")),
+                name="wallets_gift_card_balance_within_initial",
+            ),
+        ]
+        indexes = [models.Index(fields=["store", "-id"])]
+
+    @property
+    def code_hint(self) -> str:
+        return f"…{self.code_last4}"
+
+
+class GiftCardEvent(models.Model):
+    """A line of a card's history: issued, emailed, redeemed, a refused redemption, disabled."""
+
+    card = models.ForeignKey(GiftCard, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20)
+    amount = models.BigIntegerField(default=0)
+    note = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+
+class GiftCardPurchase(models.Model):
+    """Who a gift card being bought is for, kept with its checkout until the order issues the card."""
+
+    checkout = models.OneToOneField("checkout.Checkout", on_delete=models.CASCADE, related_name="gift_card_purchase")
+    sender_name = models.CharField(max_length=120, blank=True)
+    recipient_email = models.EmailField()
+    recipient_name = models.CharField(max_length=120, blank=True)
+    message = models.TextField(blank=True, max_length=1000)
+    send_at = models.DateTimeField(null=True, blank=True)

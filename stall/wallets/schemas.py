@@ -1,5 +1,6 @@
 """API v1 shapes of charges and customers: what a client sends (…In) and what it gets back (…Out)."""
 
+from datetime import datetime
 from typing import Literal
 
 from ninja import Field, Schema
@@ -133,3 +134,49 @@ def customer_wallet_out(summary) -> dict:
             "expires": timestamp(allowance.expires_at),
         },
     }
+
+
+# --- gift cards ------------------------------------------------------------------------------
+
+
+class GiftCardCreateIn(InputSchema):
+    amount: Amount = Field(..., description="The card's value in minor units of the store's currency; more than 0.")
+    recipient_email: Text | None = Field(None, max_length=254, description="Emailed the code (at send_at, if given).")
+    recipient_name: Text = Field("", max_length=120)
+    sender_name: Text = Field("", max_length=120)
+    message: Text = Field("", max_length=1000)
+    send_at: datetime | None = Field(None, description="When to email it; now if absent or past.")
+    expires_at: datetime | None = Field(None, description="After this the card cannot be redeemed.")
+
+
+class GiftCardRedeemIn(InputSchema):
+    code: Text = Field(..., max_length=64, description="The card's code, as the recipient received it.")
+    customer: ObjectId = Field(..., description="The customer (cus_…) whose wallet receives the balance.")
+
+
+class GiftCardOut(Schema):
+    id: str
+    object: str = "gift_card"
+    code_last4: str
+    currency: str
+    initial_amount: int
+    balance: int
+    status: str
+    expires_at: int | None
+    order: str | None
+    recipient_email: str | None
+    send_at: int | None
+    emailed_at: int | None
+    redeemed_at: int | None
+    livemode: bool
+    created: int
+
+
+class GiftCardCreatedOut(GiftCardOut):
+    code: str = Field(..., description="The card's code. Shown in this response only: Stall keeps only its hash.")
+
+
+class GiftCardList(Schema):
+    object: str = "list"
+    data: list[GiftCardOut]
+    has_more: bool

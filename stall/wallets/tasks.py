@@ -1,6 +1,7 @@
 """Background work for wallets and tabs: automatic top-ups, overdue tabs, and the emails about them."""
 
 from django.conf import settings
+from django.utils import timezone
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
@@ -9,7 +10,7 @@ from stall.core.email import email_send
 from stall.core.money import format_money
 
 from . import selectors, services
-from .models import Tab, Wallet
+from .models import GiftCard, GiftCardEvent, GiftCardStatus, Tab, Wallet
 
 
 @db_task()
@@ -65,3 +66,28 @@ def tab_overdue_notice(tab_id: str) -> None:
             "tab_url": buyer_magic_link(email=tab.buyer.email, next_path=f"/wallet/tab/?currency={tab.currency}"),
         },
     )
+
+
+@db_task(retries=5, retry_delay=settings.STALL_TASK_RETRY_DELAY_SECONDS)
+def gift_card_email_send(card_id: str) -> None:
+    """Email a gift card's code to its recipient, with the sender's message; queued at issue, or
+    scheduled for the send date the buyer chose. Sent once: the code is then forgotten (only its
+    hash stays), so a retried or repeated task finds nothing to send."""
+    card = GiftCard.objects.select_related("store").get(pk=card_id)
+    if card.emailed_at is not None or not card.pending_code or card.status != GiftCardStatus.ACTIVE:
+        return
+    store = card.store
+    email_send(
+        to=card.recipient_email,
+        subject=f"A {format_money(card.initial_amount, card.currency)} gift card for {store.name}",
+        template="wallets/email/gift_card",
+        context={
+            "card": card, "store": store, "code": card.pending_code,
+            "amount": format_money(card.initial_amount, card.currency),
+            "redeem_url": buyer_magic_link(email=card.recipient_email, next_path=f"/s/{store.slug}/redeem/"),
+        },
+        reply_to=store.support_email or None,
+    )
+    now = timezone.now()
+    GiftCard.objects.filter(pk=card.pk, emailed_at__isnull=True).update(emailed_at=now, pending_code="")
+    GiftCardEvent.objects.create(card=card, kind="emailed", note=f"to {card.recipient_email}")

@@ -9,7 +9,14 @@ from django.core.cache import caches
 from django.test import RequestFactory
 
 from stall.core.cache import LockedFileCache
-from stall.core.limits import Rate, RateLimited, client_address, limits_hit, rate_parse
+from stall.core.limits import (
+    Rate,
+    RateLimited,
+    client_address,
+    limits_check,
+    limits_hit,
+    rate_parse,
+)
 
 # A window boundary for every period used here (a multiple of a day in Unix seconds).
 WINDOW_START = datetime(2030, 1, 1, tzinfo=UTC)
@@ -150,3 +157,18 @@ def test_client_address(settings, remote, forwarded, behind_proxy, expected):
     settings.STALL_BEHIND_PROXY = behind_proxy
     request = RequestFactory().get("/", REMOTE_ADDR=remote, HTTP_X_FORWARDED_FOR=forwarded)
     assert client_address(request) == expected
+
+
+def test_a_check_counts_nothing_and_refuses_once_the_limit_is_used_up(limits):
+    """limits_check reads the count: any number of checks leave it as it was, and once the hits
+    have used up the limit every check is refused."""
+    limits(login_address="2/1m")
+    with time_machine.travel(WINDOW_START, tick=False):  # one window for the whole test
+        for _ in range(5):
+            limits_check(("login_address", "203.0.113.5"))
+        limits_hit(("login_address", "203.0.113.5"))
+        limits_check(("login_address", "203.0.113.5"))
+        limits_hit(("login_address", "203.0.113.5"))
+        with pytest.raises(RateLimited):
+            limits_check(("login_address", "203.0.113.5"))
+        limits_check(("login_address", "198.51.100.1"))
