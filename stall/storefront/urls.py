@@ -6,6 +6,7 @@ from . import pay, views
 
 store_patterns = [
     path("", views.front, name="front"),
+    path("embed.js", views.embed_js, name="embed_js"),
     path("s/<slug:slug>/", views.store_page, name="store"),
     path("s/<slug:slug>/<slug:product_slug>/", views.product_page, name="product"),
 ]
