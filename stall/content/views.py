@@ -11,10 +11,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from stall.accounts.services import buyer_from_request, magic_link_request_allowed
+from stall.core.csrf import csrf_by_origin
 from stall.core.errors import NotFound, StallError
 from stall.core.forms import form_add_stall_error
 from stall.core.limits import client_address
 from stall.core.markdown import render_markdown
+from stall.core.middleware import frame_ancestors_allow
 from stall.core.money import format_money
 from stall.stores.selectors import store_get_public
 
@@ -81,6 +83,7 @@ def posts(request, slug):
 
 
 def _post_page(request, store, post, *, error=None, unlock_form=None, refund_form=None, status=200):
+    frame_ancestors_allow(request, store.embed_origin_list)  # the post's button on the creator's site
     buyer = buyer_from_request(request)
     split = post_split_for(post)
     unlock = post_unlock_get(post=post, email=buyer.email if buyer else "")
@@ -133,6 +136,7 @@ def post_detail(request, slug, post_slug):
 
 
 def _confirm_page(request, store, *, action: str, amount: int, currency: str, fields: dict, what: str, back: str):
+    frame_ancestors_allow(request, store.embed_origin_list)
     buyer = buyer_from_request(request)
     context = {
         "store": store, "action": action, "amount": amount, "currency": currency, "fields": fields, "what": what,
@@ -229,9 +233,11 @@ def reader_sign_in(request, slug):
     return redirect(back)
 
 
+@csrf_by_origin  # the tip button's overlay on the creator's site: see stall.core.csrf
 @require_http_methods(["GET", "POST"])
 def tip(request, slug):
     store = _store(slug)
+    frame_ancestors_allow(request, store.embed_origin_list)  # the tip button on the creator's site
     buyer = buyer_from_request(request)
     panel = tip_jar_panel(store=store, buyer=buyer)
     if panel is None:

@@ -6,7 +6,9 @@ class ContentSecurityPolicyMiddleware:
     """A strict CSP: everything from this origin, nothing from third parties, no inline script.
 
     The API docs page loads Swagger UI from Ninja's bundled static files, so it needs no exception.
-    A view may widen it for its own response only, with ``request.csp_extra``.
+    A view may widen it for its own response only, with ``request.csp_extra``, and let the origins a
+    creator listed frame it with ``frame_ancestors_allow`` (the embedded checkout); every other
+    response keeps ``frame-ancestors 'none'`` and X-Frame-Options DENY.
     """
 
     POLICY = (
@@ -20,6 +22,12 @@ class ContentSecurityPolicyMiddleware:
     def __call__(self, request):
         response = self.get_response(request)
         extra = getattr(request, "csp_extra", None)
+        ancestors = getattr(request, "frame_ancestors", None)
+        if ancestors:
+            extra = {**(extra or {}), "frame-ancestors": ancestors}
+            # Runs before XFrameOptionsMiddleware on the way out (it is listed after it), so its DENY
+            # is skipped for this response only; the CSP above names who may frame it instead.
+            response.xframe_options_exempt = True
         response.headers.setdefault("Content-Security-Policy", self.policy_with(extra) if extra else self.POLICY)
         return response
 
@@ -33,9 +41,17 @@ class ContentSecurityPolicyMiddleware:
             name, *sources = part.split()
             directives[name] = sources
         for name, sources in extra.items():
+            if directives.get(name) == ["'none'"]:
+                directives[name] = []  # 'none' stands alone: a source added to it replaces it
             current = directives.setdefault(name, list(directives["default-src"]))
             current.extend(source for source in sources if source not in current)
         return "; ".join(" ".join([name, *sources]) for name, sources in directives.items())
+
+
+def frame_ancestors_allow(request, origins) -> None:
+    """Let these origins (a store's embed origins, already validated) frame this request's response;
+    none leaves the response unframeable."""
+    request.frame_ancestors = [origin for origin in origins if origin]
 
 
 class EnglishOnlyMiddleware:

@@ -112,6 +112,13 @@ class StoreSettingsForm(forms.Form):
     support_email = forms.EmailField(label="Support email", required=False,
                                      help_text="Shown on receipts so buyers can reach you.",
                                      widget=forms.EmailInput(attrs={"autocomplete": "email", "inputmode": "email"}))
+    embed_origins = forms.CharField(
+        label="Sites that may embed your checkout", required=False, max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3, "autocapitalize": "none", "spellcheck": "false",
+                                     "placeholder": "https://example.com"}),
+        help_text="One a line, like https://example.com. The buy button's overlay opens only on these sites; "
+                  "the plain button link works everywhere.",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -20,6 +20,7 @@ from stall.core.errors import NotFound, StallError
 from stall.core.forms import form_add_stall_error
 from stall.core.money import format_money, parse_amount
 
+from .embeds import embed_button
 from .forms import AmountField, _AmountsForm, amount_for_input
 from .memberships import post_tiers_form
 from .views import _locale, _render, _store
@@ -140,6 +141,8 @@ def _post_page(request, store, post, *, form=None, image_form=None, status=200):
     context = {
         "store": store, "section": "posts", "post": post, "form": form, "image_form": image_form or PostImageForm(),
         "split": split, "tiers_form": post_tiers_form(store, post),
+        "embed": embed_button(request, path=reverse("content:post", args=[store.slug, post.slug]),
+                              label=f"Read {post.title}"),
     }
     response = _render(request, "dashboard/post_edit.html", context)
     response.status_code = status
@@ -227,5 +230,7 @@ def tips(request, slug):
         "store": store, "section": "tips", "form": form, "jar": jar, "tips": page[:TIPS_PER_PAGE], "older": older,
         "before": before, "raised": content_selectors.tip_jar_raised(jar=jar) if jar else 0,
         "raised_label": format_money(content_selectors.tip_jar_raised(jar=jar), store.currency, locale) if jar else "",
+        "embed": embed_button(request, path=reverse("content:tip", args=[store.slug]),
+                              label=jar.title if jar and jar.title else "Leave a tip"),
     }
     return _render(request, "dashboard/tips.html", context, form)

@@ -39,6 +39,7 @@ from stall.payments.rails import sandbox_enabled, sandbox_test_mode
 from stall.stores.selectors import store_for_user, stores_for_user
 from stall.stores.services import store_create, store_link_shared, store_update
 
+from .embeds import embed_button
 from .forms import (
     ApiKeyCreateForm,
     OrderSearchForm,
@@ -135,7 +136,7 @@ def link_shared(request, slug):
 @require_http_methods(["GET", "POST"])
 def store_settings(request, slug):
     store = _store(request, slug)
-    initial = {f: getattr(store, f) for f in ("name", "slug", "bio", "currency", "support_email")}
+    initial = {f: getattr(store, f) for f in ("name", "slug", "bio", "currency", "support_email", "embed_origins")}
     form = StoreSettingsForm(request.POST or None, request.FILES or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
@@ -209,6 +210,8 @@ def _product_page(request, store, product, form=None, files_form=None, status=20
         "stripe_test_keys": StripeAccount.objects.filter(
             Q(secret_key__startswith="sk_test_") | Q(secret_key__startswith="rk_test_"), store=store).exists(),
         "product_url": request.build_absolute_uri(reverse("stores:product", args=[store.slug, product.slug])),
+        "embed": embed_button(request, path=reverse("checkout:buy", args=[product.pk]),
+                              label=f"Buy {product.name}"),
     }
     return render(request, "dashboard/product_edit.html", context, status=status)
 

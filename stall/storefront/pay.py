@@ -19,8 +19,10 @@ from stall.accounts.services import buyer_from_request, sign_in_url
 from stall.checkout.forms import PayForm
 from stall.checkout.models import CheckoutStatus
 from stall.checkout.selectors import checkout_get
+from stall.core.csrf import csrf_by_origin
 from stall.core.errors import NotFound, StallError
 from stall.core.forms import form_add_stall_error
+from stall.core.middleware import frame_ancestors_allow
 from stall.orders.checkout_pay import checkout_confirm
 from stall.payments.lightning_services import (
     lightning_checkout_start,
@@ -58,18 +60,22 @@ def pay_form(checkout, data=None) -> PayForm:
     return PayForm(data, methods=rail_get("sandbox").payment_methods() if on else [])
 
 
-def _checkout_or_404(checkout_id):
+def _checkout_or_404(request, checkout_id):
+    """The checkout, its pages framable by the store's embed sites (the buy button's overlay)."""
     try:
-        return checkout_get(checkout_id=checkout_id)
+        checkout = checkout_get(checkout_id=checkout_id)
     except NotFound:
         raise Http404 from None
+    frame_ancestors_allow(request, checkout.store.embed_origin_list)
+    return checkout
 
 
+@csrf_by_origin  # the buy button's overlay: see stall.core.csrf
 @require_http_methods(["GET", "POST"])
 def pay(request, checkout_id):
     """The hosted payment page of a checkout: the store's card rail (Stripe's Payment Element, or
     the sandbox's test cards), and the wallet and the tab for a signed-in buyer."""
-    checkout = _checkout_or_404(checkout_id)
+    checkout = _checkout_or_404(request, checkout_id)
     if checkout.status == CheckoutStatus.COMPLETE:
         return redirect("checkout:complete", checkout_id=checkout.pk)
     if lightning_open_payment(checkout_id=checkout.pk) is not None:
@@ -108,10 +114,11 @@ def pay(request, checkout_id):
     return render(request, "payments/sandbox_pay.html", context, status=400 if form.errors else 200)
 
 
+@csrf_by_origin  # the buy button's overlay: see stall.core.csrf
 @require_http_methods(["GET", "POST"])
 def authenticate(request, checkout_id):
     """The sandbox bank's 3-D Secure page for a checkout's card payment."""
-    checkout = _checkout_or_404(checkout_id)
+    checkout = _checkout_or_404(request, checkout_id)
     if checkout.status == CheckoutStatus.COMPLETE:
         return redirect("checkout:complete", checkout_id=checkout.pk)
     payment = Payment.objects.filter(checkout=checkout, status=PaymentStatus.REQUIRES_ACTION).first()
@@ -188,12 +195,13 @@ def stripe_return(request, checkout_id):
     return redirect("checkout:pay", checkout_id=checkout.pk)
 
 
+@csrf_by_origin  # the buy button's overlay: see stall.core.csrf
 @require_http_methods(["GET", "POST"])
 def lightning_pay(request, checkout_id):
     """The checkout's Lightning invoice. POST ``start`` makes it (the pay page's "Pay with
     Lightning"), ``check`` asks LNbits whether it was paid (works without script), ``cancel`` gives it
     up to pay another way."""
-    checkout = _checkout_or_404(checkout_id)
+    checkout = _checkout_or_404(request, checkout_id)
     if checkout.status == CheckoutStatus.COMPLETE:
         return redirect("checkout:complete", checkout_id=checkout.pk)
     action = request.POST.get("action") if request.method == "POST" else None

@@ -6,6 +6,7 @@ from . import cart, pay, views
 
 store_patterns = [
     path("", views.front, name="front"),
+    path("embed.js", views.embed_js, name="embed_js"),
     path("s/<slug:slug>/", views.store_page, name="store"),
     path("s/<slug:slug>/cart/", cart.cart, name="cart"),
     path("s/<slug:slug>/cart/add/", cart.cart_add_view, name="cart_add"),

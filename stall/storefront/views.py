@@ -4,11 +4,16 @@ These pages span domains (the catalog, the posts and tip jar of ``content``, che
 orders), so they sit above them all; each app below keeps its own services and selectors.
 """
 
+import html
+import re
+from pathlib import Path
 from types import SimpleNamespace
 
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.utils.html import strip_tags
+from django.utils.text import Truncator
+from django.views.decorators.http import require_GET, require_http_methods
 
 from stall.accounts.services import buyer_from_request
 from stall.catalog.models import LISTED_KINDS, Product, ProductKind, ProductStatus
@@ -19,16 +24,40 @@ from stall.checkout.models import CheckoutStatus
 from stall.checkout.selectors import checkout_get
 from stall.checkout.services import CheckoutItem, checkout_create
 from stall.content.selectors import post_split_for, posts_gated_marked, posts_public, tip_jar_panel
+from stall.core.csrf import csrf_by_origin
 from stall.core.errors import NotFound, StallError
 from stall.core.forms import form_add_stall_error
 from stall.core.limits import RateLimited, client_address, limits_hit
 from stall.core.markdown import render_markdown
+from stall.core.middleware import frame_ancestors_allow
+from stall.core.money import Money
 from stall.memberships.selectors import subscription_for_order, tier_prices_label, tiers_public
 from stall.orders.checkout_pay import checkout_confirm
 from stall.orders.models import Order
 from stall.orders.services import download_url
 from stall.stores.models import Store
 from stall.stores.selectors import store_get_public
+
+EMBED_JS = (Path(__file__).parent / "embed.js").read_bytes()
+
+
+@require_GET
+def embed_js(request):
+    """The buy button's optional script (see embed.js), for creators' sites to load from here."""
+    response = HttpResponse(EMBED_JS, content_type="text/javascript; charset=utf-8")
+    response["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
+def share_meta(request, *, title: str, description: str, url: str, image=None, price: Money | None = None) -> dict:
+    """What a shared link's preview shows (Open Graph and Twitter card tags): the description as
+    plain text (Markdown rendered, tags stripped, cut to a preview's length), absolute addresses."""
+    text = re.sub(r"\s+", " ", html.unescape(strip_tags(render_markdown(description or "")))).strip()
+    return {
+        "title": title, "description": Truncator(text).chars(200), "url": request.build_absolute_uri(url),
+        "image": request.build_absolute_uri(image.url) if image else "",
+        "price": f"{price.decimal:.{price.exponent}f}" if price is not None else "", "currency": price.currency if price else "",
+    }
 
 
 def front(request):
@@ -82,6 +111,7 @@ def store_page(request, slug):
         "tip_jar": tip_jar_panel(store=store, buyer=buyer_from_request(request)),
         "tiers": [(tier, tier_prices_label(tier, locale)) for tier in tiers_public(store=store)],
         "cart_count": _cart_count(request, store),
+        "share": share_meta(request, title=store.name, description=store.bio, url=request.path, image=store.avatar),
     }
     request.page_view = (store.pk, "store", "")  # counted by stall.insights.pageviews
     return render(request, "stores/store.html", context)
@@ -108,11 +138,14 @@ def product_page(request, slug, product_slug):
         "code": remembered_code(request, store),
         "parts": [item.part for item in product.bundle_items.select_related("part")] if product.kind == ProductKind.BUNDLE else [],
         "cart_count": _cart_count(request, store),
+        "share": share_meta(request, title=product.name, description=product.description, url=request.path,
+                            image=product.cover, price=Money(product.amount, product.currency)),
     }
     request.page_view = (store.pk, "product", product.pk)  # counted by stall.insights.pageviews
     return render(request, "stores/product.html", context)
 
 
+@csrf_by_origin  # shown in the buy button's overlay on the creator's site, where our cookies are not sent
 @require_http_methods(["GET", "POST"])
 def buy(request, product_id):
     # Only listed products have a payment link: posts and tips are paid on their own pages, which
@@ -122,6 +155,7 @@ def buy(request, product_id):
     ).first()
     if product is None:
         raise Http404
+    frame_ancestors_allow(request, product.store.embed_origin_list)  # the buy button's overlay
     locale = getattr(request, "LANGUAGE_CODE", "en") or "en"
     code = remembered_code(request, product.store)
     form = BuyForm(request.POST or None, product=product, locale=locale, initial={"discount_code": code})
@@ -157,6 +191,7 @@ def complete(request, checkout_id):
         checkout = checkout_get(checkout_id=checkout_id)
     except NotFound:
         raise Http404 from None
+    frame_ancestors_allow(request, checkout.store.embed_origin_list)
     if checkout.status != CheckoutStatus.COMPLETE:
         return redirect("checkout:pay", checkout_id=checkout.pk)
     order = Order.objects.get(checkout=checkout)

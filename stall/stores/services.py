@@ -1,3 +1,5 @@
+import re
+
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -9,6 +11,35 @@ from .errors import StoreInvalid
 from .models import Store
 
 RESERVED_SLUGS = {"api", "admin", "dashboard", "static", "media", "library", "login", "logout", "signup", "pay", "d", "healthz", "checkout", "buy", "webhooks", "new-store"}
+
+
+EMBED_ORIGINS_MAX = 20
+# An origin as CSP's frame-ancestors takes it: scheme, host (optionally "*." for its subdomains) and
+# port, nothing else. Strict on purpose: the value goes into a response header, so a space, a ";"
+# or a quote must never get through.
+_ORIGIN = re.compile(r"(https?)://((?:\*\.)?[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*)(?::(\d{1,5}))?/?")
+
+
+def embed_origins_clean(text: str) -> str:
+    """The sites a creator lists for embedding, one a line (or separated by spaces or commas), as a
+    newline-separated list of origins; the first one that is not an origin is refused by name."""
+    origins: list[str] = []
+    for raw in re.split(r"[\s,]+", (text or "").strip()):
+        if not raw:
+            continue
+        match = _ORIGIN.fullmatch(raw.lower())
+        port = match and match.group(3)
+        if match is None or (port and not 0 < int(port) < 65536):
+            raise StoreInvalid(
+                f"“{raw[:100]}” is not a site's origin. Write it as https://example.com: the scheme and the host, "
+                "with a port if it has one, no path.", param="embed_origins",
+            )
+        origin = f"{match.group(1)}://{match.group(2)}" + (f":{port}" if port else "")
+        if origin not in origins:
+            origins.append(origin)
+    if len(origins) > EMBED_ORIGINS_MAX:
+        raise StoreInvalid(f"List at most {EMBED_ORIGINS_MAX} sites.", param="embed_origins")
+    return "\n".join(origins)
 
 
 def _validated(store: Store) -> Store:
@@ -52,6 +83,8 @@ def store_update(*, store: Store, **fields) -> Store:
             setattr(store, name, fields[name].strip() if isinstance(fields[name], str) else fields[name])
     if fields.get("avatar"):
         store.avatar = fields["avatar"]
+    if fields.get("embed_origins") is not None:
+        store.embed_origins = embed_origins_clean(fields["embed_origins"])
     _validated(store)
     try:
         with transaction.atomic():
