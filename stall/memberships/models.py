@@ -15,6 +15,7 @@ import secrets
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from stall.catalog.models import Product
 from stall.core.ids import PrefixedIdField
@@ -90,12 +91,13 @@ class TierGate(models.Model):
         indexes = [models.Index(fields=["product"])]
 
 
+# Labels in the reader's language on their memberships page (the dashboard stays English).
 class SubscriptionStatus(models.TextChoices):
-    TRIALING = "trialing", "Trialing"
-    ACTIVE = "active", "Active"
-    PAST_DUE = "past_due", "Past due"  # a renewal failed; access kept while it is retried
-    PAUSED = "paused", "Paused"
-    ENDED = "ended", "Ended"
+    TRIALING = "trialing", _("Trialing")
+    ACTIVE = "active", _("Active")
+    PAST_DUE = "past_due", _("Past due")  # a renewal failed; access kept while it is retried
+    PAUSED = "paused", _("Paused")
+    ENDED = "ended", _("Ended")
 
 
 # Statuses that read gated posts.
@@ -104,9 +106,9 @@ LIVE_STATUSES = (*ACCESS_STATUSES, SubscriptionStatus.PAUSED)
 
 
 class PaySource(models.TextChoices):
-    WALLET = "wallet", "Wallet"
-    CARD = "card", "Card"
-    NONE = "none", "Nothing to pay"  # free tier, complimentary, or a capped membership not renewing
+    WALLET = "wallet", _("Wallet")
+    CARD = "card", _("Card")
+    NONE = "none", _("Nothing to pay")  # free tier, complimentary, or a capped membership not renewing
 
 
 class Origin(models.TextChoices):
@@ -151,6 +153,9 @@ class Subscription(models.Model):
     retries = models.PositiveSmallIntegerField(default=0)  # failed retries of the current renewal
     next_retry_at = models.DateTimeField(null=True, blank=True)
     feed_token = models.CharField(max_length=64, unique=True, default=feed_token_new)
+    # The language the reader joined in ("ko", "pt-br"; "" for English): the page's, or the
+    # checkout's for a card join; renewal and dunning emails are written in it.
+    language = models.CharField(max_length=12, blank=True, default="", db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

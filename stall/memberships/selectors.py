@@ -1,12 +1,14 @@
 """Reads for tiers and members, scoped to a store; and the answers memberships gives to
 ``orders.access`` (who may read a gated post, whose private feed a token is)."""
 
+import functools
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db.models import Count, QuerySet
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy, gettext_noop
 
 from stall.accounts.models import Customer
 from stall.core.errors import NotFound
@@ -144,20 +146,29 @@ def subscription_for_order(*, order) -> Subscription | None:
     )
 
 
-INTERVAL_WORDS = {Interval.WEEK: "a week", Interval.MONTH: "a month", Interval.YEAR: "a year"}
+# In the active language: the reader's on their pages, English on the dashboard and in the API.
+PRICE_LABELS = {
+    Interval.WEEK: gettext_lazy("%(amount)s a week"),
+    Interval.MONTH: gettext_lazy("%(amount)s a month"),
+    Interval.YEAR: gettext_lazy("%(amount)s a year"),
+}
 
 
-def price_label(price, locale: str = "en") -> str:
+def price_label(price, locale: str | None = None) -> str:
     """"$3.00 a month"."""
-    return f"{format_money(price.amount, price.currency, locale)} {INTERVAL_WORDS[price.interval]}"
+    return str(PRICE_LABELS[price.interval]) % {"amount": format_money(price.amount, price.currency, locale)}
 
 
-def tier_prices_label(tier: Tier, locale: str = "en") -> str:
+def tier_prices_label(tier: Tier, locale: str | None = None) -> str:
     """"$3.00 a month or $30.00 a year"; "Free" for a tier with no price."""
     order = list(Interval.values)
     prices = sorted(tier.prices.all(), key=lambda p: order.index(p.interval))
     live = [p for p in prices if p.product.status != "archived"] if tier.status == TierStatus.ACTIVE else prices
-    return " or ".join(price_label(p, locale) for p in live) or "Free"
+    labels = [price_label(p, locale) for p in live]
+    if not labels:
+        return gettext("Free")
+    # "$3.00 a month or $30.00 a year": a tier has at most three prices.
+    return functools.reduce(lambda left, right: gettext("%(first)s or %(second)s") % {"first": left, "second": right}, labels)
 
 
 def paywall_offers(*, store_id: str, product_id: str, email: str = "") -> list[Offer]:
@@ -171,7 +182,9 @@ def paywall_offers(*, store_id: str, product_id: str, email: str = "") -> list[O
         text = ""
         if progress is not None:
             paid, cap = progress
-            text = f"{format_money(paid, tier.store.currency)} of {format_money(cap, tier.store.currency)} paid this month"
+            text = gettext("%(paid)s of %(cap)s paid this month") % {
+                "paid": format_money(paid, tier.store.currency), "cap": format_money(cap, tier.store.currency),
+            }
         offers.append(Offer(
             name=tier.name, price=tier_prices_label(tier), description=tier.description,
             url=reverse("memberships:join", args=[tier.store.slug, tier.pk]), progress=text,
@@ -261,9 +274,9 @@ def tier_members_count(*, tier: Tier) -> int:
 def tier_closed_reason(*, tier: Tier) -> str:
     """Why the tier takes no new members now ("" when it does): the join page says it up front."""
     if tier.status != TierStatus.ACTIVE:
-        return "This tier is archived: it takes no new members."
+        return gettext_noop("This tier is archived: it takes no new members.")
     if tier.member_limit is not None and tier_members_count(tier=tier) >= tier.member_limit:
-        return "This tier is full: it has reached its member limit."
+        return gettext_noop("This tier is full: it has reached its member limit.")
     return ""
 
 

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop, ngettext
 
 from stall.accounts.models import Buyer
 from stall.accounts.services import buyer_for_email
@@ -28,6 +29,7 @@ from stall.checkout.models import Checkout
 from stall.checkout.services import CheckoutItem, checkout_create, email_normalize
 from stall.core.errors import InvalidRequest
 from stall.core.ids import new_id
+from stall.core.languages import language_to_record
 from stall.core.money import prorate
 from stall.integrations.webhooks import EventRow, events_record
 from stall.orders.models import Order
@@ -89,6 +91,15 @@ def membership_line(price: TierPrice, amount: int | None = None) -> SpendLine:
     )
 
 
+# Refusals of an interval a tier does not sell, kept English where raised (the API's) and
+# translated where a page shows them.
+NO_PRICE_MESSAGES = {
+    Interval.WEEK: gettext_noop("This tier has no weekly price."),
+    Interval.MONTH: gettext_noop("This tier has no monthly price."),
+    Interval.YEAR: gettext_noop("This tier has no yearly price."),
+}
+
+
 def tier_price_for(*, tier: Tier, interval: str | None = None) -> TierPrice | None:
     """The tier's price for ``interval`` (default: monthly, else its only one); None for a free tier."""
     prices = {p.interval: p for p in tier.prices.select_related("product")}
@@ -98,11 +109,12 @@ def tier_price_for(*, tier: Tier, interval: str | None = None) -> TierPrice | No
         return prices.get(Interval.MONTH) or next(iter(prices.values()))
     if interval not in Interval.values:
         raise SubscriptionInvalid(
-            f"Unknown interval “{interval}”: choose {', '.join(Interval.values)}.", param="interval", code="invalid_interval"
+            gettext("Unknown interval “%(interval)s”: choose %(intervals)s.") % {"interval": interval, "intervals": ", ".join(Interval.values)},
+            param="interval", code="invalid_interval",
         )
     price = prices.get(interval)
     if price is None:
-        raise SubscriptionInvalid(f"This tier has no {interval}ly price.", param="interval", code="invalid_interval")
+        raise SubscriptionInvalid(NO_PRICE_MESSAGES[interval], param="interval", code="invalid_interval")
     return price
 
 
@@ -137,6 +149,8 @@ class Start:
     origin: str = Origin.JOIN
     ends_at: datetime | None = None  # a complimentary membership's end
     trial: bool = False
+    # The reader's language for later emails; None: the active one (the page's, where they joined).
+    language: str | None = None
 
 
 def _start(plan: Start, *, now: datetime, order: Order | None = None, paid_with: str = PaidWith.NONE,
@@ -162,7 +176,7 @@ def _start(plan: Start, *, now: datetime, order: Order | None = None, paid_with:
         status=status, origin=plan.origin, pay_with=plan.pay_with, saved_method=plan.saved,
         card_fallback=plan.card_fallback, anchor_at=anchor_at, anchor_offset=offset, period_number=0,
         current_period_start=start, current_period_end=end, trial_end=end if plan.trial else None,
-        feed_token=feed_token_new(),
+        feed_token=feed_token_new(), language=language_to_record() if plan.language is None else plan.language,
     )
     try:
         with transaction.atomic():
@@ -206,7 +220,9 @@ def subscription_join(
     (AlreadyMember), an interval the tier does not offer, an empty wallet (WalletEmpty).
     """
     if method not in JOIN_METHODS:
-        raise InvalidRequest(f"Choose how to pay: {', '.join(JOIN_METHODS)}.", param="method", code="invalid_payment_method")
+        raise InvalidRequest(
+            gettext("Choose how to pay: %(methods)s.") % {"methods": ", ".join(JOIN_METHODS)}, param="method", code="invalid_payment_method"
+        )
     email = buyer.email.lower() if buyer is not None else email_normalize(email).lower()
     tier = Tier.objects.select_related("store").get(pk=tier.pk)  # as it is now, not as the caller read it
     price = tier_price_for(tier=tier, interval=interval)
@@ -216,7 +232,7 @@ def subscription_join(
     if price is None or tier.trial_days:
         saved = _card_saved(email=email, payment_method=payment_method, store=tier.store) if payment_method else None
         if price is not None and method == "card" and saved is None:
-            raise InvalidRequest("Give the card to charge when the trial ends.", param="payment_method", code="card_required")
+            raise InvalidRequest(gettext_noop("Give the card to charge when the trial ends."), param="payment_method", code="card_required")
         with transaction.atomic():
             locked = _tier_locked(tier)
             _joinable(tier=locked, email=email)
@@ -259,7 +275,7 @@ def subscription_join(
 def _card_saved(*, email: str, payment_method: str, store) -> SavedPaymentMethod:
     """Keep the reader's card for renewals (a card only: the wallet is not a card)."""
     if payment_method in ("wallet", "tab"):
-        raise InvalidRequest("Give a card for renewals.", param="payment_method", code="card_required")
+        raise InvalidRequest(gettext_noop("Give a card for renewals."), param="payment_method", code="card_required")
     rail = "sandbox" if payment_method.startswith("sandbox_") else "stripe"
     return payment_method_save(email=email, rail=rail, payment_method=payment_method, store=store)
 
@@ -329,7 +345,11 @@ def _card_order_plan(order: Order):
         pay_with = PaySource.WALLET
     else:
         pay_with = PaySource.CARD if saved is not None else PaySource.NONE
-    return "join", Start(tier=price.tier, price=price, email=email, buyer=buyer, pay_with=pay_with, saved=saved)
+    # Paid on the hosted page, maybe later and by the worker (a webhook): the language is the one
+    # the reader was shown when the checkout was made.
+    language = order.checkout.language if order.checkout_id else None
+    return "join", Start(tier=price.tier, price=price, email=email, buyer=buyer, pay_with=pay_with, saved=saved,
+                         language=language)
 
 
 class RenewalStale(Exception):
@@ -477,7 +497,7 @@ def _locked(sub: Subscription) -> Subscription:
 
 def _live(sub: Subscription) -> None:
     if sub.status == SubscriptionStatus.ENDED:
-        raise SubscriptionStateInvalid("This membership has ended.")
+        raise SubscriptionStateInvalid(gettext_noop("This membership has ended."))
 
 
 def subscription_cancel(*, subscription: Subscription, at_period_end: bool = True, refund: bool = False) -> Subscription:
@@ -514,7 +534,7 @@ def subscription_cancel_undo(*, subscription: Subscription) -> Subscription:
     sub = _locked(subscription)
     _live(sub)
     if not sub.cancel_at_period_end:
-        raise SubscriptionStateInvalid("This membership is not set to end.")
+        raise SubscriptionStateInvalid(gettext_noop("This membership is not set to end."))
     sub.cancel_at_period_end, sub.canceled_at = False, None
     sub.save(update_fields=["cancel_at_period_end", "canceled_at", "updated_at"])
     subscription_events_record(sub, "subscription.updated")
@@ -526,11 +546,14 @@ def subscription_pause(*, subscription: Subscription, periods: int) -> Subscript
     """Skip the next 1 to 3 periods from the current one's end: nothing charged, no access while
     paused; the renewal after them charges again."""
     if isinstance(periods, bool) or not isinstance(periods, int) or not 1 <= periods <= MAX_PAUSE_PERIODS:
-        raise SubscriptionInvalid(f"Pause for 1 to {MAX_PAUSE_PERIODS} periods.", param="periods")
+        raise SubscriptionInvalid(
+            ngettext("Pause for 1 to %(max)s period.", "Pause for 1 to %(max)s periods.", MAX_PAUSE_PERIODS) % {"max": MAX_PAUSE_PERIODS},
+            param="periods",
+        )
     sub = _locked(subscription)
     _live(sub)
     if sub.status != SubscriptionStatus.ACTIVE or sub.price is None or sub.pay_with == PaySource.NONE:
-        raise SubscriptionStateInvalid("Only an active paid membership can be paused.")
+        raise SubscriptionStateInvalid(gettext_noop("Only an active paid membership can be paused."))
     sub.pause_periods = periods
     sub.save(update_fields=["pause_periods", "updated_at"])
     subscription_events_record(sub, "subscription.updated")
@@ -544,7 +567,7 @@ def subscription_resume(*, subscription: Subscription) -> Subscription:
     sub = _locked(subscription)
     _live(sub)
     if not sub.pause_periods and sub.status != SubscriptionStatus.PAUSED:
-        raise SubscriptionStateInvalid("This membership is not paused.")
+        raise SubscriptionStateInvalid(gettext_noop("This membership is not paused."))
     sub.pause_periods = 0
     sub.save(update_fields=["pause_periods", "updated_at"])
     subscription_events_record(sub, "subscription.updated")
@@ -563,13 +586,13 @@ def subscription_change(*, subscription: Subscription, tier: Tier, interval: str
     if tier.store_id != sub.store_id:
         raise TierNotFound()
     if tier.status != TierStatus.ACTIVE:
-        raise TierArchived("That tier is archived: members cannot move to it.")
+        raise TierArchived(gettext_noop("That tier is archived: members cannot move to it."))
     current = sub.price
     price = tier_price_for(tier=tier, interval=interval or (current.interval if current else None))
     if price is None or current is None:
-        raise SubscriptionInvalid("Free tiers are joined and left, not changed to.", param="tier")
+        raise SubscriptionInvalid(gettext_noop("Free tiers are joined and left, not changed to."), param="tier")
     if price.pk == current.pk:
-        raise SubscriptionInvalid("This is the membership's price already.", param="tier")
+        raise SubscriptionInvalid(gettext_noop("This is the membership's price already."), param="tier")
     if tier.member_limit is not None and tier.pk != sub.tier_id:
         members = Subscription.objects.filter(tier=tier, status__in=LIVE_STATUSES).count()
         if members >= tier.member_limit:
@@ -606,7 +629,7 @@ def _upgrade(*, sub: Subscription, price: TierPrice, buyer: Buyer | None) -> Sub
                         lines=[membership_line(price, amount)], read=read, context={"membership": ("upgrade", (sub, price))})
         return Subscription.objects.get(pk=sub.pk)
     if sub.saved_method is None:
-        raise SubscriptionInvalid("Add a card or pay from your wallet to upgrade.", param="payment_method", code="card_required")
+        raise SubscriptionInvalid(gettext_noop("Add a card or pay from your wallet to upgrade."), param="payment_method", code="card_required")
 
     def pending(payment) -> None:
         PendingJoin.objects.create(checkout_id=payment.checkout_id, price=price, email=sub.email, subscription=sub)
@@ -636,11 +659,13 @@ def subscription_pay_with_set(*, subscription: Subscription, pay_with: str, buye
     saved). A capped member opts in to renewals this way. A past-due member who fixes their payment
     is retried at once (``renewals.subscription_renew``) and keeps the membership if it is paid."""
     if pay_with not in JOIN_METHODS:
-        raise InvalidRequest(f"Choose how to pay: {', '.join(JOIN_METHODS)}.", param="pay_with", code="invalid_payment_method")
+        raise InvalidRequest(
+            gettext("Choose how to pay: %(methods)s.") % {"methods": ", ".join(JOIN_METHODS)}, param="pay_with", code="invalid_payment_method"
+        )
     sub = Subscription.objects.select_related("store", "buyer").get(pk=subscription.pk)
     _live(sub)
     if sub.price is None:
-        raise SubscriptionInvalid("A free membership has nothing to pay.", param="pay_with")
+        raise SubscriptionInvalid(gettext_noop("A free membership has nothing to pay."), param="pay_with")
     buyer = buyer or sub.buyer
     if pay_with == "wallet" and buyer is None:
         raise BuyerRequired()
@@ -648,7 +673,7 @@ def subscription_pay_with_set(*, subscription: Subscription, pay_with: str, buye
     if payment_method:
         saved = _card_saved(email=sub.email, payment_method=payment_method, store=sub.store)
     elif pay_with == "card":
-        raise InvalidRequest("Give the card to charge.", param="payment_method", code="card_required")
+        raise InvalidRequest(gettext_noop("Give the card to charge."), param="payment_method", code="card_required")
     with transaction.atomic():
         sub = _locked(sub)
         sub.pay_with, sub.buyer = pay_with, buyer

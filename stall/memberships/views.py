@@ -12,11 +12,13 @@ from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.dateformat import format as date_format
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from stall.accounts.services import buyer_from_request, sign_in_url
+from stall.core.dates import date_format
 from stall.core.errors import NotFound, StallError
 from stall.core.forms import form_add_stall_error
 from stall.core.money import format_money
@@ -137,21 +139,22 @@ def welcome(request, subscription_id):
 
 
 def _renewal(sub, locale) -> str:
-    """"$3.00 on Mar 31, 2026", or what happens instead at the period's end."""
+    """"$3.00 on Mar 31, 2026", or what happens instead at the period's end (in the reader's language)."""
     end = sub.current_period_end
     if sub.status == SubscriptionStatus.ENDED:
         return ""
     if end is None:
-        return "Free, with no end"
-    when = date_format(end, "M j, Y")
+        return _("Free, with no end")
+    when = date_format(end)
     if sub.cancel_at_period_end:
-        return f"Ends on {when}"
+        return _("Ends on %(date)s") % {"date": when}
     if sub.pay_with == "none":
-        return f"Ends on {when} unless you choose how to pay"
+        return _("Ends on %(date)s unless you choose how to pay") % {"date": when}
     price = sub.pending_price or sub.price
     if sub.pause_periods:
-        return f"Paused from {when} for {sub.pause_periods} period{'s' if sub.pause_periods > 1 else ''}"
-    return f"{format_money(price.amount, price.currency, locale)} on {when}"
+        return ngettext("Paused from %(date)s for %(count)s period", "Paused from %(date)s for %(count)s periods",
+                        sub.pause_periods) % {"date": when, "count": sub.pause_periods}
+    return _("%(amount)s on %(date)s") % {"amount": format_money(price.amount, price.currency, locale), "date": when}
 
 
 def _options(sub, locale) -> list[dict]:
@@ -165,7 +168,7 @@ def _options(sub, locale) -> list[dict]:
                and sub.status == SubscriptionStatus.ACTIVE)
         due = services.upgrade_amount(sub=sub, price=price) if now else 0
         options.append({
-            "price": price, "label": f"{price.tier.name}: {price_label(price, locale)}", "now": now,
+            "price": price, "label": _("%(tier)s: %(price)s") % {"tier": price.tier.name, "price": price_label(price, locale)}, "now": now,
             "due": format_money(due, price.currency, locale) if now else "",
             "pending": sub.pending_price_id == price.pk,
         })
@@ -185,7 +188,7 @@ def _manage_page(request, buyer, *, errors=None, forms=None, status=200):
                                                                            "card_fallback": sub.card_fallback}),
             "pause_form": PauseForm(auto_id=f"{sub.pk}_%s"), "cards": cards,
             "feed_url": request.build_absolute_uri(reverse("content:private_feed", args=[sub.store.slug, sub.feed_token])),
-            "price_label": price_label(sub.price, locale) if sub.price else "Free",
+            "price_label": price_label(sub.price, locale) if sub.price else _("Free"),
         })
     context = {"buyer": buyer, "rows": rows}
     return render(request, "memberships/manage.html", context, status=status)
@@ -247,26 +250,29 @@ def _act(request, sub, action, buyer) -> str:
     if action == "cancel":
         sub = services.subscription_cancel(subscription=sub, at_period_end=True)
         end = sub.current_period_end
-        return f"Your {name} membership ends on {date_format(end, 'M j, Y')}." if end else f"You left {name}."
+        if end:
+            return _("Your %(tier)s membership ends on %(date)s.") % {"tier": name, "date": date_format(end)}
+        return _("You left %(tier)s.") % {"tier": name}
     if action == "undo":
         services.subscription_cancel_undo(subscription=sub)
-        return f"Your {name} membership goes on: it renews as before."
+        return _("Your %(tier)s membership goes on: it renews as before.") % {"tier": name}
     if action == "pause":
         periods = _valid(PauseForm(request.POST))["periods"]
         services.subscription_pause(subscription=sub, periods=periods)
-        return f"Paused for {periods} period{'s' if periods > 1 else ''} from the end of this one."
+        return ngettext("Paused for %(count)s period from the end of this one.",
+                        "Paused for %(count)s periods from the end of this one.", periods) % {"count": periods}
     if action == "resume":
         services.subscription_resume(subscription=sub)
-        return "Resumed: your membership renews as before."
+        return _("Resumed: your membership renews as before.")
     if action == "change":
         return _change(request, sub, buyer)
     if action == "pay-with":
         data = _valid(PayWithForm(request.POST, cards=_cards(sub.store), auto_id=f"{sub.pk}_%s"))
         services.subscription_pay_with_set(subscription=sub, pay_with=data["pay_with"], buyer=buyer,
                                            payment_method=data["payment_method"], card_fallback=data["card_fallback"])
-        return "Renewals are paid from your wallet." if data["pay_with"] == "wallet" else "Renewals are charged to your card."
+        return _("Renewals are paid from your wallet.") if data["pay_with"] == "wallet" else _("Renewals are charged to your card.")
     services.subscription_feed_token_rotate(subscription=sub)
-    return "Your private feed has a new address; the old one no longer works."
+    return _("Your private feed has a new address; the old one no longer works.")
 
 
 def _change(request, sub, buyer) -> str:
@@ -274,9 +280,11 @@ def _change(request, sub, buyer) -> str:
     try:
         tier = tier_get(store=sub.store, tier_id=data["tier"])
     except NotFound:
-        raise StallError("No such tier in this store.", param="tier") from None
+        raise StallError(_("No such tier in this store."), param="tier") from None
     before = sub.tier_id
     sub = services.subscription_change(subscription=sub, tier=tier, interval=data["interval"] or None, buyer=buyer)
     if sub.pending_price_id:
-        return f"You move to {tier.name} at your next renewal."
-    return f"Upgraded to {tier.name}." if before != sub.tier_id else f"Changed to {tier.name}."
+        return _("You move to %(tier)s at your next renewal.") % {"tier": tier.name}
+    if before != sub.tier_id:
+        return _("Upgraded to %(tier)s.") % {"tier": tier.name}
+    return _("Changed to %(tier)s.") % {"tier": tier.name}

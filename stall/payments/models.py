@@ -224,6 +224,9 @@ class Wallet(models.Model):
     # money): its spends are test orders, and stores that take no test cards refuse it. A wallet
     # holds one kind of money at a time (rails.wallet.wallet_mode_for_credit).
     livemode = models.BooleanField(default=True, db_default=True)
+    # The language of the page where the wallet was opened ("ko", "pt-br"; "" for English): the
+    # emails about it (a failed automatic top-up) are written in it.
+    language = models.CharField(max_length=12, blank=True, default="", db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -257,6 +260,9 @@ class Tab(models.Model):
     # The periodic settlement of an overdue tab charges a saved card once, and emails the buyer once.
     auto_settle_tried_at = models.DateTimeField(null=True, blank=True)
     overdue_notified_at = models.DateTimeField(null=True, blank=True)
+    # The language of the page of the purchase that opened the tab ("" for English): its overdue
+    # notice is written in it.
+    language = models.CharField(max_length=12, blank=True, default="", db_default="")
 
     class Meta:
         db_table = "wallets_tab"

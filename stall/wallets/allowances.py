@@ -31,6 +31,7 @@ from django.db.models import F, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext, gettext_noop
 
 from stall.accounts.models import Buyer, Customer
 from stall.catalog.models import PriceType, Product, ProductKind, ProductStatus
@@ -59,12 +60,12 @@ class AllowanceInvalid(InvalidRequest):
 
 
 class AllowanceNotFound(NotFound):
-    default_message = "No such allowance."
+    default_message = gettext_noop("No such allowance.")
 
 
 class AllowanceConflict(Conflict):
     code = "allowance_conflict"
-    default_message = "Another change to this allowance happened at the same time. Try again."
+    default_message = gettext_noop("Another change to this allowance happened at the same time. Try again.")
 
 
 class AllowanceMissing(PermissionDenied):
@@ -173,10 +174,12 @@ def allowance_grant(
     """
     amount_validate(amount, allow_zero=False)
     if period not in AllowancePeriod.values:
-        raise AllowanceInvalid(f"Period must be one of: {', '.join(AllowancePeriod.values)}.", param="period")
+        raise AllowanceInvalid(
+            gettext("Period must be one of: %(periods)s.") % {"periods": ", ".join(AllowancePeriod.values)}, param="period"
+        )
     now = timezone.now()
     if expires_at is not None and expires_at <= now:
-        raise AllowanceInvalid("The end date must be in the future.", param="expires_at")
+        raise AllowanceInvalid(gettext_noop("The end date must be in the future."), param="expires_at")
     currency = store.currency
     # The UPDATE locks the live row: a charge under way against it finishes first, none starts after.
     Allowance.objects.filter(buyer=buyer, store=store, currency=currency, revoked_at__isnull=True).update(revoked_at=now)

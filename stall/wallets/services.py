@@ -30,6 +30,7 @@ from stall.checkout.selectors import checkout_get
 from stall.checkout.services import checkout_lock_open
 from stall.core.api import timestamp
 from stall.core.errors import InvalidRequest, StallError
+from stall.core.languages import language_to_record
 from stall.core.money import (
     amount_validate,
     currency_normalize,
@@ -201,9 +202,10 @@ def wallet_auto_top_up_set(*, wallet: Wallet, payment_method: str, below: int, a
     rail = _rail_for_saving(payment_method, store)
     top_up_mode_check(wallet=wallet, rail=rail)
     saved = payment_method_save(email=wallet.buyer.email, rail=rail, payment_method=payment_method, store=store)
+    # The language of the page where it is turned on: the notice of a failed top-up is written in it.
     Wallet.objects.filter(pk=wallet.pk).update(
         auto_top_up_below=below, auto_top_up_amount=amount, auto_top_up_method=saved,
-        auto_top_up_failed_at=None, auto_top_up_failure="",
+        auto_top_up_failed_at=None, auto_top_up_failure="", language=language_to_record(),
     )
     wallet.refresh_from_db()
     return wallet

@@ -1,12 +1,15 @@
-"""Background work for wallets and tabs: automatic top-ups, overdue tabs, and the emails about them."""
+"""Background work for wallets and tabs: automatic top-ups, overdue tabs, and the emails about them
+(in the language recorded on the wallet or the tab: ``Wallet.language``, ``Tab.language``)."""
 
 from django.conf import settings
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
 from stall.accounts.services import buyer_magic_link
 from stall.core.email import email_send
+from stall.core.languages import language_for
 from stall.core.money import format_money
 
 from . import selectors, services
@@ -38,34 +41,38 @@ def tabs_settle_overdue_task():
 def auto_top_up_failed_notice(wallet_id: str) -> None:
     """Tell the buyer their automatic top-up failed and is paused."""
     wallet = Wallet.objects.select_related("buyer").get(pk=wallet_id)
-    email_send(
-        to=wallet.buyer.email,
-        subject="Your wallet was not topped up",
-        template="wallets/email/auto_top_up_failed",
-        context={
-            "wallet": wallet,
-            "amount": format_money(wallet.auto_top_up_amount or 0, wallet.currency),
-            "reason": wallet.auto_top_up_failure,
-            "wallet_url": buyer_magic_link(email=wallet.buyer.email, next_path=f"/wallet/?currency={wallet.currency}"),
-        },
-    )
+    # In the language of the page where the buyer turned automatic top-up on (or opened the wallet).
+    with translation.override(language_for(wallet.language)):
+        email_send(
+            to=wallet.buyer.email,
+            subject=_("Your wallet was not topped up"),
+            template="wallets/email/auto_top_up_failed",
+            context={
+                "wallet": wallet,
+                "amount": format_money(wallet.auto_top_up_amount or 0, wallet.currency),
+                "reason": wallet.auto_top_up_failure,
+                "wallet_url": buyer_magic_link(email=wallet.buyer.email, next_path=f"/wallet/?currency={wallet.currency}"),
+            },
+        )
 
 
 @db_task(retries=5, retry_delay=settings.STALL_TASK_RETRY_DELAY_SECONDS)
 def tab_overdue_notice(tab_id: str) -> None:
     """Tell the buyer their tab is overdue and takes no more purchases until settled."""
     tab = Tab.objects.select_related("buyer", "account").get(pk=tab_id)
-    email_send(
-        to=tab.buyer.email,
-        subject="Please settle your tab",
-        template="wallets/email/tab_overdue",
-        context={
-            "tab": tab,
-            "owed": format_money(selectors.tab_owed(tab=tab), tab.currency),
-            "blocked": settings.STALL_TAB_BLOCK_WHEN_OVERDUE,
-            "tab_url": buyer_magic_link(email=tab.buyer.email, next_path=f"/wallet/tab/?currency={tab.currency}"),
-        },
-    )
+    # In the language of the page of the purchase that opened the tab.
+    with translation.override(language_for(tab.language)):
+        email_send(
+            to=tab.buyer.email,
+            subject=_("Please settle your tab"),
+            template="wallets/email/tab_overdue",
+            context={
+                "tab": tab,
+                "owed": format_money(selectors.tab_owed(tab=tab), tab.currency),
+                "blocked": settings.STALL_TAB_BLOCK_WHEN_OVERDUE,
+                "tab_url": buyer_magic_link(email=tab.buyer.email, next_path=f"/wallet/tab/?currency={tab.currency}"),
+            },
+        )
 
 
 @db_task(retries=5, retry_delay=settings.STALL_TASK_RETRY_DELAY_SECONDS)

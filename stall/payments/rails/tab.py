@@ -14,6 +14,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.utils import timezone
 
+from stall.core.languages import language_to_record
 from stall.core.money import money_setting, prorate
 from stall.ledger.errors import LimitExceeded
 from stall.ledger.models import AccountKind
@@ -51,7 +52,8 @@ def tab_open(*, buyer, currency: str) -> Tab:
     account = account_open(kind=AccountKind.BUYER_TAB, owner=buyer.pk, currency=currency)
     limit = tab_limit_for(buyer=buyer, currency=currency)
     account_limit_set(account=account, debit_limit=limit)
-    return Tab.objects.create(buyer=buyer, currency=currency, account=account, limit=limit)
+    # The language of the purchase's page: the tab's overdue notice is written in it.
+    return Tab.objects.create(buyer=buyer, currency=currency, account=account, limit=limit, language=language_to_record())
 
 
 class TabRail(InLedgerRail):

@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from stall.core.languages import language_to_record
 from stall.core.money import currency_normalize, money_setting, prorate
 from stall.ledger.errors import InsufficientFunds
 from stall.ledger.models import Account, AccountKind, ledger_owner
@@ -69,6 +70,7 @@ def wallet_open(*, buyer, currency: str) -> Wallet:
             return Wallet.objects.create(
                 buyer=buyer, currency=currency, account=account,
                 confirm_above=money_setting("STALL_WALLET_CONFIRM_ABOVE", currency),
+                language=language_to_record(),  # the page's: the emails about the wallet speak it
             )
     except IntegrityError:  # opened by a concurrent request
         return Wallet.objects.select_related("account").get(buyer=buyer, currency=currency)

@@ -293,3 +293,126 @@ def test_a_sign_in_email_sent_by_the_worker_keeps_the_language_it_was_asked_in(d
         library_link_send.call_local("ana@example.com", "", language="ko")
         reader_sign_in_link_send.call_local("ana@example.com", "/", "Ondo", language="pt-br")
     assert [m.subject for m in mail.outbox] == ["내 보관함", "Entre para ler em Ondo"]
+
+
+# --- Memberships, allowances and the wallet's emails ---------------------------------------------
+
+TIER_NAMES = ["Kova", "Lume", "Sela"]
+
+
+def _tiers(store):
+    """A tier with a monthly and a yearly price, a trial and cap-to-subscribe; one with a monthly
+    price only; a free one."""
+    from stall.memberships.tiers import tier_create
+
+    kova = tier_create(store=store, name="Kova", description="Ondo veru.", benefits=["Sokal menik"],
+                       prices=[{"interval": "month", "amount": 500}, {"interval": "year", "amount": 5000}],
+                       trial_days=7, cap_to_subscribe=True)
+    lume = tier_create(store=store, name="Lume", prices=[{"interval": "month", "amount": 300}])
+    sela = tier_create(store=store, name="Sela")
+    return kova, lume, sela
+
+
+def _post(client, path, data, language, expect=302):
+    response = client.post(path, data, headers={"accept-language": language}, follow=False)
+    assert response.status_code == expect, (path, response.status_code, response.content[:2000])
+    return response
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_membership_and_allowance_pages_are_in_the_buyers_language(client, shop, language):
+    """A tier's join page (signed out, with an error, signed in, as a member), the welcome, the
+    member's memberships page (with a refused change and after cancelling), and the allowance
+    pages (signed out, granting with a mistake, the list, revoked): no English left."""
+    store, data = shop["store"], shop["data"] + TIER_NAMES + ["Ondo veru.", "Sokal menik"]
+    kova, lume, sela = _tiers(store)
+    slug = store.slug
+    assert_translated(_get(client, f"/s/{slug}/", language), language, data, "store with tiers")
+    for tier in (kova, lume, sela):
+        assert_translated(_get(client, f"/s/{slug}/join/{tier.pk}/", language), language, data, f"join {tier.name}")
+    page = _post(client, f"/s/{slug}/join/{lume.pk}/", {"method": "card"}, language, expect=400).content.decode()
+    assert_translated(page, language, data, "join with an error")
+    for path in ("/wallet/allowances/", f"/s/{slug}/allowance/"):
+        assert_translated(_get(client, path, language), language, data, f"{path} signed out")
+
+    sign_in(client, shop["buyer"].email)
+    for tier in (kova, lume):
+        assert_translated(_get(client, f"/s/{slug}/join/{tier.pk}/", language), language, data, f"join {tier.name} (signed in)")
+    welcome = _post(client, f"/s/{slug}/join/{lume.pk}/", {"method": "wallet", "interval": "month"}, language)["Location"]
+    sub = shop["buyer"].subscriptions.get()
+    data.append(sub.pk)
+    assert sub.language == language
+    assert_translated(_get(client, welcome, language), language, data, "welcome")
+    assert_translated(_get(client, "/memberships/", language), language, data, "memberships")
+    page = _post(client, f"/memberships/{sub.pk}/pause/", {"periods": "9"}, language, expect=400).content.decode()
+    assert {"ko": "일시 중지는 결제 주기 1~3회까지 가능합니다.", "pt-br": "Pause por 1 a 3 períodos."}[language] in page
+    assert_translated(page, language, data, "memberships with a refused pause")
+    _post(client, f"/memberships/{sub.pk}/cancel/", {}, language)
+    assert_translated(_get(client, "/memberships/", language), language, data, "memberships after cancelling")
+    assert_translated(_get(client, f"/s/{slug}/join/{lume.pk}/", language), language, data, "join as a member")
+
+    amount = {"ko": "2.50", "pt-br": "2,50"}[language]
+    page = _post(client, f"/s/{slug}/allowance/", {"amount": "1.2.3", "period": "week"}, language, expect=400).content.decode()
+    assert_translated(page, language, data, "allowance with an error")
+    _post(client, f"/s/{slug}/allowance/", {"amount": amount, "period": "week", "expires_at": "2099-12-31"}, language)
+    page = _get(client, "/wallet/allowances/", language)
+    assert {"ko": "US$2.50", "pt-br": "US$\xa02,50"}[language] in page
+    assert_translated(page, language, data, "allowances")
+    assert_translated(_get(client, f"/s/{slug}/allowance/", language), language, data, "allowance (granted)")
+    allowance = shop["buyer"].allowances.get()
+    _post(client, f"/wallet/allowances/{allowance.pk}/revoke/", {}, language)
+    assert_translated(_get(client, "/wallet/allowances/", language), language, data, "allowances (revoked)")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_membership_and_wallet_emails_are_in_the_language_of_the_buyers_page(client, shop, language, django_capture_on_commit_callbacks):
+    """Joined, automatic top-up turned on, and a tab opened from Korean or Portuguese pages: the
+    renewal-failed, membership-ended, top-up-failed and tab-overdue emails the worker sends later
+    (English active) are written in that language, money and dates its way."""
+    from stall.memberships.notices import renewal_failed_notice, subscription_ended_notice
+    from stall.payments.models import Wallet
+    from stall.wallets.selectors import tab_open_get
+    from stall.wallets.services import wallet_auto_top_up
+    from stall.wallets.tasks import tab_overdue_notice
+
+    store, buyer = shop["store"], shop["buyer"]
+    data = shop["data"] + TIER_NAMES + ["jun@example.com"]
+    _, lume, _ = _tiers(store)
+    sign_in(client, buyer.email)
+    _post(client, f"/s/{store.slug}/join/{lume.pk}/", {"method": "wallet"}, language)
+    wallet_form = {"action": "auto_top_up", "below": {"ko": "9.00", "pt-br": "9,00"}[language],
+                   "auto_amount": "10", "payment_method": "sandbox_declined"}
+    _post(client, "/wallet/?currency=USD", wallet_form, language)
+    wallet = Wallet.objects.get(buyer=buyer, currency="USD")
+    assert wallet.language == language
+
+    # Another buyer's first purchase ($1, their first tab's limit) on their tab, from the hosted pay page.
+    other = type(client)()
+    sign_in(other, "jun@example.com")
+    _post(other, f"/buy/{shop['pwyw'].pk}/", {"email": "jun@example.com", "amount": "1"}, language)
+    checkout = Checkout.objects.latest("created_at")
+    _post(other, f"/wallet/pay/{checkout.pk}/", {"payment_method": "tab", "confirm": "yes"}, language)
+    tab = tab_open_get(buyer=buyer_for_email(email="jun@example.com"), currency="USD")
+    assert tab.language == language
+
+    sub = buyer.subscriptions.get()
+    type(sub).objects.filter(pk=sub.pk).update(next_retry_at=sub.current_period_end)
+    mail.outbox.clear()
+    with translation.override("en"), django_capture_on_commit_callbacks(execute=True):
+        renewal_failed_notice.call_local(sub.pk, "Your card was declined.")
+        subscription_ended_notice.call_local(sub.pk)
+        wallet_auto_top_up(wallet_id=wallet.pk)
+        tab_overdue_notice.call_local(tab.pk)
+    failed, ended, overdue, top_up = mail.outbox  # the failed top-up's email is sent after its commit
+    assert [m.subject for m in mail.outbox] == {
+        "ko": ["Lume 멤버십 결제에 실패했습니다", "Lume 멤버십이 종료되었습니다", "외상을 정산해 주세요", "지갑이 충전되지 않았습니다"],
+        "pt-br": ["O pagamento da sua assinatura Lume falhou", "Sua assinatura Lume foi encerrada",
+                  "Por favor, acerte sua conta", "Sua carteira não foi recarregada"],
+    }[language]
+    assert {"ko": "(US$3.00)을 갱신하지 못했습니다: 카드가 거절되었습니다.",
+            "pt-br": "(US$\xa03,00): Seu cartão foi recusado."}[language] in failed.body
+    assert {"ko": "US$10.00", "pt-br": "US$\xa010,00"}[language] in top_up.body
+    assert {"ko": "외상 US$1.00", "pt-br": "Sua conta de US$\xa01,00"}[language] in overdue.body
+    for message in mail.outbox:
+        assert not untranslated(re.sub(r"https?://\S+", " ", message.body), language, data), message.body
+        assert_translated(message.alternatives[0][0], language, data, f"email {message.subject}")
