@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('memberships', '0001_initial'),
+        ('memberships', '0002_subscription_customer_in_accounts'),
     ]
 
     operations = [
