@@ -472,6 +472,7 @@ _LIMIT_DEFAULTS = {
     "api_key": "6000/1m",         # API requests per API key
     "gift_card_redeem_buyer": "10/15m",    # gift card codes tried per buyer
     "gift_card_redeem_address": "30/15m",  # ... per client address
+    "discount_code_address": "20/10m",  # storefront checkouts with a discount code, per client address
     "license_key": "120/1m",      # license activate/validate/deactivate calls per key
     "license_address": "1200/1m",  # ... per client address
 }

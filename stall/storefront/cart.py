@@ -60,6 +60,9 @@ def cart(request, slug):
     if request.method == "POST" and form.is_valid():
         try:
             limits_hit(("checkout_address", client_address(request)), what="checkouts")
+            if form.cleaned_data.get("discount_code"):
+                # Codes are short enough to guess: tries are counted on their own, tighter limit.
+                limits_hit(("discount_code_address", client_address(request)), what="code attempts")
             checkout = checkout_create(
                 store=store, email=form.cleaned_data["email"], items=cart_items(cart=cart, store=store),
                 discount_code=form.cleaned_data["discount_code"], buyer=buyer_from_request(request),

@@ -137,3 +137,17 @@ def test_a_limited_buyer_reads_why_in_their_language(client, product, limits, at
     response = client.post(f"/buy/{product.pk}/", {"email": "b@example.com"}, HTTP_ACCEPT_LANGUAGE=language)
     assert response.status_code == 429
     assert message in response.content.decode()
+
+
+def test_discount_code_tries_have_their_own_tighter_limit(client, product, limits, at_window_start):
+    """Guessing codes on the buy page is stopped sooner than buying: a form with a code counts
+    against discount_code_address too, one without does not."""
+    limits(checkout_address="10/10m", discount_code_address="2/10m")
+    for guess in ("AAAA", "BBBB"):
+        response = client.post(f"/buy/{product.pk}/", {"email": "b@example.com", "discount_code": guess})
+        assert response.status_code == 400
+    response = client.post(f"/buy/{product.pk}/", {"email": "b@example.com", "discount_code": "CCCC"})
+    assert response.status_code == 429
+    assert "Too many code attempts. Try again in 10 minutes." in response.content.decode()
+    assert client.post(f"/buy/{product.pk}/", {"email": "b@example.com"}).status_code == 302
+    assert Checkout.objects.count() == 1
