@@ -25,6 +25,7 @@ from stall.checkout.services import CheckoutItem, checkout_create
 from stall.content.services import post_create, tip_jar_update
 from stall.core.catalogs import LOCALE_DIR
 from stall.integrations.services import api_key_create
+from stall.memberships.tiers import tier_create, tier_gates_set
 from stall.orders.checkout_pay import checkout_confirm
 from stall.orders.models import Order
 from stall.testing import ApiClient, ProductFactory, StoreFactory, product_with_file
@@ -303,7 +304,6 @@ TIER_NAMES = ["Kova", "Lume", "Sela"]
 def _tiers(store):
     """A tier with a monthly and a yearly price, a trial and cap-to-subscribe; one with a monthly
     price only; a free one."""
-    from stall.memberships.tiers import tier_create
 
     kova = tier_create(store=store, name="Kova", description="Ondo veru.", benefits=["Sokal menik"],
                        prices=[{"interval": "month", "amount": 500}, {"interval": "year", "amount": 5000}],
@@ -321,13 +321,17 @@ def _post(client, path, data, language, expect=302):
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_membership_and_allowance_pages_are_in_the_buyers_language(client, shop, language):
-    """A tier's join page (signed out, with an error, signed in, as a member), the welcome, the
+    """The store's tiers, a post's paywall offering a capped tier, a tier's join page (signed out,
+    with an error, signed in, as a member), the welcome, the
     member's memberships page (with a refused change and after cancelling), and the allowance
     pages (signed out, granting with a mistake, the list, revoked): no English left."""
     store, data = shop["store"], shop["data"] + TIER_NAMES + ["Ondo veru.", "Sokal menik"]
     kova, lume, sela = _tiers(store)
+    tier_gates_set(tier=kova, product_ids=[shop["post"].product_id])
     slug = store.slug
+    post = f"/s/{slug}/posts/{shop['post'].slug}/"
     assert_translated(_get(client, f"/s/{slug}/", language), language, data, "store with tiers")
+    assert_translated(_get(client, post, language), language, data, "post gated to a tier")
     for tier in (kova, lume, sela):
         assert_translated(_get(client, f"/s/{slug}/join/{tier.pk}/", language), language, data, f"join {tier.name}")
     page = _post(client, f"/s/{slug}/join/{lume.pk}/", {"method": "card"}, language, expect=400).content.decode()
@@ -336,6 +340,9 @@ def test_membership_and_allowance_pages_are_in_the_buyers_language(client, shop,
         assert_translated(_get(client, path, language), language, data, f"{path} signed out")
 
     sign_in(client, shop["buyer"].email)
+    page = _get(client, post, language)
+    assert {"ko": "이번 달 US$5.00 중 US$0.00 결제함", "pt-br": "US$\xa00,00 de US$\xa05,00 pagos este mês"}[language] in page
+    assert_translated(page, language, data, "post gated to a capped tier (signed in)")
     for tier in (kova, lume):
         assert_translated(_get(client, f"/s/{slug}/join/{tier.pk}/", language), language, data, f"join {tier.name} (signed in)")
     welcome = _post(client, f"/s/{slug}/join/{lume.pk}/", {"method": "wallet", "interval": "month"}, language)["Location"]
