@@ -204,7 +204,7 @@ def main() -> None:
     server = subprocess.Popen([stall, "serve", "--port", str(port), "--workers", str(args.workers), "--threads",
                                str(args.threads)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_ready(port)
+        wait_ready(port, timeout=240)  # migrating PostgreSQL on a busy machine
         run_http(port, key, customers, 4 * BATCH, args.c, "warm")  # every worker warmed up
         elapsed, accepted, errors = run_http(port, key, customers, args.n, args.c, "http")
     finally:
