@@ -1,10 +1,10 @@
 """API v1 shapes of orders (read-only: orders are made by paying a checkout)."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from ninja import Field, Schema
 
-from stall.core.api import InputSchema, Text, timestamp
+from stall.core.api import InputSchema, NotBlank, Text, timestamp
 
 from .models import Order
 
@@ -107,7 +107,7 @@ def order_out(order: Order) -> dict:
 
 class LicenseActivateIn(InputSchema):
     license_key: Text = Field(..., max_length=100)
-    instance_name: Text = Field(..., max_length=200, description="What the key is activated on: a machine, a site.")
+    instance_name: Annotated[Text, NotBlank] = Field(..., max_length=200, description="What the key is activated on: a machine, a site.")
 
 
 class LicenseValidateIn(InputSchema):

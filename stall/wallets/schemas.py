@@ -1,12 +1,12 @@
 """API v1 shapes of charges and customers: what a client sends (…In) and what it gets back (…Out)."""
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from ninja import Field, Schema
 
 from stall.accounts.models import Customer
-from stall.core.api import Amount, Currency, InputSchema, ObjectId, Text, timestamp
+from stall.core.api import Amount, Currency, InputSchema, NotBlank, ObjectId, Text, timestamp
 
 from .models import Charge
 
@@ -140,7 +140,8 @@ def customer_wallet_out(summary) -> dict:
 
 
 class GiftCardCreateIn(InputSchema):
-    amount: Amount = Field(..., description="The card's value in minor units of the store's currency; more than 0.")
+    amount: Amount = Field(..., description="The card's value in minor units of the store's currency; more than 0.",
+                           json_schema_extra={"minimum": 1})
     recipient_email: Text | None = Field(None, max_length=254, description="Emailed the code (at send_at, if given).")
     recipient_name: Text = Field("", max_length=120)
     sender_name: Text = Field("", max_length=120)
@@ -150,7 +151,7 @@ class GiftCardCreateIn(InputSchema):
 
 
 class GiftCardRedeemIn(InputSchema):
-    code: Text = Field(..., max_length=64, description="The card's code, as the recipient received it.")
+    code: Annotated[Text, NotBlank] = Field(..., max_length=64, description="The card's code, as the recipient received it.")
     customer: ObjectId = Field(..., description="The customer (cus_…) whose wallet receives the balance.")
 
 

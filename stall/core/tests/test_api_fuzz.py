@@ -38,6 +38,7 @@ from stall.metering.services import meter_create, plan_create, usage_subscriptio
 from stall.orders.refunds import refund_create
 from stall.testing import buy
 from stall.wallets.allowances import allowance_grant, charge_create
+from stall.wallets.gift_cards import gift_card_issue
 from stall.wallets.services import wallet_top_up
 
 EXAMPLES_PER_OPERATION = 10
@@ -67,6 +68,9 @@ REFUSALS_NO_SCHEMA_CAN_STATE = {
     ("invalid_timestamp", "from"),  # a usage period's bounds are ISO 8601 or Unix seconds
     ("invalid_timestamp", "to"),
     ("invalid_request", "to"),  # before from
+    ("gift_card_invalid", "expires_at"),  # a date in the past (the clock, not the request)
+    ("gift_card_invalid", "recipient_email"),  # not an address Django's validator takes ("" is none)
+    ("gift_card_code_invalid", "code"),  # a code of no card of this store
 }
 
 
@@ -143,6 +147,7 @@ def fuzz_store(store, product, api_key, settings):
         "customers": customer.pk,
         "charges": charge.pk,
         "delivery_id": WebhookDelivery.objects.filter(endpoint=endpoint).latest("pk").pk,
+        "gift_cards": gift_card_issue(store=store, amount=500)[0].pk,
     }
     return {"key": api_key, "ids": ids, "calls": 0}
 

@@ -67,3 +67,15 @@ def test_bad_input_is_a_clear_4xx_and_moves_nothing(api, store):
     assert gc.GiftCard.objects.filter(store=store).count() == 1
     assert wallet_for(buyer=buyer_for_email(email=fan.email), currency="USD").account.balance == 0
     assert theirs.balance == 500 and gc.GiftCard.objects.get(pk=theirs.pk).status == "active"
+
+
+def test_redemptions_through_the_api_are_limited_per_customer_not_per_server(api, store, settings):
+    """The store's server redeems for all its customers from one address: only each customer's
+    attempts are counted."""
+    settings.STALL_LIMITS = {**settings.STALL_LIMITS, "gift_card_redeem_buyer": "2/15m", "gift_card_redeem_address": "2/15m"}
+    fans = [customer(store, f"fan{n}@example.com") for n in range(3)]
+    for fan in fans:
+        assert api.post("/gift_cards/redeem", {"code": gc.code_generate(), "customer": fan.pk}).status_code == 400
+    assert api.post("/gift_cards/redeem", {"code": gc.code_generate(), "customer": fans[0].pk}).status_code == 400
+    refused = api.post("/gift_cards/redeem", {"code": gc.code_generate(), "customer": fans[0].pk})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (429, "rate_limited")
