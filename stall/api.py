@@ -4,6 +4,7 @@ from django.core.exceptions import ImproperlyConfigured
 from ninja import NinjaAPI
 
 from stall.catalog.api import router as products
+from stall.commissions.api import router as commissions
 from stall.content.api import posts_router as posts
 from stall.content.api import tips_router as tips
 from stall.core.api import install_error_handlers
@@ -118,6 +119,7 @@ def _mount() -> None:
     api.add_router("/customers", customer_subscriptions, tags=["Customers"])
     api.add_router("/tiers", tiers, tags=["Memberships"])
     api.add_router("/subscriptions", subscriptions, tags=["Memberships"])
+    api.add_router("/commissions", commissions, tags=["Commissions"])
 
 
 _mount()

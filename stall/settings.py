@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "stall.wallets",
     "stall.content",
     "stall.memberships",
+    "stall.commissions",
     "stall.dashboard",
 ]
 

@@ -28,6 +28,7 @@ urlpatterns = [
     path("", include("stall.payments.urls")),
     path("", include("stall.wallets.urls")),
     path("", include("stall.memberships.urls")),
+    path("", include("stall.commissions.urls")),
     path("", include("stall.content.urls")),  # before the store pages: see stall/content/urls.py
     path("", include("stall.wallets.allowance_urls")),  # before the store pages: /s/<store>/allowance/
     path("", include((store_patterns, "stores"))),

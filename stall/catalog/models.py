@@ -17,10 +17,13 @@ class ProductKind(models.TextChoices):
     # One price of a membership tier (stall.memberships): each payment for the tier, a join or a
     # renewal, is an order of this product, so refunds, receipts and the books see it.
     MEMBERSHIP = "membership", _("Membership")
+    # A commission (stall.commissions): paid up front with a brief, made and delivered by the
+    # creator, the money held until the buyer accepts.
+    SERVICE = "service", _("Commission")
 
 
 # Kinds the store page lists as products; the others have pages of their own or none.
-LISTED_KINDS = (ProductKind.DOWNLOAD,)
+LISTED_KINDS = (ProductKind.DOWNLOAD, ProductKind.SERVICE)
 
 
 class PriceType(models.TextChoices):

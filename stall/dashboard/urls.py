@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import account, memberships, payments, posts, views, webhooks
+from . import account, commissions, memberships, payments, posts, views, webhooks
 
 app_name = "dashboard"
 urlpatterns = [
@@ -34,6 +34,11 @@ urlpatterns = [
     path("<slug:slug>/memberships/members/new/", memberships.member_new, name="member_new"),
     path("<slug:slug>/memberships/members/<str:subscription_id>/", memberships.member, name="member"),
     path("<slug:slug>/memberships/members/<str:subscription_id>/cancel/", memberships.member_cancel, name="member_cancel"),
+    path("<slug:slug>/commissions/", commissions.commissions, name="commissions"),
+    path("<slug:slug>/commissions/<str:commission_id>/", commissions.commission, name="commission"),
+    path("<slug:slug>/commissions/<str:commission_id>/deliver/", commissions.commission_deliver, name="commission_deliver"),
+    path("<slug:slug>/commissions/<str:commission_id>/decline/", commissions.commission_decline, name="commission_decline"),
+    path("<slug:slug>/commissions/<str:commission_id>/files/<str:file_id>/", commissions.commission_file, name="commission_file"),
     path("<slug:slug>/orders/", views.orders, name="orders"),
     path("<slug:slug>/orders/<str:order_id>/", views.order_detail, name="order"),
     path("<slug:slug>/api-keys/", views.api_keys, name="api_keys"),

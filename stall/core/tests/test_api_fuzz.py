@@ -28,12 +28,15 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from stall.accounts.services import buyer_for_email
 from stall.audience.models import Customer
+from stall.catalog.services import product_create
 from stall.checkout.services import CheckoutItem, checkout_create
+from stall.commissions.services import commission_reserve
 from stall.content.services import post_create
 from stall.integrations import webhooks
 from stall.integrations.models import Event, WebhookDelivery
 from stall.memberships.services import subscription_join
 from stall.memberships.tiers import tier_create
+from stall.orders.checkout_pay import checkout_confirm
 from stall.orders.refunds import refund_create
 from stall.testing import buy
 from stall.wallets.allowances import allowance_grant, charge_create
@@ -60,6 +63,8 @@ REFUSALS_NO_SCHEMA_CAN_STATE = {
     ("invalid_subscription", "tier"),  # the subscription's own price already, or a free tier
     ("invalid_subscription", "ends_at"),  # a date in the past (the clock, not the request)
     ("invalid_request", "email"),  # format: email, but not an address Django's validator takes
+    ("invalid_commission", "note"),  # a delivery needs a note or files: one of two parameters
+    ("invalid_commission", "body"),  # a message of spaces only
 }
 
 
@@ -117,7 +122,12 @@ def fuzz_store(store, product, api_key, settings):
     subscription = subscription_join(
         tier=tier, method="card", email="member@example.com", payment_method="sandbox_visa"
     ).subscription
+    service = product_create(store=store, name="Portrait", amount=500, kind="service", status="published")
+    ordered = checkout_create(store=store, email="patron@example.com", items=[CheckoutItem(product_id=service.pk)])
+    commission = commission_reserve(checkout=ordered, brief="A fox in the snow")
+    checkout_confirm(checkout_id=ordered.pk, payment_method="sandbox_visa")
     ids = {
+        "commissions": commission.pk,
         "tiers": tier.pk,
         "subscriptions": subscription.pk,
         "products": product.pk,
