@@ -205,9 +205,10 @@ def commission_fulfil(*, order: Order, lines, context=None) -> list:
             email=order.email, brief="", currency=order.currency, reserved_until=timezone.now(),
         )
     if commission.status == CommissionStatus.EXPIRED:
-        # Paid after its reservation ran out (a slow bank): it is sold, so it takes a slot anyway.
-        ServiceOffer.objects.filter(pk=commission.product_id).update(taken=F("taken") + 1)
-        commission.holds_slot = ServiceOffer.objects.filter(pk=commission.product_id).exists()
+        # Paid after its reservation ran out (a slow bank): it is sold, so it opens; it takes a slot
+        # if one is free, and never fails the payment's transaction for want of one.
+        commission.holds_slot = bool(ServiceOffer.objects.filter(pk=commission.product_id).filter(
+            Q(slots__isnull=True) | Q(taken__lt=F("slots"))).update(taken=F("taken") + 1))
     now = timezone.now()
     commission.order = order
     commission.status = CommissionStatus.AWAITING_DELIVERY

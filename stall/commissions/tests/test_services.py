@@ -193,3 +193,18 @@ def test_an_order_refunded_from_its_page_is_not_paid_out_on_acceptance(store, se
     commission.order.refresh_from_db()
     assert (commission.order.amount_refunded, commission.order.status) == (5000, OrderStatus.REFUNDED)
     assert_ledger_balanced()
+
+
+def test_a_payment_that_lands_after_its_reservation_expired_still_opens(store, service):
+    """A slow bank: the reservation ran out and its slot went to another buyer, then the payment
+    lands. The commission opens (the buyer paid) without failing the payment for want of a slot."""
+    from stall.orders.checkout_pay import checkout_confirm
+
+    service_offer_set(product=service, slots=1)
+    checkout, late = reserve(store=store, product=service, email="slow@example.com")
+    Commission.objects.filter(pk=late.pk).update(reserved_until=timezone.now() - timedelta(seconds=1))
+    reserve(store=store, product=service, email="quick@example.com")  # takes the freed slot
+    checkout_confirm(checkout_id=checkout.pk, payment_method="sandbox_visa")
+    late.refresh_from_db()
+    assert (late.status, late.holds_slot) == (CommissionStatus.AWAITING_DELIVERY, False)
+    assert ServiceOffer.objects.get(pk=service.pk).taken == 1
