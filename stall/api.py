@@ -7,6 +7,7 @@ from stall.campaigns.api import campaigns_router as campaigns
 from stall.campaigns.api import pledges_router as pledges
 from stall.catalog.api import router as products
 from stall.checkout.api import discounts_router as discounts
+from stall.commissions.api import router as commissions
 from stall.content.api import posts_router as posts
 from stall.content.api import tips_router as tips
 from stall.core.api import install_error_handlers, router_refuse_other_methods
@@ -140,6 +141,7 @@ def _mount() -> None:
     api.add_router("/pledges", pledges, tags=["Campaigns"])
     api.add_router("/gift_cards", gift_cards, tags=["Gift cards"])
     api.add_router("/licenses", licenses, tags=["License keys"])
+    api.add_router("/commissions", commissions, tags=["Commissions"])
 
 
 _mount()

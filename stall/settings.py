@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "stall.memberships",
     "stall.metering",
     "stall.campaigns",
+    "stall.commissions",
     "stall.insights",
     "stall.books",
     "stall.dashboard",

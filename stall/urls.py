@@ -30,6 +30,7 @@ urlpatterns = [
     path("", include("stall.memberships.urls")),
     path("", include("stall.audience.urls")),  # before the store pages: /s/<store>/subscribe/
     path("", include("stall.campaigns.urls")),
+    path("", include("stall.commissions.urls")),
     path("", include("stall.content.urls")),  # before the store pages: see stall/content/urls.py
     path("", include("stall.wallets.gift_urls")),  # before the store pages: /s/<store>/redeem/
     path("", include("stall.wallets.allowance_urls")),  # before the store pages: /s/<store>/allowance/

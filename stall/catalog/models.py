@@ -23,10 +23,13 @@ class ProductKind(models.TextChoices):
     # A gift card of the store (stall.wallets' gift cards): buying it issues a card with a code,
     # emailed to its recipient, whose balance is redeemed into the recipient's wallet.
     GIFT_CARD = "gift_card", _("Gift card")
+    # A commission (stall.commissions): paid up front with a brief, made and delivered by the
+    # creator, the money held until the buyer accepts.
+    SERVICE = "service", _("Commission")
 
 
 # Kinds the store page lists as products; the others have pages of their own or none.
-LISTED_KINDS = (ProductKind.DOWNLOAD, ProductKind.BUNDLE, ProductKind.GIFT_CARD)
+LISTED_KINDS = (ProductKind.DOWNLOAD, ProductKind.BUNDLE, ProductKind.GIFT_CARD, ProductKind.SERVICE)
 # What a bundle may hold: products that deliver files (not another bundle).
 BUNDLE_PART_KINDS = (ProductKind.DOWNLOAD,)
 

@@ -66,6 +66,10 @@ EVENT_TYPES = (
     "campaign.succeeded",
     "campaign.failed",
     "campaign.canceled",
+    "commission.opened",
+    "commission.delivered",
+    "commission.accepted",
+    "commission.declined",
 )
 RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000)  # seconds after attempts 1..7
 RESPONSE_BODY_LIMIT = 2000

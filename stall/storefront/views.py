@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
+from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.html import strip_tags
@@ -23,6 +24,9 @@ from stall.checkout.forms import BuyForm
 from stall.checkout.models import CheckoutStatus
 from stall.checkout.selectors import checkout_get
 from stall.checkout.services import CheckoutItem, checkout_create
+from stall.commissions.forms import BriefForm
+from stall.commissions.selectors import commission_for_order, service_offer_for
+from stall.commissions.services import commission_reserve, slots_left
 from stall.content.selectors import post_split_for, posts_gated_marked, posts_public, tip_jar_panel
 from stall.core.csrf import csrf_by_origin
 from stall.core.errors import NotFound, StallError
@@ -140,6 +144,7 @@ def product_page(request, slug, product_slug):
         "cart_count": _cart_count(request, store),
         "share": share_meta(request, title=product.name, description=product.description, url=request.path,
                             image=product.cover, price=Money(product.amount, product.currency)),
+        "slots_left": slots_left(service_offer_for(product=product)) if product.kind == ProductKind.SERVICE else None,
     }
     request.page_view = (store.pk, "product", product.pk)  # counted by stall.insights.pageviews
     return render(request, "stores/product.html", context)
@@ -159,34 +164,45 @@ def buy(request, product_id):
     locale = getattr(request, "LANGUAGE_CODE", "en") or "en"
     code = remembered_code(request, product.store)
     form = BuyForm(request.POST or None, product=product, locale=locale, initial={"discount_code": code})
-    if request.method == "POST" and form.is_valid():
+    # A commission is bought with its brief: what to make, and reference files.
+    service = product.kind == ProductKind.SERVICE
+    brief_form = BriefForm(request.POST or None, request.FILES or None) if service else None
+    context = {"product": product, "store": product.store, "form": form, "brief_form": brief_form,
+               "slots_left": slots_left(service_offer_for(product=product)) if service else None}
+    if request.method == "POST" and form.is_valid() and (brief_form is None or brief_form.is_valid()):
         try:
             limits_hit(("checkout_address", client_address(request)), what="checkouts")
             if form.cleaned_data.get("discount_code"):
                 # Codes are short enough to guess: tries are counted on their own, tighter limit.
                 limits_hit(("discount_code_address", client_address(request)), what="code attempts")
-            checkout = checkout_create(
-                store=product.store,
-                email=form.cleaned_data["email"],
-                items=[CheckoutItem(product_id=product.pk, amount=form.cleaned_data.get("amount"))],
-                email_consent=form.cleaned_data.get("email_consent", False),
-                discount_code=form.cleaned_data.get("discount_code", ""),
-                buyer=buyer_from_request(request),
-            )
+            with transaction.atomic():  # a full commission offer leaves no checkout behind
+                checkout = checkout_create(
+                    store=product.store,
+                    email=form.cleaned_data["email"],
+                    items=[CheckoutItem(product_id=product.pk, amount=form.cleaned_data.get("amount"))],
+                    email_consent=form.cleaned_data.get("email_consent", False),
+                    discount_code=form.cleaned_data.get("discount_code", ""),
+                    buyer=buyer_from_request(request),
+                )
+                if brief_form is not None:
+                    commission_reserve(checkout=checkout, brief=brief_form.cleaned_data["brief"],
+                                       files=brief_form.cleaned_data["brief_files"])
             if checkout.amount_total == 0:
                 checkout_confirm(checkout_id=checkout.pk)
                 return redirect("checkout:complete", checkout_id=checkout.pk)
             return redirect("checkout:pay", checkout_id=checkout.pk)
         except RateLimited as exc:
             form_add_stall_error(form, exc)
-            response = render(request, "checkout/buy.html", {"product": product, "store": product.store, "form": form},
-                              status=exc.status)
+            response = render(request, "checkout/buy.html", context, status=exc.status)
             response.headers["Retry-After"] = str(exc.retry_after)
             return response
         except StallError as exc:
-            form_add_stall_error(form, exc)
-    return render(request, "checkout/buy.html", {"product": product, "store": product.store, "form": form},
-                  status=400 if form.errors else 200)
+            target = brief_form if brief_form is not None and exc.param in ("brief", "files") else form
+            if exc.param == "files":
+                exc.param = "brief_files"
+            form_add_stall_error(target, exc)
+    errors = form.errors or (brief_form is not None and brief_form.errors)
+    return render(request, "checkout/buy.html", context, status=400 if errors else 200)
 
 
 def complete(request, checkout_id):
@@ -220,5 +236,5 @@ def complete(request, checkout_id):
         items.append((line, line.product, entitlement, files_of(entitlement)))
     receipt_sent = order.payment is None or order.payment.rail not in ("wallet", "tab")
     context = {"checkout": checkout, "order": order, "store": checkout.store, "items": items, "receipt_sent": receipt_sent,
-               "membership": subscription_for_order(order=order)}
+               "membership": subscription_for_order(order=order), "commission": commission_for_order(order=order)}
     return render(request, "checkout/complete.html", context)

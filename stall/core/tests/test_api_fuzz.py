@@ -28,13 +28,16 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from stall.accounts.models import Customer
 from stall.accounts.services import buyer_for_email
+from stall.catalog.services import product_create
 from stall.checkout.services import CheckoutItem, checkout_create
+from stall.commissions.services import commission_reserve
 from stall.content.services import post_create
 from stall.integrations import webhooks
 from stall.integrations.models import Event, WebhookDelivery
 from stall.memberships.services import subscription_join
 from stall.memberships.tiers import tier_create
 from stall.metering.services import meter_create, plan_create, usage_subscription_create
+from stall.orders.checkout_pay import checkout_confirm
 from stall.orders.refunds import refund_create
 from stall.testing import buy
 from stall.wallets.allowances import allowance_grant, charge_create
@@ -71,6 +74,8 @@ REFUSALS_NO_SCHEMA_CAN_STATE = {
     ("gift_card_invalid", "expires_at"),  # a date in the past (the clock, not the request)
     ("gift_card_invalid", "recipient_email"),  # not an address Django's validator takes ("" is none)
     ("gift_card_code_invalid", "code"),  # a code of no card of this store
+    ("invalid_commission", "note"),  # a delivery needs a note or files: one of two parameters
+    ("invalid_commission", "body"),  # a message of spaces only
 }
 
 
@@ -131,10 +136,15 @@ def fuzz_store(store, product, api_key, settings):
     meter = meter_create(store=store, key="api_calls", name="API calls", event_name="api.call")
     plan = plan_create(store=store, name="Metered", prices=[{"meter": meter.key, "unit_price": "0.2"}])
     usage_subscription = usage_subscription_create(store=store, customer_id=customer.pk, plan_id=plan.pk)
+    service = product_create(store=store, name="Portrait", amount=500, kind="service", status="published")
+    ordered = checkout_create(store=store, email="patron@example.com", items=[CheckoutItem(product_id=service.pk)])
+    commission = commission_reserve(checkout=ordered, brief="A fox in the snow")
+    checkout_confirm(checkout_id=ordered.pk, payment_method="sandbox_visa")
     ids = {
         "meters": meter.pk,
         "plans": plan.pk,
         "usage_subscriptions": usage_subscription.pk,
+        "commissions": commission.pk,
         "tiers": tier.pk,
         "subscriptions": subscription.pk,
         "products": product.pk,

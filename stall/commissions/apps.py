@@ -1,0 +1,16 @@
+from django.apps import AppConfig
+
+
+class CommissionsConfig(AppConfig):
+    name = "stall.commissions"
+    label = "commissions"
+
+    def ready(self):
+        from stall.catalog.models import ProductKind
+        from stall.orders.fulfilment import fulfilment_register
+
+        from . import tasks  # noqa: F401 - registers the periodic auto-accept with Huey
+        from .services import commission_fulfil
+
+        # A paid order of a service product opens its commission and holds the money, on any rail.
+        fulfilment_register(kind=ProductKind.SERVICE, handler=commission_fulfil)
