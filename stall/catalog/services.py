@@ -77,14 +77,14 @@ def bundle_parts_set(*, bundle: Product, part_ids) -> list[Product]:
     if bundle.pk in ids:
         raise BundleInvalid("A bundle cannot contain itself.", param="parts")
     found = Product.objects.filter(store_id=bundle.store_id, pk__in=ids).in_bulk()
-    for index, pid in enumerate(ids):
+    for pid in ids:
         part = found.get(pid)
         if part is None:
-            raise BundleInvalid(f"No such product: {pid}.", param=f"parts[{index}]", code="resource_missing")
+            raise BundleInvalid(f"No such product: {pid}.", param="parts", code="resource_missing")
         if part.kind == ProductKind.BUNDLE:
-            raise BundleInvalid(f"A bundle cannot contain another bundle ({part.name}).", param=f"parts[{index}]")
+            raise BundleInvalid(f"A bundle cannot contain another bundle ({part.name}).", param="parts")
         if part.kind not in BUNDLE_PART_KINDS:
-            raise BundleInvalid(f"Only downloads can be in a bundle; {part.name} is not one.", param=f"parts[{index}]")
+            raise BundleInvalid(f"Only downloads can be in a bundle; {part.name} is not one.", param="parts")
     BundleItem.objects.filter(bundle=bundle).delete()
     BundleItem.objects.bulk_create([BundleItem(bundle=bundle, part=found[pid]) for pid in ids])
     return [found[pid] for pid in ids]

@@ -157,8 +157,10 @@ class DiscountPrice:
     shares: list[int]  # each line's part of it, in the lines' order
 
 
-def _usable(discount: Discount, *, now, subtotal: int, email: str, buyer_id: str | None) -> None:
-    """Raise DiscountRefused if ``discount`` cannot be used now by this buyer on this subtotal."""
+def _usable(discount: Discount, *, now, subtotal: int, email: str, buyer_id: str | None, uses: bool = True) -> None:
+    """Raise DiscountRefused if ``discount`` cannot be used now by this buyer on this subtotal.
+    ``uses``: whether to check the use limit on the row as read (the claim leaves that to its
+    guarded UPDATE, the one statement that decides who gets the last use)."""
     if not discount.active:
         raise DiscountRefused(gettext("The code %(code)s is no longer active.") % {"code": discount.code},
                               code="discount_inactive")
@@ -168,7 +170,7 @@ def _usable(discount: Discount, *, now, subtotal: int, email: str, buyer_id: str
     if discount.ends_at and now >= discount.ends_at:
         raise DiscountRefused(gettext("The code %(code)s has expired.") % {"code": discount.code},
                               code="discount_expired")
-    if discount.max_uses is not None and discount.times_used >= discount.max_uses:
+    if uses and discount.max_uses is not None and discount.times_used >= discount.max_uses:
         raise DiscountRefused(gettext("The code %(code)s has been used up.") % {"code": discount.code},
                               code="discount_used_up")
     if subtotal < discount.minimum_subtotal:
@@ -242,7 +244,8 @@ def discount_claim(*, checkout: Checkout, buyer=None) -> None:
         # The account of the email it is bought with (made at a first purchase in any case), so the
         # same account is known when it comes back under another email.
         buyer_id = buyer_for_email(email=checkout.email).pk
-    _usable(discount, now=timezone.now(), subtotal=checkout.amount_subtotal, email=checkout.email, buyer_id=buyer_id)
+    _usable(discount, now=timezone.now(), subtotal=checkout.amount_subtotal, email=checkout.email, buyer_id=buyer_id,
+            uses=False)
     with transaction.atomic():  # a savepoint: a refusal below leaves the caller's transaction whole
         taken = Discount.objects.filter(pk=discount.pk, active=True).filter(
             Q(max_uses__isnull=True) | Q(times_used__lt=F("max_uses"))

@@ -192,11 +192,15 @@ def checkout_out(checkout: Checkout) -> dict:
 # --- Discounts ------------------------------------------------------------------------------------
 
 Timestamp = StrictInt
+# What discount_create takes (after trimming spaces): stated so that clients know before asking.
+_CODE_PATTERN = r"^\s*[A-Za-z0-9][A-Za-z0-9_-]{1,39}\s*$"
+_LAST_TIMESTAMP = 253402300799  # 9999-12-31 23:59:59 UTC, the last moment a datetime holds
 
 
 class DiscountCreateIn(InputSchema):
     code: Annotated[Text, NotBlank] = Field(
         ..., max_length=40, description="What buyers type (kept upper-case): 2–40 letters, digits, - and _.",
+        json_schema_extra={"pattern": _CODE_PATTERN},
     )
     kind: Literal["percent", "fixed"]
     percent_off: StrictInt | None = Field(None, ge=1, le=100, description="kind percent: 1–100.")
@@ -204,8 +208,8 @@ class DiscountCreateIn(InputSchema):
     products: list[ObjectId] = Field(
         default_factory=list, max_length=1000, description="Only these products (prod_…); empty: all of them.",
     )
-    starts_at: Timestamp | None = Field(None, ge=0, le=2**40, description="Unix time it starts; none: now.")
-    ends_at: Timestamp | None = Field(None, ge=0, le=2**40, description="Unix time it ends; none: never.")
+    starts_at: Timestamp | None = Field(None, ge=0, le=_LAST_TIMESTAMP, description="Unix time it starts; none: now.")
+    ends_at: Timestamp | None = Field(None, ge=0, le=_LAST_TIMESTAMP, description="Unix time it ends; none: never.")
     max_uses: StrictInt | None = Field(None, ge=1, le=10**9, description="Uses in all; none: no limit.")
     once_per_customer: bool = Field(False, description="Once per buyer email and per buyer account.")
     minimum_subtotal: Amount = Field(0, description="The checkout's subtotal must be at least this.")
@@ -215,13 +219,13 @@ class DiscountCreateIn(InputSchema):
 class DiscountUpdateIn(InputSchema):
     """Only the parameters sent are changed."""
 
-    code: Annotated[Text, NotBlank] = Field(None, max_length=40)
+    code: Annotated[Text, NotBlank] = Field(None, max_length=40, json_schema_extra={"pattern": _CODE_PATTERN})
     kind: Literal["percent", "fixed"] = None
     percent_off: StrictInt | None = Field(None, ge=1, le=100)
     amount_off: Amount | None = None
     products: list[ObjectId] = Field(None, max_length=1000)
-    starts_at: Timestamp | None = Field(None, ge=0, le=2**40)
-    ends_at: Timestamp | None = Field(None, ge=0, le=2**40)
+    starts_at: Timestamp | None = Field(None, ge=0, le=_LAST_TIMESTAMP)
+    ends_at: Timestamp | None = Field(None, ge=0, le=_LAST_TIMESTAMP)
     max_uses: StrictInt | None = Field(None, ge=1, le=10**9)
     once_per_customer: bool = None
     minimum_subtotal: Amount = None

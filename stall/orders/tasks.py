@@ -31,6 +31,8 @@ def _receipt_send(order: Order) -> None:
             "store": order.store,
             "lines": [(ln.name, ln.quantity, format_money(ln.unit_amount * ln.quantity, order.currency)) for ln in order.lines.all()],
             "total": format_money(order.amount_total, order.currency),
+            "discount": format_money(discount, order.currency) if (discount := sum(ln.amount_discount for ln in order.lines.all())) else "",
+            "discount_code": order.checkout.discount_code if order.checkout else "",
             "library_url": buyer_magic_link(email=order.email),
             "license_keys": [(k.product.name, k.key) for k in licenses_for_order(order=order)],
         },

@@ -52,7 +52,7 @@ def test_a_bundle_cannot_contain_itself(bundle):
 def test_a_bundle_cannot_contain_another_bundle(store, bundle, parts):
     with pytest.raises(BundleInvalid, match=r"A bundle cannot contain another bundle \(Everything\).") as exc:
         product_create(store=store, name="Bigger", amount=1500, kind="bundle", parts=[parts[0].pk, bundle.pk])
-    assert exc.value.param == "parts[1]"
+    assert exc.value.param == "parts"
 
 
 def test_a_bundle_takes_only_its_stores_downloads_and_needs_parts_to_be_published(store, parts):
@@ -86,7 +86,7 @@ def test_api_creates_a_bundle_and_refuses_bad_parts(api, store, parts):
     }
     response = api.post("/products", {"name": "Nested", "amount": 900, "kind": "bundle", "parts": [created["id"]]})
     assert response.status_code == 400
-    assert json.loads(response.content)["error"]["param"] == "parts[0]"
+    assert json.loads(response.content)["error"]["param"] == "parts"
 
 
 def test_dashboard_makes_a_bundle_and_refuses_a_bundle_inside(client, creator, store, parts, bundle):

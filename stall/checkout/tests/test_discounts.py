@@ -5,6 +5,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+from django.core import mail
 from django.db import connection
 from django.utils import timezone
 
@@ -114,16 +115,21 @@ def test_full_discount_makes_a_free_order_and_counts_a_use(store, book):
 # --- Claiming at payment ----------------------------------------------------------------------------
 
 
-def test_paying_charges_the_discounted_total_and_the_order_keeps_line_discounts(store, book, zine):
+def test_paying_charges_the_discounted_total_and_the_order_keeps_line_discounts(
+    store, book, zine, django_capture_on_commit_callbacks,
+):
     discount = discount_create(store=store, code="TEN", kind="fixed", amount_off=100)
     checkout = open_checkout(store, book, zine, code="TEN")
-    checkout = checkout_confirm(checkout_id=checkout.pk, payment_method="sandbox_visa")
+    with django_capture_on_commit_callbacks(execute=True):
+        checkout = checkout_confirm(checkout_id=checkout.pk, payment_method="sandbox_visa")
     order = Order.objects.get(checkout=checkout)
     assert order.amount_total == 1200 and order.payment.amount == 1200
     assert sorted(ln.amount_discount for ln in order.lines.all()) == [23, 77]
     discount.refresh_from_db()
     assert discount.times_used == 1 and DiscountRedemption.objects.get().checkout_id == checkout.pk
     assert_ledger_balanced()
+    receipt = mail.outbox[-1].body
+    assert "Discount (TEN)  −$1.00" in receipt and "Total: $12.00" in receipt
 
 
 def test_code_switched_off_between_page_and_payment_is_refused_and_nothing_is_charged(store, book):
@@ -440,3 +446,10 @@ def test_a_discounted_checkout_paid_from_the_wallet_charges_the_discounted_total
     discount.refresh_from_db()
     assert discount.times_used == 1
     assert_ledger_balanced()
+
+
+def test_api_far_timestamps_are_a_400_not_a_500(api):
+    response = api.post("/discounts", {"code": "FAR", "kind": "percent", "percent_off": 5, "ends_at": 253402300800})
+    assert response.status_code == 400 and body(response)["error"]["param"] == "ends_at"
+    response = api.post("/discounts", {"code": "FAR", "kind": "percent", "percent_off": 5, "ends_at": 253402300799})
+    assert response.status_code == 200 and body(response)["ends_at"] == 253402300799

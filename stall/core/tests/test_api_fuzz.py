@@ -29,6 +29,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from stall.accounts.models import Customer
 from stall.accounts.services import buyer_for_email
 from stall.catalog.services import product_create
+from stall.checkout.discounts import discount_create
 from stall.checkout.services import CheckoutItem, checkout_create
 from stall.commissions.services import commission_reserve
 from stall.content.services import post_create
@@ -76,6 +77,19 @@ REFUSALS_NO_SCHEMA_CAN_STATE = {
     ("gift_card_code_invalid", "code"),  # a code of no card of this store
     ("invalid_commission", "note"),  # a delivery needs a note or files: one of two parameters
     ("invalid_commission", "body"),  # a message of spaces only
+    # A discount code as the store has it (or not) right now: unknown, expired, used up...
+    *((code, "discount_code") for code in (
+        "discount_unknown", "discount_inactive", "discount_not_started", "discount_expired", "discount_used_up",
+        "discount_minimum_not_met", "discount_already_used", "discount_not_applicable",
+    )),
+    ("code_taken", "code"),  # another discount of the store has that code
+    ("invalid_discount", "ends_at"),  # not after starts_at (another field's value)
+    ("invalid_discount", "percent_off"),  # kind percent without percent_off (another field's value)
+    ("invalid_amount", "amount_off"),  # kind fixed without amount_off (another field's value)
+    ("invalid_discount", "max_uses"),  # below the uses already made
+    ("resource_missing", "products"),  # a product id of no product of this store
+    ("invalid_bundle", "parts"),  # parts of a product that is not a bundle, or itself, or a bundle
+    ("resource_missing", "line"),  # a line id of no line of this order
 }
 
 
@@ -130,6 +144,7 @@ def fuzz_store(store, product, api_key, settings):
         store=store, customer_id=customer.pk, amount=25, currency="USD", description="gems"
     )
     tier = tier_create(store=store, name="Members", prices=[{"interval": "month", "amount": 300}])
+    discount = discount_create(store=store, code="FUZZ", kind="percent", percent_off=10)
     subscription = subscription_join(
         tier=tier, method="card", email="member@example.com", payment_method="sandbox_visa"
     ).subscription
@@ -146,6 +161,7 @@ def fuzz_store(store, product, api_key, settings):
         "usage_subscriptions": usage_subscription.pk,
         "commissions": commission.pk,
         "tiers": tier.pk,
+        "discounts": discount.pk,
         "subscriptions": subscription.pk,
         "products": product.pk,
         "checkouts": checkout.pk,
