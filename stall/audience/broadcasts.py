@@ -98,13 +98,23 @@ def broadcast_recipient_count(*, broadcast: Broadcast) -> int:
     return recipients(store=broadcast.store, segment=broadcast.segment, ref=broadcast.segment_ref).count()
 
 
-def _message(*, broadcast: Broadcast, to: str, connection=None) -> EmailMultiAlternatives:
+# Where each recipient's own unsubscribe address goes in a body rendered once per batch.
+_UNSUBSCRIBE_SLOT = "stall-unsubscribe-slot"
+
+
+def _bodies(broadcast: Broadcast) -> tuple[str, str]:
+    """The text and HTML bodies, rendered once (Markdown and templates are the costly part)."""
+    context = {"store": broadcast.store, "text": broadcast.body, "html": render_markdown(broadcast.body),
+               "unsubscribe_url": _UNSUBSCRIBE_SLOT, "base_url": settings.BASE_URL}
+    return (render_to_string("audience/email/broadcast.txt", context), render_to_string("audience/email/broadcast.html", context))
+
+
+def _message(*, broadcast: Broadcast, to: str, connection=None, bodies: tuple[str, str] | None = None) -> EmailMultiAlternatives:
     store = broadcast.store
+    text, html = bodies or _bodies(broadcast)
     unsubscribe = unsubscribe_url(store_id=store.pk, email=to)
-    context = {"store": store, "text": broadcast.body, "html": render_markdown(broadcast.body),
-               "unsubscribe_url": unsubscribe, "base_url": settings.BASE_URL}
     message = EmailMultiAlternatives(
-        subject=broadcast.subject, body=render_to_string("audience/email/broadcast.txt", context),
+        subject=broadcast.subject, body=text.replace(_UNSUBSCRIBE_SLOT, unsubscribe),
         from_email=settings.DEFAULT_FROM_EMAIL, to=[to], connection=connection,
         reply_to=[store.support_email] if store.support_email else None,
         headers={
@@ -114,7 +124,7 @@ def _message(*, broadcast: Broadcast, to: str, connection=None) -> EmailMultiAlt
             "Precedence": "bulk",
         },
     )
-    message.attach_alternative(render_to_string("audience/email/broadcast.html", context), "text/html")
+    message.attach_alternative(html.replace(_UNSUBSCRIBE_SLOT, unsubscribe), "text/html")
     return message
 
 
@@ -208,6 +218,7 @@ def broadcast_send_batch(*, broadcast: Broadcast, limit: int = 200, connection=N
     if skipped:
         Delivery.objects.filter(pk__in=skipped, status=DeliveryStatus.PENDING).update(status=DeliveryStatus.SKIPPED, error="Unsubscribed or bounced before sending.")
     sent = 0
+    bodies = _bodies(broadcast)
     connection = connection or get_connection()
     connection.open()
     try:
@@ -219,7 +230,7 @@ def broadcast_send_batch(*, broadcast: Broadcast, limit: int = 200, connection=N
             if not Delivery.objects.filter(pk=pk, status=DeliveryStatus.PENDING).update(status=DeliveryStatus.SENDING, claimed_at=timezone.now()):
                 continue
             try:
-                _message(broadcast=broadcast, to=email, connection=connection).send()
+                _message(broadcast=broadcast, to=email, connection=connection, bodies=bodies).send()
             except smtplib.SMTPRecipientsRefused as exc:
                 Delivery.objects.filter(pk=pk).update(status=DeliveryStatus.FAILED, error=str(exc)[:255])
                 subscriber_bounce(store=broadcast.store, email=email)

@@ -22,6 +22,17 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{''.join(reversed(chars))}"
 
 
+def id_floor(prefix: str, moment) -> str:
+    """The smallest id of ``prefix`` made at ``moment`` (a datetime): ids sort by time, so a range
+    of ids is a range of time that the primary key's index answers."""
+    value = int(moment.timestamp() * 1000) << 80
+    chars = []
+    for _ in range(26):
+        value, index = divmod(value, 32)
+        chars.append(_ALPHABET[index])
+    return f"{prefix}_{''.join(reversed(chars))}"
+
+
 class PrefixedIdField(models.CharField):
     """Primary key holding a prefixed id, generated when the object is created."""
 

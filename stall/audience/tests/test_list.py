@@ -114,3 +114,12 @@ def test_the_buy_form_offers_an_unticked_box(client, store, product):
     assert b"checked" not in box
     client.post(reverse("checkout:buy", args=[product.pk]), {"email": "ticked@example.com", "email_consent": "on"})
     assert Checkout.objects.get(email="ticked@example.com").email_consent is True
+
+
+def test_checkout_consent_counts_on_the_lean_wallet_path_too(store, product, wallet_reader, django_capture_on_commit_callbacks):
+    """A checkout paid from the wallet (the lean spend, which holds no checkout object) subscribes too."""
+    checkout = checkout_create(store=store, email=wallet_reader.email, items=[CheckoutItem(product_id=product.pk)], email_consent=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        paid = checkout_confirm(checkout_id=checkout.pk, payment_method="wallet", buyer=wallet_reader)
+    assert paid.status == "complete"
+    assert _status(store, wallet_reader.email) == SubscriberStatus.SUBSCRIBED

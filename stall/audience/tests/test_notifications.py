@@ -49,3 +49,13 @@ def test_the_daily_digest_goes_once_a_day_to_those_who_asked(store, zine, creato
     assert digests_send(now=tomorrow) == 1
     assert digests_send(now=tomorrow) == 0
     assert "Orders: 1" in mail.outbox[0].body and "Takings: $3.00" in mail.outbox[0].body
+
+
+def test_event_id_floors_bound_the_ids_made_between_them():
+    """The notification windows read events by id range: a floor sorts below every id made after it."""
+    from stall.core.ids import id_floor, new_id
+
+    before = id_floor("evt", timezone.now() - timedelta(milliseconds=5))
+    made = new_id("evt")
+    after = id_floor("evt", timezone.now() + timedelta(milliseconds=5))
+    assert before < made < after
