@@ -76,3 +76,16 @@ def test_the_insights_page_draws_the_chart_and_its_table(client, store):
     assert 'data-testid="revenue-table"' in body
     other = client.get(reverse("dashboard:insights", args=[store.slug]), {"range": "custom", "start": "bad", "end": ""})
     assert other.status_code == 200
+
+
+@pytest.mark.parametrize("currency", ["USD", "EUR", "KRW", "JPY", "KWD", "BRL"])
+@pytest.mark.parametrize("language", ["en", "ko", "pt-br"])
+def test_the_charts_money_is_format_moneys(currency, language):
+    from django.utils import translation
+
+    from stall.core.money import format_money
+    from stall.insights.charts import fast_money
+
+    with translation.override(language):
+        for amount in (0, 5, 99, 100, 12345, 1000000, 123456789012, -250):
+            assert fast_money(amount, currency) == format_money(amount, currency), (amount, currency, language)
