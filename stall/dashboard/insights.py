@@ -59,12 +59,13 @@ def insights_page(request, slug):
                       points=[(p.label, p.gross) for p in series], currency=store.currency)
     rows = [{"label": p.label, "gross_text": money(p.gross), "net_text": money(p.net), "orders": p.orders} for p in series]
     member_stats, churn_rate = insights.memberships(store=store)
+    groups = insights.breakdown_groups(store=store, span=span)
     context = {
         "store": store, "section": "insights", "span": span, "range": key, "ranges": RANGE_CHOICES, "by": by,
         "stats": stats, "chart_html": bar_chart_html(chart, id="revenue", rows=rows),
-        "by_product": insights.breakdown(store=store, span=span, by="product"),
-        "by_kind": insights.breakdown(store=store, span=span, by="kind"),
-        "by_rail": insights.breakdown(store=store, span=span, by="rail"),
+        "by_product": insights.breakdown(store=store, span=span, by="product", groups=groups),
+        "by_kind": insights.breakdown(store=store, span=span, by="kind", groups=groups),
+        "by_rail": insights.breakdown(store=store, span=span, by="rail", groups=groups),
         "pages": insights.page_views(store=store, span=span),
         "referrers": insights.top_referrers(store=store, span=span),
         "members": member_stats, "churn_rate": churn_rate,
