@@ -8,9 +8,8 @@ from datetime import date
 from django.contrib.auth.decorators import login_required
 from django.utils import timezone
 
-from stall.core.money import format_money
 from stall.insights import selectors as insights
-from stall.insights.charts import bar_chart
+from stall.insights.charts import bar_chart, bar_chart_html, fast_money
 
 from .views import _render, _store
 
@@ -43,7 +42,7 @@ def insights_page(request, slug):
     by = request.GET.get("by") or ("month" if span.days > 92 else "day")
     by = by if by in ("day", "month") else "day"
     now, before = insights.figures(store=store, span=span), insights.figures(store=store, span=span.previous())
-    money = lambda v: format_money(v, store.currency)  # noqa: E731
+    money = lambda v: fast_money(v, store.currency)  # noqa: E731
     stats = [
         Stat("Gross", money(now.gross), money(before.gross), insights.change(now.gross, before.gross)),
         Stat("Net", money(now.net), money(before.net), insights.change(now.net, before.net)),
@@ -60,12 +59,13 @@ def insights_page(request, slug):
                       points=[(p.label, p.gross) for p in series], currency=store.currency)
     rows = [{"label": p.label, "gross_text": money(p.gross), "net_text": money(p.net), "orders": p.orders} for p in series]
     member_stats, churn_rate = insights.memberships(store=store)
+    groups = insights.breakdown_groups(store=store, span=span)
     context = {
         "store": store, "section": "insights", "span": span, "range": key, "ranges": RANGE_CHOICES, "by": by,
-        "stats": stats, "chart": chart, "series": rows,
-        "by_product": insights.breakdown(store=store, span=span, by="product"),
-        "by_kind": insights.breakdown(store=store, span=span, by="kind"),
-        "by_rail": insights.breakdown(store=store, span=span, by="rail"),
+        "stats": stats, "chart_html": bar_chart_html(chart, id="revenue", rows=rows),
+        "by_product": insights.breakdown(store=store, span=span, by="product", groups=groups),
+        "by_kind": insights.breakdown(store=store, span=span, by="kind", groups=groups),
+        "by_rail": insights.breakdown(store=store, span=span, by="rail", groups=groups),
         "pages": insights.page_views(store=store, span=span),
         "referrers": insights.top_referrers(store=store, span=span),
         "members": member_stats, "churn_rate": churn_rate,

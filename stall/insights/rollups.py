@@ -28,7 +28,7 @@ from stall.ledger.models import AccountKind, Transfer, TransferState
 from stall.orders.models import Order, OrderLine
 from stall.orders.selectors import FEE_CODES, PLATFORM_FEE_CODES
 
-from .models import DailyRollup
+from .models import DailyRollup, DailyTotal
 
 INCOME_CODES = frozenset({"sale", "refund"}) | FEE_CODES | PLATFORM_FEE_CODES
 FIELDS = ("gross", "refunds", "processing_fees", "platform_fees", "net", "orders", "new_customers")
@@ -129,12 +129,25 @@ def rollups_rebuild_day(*, day: date, store_ids: list[str] | None = None) -> int
     """Replace ``day``'s rollups (of every store, or of ``store_ids``) by what the ledger says.
     Returns the number of rows written."""
     rows = rollup_rows_for_day(day=day, store_ids=store_ids)
-    stale = DailyRollup.objects.filter(day=day)
-    if store_ids is not None:
-        stale = stale.filter(store_id__in=store_ids)
-    stale.delete()
+    for model in (DailyRollup, DailyTotal):
+        stale = model.objects.filter(day=day)
+        if store_ids is not None:
+            stale = stale.filter(store_id__in=store_ids)
+        stale.delete()
     DailyRollup.objects.bulk_create(rows, batch_size=1000)
+    DailyTotal.objects.bulk_create(daily_totals(rows), batch_size=1000)
     return len(rows)
+
+
+def daily_totals(rows: list[DailyRollup]) -> list[DailyTotal]:
+    """The rows summed per store, day and currency."""
+    totals: dict[tuple, DailyTotal] = {}
+    for row in rows:
+        total = totals.setdefault((row.store_id, row.day, row.currency),
+                                  DailyTotal(store_id=row.store_id, day=row.day, currency=row.currency))
+        for name in (*FIELDS, "other"):
+            setattr(total, name, getattr(total, name) + getattr(row, name))
+    return list(totals.values())
 
 
 def rollups_rebuild(*, start: date, end: date, store_ids: list[str] | None = None) -> int:

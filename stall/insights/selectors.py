@@ -13,7 +13,7 @@ from django.db.models import Sum
 from stall.catalog.models import Product
 from stall.memberships.selectors import membership_stats
 
-from .models import DailyRollup, PageViewDay, ReferrerDay
+from .models import DailyRollup, DailyTotal, PageViewDay, ReferrerDay
 
 RANGES = {"7d": 7, "30d": 30, "90d": 90, "12m": 365}
 TOTALS = ("gross", "net", "processing_fees", "platform_fees", "refunds", "orders", "new_customers")
@@ -65,12 +65,12 @@ class Figures:
         return (self.gross + self.orders // 2) // self.orders if self.orders else 0
 
 
-def _rows(store, currency: str, span: DateRange):
-    return DailyRollup.objects.filter(store=store, currency=currency, day__gte=span.start, day__lte=span.end)
+def _rows(store, currency: str, span: DateRange, model=DailyRollup):
+    return model.objects.filter(store=store, currency=currency, day__gte=span.start, day__lte=span.end)
 
 
 def figures(*, store, span: DateRange, currency: str | None = None) -> Figures:
-    sums = _rows(store, currency or store.currency, span).aggregate(**{f: Sum(f) for f in TOTALS})
+    sums = _rows(store, currency or store.currency, span, DailyTotal).aggregate(**{f: Sum(f) for f in TOTALS})
     return Figures(**{f: sums[f] or 0 for f in TOTALS})
 
 
@@ -93,8 +93,7 @@ class Point:
 def revenue_series(*, store, span: DateRange, by: str = "day", currency: str | None = None) -> list[Point]:
     """One point per day (or month) of the range, zero where nothing sold."""
     per_day = {
-        row["day"]: row for row in _rows(store, currency or store.currency, span).values("day")
-        .annotate(gross=Sum("gross"), net=Sum("net"), orders=Sum("orders")).order_by()
+        row["day"]: row for row in _rows(store, currency or store.currency, span, DailyTotal).values("day", "gross", "net", "orders")
     }
     points: dict[date, list[int]] = {}
     day = span.start
@@ -119,13 +118,28 @@ class Slice:
     orders: int
 
 
-def breakdown(*, store, span: DateRange, by: str, currency: str | None = None, limit: int = 10) -> list[Slice]:
-    """Gross, net and orders per product, kind or rail, largest first."""
-    field = {"product": "product_id", "kind": "kind", "rail": "rail"}[by]
-    rows = list(
-        _rows(store, currency or store.currency, span).values(field)
-        .annotate(gross=Sum("gross"), net=Sum("net"), orders=Sum("orders")).order_by("-gross")[:limit]
+def breakdown_groups(*, store, span: DateRange, currency: str | None = None) -> list[dict]:
+    """The range's rollups summed per (kind, product, rail): one scan, from which every breakdown
+    is added up (a store has a few hundred such groups at most)."""
+    return list(
+        _rows(store, currency or store.currency, span).values("kind", "product_id", "rail")
+        .annotate(gross=Sum("gross"), net=Sum("net"), orders=Sum("orders")).order_by()
     )
+
+
+def breakdown(*, store, span: DateRange, by: str, currency: str | None = None, limit: int = 10,
+              groups: list[dict] | None = None) -> list[Slice]:
+    """Gross, net and orders per product, kind or rail, largest first (``groups``: what
+    ``breakdown_groups`` read, to share one scan among the three breakdowns)."""
+    field = {"product": "product_id", "kind": "kind", "rail": "rail"}[by]
+    if groups is None:
+        groups = breakdown_groups(store=store, span=span, currency=currency)
+    summed: dict[str, dict] = {}
+    for g in groups:
+        row = summed.setdefault(g[field], {field: g[field], "gross": 0, "net": 0, "orders": 0})
+        for name in ("gross", "net", "orders"):
+            row[name] += g[name]
+    rows = sorted(summed.values(), key=lambda r: (-r["gross"], r[field]))[:limit]
     names = {}
     if by == "product":
         names = dict(Product.objects.filter(store=store, pk__in=[r[field] for r in rows]).values_list("pk", "name"))

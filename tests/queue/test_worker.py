@@ -317,6 +317,12 @@ def receipt_of(envelope) -> tuple[list[str], str]:
     return envelope.rcpt_tos, parse(envelope)["Subject"]
 
 
+def to_reader(messages) -> list:
+    """The (recipients, subject) of the messages to the buyer: the worker also tells the store's
+    owner about the sale (stall.audience's notifications), which these tests do not count."""
+    return [receipt_of(e) for e in messages if receipt_of(e)[0] == ["reader@example.com"]]
+
+
 def test_a_purchase_receipt_is_sent_once_by_the_worker(queue, start_worker, smtp, store):
     """A purchase leaves its receipt task serialized in the queue; a worker process sends that
     receipt by SMTP, once, and no receipt task is left queued or scheduled."""
@@ -330,11 +336,11 @@ def test_a_purchase_receipt_is_sent_once_by_the_worker(queue, start_worker, smtp
     wait_for(lambda: smtp.accepted, "receipt on the SMTP server", worker)
     worker.stop()
 
-    assert [receipt_of(e) for e in smtp.offered] == [
+    assert to_reader(smtp.offered) == [
         (["reader@example.com"], f"Your receipt from {store.name}")
     ]
-    assert smtp.accepted == smtp.offered
-    plain = parse(smtp.accepted[0]).get_body(preferencelist=("plain",)).get_content()
+    assert to_reader(smtp.accepted) == to_reader(smtp.offered)
+    plain = parse(next(e for e in smtp.accepted if receipt_of(e)[0] == ["reader@example.com"])).get_body(preferencelist=("plain",)).get_content()
     assert f"Order {order.pk}" in plain
     assert queue.left(RECEIPT) == []
 
@@ -361,8 +367,8 @@ def test_a_receipt_refused_twice_is_retried_and_delivered_once(
     worker.stop()
 
     receipt = (["reader@example.com"], f"Your receipt from {store.name}")
-    assert [receipt_of(e) for e in smtp.offered] == [receipt] * 3
-    assert [receipt_of(e) for e in smtp.accepted] == [receipt]
+    assert to_reader(smtp.offered) == [receipt] * 3
+    assert to_reader(smtp.accepted) == [receipt]
     assert queue.left(RECEIPT) == []
 
 
@@ -437,6 +443,6 @@ def test_a_worker_killed_mid_delivery_loses_nothing_the_sweep_cannot_finish(
     )
     assert [h["webhook-id"] for h in receiver.requests] == [delivery.event_id] * 2
     assert [h["webhook-id"] for h in receiver.answered] == [delivery.event_id]
-    assert [receipt_of(e) for e in smtp.offered] == [
+    assert to_reader(smtp.offered) == [
         (["reader@example.com"], f"Your receipt from {store.name}")
     ]

@@ -11,7 +11,7 @@ from django.db.models import Sum
 from stall.accounts.services import buyer_for_email
 from stall.catalog.models import ProductKind
 from stall.content.services import post_create, post_unlock
-from stall.insights.models import DailyRollup
+from stall.insights.models import DailyRollup, DailyTotal
 from stall.insights.rollups import INCOME_CODES, rollups_rebuild, rollups_rebuild_day
 from stall.ledger.models import AccountKind, Transfer
 from stall.orders.refunds import refund_create
@@ -86,6 +86,9 @@ def history(store):
 def test_the_rollups_equal_the_ledger_for_a_generated_history(store, history):
     rollups_rebuild(start=date(2026, 5, 1), end=date(2026, 5, 10))
     assert _drop_zero(rollups_by_day(store)) == _drop_zero(ledger_by_day(store))
+    totals = {t.day: {"net": t.net, "gross": t.gross, "orders": t.orders, "refunds": t.refunds,
+                      "fees": t.processing_fees + t.platform_fees} for t in DailyTotal.objects.filter(store=store)}
+    assert totals == rollups_by_day(store)
     total = DailyRollup.objects.filter(store=store).aggregate(orders=Sum("orders"), new=Sum("new_customers"))
     # 10 card orders by 3 emails, 10 unlocks by 2 readers: 5 first orders.
     assert (total["orders"], total["new"]) == (20, 5)

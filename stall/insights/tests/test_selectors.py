@@ -6,7 +6,8 @@ from datetime import date
 import pytest
 from django.urls import reverse
 
-from stall.insights.models import DailyRollup
+from stall.insights.models import DailyRollup, DailyTotal
+from stall.insights.rollups import daily_totals
 from stall.insights.selectors import breakdown, change, date_range, figures, revenue_series
 from stall.testing import ProductFactory
 
@@ -14,8 +15,11 @@ pytestmark = pytest.mark.django_db
 
 
 def roll(store, day, *, gross, product_id="", kind="download", rail="sandbox", orders=1, new=0, fees=0):
+    """A rollup row, and the day totals made again from all rows (as the rebuild writes them)."""
     DailyRollup.objects.create(store=store, day=day, currency="USD", kind=kind, product_id=product_id, rail=rail,
                                gross=gross, processing_fees=fees, net=gross - fees, orders=orders, new_customers=new)
+    DailyTotal.objects.all().delete()
+    DailyTotal.objects.bulk_create(daily_totals(list(DailyRollup.objects.all())))
 
 
 def test_named_and_custom_ranges_and_the_range_before():
@@ -76,3 +80,16 @@ def test_the_insights_page_draws_the_chart_and_its_table(client, store):
     assert 'data-testid="revenue-table"' in body
     other = client.get(reverse("dashboard:insights", args=[store.slug]), {"range": "custom", "start": "bad", "end": ""})
     assert other.status_code == 200
+
+
+@pytest.mark.parametrize("currency", ["USD", "EUR", "KRW", "JPY", "KWD", "BRL"])
+@pytest.mark.parametrize("language", ["en", "ko", "pt-br"])
+def test_the_charts_money_is_format_moneys(currency, language):
+    from django.utils import translation
+
+    from stall.core.money import format_money
+    from stall.insights.charts import fast_money
+
+    with translation.override(language):
+        for amount in (0, 5, 99, 100, 12345, 1000000, 123456789012, -250):
+            assert fast_money(amount, currency) == format_money(amount, currency), (amount, currency, language)

@@ -32,7 +32,11 @@ def test_a_paid_order_is_sent_as_order_paid(store, product, receiver, django_cap
     assert event["type"] == "order.paid"
     assert event["data"]["object"]["id"] == order.pk
     assert event["data"]["object"]["amount_total"] == 300
-    assert event["data"]["object"]["lines"] == [{"product": product.pk, "name": product.name, "unit_amount": 300, "quantity": 1}]
+    line = order.lines.get()
+    assert event["data"]["object"]["lines"] == [{
+        "id": line.pk, "product": product.pk, "name": product.name, "unit_amount": 300, "quantity": 1,
+        "amount_discount": 0, "amount_refunded": 0,
+    }]
 
 
 def test_an_abandoned_checkout_is_sent_as_checkout_expired(store, product, receiver, django_capture_on_commit_callbacks):
