@@ -213,6 +213,12 @@ def test_openapi_document_is_served(client, db):
     paths = json.loads(response.content)["paths"]
     assert sorted(paths) == [
         "/api/v1/balance",
+        "/api/v1/campaigns",
+        "/api/v1/campaigns/{id}",
+        "/api/v1/campaigns/{id}/cancel",
+        "/api/v1/campaigns/{id}/pledges",
+        "/api/v1/campaigns/{id}/publish",
+        "/api/v1/campaigns/{id}/tiers",
         "/api/v1/charges",
         "/api/v1/charges/{id}",
         "/api/v1/checkouts",
@@ -226,6 +232,8 @@ def test_openapi_document_is_served(client, db):
         "/api/v1/events/{id}",
         "/api/v1/orders",
         "/api/v1/orders/{id}",
+        "/api/v1/pledges/{id}",
+        "/api/v1/pledges/{id}/cancel",
         "/api/v1/posts",
         "/api/v1/posts/{id}",
         "/api/v1/posts/{id}/archive",

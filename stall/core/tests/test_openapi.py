@@ -36,7 +36,7 @@ def test_every_operation_has_its_own_short_id(document):
     """No two operations share an operationId; each is the path's resource and an action."""
     ids = operation_ids(document)
 
-    assert len(ids) == 52
+    assert len(ids) == 64
     assert len(set(ids.values())) == len(ids)
     for (method, path), op_id in ids.items():
         assert op_id.startswith(path.split("/")[3] + "_"), (method, path, op_id)
@@ -52,6 +52,9 @@ def test_every_operation_has_its_own_short_id(document):
         ("GET", "/api/v1/customers/{id}/subscriptions"),
         ("POST", "/api/v1/subscriptions/{id}/cancel"),
         ("POST", "/api/v1/tiers/{id}/posts"),
+        ("POST", "/api/v1/campaigns/{id}/tiers"),
+        ("GET", "/api/v1/campaigns/{id}/pledges"),
+        ("DELETE", "/api/v1/campaigns/{id}"),
     ]} == {
         ("POST", "/api/v1/products/{id}"): "products_update",
         ("PATCH", "/api/v1/products/{id}"): "products_patch",
@@ -64,6 +67,9 @@ def test_every_operation_has_its_own_short_id(document):
         ("GET", "/api/v1/customers/{id}/subscriptions"): "customers_subscriptions_list",
         ("POST", "/api/v1/subscriptions/{id}/cancel"): "subscriptions_cancel",
         ("POST", "/api/v1/tiers/{id}/posts"): "tiers_posts_set",
+        ("POST", "/api/v1/campaigns/{id}/tiers"): "campaigns_tier_create",
+        ("GET", "/api/v1/campaigns/{id}/pledges"): "campaigns_pledges_list",
+        ("DELETE", "/api/v1/campaigns/{id}"): "campaigns_delete",
     }
 
 
