@@ -17,17 +17,21 @@ The requests run inside the test's transaction, as every test here does, so work
 commit (webhook deliveries, receipt emails) is not started: nothing leaves this machine.
 """
 
+from datetime import timedelta
+
 import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
+from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from stall.accounts.services import buyer_for_email
 from stall.audience.models import Customer
+from stall.campaigns.services import campaign_create, campaign_publish, pledge_create
 from stall.checkout.services import CheckoutItem, checkout_create
 from stall.content.services import post_create
 from stall.integrations import webhooks
@@ -60,6 +64,10 @@ REFUSALS_NO_SCHEMA_CAN_STATE = {
     ("invalid_subscription", "tier"),  # the subscription's own price already, or a free tier
     ("invalid_subscription", "ends_at"),  # a date in the past (the clock, not the request)
     ("invalid_request", "email"),  # format: email, but not an address Django's validator takes
+    ("invalid_campaign", "deadline"),  # a deadline in the past, or without its time zone
+    ("invalid_campaign", "title"),  # only spaces
+    ("invalid_campaign", "description"),  # longer than 5,000 characters once read
+    ("invalid_request", "currency"),  # three letters but no ISO 4217 currency
 }
 
 
@@ -117,7 +125,12 @@ def fuzz_store(store, product, api_key, settings):
     subscription = subscription_join(
         tier=tier, method="card", email="member@example.com", payment_method="sandbox_visa"
     ).subscription
+    campaign = campaign_publish(campaign=campaign_create(
+        store=store, title="Moss", goal=1000, deadline=timezone.now() + timedelta(days=30)))
+    pledge = pledge_create(campaign=campaign, buyer=player, amount=100, method="wallet")
     ids = {
+        "campaigns": campaign.pk,
+        "pledges": pledge.pk,
         "tiers": tier.pk,
         "subscriptions": subscription.pk,
         "products": product.pk,
