@@ -15,9 +15,9 @@ from .schemas import (
     CampaignUpdateIn,
     PledgeList,
     PledgeOut,
-    TierCreateIn,
-    TierList,
-    TierOut,
+    RewardTierCreateIn,
+    RewardTierList,
+    RewardTierOut,
     campaign_out,
     pledge_out,
     tier_out,
@@ -84,13 +84,13 @@ def campaign_cancel(request, id: ObjectId):
     return _with_totals(settlement.campaign_cancel(campaign=_campaign(request, id)))
 
 
-@campaigns_router.post("/{id}/tiers", response=responses(TierOut), summary="Add a reward tier")
-def campaign_tier_create(request, id: ObjectId, payload: TierCreateIn):
+@campaigns_router.post("/{id}/tiers", response=responses(RewardTierOut), summary="Add a reward tier")
+def campaign_tier_create(request, id: ObjectId, payload: RewardTierCreateIn):
     """``quantity`` empty for unlimited; ``product`` (``prod_…``) is granted to each backer at success."""
     return tier_out(services.tier_create(campaign=_campaign(request, id), **payload.model_dump()))
 
 
-@campaigns_router.get("/{id}/tiers", response=responses(TierList), summary="List a campaign's reward tiers")
+@campaigns_router.get("/{id}/tiers", response=responses(RewardTierList), summary="List a campaign's reward tiers")
 def campaign_tiers_list(request, id: ObjectId, params: Query[ListParams]):
     return paginate(RewardTier.objects.filter(campaign=_campaign(request, id)), params, tier_out)
 

@@ -5,8 +5,10 @@ from datetime import date, datetime
 from typing import Literal
 
 from ninja import Schema
+from pydantic import Field
 
 from stall.core.api import InputSchema
+from stall.core.money import MAX_AMOUNT
 
 from .models import Campaign, Pledge, RewardTier
 
@@ -77,7 +79,7 @@ class CampaignList(Schema):
     has_more: bool
 
 
-class TierOut(Schema):
+class RewardTierOut(Schema):
     id: str
     object: Literal["reward_tier"]
     campaign: str
@@ -90,9 +92,9 @@ class TierOut(Schema):
     product: str | None
 
 
-class TierList(Schema):
+class RewardTierList(Schema):
     object: Literal["list"]
-    data: list[TierOut]
+    data: list[RewardTierOut]
     has_more: bool
 
 
@@ -117,26 +119,26 @@ class PledgeList(Schema):
 
 
 class CampaignCreateIn(InputSchema):
-    title: str
-    story: str = ""
-    goal: int
-    currency: str | None = None
-    deadline: datetime
+    title: str = Field(min_length=1, max_length=120)
+    story: str = Field("", max_length=50_000)
+    goal: int = Field(gt=0, le=MAX_AMOUNT, description="In minor units of the currency (the store's by default).")
+    currency: str | None = Field(None, min_length=3, max_length=3)
+    deadline: datetime = Field(description="In the future, with its time zone.")
     mode: Literal["all_or_nothing", "keep_what_you_raise"] = "all_or_nothing"
 
 
 class CampaignUpdateIn(InputSchema):
-    title: str | None = None
-    story: str | None = None
-    goal: int | None = None
+    title: str | None = Field(None, min_length=1, max_length=120)
+    story: str | None = Field(None, max_length=50_000)
+    goal: int | None = Field(None, gt=0, le=MAX_AMOUNT)
     deadline: datetime | None = None
     mode: Literal["all_or_nothing", "keep_what_you_raise"] | None = None
 
 
-class TierCreateIn(InputSchema):
-    title: str
-    description: str = ""
-    min_amount: int
-    quantity: int | None = None
+class RewardTierCreateIn(InputSchema):
+    title: str = Field(min_length=1, max_length=120)
+    description: str = Field("", max_length=5000)
+    min_amount: int = Field(gt=0, le=MAX_AMOUNT)
+    quantity: int | None = Field(None, gt=0, le=1_000_000)
     estimated_delivery: date | None = None
     product: str | None = None

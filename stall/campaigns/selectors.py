@@ -56,6 +56,16 @@ def days_left(campaign: Campaign) -> int:
     return max(0, int(-(-seconds // 86400)))
 
 
+def time_left(campaign: Campaign) -> str:
+    """"3 days", "5 hours", "12 minutes": what the campaign page shows until the deadline."""
+    seconds = max(0, int((campaign.deadline - timezone.now()).total_seconds()))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size or unit == "minute":
+            count = -(-seconds // size) if unit == "day" else seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return ""
+
+
 def tiers_with_counts(*, campaign: Campaign):
     return RewardTier.objects.filter(campaign=campaign).annotate(
         backers=Count("pledges", filter=~Q(pledges__status=PledgeStatus.CANCELED)),

@@ -77,7 +77,7 @@ def _text(value, *, param: str, max_length: int, required: bool = False) -> str:
 def _goal(goal) -> int:
     if isinstance(goal, bool) or not isinstance(goal, int) or goal <= 0:
         raise CampaignInvalid("The goal must be a positive amount in minor units.", param="goal")
-    return goal
+    return amount_validate(goal, param="goal")
 
 
 def _deadline(deadline) -> datetime:
@@ -196,8 +196,11 @@ def tier_create(
         raise CampaignStateInvalid("A campaign that has ended takes no new rewards.")
     if isinstance(min_amount, bool) or not isinstance(min_amount, int) or min_amount <= 0:
         raise CampaignInvalid("The minimum pledge must be a positive amount in minor units.", param="min_amount")
-    if quantity is not None and (isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0):
-        raise CampaignInvalid("The quantity must be a positive whole number, or empty for unlimited.", param="quantity")
+    amount_validate(min_amount, param="min_amount")
+    if quantity is not None and (
+        isinstance(quantity, bool) or not isinstance(quantity, int) or not 0 < quantity <= 1_000_000
+    ):
+        raise CampaignInvalid("The quantity must be a whole number from 1 to 1,000,000, or empty for unlimited.", param="quantity")
     if estimated_delivery is not None and not isinstance(estimated_delivery, date):
         raise CampaignInvalid("Give the estimated delivery as a date.", param="estimated_delivery")
     if isinstance(product, str):

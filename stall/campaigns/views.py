@@ -21,7 +21,7 @@ from stall.payments.rails import rail_get, sandbox_enabled
 from . import services
 from .forms import PayAnotherWayForm, PledgeChangeForm, PledgeForm
 from .models import Campaign, CampaignStatus, PledgeStatus, RewardTier
-from .selectors import campaign_totals, days_left, pledges_for_email, pledges_public
+from .selectors import campaign_totals, days_left, pledges_for_email, pledges_public, time_left
 
 
 def _cards(store) -> list[tuple[str, str]]:
@@ -53,7 +53,7 @@ def _progress(campaign) -> dict:
         "totals": totals, "shown": format_money(shown, campaign.currency),
         "goal": format_money(campaign.goal, campaign.currency),
         "percent": int(shown * 100 // campaign.goal), "bar": min(100, int(shown * 100 // campaign.goal)),
-        "days_left": days_left(campaign), "ended": ended,
+        "days_left": days_left(campaign), "time_left": time_left(campaign), "ended": ended,
     }
 
 
@@ -105,7 +105,7 @@ def campaign_progress(request, campaign_id):
     campaign = _campaign_public(campaign_id)
     p = _progress(campaign)
     return JsonResponse({"shown": p["shown"], "goal": p["goal"], "percent": p["percent"], "bar": p["bar"],
-                         "backers": p["totals"].backers, "days_left": p["days_left"]})
+                         "backers": p["totals"].backers, "time_left": p["time_left"]})
 
 
 def _my_pledge(request, pledge_id):

@@ -74,6 +74,7 @@ class RewardTierForm(_AmountsForm):
                                 help_text="A product each backer of this reward gets when the campaign succeeds.")
 
     def __init__(self, *args, products=(), **kwargs):
+        kwargs.setdefault("prefix", "tier")  # beside the campaign's own form on one page: ids stay unique
         super().__init__(*args, **kwargs)
         self.fields["product"].choices = [("", "Nothing"), *((p.pk, p.name) for p in products)]
 
@@ -84,6 +85,7 @@ class UpdateForm(forms.Form):
     tier = forms.ChoiceField(label="Send to", required=False)
 
     def __init__(self, *args, tiers=(), **kwargs):
+        kwargs.setdefault("prefix", "update")
         super().__init__(*args, **kwargs)
         self.fields["tier"].choices = [("", "All backers"), *((t.pk, f"Backers of “{t.title}”") for t in tiers)]
 

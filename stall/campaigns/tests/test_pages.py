@@ -15,6 +15,7 @@ from stall.campaigns.models import Campaign, CampaignStatus, Pledge, PledgeStatu
 from stall.campaigns.services import campaign_create, pledge_create, tier_create
 from stall.campaigns.settlement import campaigns_due_run
 from stall.testing import ProductFactory, StoreFactory
+from stall.wallets.tests.test_page_ids import duplicate_ids
 
 from .conftest import DEADLINE, backer, live_campaign, wallet_account
 
@@ -99,7 +100,8 @@ def test_the_creator_creates_publishes_posts_updates_exports_and_sees_results(
     assert campaign.deadline == DEADLINE  # 13:00 in Berlin (UTC+1 in March) is 12:00 UTC
     page = f"{base}{campaign.pk}/"
     zine = ProductFactory(store=store, name="Moss zine")
-    added = client.post(page + "tiers/", {"title": "Zine", "min_amount": "10", "quantity": "5", "product": zine.pk})
+    added = client.post(page + "tiers/", {"tier-title": "Zine", "tier-min_amount": "10", "tier-quantity": "5",
+                                         "tier-product": zine.pk})
     assert added.status_code == 302
     client.post(page + "publish/")
     campaign.refresh_from_db()
@@ -109,13 +111,15 @@ def test_the_creator_creates_publishes_posts_updates_exports_and_sees_results(
     pledge_create(campaign=campaign, buyer=backer("b@example.com"), amount=500, method="wallet")
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(page + "updates/", {"title": "Printing", "body": "At the printer.", "tier": tier.pk})
+        client.post(page + "updates/", {"update-title": "Printing", "update-body": "At the printer.", "update-tier": tier.pk})
     assert [m.to for m in mail.outbox] == [["a@example.com"]] and "At the printer." in mail.outbox[0].body
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(page + "updates/", {"title": "Thanks", "body": "All of you.", "tier": ""})
+        client.post(page + "updates/", {"update-title": "Thanks", "update-body": "All of you.", "update-tier": ""})
     assert sorted(m.to[0] for m in mail.outbox[1:]) == ["a@example.com", "b@example.com"]
 
-    dash = words(client.get(page))
+    dashboard_page = client.get(page)
+    assert not duplicate_ids(dashboard_page.content.decode())
+    dash = words(dashboard_page)
     assert "Pledged $15.00 100% of $15.00" in dash and "Backers 2" in dash
     csv_text = b"".join(client.get(page + "backers.csv").streaming_content).decode()
     lines = csv_text.strip().splitlines()

@@ -22,6 +22,7 @@ from stall.campaigns.services import (
     tier_create,
 )
 from stall.campaigns.settlement import campaign_cancel
+from stall.core.money import InvalidAmount
 from stall.ledger.models import AccountKind, Transfer, TransferState, ledger_owner
 from stall.payments.errors import WalletEmpty
 from stall.payments.models import Payment
@@ -83,6 +84,17 @@ def test_a_goal_of_zero_or_less_is_refused(store, clock, goal):
     with pytest.raises(CampaignInvalid, match="goal must be a positive amount") as caught:
         campaign_create(store=store, title="Broke", goal=goal, deadline=DEADLINE)
     assert caught.value.param == "goal"
+
+
+def test_amounts_past_what_the_database_holds_are_refused(store, clock):
+    with pytest.raises(InvalidAmount, match="too large") as caught:
+        campaign_create(store=store, title="Huge", goal=10**30, deadline=DEADLINE)
+    assert caught.value.param == "goal"
+    campaign = live_campaign(store)
+    with pytest.raises(InvalidAmount, match="too large"):
+        tier_create(campaign=campaign, title="Huge", min_amount=10**30)
+    with pytest.raises(InvalidAmount, match="too large"):
+        pledge_create(campaign=campaign, buyer=backer("b@example.com"), amount=10**30, method="wallet")
 
 
 def test_a_deadline_in_the_past_or_without_a_time_zone_is_refused(store, clock):

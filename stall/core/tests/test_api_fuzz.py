@@ -17,17 +17,21 @@ The requests run inside the test's transaction, as every test here does, so work
 commit (webhook deliveries, receipt emails) is not started: nothing leaves this machine.
 """
 
+from datetime import timedelta
+
 import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
+from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from stall.accounts.models import Customer
 from stall.accounts.services import buyer_for_email
+from stall.campaigns.services import campaign_create, campaign_publish, pledge_create
 from stall.catalog.services import product_create
 from stall.checkout.discounts import discount_create
 from stall.checkout.services import CheckoutItem, checkout_create
@@ -90,6 +94,10 @@ REFUSALS_NO_SCHEMA_CAN_STATE = {
     ("resource_missing", "products"),  # a product id of no product of this store
     ("invalid_bundle", "parts"),  # parts of a product that is not a bundle, or itself, or a bundle
     ("resource_missing", "line"),  # a line id of no line of this order
+    ("invalid_campaign", "deadline"),  # a deadline in the past, or without its time zone
+    ("invalid_campaign", "title"),  # only spaces
+    ("invalid_campaign", "description"),  # longer than 5,000 characters once read
+    ("invalid_request", "currency"),  # three letters but no ISO 4217 currency
 }
 
 
@@ -155,11 +163,16 @@ def fuzz_store(store, product, api_key, settings):
     ordered = checkout_create(store=store, email="patron@example.com", items=[CheckoutItem(product_id=service.pk)])
     commission = commission_reserve(checkout=ordered, brief="A fox in the snow")
     checkout_confirm(checkout_id=ordered.pk, payment_method="sandbox_visa")
+    campaign = campaign_publish(campaign=campaign_create(
+        store=store, title="Moss", goal=1000, deadline=timezone.now() + timedelta(days=30)))
+    pledge = pledge_create(campaign=campaign, buyer=player, amount=100, method="wallet")
     ids = {
         "meters": meter.pk,
         "plans": plan.pk,
         "usage_subscriptions": usage_subscription.pk,
         "commissions": commission.pk,
+        "campaigns": campaign.pk,
+        "pledges": pledge.pk,
         "tiers": tier.pk,
         "discounts": discount.pk,
         "subscriptions": subscription.pk,

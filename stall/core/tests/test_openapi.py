@@ -53,6 +53,9 @@ def test_every_operation_has_its_own_short_id(document):
         ("POST", "/api/v1/subscriptions/{id}/cancel"),
         ("POST", "/api/v1/tiers/{id}/posts"),
         ("POST", "/api/v1/commissions/{id}/deliver"),
+        ("POST", "/api/v1/campaigns/{id}/tiers"),
+        ("GET", "/api/v1/campaigns/{id}/pledges"),
+        ("DELETE", "/api/v1/campaigns/{id}"),
     ]} == {
         ("POST", "/api/v1/products/{id}"): "products_update",
         ("PATCH", "/api/v1/products/{id}"): "products_patch",
@@ -66,6 +69,9 @@ def test_every_operation_has_its_own_short_id(document):
         ("POST", "/api/v1/subscriptions/{id}/cancel"): "subscriptions_cancel",
         ("POST", "/api/v1/tiers/{id}/posts"): "tiers_posts_set",
         ("POST", "/api/v1/commissions/{id}/deliver"): "commissions_deliver",
+        ("POST", "/api/v1/campaigns/{id}/tiers"): "campaigns_tier_create",
+        ("GET", "/api/v1/campaigns/{id}/pledges"): "campaigns_pledges_list",
+        ("DELETE", "/api/v1/campaigns/{id}"): "campaigns_delete",
     }
 
 
