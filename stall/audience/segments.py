@@ -4,12 +4,9 @@ queryset of email addresses.
 Every segment is intersected with the store's subscribed list (``recipients``), so a segment can
 only narrow the list, never reach an address that did not consent or has unsubscribed or bounced.
 
-A product domain added later (campaigns: "backers of a campaign") registers its own segment from
-its ``AppConfig.ready``, if it sits below audience, or from a module of this layer; this file
-knows nothing of it:
-
-    segment_register(Segment(key="campaign", label="Backers of a campaign",
-                             emails=campaign_backer_emails, choices=campaign_choices))
+Audience sits above the product domains, so the segments of each domain's people (buyers of a
+product, members of a tier, unlockers of a post, backers of a campaign) are read here from their
+tables; a later domain adds its own with ``segment_register``.
 """
 
 from __future__ import annotations
@@ -19,6 +16,7 @@ from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
+from stall.campaigns.models import Campaign, Pledge, PledgeStatus
 from stall.catalog.models import ProductKind
 from stall.content.models import Post
 from stall.memberships.models import ACCESS_STATUSES, Subscription, Tier, TierStatus
@@ -100,4 +98,18 @@ def _post_choices(*, store):
 segment_register(Segment(key="subscribers", label="All subscribers", emails=_all_subscribers))
 segment_register(Segment(key="product", label="Buyers of a product", emails=_product_buyers, choices=_product_choices))
 segment_register(Segment(key="tier", label="Members of a tier", emails=_tier_members, choices=_tier_choices))
+# Backers who still stand behind a campaign: pledges held, saved or collected (not canceled,
+# released or dropped).
+BACKING = (PledgeStatus.HELD, PledgeStatus.SAVED, PledgeStatus.CHARGING, PledgeStatus.COLLECTED, PledgeStatus.FAILED)
+
+
+def _campaign_backers(*, store, ref):
+    return Pledge.objects.filter(campaign__store=store, campaign_id=ref, status__in=BACKING).values_list("email", flat=True)
+
+
+def _campaign_choices(*, store):
+    return list(Campaign.objects.filter(store=store).exclude(status="draft").values_list("pk", "title").order_by("-created_at"))
+
+
 segment_register(Segment(key="post", label="Readers who unlocked a post", emails=_post_unlockers, choices=_post_choices))
+segment_register(Segment(key="campaign", label="Backers of a campaign", emails=_campaign_backers, choices=_campaign_choices))

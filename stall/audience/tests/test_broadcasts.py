@@ -10,6 +10,7 @@ from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
+from stall.accounts.services import buyer_for_email
 from stall.audience import broadcasts as bc
 from stall.audience.errors import BroadcastInvalid
 from stall.audience.models import (
@@ -21,11 +22,13 @@ from stall.audience.models import (
 )
 from stall.audience.segments import recipients
 from stall.audience.services import subscriber_suppress
+from stall.campaigns.services import campaign_create, campaign_publish, pledge_cancel, pledge_create
 from stall.content.services import post_create
 from stall.memberships.services import subscription_complimentary_create
 from stall.memberships.tiers import tier_create
 from stall.orders.refunds import refund_create
 from stall.testing import ProductFactory, StoreFactory, buy
+from stall.wallets.services import wallet_top_up
 
 from .conftest import subscribe
 
@@ -224,3 +227,26 @@ def test_broadcast_pages_refuse_bad_input_and_other_stores(signed_in, store):
     other = bc.broadcast_create(store=StoreFactory(), subject="Theirs", body="x")
     assert signed_in.get(reverse("dashboard:broadcast", args=[store.slug, other.pk])).status_code == 404
     assert signed_in.post(reverse("dashboard:broadcast_send", args=[store.slug, other.pk])).status_code == 404
+
+
+def test_the_backers_of_a_campaign_are_a_segment(store):
+    """Backers who still stand behind the campaign, subscribed: not one who cancelled, not another
+    campaign's backer."""
+    def campaign(title):
+        return campaign_publish(campaign=campaign_create(
+            store=store, title=title, goal=1000, deadline=timezone.now() + timedelta(days=30)))
+
+    moss, fern = campaign("Moss"), campaign("Fern")
+    backers = {}
+    for email in ("backer@example.com", "quitter@example.com", "fern@example.com", "quiet@example.com"):
+        backers[email] = buyer_for_email(email=email)
+        wallet_top_up(buyer=backers[email], amount=500, currency="USD", payment_method="sandbox_visa")
+        if email != "quiet@example.com":
+            subscribe(store, email)
+    pledge_create(campaign=moss, buyer=backers["backer@example.com"], amount=25, method="wallet")
+    pledge_create(campaign=moss, buyer=backers["quiet@example.com"], amount=25, method="wallet")  # not subscribed
+    pledge_cancel(pledge=pledge_create(campaign=moss, buyer=backers["quitter@example.com"], amount=25, method="wallet"))
+    pledge_create(campaign=fern, buyer=backers["fern@example.com"], amount=25, method="wallet")
+
+    assert list(recipients(store=store, segment="campaign", ref=moss.pk)) == ["backer@example.com"]
+    assert list(recipients(store=store, segment="campaign", ref=fern.pk)) == ["fern@example.com"]
