@@ -24,6 +24,17 @@ def ledger_account_ids_forgotten():
 
 
 @pytest.fixture(autouse=True)
+def page_views_discarded():
+    """Page views are buffered in the process (stall.insights.pageviews) and written later: a
+    test's views must not be written into the next test's database."""
+    from stall.insights.pageviews import page_views_discard
+
+    page_views_discard()
+    yield
+    page_views_discard()
+
+
+@pytest.fixture(autouse=True)
 def language_reset():
     """Each test starts in the default language. Django leaves a request's language active in
     its thread, so a test's Korean or Portuguese page would otherwise make the next test's

@@ -14,6 +14,7 @@ a handful of statements, so a page view is not a write: a crash loses at most th
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import threading
 import time
@@ -25,7 +26,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from stall.stores.models import Store
+
 from .models import DailySalt, PageViewDay, ReferrerDay, VisitorDay
+
+logger = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 10.0
 FLUSH_VIEWS = 500
@@ -87,6 +92,11 @@ def page_views_flush() -> int:
         written, _state["pending"], _state["since"] = _state["pending"], 0, time.monotonic()
     if not views and not referrers:
         return 0
+    # A store deleted since its views were counted (or, in tests, a database emptied) has no row
+    # to point at: its views are dropped rather than failing the others'.
+    stores = set(Store.objects.filter(pk__in={key[0] for key in [*views, *referrers]}).values_list("pk", flat=True))
+    views = {key: value for key, value in views.items() if key[0] in stores}
+    referrers = {key: value for key, value in referrers.items() if key[0] in stores}
     with transaction.atomic():
         for (store_id, day, page, object_id), (count, digests) in views.items():
             known = set(VisitorDay.objects.filter(day=day, digest__in=list(digests)).values_list("digest", flat=True))
@@ -120,8 +130,19 @@ class PageViewMiddleware:
         declared = getattr(request, "page_view", None)
         if declared and request.method == "GET" and response.status_code == 200 and not _is_bot(request):
             store_id, page, object_id = declared
-            page_view_record(request, store_id=store_id, page=page, object_id=object_id)
+            try:
+                page_view_record(request, store_id=store_id, page=page, object_id=object_id)
+            except Exception:  # noqa: BLE001 - counting a view never breaks the page it counts
+                logger.exception("page views not written")
         return response
+
+
+def page_views_discard() -> None:
+    """Forget the buffered views without writing them (tests: a database about to be emptied)."""
+    with _lock:
+        _views.clear()
+        _referrers.clear()
+        _state["pending"], _state["since"] = 0, time.monotonic()
 
 
 def _is_bot(request) -> bool:

@@ -71,3 +71,22 @@ def test_conversion_is_orders_over_visitors(store):
     assert (figures.label, figures.views, figures.visitors, figures.orders, str(figures.conversion)) == (
         "Zine", 40, 20, 3, "15.0")
     assert top_referrers(store=store, span=span) == [("a.example", 3)]
+
+
+def test_views_of_a_store_that_is_gone_are_dropped_and_the_others_written(rf, store):
+    """A buffered view whose store no longer exists (deleted, or a database emptied under a
+    running process) is dropped; the other stores' views are still written."""
+    request = rf.get("/", HTTP_USER_AGENT=BROWSER)
+    pageviews.page_view_record(request, store_id="sto_gone", page="store")
+    pageviews.page_view_record(request, store_id=store.pk, page="store")
+    pageviews.page_views_flush()
+    assert list(PageViewDay.objects.values_list("store_id", "views")) == [(store.pk, 1)]
+
+
+def test_a_failure_to_count_a_view_never_breaks_the_page(client, store, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("the counter's database is away")
+
+    monkeypatch.setattr(pageviews, "page_view_record", broken)
+    response = client.get(reverse("stores:store", args=[store.slug]), HTTP_USER_AGENT=BROWSER)
+    assert response.status_code == 200
