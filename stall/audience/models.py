@@ -113,6 +113,7 @@ class NotificationSettings(models.Model):
     on_tip = models.BooleanField(default=True)
     on_member = models.BooleanField(default=True)
     on_refund_request = models.BooleanField(default=True)
+    on_pledge = models.BooleanField(default=True)
     daily_digest = models.BooleanField(default=False)
     events_seen_at = models.DateTimeField(null=True, blank=True)
     digest_sent_on = models.DateField(null=True, blank=True)

@@ -24,7 +24,7 @@ from stall.stores.models import Store
 
 from .models import NotificationSettings
 
-TYPES = ("order.paid", "tip.created", "subscription.created", "order.refunded")
+TYPES = ("order.paid", "tip.created", "subscription.created", "order.refunded", "pledge.created")
 # Events younger than this are left for the next run: a transaction that began earlier may still
 # commit an event stamped before the cursor.
 SETTLE = timedelta(seconds=5)
@@ -35,7 +35,9 @@ def _floor(moment) -> str:
     return id_floor("evt", moment)
 
 
-SETTING_FOR_KIND = {"sale": "on_sale", "tip": "on_tip", "member": "on_member", "refund": "on_refund_request"}
+SETTING_FOR_KIND = {
+    "sale": "on_sale", "tip": "on_tip", "member": "on_member", "refund": "on_refund_request", "pledge": "on_pledge",
+}
 
 
 def notification_settings_for(*, store: Store) -> NotificationSettings:
@@ -45,7 +47,7 @@ def notification_settings_for(*, store: Store) -> NotificationSettings:
 
 def notification_settings_update(*, store: Store, **values) -> NotificationSettings:
     found = notification_settings_for(store=store)
-    fields = [k for k in values if k in {"on_sale", "on_tip", "on_member", "on_refund_request", "daily_digest"}]
+    fields = [k for k in values if k in {"on_sale", "on_tip", "on_member", "on_refund_request", "on_pledge", "daily_digest"}]
     for key in fields:
         setattr(found, key, bool(values[key]))
     found.save(update_fields=fields)
@@ -68,6 +70,10 @@ def _describe(event: Event, kinds: dict[str, str]) -> tuple[str, str] | None:
         return "tip", f"New tip: {format_money(obj['amount'], obj['currency'], 'en')} from {obj.get('name') or obj['email']}{words}"
     if event.type == "subscription.created":
         return "member", f"New member: {obj['email']}"
+    if event.type == "pledge.created":
+        words = f": “{obj['message']}”" if obj.get("message") else ""
+        amount = obj.get("amount") or {}
+        return "pledge", f"New pledge: {format_money(amount['amount'], amount['currency'], 'en')} from {obj['email']}{words}"
     if event.type == "order.refunded":
         refund = obj.get("refund") or {}
         amount = refund.get("amount", obj.get("amount_refunded", 0))

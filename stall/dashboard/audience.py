@@ -288,6 +288,7 @@ class NotificationsForm(forms.Form):
     on_tip = forms.BooleanField(label="Each tip", required=False)
     on_member = forms.BooleanField(label="Each new member", required=False)
     on_refund_request = forms.BooleanField(label="Each refund", required=False)
+    on_pledge = forms.BooleanField(label="Each pledge to a campaign", required=False)
     daily_digest = forms.BooleanField(label="A daily digest (yesterday's orders, takings and new customers)", required=False)
 
 

@@ -4,15 +4,18 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
+from stall.accounts.services import buyer_for_email
 from stall.audience.notifications import (
     digests_send,
     notification_settings_update,
     notifications_send,
 )
+from stall.campaigns.services import campaign_create, campaign_publish, pledge_create
 from stall.memberships.services import subscription_complimentary_create
 from stall.memberships.tiers import tier_create
 from stall.orders.refunds import refund_create
 from stall.testing import buy
+from stall.wallets.services import wallet_top_up
 
 
 def _later():
@@ -59,3 +62,18 @@ def test_event_id_floors_bound_the_ids_made_between_them():
     made = new_id("evt")
     after = id_floor("evt", timezone.now() + timedelta(milliseconds=5))
     assert before < made < after
+
+
+def test_the_creator_is_told_of_each_pledge_unless_turned_off(signed_in, store, creator):
+    campaign = campaign_publish(campaign=campaign_create(
+        store=store, title="Moss", goal=1000, deadline=timezone.now() + timedelta(days=30)))
+    backer = buyer_for_email(email="bee@example.com")
+    wallet_top_up(buyer=backer, amount=500, currency="USD", payment_method="sandbox_visa")
+    pledge_create(campaign=campaign, buyer=backer, amount=25, method="wallet", message="Go on!")
+    assert notifications_send(now=_later()) == 1
+    assert mail.outbox[-1].to == [creator.email]
+    assert "New pledge: $0.25 from bee@example.com: “Go on!”" in mail.outbox[-1].subject
+
+    signed_in.post(reverse("dashboard:notifications", args=[store.slug]), {"on_sale": "on"})
+    pledge_create(campaign=campaign, buyer=backer, amount=25, method="wallet")
+    assert notifications_send(now=_later() + timedelta(seconds=10)) == 0
