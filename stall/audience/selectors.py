@@ -20,6 +20,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Greatest, Least
 
 from stall.accounts.models import Customer
+from stall.campaigns.models import Pledge
 from stall.core.errors import NotFound
 from stall.memberships.models import LIVE_STATUSES, Subscription
 from stall.orders.models import Order, OrderLine
@@ -27,7 +28,7 @@ from stall.payments.models import Wallet
 from stall.stores.models import Store
 
 from .models import Broadcast, Delivery, DeliveryStatus, Subscriber, SubscriberStatus
-from .segments import PURCHASED
+from .segments import BACKING, PURCHASED
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class CustomerFilters:
     q: str = ""
     product: str = ""
     tier: str = ""
+    campaign: str = ""
     has_wallet: bool | None = None
     subscribed: bool | None = None
 
@@ -77,6 +79,9 @@ def customers_list(*, store: Store, filters: CustomerFilters | None = None) -> Q
         qs = qs.filter(Exists(bought))
     if f.tier:
         qs = qs.filter(Exists(Subscription.objects.filter(customer=OuterRef("pk"), tier_id=f.tier, status__in=LIVE_STATUSES)))
+    if f.campaign:
+        qs = qs.filter(Exists(Pledge.objects.filter(campaign_id=f.campaign, campaign__store=store, email=OuterRef("email"),
+                                                    status__in=BACKING)))
     if f.has_wallet is not None:
         qs = qs.filter(has_wallet=f.has_wallet)
     if f.subscribed is not None:

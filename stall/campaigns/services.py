@@ -22,6 +22,7 @@ from stall.integrations.webhooks import EventRow, events_record
 from stall.ledger.errors import InsufficientFunds
 from stall.ledger.models import Account, Transfer
 from stall.ledger.services import transfer_create, transfer_void
+from stall.orders.services import customer_for_email
 from stall.payments.errors import WalletEmpty
 from stall.payments.models import SavedPaymentMethod
 from stall.payments.rails import rail_get, test_money_check
@@ -332,6 +333,8 @@ def pledge_create(
         if method == PledgeMethod.WALLET:
             _hold(pledge=pledge, buyer=buyer)
         pledge.save(force_insert=True)
+        # A backer is one of the store's customers, as a buyer is (audience lists them).
+        customer_for_email(store_id=campaign.store_id, email=buyer.email)
         events_record(store_id=campaign.store_id, events=[EventRow("pledge.created", pledge_out(pledge))])
         if method == PledgeMethod.WALLET and not campaign.all_or_nothing:
             wallet_settle(campaign=campaign, collect=True, pledge_ids=[pledge.pk])

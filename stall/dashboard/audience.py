@@ -38,6 +38,7 @@ class CustomerFilterForm(forms.Form):
                         widget=forms.TextInput(attrs={"placeholder": "Email or name", "type": "search"}))
     product = forms.ChoiceField(label="Bought", required=False)
     tier = forms.ChoiceField(label="Tier", required=False)
+    campaign = forms.ChoiceField(label="Backed", required=False)
     wallet = forms.ChoiceField(label="Has a wallet", required=False, choices=YES_NO)
     subscribed = forms.ChoiceField(label="On the email list", required=False, choices=YES_NO)
 
@@ -46,12 +47,14 @@ class CustomerFilterForm(forms.Form):
         products = segments_choices(store, "product")
         self.fields["product"].choices = [("", "Any product"), *products]
         self.fields["tier"].choices = [("", "Any tier"), *[(t.pk, t.name) for t in Tier.objects.filter(store=store).order_by("position", "name")]]
+        self.fields["campaign"].choices = [("", "Any campaign"), *segments_choices(store, "campaign")]
 
     def filters(self) -> selectors.CustomerFilters:
         data = self.cleaned_data if self.is_valid() else {}
         yes_no = {"yes": True, "no": False}
         return selectors.CustomerFilters(
             q=data.get("q", "").strip(), product=data.get("product", ""), tier=data.get("tier", ""),
+            campaign=data.get("campaign", ""),
             has_wallet=yes_no.get(data.get("wallet", "")), subscribed=yes_no.get(data.get("subscribed", "")),
         )
 

@@ -7,13 +7,16 @@ from django.urls import reverse
 from django.utils import timezone
 
 from stall.accounts.models import Customer
+from stall.accounts.services import buyer_for_email
 from stall.audience.models import Subscriber, SubscriberStatus
 from stall.audience.selectors import CustomerFilters, customers_list
 from stall.audience.services import customers_import
+from stall.campaigns.services import campaign_create, campaign_publish, pledge_cancel, pledge_create
 from stall.memberships.services import subscription_complimentary_create
 from stall.memberships.tiers import tier_create
 from stall.orders.refunds import refund_create
 from stall.testing import ProductFactory, StoreFactory, buy
+from stall.wallets.services import wallet_top_up
 
 from .conftest import subscribe
 
@@ -115,3 +118,17 @@ def test_import_without_the_consent_column_is_refused_whole(signed_in, store):
     response = signed_in.post(reverse("dashboard:customers_import", args=[store.slug]), {"file": upload})
     assert response.status_code == 200 and b"Line 3" in response.content
     assert Subscriber.objects.filter(store=store, email="ann@example.com", status="subscribed").exists()
+
+
+def test_backers_are_customers_and_the_campaign_filter_keeps_those_still_backing(signed_in, store):
+    campaign = campaign_publish(campaign=campaign_create(
+        store=store, title="Moss", goal=1000, deadline=timezone.now() + timedelta(days=30)))
+    for email in ("bee@example.com", "quit@example.com"):
+        backer = buyer_for_email(email=email)
+        wallet_top_up(buyer=backer, amount=500, currency="USD", payment_method="sandbox_visa")
+        pledge = pledge_create(campaign=campaign, buyer=backer, amount=25, method="wallet")
+    pledge_cancel(pledge=pledge)
+    assert _emails(customers_list(store=store)) == ["bee@example.com", "quit@example.com"]
+    assert _emails(customers_list(store=store, filters=CustomerFilters(campaign=campaign.pk))) == ["bee@example.com"]
+    page = signed_in.get(reverse("dashboard:customers", args=[store.slug]), {"campaign": campaign.pk})
+    assert page.status_code == 200 and b"bee@example.com" in page.content and b"quit@example.com" not in page.content
