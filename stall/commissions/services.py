@@ -30,7 +30,7 @@ from stall.core.ids import new_id
 from stall.integrations.webhooks import EventRow, event_emit
 from stall.ledger.models import AccountKind, Transfer, ledger_owner
 from stall.ledger.services import account_open, transfer_create, transfer_post, transfer_void
-from stall.orders.models import Order
+from stall.orders.models import Order, OrderStatus
 from stall.orders.refunds import refund_create
 from stall.stores.models import Store
 
@@ -316,6 +316,38 @@ def commission_accept(*, commission_id: str, auto: bool = False, now=None) -> Co
     return commission
 
 
+def _close_declined(commission: Commission, *, order, reason: str) -> None:
+    """Void the hold, give the escrowed money back to the balance, and close the commission as
+    declined. Inside the caller's transaction, the commission locked."""
+    if commission.hold_transfer_id:
+        transfer_void(transfer=Transfer.objects.get(pk=commission.hold_transfer_id))
+        balance, escrow = _hold_accounts(order)
+        transfer_create(idempotency_key=f"{order.pk}:commission_release", debit_account=escrow,
+                        credit_account=balance, amount=commission.amount_held, code="commission_release",
+                        reference=order.pk)
+    commission.status = CommissionStatus.DECLINED
+    commission.decline_reason = reason
+    commission.closed_at = timezone.now()
+    _slot_release(commission)
+    commission.save(update_fields=["status", "decline_reason", "closed_at", "holds_slot"])
+    event_emit(store_id=commission.store_id, type="commission.declined", data={"object": commission_out(commission)})
+
+
+def commission_order_refunded(*, order, refund, refunded_before: int = 0) -> None:
+    """An open commission's order refunded in full from the order's page (registered with orders'
+    refunds): the buyer has their money back, so the commission closes as declined and its hold
+    is released, as a decline would. A partial refund leaves it open for the creator to decide."""
+    if order.status != OrderStatus.REFUNDED:
+        return
+    commission = (Commission.objects.select_for_update()
+                  .filter(order=order, status__in=(CommissionStatus.AWAITING_DELIVERY, CommissionStatus.DELIVERED)).first())
+    if commission is None:
+        return
+    _close_declined(commission, order=order, reason="Refunded from the order's page")
+    commission_id = commission.pk
+    transaction.on_commit(lambda: commission_notice_send(commission_id, "declined"))
+
+
 def commission_decline(*, store: Store, commission_id: str, reason: str = "") -> Commission:
     """The creator declines: the hold is voided, the escrowed money goes back to the balance and
     the order is refunded in full through its rail. A delivered commission can still be declined
@@ -325,18 +357,7 @@ def commission_decline(*, store: Store, commission_id: str, reason: str = "") ->
         commission = commission_for_store(store=store, commission_id=commission_id, lock=True)
         _state_check(commission, (CommissionStatus.AWAITING_DELIVERY, CommissionStatus.DELIVERED), "declined")
         order = commission.order
-        if commission.hold_transfer_id:
-            transfer_void(transfer=Transfer.objects.get(pk=commission.hold_transfer_id))
-            balance, escrow = _hold_accounts(order)
-            transfer_create(idempotency_key=f"{order.pk}:commission_release", debit_account=escrow,
-                            credit_account=balance, amount=commission.amount_held, code="commission_release",
-                            reference=order.pk)
-        commission.status = CommissionStatus.DECLINED
-        commission.decline_reason = reason
-        commission.closed_at = timezone.now()
-        _slot_release(commission)
-        commission.save(update_fields=["status", "decline_reason", "closed_at", "holds_slot"])
-        event_emit(store_id=store.pk, type="commission.declined", data={"object": commission_out(commission)})
+        _close_declined(commission, order=order, reason=reason)
     # The refund after the decline is committed: a card processor is called with no transaction open.
     if order is not None:
         order.refresh_from_db(fields=["amount_refunded"])

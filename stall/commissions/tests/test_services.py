@@ -208,3 +208,21 @@ def test_a_payment_that_lands_after_its_reservation_expired_still_opens(store, s
     late.refresh_from_db()
     assert (late.status, late.holds_slot) == (CommissionStatus.AWAITING_DELIVERY, False)
     assert ServiceOffer.objects.get(pk=service.pk).taken == 1
+
+
+def test_an_order_refunded_in_full_from_its_page_closes_the_commission_and_releases_the_hold(store, service):
+    """Nothing is left held for money the buyer already has back: the commission closes as
+    declined, the hold is voided and the escrow emptied, as a decline would."""
+    from stall.orders.refunds import refund_create
+
+    commission = order_commission(store=store, product=service)
+    refund_create(store=store, order_id=commission.order_id)
+    commission.refresh_from_db()
+    assert (commission.status, commission.decline_reason) == (CommissionStatus.DECLINED, "Refunded from the order's page")
+    assert Transfer.objects.get(pk=commission.hold_transfer_id).state == TransferState.VOIDED
+    balance, escrow = accounts(store)
+    assert (escrow.balance, escrow.debits_pending, balance.credits_pending) == (0, 0, 0)
+    assert ServiceOffer.objects.get(pk=service.pk).taken == 0
+    with pytest.raises(CommissionStateConflict):
+        commission_accept(commission_id=commission.pk)
+    assert_ledger_balanced()
