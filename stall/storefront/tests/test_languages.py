@@ -533,3 +533,54 @@ def test_campaign_cart_gift_card_commission_list_and_library_pages_are_in_the_bu
     keys = re.findall(r'data-testid="license-key">[^<]*<code>([^<]+)</code>', library)
     assert keys, library
     assert_translated(library, language, data + keys, "library with a license key")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_backer_commission_and_gift_card_emails_are_in_the_language_of_the_buyers_page(client, shop, language, django_capture_on_commit_callbacks):
+    """A pledge, a commission and a gift card bought on Korean or Portuguese pages: the emails
+    the worker sends later (English active) are in that language; the creator's stay English."""
+    from stall.campaigns.models import CampaignStatus, Pledge, PledgeStatus
+    from stall.campaigns.notices import campaign_outcome_notice, pledge_charge_failed_notice
+    from stall.campaigns.services import campaign_update_post
+    from stall.commissions.models import Commission
+    from stall.commissions.notices import commission_notice_send
+
+    store, slug, buyer = shop["store"], shop["store"].slug, shop["buyer"]
+    more = _more_products(store)
+    data = shop["data"] + SHOP_NAMES + ["Gift card", "Pet portrait", "lia@example.com", "Taro", "A fox, please."]
+    sign_in(client, buyer.email)
+    campaign = more["campaign"]
+    _post(client, f"/campaigns/{campaign.pk}/", {"tier": more["vel"].pk, "amount": "5", "method": "wallet"}, language)
+    pledge = Pledge.objects.get(campaign=campaign)
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        _post(client, f"/buy/{more['service'].pk}/", {"email": buyer.email, "brief": "A fox, please."}, language)
+        checkout = Checkout.objects.latest("created_at")
+        _post(client, f"/checkout/{checkout.pk}/", {"payment_method": "sandbox_visa"}, language)
+        _post(client, f"/s/{slug}/gift/{more['gift'].slug}/", {"email": buyer.email, "recipient_email": "lia@example.com",
+                                                                "sender_name": "Taro"}, language)
+        gift_checkout = Checkout.objects.latest("created_at")
+        _post(client, f"/checkout/{gift_checkout.pk}/", {"payment_method": "sandbox_visa"}, language)
+    commission = Commission.objects.get()
+    data += [pledge.pk, checkout.pk, gift_checkout.pk, *(o.pk for o in Order.objects.all())]
+
+    with translation.override("en"), django_capture_on_commit_callbacks(execute=True):
+        Pledge.objects.filter(pk=pledge.pk).update(status=PledgeStatus.FAILED)
+        pledge_charge_failed_notice.call_local(pledge.pk)
+        campaign_update_post(campaign=campaign, title="Vel", body="Ondo kalimba.")
+        type(campaign).objects.filter(pk=campaign.pk).update(status=CampaignStatus.CANCELED)
+        Pledge.objects.filter(pk=pledge.pk).update(status=PledgeStatus.VOIDED)
+        campaign_outcome_notice.call_local(campaign.pk)
+        commission_notice_send.call_local(commission.pk, "delivered")
+        commission_notice_send.call_local(commission.pk, "message_to_creator")
+    to_creator = [m for m in mail.outbox if m.to == [store.owner.email]]
+    to_buyers = [m for m in mail.outbox if m not in to_creator]
+    assert {m.to[0] for m in to_buyers} == {buyer.email, "lia@example.com"}
+    # Two receipts; the commission opened and delivered; the gift card; a failed charge, an update, the outcome.
+    assert len(to_buyers) == 8, [m.subject for m in to_buyers]
+    assert sorted(m.subject.split(":")[0] for m in to_creator) == ["New commission", "New message about the commission Pet portrait"]
+    codes = re.compile(r"https?://[^\s<]+|[0-9A-Z]{4}(?:-[0-9A-Z]{4})+")  # links and gift card codes are data
+    for message in to_buyers:
+        assert not untranslated(message.subject, language, data), message.subject
+        assert not untranslated(codes.sub(" ", message.body), language, data), message.body
+        assert_translated(codes.sub(" ", message.alternatives[0][0]), language, data, f"email {message.subject}")
