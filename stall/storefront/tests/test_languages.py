@@ -584,3 +584,11 @@ def test_backer_commission_and_gift_card_emails_are_in_the_language_of_the_buyer
         assert not untranslated(message.subject, language, data), message.subject
         assert not untranslated(codes.sub(" ", message.body), language, data), message.body
         assert_translated(codes.sub(" ", message.alternatives[0][0]), language, data, f"email {message.subject}")
+
+    # The buyer's commission page, delivered, with a message from the creator.
+    from stall.commissions.services import commission_deliver, commission_message_add
+
+    commission_message_add(commission=commission, author="creator", body="Taro")
+    commission_deliver(store=store, commission_id=commission.pk, note="Taro")
+    page = _get(client, f"/commissions/{commission.access_token}/", language)
+    assert_translated(page, language, data, "commission (delivered)")
