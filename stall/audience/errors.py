@@ -1,3 +1,5 @@
+from django.utils.translation import gettext_noop
+
 from stall.core.errors import InvalidRequest
 
 
@@ -13,7 +15,7 @@ class ImportInvalid(InvalidRequest):
 
 class TokenInvalid(InvalidRequest):
     code = "token_invalid"
-    default_message = "This link is not valid or has expired."
+    default_message = gettext_noop("This link is not valid or has expired.")
 
 
 class BroadcastInvalid(InvalidRequest):

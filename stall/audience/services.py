@@ -12,7 +12,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext, gettext_noop
 
 from stall.accounts.models import Customer
 from stall.core.email import email_send
@@ -27,12 +28,12 @@ SUPPRESSED = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED)
 
 def _email_checked(email: object, param: str = "email") -> str:
     if not isinstance(email, str) or not email.strip():
-        raise AudienceInvalid("Enter an email address.", param=param)
+        raise AudienceInvalid(gettext_noop("Enter an email address."), param=param)
     email = email.strip().lower()
     try:
         validate_email(email)
     except ValidationError:
-        raise AudienceInvalid("Enter a valid email address.", param=param) from None
+        raise AudienceInvalid(gettext_noop("Enter a valid email address."), param=param) from None
     return email
 
 
@@ -72,10 +73,16 @@ def subscriber_sign_up(*, store: Store, email: str) -> Subscriber:
         return subscriber
     token = confirm_token(store_id=store.pk, email=email)
     url = settings.BASE_URL + reverse("audience:confirm", args=[token])
-    transaction.on_commit(lambda: email_send(
-        to=email, subject=f"Confirm your subscription to {store.name}", template="audience/email/confirm",
-        context={"store": store, "confirm_url": url},
-    ))
+    language = translation.get_language()  # the page's, where they asked
+
+    def send() -> None:
+        with translation.override(language):
+            email_send(
+                to=email, subject=gettext("Confirm your subscription to %(store)s") % {"store": store.name},
+                template="audience/email/confirm", context={"store": store, "confirm_url": url},
+            )
+
+    transaction.on_commit(send)
     return subscriber
 
 

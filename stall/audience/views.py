@@ -5,6 +5,7 @@ from mail clients: no login, no CSRF token (the signed link is the proof), no co
 
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -28,11 +29,11 @@ def signup(request, slug):
         limits_hit(("list_signup_address", client_address(request)), ("list_signup_email", email.lower()), what="sign-ups")
         services.subscriber_sign_up(store=store, email=email)
     except RateLimited as exc:
-        response = render(request, "audience/signup_done.html", {**context, "error": exc.message}, status=exc.status)
+        response = render(request, "audience/signup_done.html", {**context, "error": gettext(str(exc.message))}, status=exc.status)
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
     except StallError as exc:
-        return render(request, "audience/signup_done.html", {**context, "error": exc.message}, status=exc.status)
+        return render(request, "audience/signup_done.html", {**context, "error": gettext(str(exc.message))}, status=exc.status)
     return render(request, "audience/signup_done.html", context)
 
 
@@ -40,7 +41,7 @@ def confirm(request, token):
     try:
         subscriber = services.subscriber_confirm(token=token)
     except StallError as exc:
-        return render(request, "audience/confirmed.html", {"error": exc.message}, status=400)
+        return render(request, "audience/confirmed.html", {"error": gettext(str(exc.message))}, status=400)
     return render(request, "audience/confirmed.html", {"store": subscriber.store, "email": subscriber.email})
 
 
@@ -52,7 +53,7 @@ def unsubscribe(request, token):
     try:
         store_id, email = unsubscribe_token_read(token)
     except TokenInvalid as exc:
-        return render(request, "audience/unsubscribe.html", {"error": exc.message}, status=400)
+        return render(request, "audience/unsubscribe.html", {"error": gettext(str(exc.message))}, status=400)
     store = Store.objects.filter(pk=store_id).first()
     if store is None:
         raise Http404

@@ -2,6 +2,9 @@
 pages say what the API says."""
 
 from django import forms
+from django.utils import translation
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from stall.core.errors import StallError
 from stall.core.money import parse_amount
@@ -19,19 +22,19 @@ class AmountField(forms.CharField):
         if value in (None, ""):
             return None
         try:
-            return parse_amount(value, self.currency)
+            return parse_amount(value, self.currency, locale=translation.get_language() or "en")
         except StallError as exc:
-            raise forms.ValidationError(str(exc.message)) from None
+            raise forms.ValidationError(gettext(str(exc.message))) from None
 
 
 class PledgeForm(forms.Form):
     tier = forms.CharField(required=False, max_length=40)
-    amount = AmountField(label="Amount", max_length=20, error_messages={"required": "Enter how much to pledge."})
-    message = forms.CharField(label="Public message (optional)", required=False, max_length=500,
+    amount = AmountField(label=_("Amount"), max_length=20, error_messages={"required": _("Enter how much to pledge.")})
+    message = forms.CharField(label=_("Public message (optional)"), required=False, max_length=500,
                               widget=forms.Textarea(attrs={"rows": 2}))
-    method = forms.ChoiceField(choices=[("wallet", "Wallet"), ("card", "Card")], error_messages={
-        "required": "Choose how to pay.", "invalid_choice": "Choose how to pay: wallet or card."})
-    payment_method = forms.ChoiceField(label="Card", required=False, choices=(), widget=forms.RadioSelect)
+    method = forms.ChoiceField(choices=[("wallet", _("Wallet")), ("card", _("Card"))], error_messages={
+        "required": _("Choose how to pay."), "invalid_choice": _("Choose how to pay: wallet or card.")})
+    payment_method = forms.ChoiceField(label=_("Card"), required=False, choices=(), widget=forms.RadioSelect)
 
     def __init__(self, *args, currency: str = "USD", cards=(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -41,8 +44,8 @@ class PledgeForm(forms.Form):
 
 class PledgeChangeForm(forms.Form):
     tier = forms.CharField(required=False, max_length=40)
-    amount = AmountField(label="Amount", max_length=20, error_messages={"required": "Enter how much to pledge."})
-    message = forms.CharField(label="Public message", required=False, max_length=500,
+    amount = AmountField(label=_("Amount"), max_length=20, error_messages={"required": _("Enter how much to pledge.")})
+    message = forms.CharField(label=_("Public message"), required=False, max_length=500,
                               widget=forms.Textarea(attrs={"rows": 2}))
 
     def __init__(self, *args, currency: str = "USD", **kwargs):
@@ -51,8 +54,9 @@ class PledgeChangeForm(forms.Form):
 
 
 class PayAnotherWayForm(forms.Form):
-    method = forms.ChoiceField(choices=[("wallet", "Wallet"), ("card", "Card")])
-    payment_method = forms.ChoiceField(label="Card", required=False, choices=(), widget=forms.RadioSelect)
+    method = forms.ChoiceField(choices=[("wallet", _("Wallet")), ("card", _("Card"))], error_messages={
+        "required": _("Choose how to pay."), "invalid_choice": _("Choose how to pay: wallet or card.")})
+    payment_method = forms.ChoiceField(label=_("Card"), required=False, choices=(), widget=forms.RadioSelect)
 
     def __init__(self, *args, cards=(), **kwargs):
         super().__init__(*args, **kwargs)

@@ -15,6 +15,7 @@ task run twice, or re-run after a crash, finds nothing left to do for a pledge a
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from stall.catalog.models import Product
 from stall.core.ids import PrefixedIdField
@@ -22,16 +23,16 @@ from stall.stores.models import Store
 
 
 class CampaignMode(models.TextChoices):
-    ALL_OR_NOTHING = "all_or_nothing", "All or nothing"
-    KEEP_WHAT_YOU_RAISE = "keep_what_you_raise", "Keep what you raise"
+    ALL_OR_NOTHING = "all_or_nothing", _("All or nothing")
+    KEEP_WHAT_YOU_RAISE = "keep_what_you_raise", _("Keep what you raise")
 
 
 class CampaignStatus(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    LIVE = "live", "Live"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    CANCELED = "canceled", "Canceled"
+    DRAFT = "draft", _("Draft")
+    LIVE = "live", _("Live")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    CANCELED = "canceled", _("Canceled")
 
 
 class Campaign(models.Model):
@@ -99,19 +100,19 @@ class RewardTier(models.Model):
 
 
 class PledgeMethod(models.TextChoices):
-    WALLET = "wallet", "Wallet"
-    CARD = "card", "Card"
+    WALLET = "wallet", _("Wallet")
+    CARD = "card", _("Card")
 
 
 class PledgeStatus(models.TextChoices):
-    HELD = "held", "Held in escrow"  # a wallet pledge's pending transfer
-    SAVED = "saved", "Card saved"  # a card pledge waiting for the deadline
-    CHARGING = "charging", "Charging"  # claimed by the deadline task, the card being charged
-    COLLECTED = "collected", "Collected"
-    FAILED = "failed", "Charge failed"  # a card charge failed: in recovery
-    DROPPED = "dropped", "Dropped"  # recovery ran out
-    VOIDED = "voided", "Released"  # the campaign failed or was canceled
-    CANCELED = "canceled", "Canceled"  # by the backer before the deadline
+    HELD = "held", _("Held in escrow")  # a wallet pledge's pending transfer
+    SAVED = "saved", _("Card saved")  # a card pledge waiting for the deadline
+    CHARGING = "charging", _("Charging")  # claimed by the deadline task, the card being charged
+    COLLECTED = "collected", _("Collected")
+    FAILED = "failed", _("Charge failed")  # a card charge failed: in recovery
+    DROPPED = "dropped", _("Dropped")  # recovery ran out
+    VOIDED = "voided", _("Released")  # the campaign failed or was canceled
+    CANCELED = "canceled", _("Canceled")  # by the backer before the deadline
 
 
 # Pledges that still count towards the goal before the deadline.
@@ -132,6 +133,9 @@ class Pledge(models.Model):
     method = models.CharField(max_length=8, choices=PledgeMethod.choices)
     message = models.CharField(max_length=500, blank=True)
     status = models.CharField(max_length=10, choices=PledgeStatus.choices)
+    # The language of the page the backer pledged on ("ko", "pt-br"; "" for English): the
+    # backer's emails (a failed charge, the outcome, updates) are written in it.
+    language = models.CharField(max_length=12, blank=True, default="", db_default="")
     livemode = models.BooleanField(default=True)
     # Wallet: the pending transfer holding the money and the wallet's ledger account (so the
     # deadline task settles a chunk of pledges without reading their transfers).

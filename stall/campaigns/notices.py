@@ -3,10 +3,13 @@ recovery), the campaign's outcome, and the creator's updates. Lists of backers a
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext
 from huey.contrib.djhuey import db_task
 
 from stall.accounts.services import buyer_magic_link
 from stall.core.email import email_send
+from stall.core.languages import language_for
 from stall.core.money import format_money
 
 from .models import Campaign, CampaignUpdate, Pledge, PledgeStatus
@@ -30,11 +33,13 @@ def pledge_charge_failed_notice(pledge_id: str) -> None:
     pledge = Pledge.objects.select_related("campaign__store").get(pk=pledge_id)
     if pledge.status != PledgeStatus.FAILED:
         return
-    email_send(
-        to=pledge.email, subject=f"Your pledge to {pledge.campaign.title} could not be charged",
-        template="campaigns/email/charge_failed", context=_context(pledge),
-        reply_to=pledge.campaign.store.support_email or None,
-    )
+    with translation.override(language_for(pledge.language)):
+        email_send(
+            to=pledge.email,
+            subject=gettext("Your pledge to %(campaign)s could not be charged") % {"campaign": pledge.campaign.title},
+            template="campaigns/email/charge_failed", context=_context(pledge),
+            reply_to=pledge.campaign.store.support_email or None,
+        )
 
 
 @db_task(retries=5, retry_delay=settings.STALL_TASK_RETRY_DELAY_SECONDS)
@@ -44,11 +49,12 @@ def campaign_outcome_notice(campaign_id: str) -> None:
     statuses = (PledgeStatus.COLLECTED, PledgeStatus.VOIDED, PledgeStatus.FAILED)
     for pledge in pledges_stream(Pledge.objects.filter(campaign=campaign, status__in=statuses)):
         pledge.campaign = campaign
-        email_send(
-            to=pledge.email, subject=f"{campaign.title}: {campaign.get_status_display().lower()}",
-            template="campaigns/email/outcome", context=_context(pledge),
-            reply_to=campaign.store.support_email or None,
-        )
+        with translation.override(language_for(pledge.language)):
+            email_send(
+                to=pledge.email, subject=f"{campaign.title}: {campaign.get_status_display().lower()}",
+                template="campaigns/email/outcome", context=_context(pledge),
+                reply_to=campaign.store.support_email or None,
+            )
 
 
 @db_task(retries=5, retry_delay=settings.STALL_TASK_RETRY_DELAY_SECONDS)
@@ -65,7 +71,8 @@ def campaign_update_send(update_id: str) -> None:
             continue
         seen.add(pledge.email.lower())
         pledge.campaign = campaign
-        email_send(
-            to=pledge.email, subject=f"{campaign.title}: {update.title}", template="campaigns/email/update",
-            context={**_context(pledge), "update": update}, reply_to=campaign.store.support_email or None,
-        )
+        with translation.override(language_for(pledge.language)):
+            email_send(
+                to=pledge.email, subject=f"{campaign.title}: {update.title}", template="campaigns/email/update",
+                context={**_context(pledge), "update": update}, reply_to=campaign.store.support_email or None,
+            )

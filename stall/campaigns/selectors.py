@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from .models import OPEN_STATUSES, Campaign, CampaignStatus, Pledge, PledgeStatus, RewardTier
 
@@ -59,11 +60,14 @@ def days_left(campaign: Campaign) -> int:
 def time_left(campaign: Campaign) -> str:
     """"3 days", "5 hours", "12 minutes": what the campaign page shows until the deadline."""
     seconds = max(0, int((campaign.deadline - timezone.now()).total_seconds()))
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size or unit == "minute":
-            count = -(-seconds // size) if unit == "day" else seconds // size
-            return f"{count} {unit}{'' if count == 1 else 's'}"
-    return ""
+    if seconds >= 86400:
+        count = -(-seconds // 86400)
+        return ngettext("%(count)d day", "%(count)d days", count) % {"count": count}
+    if seconds >= 3600:
+        count = seconds // 3600
+        return ngettext("%(count)d hour", "%(count)d hours", count) % {"count": count}
+    count = seconds // 60
+    return ngettext("%(count)d minute", "%(count)d minutes", count) % {"count": count}
 
 
 def tiers_with_counts(*, campaign: Campaign):

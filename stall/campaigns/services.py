@@ -13,10 +13,12 @@ from datetime import date, datetime
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from stall.catalog.models import Product
 from stall.core.errors import InvalidRequest
 from stall.core.ids import new_id
+from stall.core.languages import language_to_record
 from stall.core.money import amount_validate, currency_normalize, format_money
 from stall.integrations.webhooks import EventRow, events_record
 from stall.ledger.errors import InsufficientFunds
@@ -252,31 +254,33 @@ def _open_for_pledges(campaign: Campaign) -> None:
 
 def _pledge_checks(*, campaign: Campaign, tier: RewardTier | None, amount, message) -> tuple[int, str]:
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-        raise PledgeInvalid("Pledge a positive amount in minor units.", param="amount")
+        raise PledgeInvalid(gettext_noop("Pledge a positive amount in minor units."), param="amount")
     amount = amount_validate(amount, allow_zero=False)
     if tier is not None:
         if tier.campaign_id != campaign.pk:
             raise RewardTierNotFound(param="tier")
         if amount < tier.min_amount:
             raise PledgeInvalid(
-                f"This reward needs a pledge of at least {format_money(tier.min_amount, campaign.currency)}.",
+                gettext("This reward needs a pledge of at least %(amount)s.")
+                % {"amount": format_money(tier.min_amount, campaign.currency)},
                 param="amount", code="amount_below_minimum",
             )
     if message is None:
         message = ""
     if not isinstance(message, str) or len(message.strip()) > 500:
-        raise PledgeInvalid("A message is at most 500 characters.", param="message")
+        raise PledgeInvalid(gettext_noop("A message is at most 500 characters."), param="message")
     return amount, message.strip()
 
 
 def _card_save(*, email: str, payment_method, store: Store, amount: int, currency: str) -> SavedPaymentMethod:
     if not isinstance(payment_method, str) or not payment_method.strip() or payment_method in ("wallet", "tab"):
-        raise PledgeInvalid("Give a card to pledge by card.", param="payment_method", code="card_required")
+        raise PledgeInvalid(gettext_noop("Give a card to pledge by card."), param="payment_method", code="card_required")
     rail = "sandbox" if payment_method.startswith("sandbox_") else "stripe"
     minimum = rail_get(rail).minimum_charge(currency)
     if amount < minimum:
         raise PledgeInvalid(
-            f"A card pledge must be at least {format_money(minimum, currency)}; pledge less from your wallet.",
+            gettext("A card pledge must be at least %(amount)s; pledge less from your wallet.")
+                % {"amount": format_money(minimum, currency)},
             param="amount", code="amount_too_small",
         )
     return payment_method_save(email=email, rail=rail, payment_method=payment_method, store=store)
@@ -311,11 +315,11 @@ def pledge_create(
     Raises, with nothing held and no slot taken, for a pledge under the tier's minimum, a sold-out
     tier, an empty wallet or a refused card."""
     if buyer is None:
-        raise PledgeInvalid("Sign in to pledge.", param="email", code="buyer_required")
+        raise PledgeInvalid(gettext_noop("Sign in to pledge."), param="email", code="buyer_required")
     _open_for_pledges(campaign)
     amount, message = _pledge_checks(campaign=campaign, tier=tier, amount=amount, message=message)
     if method not in PledgeMethod.values:
-        raise PledgeInvalid("Pledge from your wallet or by card.", param="method")
+        raise PledgeInvalid(gettext_noop("Pledge from your wallet or by card."), param="method")
     saved = None
     if method == PledgeMethod.CARD:
         # Outside the transaction: the rail may take seconds (a Stripe SetupIntent).
@@ -327,7 +331,7 @@ def pledge_create(
         _slot_take(tier)
         pledge = Pledge(
             id=new_id("plg"), campaign=campaign, tier=tier, buyer=buyer, email=buyer.email, amount=amount,
-            currency=campaign.currency, method=method, message=message, saved=saved,
+            currency=campaign.currency, method=method, message=message, saved=saved, language=language_to_record(),
             status=PledgeStatus.HELD if method == PledgeMethod.WALLET else PledgeStatus.SAVED,
         )
         if method == PledgeMethod.WALLET:
@@ -356,7 +360,7 @@ def _card_collect_now(pledge: Pledge) -> None:
                 status=PledgeStatus.CANCELED, next_attempt_at=None, updated_at=timezone.now()
             ):
                 _slot_give_back(pledge.tier_id)
-        raise PledgeInvalid("The card was declined.", param="payment_method", code="card_declined")
+        raise PledgeInvalid(gettext_noop("The card was declined."), param="payment_method", code="card_declined")
 
 
 def _charge_at_once(pledge: Pledge) -> str:
@@ -380,7 +384,7 @@ def pledge_get(*, pledge_id: str, store: Store | None = None, email: str | None 
 def _changeable(pledge: Pledge) -> None:
     _open_for_pledges(pledge.campaign)
     if pledge.status not in (PledgeStatus.HELD, PledgeStatus.SAVED):
-        raise PledgeStateInvalid("This pledge can no longer be changed.")
+        raise PledgeStateInvalid(gettext_noop("This pledge can no longer be changed."))
 
 
 def pledge_change(
@@ -401,7 +405,8 @@ def pledge_change(
         if locked.method == PledgeMethod.CARD:
             minimum = rail_get(locked.saved.rail).minimum_charge(locked.currency)
             if new_amount < minimum:
-                raise PledgeInvalid(f"A card pledge must be at least {format_money(minimum, locked.currency)}.",
+                raise PledgeInvalid(gettext("A card pledge must be at least %(amount)s.")
+                                    % {"amount": format_money(minimum, locked.currency)},
                                     param="amount", code="amount_too_small")
         if (new_tier.pk if new_tier else None) != locked.tier_id:
             _slot_give_back(locked.tier_id)
@@ -435,13 +440,13 @@ def pledge_pay_another_way(*, pledge: Pledge, method: str, payment_method: str =
     """Pay a pledge whose card charge failed (during its recovery): from the backer's wallet, or
     with another card charged now."""
     if pledge.status != PledgeStatus.FAILED:
-        raise PledgeStateInvalid("Only a pledge whose charge failed can be paid another way.")
+        raise PledgeStateInvalid(gettext_noop("Only a pledge whose charge failed can be paid another way."))
     campaign = pledge.campaign
     if method == PledgeMethod.WALLET:
         with transaction.atomic():
             locked = Pledge.objects.select_for_update().get(pk=pledge.pk)
             if locked.status != PledgeStatus.FAILED:
-                raise PledgeStateInvalid("This pledge is no longer waiting for payment.")
+                raise PledgeStateInvalid(gettext_noop("This pledge is no longer waiting for payment."))
             # Held and collected in the same transaction: the held pledge takes the wallet path.
             Pledge.objects.filter(pk=pledge.pk).update(status=PledgeStatus.HELD, next_attempt_at=None)
             pledge.status = PledgeStatus.HELD
@@ -454,15 +459,15 @@ def pledge_pay_another_way(*, pledge: Pledge, method: str, payment_method: str =
         pledge.refresh_from_db()
         return pledge
     if method != PledgeMethod.CARD:
-        raise PledgeInvalid("Pay from your wallet or by card.", param="method")
+        raise PledgeInvalid(gettext_noop("Pay from your wallet or by card."), param="method")
     saved = _card_save(email=pledge.email, payment_method=payment_method, store=campaign.store, amount=pledge.amount,
                        currency=pledge.currency)
     Pledge.objects.filter(pk=pledge.pk, status=PledgeStatus.FAILED).update(saved=saved)
     pledge.saved = saved
     if not card_claim(pledge=pledge, from_statuses=(PledgeStatus.FAILED,)):
-        raise PledgeStateInvalid("This pledge is no longer waiting for payment.")
+        raise PledgeStateInvalid(gettext_noop("This pledge is no longer waiting for payment."))
     if _charge_at_once(pledge) != PledgeStatus.COLLECTED:
-        raise PledgeInvalid("The card was declined.", param="payment_method", code="card_declined")
+        raise PledgeInvalid(gettext_noop("The card was declined."), param="payment_method", code="card_declined")
     pledge.refresh_from_db()
     return pledge
 

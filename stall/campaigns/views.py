@@ -10,6 +10,7 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods
 
 from stall.accounts.services import buyer_from_request, sign_in_url
@@ -81,7 +82,7 @@ def campaign_page(request, campaign_id):
                 form_add_stall_error(form, exc)
                 error = exc
             else:
-                messages.success(request, "Thank you: your pledge is in.")
+                messages.success(request, gettext("Thank you: your pledge is in."))
                 return redirect("campaigns:pledge", pledge_id=pledge.pk)
     tiers = list(campaign.tiers.select_related("product"))
     context = {
@@ -135,7 +136,7 @@ def pledge_page(request, pledge_id):
         try:
             if action == "cancel":
                 services.pledge_cancel(pledge=pledge)
-                messages.success(request, "Your pledge is canceled. Nothing was charged.")
+                messages.success(request, gettext("Your pledge is canceled. Nothing was charged."))
                 return redirect("campaigns:pledge", pledge_id=pledge.pk)
             if action == "change":
                 change = PledgeChangeForm(request.POST, currency=campaign.currency)
@@ -143,14 +144,14 @@ def pledge_page(request, pledge_id):
                     data = change.cleaned_data
                     services.pledge_change(pledge=pledge, amount=data["amount"], tier=_tier(campaign, data["tier"]),
                                            message=data["message"])
-                    messages.success(request, "Your pledge is changed.")
+                    messages.success(request, gettext("Your pledge is changed."))
                     return redirect("campaigns:pledge", pledge_id=pledge.pk)
             elif action == "pay":
                 pay = PayAnotherWayForm(request.POST, cards=cards)
                 if pay.is_valid():
                     services.pledge_pay_another_way(pledge=pledge, method=pay.cleaned_data["method"],
                                                     payment_method=pay.cleaned_data["payment_method"] or "")
-                    messages.success(request, "Thank you: your pledge is paid.")
+                    messages.success(request, gettext("Thank you: your pledge is paid."))
                     return redirect("campaigns:pledge", pledge_id=pledge.pk)
         except StallError as exc:
             error = exc

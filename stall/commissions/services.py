@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import get_valid_filename
+from django.utils.translation import gettext_noop
 
 from stall.catalog.models import Product, ProductKind
 from stall.checkout.models import Checkout
@@ -95,7 +96,7 @@ def slots_left(offer: ServiceOffer | None) -> int | None:
 
 def _upload_check(upload) -> None:
     if upload is None or not getattr(upload, "name", ""):
-        raise CommissionInvalid("Choose a file to attach.", param="files")
+        raise CommissionInvalid(gettext_noop("Choose a file to attach."), param="files")
     if not upload.size:
         raise CommissionInvalid(f"{upload.name}: the file is empty.", param="files")
     if upload.size > settings.STALL_MAX_UPLOAD_BYTES:
@@ -173,7 +174,7 @@ def commission_reserve(*, checkout: Checkout, brief: str, files=()) -> Commissio
         raise NotACommission("This checkout has no service product to brief.", param="checkout")
     brief = (brief or "").strip()
     if not brief:
-        raise CommissionInvalid("Describe what you would like made.", param="brief")
+        raise CommissionInvalid(gettext_noop("Describe what you would like made."), param="brief")
     if len(brief) > BRIEF_MAX:
         raise CommissionInvalid(f"Keep the brief under {BRIEF_MAX} characters.", param="brief")
     _release_expired(product_id=line.product_id)
@@ -253,12 +254,12 @@ def _state_check(commission: Commission, allowed: tuple, doing: str) -> None:
 def commission_message_add(*, commission: Commission, author: str, body: str) -> CommissionMessage:
     body = (body or "").strip()
     if not body:
-        raise CommissionInvalid("Write a message first.", param="body")
+        raise CommissionInvalid(gettext_noop("Write a message first."), param="body")
     if len(body) > MESSAGE_MAX:
         raise CommissionInvalid(f"Keep a message under {MESSAGE_MAX} characters.", param="body")
     commission = Commission.objects.select_for_update().get(pk=commission.pk)
     if commission.status in (CommissionStatus.RESERVED, CommissionStatus.EXPIRED):
-        raise CommissionStateConflict("This commission is not paid: there is no one to talk to yet.", param="id")
+        raise CommissionStateConflict(gettext_noop("This commission is not paid: there is no one to talk to yet."), param="id")
     message = CommissionMessage.objects.create(commission=commission, author=author, body=body)
     commission_id = commission.pk
     to = "buyer" if author == Author.CREATOR else "creator"

@@ -43,6 +43,11 @@ def month_day_format(value: date | None) -> str:
     return format_skeleton("MMMd", _local(value), locale=_locale()) if value else ""
 
 
+def month_year_format(value: date | None) -> str:
+    """"January 2025" / "2025년 1월" / "janeiro de 2025"."""
+    return format_skeleton("yMMMM", _local(value), locale=_locale()) if value else ""
+
+
 def month_day_time_format(value: datetime | None) -> str:
     """"Jan 5, 14:30" / "1월 5일 14:30"."""
     if not value:

@@ -135,7 +135,7 @@ def _email_clean(value: str | None, *, param: str) -> str:
         try:
             validate_email(value)
         except ValidationError:
-            raise GiftCardError("Enter a valid email address.", param=param) from None
+            raise GiftCardError(gettext_noop("Enter a valid email address."), param=param) from None
     return value
 
 
@@ -158,7 +158,7 @@ def gift_card_issue(
         raise GiftCardError(f"Keep the message under {MESSAGE_MAX} characters.", param="message")
     now = timezone.now()
     if expires_at is not None and expires_at <= now:
-        raise GiftCardError("Choose an expiry date in the future.", param="expires_at")
+        raise GiftCardError(gettext_noop("Choose an expiry date in the future."), param="expires_at")
     recipient_email = _email_clean(recipient_email, param="recipient_email")
     currency = currency_normalize(store.currency)
     code = code_generate()
@@ -219,7 +219,7 @@ def gift_card_purchase_note(*, checkout, recipient_email: str, recipient_name: s
         send_at = None
     recipient_email = _email_clean(recipient_email, param="recipient_email")
     if not recipient_email:
-        raise GiftCardError("Enter the recipient's email address.", param="recipient_email")
+        raise GiftCardError(gettext_noop("Enter the recipient's email address."), param="recipient_email")
     return GiftCardPurchase.objects.create(
         checkout=checkout, recipient_email=recipient_email, recipient_name=_clean_text(recipient_name, 120),
         sender_name=_clean_text(sender_name, 120), message=message, send_at=send_at,
@@ -261,7 +261,7 @@ def gift_card_redeem(*, store, buyer, code: str, address: str = "") -> GiftCard:
         hits.append(("gift_card_redeem_address", address))
     limits_hit(*hits, what="code attempts")
     if not code_normalize(code):
-        raise GiftCardCodeInvalid("Enter the gift card's code.", param="code")
+        raise GiftCardCodeInvalid(gettext_noop("Enter the gift card's code."), param="code")
     card = gift_card_find(store=store, code=code)
     now = timezone.now()
     refusal = _refusal(card, now)

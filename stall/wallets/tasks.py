@@ -80,21 +80,24 @@ def gift_card_email_send(card_id: str) -> None:
     """Email a gift card's code to its recipient, with the sender's message; queued at issue, or
     scheduled for the send date the buyer chose. Sent once: the code is then forgotten (only its
     hash stays), so a retried or repeated task finds nothing to send."""
-    card = GiftCard.objects.select_related("store").get(pk=card_id)
+    card = GiftCard.objects.select_related("store", "order__checkout").get(pk=card_id)
     if card.emailed_at is not None or not card.pending_code or card.status != GiftCardStatus.ACTIVE:
         return
     store = card.store
-    email_send(
-        to=card.recipient_email,
-        subject=f"A {format_money(card.initial_amount, card.currency)} gift card for {store.name}",
-        template="wallets/email/gift_card",
-        context={
-            "card": card, "store": store, "code": card.pending_code,
-            "amount": format_money(card.initial_amount, card.currency),
-            "redeem_url": buyer_magic_link(email=card.recipient_email, next_path=f"/s/{store.slug}/redeem/"),
-        },
-        reply_to=store.support_email or None,
-    )
+    # In the language the giver bought it in (the checkout's); a card the creator issued: English.
+    checkout = card.order.checkout if card.order_id and card.order.checkout_id else None
+    with translation.override(language_for(checkout.language if checkout else "")):
+        amount = format_money(card.initial_amount, card.currency)
+        email_send(
+            to=card.recipient_email,
+            subject=_("A %(amount)s gift card for %(store)s") % {"amount": amount, "store": store.name},
+            template="wallets/email/gift_card",
+            context={
+                "card": card, "store": store, "code": card.pending_code, "amount": amount,
+                "redeem_url": buyer_magic_link(email=card.recipient_email, next_path=f"/s/{store.slug}/redeem/"),
+            },
+            reply_to=store.support_email or None,
+        )
     now = timezone.now()
     GiftCard.objects.filter(pk=card.pk, emailed_at__isnull=True).update(emailed_at=now, pending_code="")
     GiftCardEvent.objects.create(card=card, kind="emailed", note=f"to {card.recipient_email}")

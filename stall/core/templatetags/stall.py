@@ -35,6 +35,7 @@ def filesize(size):
 register.filter("local_date", dates.date_format)
 register.filter("local_datetime", dates.datetime_format)
 register.filter("local_month_day", dates.month_day_format)
+register.filter("local_month", dates.month_year_format)
 register.filter("local_month_day_time", dates.month_day_time_format)
 register.filter("local_time", dates.time_format)
 

@@ -423,3 +423,172 @@ def test_membership_and_wallet_emails_are_in_the_language_of_the_buyers_page(cli
     for message in mail.outbox:
         assert not untranslated(re.sub(r"https?://\S+", " ", message.body), language, data), message.body
         assert_translated(message.alternatives[0][0], language, data, f"email {message.subject}")
+
+
+# --- Campaigns, the cart, gift cards, commissions, the email list and license keys -------------
+
+SHOP_NAMES = ["Mossa", "Vel", "Tarn", "Kiri", "Lusa", "Omi"]
+
+
+def _more_products(store):
+    """A campaign with two reward tiers (one limited), a bundle, a gift card, a commission and a
+    download that issues license keys."""
+    from datetime import date, timedelta
+
+    from django.utils import timezone
+
+    from stall.campaigns.services import campaign_create, campaign_publish
+    from stall.campaigns.services import tier_create as reward_create
+    from stall.catalog.models import ProductKind, ProductStatus
+    from stall.catalog.services import bundle_parts_set, product_create
+    from stall.commissions.services import service_offer_set
+    from stall.orders.licenses import license_policy_set
+
+    campaign = campaign_create(store=store, title="Mossa", goal=5000, deadline=timezone.now() + timedelta(days=10),
+                               story="Ondo kalimba.")
+    vel = reward_create(campaign=campaign, title="Vel", min_amount=500, quantity=10, description="Veru sokal.",
+                        estimated_delivery=date(2030, 5, 1))
+    reward_create(campaign=campaign, title="Tarn", min_amount=100)
+    campaign = campaign_publish(campaign=campaign)
+    keyed = product_with_file(store=store, name="Kiri", amount=200)
+    license_policy_set(product=keyed, enabled=True, activation_limit=3)
+    part = product_with_file(store=store, name="Lusa", amount=150)
+    bundle = product_create(store=store, name="Omi", amount=300, kind=ProductKind.BUNDLE)
+    bundle_parts_set(bundle=bundle, part_ids=[part.pk, keyed.pk])
+    bundle.status = ProductStatus.PUBLISHED
+    bundle.save(update_fields=["status"])
+    gift = ProductFactory(store=store, name="Gift card", kind=ProductKind.GIFT_CARD, amount=1000)
+    service = product_create(store=store, name="Pet portrait", amount=5000, kind=ProductKind.SERVICE,
+                             status=ProductStatus.PUBLISHED)
+    service_offer_set(product=service, slots=3, auto_accept_days=7)
+    return {"campaign": campaign, "vel": vel, "keyed": keyed, "bundle": bundle, "gift": gift, "service": service}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_campaign_cart_gift_card_commission_list_and_library_pages_are_in_the_buyers_language(client, shop, language, django_capture_on_commit_callbacks):
+    """The campaign page (signed out, with a refused pledge, as a backer), the pledge and "your
+    pledges" pages, a cart of two products, a gift card's page and the redeem page, a
+    commission's buy page, the list's sign-up, confirm and unsubscribe pages, and the library
+    with a pledge and a license key: no English left."""
+    from stall.audience.tokens import confirm_token, unsubscribe_token
+    from stall.campaigns.models import Pledge
+
+    store, slug = shop["store"], shop["store"].slug
+    more = _more_products(store)
+    data = shop["data"] + SHOP_NAMES + ["Gift card", "Pet portrait", "Ondo kalimba.", "Veru sokal."]
+    campaign = more["campaign"]
+    page = f"/campaigns/{campaign.pk}/"
+    assert_translated(_get(client, page, language), language, data, "campaign (signed out)")
+    assert_translated(_get(client, f"/s/{slug}/", language), language, data, "store with a bundle and a campaign")
+    for product in ("bundle", "keyed", "service"):
+        assert_translated(_get(client, f"/s/{slug}/{more[product].slug}/", language), language, data, product)
+    assert_translated(_get(client, f"/buy/{more['service'].pk}/", language), language, data, "commission buy page")
+    page_400 = _post(client, f"/buy/{more['service'].pk}/", {"email": "ana@example.com"}, language, expect=400)
+    assert_translated(page_400.content.decode(), language, data + ["ana@example.com"], "commission buy page with an error")
+    assert_translated(_get(client, f"/s/{slug}/gift/{more['gift'].slug}/", language), language, data, "gift card")
+
+    # The email list: sign up, confirm, unsubscribe (asked, then done).
+    with django_capture_on_commit_callbacks(execute=True):
+        done = client.post(f"/s/{slug}/subscribe/", {"email": "ana@example.com"}, headers={"accept-language": language})
+    assert_translated(done.content.decode(), language, data + ["ana@example.com"], "list sign-up")
+    (confirm,) = [m for m in mail.outbox if "ana@example.com" in m.to]
+    assert not untranslated(re.sub(r"https?://\S+", " ", confirm.subject + " " + confirm.body), language, data), confirm.body
+    token = confirm_token(store_id=store.pk, email="ana@example.com")
+    assert_translated(_get(client, f"/list/confirm/{token}/", language), language, data + ["ana@example.com"], "list confirmed")
+    assert_translated(_get(client, "/list/confirm/nonsense/", language, expect=400), language, data, "list confirm, a bad link")
+    leave = f"/list/unsubscribe/{unsubscribe_token(store_id=store.pk, email='ana@example.com')}/"
+    assert_translated(_get(client, leave, language), language, data + ["ana@example.com"], "unsubscribe")
+    done = client.post(leave, headers={"accept-language": language})
+    assert_translated(done.content.decode(), language, data + ["ana@example.com"], "unsubscribed")
+
+    # The cart with two products, then checked out.
+    for product in (more["bundle"], more["keyed"]):
+        _post(client, f"/s/{slug}/cart/add/", {"product": product.pk}, language)
+    cart = _get(client, f"/s/{slug}/cart/", language)
+    assert cart.count('name="quantity"') == 2
+    assert_translated(cart, language, data, "cart with two products")
+
+    sign_in(client, shop["buyer"].email)
+    assert_translated(_get(client, f"/s/{slug}/redeem/", language), language, data, "redeem")
+    page_400 = _post(client, f"/s/{slug}/redeem/", {"code": "NOPE-NOPE"}, language, expect=400).content.decode()
+    assert_translated(page_400, language, data, "redeem with an unknown code")
+    refused = _post(client, page, {"tier": more["vel"].pk, "amount": "1", "method": "wallet"}, language, expect=400)
+    assert_translated(refused.content.decode(), language, data, "campaign with a refused pledge")
+    amount = {"ko": "5.50", "pt-br": "5,50"}[language]
+    _post(client, page, {"tier": more["vel"].pk, "amount": amount, "method": "wallet", "message": "Taro"}, language)
+    pledge = Pledge.objects.get(campaign=campaign)
+    assert pledge.amount == 550 and pledge.language == language
+    data += [pledge.pk, "Taro"]
+    assert_translated(_get(client, page, language), language, data, "campaign (as a backer)")
+    assert_translated(_get(client, f"/pledges/{pledge.pk}/", language), language, data, "pledge")
+    assert_translated(_get(client, "/pledges/", language), language, data, "your pledges")
+
+    # The cart checked out from the wallet's balance is too little: pay by card on the hosted page.
+    client.post(f"/s/{slug}/cart/", {"email": shop["buyer"].email}, headers={"accept-language": language})
+    checkout = Checkout.objects.latest("created_at")
+    client.post(f"/checkout/{checkout.pk}/", {"payment_method": "sandbox_visa"}, headers={"accept-language": language})
+    order = Order.objects.get(checkout=checkout)
+    data += [order.pk, *(f.name for p in (more["keyed"],) for f in p.files.all())]
+    library = _get(client, "/library/", language)
+    keys = re.findall(r'data-testid="license-key">[^<]*<code>([^<]+)</code>', library)
+    assert keys, library
+    assert_translated(library, language, data + keys, "library with a license key")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_backer_commission_and_gift_card_emails_are_in_the_language_of_the_buyers_page(client, shop, language, django_capture_on_commit_callbacks):
+    """A pledge, a commission and a gift card bought on Korean or Portuguese pages: the emails
+    the worker sends later (English active) are in that language; the creator's stay English."""
+    from stall.campaigns.models import CampaignStatus, Pledge, PledgeStatus
+    from stall.campaigns.notices import campaign_outcome_notice, pledge_charge_failed_notice
+    from stall.campaigns.services import campaign_update_post
+    from stall.commissions.models import Commission
+    from stall.commissions.notices import commission_notice_send
+
+    store, slug, buyer = shop["store"], shop["store"].slug, shop["buyer"]
+    more = _more_products(store)
+    data = shop["data"] + SHOP_NAMES + ["Gift card", "Pet portrait", "lia@example.com", "Taro", "A fox, please."]
+    sign_in(client, buyer.email)
+    campaign = more["campaign"]
+    _post(client, f"/campaigns/{campaign.pk}/", {"tier": more["vel"].pk, "amount": "5", "method": "wallet"}, language)
+    pledge = Pledge.objects.get(campaign=campaign)
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        _post(client, f"/buy/{more['service'].pk}/", {"email": buyer.email, "brief": "A fox, please."}, language)
+        checkout = Checkout.objects.latest("created_at")
+        _post(client, f"/checkout/{checkout.pk}/", {"payment_method": "sandbox_visa"}, language)
+        _post(client, f"/s/{slug}/gift/{more['gift'].slug}/", {"email": buyer.email, "recipient_email": "lia@example.com",
+                                                                "sender_name": "Taro"}, language)
+        gift_checkout = Checkout.objects.latest("created_at")
+        _post(client, f"/checkout/{gift_checkout.pk}/", {"payment_method": "sandbox_visa"}, language)
+    commission = Commission.objects.get()
+    data += [pledge.pk, checkout.pk, gift_checkout.pk, *(o.pk for o in Order.objects.all())]
+
+    with translation.override("en"), django_capture_on_commit_callbacks(execute=True):
+        Pledge.objects.filter(pk=pledge.pk).update(status=PledgeStatus.FAILED)
+        pledge_charge_failed_notice.call_local(pledge.pk)
+        campaign_update_post(campaign=campaign, title="Vel", body="Ondo kalimba.")
+        type(campaign).objects.filter(pk=campaign.pk).update(status=CampaignStatus.CANCELED)
+        Pledge.objects.filter(pk=pledge.pk).update(status=PledgeStatus.VOIDED)
+        campaign_outcome_notice.call_local(campaign.pk)
+        commission_notice_send.call_local(commission.pk, "delivered")
+        commission_notice_send.call_local(commission.pk, "message_to_creator")
+    to_creator = [m for m in mail.outbox if m.to == [store.owner.email]]
+    to_buyers = [m for m in mail.outbox if m not in to_creator]
+    assert {m.to[0] for m in to_buyers} == {buyer.email, "lia@example.com"}
+    # Two receipts; the commission opened and delivered; the gift card; a failed charge, an update, the outcome.
+    assert len(to_buyers) == 8, [m.subject for m in to_buyers]
+    assert sorted(m.subject.split(":")[0] for m in to_creator) == ["New commission", "New message about the commission Pet portrait"]
+    codes = re.compile(r"https?://[^\s<]+|[0-9A-Z]{4}(?:-[0-9A-Z]{4})+")  # links and gift card codes are data
+    for message in to_buyers:
+        assert not untranslated(message.subject, language, data), message.subject
+        assert not untranslated(codes.sub(" ", message.body), language, data), message.body
+        assert_translated(codes.sub(" ", message.alternatives[0][0]), language, data, f"email {message.subject}")
+
+    # The buyer's commission page, delivered, with a message from the creator.
+    from stall.commissions.services import commission_deliver, commission_message_add
+
+    commission_message_add(commission=commission, author="creator", body="Taro")
+    commission_deliver(store=store, commission_id=commission.pk, note="Taro")
+    page = _get(client, f"/commissions/{commission.access_token}/", language)
+    assert_translated(page, language, data, "commission (delivered)")
