@@ -50,11 +50,14 @@ QUEUE_NAME = "stall"  # the SQLite queue's name, which settings fix
 REDIS_QUEUE_NAME = f"stall-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 WAIT_SECONDS = 30  # the longest any one wait may last before the test fails
 # A worker's settings in these tests. A failed receipt is retried after 1 s instead of 60 s, and
-# a webhook attempt's claim lapses after 5 s instead of 300 s, so retries and recoveries happen
-# within the test; every other setting is the product's default.
+# a webhook attempt's claim lapses after 15 s instead of 300 s, so retries and recoveries happen
+# within the test; every other setting is the product's default. The lease is longer than the
+# first worker's life in the killed-attempt test even when a minute's periodic tasks (a dozen of
+# them now) run ahead of its receipt: a shorter one lapsed there and the every-minute retry sweep
+# queued a second attempt while the first was still in flight.
 WORKER_ENV = {
     "STALL_TASK_RETRY_DELAY_SECONDS": "1",
-    "STALL_WEBHOOK_ATTEMPT_LEASE_SECONDS": "5",
+    "STALL_WEBHOOK_ATTEMPT_LEASE_SECONDS": "15",
     "STALL_WEBHOOK_ALLOW_LOOPBACK": "1",
     "STALL_FROM_EMAIL": "Stall <shop@example.com>",
 }
@@ -425,7 +428,7 @@ def test_a_worker_killed_mid_delivery_loses_nothing_the_sweep_cannot_finish(
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.PENDING, 0)
     # The killed worker had taken the delivery's task off the queue: only the sweep is left.
     assert DELIVERY not in [name for name, _ in queue.pending()]
-    # The killed attempt's claim lasts STALL_WEBHOOK_ATTEMPT_LEASE_SECONDS (5 s here); then the
+    # The killed attempt's claim lasts STALL_WEBHOOK_ATTEMPT_LEASE_SECONDS (15 s here); then the
     # delivery is due again, and the sweep a worker runs when it starts picks it up.
     pending = WebhookDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING)
     wait_for(
