@@ -317,7 +317,7 @@ def membership_fulfil(*, order: Order, lines, context: dict | None = None) -> li
 
 
 def _paid_with(order: Order) -> str:
-    return PaidWith.WALLET if order.payment is not None and order.payment.rail == "wallet" else PaidWith.CARD
+    return PaidWith.WALLET if order.payment is not None and order.payment.rail in ("wallet", "tab") else PaidWith.CARD
 
 
 def _card_order_plan(order: Order):
@@ -339,10 +339,13 @@ def _card_order_plan(order: Order):
         # The card paid with on the hosted page is kept for renewals. (A Stripe card would need the
         # PaymentIntent set up for future use: not done yet, so such a member renews by a new card.)
         saved = payment_method_save(email=email, rail="sandbox", payment_method=order.payment.payment_method, store=price.tier.store)
-    if order.payment is not None and order.payment.rail == "wallet":
-        # Paid from the wallet on the hosted pay page: renewals come from it too, as a one-click
-        # wallet join's do (before, such a member was left with nothing to pay and lapsed).
-        pay_with = PaySource.WALLET
+    if order.payment is not None and order.payment.rail in ("wallet", "tab") and order.payment.buyer_id:
+        # Paid from the buyer's wallet (or tab) on the hosted pay page: renewals come from the
+        # wallet, as a one-click wallet join's do. The member is the wallet's owner, who signed in
+        # to pay: a join begun signed out (only an email, no buyer) would otherwise have no wallet
+        # to renew from and lapse into past_due.
+        payer = order.payment.buyer
+        pay_with, buyer, email = PaySource.WALLET, payer, payer.email.lower()
     else:
         pay_with = PaySource.CARD if saved is not None else PaySource.NONE
     # Paid on the hosted page, maybe later and by the worker (a webhook): the language is the one

@@ -12,6 +12,7 @@ from django.urls import reverse
 from stall.accounts.services import buyer_for_email, buyer_magic_link
 from stall.content.services import post_unlock
 from stall.memberships.models import Subscription, SubscriptionStatus
+from stall.memberships.renewals import subscription_renew
 from stall.memberships.services import subscription_cancel, subscription_join
 from stall.memberships.tiers import tier_archive, tier_create, tier_gates_set
 from stall.orders.checkout_pay import checkout_confirm
@@ -94,6 +95,23 @@ def test_a_card_join_goes_to_the_payment_page_and_ends_on_a_welcome(client, stor
     complete = words(client.get(reverse("checkout:complete", args=[checkout_id])))
     assert "Welcome to Supporter!" in complete and "Manage your membership" in complete
     assert "The card you paid with is kept for renewals." in complete
+
+
+def test_a_card_join_begun_signed_out_and_paid_from_the_wallet_renews_from_the_wallet(client, store, tier, reader):
+    """"Pay by card" chosen signed out (an email only), then the wallet chosen on the pay page
+    once signed in: the member is the wallet's owner and the next period is paid from the wallet
+    (such a member used to have no wallet to renew from and went past due)."""
+    response = client.post(join_url(store, tier), {"method": "card", "email": reader.email})
+    checkout_id = response["Location"].split("/")[2]
+    assert client.get(response["Location"]).status_code == 200
+    sign_in(client, reader)
+    paid = client.post(reverse("wallets:pay", args=[checkout_id]), {"payment_method": "wallet"})
+    assert paid["Location"] == reverse("checkout:complete", args=[checkout_id])
+    sub = Subscription.objects.get()
+    assert (sub.status, sub.pay_with, sub.buyer_id, sub.saved_method) == ("active", "wallet", reader.pk, None)
+    assert subscription_renew(subscription_id=sub.pk, now=sub.current_period_end) == "renewed"
+    sub.refresh_from_db()
+    assert (sub.status, sub.period_number, balance(reader)) == ("active", 1, 1400)
 
 
 @pytest.mark.parametrize("interval", ["fortnight", "year"])
