@@ -39,6 +39,13 @@ stops. Fixing the payment method during the grace period retries at once.
 Other transitions at a period's end: a cancellation at period end ends the subscription; a
 pause skips the period (nothing charged, status ``paused``, no access); a downgrade (a pending
 price) takes effect and is what is charged.
+
+Resuming. A pause not started yet is simply forgotten. A member who resumes during a paused
+period has access again at once: the paused period ends at that moment, a new period starts then
+and is charged in full (at the pending price if a change was chosen), and the anchor moves to that
+moment, so later renewals fall on that day of the month. A member paused from Feb 10 who resumes
+on Feb 20 pays on Feb 20 and next on Mar 20: they pay for exactly the time they can read, and
+nothing for the paused days. If the payment fails nothing changes and the membership stays paused.
 """
 
 from __future__ import annotations

@@ -563,18 +563,83 @@ def subscription_pause(*, subscription: Subscription, periods: int) -> Subscript
     return sub
 
 
+def subscription_resume(*, subscription: Subscription, buyer: Buyer | None = None) -> Subscription:
+    """Undo a pause. A pause not started yet is forgotten. During a paused period the membership
+    resumes at once (billing's rule): the paused period ends now, a new period starts now and is
+    charged in full the way the member pays, and renewals move to that day (the anchor moves to
+    now), so the member pays for the time they have access and no more. Refused, with nothing
+    changed and the membership still paused, when the payment fails."""
+    with transaction.atomic():
+        sub = _locked(subscription)
+        _live(sub)
+        if not sub.pause_periods and sub.status != SubscriptionStatus.PAUSED:
+            raise SubscriptionStateInvalid(gettext_noop("This membership is not paused."))
+        if sub.status != SubscriptionStatus.PAUSED:
+            sub.pause_periods = 0
+            sub.save(update_fields=["pause_periods", "updated_at"])
+            subscription_events_record(sub, "subscription.updated")
+            return sub
+    return _resume_now(sub=sub, buyer=buyer or sub.buyer, now=timezone.now())
+
+
+def _resume_claim(*, sub: Subscription, row: SubscriptionPeriod, now: datetime) -> None:
+    """Take the period that starts now (unique per subscription and number: a second click
+    finds it taken) and cut the paused period short at now. Call inside a transaction."""
+    try:
+        with transaction.atomic():
+            row.save(force_insert=True)
+    except IntegrityError:
+        raise SubscriptionStateInvalid(gettext_noop("This membership is being resumed already.")) from None
+    SubscriptionPeriod.objects.filter(subscription=sub, number=sub.period_number).update(end=now, updated_at=now)
+    Subscription.objects.filter(pk=sub.pk).update(pause_periods=0)
+
+
+def _resume_now(*, sub: Subscription, buyer: Buyer | None, now: datetime) -> Subscription:
+    price = sub.price
+    if sub.pending_price_id:  # a change chosen for the next renewal applies from now
+        price = TierPrice.objects.select_related("product", "tier").get(pk=sub.pending_price_id)
+    row = SubscriptionPeriod(
+        subscription=sub, number=sub.period_number + 1, start=now, end=billing.period_bound(now, price.interval, 1),
+        price=price, amount=price.amount, currency=price.currency, status=PeriodStatus.CHARGING, attempts=1,
+    )
+    if sub.pay_with == PaySource.WALLET:
+        if buyer is None:
+            raise BuyerRequired()
+        with transaction.atomic():  # one transaction: an empty wallet leaves it all as it was
+            _resume_claim(sub=sub, row=row, now=now)
+            read = spend_read(buyer=buyer, store_id=sub.store_id, currency=price.currency)
+            order_spend(store_id=sub.store_id, buyer=buyer, method="wallet", currency=price.currency,
+                        lines=[membership_line(price)], read=read, context={"membership": ("renewal", row)})
+        return Subscription.objects.get(pk=sub.pk)
+    saved = sub.saved_method
+    if saved is None or saved.detached_at is not None:
+        raise SubscriptionInvalid(gettext_noop("Add a card or pay from your wallet to resume."), param="payment_method",
+                                  code="card_required")
+    with transaction.atomic():
+        _resume_claim(sub=sub, row=row, now=now)
+
+    def link(payment) -> None:
+        SubscriptionPeriod.objects.filter(pk=row.pk).update(payment=payment)
+
+    try:
+        payment = payment_charge_saved(
+            store=sub.store, saved=saved, amount=price.amount, currency=price.currency,
+            description=f"Membership resumed ({price.tier_id})", idempotency_key=new_id("resume"),
+            product=price.product, before_start=link,
+        )
+        _payment_check(payment)
+    except Exception:
+        _resume_release(sub=sub, row=row)
+        raise
+    return Subscription.objects.get(pk=sub.pk)
+
+
 @transaction.atomic
-def subscription_resume(*, subscription: Subscription) -> Subscription:
-    """Undo a pause: one not started yet is forgotten; a paused period under way runs to its end
-    (nothing was charged for it) and the renewal at its end charges again."""
-    sub = _locked(subscription)
-    _live(sub)
-    if not sub.pause_periods and sub.status != SubscriptionStatus.PAUSED:
-        raise SubscriptionStateInvalid(gettext_noop("This membership is not paused."))
-    sub.pause_periods = 0
-    sub.save(update_fields=["pause_periods", "updated_at"])
-    subscription_events_record(sub, "subscription.updated")
-    return sub
+def _resume_release(*, sub: Subscription, row: SubscriptionPeriod) -> None:
+    """The resume's charge failed: the membership stays paused as it was."""
+    SubscriptionPeriod.objects.filter(pk=row.pk, status=PeriodStatus.CHARGING).delete()
+    SubscriptionPeriod.objects.filter(subscription=sub, number=sub.period_number).update(end=sub.current_period_end)
+    Subscription.objects.filter(pk=sub.pk).update(pause_periods=sub.pause_periods)
 
 
 def subscription_change(*, subscription: Subscription, tier: Tier, interval: str | None = None,
@@ -608,6 +673,20 @@ def subscription_change(*, subscription: Subscription, tier: Tier, interval: str
             subscription_events_record(sub, "subscription.updated")
         return sub
     return _upgrade(sub=sub, price=price, buyer=buyer or sub.buyer)
+
+
+@transaction.atomic
+def subscription_change_undo(*, subscription: Subscription) -> Subscription:
+    """Forget a change waiting for the next renewal (a downgrade, another interval): the member
+    renews at the current price. Nothing was charged for the change, so nothing is refunded."""
+    sub = _locked(subscription)
+    _live(sub)
+    if sub.pending_price_id is None:
+        raise SubscriptionStateInvalid(gettext_noop("This membership has no change waiting for the next renewal."))
+    sub.pending_price = None
+    sub.save(update_fields=["pending_price", "updated_at"])
+    subscription_events_record(sub, "subscription.updated")
+    return sub
 
 
 def upgrade_amount(*, sub: Subscription, price: TierPrice, now: datetime | None = None) -> int:

@@ -202,7 +202,7 @@ def manage(request):
     return _manage_page(request, buyer)
 
 
-ACTIONS = ("cancel", "undo", "pause", "resume", "change", "pay-with", "feed")
+ACTIONS = ("cancel", "undo", "pause", "resume", "change", "change-undo", "pay-with", "feed")
 
 
 @require_POST
@@ -262,10 +262,16 @@ def _act(request, sub, action, buyer) -> str:
         return ngettext("Paused for %(count)s period from the end of this one.",
                         "Paused for %(count)s periods from the end of this one.", periods) % {"count": periods}
     if action == "resume":
-        services.subscription_resume(subscription=sub)
+        was_paused = sub.status == SubscriptionStatus.PAUSED
+        sub = services.subscription_resume(subscription=sub, buyer=buyer)
+        if was_paused and sub.status == SubscriptionStatus.ACTIVE:
+            return _("Resumed: your membership is active again and renews on %(date)s.") % {"date": date_format(sub.current_period_end)}
         return _("Resumed: your membership renews as before.")
     if action == "change":
         return _change(request, sub, buyer)
+    if action == "change-undo":
+        sub = services.subscription_change_undo(subscription=sub)
+        return _("You stay on %(tier)s: it renews at its current price.") % {"tier": sub.tier.name}
     if action == "pay-with":
         data = _valid(PayWithForm(request.POST, cards=_cards(sub.store), auto_id=f"{sub.pk}_%s"))
         services.subscription_pay_with_set(subscription=sub, pay_with=data["pay_with"], buyer=buyer,

@@ -229,6 +229,27 @@ def test_upgrade_now_pays_the_prorated_difference_and_a_downgrade_waits(client, 
     assert "Supporter from the next renewal" in words(client.get(reverse("memberships:manage")))
 
 
+def test_a_pending_downgrade_is_undone_and_the_renewal_charges_the_current_price(client, store, member, gold, reader):
+    """A downgrade waiting for the renewal is forgotten with "Keep my current tier": the renewal
+    charges the current tier's price; undoing twice says there is nothing to undo."""
+    manage_action(client, member, "change", {"tier": gold.pk, "interval": "month"})  # Gold now, $5
+    manage_action(client, member, "change", {"tier": member.tier_id, "interval": "month"})  # back to Supporter, later
+    member.refresh_from_db()
+    assert member.pending_price.tier.name == "Supporter"
+    assert "Keep my current tier" in words(client.get(reverse("memberships:manage")))
+    response = manage_action(client, member, "change-undo")
+    assert response.status_code == 302
+    assert "You stay on Gold: it renews at its current price." in words(client.get(response["Location"]))
+    member.refresh_from_db()
+    assert (member.tier.name, member.pending_price_id) == ("Gold", None)
+    again = manage_action(client, member, "change-undo")
+    assert again.status_code == 409 and "This membership has no change waiting for the next renewal." in words(again)
+    before = balance(reader)
+    assert subscription_renew(subscription_id=member.pk, now=member.current_period_end) == "renewed"
+    member.refresh_from_db()
+    assert (member.tier.name, member.price.amount, before - balance(reader)) == ("Gold", 500, 500)
+
+
 def test_changing_to_an_archived_or_foreign_tier_is_refused(client, member, gold, reader):
     tier_archive(tier=gold)
     before = balance(reader)
