@@ -294,6 +294,8 @@ def _post_unlock_in_ledger(*, post: Post, method: str, buyer: Buyer, confirmed: 
             if read.extra[0][1]:
                 return Unlock(already=True, member=True)
             amount = amount_charged(amount=product.amount, limits=read.extra[0][2:])
+            if amount <= 0:  # a membership's cap reached: nothing more to pay (orders.pricing)
+                return Unlock(already=True, member=True)
             if method == "wallet" and not confirmed and read.funds.confirm_above is not None and amount > read.funds.confirm_above:
                 raise ConfirmRequired(f"Confirm: pay {format_money(amount, product.currency)} from your wallet.")
             line = SpendLine(

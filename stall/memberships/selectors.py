@@ -29,7 +29,7 @@ from .models import (
     TierPrice,
     TierStatus,
 )
-from .services import cap_progress
+from .services import cap_limit, cap_progress
 
 
 def tiers_for_store(*, store) -> QuerySet[Tier]:
@@ -241,11 +241,18 @@ GRANTED_SQL = (
 
 
 def access_granted(*, store_id: str, product_id: str, email: str) -> bool:
-    """A member (trialing, active, or past due within the grace period) of a tier gating it."""
-    return Subscription.objects.filter(
-        store_id=store_id, email=email.lower(), status__in=ACCESS_STATUSES,
-        tier__gates__product_id=product_id,
+    """A member (trialing, active, or past due within the grace period) of a tier gating it, or a
+    reader who paid a capped tier gating it its whole price this month (cap-to-subscribe) without
+    being made its member: a member of another tier, or one whose capped membership the creator
+    ended. They are charged nothing more for its posts this month (``services.cap_limit``)."""
+    email = email.lower()
+    member = Subscription.objects.filter(
+        store_id=store_id, email=email, status__in=ACCESS_STATUSES, tier__gates__product_id=product_id,
     ).exists()
+    if member:
+        return True
+    left = cap_limit(product_id=product_id, email=email)
+    return left is not None and left <= 0
 
 
 def access_gated(*, product_ids: list[str]) -> set[str]:

@@ -417,7 +417,12 @@ def cap_observe(*, order: Order, paid, context: dict | None, read) -> list[Event
     ``orders.pricing``), so the unlock that reaches the cap is charged only the rest and its
     order's line shows that amount. 40¢ posts under a $1 cap cost 40¢, 40¢, then 20¢, and the
     reader is a member. Once a member, the tier's gated posts cost nothing more (``post_unlock``
-    answers already-unlocked, nothing charged)."""
+    answers already-unlocked, nothing charged). A reader who reaches the cap but cannot be made
+    its member — a member of another tier of the store, or one whose capped membership the creator
+    ended this month — is charged nothing more for its posts either, and reads them until the
+    month's end (``cap_limit`` is 0 or less for them, ``selectors.access_granted`` lets them read).
+    A card checkout priced before the cap was reached is refused when paid
+    (``orders.pricing.checkout_prices_check``)."""
     if read is not None and not read:
         return []
     posts = [line for line in paid if line.kind == ProductKind.POST]

@@ -25,6 +25,7 @@ from stall.payments.services import (
 )
 
 from .models import Order
+from .pricing import checkout_prices_check
 from .services import order_create_for_checkout
 from .spend import IN_LEDGER_METHODS, SpendLine, order_spend, spend_read
 
@@ -52,7 +53,11 @@ def checkout_confirm(*, checkout_id: str, payment_method: str = "", buyer=None, 
         if paid is not None:
             return paid
         checkout_card_payments_abandon(checkout_id=checkout_id)
-    elif checkout is not None and checkout.amount_total > 0:
+    else:
+        # A card is charged at the prices the checkout was made with: ask the limits again
+        # (a membership's cap may have been reached since, by a wallet unlock).
+        checkout_prices_check(checkout_id=checkout_id)
+    if payment_method not in IN_LEDGER_METHODS and checkout is not None and checkout.amount_total > 0:
         # A card for a checkout that costs something (its total never changes): payments locks
         # it and charges, with no write transaction of ours first.
         return checkout_payment_start(checkout_id=checkout_id, payment_method=payment_method)

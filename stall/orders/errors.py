@@ -1,6 +1,6 @@
 from django.utils.translation import gettext_noop
 
-from stall.core.errors import InvalidRequest, NotFound, PermissionDenied
+from stall.core.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 
 
 class OrderNotFound(NotFound):
@@ -27,3 +27,11 @@ class DownloadLimitReached(PermissionDenied):
 class DownloadRevoked(PermissionDenied):
     code = "download_revoked"
     default_message = gettext_noop("This purchase was refunded, so its downloads are no longer available.")
+
+
+class PriceChanged(Conflict):
+    """A checkout's line costs this buyer less now than when it was priced (orders.pricing: a
+    membership's cap was reached meanwhile); paying it as priced would charge too much."""
+
+    code = "price_changed"
+    default_message = gettext_noop("The price of this checkout has changed since it was made: start again from the product.")

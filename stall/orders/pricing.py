@@ -16,15 +16,26 @@ Each limit answers, for one reader and one product:
 ``limit(product_id=, email=) -> int | None``
     the same, as a query, for the card path (which opens a checkout).
 
-``amount_charged`` applies them. A limit of zero or less — the reader reached the cap but could
-not be made a member, being one of another tier of the store already — lowers nothing: the
-price is charged as it stands.
+``amount_charged`` applies them. A limit of zero or less means the reader has paid all there is
+to pay (a cap reached, whether or not it could make them a member: they may be a member of
+another tier of the store already, or the creator ended the membership): the product costs them
+nothing, and the domain that registered the limit grants them access too (``orders.access``),
+so the caller answers as for a member and charges nothing.
+
+A checkout keeps the prices it was made with; ``checkout_prices_check`` asks the limits again
+when a card is about to be charged, so that a checkout priced before a cap was reached (by a
+wallet unlock in between) is refused rather than charged past the cap.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from stall.catalog.models import ProductKind
+from stall.checkout.models import CheckoutLine, CheckoutStatus
+
+from .errors import PriceChanged
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,21 @@ def price_limits(*, product_id: str, email: str) -> list[int | None]:
 
 
 def amount_charged(*, amount: int, limits) -> int:
-    """``amount`` lowered to the smallest positive limit (see the module's docstring)."""
-    lowered = [int(v) for v in limits if v is not None and int(v) > 0]
+    """``amount`` lowered to the smallest limit; 0 when a limit is zero or less (see the module's
+    docstring)."""
+    lowered = [max(0, int(v)) for v in limits if v is not None]
     return min([amount, *lowered])
+
+
+def checkout_prices_check(*, checkout_id: str) -> None:
+    """Refuse (PriceChanged) an open checkout with a line priced above what the limits allow its
+    buyer now. Limits lower posts' prices only (content asks them): one statement reads an open
+    checkout's posts (none for most checkouts), then one per limit and post."""
+    if not _LIMITS:
+        return
+    posts = CheckoutLine.objects.filter(
+        checkout_id=checkout_id, checkout__status=CheckoutStatus.OPEN, product__kind=ProductKind.POST,
+    ).values_list("product_id", "unit_amount", "checkout__email")
+    for product_id, unit_amount, email in posts:
+        if unit_amount > amount_charged(amount=unit_amount, limits=price_limits(product_id=product_id, email=email)):
+            raise PriceChanged()

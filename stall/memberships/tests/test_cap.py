@@ -11,11 +11,19 @@ from stall.accounts.services import buyer_for_email
 from stall.content.services import post_unlock
 from stall.memberships.models import Subscription
 from stall.memberships.renewals import renewals_run
-from stall.memberships.services import cap_progress, subscription_pay_with_set
+from stall.memberships.selectors import access_granted
+from stall.memberships.services import (
+    cap_progress,
+    subscription_cancel,
+    subscription_join,
+    subscription_pay_with_set,
+)
 from stall.memberships.tiers import tier_create, tier_gates_set
 from stall.orders.checkout_pay import checkout_confirm
+from stall.orders.errors import PriceChanged
 from stall.orders.models import Order, OrderLine
 from stall.orders.tests.test_spend import SPEND_STATEMENTS, at_most
+from stall.payments.models import Payment
 from stall.wallets.services import wallet_top_up
 
 from .conftest import make_post
@@ -136,3 +144,58 @@ def test_no_reader_pays_more_than_the_cap_in_a_month_whatever_the_prices(store):
                 assert paid <= cap, (n, paid)
                 member = Subscription.objects.filter(email=buyer.email, origin="cap").exists()
                 assert member == (paid == cap), (n, paid)
+
+
+def test_a_member_of_another_tier_stops_paying_at_the_cap_and_reads_the_rest_free(store, reader, capped):
+    """A member of a tier that does not gate the posts cannot be made a member of the capped one
+    (one membership per store): once the cap is reached its posts cost nothing more this month."""
+    tier, posts = capped
+    other = tier_create(store=store, name="Newsletter")
+    subscription_join(tier=other, method="wallet", buyer=reader)
+    with time_machine.travel(datetime(2027, 3, 10, 12, tzinfo=UTC), tick=False) as clock:
+        for post in posts[:4]:
+            assert not post_unlock(post=post, method="wallet", buyer=reader).already
+        assert _paid(reader.email) == 100
+        fifth = post_unlock(post=posts[4], method="wallet", buyer=reader)
+        assert (fifth.already, fifth.member, fifth.order) == (True, True, None)
+        assert access_granted(store_id=store.pk, product_id=posts[5].product_id, email=reader.email)
+        assert post_unlock(post=posts[5], method="card", buyer=reader).member  # nor a card checkout
+        assert _paid(reader.email) == 100
+        assert Subscription.objects.get(email=reader.email).tier_id == other.pk
+        clock.move_to(datetime(2027, 4, 2, tzinfo=UTC))  # a new month: pay per post again
+        assert not access_granted(store_id=store.pk, product_id=posts[5].product_id, email=reader.email)
+        assert post_unlock(post=posts[5], method="wallet", buyer=reader).order.amount_total == 25
+
+
+def test_a_capped_membership_the_creator_ends_mid_month_is_not_paid_for_twice(store, reader, capped):
+    """Ended by the creator after the reader paid the cap: the membership stays ended, and the
+    month's gated posts cost the reader nothing more (they paid the month's price already)."""
+    tier, posts = capped
+    with time_machine.travel(datetime(2027, 3, 10, 12, tzinfo=UTC), tick=False):
+        for post in posts[:4]:
+            post_unlock(post=post, method="wallet", buyer=reader)
+        sub = Subscription.objects.get(email=reader.email)
+        subscription_cancel(subscription=sub, at_period_end=False)
+        fifth = post_unlock(post=posts[4], method="wallet", buyer=reader)
+        assert (fifth.member, fifth.order) == (True, None)
+        assert _paid(reader.email) == 100
+        assert list(Subscription.objects.filter(email=reader.email).values_list("status", flat=True)) == ["ended"]
+
+
+def test_a_card_checkout_priced_before_a_wallet_unlock_is_refused_past_the_cap(store, reader):
+    """$1 posts under a $3 cap: a card checkout priced at $1 (with $1 left), then a wallet unlock
+    reaches the cap; paying the card checkout is refused with nothing charged."""
+    tier = tier_create(store=store, name="All posts", prices=[{"interval": "month", "amount": 300}], cap_to_subscribe=True)
+    posts = [make_post(store, title=f"Post {n}", amount=100) for n in range(4)]
+    tier_gates_set(tier=tier, product_ids=[p.product_id for p in posts])
+    with time_machine.travel(datetime(2027, 3, 10, 12, tzinfo=UTC), tick=False):
+        for post in posts[:2]:
+            post_unlock(post=post, method="wallet", buyer=reader)
+        checkout = post_unlock(post=posts[3], method="card", buyer=reader).checkout
+        assert checkout.amount_total == 100
+        post_unlock(post=posts[2], method="wallet", buyer=reader)
+        assert Subscription.objects.get(email=reader.email).origin == "cap"
+        with pytest.raises(PriceChanged, match="The price of this checkout has changed"):
+            checkout_confirm(checkout_id=checkout.pk, payment_method="sandbox_visa")
+    assert _paid(reader.email) == 300
+    assert not Payment.objects.filter(checkout=checkout).exists()
