@@ -32,6 +32,9 @@ class Checkout(models.Model):
     # The buyer ticked "email me news from this store" (unticked by default). Checkout only records
     # the choice; the audience app, above, reads it when the order is paid.
     email_consent = models.BooleanField(default=False, db_default=False)
+    # The card paid with is kept for charges made later without the buyer (a membership's
+    # renewals): on Stripe the PaymentIntent is made for a Customer and set up for future use.
+    save_card = models.BooleanField(default=False, db_default=False)
     # The discount code applied, and what it took off the subtotal, as priced at creation.
     discount = models.ForeignKey("Discount", on_delete=models.PROTECT, null=True, blank=True, related_name="checkouts")
     discount_code = models.CharField(max_length=40, blank=True, default="", db_default="")

@@ -69,11 +69,13 @@ def _receipt_language() -> str:
 @transaction.atomic
 def checkout_create(
     *, store: Store, email: str, items: list[CheckoutItem], discount_code: str = "", buyer=None, email_consent: bool = False,
+    save_card: bool = False,
 ) -> Checkout:
     """Open a checkout for published products of ``store``, pricing each on the server, less
     ``discount_code`` when given (refused with DiscountRefused when it does not apply; its use is
     claimed at payment). ``buyer``: the signed-in buyer, for once-per-customer codes.
-    ``email_consent``: the buyer ticked "email me news from this store".
+    ``email_consent``: the buyer ticked "email me news from this store". ``save_card``: the card
+    paid with is kept for later charges without the buyer (a membership's renewals).
 
     It keeps the active language (the buyer's on a store page, English in the API) so the receipt
     is written in the language the buyer bought in."""
@@ -122,6 +124,7 @@ def checkout_create(
         expires_at=timezone.now() + timedelta(seconds=settings.STALL_CHECKOUT_TTL_SECONDS),
         language=_receipt_language(),
         email_consent=bool(email_consent),
+        save_card=bool(save_card),
     )
     for line in lines:
         line.checkout = checkout

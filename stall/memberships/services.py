@@ -39,6 +39,7 @@ from stall.orders.spend import SpendLine, order_spend, spend_read
 from stall.payments.errors import BuyerRequired, PaymentDeclined
 from stall.payments.models import PaymentStatus, SavedPaymentMethod
 from stall.payments.saved_methods import payment_charge_saved, payment_method_save
+from stall.payments.selectors import saved_method_for_payment
 
 from . import billing
 from .errors import (
@@ -256,7 +257,7 @@ def subscription_join(
         _joinable(tier=_tier_locked(tier), email=email)
     if not payment_method:
         with transaction.atomic():
-            checkout = checkout_create(store=tier.store, email=email, items=[CheckoutItem(product_id=price.product_id)])
+            checkout = checkout_create(store=tier.store, email=email, items=[CheckoutItem(product_id=price.product_id)], save_card=True)
             PendingJoin.objects.create(checkout=checkout, price=price, email=email, buyer=buyer)
         return Join(checkout=checkout)
     saved = _card_saved(email=email, payment_method=payment_method, store=tier.store)
@@ -336,9 +337,12 @@ def _card_order_plan(order: Order):
     else:
         price, email, buyer, saved = pending.price, pending.email, pending.buyer, pending.saved_method
     if saved is None and order.payment is not None and order.payment.rail == "sandbox":
-        # The card paid with on the hosted page is kept for renewals. (A Stripe card would need the
-        # PaymentIntent set up for future use: not done yet, so such a member renews by a new card.)
+        # The card paid with on the hosted page is kept for renewals.
         saved = payment_method_save(email=email, rail="sandbox", payment_method=order.payment.payment_method, store=price.tier.store)
+    elif saved is None:
+        # A Stripe card: the join's checkout asked for it to be kept (save_card), and payments kept
+        # it on a Customer before recording the payment's success.
+        saved = saved_method_for_payment(order.payment)
     if order.payment is not None and order.payment.rail in ("wallet", "tab") and order.payment.buyer_id:
         # Paid from the buyer's wallet (or tab) on the hosted pay page: renewals come from the
         # wallet, as a one-click wallet join's do. The member is the wallet's owner, who signed in

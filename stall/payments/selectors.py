@@ -63,6 +63,16 @@ def saved_payment_methods_for_email(*, email: str, rail: str | None = None) -> Q
     return saved.order_by("-pk")
 
 
+def saved_method_for_payment(payment) -> SavedPaymentMethod | None:
+    """The card a checkout's payment kept for later charges (Checkout.save_card on Stripe: the
+    payment names the card it was paid with), or None."""
+    if payment is None or payment.rail != "stripe" or not payment.payment_method.startswith("pm_"):
+        return None
+    return SavedPaymentMethod.objects.filter(
+        rail="stripe", method_ref=payment.payment_method, detached_at__isnull=True,
+    ).exclude(customer_ref="").order_by("-pk").first()
+
+
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"

@@ -31,7 +31,15 @@ from .errors import (
     StripeKeyInvalid,
     WebhookSignatureInvalid,
 )
-from .models import Payment, PaymentStatus, Refund, RefundStatus, StripeAccount, StripeEvent
+from .models import (
+    Payment,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+    SavedPaymentMethod,
+    StripeAccount,
+    StripeEvent,
+)
 from .rails import RailResult, rail_get
 from .rails.stripe import result_from_intent, result_from_refund, stripe_call, stripe_client
 from .selectors import StripeConfig, stripe_config_for_store
@@ -113,6 +121,8 @@ def _stripe_result_apply(*, payment: Payment, result: RailResult) -> Payment:
         Payment.objects.filter(
             checkout_id=payment.checkout_id, rail=payment.rail, status=PaymentStatus.REQUIRES_ACTION
         ).exclude(pk=payment.pk).update(status=PaymentStatus.CANCELED, failure_code="superseded", updated_at=timezone.now())
+    if result.status == "succeeded" and result.method_ref and result.customer_ref:
+        _card_keep(payment=payment, result=result)
     try:
         return payment_apply_result(payment_id=payment.pk, result=result)
     except CheckoutInvalid as exc:
@@ -126,6 +136,41 @@ def _stripe_result_apply(*, payment: Payment, result: RailResult) -> Payment:
         )
         transaction.on_commit(lambda: stripe_duplicate_refund(payment.pk))
         return Payment.objects.get(pk=payment.pk)
+
+
+def _card_keep(*, payment: Payment, result: RailResult) -> None:
+    """Keep the card a checkout asked to keep (Checkout.save_card) before the payment's success is
+    recorded, so that what the paid order fulfils finds it (a membership renews on it): a
+    SavedPaymentMethod of the checkout's email on the store's Stripe account, and the payment
+    names the card it was paid with. Database rows only; the check that the card is attached to
+    the Customer (localstripe does not attach it by itself) is a task after commit."""
+    from .tasks import stripe_card_attach
+
+    checkout = Checkout.objects.filter(pk=payment.checkout_id, save_card=True).first()
+    config = stripe_config_for_store(payment.store)
+    if checkout is None or config is None:
+        return
+    with transaction.atomic():
+        saved = SavedPaymentMethod.objects.filter(
+            email=checkout.email, rail="stripe", store_id=config.store_id, method_ref=result.method_ref, detached_at__isnull=True,
+        ).first()
+        if saved is None:
+            saved = SavedPaymentMethod.objects.create(
+                email=checkout.email, rail="stripe", store_id=config.store_id, customer_ref=result.customer_ref,
+                method_ref=result.method_ref, label="Card",
+            )
+        Payment.objects.filter(pk=payment.pk).update(payment_method=result.method_ref)
+        saved_id = saved.pk
+        transaction.on_commit(lambda: stripe_card_attach(saved_id))
+
+
+def stripe_card_attach_run(*, saved_id: str) -> None:
+    """The task's work: the kept card attached to its Customer, and labelled with its brand."""
+    saved = SavedPaymentMethod.objects.select_related("store").filter(pk=saved_id, rail="stripe", detached_at__isnull=True).first()
+    if saved is None:
+        return
+    label = rail_get("stripe").payment_method_attach(saved=saved)
+    SavedPaymentMethod.objects.filter(pk=saved.pk).update(label=label[:80])
 
 
 def stripe_payment_refresh(*, payment_id: str) -> Payment:

@@ -31,6 +31,12 @@ def stripe_duplicate_refund(payment_id: str) -> None:
     stripe_services.stripe_duplicate_refund_send(payment_id=payment_id)
 
 
+@db_task(retries=5, retry_delay=settings.STALL_TASK_RETRY_DELAY_SECONDS)
+def stripe_card_attach(saved_id: str) -> None:
+    """A card kept from a payment is attached to its Stripe Customer (stripe_services._card_keep)."""
+    stripe_services.stripe_card_attach_run(saved_id=saved_id)
+
+
 @db_periodic_task(crontab(minute="*/5"))
 def checkouts_expire():
     """Every five minutes, close checkouts that were abandoned past their expiry (and cancel the

@@ -26,6 +26,10 @@ class RailResult:
     failure_message: str = ""
     # For a rail whose buyer acts in the browser (Stripe.js): the secret that page needs.
     client_secret: str = ""
+    # A payment asked to keep its card (Checkout.save_card) that succeeded: the card and the
+    # customer holding it on the rail, for a SavedPaymentMethod.
+    method_ref: str = ""
+    customer_ref: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -106,13 +106,23 @@ def _intent_fee(intent: dict) -> int:
     return card_fee(int(intent["amount"]), str(intent["currency"]).upper())
 
 
+def _ref(value) -> str:
+    """An id from a field Stripe sends as the id or, expanded, as the object."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) else ""
+
+
 def result_from_intent(intent: dict, *, off_session: bool = False) -> RailResult:
     """Map a PaymentIntent (a plain dict) to what the services understand."""
     status = intent.get("status")
     reference = intent.get("id", "")
     error = intent.get("last_payment_error") or {}
     if status == "succeeded":
-        return RailResult("succeeded", reference=reference, fee=_intent_fee(intent))
+        method_ref, customer_ref = "", ""
+        if (intent.get("metadata") or {}).get("stall_save_card"):
+            method_ref, customer_ref = _ref(intent.get("payment_method")), _ref(intent.get("customer"))
+        return RailResult("succeeded", reference=reference, fee=_intent_fee(intent), method_ref=method_ref, customer_ref=customer_ref)
     if status == "requires_action":
         if off_session:
             return RailResult(
@@ -204,7 +214,35 @@ class StripeRail:
         if payment_method.startswith("pm_"):
             # Confirmed on the server: the API client collected the card itself.
             params |= {"payment_method": payment_method, "confirm": True}
+        checkout = payment.checkout
+        if checkout is not None and checkout.save_card:
+            # The card is kept for charges without the buyer (a membership's renewals): the intent
+            # is made for a Customer and set up for off-session use, Stripe's way of attaching the
+            # card to the Customer once the payment succeeds. (localstripe ignores the card's
+            # setup_future_usage and refuses the top-level one, so the card is also attached
+            # explicitly afterwards, where it is not attached already: payment_method_attach.)
+            params |= {
+                "customer": self._customer_for(payment, checkout.email),
+                "payment_method_options": {"card": {"setup_future_usage": "off_session"}},
+            }
+            params["metadata"]["stall_save_card"] = "1"
         return params
+
+    def _customer_for(self, payment, email: str) -> str:
+        """The Stripe Customer of ``email`` on the payment's account: the one already holding their
+        saved cards, or a new one (made once per checkout: the key is the checkout's)."""
+        config = self._config(payment.store)
+        known = SavedPaymentMethod.objects.filter(
+            email=email, rail="stripe", store_id=config.store_id, detached_at__isnull=True,
+        ).exclude(customer_ref="").order_by("-pk").first()
+        if known is not None:
+            return known.customer_ref
+        customer = stripe_call(
+            "customer_create", stripe_client(config).v1.customers.create,
+            params={"email": email, "metadata": {"stall_email": email}},
+            options={"idempotency_key": f"stall-{payment.checkout_id}-customer"},
+        )
+        return customer.id
 
     def payment_start(self, *, payment_id: str, amount: int, currency: str, payment_method: str) -> RailResult:
         payment = self._payment(payment_id)
@@ -339,6 +377,21 @@ class StripeRail:
             "succeeded", method_ref=method_ref, customer_ref=customer_ref or "", reference=setup["id"],
             label=self._label(client, method_ref),
         )
+
+    def payment_method_attach(self, *, saved) -> str:
+        """Make sure a card kept from a payment (Checkout.save_card) is attached to its Customer,
+        so it can be charged off-session; returns its label ("Visa •••• 4242"). Stripe attached
+        it already when the payment succeeded (setup_future_usage); localstripe did not."""
+        client = stripe_client(self._setup_config(saved.store))
+        method = stripe_call("payment_method_retrieve", client.v1.payment_methods.retrieve, saved.method_ref).to_dict()
+        if _ref(method.get("customer")) != saved.customer_ref:
+            stripe_call(
+                "payment_method_attach", client.v1.payment_methods.attach, saved.method_ref,
+                params={"customer": saved.customer_ref},
+            )
+        card = method.get("card") or {}
+        brand = str(card.get("brand") or "card").replace("_", " ").title()
+        return f"{brand} •••• {card.get('last4', '')}".strip()
 
     @staticmethod
     def _label(client: stripe.StripeClient, method_ref: str) -> str:

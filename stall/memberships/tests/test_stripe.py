@@ -1,0 +1,75 @@
+"""Members paying by Stripe card, against localstripe: a join paid on the hosted pay page keeps
+the card on a Stripe Customer (the PaymentIntent is made for the Customer and set up for
+off-session use; the card is attached to it), then renewals and upgrades charge it off-session."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+
+from stall.memberships.models import PeriodStatus, Subscription, SubscriptionPeriod
+from stall.memberships.renewals import subscription_renew
+from stall.memberships.services import subscription_change, subscription_join
+from stall.memberships.tiers import tier_create
+from stall.payments.models import Payment, PaymentStatus
+from stall.payments.tests.conftest import (  # noqa: F401 - fixtures
+    VISA,
+    buyer_browser,
+    card,
+    localstripe,
+    localstripe_client,
+    stripe_store,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def tiers(stripe_store):
+    return (tier_create(store=stripe_store, name="Supporter", prices=[{"interval": "month", "amount": 600}]),
+            tier_create(store=stripe_store, name="Patron", prices=[{"interval": "month", "amount": 900}]))
+
+
+def _join_on_the_pay_page(client, tier, buyer_browser, capture) -> Subscription:
+    checkout = subscription_join(tier=tier, method="card", email="fan@example.com").checkout
+    assert checkout.save_card
+    client.get(reverse("checkout:pay", args=[checkout.pk]))
+    payment = Payment.objects.get(checkout=checkout)
+    assert buyer_browser.pay(payment.rail_reference, VISA)["status"] == "succeeded"
+    with capture(execute=True):  # the task that attaches the card runs after the commit
+        response = client.get(reverse("checkout:stripe_return", args=[checkout.pk]), {"payment_intent": payment.rail_reference})
+    assert response["Location"] == reverse("checkout:complete", args=[checkout.pk])
+    return Subscription.objects.select_related("saved_method").get(email="fan@example.com")
+
+
+def test_a_join_paid_by_stripe_card_on_the_pay_page_keeps_the_card_and_renews_off_session(
+    client, tiers, buyer_browser, localstripe_client, django_capture_on_commit_callbacks,
+):
+    supporter, _patron = tiers
+    sub = _join_on_the_pay_page(client, supporter, buyer_browser, django_capture_on_commit_callbacks)
+    saved = sub.saved_method
+    assert (sub.status, sub.pay_with, saved.rail, saved.label) == ("active", "card", "stripe", "Visa •••• 4242")
+    intent = localstripe_client.v1.payment_intents.retrieve(Payment.objects.get(checkout__isnull=False, rail="stripe").rail_reference)
+    assert intent.customer == saved.customer_ref and intent.payment_method == saved.method_ref
+    # The card is the Customer's: Stripe charges it off-session only then.
+    assert localstripe_client.v1.payment_methods.retrieve(saved.method_ref).customer == saved.customer_ref
+
+    assert subscription_renew(subscription_id=sub.pk, now=sub.current_period_end + timedelta(minutes=1)) == "renewed"
+    period = SubscriptionPeriod.objects.select_related("payment").get(subscription=sub, number=1)
+    assert (period.status, period.paid_with, period.payment.rail, period.payment.amount) == (PeriodStatus.PAID, "card", "stripe", 600)
+    renewal = localstripe_client.v1.payment_intents.retrieve(period.payment.rail_reference)
+    assert (renewal.status, renewal.customer, renewal.payment_method) == ("succeeded", saved.customer_ref, saved.method_ref)
+
+
+def test_an_upgrade_charges_the_prorated_difference_to_the_saved_stripe_card(
+    client, tiers, buyer_browser, localstripe_client, django_capture_on_commit_callbacks,
+):
+    supporter, patron = tiers
+    sub = _join_on_the_pay_page(client, supporter, buyer_browser, django_capture_on_commit_callbacks)
+    upgraded = subscription_change(subscription=sub, tier=patron)
+    assert (upgraded.tier_id, upgraded.price.amount) == (patron.pk, 900)
+    payment = Payment.objects.filter(rail="stripe", status=PaymentStatus.SUCCEEDED).latest("created_at")
+    assert 0 < payment.amount <= 300  # (9 - 6) for what is left of the month
+    intent = localstripe_client.v1.payment_intents.retrieve(payment.rail_reference)
+    assert (intent.status, intent.amount, intent.customer) == ("succeeded", payment.amount, sub.saved_method.customer_ref)
+    assert payment.order.lines.get().product_id == patron.prices.get().product_id
