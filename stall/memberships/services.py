@@ -38,7 +38,12 @@ from stall.orders.services import customer_for_email
 from stall.orders.spend import SpendLine, order_spend, spend_read
 from stall.payments.errors import BuyerRequired, PaymentDeclined
 from stall.payments.models import PaymentStatus, SavedPaymentMethod
-from stall.payments.saved_methods import payment_charge_saved, payment_method_save
+from stall.payments.saved_methods import (
+    CardSetup,
+    payment_charge_saved,
+    payment_method_save,
+    payment_method_setup_start,
+)
 from stall.payments.selectors import saved_method_for_payment
 
 from . import billing
@@ -776,6 +781,27 @@ def subscription_pay_with_set(*, subscription: Subscription, pay_with: str, buye
         sub.save()
         subscription_events_record(sub, "subscription.updated")
     return sub
+
+
+def subscription_card_setup(*, subscription: Subscription) -> CardSetup:
+    """Start keeping a Stripe card for a member's renewals: the member enters it on a page with
+    Stripe's Payment Element, and ``subscription_pay_with_set`` with the ``seti_…`` Stripe returns
+    saves it and charges renewals to it."""
+    sub = Subscription.objects.select_related("store").get(pk=subscription.pk)
+    _live(sub)
+    if sub.price is None:
+        raise SubscriptionInvalid(gettext_noop("A free membership has nothing to pay."), param="pay_with")
+    return payment_method_setup_start(email=sub.email, store=sub.store)
+
+
+def join_card_setup(*, tier: Tier, email: str) -> CardSetup:
+    """Start keeping a Stripe card to start ``tier``'s trial with (charged when it ends):
+    ``subscription_join`` with the ``seti_…`` Stripe returns joins."""
+    email = email_normalize(email).lower()
+    tier = Tier.objects.select_related("store").get(pk=tier.pk)
+    if tier.status != TierStatus.ACTIVE:
+        raise TierArchived()
+    return payment_method_setup_start(email=email, store=tier.store)
 
 
 @transaction.atomic

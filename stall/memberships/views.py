@@ -8,6 +8,7 @@ found" (404), never "forbidden".
 
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -15,7 +16,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from stall.accounts.services import buyer_from_request, sign_in_url
 from stall.core.dates import date_format
@@ -23,6 +24,7 @@ from stall.core.errors import NotFound, StallError
 from stall.core.forms import form_add_stall_error
 from stall.core.money import format_money
 from stall.payments.rails import rail_get, sandbox_enabled
+from stall.payments.selectors import stripe_config_for_store
 from stall.stores.selectors import store_get_public
 
 from . import services
@@ -41,6 +43,8 @@ from .selectors import (
 # Memberships this browser joined while signed out (a free tier by email): their welcome page
 # shows without signing in.
 JOINED_KEY = "memberships_joined"
+# A card trial waiting for its card on Stripe's form: the tier, email, interval and next page.
+JOIN_CARD_KEY = "memberships_join_card"
 WALLET_ERRORS = {"insufficient_funds"}
 
 
@@ -67,6 +71,11 @@ def _cards(store) -> list[tuple[str, str]]:
     return rail_get("sandbox").payment_methods() if sandbox_enabled(store_id=store.pk) else []
 
 
+def _stripe_cards(store) -> bool:
+    """Whether the store takes Stripe cards: a member may then keep one, entered on Stripe's form."""
+    return stripe_config_for_store(store) is not None
+
+
 def _wallet_url(currency: str, store, next_path: str) -> str:
     return f"{reverse('wallets:wallet')}?{urlencode({'currency': currency, 'store': store.slug, 'next': next_path})}"
 
@@ -88,6 +97,14 @@ def join(request, slug, tier_id):
     error = None
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        if (tier.trial_days and data["method"] == "card" and not data["payment_method"] and _stripe_cards(store)
+                and tier_closed_reason(tier=tier) == ""):
+            # The card for after the trial is entered on Stripe's form (join_card).
+            request.session[JOIN_CARD_KEY] = {
+                "tier": tier.pk, "email": buyer.email if buyer else data["email"], "interval": data["interval"] or "",
+                "next": data["next"] or "",
+            }
+            return redirect("memberships:join_card", slug=store.slug, tier_id=tier.pk)
         try:
             joined = services.subscription_join(
                 tier=tier, method=data["method"], interval=data["interval"] or None, buyer=buyer,
@@ -115,6 +132,7 @@ def join(request, slug, tier_id):
         "prices_label": tier_prices_label(tier, locale), "closed": tier_closed_reason(tier=tier),
         "membership": subscription_live_for(store_id=store.pk, email=buyer.email) if buyer else None,
         "one_price": prices[0][0] if len(prices) == 1 else None, "cards": cards,
+        "stripe_cards": bool(tier.trial_days) and _stripe_cards(store),
         "wallet_url": _wallet_url(store.currency, store, here) if error and error.code in WALLET_ERRORS else "",
         "sign_in_url": sign_in_url(here), "here": here,
     }
@@ -186,7 +204,7 @@ def _manage_page(request, buyer, *, errors=None, forms=None, status=200):
             "pay_form": (forms or {}).get(sub.pk) or PayWithForm(cards=cards, auto_id=f"{sub.pk}_%s",
                                                                   initial={"pay_with": sub.pay_with if sub.pay_with != "none" else "wallet",
                                                                            "card_fallback": sub.card_fallback}),
-            "pause_form": PauseForm(auto_id=f"{sub.pk}_%s"), "cards": cards,
+            "pause_form": PauseForm(auto_id=f"{sub.pk}_%s"), "cards": cards, "stripe_cards": _stripe_cards(sub.store),
             "feed_url": request.build_absolute_uri(reverse("content:private_feed", args=[sub.store.slug, sub.feed_token])),
             "price_label": price_label(sub.price, locale) if sub.price else _("Free"),
         })
@@ -294,3 +312,104 @@ def _change(request, sub, buyer) -> str:
     if before != sub.tier_id:
         return _("Upgraded to %(tier)s.") % {"tier": tier.name}
     return _("Changed to %(tier)s.") % {"tier": tier.name}
+
+
+# --- A Stripe card, entered on Stripe's Payment Element (setup mode) ---------------------------------
+
+
+def _card_page(request, *, setup, store, return_url: str, back: str, title: str):
+    """The page where the reader enters a card on Stripe's form; Stripe sends them to ``return_url``."""
+    request.csp_extra = setup.csp
+    context = {
+        "store": store, "client_secret": setup.client_secret, "publishable_key": setup.publishable_key,
+        "stripe_js_url": settings.STRIPE_JS_URL, "return_url": request.build_absolute_uri(return_url), "back": back,
+        "title": title,
+    }
+    return render(request, "memberships/card.html", context)
+
+
+def _my_subscription(request, subscription_id):
+    buyer = buyer_from_request(request)
+    if buyer is None:
+        return None, redirect(sign_in_url(reverse("memberships:manage")))
+    sub = Subscription.objects.select_related("store", "tier").filter(pk=subscription_id, email=buyer.email.lower()).first()
+    if sub is None:
+        raise Http404
+    return (buyer, sub), None
+
+
+@require_GET
+def card(request, subscription_id):
+    """A new card for a membership's renewals, entered on Stripe's form."""
+    found, away = _my_subscription(request, subscription_id)
+    if away:
+        return away
+    buyer, sub = found
+    try:
+        setup = services.subscription_card_setup(subscription=sub)
+    except StallError as exc:
+        return _manage_page(request, buyer, errors={sub.pk: exc}, status=exc.status if exc.status >= 400 else 400)
+    return _card_page(request, setup=setup, store=sub.store, return_url=reverse("memberships:card_return", args=[sub.pk]),
+                      back=reverse("memberships:manage") + f"#{sub.pk}", title=_("A card for your %(tier)s membership") % {"tier": sub.tier.name})
+
+
+@require_GET
+def card_return(request, subscription_id):
+    """Back from Stripe's form: keep the card and charge renewals to it."""
+    found, away = _my_subscription(request, subscription_id)
+    if away:
+        return away
+    buyer, sub = found
+    try:
+        services.subscription_pay_with_set(subscription=sub, pay_with="card", buyer=buyer,
+                                           payment_method=request.GET.get("setup_intent", "") or "")
+    except StallError as exc:
+        return _manage_page(request, buyer, errors={sub.pk: exc}, status=exc.status if exc.status >= 400 else 400)
+    messages.success(request, _("Renewals are charged to your card."))
+    return redirect(reverse("memberships:manage") + f"#{sub.pk}")
+
+
+def _join_card_pending(request, store, tier):
+    pending = request.session.get(JOIN_CARD_KEY) or {}
+    if pending.get("tier") != tier.pk or not pending.get("email"):
+        return None
+    return pending
+
+
+@require_GET
+def join_card(request, slug, tier_id):
+    """The card a trial starts with (charged when it ends), entered on Stripe's form."""
+    store, tier = _store_tier(slug, tier_id)
+    pending = _join_card_pending(request, store, tier)
+    if pending is None:
+        return redirect("memberships:join", slug=store.slug, tier_id=tier.pk)
+    try:
+        setup = services.join_card_setup(tier=tier, email=pending["email"])
+    except StallError as exc:
+        messages.error(request, _(str(exc.message)))
+        return redirect("memberships:join", slug=store.slug, tier_id=tier.pk)
+    return _card_page(request, setup=setup, store=store, return_url=reverse("memberships:join_card_return", args=[store.slug, tier.pk]),
+                      back=reverse("memberships:join", args=[store.slug, tier.pk]), title=_("Start your %(tier)s trial with a card") % {"tier": tier.name})
+
+
+@require_GET
+def join_card_return(request, slug, tier_id):
+    """Back from Stripe's form: the card is kept and the trial starts."""
+    store, tier = _store_tier(slug, tier_id)
+    pending = _join_card_pending(request, store, tier)
+    if pending is None:
+        return redirect("memberships:join", slug=store.slug, tier_id=tier.pk)
+    try:
+        joined = services.subscription_join(
+            tier=tier, method="card", interval=pending["interval"] or None, buyer=buyer_from_request(request),
+            email=pending["email"], payment_method=request.GET.get("setup_intent", "") or "",
+        )
+    except StallError as exc:
+        messages.error(request, _(str(exc.message)))
+        return redirect("memberships:join", slug=store.slug, tier_id=tier.pk)
+    request.session.pop(JOIN_CARD_KEY, None)
+    sub = joined.subscription
+    request.session[JOINED_KEY] = [*request.session.get(JOINED_KEY, [])[-9:], sub.pk]
+    url = reverse("memberships:welcome", args=[sub.pk])
+    back = _safe_next(request, pending.get("next"))
+    return redirect(f"{url}?{urlencode({'next': back})}" if back else url)

@@ -7,6 +7,7 @@ settlement charge a ``SavedPaymentMethod`` without knowing which rail holds it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -22,7 +23,7 @@ from stall.stores.models import Store
 from .errors import PaymentDeclined, StripeNotConfigured
 from .models import OffSessionCharge, Payment, SavedPaymentMethod
 from .rails import UnknownPaymentMethod, rail_get, rail_livemode, sandbox_check
-from .selectors import stripe_config_for_store
+from .selectors import stripe_config_for_store, stripe_csp
 from .services import payment_apply_result
 
 
@@ -68,6 +69,32 @@ def payment_method_save(*, email: str, rail: str, payment_method: str, store: St
                 method_ref=result.method_ref, label=result.label[:80],
             )
     return saved
+
+
+@dataclass(frozen=True)
+class CardSetup:
+    """What a page needs to let the buyer enter a card in Stripe's Payment Element (setup mode)."""
+
+    client_secret: str
+    publishable_key: str
+    csp: dict
+
+
+def payment_method_setup_start(*, email: str, store: Store) -> CardSetup:
+    """Start keeping a Stripe card for ``email`` at ``store``'s account: the buyer enters it on a
+    page, Stripe sends them back with the SetupIntent's ``seti_…``, and ``payment_method_save``
+    with it keeps the card. Refused when the store takes no Stripe cards (StripeNotConfigured)."""
+    email = email_normalize(email)
+    config = stripe_config_for_store(store)
+    if config is None:
+        raise StripeNotConfigured(param="payment_method")
+    known = SavedPaymentMethod.objects.filter(
+        email=email, rail="stripe", store_id=config.store_id, detached_at__isnull=True
+    ).exclude(customer_ref="").first()
+    result = rail_get("stripe").payment_method_setup_start(email=email, store=store, customer_ref=known.customer_ref if known else "")
+    if result.status == "failed":
+        raise PaymentDeclined(result.failure_message or None, code=result.failure_code or "payment_failed")
+    return CardSetup(client_secret=result.client_secret, publishable_key=config.publishable_key, csp=stripe_csp(config))
 
 
 def payment_charge_saved(

@@ -2,14 +2,16 @@
 the card on a Stripe Customer (the PaymentIntent is made for the Customer and set up for
 off-session use; the card is attached to it), then renewals and upgrades charge it off-session."""
 
+import re
 from datetime import timedelta
 
 import pytest
 from django.urls import reverse
 
+from stall.accounts.services import buyer_for_email
 from stall.memberships.models import PeriodStatus, Subscription, SubscriptionPeriod
 from stall.memberships.renewals import subscription_renew
-from stall.memberships.services import subscription_change, subscription_join
+from stall.memberships.services import join_card_setup, subscription_change, subscription_join
 from stall.memberships.tiers import tier_create
 from stall.payments.models import Payment, PaymentStatus
 from stall.payments.tests.conftest import (  # noqa: F401 - fixtures
@@ -20,6 +22,8 @@ from stall.payments.tests.conftest import (  # noqa: F401 - fixtures
     localstripe_client,
     stripe_store,
 )
+
+from .test_pages import sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -73,3 +77,59 @@ def test_an_upgrade_charges_the_prorated_difference_to_the_saved_stripe_card(
     intent = localstripe_client.v1.payment_intents.retrieve(payment.rail_reference)
     assert (intent.status, intent.amount, intent.customer) == ("succeeded", payment.amount, sub.saved_method.customer_ref)
     assert payment.order.lines.get().product_id == patron.prices.get().product_id
+
+
+# --- A Stripe card entered on Stripe's form (SetupIntent): Your memberships, and card trials --------
+
+
+def _setup_id(response) -> str:
+    secret = re.search(r'data-client-secret="(seti_[^"]+)"', response.content.decode()).group(1)
+    return secret.split("_secret_")[0]
+
+
+def test_a_member_changes_to_a_new_stripe_card_on_your_memberships(client, tiers, card, localstripe_client, localstripe):
+    supporter, _patron = tiers
+    sub = subscription_join(tier=supporter, method="card", email="fan@example.com", payment_method=card(VISA)).subscription
+    sign_in(client, buyer_for_email(email="fan@example.com"))
+    assert reverse("memberships:card", args=[sub.pk]) in client.get(reverse("memberships:manage")).content.decode()
+    page = client.get(reverse("memberships:card", args=[sub.pk]))
+    assert page.status_code == 200 and "stripe-setup.js" in page.content.decode()
+    assert localstripe in page["Content-Security-Policy"]
+    setup_id = _setup_id(page)
+    new_card = card(VISA)
+    localstripe_client.v1.setup_intents.confirm(setup_id, params={"payment_method": new_card})  # Stripe.js's confirmSetup
+    response = client.get(reverse("memberships:card_return", args=[sub.pk]), {"setup_intent": setup_id})
+    assert response.status_code == 302
+    sub.refresh_from_db()
+    assert (sub.pay_with, sub.saved_method.rail, sub.saved_method.method_ref) == ("card", "stripe", new_card)
+    assert subscription_renew(subscription_id=sub.pk, now=sub.current_period_end + timedelta(minutes=1)) == "renewed"
+    period = SubscriptionPeriod.objects.select_related("payment").get(subscription=sub, number=1)
+    assert localstripe_client.v1.payment_intents.retrieve(period.payment.rail_reference).payment_method == new_card
+
+
+def test_someone_elses_card_setup_is_refused(client, tiers, card, localstripe_client):
+    supporter, _patron = tiers
+    sub = subscription_join(tier=supporter, method="card", email="fan@example.com", payment_method=card(VISA)).subscription
+    before = sub.saved_method_id
+    other = join_card_setup(tier=supporter, email="other@example.com").client_secret.split("_secret_")[0]
+    localstripe_client.v1.setup_intents.confirm(other, params={"payment_method": card(VISA)})
+    sign_in(client, buyer_for_email(email="fan@example.com"))
+    response = client.get(reverse("memberships:card_return", args=[sub.pk]), {"setup_intent": other})
+    assert response.status_code == 402 and "This card setup is not known here." in response.content.decode()
+    sub.refresh_from_db()
+    assert sub.saved_method_id == before
+
+
+def test_a_card_trial_in_a_stripe_store_takes_the_card_on_stripes_form(client, stripe_store, card, localstripe_client):
+    trial = tier_create(store=stripe_store, name="Try it", prices=[{"interval": "month", "amount": 300}], trial_days=14)
+    join_page = client.get(reverse("memberships:join", args=[stripe_store.slug, trial.pk])).content.decode()
+    assert "Start the trial with a card" in join_page
+    response = client.post(reverse("memberships:join", args=[stripe_store.slug, trial.pk]), {"method": "card", "email": "trial@example.com"})
+    assert response["Location"] == reverse("memberships:join_card", args=[stripe_store.slug, trial.pk])
+    setup_id = _setup_id(client.get(response["Location"]))
+    localstripe_client.v1.setup_intents.confirm(setup_id, params={"payment_method": card(VISA)})
+    back = client.get(reverse("memberships:join_card_return", args=[stripe_store.slug, trial.pk]), {"setup_intent": setup_id})
+    sub = Subscription.objects.select_related("saved_method").get(email="trial@example.com")
+    assert back["Location"] == reverse("memberships:welcome", args=[sub.pk])
+    assert (sub.status, sub.pay_with, sub.saved_method.rail) == ("trialing", "card", "stripe")
+    assert not Payment.objects.filter(status=PaymentStatus.SUCCEEDED).exists()

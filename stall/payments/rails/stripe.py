@@ -343,6 +343,10 @@ class StripeRail:
         try:
             if payment_method.startswith("seti_"):
                 setup = stripe_call("setup_retrieve", client.v1.setup_intents.retrieve, payment_method).to_dict()
+                if (setup.get("metadata") or {}).get("stall_email") != email:
+                    # Someone else's setup (an id is no secret): their card is not this buyer's.
+                    return SetupResult("failed", failure_code="invalid_payment_method",
+                                       failure_message="This card setup is not known here.")
             else:
                 if not customer_ref:
                     customer = stripe_call(
@@ -352,7 +356,8 @@ class StripeRail:
                     customer_ref = customer.id
                 setup = stripe_call(
                     "setup_create", client.v1.setup_intents.create,
-                    params={"customer": customer_ref, "usage": "off_session", "payment_method_types": ["card"]},
+                    params={"customer": customer_ref, "usage": "off_session", "payment_method_types": ["card"],
+                            "metadata": {"stall_email": email}},
                 ).to_dict()
                 setup = stripe_call(
                     "setup_confirm", client.v1.setup_intents.confirm, setup["id"], params={"payment_method": payment_method},
@@ -377,6 +382,27 @@ class StripeRail:
             "succeeded", method_ref=method_ref, customer_ref=customer_ref or "", reference=setup["id"],
             label=self._label(client, method_ref),
         )
+
+    def payment_method_setup_start(self, *, email: str, store=None, customer_ref: str = "") -> SetupResult:
+        """A SetupIntent for the buyer to enter a card in Stripe's Payment Element (setup mode);
+        once confirmed, ``payment_method_setup`` with its ``seti_…`` keeps the card. Its metadata
+        names the buyer's email, which that check asks for."""
+        client = stripe_client(self._setup_config(store))
+        try:
+            if not customer_ref:
+                customer_ref = stripe_call(
+                    "customer_create", client.v1.customers.create, params={"email": email, "metadata": {"stall_email": email}},
+                ).id
+            setup = stripe_call(
+                "setup_create", client.v1.setup_intents.create,
+                params={"customer": customer_ref, "usage": "off_session", "payment_method_types": ["card"],
+                        "metadata": {"stall_email": email}},
+            ).to_dict()
+        except stripe.StripeError as exc:
+            result = _failed_from_error(exc, "payment_method_setup_start")
+            return SetupResult("failed", failure_code=result.failure_code, failure_message=result.failure_message)
+        return SetupResult("requires_action", customer_ref=customer_ref, reference=setup["id"],
+                           client_secret=setup.get("client_secret") or "")
 
     def payment_method_attach(self, *, saved) -> str:
         """Make sure a card kept from a payment (Checkout.save_card) is attached to its Customer,
