@@ -17,6 +17,7 @@ import functools
 import logging
 
 from django.conf import settings
+from django.utils.translation import gettext_noop
 
 from stall.core.lazy import LazyModule
 from stall.payments.errors import (
@@ -346,7 +347,7 @@ class StripeRail:
                 if (setup.get("metadata") or {}).get("stall_email") != email:
                     # Someone else's setup (an id is no secret): their card is not this buyer's.
                     return SetupResult("failed", failure_code="invalid_payment_method",
-                                       failure_message="This card setup is not known here.")
+                                       failure_message=gettext_noop("This card setup is not known here."))
             else:
                 if not customer_ref:
                     customer = stripe_call(

@@ -351,6 +351,12 @@ def test_membership_and_allowance_pages_are_in_the_buyers_language(client, shop,
     assert sub.language == language
     assert_translated(_get(client, welcome, language), language, data, "welcome")
     assert_translated(_get(client, "/memberships/", language), language, data, "memberships")
+    _post(client, f"/memberships/{sub.pk}/change/", {"tier": kova.pk, "interval": "year"}, language)
+    assert_translated(_get(client, "/memberships/", language), language, data, "memberships with a change at renewal")
+    _post(client, f"/memberships/{sub.pk}/change-undo/", {}, language)
+    page = _get(client, "/memberships/", language)
+    assert {"ko": "Lume 멤버십을 유지합니다.", "pt-br": "Você continua no Lume"}[language] in page
+    assert_translated(page, language, data, "memberships after undoing the change")
     page = _post(client, f"/memberships/{sub.pk}/pause/", {"periods": "9"}, language, expect=400).content.decode()
     assert {"ko": "일시 중지는 결제 주기 1~3회까지 가능합니다.", "pt-br": "Pause por 1 a 3 períodos."}[language] in page
     assert_translated(page, language, data, "memberships with a refused pause")
