@@ -24,6 +24,8 @@ from stall.core.errors import NotFound, StallError
 from stall.core.forms import form_add_stall_error
 from stall.core.middleware import frame_ancestors_allow
 from stall.orders.checkout_pay import checkout_confirm
+from stall.orders.errors import PriceChanged
+from stall.orders.pricing import checkout_prices_check
 from stall.payments.lightning_services import (
     lightning_checkout_start,
     lightning_invoice_page,
@@ -34,7 +36,7 @@ from stall.payments.lightning_services import (
 from stall.payments.models import Payment, PaymentStatus
 from stall.payments.rails import rail_get, rail_livemode, sandbox_enabled
 from stall.payments.selectors import lightning_config_for_store, stripe_config_for_store, stripe_csp
-from stall.payments.services import payment_confirm_action
+from stall.payments.services import checkout_card_payments_abandon, payment_confirm_action
 from stall.payments.stripe_services import stripe_checkout_page, stripe_checkout_return
 from stall.wallets.selectors import pay_options_for, wallet_page_url
 
@@ -153,7 +155,14 @@ def stripe_pay(request, checkout):
     status = 200
     if not expired:
         try:
+            # Priced when it was made: a membership's cap may have been reached since (a wallet
+            # unlock), and the card must not be charged past it. Its intent, if one was shown
+            # before, is given up so that the page's Stripe.js cannot confirm it either.
+            checkout_prices_check(checkout_id=checkout.pk)
             page = stripe_checkout_page(checkout_id=checkout.pk)
+        except PriceChanged as exc:
+            checkout_card_payments_abandon(checkout_id=checkout.pk)
+            context["error"], status = exc.message, exc.status
         except StallError as exc:
             context["error"], status = exc.message, exc.status
         else:

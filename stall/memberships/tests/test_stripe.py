@@ -9,10 +9,12 @@ import pytest
 from django.urls import reverse
 
 from stall.accounts.services import buyer_for_email
+from stall.content.services import post_unlock
 from stall.memberships.models import PeriodStatus, Subscription, SubscriptionPeriod
 from stall.memberships.renewals import subscription_renew
 from stall.memberships.services import join_card_setup, subscription_change, subscription_join
-from stall.memberships.tiers import tier_create
+from stall.memberships.tiers import tier_create, tier_gates_set
+from stall.orders.models import Order
 from stall.payments.models import Payment, PaymentStatus
 from stall.payments.tests.conftest import (  # noqa: F401 - fixtures
     VISA,
@@ -22,7 +24,9 @@ from stall.payments.tests.conftest import (  # noqa: F401 - fixtures
     localstripe_client,
     stripe_store,
 )
+from stall.wallets.services import wallet_top_up
 
+from .conftest import make_post
 from .test_pages import sign_in
 
 pytestmark = pytest.mark.django_db
@@ -133,3 +137,27 @@ def test_a_card_trial_in_a_stripe_store_takes_the_card_on_stripes_form(client, s
     assert back["Location"] == reverse("memberships:welcome", args=[sub.pk])
     assert (sub.status, sub.pay_with, sub.saved_method.rail) == ("trialing", "card", "stripe")
     assert not Payment.objects.filter(status=PaymentStatus.SUCCEEDED).exists()
+
+
+def test_a_stripe_page_priced_before_the_cap_was_reached_offers_no_card_and_gives_up_its_intent(
+    client, stripe_store, card, localstripe_client,
+):
+    """$1 posts under a $3 cap: the Stripe page of a card unlock opened with $1 left, then a wallet
+    unlock reaches the cap; the page no longer offers the card and its intent is canceled."""
+    reader = buyer_for_email(email="reader@example.com")
+    wallet_top_up(buyer=reader, amount=1000, currency="USD", payment_method=card(VISA), store=stripe_store)
+    tier = tier_create(store=stripe_store, name="All posts", prices=[{"interval": "month", "amount": 300}], cap_to_subscribe=True)
+    posts = [make_post(stripe_store, title=f"Post {n}", amount=100) for n in range(4)]
+    tier_gates_set(tier=tier, product_ids=[p.product_id for p in posts])
+    for post in posts[:2]:
+        post_unlock(post=post, method="wallet", buyer=reader)
+    checkout = post_unlock(post=posts[3], method="card", buyer=reader).checkout
+    assert client.get(reverse("checkout:pay", args=[checkout.pk])).context["client_secret"]
+    payment = Payment.objects.get(checkout=checkout)
+    post_unlock(post=posts[2], method="wallet", buyer=reader)  # the cap is reached: a member now
+
+    page = client.get(reverse("checkout:pay", args=[checkout.pk]))
+    assert page.status_code == 409 and not page.context["client_secret"]
+    assert "The price of this checkout has changed since it was made" in page.content.decode()
+    assert localstripe_client.v1.payment_intents.retrieve(payment.rail_reference).status == "canceled"
+    assert sum(o.amount_total for o in Order.objects.filter(email=reader.email, lines__product__kind="post")) == 300
