@@ -119,6 +119,9 @@ def subscription_pause(request, id: ObjectId, payload: SubscriptionPauseIn):
 
 @subscriptions_router.post("/{id}/resume", response=responses(SubscriptionOut), summary="Resume a paused subscription")
 def subscription_resume(request, id: ObjectId):
+    """A pause not started yet is forgotten. During a paused period the subscription is active
+    again at once: a full period is charged from now (wallet or saved card) and renewals move to
+    this day; a failed payment changes nothing (402)."""
     sub = services.subscription_resume(subscription=_subscription(request, id))
     return subscription_out(_subscription(request, sub.pk))
 
@@ -133,6 +136,13 @@ def subscription_change(request, id: ObjectId, payload: SubscriptionChangeIn):
     except TierNotFound:
         raise InvalidRequest("No such tier.", param="tier", code="resource_missing") from None
     sub = services.subscription_change(subscription=sub, tier=tier, interval=payload.interval)
+    return subscription_out(_subscription(request, sub.pk))
+
+
+@subscriptions_router.post("/{id}/change/undo", response=responses(SubscriptionOut), summary="Undo a change waiting for renewal")
+def subscription_change_undo(request, id: ObjectId):
+    """Forget a downgrade or change of interval chosen for the next renewal (409 when there is none)."""
+    sub = services.subscription_change_undo(subscription=_subscription(request, id))
     return subscription_out(_subscription(request, sub.pk))
 
 

@@ -266,6 +266,7 @@ def test_openapi_document_is_served(client, db):
         "/api/v1/subscriptions/{id}",
         "/api/v1/subscriptions/{id}/cancel",
         "/api/v1/subscriptions/{id}/change",
+        "/api/v1/subscriptions/{id}/change/undo",
         "/api/v1/subscriptions/{id}/pause",
         "/api/v1/subscriptions/{id}/resume",
         "/api/v1/tiers",

@@ -2,6 +2,7 @@
 
 import pytest
 
+from stall.memberships.models import Subscription
 from stall.memberships.services import subscription_join
 from stall.memberships.tiers import tier_create
 from stall.testing import StoreFactory
@@ -65,3 +66,18 @@ def test_subscriptions_list_cancel_and_customer_listing(api, store):
     ).subscription
     assert api.get(f"/subscriptions/{other.pk}").status_code == 404
     assert api.get(f"/customers/{other.customer_id}/subscriptions").status_code == 404
+
+
+def test_a_change_waiting_for_renewal_is_undone_through_the_api(api, store):
+    low = tier_create(store=store, name="Bronze", prices=[{"interval": "month", "amount": 100}])
+    tier = tier_create(store=store, name="Silver", prices=[{"interval": "month", "amount": 300}])
+    sub = subscription_join(tier=tier, method="card", email="m@example.com", payment_method="sandbox_visa").subscription
+    changed = api.post(f"/subscriptions/{sub.pk}/change", {"tier": low.pk}).json()
+    assert (changed["tier"], changed["pending_price"]) == (tier.pk, low.prices.get().pk)
+    undone = api.post(f"/subscriptions/{sub.pk}/change/undo", {})
+    assert undone.status_code == 200 and (undone.json()["tier"], undone.json()["pending_price"]) == (tier.pk, None)
+    again = api.post(f"/subscriptions/{sub.pk}/change/undo", {})
+    assert again.status_code == 409
+    error = again.json()["error"]
+    assert (error["code"], error["message"]) == ("subscription_state_invalid", "This membership has no change waiting for the next renewal.")
+    assert Subscription.objects.get(pk=sub.pk).pending_price_id is None
