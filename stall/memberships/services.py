@@ -27,7 +27,7 @@ from stall.accounts.services import buyer_for_email
 from stall.catalog.models import ProductKind
 from stall.checkout.models import Checkout
 from stall.checkout.services import CheckoutItem, checkout_create, email_normalize
-from stall.core.errors import InvalidRequest
+from stall.core.errors import InvalidRequest, StallError
 from stall.core.ids import new_id
 from stall.core.languages import language_to_record
 from stall.core.money import prorate
@@ -36,7 +36,7 @@ from stall.orders.models import Order
 from stall.orders.refunds import refund_create
 from stall.orders.services import customer_for_email
 from stall.orders.spend import SpendLine, order_spend, spend_read
-from stall.payments.errors import BuyerRequired, PaymentDeclined
+from stall.payments.errors import BuyerRequired, PaymentDeclined, PaymentProcessorUnavailable
 from stall.payments.models import PaymentStatus, SavedPaymentMethod
 from stall.payments.saved_methods import (
     CardSetup,
@@ -641,10 +641,16 @@ def _resume_now(*, sub: Subscription, buyer: Buyer | None, now: datetime) -> Sub
             description=f"Membership resumed ({price.tier_id})", idempotency_key=new_id("resume"),
             product=price.product, before_start=link,
         )
-        _payment_check(payment)
-    except Exception:
-        _resume_release(sub=sub, row=row)
+    except PaymentProcessorUnavailable:
+        # The charge may have been made: the payment stays processing and the reconciliation
+        # task finishes it, paying this period (its row names the payment) or failing it.
         raise
+    except StallError:
+        _resume_release(sub=sub, row=row)  # refused before any charge
+        raise
+    if payment.status == PaymentStatus.FAILED:
+        _resume_release(sub=sub, row=row)
+        _payment_check(payment)
     return Subscription.objects.get(pk=sub.pk)
 
 
