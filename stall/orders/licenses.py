@@ -19,7 +19,8 @@ WHERE activations_used < activation_limit``), so simultaneous activations of a k
 never pass it.
 
 Refunds disable the keys of a fully refunded order (``license_order_refunded``, registered with
-the refunds); the creator can disable, re-enable, reset the activations and raise the limit.
+the refunds); a chargeback disables them while it is open or lost and enables them again when the
+store wins it (``license_order_disputed``, registered with the disputes); the creator can disable, re-enable, reset the activations and raise the limit.
 """
 
 from __future__ import annotations
@@ -40,7 +41,15 @@ from stall.core.errors import InvalidRequest, NotFound, StallError
 from stall.core.limits import limits_check, limits_hit
 from stall.integrations.webhooks import EventRow
 
-from .models import LicenseActivation, LicenseKey, LicensePolicy, LicenseStatus, Order, OrderStatus
+from .models import (
+    DisputeState,
+    LicenseActivation,
+    LicenseKey,
+    LicensePolicy,
+    LicenseStatus,
+    Order,
+    OrderStatus,
+)
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 MIN_RANDOM = 20  # characters of 5 bits: 100 random bits
@@ -334,9 +343,11 @@ def license_disable(*, store, license_id: str, reason: str = "creator") -> Licen
 @transaction.atomic
 def license_enable(*, store, license_id: str) -> LicenseKey:
     lic = license_get(store=store, license_id=license_id)
-    order_status = Order.objects.filter(pk=lic.order_id).values_list("status", flat=True).get()
+    order_status, dispute_state = Order.objects.filter(pk=lic.order_id).values_list("status", "dispute_state").get()
     if order_status == OrderStatus.REFUNDED:
         raise LicenseInvalid("This key's order was refunded: it stays disabled.", param="id")
+    if dispute_state in (DisputeState.OPEN, DisputeState.LOST):
+        raise LicenseInvalid("This key's order is disputed by the cardholder: it stays disabled.", param="id")
     LicenseKey.objects.filter(pk=lic.pk).update(status=LicenseStatus.ACTIVE, disabled_reason="")
     lic.refresh_from_db()
     return lic
@@ -370,6 +381,19 @@ def license_order_refunded(*, order, refund, refunded_before: int = 0) -> None:
     if order.status == OrderStatus.REFUNDED:
         LicenseKey.objects.filter(order=order, status=LicenseStatus.ACTIVE).update(
             status=LicenseStatus.DISABLED, disabled_reason="refunded"
+        )
+
+
+def license_order_disputed(*, order, dispute, change) -> None:
+    """A chargeback disables the order's keys while it is open or lost; won (or an inquiry closed),
+    the keys it disabled work again (registered with the disputes)."""
+    if order.dispute_state in (DisputeState.OPEN, DisputeState.LOST):
+        LicenseKey.objects.filter(order=order, status=LicenseStatus.ACTIVE).update(
+            status=LicenseStatus.DISABLED, disabled_reason="disputed"
+        )
+    elif order.status != OrderStatus.REFUNDED:
+        LicenseKey.objects.filter(order=order, status=LicenseStatus.DISABLED, disabled_reason="disputed").update(
+            status=LicenseStatus.ACTIVE, disabled_reason=""
         )
 
 

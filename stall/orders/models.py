@@ -9,6 +9,16 @@ from stall.core.ids import PrefixedIdField
 from stall.stores.models import Store
 
 
+class DisputeState(models.TextChoices):
+    """Where an order's chargeback stands (its Dispute, in payments, has the processor's own status)."""
+
+    NONE = "", "Not disputed"
+    OPEN = "open", "Disputed"
+    WON = "won", "Dispute won"
+    LOST = "lost", "Dispute lost"
+    CLOSED = "closed", "Inquiry closed"
+
+
 class OrderStatus(models.TextChoices):
     PAID = "paid", "Paid"
     PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
@@ -36,6 +46,11 @@ class Order(models.Model):
     platform_fee = models.BigIntegerField(default=0)
     # Of ``platform_fee``, what the platform gave back with refunds (in proportion to them).
     platform_fee_refunded = models.BigIntegerField(default=0)
+    # A chargeback: what the card processor took back from the store for it (less what it gave
+    # back when the store won), and the processor's dispute fee (less any it returned).
+    amount_disputed = models.BigIntegerField(default=0, db_default=0)
+    dispute_fee = models.BigIntegerField(default=0, db_default=0)
+    dispute_state = models.CharField(max_length=8, choices=DisputeState.choices, blank=True, default="", db_default="")
     # False for a test order: paid with test money (a test card, or a wallet's test money). It is
     # shown as "Test", and its money is in the store's test balance, never in its real one.
     livemode = models.BooleanField(default=True, db_default=True)
@@ -46,6 +61,9 @@ class Order(models.Model):
             models.CheckConstraint(
                 condition=Q(amount_refunded__gte=0) & Q(amount_refunded__lte=F("amount_total")),
                 name="orders_refund_within_total",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_disputed__gte=0) & Q(dispute_fee__gte=0), name="orders_dispute_non_negative",
             ),
             models.CheckConstraint(
                 condition=Q(fee_refunded__gte=0) & Q(fee_refunded__lte=F("fee")),
@@ -75,8 +93,15 @@ class Order(models.Model):
 
     @property
     def net(self) -> int:
-        """What the order moved into the store's balance, all refunds and fees counted."""
-        return self.amount_total - self.amount_refunded - self.fee_net - self.platform_fee_net
+        """What the order moved into the store's balance, all refunds, chargebacks and fees counted."""
+        return (
+            self.amount_total - self.amount_refunded - self.amount_disputed - self.dispute_fee
+            - self.fee_net - self.platform_fee_net
+        )
+
+    @property
+    def disputed(self) -> bool:
+        return self.dispute_state != DisputeState.NONE
 
     @property
     def amount_net(self) -> int:
@@ -86,7 +111,10 @@ class Order(models.Model):
 # The same figures as database expressions, for sums over many orders in one query.
 ORDER_FEE_NET = F("fee") - F("fee_refunded")
 ORDER_PLATFORM_FEE_NET = F("platform_fee") - F("platform_fee_refunded")
-ORDER_NET = F("amount_total") - F("amount_refunded") - ORDER_FEE_NET - ORDER_PLATFORM_FEE_NET
+ORDER_NET = (
+    F("amount_total") - F("amount_refunded") - F("amount_disputed") - F("dispute_fee") - ORDER_FEE_NET
+    - ORDER_PLATFORM_FEE_NET
+)
 
 
 class OrderLine(models.Model):
