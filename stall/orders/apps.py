@@ -11,6 +11,7 @@ class OrdersConfig(AppConfig):
 
         from .disputes import order_disputed, order_disputed_register
         from .fulfilment import OrderPaidObserver, order_paid_register
+        from .license_seats import license_seat_order_refunded
         from .licenses import (
             POLICY_SQL,
             license_keys_issue,
@@ -32,5 +33,7 @@ class OrdersConfig(AppConfig):
         # refund disables them.
         order_paid_register(OrderPaidObserver(handler=license_keys_issue, read_sql=POLICY_SQL))
         order_refunded_register(license_order_refunded)
+        # A paid extra seat's order refunded in full gives the seat up.
+        order_refunded_register(license_seat_order_refunded)
         # A chargeback disables them while it is open or lost.
         order_disputed_register(license_order_disputed)

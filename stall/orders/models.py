@@ -194,9 +194,17 @@ class LicensePolicy(models.Model):
     key_format = models.CharField(max_length=80, default="#####-#####-#####-#####-#####")
     activation_limit = models.PositiveIntegerField(null=True, blank=True)  # None: unlimited
     valid_days = models.PositiveIntegerField(null=True, blank=True)  # None: never expires
+    # The price of one more activation past the limit, charged to the buyer's wallet or tab when
+    # they have allowed it for their key (LicenseSeatConsent); None: no extra seats are sold.
+    extra_seat_amount = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["store", "enabled"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(extra_seat_amount__isnull=True) | Q(extra_seat_amount__gt=0), name="orders_extra_seat_amount_positive",
+            ),
+        ]
 
 
 class LicenseStatus(models.TextChoices):
@@ -219,6 +227,8 @@ class LicenseKey(models.Model):
     disabled_reason = models.CharField(max_length=40, blank=True)
     activation_limit = models.PositiveIntegerField(null=True, blank=True)
     activations_used = models.PositiveIntegerField(default=0)
+    # Of ``activation_limit``, the seats bought one by one past the limit (LicenseSeat).
+    extra_seats = models.PositiveIntegerField(default=0, db_default=0)
     expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -230,6 +240,39 @@ class LicenseKey(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["store", "-id"])]
+
+
+class LicenseSeatConsent(models.Model):
+    """The buyer's standing permission, given on their library page, for an activation of their key
+    past its limit to buy one more seat from their wallet or tab, up to ``max_extra_seats``. The
+    public activate call is authenticated by the key alone, so this is what lets it charge."""
+
+    id = PrefixedIdField(prefix="lsc")
+    license = models.OneToOneField(LicenseKey, on_delete=models.CASCADE, related_name="seat_consent")
+    buyer = models.ForeignKey("accounts.Buyer", on_delete=models.PROTECT, related_name="+")
+    method = models.CharField(max_length=8)  # wallet or tab
+    max_extra_seats = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(method__in=["wallet", "tab"]), name="orders_seat_consent_method"),
+            models.CheckConstraint(condition=Q(max_extra_seats__gte=1), name="orders_seat_consent_max_positive"),
+        ]
+
+
+class LicenseSeat(models.Model):
+    """One extra seat bought past a key's limit: its order (a one-click spend) and the activation
+    it was bought for. Refunding the order in full gives the seat up (``released_at``)."""
+
+    id = PrefixedIdField(prefix="seat")
+    license = models.ForeignKey(LicenseKey, on_delete=models.CASCADE, related_name="seats")
+    order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="license_seat")
+    instance = models.OneToOneField("LicenseActivation", on_delete=models.PROTECT, related_name="seat")
+    amount = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    released_at = models.DateTimeField(null=True, blank=True)
 
 
 class LicenseActivation(models.Model):

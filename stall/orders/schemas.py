@@ -191,10 +191,19 @@ class LicenseValidateOut(Schema):
     instance: LicenseInstanceOut | None = None
 
 
+class SeatChargedOut(Schema):
+    amount: int
+    currency: str
+    order: str = Field(..., description="The order of the seat (refunding it in full gives the seat up).")
+
+
 class LicenseActivateOut(Schema):
     activated: bool
     license_key: LicenseKeyInfo
     instance: LicenseInstanceOut
+    charged: SeatChargedOut | None = Field(None, description=(
+        "A paid extra seat bought for this activation from the key owner's wallet or tab; null when none was."
+    ))
 
 
 class LicenseDeactivateOut(Schema):
