@@ -252,3 +252,25 @@ def test_the_library_page_allows_and_stops_extra_seats(client, key, buyer, setti
     assert "Past the limit" not in korean
     bad_ko = client.post(f"/library/keys/{key.pk}/seats/", {"method": "card", "max_extra_seats": "2"}, HTTP_ACCEPT_LANGUAGE="pt-br", follow=True)
     assert "Faça uma escolha válida." in words(bad_ko)
+
+
+@pytest.mark.django_db
+def test_the_creator_sets_the_extra_seat_price_on_the_products_license_page(client, creator, store):
+    """"1.50" is 150 minor units; a price that is not an amount, or one without an activation
+    limit, is refused on the form and saves nothing; empty stops selling seats."""
+    product = ProductFactory(store=store, name="Seat Tool", amount=900)
+    client.force_login(creator)
+    url = f"/dashboard/{store.slug}/products/{product.pk}/license/"
+    base = {"enabled": "on", "key_format": "#" * 25, "activation_limit": "2"}
+
+    not_money = client.post(url, {**base, "extra_seat_amount": "lots"})
+    no_limit = client.post(url, {**base, "activation_limit": "", "extra_seat_amount": "1.50"})
+    assert (not_money.status_code, no_limit.status_code) == (400, 400)
+    assert "Extra seats are sold past an activation limit: set one first." in no_limit.content.decode()
+    assert not licenses.LicensePolicy.objects.filter(product=product).exists()
+
+    client.post(url, {**base, "extra_seat_amount": "1.50"})
+    assert licenses.LicensePolicy.objects.get(product=product).extra_seat_amount == 150
+    assert 'value="1.50"' in client.get(url).content.decode()
+    client.post(url, {**base, "extra_seat_amount": ""})
+    assert licenses.LicensePolicy.objects.get(product=product).extra_seat_amount is None
