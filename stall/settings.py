@@ -409,6 +409,11 @@ STRIPE_RECONCILE_AFTER_MINUTES = int(os.environ.get("STRIPE_RECONCILE_AFTER_MINU
 # A store may point at another Stripe API address (a local localstripe) only when allowed: the
 # server sends the store's requests there.
 STRIPE_ALLOW_CUSTOM_API_BASE = _env_bool("STRIPE_ALLOW_CUSTOM_API_BASE", DEBUG)
+# Stripe's fee for a chargeback (minor units of the disputed payment's currency; $15.00 in the US),
+# taken from the store's balance with the disputed amount, and whether Stripe returns it when the
+# store wins (STALL_STRIPE_DISPUTE_FEE_RETURNED_WHEN_WON; Stripe's terms differ by country).
+STALL_STRIPE_DISPUTE_FEE = int(os.environ.get("STALL_STRIPE_DISPUTE_FEE", "1500"))
+STALL_STRIPE_DISPUTE_FEE_RETURNED_WHEN_WON = _env_bool("STALL_STRIPE_DISPUTE_FEE_RETURNED_WHEN_WON", False)
 LOGGING["loggers"]["stripe"] = {"level": "WARNING"}  # the library logs every request at INFO
 
 # --- Lightning through a store's own LNbits wallet (payments.LightningAccount) --------------------

@@ -1,5 +1,6 @@
 """The creator's notifications: an email on each sale, tip, new member and refund, each of which
-they can turn off, and a daily digest they can turn on.
+they can turn off, an email on each chargeback (which cannot be turned off: a dispute has a
+deadline for the evidence), and a daily digest they can turn on.
 
 Read from the outbox (``integrations.Event``), which every domain already writes in the same
 transaction as the change, so nothing below audience knows this exists and the one-click spend
@@ -7,7 +8,7 @@ pays nothing for it. A per-store cursor (``events_seen_at``) says how far each s
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Count, Q, Sum
@@ -24,7 +25,10 @@ from stall.stores.models import Store
 
 from .models import NotificationSettings
 
-TYPES = ("order.paid", "tip.created", "subscription.created", "order.refunded", "pledge.created")
+TYPES = (
+    "order.paid", "tip.created", "subscription.created", "order.refunded", "pledge.created", "order.disputed",
+    "dispute.closed",
+)
 # Events younger than this are left for the next run: a transaction that began earlier may still
 # commit an event stamped before the cursor.
 SETTLE = timedelta(seconds=5)
@@ -37,6 +41,7 @@ def _floor(moment) -> str:
 
 SETTING_FOR_KIND = {
     "sale": "on_sale", "tip": "on_tip", "member": "on_member", "refund": "on_refund_request", "pledge": "on_pledge",
+    "dispute": None,  # always told
 }
 
 
@@ -78,6 +83,16 @@ def _describe(event: Event, kinds: dict[str, str]) -> tuple[str, str] | None:
         refund = obj.get("refund") or {}
         amount = refund.get("amount", obj.get("amount_refunded", 0))
         return "refund", f"Refund: {format_money(amount, obj['currency'], 'en')} to {obj['email']} (order {obj['id']})"
+    if event.type in ("order.disputed", "dispute.closed"):
+        dispute = obj.get("dispute") or {}
+        money = format_money(dispute.get("amount", 0), dispute.get("currency", obj["currency"]), "en")
+        if event.type == "order.disputed":
+            due = dispute.get("evidence_due_by")
+            by = f"; evidence due by {datetime.fromtimestamp(due, tz=UTC):%b %-d, %Y}" if due else ""
+            reason = str(dispute.get("reason") or "").replace("_", " ") or "no reason given"
+            return "dispute", f"Chargeback: {obj['email']} disputed {money} (order {obj['id']}, {reason}){by}"
+        outcome = {"won": "won", "lost": "lost", "closed": "closed (inquiry)"}.get(obj.get("dispute_status"), "closed")
+        return "dispute", f"Chargeback {outcome}: {money} of order {obj['id']} ({obj['email']})"
     return None
 
 
@@ -100,7 +115,8 @@ def notifications_send(*, now=None) -> int:
         kinds = dict(Product.objects.filter(pk__in=product_ids).values_list("pk", "kind"))
         for event in events:
             described = _describe(event, kinds)
-            if described is None or not getattr(found, SETTING_FOR_KIND[described[0]]):
+            setting = SETTING_FOR_KIND[described[0]] if described is not None else None
+            if described is None or (setting is not None and not getattr(found, setting)):
                 continue
             kind, line = described
             email_send(to=store.owner.email, subject=f"{store.name}: {line[:120]}", template="audience/email/notification",

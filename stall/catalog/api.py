@@ -8,6 +8,7 @@ from pydantic import WithJsonSchema
 from stall.core.api import ListParams, ObjectId, paginate, responses, router_refuse_other_methods
 
 from . import selectors, services
+from .errors import ProductInvalid
 from .schemas import (
     ProductCreateIn,
     ProductFileOut,
@@ -31,7 +32,11 @@ Upload = Annotated[
 def product_create(request, payload: ProductCreateIn):
     """A download is made as a draft, given files (``POST /products/{id}/files``), then published:
     publishing one with no files is refused (``product_has_no_files``, param ``status``)."""
-    product = services.product_create(store=request.store, **payload.model_dump())
+    data = payload.model_dump(exclude={"service"})
+    if payload.service is not None and payload.kind != "service":
+        raise ProductInvalid("Only a service product has service terms.", param="service")
+    terms = payload.service.model_dump(exclude_unset=True) if payload.service is not None else None
+    product = services.product_create(store=request.store, terms=terms, **data)
     return product_out(product)
 
 
@@ -56,7 +61,12 @@ def product_update(request, id: ObjectId, payload: ProductUpdateIn):
     """Changes only the parameters sent, like Stripe's update endpoints. Publishing a download with
     no files is refused (``product_has_no_files``, param ``status``): upload a file first."""
     product = selectors.product_get(store=request.store, product_id=id)
-    product = services.product_update(product=product, **payload.model_dump(exclude_unset=True))
+    data = payload.model_dump(exclude_unset=True, exclude={"service"})
+    if "service" in payload.model_fields_set:
+        if product.kind != "service" or payload.service is None:
+            raise ProductInvalid("Only a service product has service terms.", param="service")
+        data["terms"] = payload.service.model_dump(exclude_unset=True)
+    product = services.product_update(product=product, **data)
     return product_out(product)
 
 

@@ -18,12 +18,28 @@ from stall.core.api import (
     timestamp,
 )
 
-from .models import Product, ProductFile
+from .models import Product, ProductFile, ProductKind
+from .services import product_kind_terms_out
 
 PriceTypeIn = Literal["fixed", "pay_what_you_want"]
 StatusIn = Literal["draft", "published", "archived"]
 
 _PG_INT_MAX = 2_147_483_647  # PositiveIntegerField's ceiling on every database
+
+
+class ServiceTermsIn(InputSchema):
+    slots: int | None = Field(None, strict=True, ge=1, le=1000, description=(
+        "How many commissions may be open at once; none (null) for no limit."
+    ))
+    auto_accept_days: int = Field(7, strict=True, ge=1, le=60, description=(
+        "Days the buyer has to accept a delivery before it is accepted for them and the held payment released."
+    ))
+
+
+class ServiceTermsOut(Schema):
+    slots: int | None
+    slots_left: int | None = Field(..., description="Slots not taken by open commissions; none for no limit.")
+    auto_accept_days: int
 
 
 class ProductCreateIn(InputSchema):
@@ -45,12 +61,17 @@ class ProductCreateIn(InputSchema):
         description="The product page's address; made from the name when empty.",
     )
     download_limit: int | None = Field(None, strict=True, ge=1, le=_PG_INT_MAX, description="Downloads per file per purchase.")
-    kind: Literal["download", "bundle"] = Field(
-        "download", description="bundle: other products of the store (parts) sold together at this price.",
+    kind: Literal["download", "bundle", "service"] = Field(
+        "download", description=(
+            "bundle: other products of the store (parts) sold together at this price. service: a "
+            "commission; the buyer sends a brief, the creator delivers, the payment is held until "
+            "the buyer accepts (terms in service)."
+        ),
     )
     parts: list[ObjectId] | None = Field(
         None, max_length=100, description="A bundle's products (prod_…, downloads of this store; not itself nor a bundle).",
     )
+    service: ServiceTermsIn | None = Field(None, description="A service's terms; the defaults when left out.")
 
 
 class ProductUpdateIn(InputSchema):
@@ -66,6 +87,7 @@ class ProductUpdateIn(InputSchema):
     slug: Text = Field(None, max_length=80, json_schema_extra={"pattern": SLUG_PATTERN})
     download_limit: int = Field(None, strict=True, ge=1, le=_PG_INT_MAX)
     parts: list[ObjectId] = Field(None, max_length=100, description="A bundle's products, replacing the ones it had.")
+    service: ServiceTermsIn = Field(None, description="A service's terms: only the ones sent change.")
 
 
 class ProductListFilter(Schema):
@@ -97,6 +119,7 @@ class ProductOut(Schema):
     download_limit: int
     url: str = Field(..., description="The public product page.")
     files: list[ProductFileOut]
+    service: ServiceTermsOut | None = Field(..., description="A service's terms; none for any other kind.")
     created: int
 
 
@@ -130,5 +153,6 @@ def product_out(product: Product) -> dict:
         "download_limit": product.download_limit,
         "url": settings.BASE_URL + reverse("stores:product", args=[product.store.slug, product.slug]),
         "files": [file_out(f) for f in product.files.all()],
+        "service": product_kind_terms_out(product) if product.kind == ProductKind.SERVICE else None,
         "created": timestamp(product.created_at),
     }

@@ -1,5 +1,7 @@
 import mimetypes
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -24,6 +26,41 @@ from .models import (
 
 _UNSET = object()
 RESERVED_PRODUCT_SLUGS = {"posts", "allowance", "cart"}  # /s/<store>/<these>/ are pages of their own
+
+
+@dataclass(frozen=True)
+class KindTerms:
+    """What a product kind owned by a domain above catalog keeps beyond the product row (a service's
+    slots and days before a delivery is accepted), registered in that app's AppConfig.ready.
+    ``set(product=, **terms)`` writes them in product_create's (or product_update's) transaction and
+    raises a StallError on bad input; ``out(product)`` is their API shape."""
+
+    set: Callable[..., object]
+    out: Callable[[Product], dict | None]
+
+
+_KIND_TERMS: dict[str, KindTerms] = {}
+
+
+def product_kind_terms_register(kind: str, terms: KindTerms) -> None:
+    _KIND_TERMS[kind] = terms
+
+
+def product_kind_terms_out(product: Product) -> dict | None:
+    terms = _KIND_TERMS.get(product.kind)
+    return terms.out(product) if terms is not None else None
+
+
+def _kind_terms_set(product: Product, terms: dict | None, *, creating: bool) -> None:
+    registered = _KIND_TERMS.get(product.kind)
+    if registered is None:
+        if terms is not None:
+            kinds = " or ".join(sorted(_KIND_TERMS))
+            raise ProductInvalid(f"Only a {kinds} product has these terms.", param="kind")
+        return
+    if terms is not None or creating:
+        # A new product of the kind always gets its terms (the defaults when none were sent).
+        registered.set(product=product, **(terms or {}))
 
 
 def _check_prices(product: Product) -> None:
@@ -115,9 +152,13 @@ def product_create(
     kind: str = ProductKind.DOWNLOAD,
     files=(),
     parts=None,
+    terms: dict | None = None,
 ) -> Product:
     """A product, with ``files`` (uploads) attached in the same transaction, so a download can be
-    created published in one step; published with no files, it is refused (``product_has_no_files``)."""
+    created published in one step; published with no files, it is refused (``product_has_no_files``).
+    ``terms``: what the kind's owner keeps for it (a service's ``slots``, ``auto_accept_days``)."""
+    if kind not in ProductKind.values:
+        raise ProductInvalid(f"Kind must be one of: {', '.join(ProductKind.values)}.", param="kind")
     for upload in files:
         try:
             _upload_check(upload)
@@ -144,6 +185,7 @@ def product_create(
     if parts is not None and kind != ProductKind.BUNDLE:
         raise BundleInvalid("Only a bundle has parts.", param="parts")
     _save(product)
+    _kind_terms_set(product, terms, creating=True)
     if parts is not None:
         bundle_parts_set(bundle=product, part_ids=parts)
     stored = []
@@ -178,8 +220,11 @@ def product_update(
     cover=_UNSET,
     download_limit=_UNSET,
     parts=_UNSET,
+    terms=_UNSET,
 ) -> Product:
     product = Product.objects.select_for_update().get(pk=product.pk)
+    if terms is not _UNSET:
+        _kind_terms_set(product, terms, creating=False)
     if parts is not _UNSET and parts is not None:
         bundle_parts_set(bundle=product, part_ids=parts)
     was_published = product.status == ProductStatus.PUBLISHED

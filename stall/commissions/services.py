@@ -87,6 +87,27 @@ def service_offer_set(*, product: Product, slots: int | None = None, auto_accept
     return offer
 
 
+def service_terms_set(*, product: Product, **terms) -> ServiceOffer:
+    """The products API's way to the terms (registered with catalog): the terms not sent keep
+    their value (the defaults for a new service product)."""
+    unknown = sorted(set(terms) - {"slots", "auto_accept_days"})
+    if unknown:
+        raise CommissionInvalid(f"A service has no term {unknown[0]}.", param=unknown[0])
+    offer = ServiceOffer.objects.filter(product=product).first()
+    return service_offer_set(
+        product=product,
+        slots=terms["slots"] if "slots" in terms else (offer.slots if offer else None),
+        auto_accept_days=terms.get("auto_accept_days", offer.auto_accept_days if offer else 7),
+    )
+
+
+def service_terms_out(product: Product) -> dict | None:
+    offer = ServiceOffer.objects.filter(product=product).first()
+    if offer is None:
+        return None
+    return {"slots": offer.slots, "slots_left": slots_left(offer), "auto_accept_days": offer.auto_accept_days}
+
+
 def slots_left(offer: ServiceOffer | None) -> int | None:
     return None if offer is None or offer.slots is None else max(offer.slots - offer.taken, 0)
 

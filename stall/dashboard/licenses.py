@@ -14,10 +14,11 @@ from stall.core.forms import form_add_stall_error
 from stall.orders import licenses
 from stall.orders.models import LicensePolicy
 
-from .views import _product, _render, _store
+from .forms import AmountField, _AmountsForm, amount_for_input
+from .views import _locale, _product, _render, _store
 
 
-class LicensePolicyForm(forms.Form):
+class LicensePolicyForm(_AmountsForm):
     enabled = forms.BooleanField(label="Issue a license key with each purchase", required=False)
     key_format = forms.CharField(label="Key format", max_length=80, initial=licenses.DEFAULT_FORMAT,
                                  help_text="Each # becomes a random character; the rest stays as written, "
@@ -26,6 +27,10 @@ class LicensePolicyForm(forms.Form):
                                           help_text="How many machines a key works on at once. Empty: no limit.")
     valid_days = forms.IntegerField(label="Valid for (days)", required=False, min_value=1, max_value=100000,
                                     help_text="Empty: keys never expire.")
+    extra_seat_amount = AmountField(label="Extra seat price", required=False,
+                                    help_text="Sell one more activation past the limit at this price, from the "
+                                              "buyer's wallet or tab, to buyers who allow it on their library "
+                                              "page. Empty: no extra seats.")
 
 
 class LicenseLimitForm(forms.Form):
@@ -39,8 +44,10 @@ def product_license(request, slug, product_id):
     product = _product(store, product_id)
     policy = LicensePolicy.objects.filter(product=product).first()
     initial = ({"enabled": policy.enabled, "key_format": policy.key_format, "activation_limit": policy.activation_limit,
-                "valid_days": policy.valid_days} if policy else {"key_format": licenses.DEFAULT_FORMAT})
-    form = LicensePolicyForm(request.POST or None, initial=initial)
+                "valid_days": policy.valid_days,
+                "extra_seat_amount": amount_for_input(policy.extra_seat_amount, product.currency, _locale(request))}
+               if policy else {"key_format": licenses.DEFAULT_FORMAT})
+    form = LicensePolicyForm(request.POST or None, initial=initial, currency=product.currency, locale=_locale(request))
     if request.method == "POST" and form.is_valid():
         try:
             licenses.license_policy_set(product=product, **form.cleaned_data)

@@ -31,7 +31,9 @@ from stall.integrations.services import api_key_create, api_key_revoke
 from stall.ledger.models import AccountKind
 from stall.ledger.selectors import account_balance
 from stall.orders.checkout_pay import checkout_test_purchase
+from stall.orders.disputes import disputes_for_order
 from stall.orders.licenses import licenses_for_order
+from stall.orders.models import DisputeState
 from stall.orders.refunds import refund_create
 from stall.orders.selectors import order_get, orders_for_store
 from stall.payments.models import RefundStatus, StripeAccount
@@ -309,6 +311,8 @@ def orders(request, slug):
 
 
 def _refundable(order) -> int:
+    if order.dispute_state in (DisputeState.OPEN, DisputeState.LOST):
+        return 0  # refund_create refuses it: the processor does not refund a disputed charge
     pending = sum(r.amount for r in order.refunds.all() if r.status == RefundStatus.PENDING)
     return max(0, order.amount_total - order.amount_refunded - pending)
 
@@ -339,6 +343,7 @@ def order_detail(request, slug, order_id):
         "entitlements": order.entitlements.select_related("product"),
         "cost": order_processing_cost(order=order),
         "license_keys": licenses_for_order(order=order),
+        "disputes": disputes_for_order(order=order),
     }
     return _render(request, "dashboard/order.html", context, form)
 

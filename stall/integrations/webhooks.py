@@ -46,6 +46,8 @@ httpx = LazyModule("httpx")  # imported by the first delivery (see core.lazy)
 EVENT_TYPES = (
     "order.paid",
     "order.refunded",
+    "order.disputed",
+    "dispute.closed",
     "checkout.expired",
     "payment.failed",
     "charge.succeeded",

@@ -27,6 +27,7 @@ from stall.payments.schemas import RefundCreateIn, RefundList, RefundOut, refund
 from . import licenses, selectors
 from .checkout_pay import checkout_confirm as checkout_pay_confirm
 from .errors import OrderNotFound
+from .license_seats import license_activate_or_buy_seat
 from .refunds import refund_create as order_refund_create
 from .schemas import (
     LicenseActivateIn,
@@ -144,9 +145,15 @@ _LICENSE_DOC = (
                       summary="Activate a license key on an instance")
 def license_activate(request, payload: LicenseActivateIn):
     """Returns the new instance's id (keep it to validate and deactivate). Refused (403) with
-    ``activation_limit_reached``, ``license_disabled`` or ``license_expired``."""
-    return licenses.license_activate(key=payload.license_key, instance_name=payload.instance_name,
-                                     address=client_address(request))
+    ``activation_limit_reached``, ``license_disabled`` or ``license_expired``.
+
+    At the limit, when the creator sells extra seats and the key's owner allowed them on their
+    library page, one more seat is bought from the owner's wallet or tab and the instance is
+    activated in it: ``charged`` says what it cost (null otherwise). Refusals of that charge are
+    the wallet's (402 ``insufficient_funds``) or the tab's (``tab_limit_reached``). Send an
+    ``Idempotency-Key`` so that a retry of the same call never buys a second seat."""
+    return license_activate_or_buy_seat(key=payload.license_key, instance_name=payload.instance_name,
+                                        address=client_address(request))
 
 
 license_activate.__doc__ += _LICENSE_DOC

@@ -19,7 +19,8 @@ WHERE activations_used < activation_limit``), so simultaneous activations of a k
 never pass it.
 
 Refunds disable the keys of a fully refunded order (``license_order_refunded``, registered with
-the refunds); the creator can disable, re-enable, reset the activations and raise the limit.
+the refunds); a chargeback disables them while it is open or lost and enables them again when the
+store wins it (``license_order_disputed``, registered with the disputes); the creator can disable, re-enable, reset the activations and raise the limit.
 """
 
 from __future__ import annotations
@@ -38,9 +39,18 @@ from django.utils.translation import gettext_noop
 from stall.core.api import timestamp
 from stall.core.errors import InvalidRequest, NotFound, StallError
 from stall.core.limits import limits_check, limits_hit
+from stall.core.money import amount_validate
 from stall.integrations.webhooks import EventRow
 
-from .models import LicenseActivation, LicenseKey, LicensePolicy, LicenseStatus, Order, OrderStatus
+from .models import (
+    DisputeState,
+    LicenseActivation,
+    LicenseKey,
+    LicensePolicy,
+    LicenseStatus,
+    Order,
+    OrderStatus,
+)
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 MIN_RANDOM = 20  # characters of 5 bits: 100 random bits
@@ -100,17 +110,23 @@ def key_format_check(key_format: str) -> str:
 
 @transaction.atomic
 def license_policy_set(*, product, enabled: bool, key_format: str = DEFAULT_FORMAT, activation_limit: int | None = None,
-                       valid_days: int | None = None) -> LicensePolicy:
-    """Make ``product`` issue a license key per unit bought (or stop). Applies to orders from now on."""
+                       valid_days: int | None = None, extra_seat_amount: int | None = None) -> LicensePolicy:
+    """Make ``product`` issue a license key per unit bought (or stop). Applies to orders from now on.
+    ``extra_seat_amount``: the price of a paid extra seat past the limit (orders.license_seats)."""
     key_format = key_format_check(key_format)
     if activation_limit is not None and activation_limit < 1:
         raise LicenseInvalid("An activation limit is at least 1 (leave it empty for no limit).", param="activation_limit")
     if valid_days is not None and valid_days < 1:
         raise LicenseInvalid("Keys stay valid at least 1 day (leave it empty for no expiry).", param="valid_days")
+    if extra_seat_amount is not None:
+        amount_validate(extra_seat_amount, param="extra_seat_amount", allow_zero=False)
+        if activation_limit is None:
+            raise LicenseInvalid("Extra seats are sold past an activation limit: set one first.", param="extra_seat_amount")
     policy, _ = LicensePolicy.objects.update_or_create(
         product=product,
         defaults={"store_id": product.store_id, "enabled": enabled, "key_format": key_format,
-                  "activation_limit": activation_limit, "valid_days": valid_days},
+                  "activation_limit": activation_limit, "valid_days": valid_days,
+                  "extra_seat_amount": extra_seat_amount},
     )
     return policy
 
@@ -131,8 +147,9 @@ POLICY_SQL = "EXISTS (SELECT 1 FROM orders_licensepolicy lp WHERE lp.store_id = 
 
 def license_keys_issue(*, order: Order, paid, context=None, read=None) -> list[EventRow]:
     """An order-paid observer, for the lean spend: ``read`` is its EXISTS column. (The card path,
-    where ``read`` is None, issues from the lines it loaded: ``license_keys_for_lines``.)"""
-    if not read:
+    where ``read`` is None, issues from the lines it loaded: ``license_keys_for_lines``.) An extra
+    seat's order (``orders.license_seats``) is of the key's product but issues no key."""
+    if not read or (context or {}).get("license_seat"):
         return []
     product_ids = [line.product_id for line in paid]
     policies = {p.product_id: p for p in LicensePolicy.objects.filter(product_id__in=product_ids, enabled=True)}
@@ -249,10 +266,14 @@ def license_validate(*, key: str, instance_id: str | None = None, address: str =
     }
 
 
-def license_activate(*, key: str, instance_name: str, address: str = "") -> dict:
+def license_activate(*, key: str, instance_name: str, address: str = "", over_limit=None) -> dict:
     """Activate the key on a new instance; refused at the limit (``activation_limit_reached``),
     when disabled or expired. Simultaneous activations at the limit: one guarded UPDATE each, so
-    no more succeed than the limit allows."""
+    no more succeed than the limit allows.
+
+    ``over_limit(found, instance_name)``, when given, is asked at the limit instead of refusing: it
+    returns ``(instance, charged)`` for an activation it made in a seat it added (a paid extra seat,
+    ``orders.license_seats``), None when a seat came free meanwhile (tried again once), or raises."""
     instance_name = (instance_name or "").strip()
     if not instance_name or len(instance_name) > 200 or "\x00" in instance_name:
         raise LicenseInvalid("Name the instance (1 to 200 characters).", param="instance_name")
@@ -261,20 +282,34 @@ def license_activate(*, key: str, instance_name: str, address: str = "") -> dict
     refusal = _refusal(found, now)
     if refusal is not None:
         raise refusal
-    with transaction.atomic():
-        took = LicenseKey.objects.filter(pk=found.id, status=LicenseStatus.ACTIVE).filter(
-            Q(activation_limit__isnull=True) | Q(activations_used__lt=F("activation_limit"))
-        ).update(activations_used=F("activations_used") + 1)
-        if not took:
-            current = LicenseKey.objects.get(pk=found.id)
-            if current.status == LicenseStatus.DISABLED:
-                raise LicenseDisabled(param="license_key")
+    charged = None
+    for _attempt in range(2):
+        with transaction.atomic():
+            took = LicenseKey.objects.filter(pk=found.id, status=LicenseStatus.ACTIVE).filter(
+                Q(activation_limit__isnull=True) | Q(activations_used__lt=F("activation_limit"))
+            ).update(activations_used=F("activations_used") + 1)
+            if took:
+                instance = LicenseActivation.objects.create(license_id=found.id, name=instance_name)
+                found = Found(**{**found.__dict__, "activations_used": found.activations_used + 1})
+                break
+        current = LicenseKey.objects.get(pk=found.id)
+        if current.status == LicenseStatus.DISABLED:
+            raise LicenseDisabled(param="license_key")
+        if over_limit is None:
             raise LicenseLimitReached(param="license_key")
-        instance = LicenseActivation.objects.create(license_id=found.id, name=instance_name)
-    found = Found(**{**found.__dict__, "activations_used": found.activations_used + 1})
+        bought = over_limit(found, instance_name)
+        if bought is not None:
+            instance, charged = bought
+            current.refresh_from_db(fields=["activations_used", "activation_limit"])
+            found = Found(**{**found.__dict__, "activations_used": current.activations_used,
+                             "activation_limit": current.activation_limit})
+            break
+    else:
+        raise LicenseLimitReached(param="license_key")
     return {
         "activated": True, "license_key": _key_out(found, now),
         "instance": _instance_out({"id": instance.pk, "name": instance.name, "created_at": instance.created_at}),
+        "charged": charged,
     }
 
 
@@ -334,9 +369,11 @@ def license_disable(*, store, license_id: str, reason: str = "creator") -> Licen
 @transaction.atomic
 def license_enable(*, store, license_id: str) -> LicenseKey:
     lic = license_get(store=store, license_id=license_id)
-    order_status = Order.objects.filter(pk=lic.order_id).values_list("status", flat=True).get()
+    order_status, dispute_state = Order.objects.filter(pk=lic.order_id).values_list("status", "dispute_state").get()
     if order_status == OrderStatus.REFUNDED:
         raise LicenseInvalid("This key's order was refunded: it stays disabled.", param="id")
+    if dispute_state in (DisputeState.OPEN, DisputeState.LOST):
+        raise LicenseInvalid("This key's order is disputed by the cardholder: it stays disabled.", param="id")
     LicenseKey.objects.filter(pk=lic.pk).update(status=LicenseStatus.ACTIVE, disabled_reason="")
     lic.refresh_from_db()
     return lic
@@ -370,6 +407,19 @@ def license_order_refunded(*, order, refund, refunded_before: int = 0) -> None:
     if order.status == OrderStatus.REFUNDED:
         LicenseKey.objects.filter(order=order, status=LicenseStatus.ACTIVE).update(
             status=LicenseStatus.DISABLED, disabled_reason="refunded"
+        )
+
+
+def license_order_disputed(*, order, dispute, change) -> None:
+    """A chargeback disables the order's keys while it is open or lost; won (or an inquiry closed),
+    the keys it disabled work again (registered with the disputes)."""
+    if order.dispute_state in (DisputeState.OPEN, DisputeState.LOST):
+        LicenseKey.objects.filter(order=order, status=LicenseStatus.ACTIVE).update(
+            status=LicenseStatus.DISABLED, disabled_reason="disputed"
+        )
+    elif order.status != OrderStatus.REFUNDED:
+        LicenseKey.objects.filter(order=order, status=LicenseStatus.DISABLED, disabled_reason="disputed").update(
+            status=LicenseStatus.ACTIVE, disabled_reason=""
         )
 
 

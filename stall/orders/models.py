@@ -9,6 +9,16 @@ from stall.core.ids import PrefixedIdField
 from stall.stores.models import Store
 
 
+class DisputeState(models.TextChoices):
+    """Where an order's chargeback stands (its Dispute, in payments, has the processor's own status)."""
+
+    NONE = "", "Not disputed"
+    OPEN = "open", "Disputed"
+    WON = "won", "Dispute won"
+    LOST = "lost", "Dispute lost"
+    CLOSED = "closed", "Inquiry closed"
+
+
 class OrderStatus(models.TextChoices):
     PAID = "paid", "Paid"
     PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
@@ -36,6 +46,11 @@ class Order(models.Model):
     platform_fee = models.BigIntegerField(default=0)
     # Of ``platform_fee``, what the platform gave back with refunds (in proportion to them).
     platform_fee_refunded = models.BigIntegerField(default=0)
+    # A chargeback: what the card processor took back from the store for it (less what it gave
+    # back when the store won), and the processor's dispute fee (less any it returned).
+    amount_disputed = models.BigIntegerField(default=0, db_default=0)
+    dispute_fee = models.BigIntegerField(default=0, db_default=0)
+    dispute_state = models.CharField(max_length=8, choices=DisputeState.choices, blank=True, default="", db_default="")
     # False for a test order: paid with test money (a test card, or a wallet's test money). It is
     # shown as "Test", and its money is in the store's test balance, never in its real one.
     livemode = models.BooleanField(default=True, db_default=True)
@@ -46,6 +61,9 @@ class Order(models.Model):
             models.CheckConstraint(
                 condition=Q(amount_refunded__gte=0) & Q(amount_refunded__lte=F("amount_total")),
                 name="orders_refund_within_total",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_disputed__gte=0) & Q(dispute_fee__gte=0), name="orders_dispute_non_negative",
             ),
             models.CheckConstraint(
                 condition=Q(fee_refunded__gte=0) & Q(fee_refunded__lte=F("fee")),
@@ -75,8 +93,15 @@ class Order(models.Model):
 
     @property
     def net(self) -> int:
-        """What the order moved into the store's balance, all refunds and fees counted."""
-        return self.amount_total - self.amount_refunded - self.fee_net - self.platform_fee_net
+        """What the order moved into the store's balance, all refunds, chargebacks and fees counted."""
+        return (
+            self.amount_total - self.amount_refunded - self.amount_disputed - self.dispute_fee
+            - self.fee_net - self.platform_fee_net
+        )
+
+    @property
+    def disputed(self) -> bool:
+        return self.dispute_state != DisputeState.NONE
 
     @property
     def amount_net(self) -> int:
@@ -86,7 +111,10 @@ class Order(models.Model):
 # The same figures as database expressions, for sums over many orders in one query.
 ORDER_FEE_NET = F("fee") - F("fee_refunded")
 ORDER_PLATFORM_FEE_NET = F("platform_fee") - F("platform_fee_refunded")
-ORDER_NET = F("amount_total") - F("amount_refunded") - ORDER_FEE_NET - ORDER_PLATFORM_FEE_NET
+ORDER_NET = (
+    F("amount_total") - F("amount_refunded") - F("amount_disputed") - F("dispute_fee") - ORDER_FEE_NET
+    - ORDER_PLATFORM_FEE_NET
+)
 
 
 class OrderLine(models.Model):
@@ -166,9 +194,17 @@ class LicensePolicy(models.Model):
     key_format = models.CharField(max_length=80, default="#####-#####-#####-#####-#####")
     activation_limit = models.PositiveIntegerField(null=True, blank=True)  # None: unlimited
     valid_days = models.PositiveIntegerField(null=True, blank=True)  # None: never expires
+    # The price of one more activation past the limit, charged to the buyer's wallet or tab when
+    # they have allowed it for their key (LicenseSeatConsent); None: no extra seats are sold.
+    extra_seat_amount = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["store", "enabled"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(extra_seat_amount__isnull=True) | Q(extra_seat_amount__gt=0), name="orders_extra_seat_amount_positive",
+            ),
+        ]
 
 
 class LicenseStatus(models.TextChoices):
@@ -191,6 +227,8 @@ class LicenseKey(models.Model):
     disabled_reason = models.CharField(max_length=40, blank=True)
     activation_limit = models.PositiveIntegerField(null=True, blank=True)
     activations_used = models.PositiveIntegerField(default=0)
+    # Of ``activation_limit``, the seats bought one by one past the limit (LicenseSeat).
+    extra_seats = models.PositiveIntegerField(default=0, db_default=0)
     expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -202,6 +240,39 @@ class LicenseKey(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["store", "-id"])]
+
+
+class LicenseSeatConsent(models.Model):
+    """The buyer's standing permission, given on their library page, for an activation of their key
+    past its limit to buy one more seat from their wallet or tab, up to ``max_extra_seats``. The
+    public activate call is authenticated by the key alone, so this is what lets it charge."""
+
+    id = PrefixedIdField(prefix="lsc")
+    license = models.OneToOneField(LicenseKey, on_delete=models.CASCADE, related_name="seat_consent")
+    buyer = models.ForeignKey("accounts.Buyer", on_delete=models.PROTECT, related_name="+")
+    method = models.CharField(max_length=8)  # wallet or tab
+    max_extra_seats = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(method__in=["wallet", "tab"]), name="orders_seat_consent_method"),
+            models.CheckConstraint(condition=Q(max_extra_seats__gte=1), name="orders_seat_consent_max_positive"),
+        ]
+
+
+class LicenseSeat(models.Model):
+    """One extra seat bought past a key's limit: its order (a one-click spend) and the activation
+    it was bought for. Refunding the order in full gives the seat up (``released_at``)."""
+
+    id = PrefixedIdField(prefix="seat")
+    license = models.ForeignKey(LicenseKey, on_delete=models.CASCADE, related_name="seats")
+    order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="license_seat")
+    instance = models.OneToOneField("LicenseActivation", on_delete=models.PROTECT, related_name="seat")
+    amount = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    released_at = models.DateTimeField(null=True, blank=True)
 
 
 class LicenseActivation(models.Model):

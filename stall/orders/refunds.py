@@ -24,7 +24,7 @@ from stall.payments.services import refund_succeed
 from stall.stores.models import Store
 
 from .errors import OrderNotFound
-from .models import LineRefund, Order, OrderLine, OrderStatus
+from .models import DisputeState, LineRefund, Order, OrderLine, OrderStatus
 from .schemas import order_out
 from .services import entitlements_revoke_for_line, entitlements_revoke_for_order
 from .tasks import refund_notice_send
@@ -69,6 +69,12 @@ def refund_create(
             raise OrderNotFound()
         if order.payment_id is None:
             raise RefundInvalid("A free order has nothing to refund.", param="order")
+        if order.dispute_state in (DisputeState.OPEN, DisputeState.LOST):
+            # The processor refuses to refund a charge under dispute; a lost one went back already.
+            raise RefundInvalid(
+                "This order's payment is disputed by the cardholder: it cannot be refunded.",
+                param="order", code="charge_disputed",
+            )
         pending = sum(order.refunds.filter(status=RefundStatus.PENDING).values_list("amount", flat=True))
         refundable = order.amount_total - order.amount_refunded - pending
         if refundable <= 0:

@@ -53,10 +53,21 @@ class OrderOut(Schema):
         "Of platform_fee, what the operator gave back with refunds, in proportion to them."
     ))
     platform_fee_net: int = Field(..., description="platform_fee − platform_fee_refunded.")
+    amount_disputed: int = Field(..., description=(
+        "What a chargeback took back from the store (the cardholder disputed the card payment), "
+        "less what came back when the store won."
+    ))
+    dispute_fee: int = Field(..., description="The card processor's dispute fee the store paid (less any returned).")
+    disputed: bool = Field(..., description="True when the order's payment was ever disputed (dispute_status says how it stands).")
+    dispute_status: Literal["", "open", "won", "lost", "closed"] = Field(..., description=(
+        "Where the order's chargeback stands: '' never disputed; open (awaiting the bank's "
+        "decision; license keys disabled, refunds refused); won (money and keys back); lost "
+        "(money gone, downloads revoked); closed (an inquiry closed without a chargeback)."
+    ))
     net: int = Field(..., description=(
         "What the order moved into the store's balance: amount_total − amount_refunded − "
-        "fee_net − platform_fee_net. The nets of a store's orders in a currency add up to its "
-        "balance in that currency."
+        "amount_disputed − dispute_fee − fee_net − platform_fee_net. The nets of a store's orders "
+        "in a currency add up to its balance in that currency."
     ))
     lines: list[OrderLineOut]
     payment: str | None = Field(..., description="None for a free order.")
@@ -89,6 +100,10 @@ def order_out(order: Order) -> dict:
         "platform_fee": order.platform_fee,
         "platform_fee_refunded": order.platform_fee_refunded,
         "platform_fee_net": order.platform_fee_net,
+        "amount_disputed": order.amount_disputed,
+        "dispute_fee": order.dispute_fee,
+        "disputed": order.disputed,
+        "dispute_status": order.dispute_state,
         "net": order.net,
         "lines": [
             {"id": line.pk, "product": line.product_id, "name": line.name, "unit_amount": line.unit_amount,
@@ -99,6 +114,26 @@ def order_out(order: Order) -> dict:
         "checkout": order.checkout_id,
         "livemode": order.livemode,
         "created": timestamp(order.created_at),
+    }
+
+
+class DisputeOut(Schema):
+    id: str
+    object: Literal["dispute"]
+    amount: int
+    currency: str
+    fee: int
+    reason: str = Field(..., description="The card network's reason, as the processor gives it (fraudulent, product_not_received, …).")
+    status: str = Field(..., description="The processor's status: needs_response, under_review, won, lost, or warning_* for an inquiry.")
+    evidence_due_by: int | None = Field(..., description="When the evidence must reach the processor.")
+    created: int
+
+
+def dispute_out(dispute) -> dict:
+    return {
+        "id": dispute.pk, "object": "dispute", "amount": dispute.amount, "currency": dispute.currency,
+        "fee": dispute.fee, "reason": dispute.reason, "status": dispute.status,
+        "evidence_due_by": timestamp(dispute.evidence_due_by), "created": timestamp(dispute.created_at),
     }
 
 
@@ -156,10 +191,19 @@ class LicenseValidateOut(Schema):
     instance: LicenseInstanceOut | None = None
 
 
+class SeatChargedOut(Schema):
+    amount: int
+    currency: str
+    order: str = Field(..., description="The order of the seat (refunding it in full gives the seat up).")
+
+
 class LicenseActivateOut(Schema):
     activated: bool
     license_key: LicenseKeyInfo
     instance: LicenseInstanceOut
+    charged: SeatChargedOut | None = Field(None, description=(
+        "A paid extra seat bought for this activation from the key owner's wallet or tab; null when none was."
+    ))
 
 
 class LicenseDeactivateOut(Schema):

@@ -50,6 +50,9 @@ def downloads_used(*, entitlement: Entitlement) -> dict[str, int]:
 # the platform's fee and what it gave back. A sale and a refund are the order's amounts.
 FEE_CODES = frozenset({"processor_fee", "tab_settlement_fee", "fee_refund"})
 PLATFORM_FEE_CODES = frozenset({"platform_fee", "platform_fee_refund"})
+# A chargeback: the amount the processor took back (and gave back when the store won), and its fee.
+DISPUTE_CODES = frozenset({"dispute", "dispute_reinstated"})
+DISPUTE_FEE_CODES = frozenset({"dispute_fee", "dispute_fee_reinstated"})
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class OrderLedger:
     refunded: int = 0  # − refunds
     fee_net: int = 0  # − processing fees, + what refunds gave back of them
     platform_fee_net: int = 0  # − the platform's fee, + what it gave back
+    disputed: int = 0  # − what a chargeback took, + what it gave back
+    dispute_fee: int = 0  # − the dispute fee, + any returned
 
 
 def order_ledger_totals(*, orders) -> dict[str, OrderLedger]:
@@ -69,7 +74,7 @@ def order_ledger_totals(*, orders) -> dict[str, OrderLedger]:
     columns (``Order.net`` and the fees) are kept equal to this; audits and tests compare them."""
     orders = list(orders)
     owners = {order.pk: (order.store_id, order.currency) for order in orders}
-    figures = ("net", "sold", "refunded", "fee_net", "platform_fee_net")
+    figures = ("net", "sold", "refunded", "fee_net", "platform_fee_net", "disputed", "dispute_fee")
     sums = {order.pk: dict.fromkeys(figures, 0) for order in orders}
     balance = Q(debit_account__kind=AccountKind.STORE_BALANCE) | Q(
         credit_account__kind=AccountKind.STORE_BALANCE
@@ -95,4 +100,8 @@ def order_ledger_totals(*, orders) -> dict[str, OrderLedger]:
             totals["fee_net"] += signed
         elif code in PLATFORM_FEE_CODES:
             totals["platform_fee_net"] += signed
+        elif code in DISPUTE_CODES:
+            totals["disputed"] += signed
+        elif code in DISPUTE_FEE_CODES:
+            totals["dispute_fee"] += signed
     return {order_id: OrderLedger(**totals) for order_id, totals in sums.items()}

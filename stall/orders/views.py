@@ -1,11 +1,12 @@
 import logging
 
 from django import forms
+from django.contrib import messages
 from django.core.files.storage import storages
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
-from django.utils.translation import get_language
+from django.utils.translation import get_language, gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -20,7 +21,13 @@ from stall.accounts.services import (
 )
 from stall.core.errors import StallError
 from stall.core.limits import client_address
+from stall.core.money import format_money
 
+from .license_seats import (
+    license_seat_consent_revoke,
+    license_seat_consent_set,
+    seat_offers_for_email,
+)
 from .licenses import licenses_for_email
 from .selectors import downloads_used, entitlements_for_email
 from .services import download_register, download_resolve, download_url
@@ -61,10 +68,46 @@ def library(request):
         ] if entitlement.active else []
         items.append((entitlement, files))
     keys = {}
+    offers = seat_offers_for_email(email=email)
     for lic in licenses_for_email(email=email):
+        lic.seat_offer = offers.get(lic.pk)
+        if lic.seat_offer is not None:
+            lic.seat_price = format_money(lic.seat_offer["amount"], lic.seat_offer["currency"], get_language())
         keys.setdefault(lic.order_id, []).append(lic)
     items = [(entitlement, files, keys.get(entitlement.order_id, [])) for entitlement, files in items]
     return render(request, "orders/library.html", {"email": email, "items": items})
+
+
+class SeatConsentForm(forms.Form):
+    method = forms.ChoiceField(label=_("Pay from"), choices=[("wallet", _("Wallet")), ("tab", _("Tab"))])
+    max_extra_seats = forms.IntegerField(label=_("At most this many extra seats"), min_value=1, max_value=100)
+
+
+@require_POST
+def library_seats(request, license_id):
+    """The buyer allows (or stops) paid extra seats for one of their license keys."""
+    email = request.session.get(SESSION_KEY)
+    if not email:
+        return redirect("orders:library")
+    buyer = buyer_for_email(email=email)
+    try:
+        if request.POST.get("action") == "revoke":
+            license_seat_consent_revoke(buyer=buyer, license_id=license_id)
+            messages.success(request, _("Extra seats are no longer bought for this key."))
+        else:
+            form = SeatConsentForm(request.POST)
+            if not form.is_valid():
+                first = next(iter(form.errors.values()))[0]
+                messages.error(request, first)
+                return redirect("orders:library")
+            license_seat_consent_set(
+                buyer=buyer, license_id=license_id, method=form.cleaned_data["method"],
+                max_extra_seats=form.cleaned_data["max_extra_seats"],
+            )
+            messages.success(request, _("Extra seats allowed: an activation past the limit buys one."))
+    except StallError as exc:
+        messages.error(request, gettext(exc.message))
+    return redirect("orders:library")
 
 
 def library_enter(request, token):

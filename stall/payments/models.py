@@ -101,6 +101,60 @@ class Refund(models.Model):
         constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="payments_refund_amount_positive")]
 
 
+class DisputeStatus(models.TextChoices):
+    """Stripe's dispute statuses. The ``warning_*`` ones are inquiries (no money taken yet)."""
+
+    WARNING_NEEDS_RESPONSE = "warning_needs_response", "Inquiry: needs response"
+    WARNING_UNDER_REVIEW = "warning_under_review", "Inquiry: under review"
+    WARNING_CLOSED = "warning_closed", "Inquiry closed"
+    NEEDS_RESPONSE = "needs_response", "Needs response"
+    UNDER_REVIEW = "under_review", "Under review"
+    WON = "won", "Won"
+    LOST = "lost", "Lost"
+
+
+DISPUTE_CLOSED_STATUSES = (DisputeStatus.WARNING_CLOSED, DisputeStatus.WON, DisputeStatus.LOST)
+
+
+class Dispute(models.Model):
+    """A chargeback: the cardholder asked their bank for a payment back, and the card processor told
+    us by webhook (Stripe's ``charge.dispute.*``). One row per processor dispute, whatever the
+    number or order of the events about it. ``withdrawn``/``reinstated`` say which of its money
+    movements were made, each once (their transfers have idempotency keys too).
+    """
+
+    id = PrefixedIdField(prefix="dp")
+    # Empty for a payment with no store (a wallet top-up).
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="disputes", null=True, blank=True)
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="disputes")
+    rail = models.CharField(max_length=20)
+    rail_reference = models.CharField(max_length=120, unique=True)  # Stripe's dispute id, dp_…
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    # What the processor charges for handling the dispute, taken from the store with the amount.
+    fee = models.BigIntegerField(default=0)
+    reason = models.CharField(max_length=40, blank=True)
+    status = models.CharField(max_length=24, choices=DisputeStatus.choices)
+    evidence_due_by = models.DateTimeField(null=True, blank=True)
+    withdrawn = models.BooleanField(default=False)
+    reinstated = models.BooleanField(default=False)
+    fee_reinstated = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payments_dispute_amount_positive"),
+            models.CheckConstraint(condition=Q(fee__gte=0), name="payments_dispute_fee_non_negative"),
+            models.CheckConstraint(condition=Q(reinstated=False) | Q(withdrawn=True), name="payments_dispute_reinstated_after_withdrawn"),
+        ]
+
+    @property
+    def closed(self) -> bool:
+        return self.status in DISPUTE_CLOSED_STATUSES
+
+
 class StripeAccount(models.Model):
     """A store's own Stripe keys. A store without one uses the platform's keys from the environment.
 

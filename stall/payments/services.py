@@ -267,13 +267,15 @@ class PurposeHandlers:
     ``payment_succeed``'s transaction and what it returns is returned from there. ``replayed`` gives
     that same answer for a payment that had already succeeded. ``failed(payment=)`` runs in
     ``payment_fail``'s transaction. ``refunded(refund=, payment=)`` records a refund the rail carried
-    out, in ``refund_succeed``'s transaction.
+    out, in ``refund_succeed``'s transaction. ``disputed(dispute=, payment=, change=)`` moves a
+    chargeback's money and tells the owner, in ``dispute_record``'s transaction (payments.disputes).
     """
 
     succeeded: Callable
     replayed: Callable | None = None
     failed: Callable | None = None
     refunded: Callable | None = None
+    disputed: Callable | None = None
 
 
 # Registered in AppConfig.ready by the app that owns the purpose: orders (checkout), wallets
@@ -283,6 +285,10 @@ PURPOSE_HANDLERS: dict[str, PurposeHandlers] = {}
 
 def payment_purpose_register(purpose: str, handlers: PurposeHandlers) -> None:
     PURPOSE_HANDLERS[purpose] = handlers
+
+
+def purpose_handlers(purpose: str) -> PurposeHandlers:
+    return _handlers(purpose)
 
 
 def _handlers(purpose: str) -> PurposeHandlers:

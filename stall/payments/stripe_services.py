@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -25,6 +26,7 @@ from stall.core.errors import NotFound, StallError
 from stall.core.lazy import LazyModule
 from stall.stores.models import Store
 
+from .disputes import DisputeNews, dispute_record
 from .errors import (
     PaymentNotFound,
     PaymentProcessorUnavailable,
@@ -329,7 +331,49 @@ def _on_charge_refunded(charge: dict, store_id: str | None) -> None:
         _on_refund(refund_object, store_id)
 
 
+def _on_dispute(dispute: dict, store_id: str | None, *, funds: str = "") -> None:
+    """A chargeback of one of our payments (localstripe has no disputes; the tests deliver these
+    events signed, as Stripe does). A dispute of a payment we do not know, or sent by another
+    account than its store's, is acknowledged and ignored, like any such event."""
+    intent_id = dispute.get("payment_intent") or ""
+    if isinstance(intent_id, dict):
+        intent_id = intent_id.get("id") or ""
+    payment = (
+        Payment.objects.select_related("store").filter(rail="stripe", rail_reference=intent_id).first()
+        if intent_id else None
+    )
+    if payment is None:
+        logger.warning("stripe dispute %s is of charge %s, no payment of ours; ignored", dispute.get("id"), dispute.get("charge"))
+        return
+    config = stripe_config_for_store(payment.store)
+    if config is None or config.store_id != store_id:
+        logger.warning("stripe dispute for %s came from another account than its store's; ignored", payment.pk)
+        return
+    try:
+        amount, currency = int(dispute["amount"]), str(dispute["currency"]).upper()
+        reference = str(dispute["id"])
+    except (KeyError, TypeError, ValueError):
+        logger.error("stripe dispute event without id, amount or currency; ignored: %s", dispute)
+        return
+    if currency != payment.currency or not 0 < amount <= payment.amount:
+        logger.error("stripe dispute %s of %s %s does not fit payment %s; ignored", reference, amount, currency, payment.pk)
+        return
+    due = (dispute.get("evidence_details") or {}).get("due_by")
+    news = DisputeNews(
+        reference=reference, amount=amount, currency=currency, status=str(dispute.get("status") or ""),
+        reason=str(dispute.get("reason") or ""), funds=funds,
+        evidence_due_by=datetime.fromtimestamp(int(due), tz=UTC) if isinstance(due, int) else None,
+        fee=settings.STALL_STRIPE_DISPUTE_FEE, fee_returned_when_won=settings.STALL_STRIPE_DISPUTE_FEE_RETURNED_WHEN_WON,
+    )
+    dispute_record(payment=payment, news=news)
+
+
 _HANDLERS = {
+    "charge.dispute.created": _on_dispute,
+    "charge.dispute.updated": _on_dispute,
+    "charge.dispute.closed": _on_dispute,
+    "charge.dispute.funds_withdrawn": partial(_on_dispute, funds="withdrawn"),
+    "charge.dispute.funds_reinstated": partial(_on_dispute, funds="reinstated"),
     "payment_intent.succeeded": _on_intent_succeeded,
     "payment_intent.payment_failed": _on_intent_failed,
     "payment_intent.canceled": _on_intent_failed,

@@ -48,6 +48,7 @@ def test_create_product_returns_the_product_object(api, store):
         "download_limit": settings.STALL_DOWNLOAD_LIMIT,
         "url": f"{settings.BASE_URL}/s/{store.slug}/field-notes/",
         "files": [],
+        "service": None,
         "created": int(product.created_at.timestamp()),
     }
     assert product.pk.startswith("prod_")

@@ -93,6 +93,7 @@ REFUSALS_NO_SCHEMA_CAN_STATE = {
     ("invalid_discount", "max_uses"),  # below the uses already made
     ("resource_missing", "products"),  # a product id of no product of this store
     ("invalid_bundle", "parts"),  # parts of a product that is not a bundle, or itself, or a bundle
+    ("invalid_product", "service"),  # service terms for a product that is not a service (its kind)
     ("resource_missing", "line"),  # a line id of no line of this order
     ("invalid_campaign", "deadline"),  # a deadline in the past, or without its time zone
     ("invalid_campaign", "title"),  # only spaces

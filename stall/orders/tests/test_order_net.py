@@ -6,7 +6,8 @@ with here: the sandbox card (a plain charge and a 3-D Secure one), the wallet an
 lean spend (an unlock, a tip, a checkout, an API charge against an allowance) and by the general
 path (a checkout whose 3-D Secure card payment was abandoned for the wallet or the tab), tab
 settlements in between (which share the card fee into the tab's orders), settle-and-buy, and full,
-partial and repeated refunds, with and without a platform fee. After every step each store's
+partial and repeated refunds, chargebacks of card orders (opened, withdrawn, won or lost, replayed,
+out of order), with and without a platform fee. After every step each store's
 balance is the sum of its orders' nets as the order rows have them; after the history, each
 order's columns equal the ledger's own figures for it, the API's ``/api/v1/orders`` adds up to the
 balance, and the dashboard's processing fees are the sum of the orders' net fees. Each history
@@ -38,6 +39,7 @@ from stall.orders.models import ORDER_FEE_NET, ORDER_NET, Order
 from stall.orders.refunds import refund_create
 from stall.orders.selectors import order_ledger_totals
 from stall.orders.services import customer_for_email
+from stall.payments.disputes import DisputeNews, dispute_record
 from stall.payments.errors import RefundInvalid, TabLimitReached, WalletEmpty
 from stall.payments.services import payment_confirm_action
 from stall.testing import ApiClient, ProductFactory, StoreFactory
@@ -71,10 +73,23 @@ settle_and_buy = st.tuples(st.just("settle_and_buy"), store_i, buyer_i, price_i)
 # Which order (counted from the newest), and how much: None refunds what is left, k refunds k
 # tenths of it (at least 1 minor unit).
 refund = st.tuples(st.just("refund"), st.integers(0, 30), st.one_of(st.none(), st.integers(1, 9)))
+# A chargeback of a card order (which, counted from the newest; k tenths of its payment), told as
+# a processor's events would tell it: statuses in turn, a funds event after some. A second dispute
+# step on the same order continues (or replays) the same dispute.
+dispute = st.tuples(
+    st.just("dispute"), st.integers(0, 30), st.integers(1, 10),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["needs_response", "under_review", "won", "lost", "warning_needs_response", "warning_closed"]),
+            st.sampled_from(["", "withdrawn", "reinstated"]),
+        ),
+        min_size=1, max_size=4,
+    ),
+)
 # One step of a history: (what, arguments...). A strategy named twice is drawn twice as often:
 # refunds and in-ledger spends are where the fee shares move.
 steps = st.one_of(
-    refund, refund, refund, unlock, unlock, buy, tip, charge, buy_after_3ds, card, settle, settle,
+    refund, refund, refund, dispute, dispute, unlock, unlock, buy, tip, charge, buy_after_3ds, card, settle, settle,
     settle_and_buy, top_up,
 )
 # Refusals a history may run into; each moves nothing (the checks after the step say so).
@@ -174,6 +189,20 @@ class Shop:
         amount = None if tenths is None or left <= 0 else max(1, left * tenths // 10)
         refund_create(store=order.store, order_id=order.pk, amount=amount, reason="property")
 
+    def do_dispute(self, newest, tenths, told):
+        orders = list(
+            Order.objects.filter(store__in=self.stores, payment__rail="sandbox").select_related("payment").order_by("-pk")
+        )
+        if not orders:
+            return
+        payment = orders[newest % len(orders)].payment
+        for status, funds in told:
+            news = DisputeNews(
+                reference=f"dp_{payment.pk}", amount=max(1, payment.amount * tenths // 10), currency="USD",
+                status=status, funds=funds, fee=1500, fee_returned_when_won=tenths % 2 == 0,
+            )
+            dispute_record(payment=payment, news=news)
+
     # --- what must hold ---------------------------------------------------------------------
 
     def balance(self, store) -> int:
@@ -205,6 +234,8 @@ class Shop:
                 -order.amount_refunded,
                 -order.fee_net,
                 -order.platform_fee_net,
+                -order.amount_disputed,
+                -order.dispute_fee,
             )
             assert columns == (
                 row.net,
@@ -212,6 +243,8 @@ class Shop:
                 row.refunded,
                 row.fee_net,
                 row.platform_fee_net,
+                row.disputed,
+                row.dispute_fee,
             ), order.pk
             assert order_processing_cost(order=order).fee == order.fee_net, order.pk
         self._check_every_balance_transfer_belongs_to_an_order_of_its_store(orders)
@@ -226,6 +259,8 @@ class Shop:
                     o["net"]
                     == o["amount_total"]
                     - o["amount_refunded"]
+                    - o["amount_disputed"]
+                    - o["dispute_fee"]
                     - o["fee_net"]
                     - o["platform_fee_net"]
                 )
