@@ -1,7 +1,9 @@
 """``Idempotency-Key`` for every API POST, the way Stripe does it.
 
 The first response to a key is stored (scoped to the credential that sent it) and replayed for
-any later request with that key and the same method, path and body. The same key with a different
+any later request with that key and the same method, path and body. A request with no
+``Authorization`` header (the license endpoints, whose credential is the key in the body) is
+scoped to its own request: callers who cannot be told apart must not answer each other's keys. The same key with a different
 request is a 409; a request arriving while the first is still running is a 409 too, until a
 minute has passed with no answer (its process died) and the key is taken over. Responses
 that are server errors are not stored, so a retry after a crash runs again. Records are dropped
@@ -38,13 +40,14 @@ class IdempotencyMiddleware:
             return self.get_response(request)
         if not key.strip() or len(key) > 255 or "\x00" in key:
             return _error(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters.")
-        scope = hashlib.sha256(request.headers.get("Authorization", "").encode()).hexdigest()
         try:
             request_hash = self._request_hash(request)
         except RequestDataTooBig:
             return _error(413, "request_too_large", "The request body is too large.", param=None)
         except MultiPartParserError as exc:
             return _error(400, "invalid_request", f"The multipart body could not be read: {exc}", param=None)
+        credential = request.headers.get("Authorization") or f"anonymous {request_hash}"
+        scope = hashlib.sha256(credential.encode()).hexdigest()
 
         record = IdempotencyRecord.objects.filter(scope=scope, key=key).first()
         if record is None:

@@ -274,3 +274,16 @@ def test_the_creator_sets_the_extra_seat_price_on_the_products_license_page(clie
     assert 'value="1.50"' in client.get(url).content.decode()
     client.post(url, {**base, "extra_seat_amount": ""})
     assert licenses.LicensePolicy.objects.get(product=product).extra_seat_amount is None
+
+
+@pytest.mark.django_db
+def test_two_license_keys_may_send_the_same_idempotency_key(client, store, app, key):
+    """The license endpoints carry no Authorization header: the credential is the key in the body.
+    Two installs of different buyers that happen to pick the same Idempotency-Key must each get
+    their own answer, not a 409 or the other's replay."""
+    other = buy(store=store, product=app, email="other@example.com").license_keys.get()
+    first = post(client, "validate", {"license_key": key.key}, **{"Idempotency-Key": "boot"})
+    second = post(client, "validate", {"license_key": other.key}, **{"Idempotency-Key": "boot"})
+    assert first[0] == second[0] == 200
+    assert first[1] != second[1]
+    assert post(client, "validate", {"license_key": key.key}, **{"Idempotency-Key": "boot"}) == first
