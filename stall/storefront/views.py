@@ -4,16 +4,21 @@ These pages span domains (the catalog, the posts and tip jar of ``content``, che
 orders), so they sit above them all; each app below keeps its own services and selectors.
 """
 
+import functools
 import html
+import json
 import re
 from pathlib import Path
 from types import SimpleNamespace
 
+from django.conf import settings
 from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import translation
 from django.utils.html import strip_tags
 from django.utils.text import Truncator
+from django.utils.translation import gettext, gettext_noop
 from django.views.decorators.http import require_GET, require_http_methods
 
 from stall.accounts.services import buyer_from_request
@@ -42,13 +47,29 @@ from stall.orders.services import download_url
 from stall.stores.models import Store
 from stall.stores.selectors import store_get_public
 
-EMBED_JS = (Path(__file__).parent / "embed.js").read_bytes()
+EMBED_JS_SOURCE = (Path(__file__).parent / "embed.js").read_text()
+# The overlay's words; the script picks the visitor's language from the table the server writes in.
+EMBED_WORDS = {"checkout": gettext_noop("Checkout"), "away": gettext_noop("Open in a new tab"), "close": gettext_noop("Close")}
+
+
+@functools.cache
+def embed_js_bytes() -> bytes:
+    """embed.js with every language's words written in: one script for every site and visitor
+    (cached by browsers and proxies as one file, no Vary), which chooses by the visitor's
+    browser languages, as the checkout it opens does. Built once, at the first request."""
+    table = {}
+    for code, _name in settings.LANGUAGES:
+        with translation.override(code):
+            table[code] = {key: gettext(text) for key, text in EMBED_WORDS.items()}
+    words = json.dumps(table, ensure_ascii=True, separators=(",", ":"))
+    source = re.sub(r"/\*stall:words\*/.*?/\*stall:end\*/", lambda _match: words, EMBED_JS_SOURCE, count=1)
+    return source.encode()
 
 
 @require_GET
 def embed_js(request):
     """The buy button's optional script (see embed.js), for creators' sites to load from here."""
-    response = HttpResponse(EMBED_JS, content_type="text/javascript; charset=utf-8")
+    response = HttpResponse(embed_js_bytes(), content_type="text/javascript; charset=utf-8")
     response["Cache-Control"] = "public, max-age=3600"
     return response
 
