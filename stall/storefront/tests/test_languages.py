@@ -592,3 +592,25 @@ def test_backer_commission_and_gift_card_emails_are_in_the_language_of_the_buyer
     commission_deliver(store=store, commission_id=commission.pk, note="Taro")
     page = _get(client, f"/commissions/{commission.access_token}/", language)
     assert_translated(page, language, data, "commission (delivered)")
+
+
+def test_a_canceled_campaign_and_a_canceled_pledge_agree_in_gender(client, shop):
+    """In Portuguese a campaign ("campanha") is feminine and a pledge ("apoio") masculine: the
+    campaign's status and the pledge's have their own translations (contexts), not one "Canceled"."""
+    from stall.campaigns.models import CampaignStatus, Pledge, PledgeStatus
+
+    more = _more_products(shop["store"])
+    campaign = more["campaign"]
+    sign_in(client, shop["buyer"].email)
+    _post(client, f"/campaigns/{campaign.pk}/", {"tier": more["vel"].pk, "amount": "5", "method": "wallet"}, "pt-br")
+    pledge = Pledge.objects.get(campaign=campaign)
+    Pledge.objects.filter(pk=pledge.pk).update(status=PledgeStatus.CANCELED)
+    type(campaign).objects.filter(pk=campaign.pk).update(status=CampaignStatus.CANCELED)
+    page = _get(client, f"/campaigns/{campaign.pk}/", "pt-br")
+    assert re.search(r'data-testid="status">Cancelada<', page), page
+    page = _get(client, f"/pledges/{pledge.pk}/", "pt-br")
+    assert re.search(r'data-testid="pledge-status">Cancelado<', page), page
+    with translation.override("pt-br"):
+        assert [str(CampaignStatus.CANCELED.label), str(PledgeStatus.CANCELED.label)] == ["Cancelada", "Cancelado"]
+    with translation.override("ko"):
+        assert str(CampaignStatus.LIVE.label) == "진행 중"
