@@ -614,3 +614,29 @@ def test_a_canceled_campaign_and_a_canceled_pledge_agree_in_gender(client, shop)
         assert [str(CampaignStatus.CANCELED.label), str(PledgeStatus.CANCELED.label)] == ["Cancelada", "Cancelado"]
     with translation.override("ko"):
         assert str(CampaignStatus.LIVE.label) == "진행 중"
+
+
+@pytest.mark.parametrize(("language", "monthly"), [("ko", "Lume (월간)"), ("pt-br", "Lume (mensal)")])
+def test_a_membership_bought_by_card_names_its_interval_in_the_buyers_language(client, shop, language, monthly, django_capture_on_commit_callbacks):
+    """The tier's price is sold as a product named "Lume (monthly)" (the API's name, kept on the
+    lines); the payment page, the thank-you page and the receipt show "monthly" translated."""
+    store = shop["store"]
+    _, lume, _ = _tiers(store)
+    joined = _post(client, f"/s/{store.slug}/join/{lume.pk}/", {"method": "card", "interval": "month", "email": "ana@example.com"}, language)
+    checkout = Checkout.objects.latest("created_at")
+    assert [line.name for line in checkout.lines.all()] == ["Lume (monthly)"]
+    data = shop["data"] + TIER_NAMES + ["ana@example.com", checkout.pk]
+    page = _get(client, urlsplit(joined["Location"]).path, language)
+    assert monthly in page
+    assert_translated(page, language, data, "pay for a membership")
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        _post(client, f"/checkout/{checkout.pk}/", {"payment_method": "sandbox_visa"}, language)
+    order = Order.objects.get(checkout=checkout)
+    data.append(order.pk)
+    page = _get(client, f"/checkout/{checkout.pk}/complete/", language)
+    assert_translated(page, language, data, "membership paid")
+    (receipt,) = [m for m in mail.outbox if m.to == ["ana@example.com"]]
+    assert monthly in receipt.body and monthly in receipt.alternatives[0][0]
+    assert not untranslated(re.sub(r"https?://\S+", " ", receipt.body), language, data), receipt.body
+    assert order.lines.get().name == "Lume (monthly)"  # what the API answers, unchanged
