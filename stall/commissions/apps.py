@@ -8,12 +8,16 @@ class CommissionsConfig(AppConfig):
     def ready(self):
         from stall.catalog.models import ProductKind
         from stall.orders.fulfilment import fulfilment_register
+        from stall.orders.library import library_register
         from stall.orders.refunds import order_refunded_register
 
         from . import tasks  # noqa: F401 - registers the periodic auto-accept with Huey
+        from .library import library_commissions
         from .services import commission_fulfil, commission_order_refunded
 
         # A paid order of a service product opens its commission and holds the money, on any rail.
         fulfilment_register(kind=ProductKind.SERVICE, handler=commission_fulfil)
         # Refunded in full from the order's page: the commission closes and its hold is released.
         order_refunded_register(commission_order_refunded)
+        # The buyer's library lists their commissions with what else they bought.
+        library_register(library_commissions)

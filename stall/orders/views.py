@@ -21,6 +21,7 @@ from stall.accounts.services import (
 from stall.core.errors import StallError
 from stall.core.limits import client_address
 
+from .library import library_entries
 from .licenses import licenses_for_email
 from .selectors import downloads_used, entitlements_for_email
 from .services import download_register, download_resolve, download_url
@@ -63,7 +64,11 @@ def library(request):
     keys = {}
     for lic in licenses_for_email(email=email):
         keys.setdefault(lic.order_id, []).append(lic)
-    items = [(entitlement, files, keys.get(entitlement.order_id, [])) for entitlement, files in items]
+    items = [{"entitlement": entitlement, "files": files, "keys": keys.get(entitlement.order_id, []),
+              "created_at": entitlement.created_at} for entitlement, files in items]
+    # What other domains sell (a commission), as they describe it, with the rest, newest first.
+    items += [{"entry": entry, "created_at": entry.created_at} for entry in library_entries(email=email)]
+    items.sort(key=lambda item: item["created_at"], reverse=True)
     return render(request, "orders/library.html", {"email": email, "items": items})
 
 

@@ -592,6 +592,10 @@ def test_backer_commission_and_gift_card_emails_are_in_the_language_of_the_buyer
     commission_deliver(store=store, commission_id=commission.pk, note="Taro")
     page = _get(client, f"/commissions/{commission.access_token}/", language)
     assert_translated(page, language, data, "commission (delivered)")
+    # The library lists it, in the buyer's words, with the link to that page.
+    library = _get(client, "/library/", language)
+    assert f'href="/commissions/{commission.access_token}/"' in library
+    assert_translated(library, language, data + [f.name for f in shop["download"].files.all()], "library with a commission")
 
 
 def test_a_canceled_campaign_and_a_canceled_pledge_agree_in_gender(client, shop):
