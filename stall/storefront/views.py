@@ -22,7 +22,7 @@ from django.utils.translation import gettext, gettext_noop
 from django.views.decorators.http import require_GET, require_http_methods
 
 from stall.accounts.services import buyer_from_request
-from stall.catalog.models import LISTED_KINDS, Product, ProductKind, ProductStatus
+from stall.catalog.models import LISTED_KINDS, PriceType, Product, ProductKind, ProductStatus
 from stall.catalog.selectors import product_get_public, products_public
 from stall.checkout.discounts import code_normalize
 from stall.checkout.forms import BuyForm
@@ -39,7 +39,7 @@ from stall.core.forms import form_add_stall_error
 from stall.core.limits import RateLimited, client_address, limits_hit
 from stall.core.markdown import render_markdown
 from stall.core.middleware import frame_ancestors_allow
-from stall.core.money import Money
+from stall.core.money import Money, amount_for_input
 from stall.memberships.selectors import subscription_for_order, tier_prices_label, tiers_public
 from stall.orders.checkout_pay import checkout_confirm
 from stall.orders.models import Order
@@ -116,7 +116,7 @@ def remembered_code(request, store) -> str:
     return codes.get(store.pk, "")
 
 
-CART_SESSION_KEY = "carts"  # {store id: {product id: quantity}}: see storefront.cart
+CART_SESSION_KEY = "carts"  # {store id: {product id: quantity or [quantity, amount]}}: see checkout.cart
 
 
 def _cart_count(request, store) -> int:
@@ -166,6 +166,12 @@ def product_page(request, slug, product_slug):
         "share": share_meta(request, title=product.name, description=product.description, url=request.path,
                             image=product.cover, price=Money(product.amount, product.currency)),
         "slots_left": slots_left(service_offer_for(product=product)) if product.kind == ProductKind.SERVICE else None,
+        # A pay-what-you-want product goes into the cart at the amount the buyer types, starting
+        # from the suggested one, written the page's way ("2,50" in Portuguese).
+        "cart_amount": amount_for_input(
+            product.suggested_amount if product.suggested_amount is not None else product.amount, product.currency,
+            getattr(request, "LANGUAGE_CODE", "en") or "en",
+        ) if product.price_type == PriceType.PAY_WHAT_YOU_WANT else None,
     }
     request.page_view = (store.pk, "product", product.pk)  # counted by stall.insights.pageviews
     return render(request, "stores/product.html", context)

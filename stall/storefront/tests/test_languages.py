@@ -501,12 +501,19 @@ def test_campaign_cart_gift_card_commission_list_and_library_pages_are_in_the_bu
     done = client.post(leave, headers={"accept-language": language})
     assert_translated(done.content.decode(), language, data + ["ana@example.com"], "unsubscribed")
 
-    # The cart with two products, then checked out.
+    # The cart with two products and a pay-what-you-want one at the buyer's amount (a refused
+    # amount first), then checked out.
+    pwyw = shop["pwyw"]
+    assert_translated(_get(client, f"/s/{slug}/{pwyw.slug}/", language), language, data, "pay-what-you-want product")
     for product in (more["bundle"], more["keyed"]):
         _post(client, f"/s/{slug}/cart/add/", {"product": product.pk}, language)
+    refused = _post(client, f"/s/{slug}/cart/add/", {"product": pwyw.pk, "amount": "0,5" if language == "pt-br" else "0.5"}, language, expect=400)
+    assert_translated(refused.content.decode(), language, data, "cart refusing an amount")
+    _post(client, f"/s/{slug}/cart/add/", {"product": pwyw.pk, "amount": "1,50" if language == "pt-br" else "1.50"}, language)
     cart = _get(client, f"/s/{slug}/cart/", language)
-    assert cart.count('name="quantity"') == 2
-    assert_translated(cart, language, data, "cart with two products")
+    assert cart.count('name="quantity"') == 3
+    assert {"ko": "US$1.50", "pt-br": "US$\xa01,50"}[language] in cart
+    assert_translated(cart, language, data, "cart with three products")
 
     sign_in(client, shop["buyer"].email)
     assert_translated(_get(client, f"/s/{slug}/redeem/", language), language, data, "redeem")
