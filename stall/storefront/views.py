@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from stall.accounts.services import buyer_from_request
 from stall.catalog.models import LISTED_KINDS, PriceType, Product, ProductKind, ProductStatus
 from stall.catalog.selectors import product_get_public, products_public
+from stall.checkout.cart import cart_count
 from stall.checkout.discounts import code_normalize
 from stall.checkout.forms import BuyForm
 from stall.checkout.models import CheckoutStatus
@@ -120,7 +121,7 @@ CART_SESSION_KEY = "carts"  # {store id: {product id: quantity or [quantity, amo
 
 
 def _cart_count(request, store) -> int:
-    return sum(request.session.get(CART_SESSION_KEY, {}).get(store.pk, {}).values())
+    return cart_count(cart=request.session.get(CART_SESSION_KEY, {}).get(store.pk, {}))
 
 
 def store_page(request, slug):

@@ -138,6 +138,8 @@ def test_the_cart_charges_the_amount_the_buyer_chose(client, store, sokal, zine)
     assert client.post(f"/s/{store.slug}/cart/add/", {"product": sokal.pk, "amount": "2.50", "quantity": "2"}).status_code == 302
     client.post(f"/s/{store.slug}/cart/add/", {"product": zine.pk})
     cart = client.get(f"/s/{store.slug}/cart/").content.decode()
+    assert "Cart (3)" in client.get(f"/s/{store.slug}/").content.decode()
+    assert "Cart (3)" in client.get(f"/s/{store.slug}/{zine.slug}/").content.decode()
     assert "Your price: $2.50 each" in cart and 'data-testid="cart-subtotal">$8.00<' in cart  # 2 × $2.50 + $3
     client.post(f"/s/{store.slug}/cart/", {"email": "b@example.com"})
     checkout = Checkout.objects.get()
