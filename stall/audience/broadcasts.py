@@ -22,11 +22,12 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from huey.contrib.djhuey import db_task
 
 from stall.content.models import Post
 from stall.content.selectors import post_split_for
+from stall.core.languages import language_for
 from stall.core.markdown import render_markdown
 from stall.stores.models import Store
 
@@ -102,11 +103,14 @@ def broadcast_recipient_count(*, broadcast: Broadcast) -> int:
 _UNSUBSCRIBE_SLOT = "stall-unsubscribe-slot"
 
 
-def _bodies(broadcast: Broadcast) -> tuple[str, str]:
-    """The text and HTML bodies, rendered once (Markdown and templates are the costly part)."""
+def _bodies(broadcast: Broadcast, language: str = "") -> tuple[str, str]:
+    """The text and HTML bodies, rendered once per language (Markdown and templates are the costly
+    part): the creator's words as written, the footer's in the recipient's ``language`` (a
+    subscriber's recorded one; "" is the default)."""
     context = {"store": broadcast.store, "text": broadcast.body, "html": render_markdown(broadcast.body),
                "unsubscribe_url": _UNSUBSCRIBE_SLOT, "base_url": settings.BASE_URL}
-    return (render_to_string("audience/email/broadcast.txt", context), render_to_string("audience/email/broadcast.html", context))
+    with translation.override(language_for(language)):
+        return (render_to_string("audience/email/broadcast.txt", context), render_to_string("audience/email/broadcast.html", context))
 
 
 def _message(*, broadcast: Broadcast, to: str, connection=None, bodies: tuple[str, str] | None = None) -> EmailMultiAlternatives:
@@ -212,13 +216,13 @@ def broadcast_send_batch(*, broadcast: Broadcast, limit: int = 200, connection=N
     if not rows:
         return 0
     # Re-read the list now: someone who unsubscribed or bounced since sending started is skipped.
-    still = set(Subscriber.objects.filter(store_id=broadcast.store_id, status=SubscriberStatus.SUBSCRIBED,
-                                          email__in=[email for _, email in rows]).values_list("email", flat=True))
+    still = dict(Subscriber.objects.filter(store_id=broadcast.store_id, status=SubscriberStatus.SUBSCRIBED,
+                                           email__in=[email for _, email in rows]).values_list("email", "language"))
     skipped = [pk for pk, email in rows if email not in still]
     if skipped:
         Delivery.objects.filter(pk__in=skipped, status=DeliveryStatus.PENDING).update(status=DeliveryStatus.SKIPPED, error="Unsubscribed or bounced before sending.")
     sent = 0
-    bodies = _bodies(broadcast)
+    bodies: dict[str, tuple[str, str]] = {}  # language -> bodies, rendered at its first recipient
     connection = connection or get_connection()
     connection.open()
     try:
@@ -230,7 +234,10 @@ def broadcast_send_batch(*, broadcast: Broadcast, limit: int = 200, connection=N
             if not Delivery.objects.filter(pk=pk, status=DeliveryStatus.PENDING).update(status=DeliveryStatus.SENDING, claimed_at=timezone.now()):
                 continue
             try:
-                _message(broadcast=broadcast, to=email, connection=connection, bodies=bodies).send()
+                language = still[email]
+                if language not in bodies:
+                    bodies[language] = _bodies(broadcast, language)
+                _message(broadcast=broadcast, to=email, connection=connection, bodies=bodies[language]).send()
             except smtplib.SMTPRecipientsRefused as exc:
                 Delivery.objects.filter(pk=pk).update(status=DeliveryStatus.FAILED, error=str(exc)[:255])
                 subscriber_bounce(store=broadcast.store, email=email)

@@ -19,13 +19,16 @@ def consent_observe(*, order, paid, context, read) -> list:
     store_id, email, customer_id = order.store_id, order.email, order.customer_id
     if Order.checkout.is_cached(order):
         if order.checkout.email_consent:
-            transaction.on_commit(lambda: subscriber_consent_at_checkout(store_id=store_id, email=email, customer_id=customer_id))
+            language = order.checkout.language
+            transaction.on_commit(lambda: subscriber_consent_at_checkout(store_id=store_id, email=email, customer_id=customer_id,
+                                                                         language=language))
         return []
 
     def after_commit() -> None:
         # One short read after the spend has committed, never inside its write transaction.
-        if Checkout.objects.filter(pk=checkout_id, email_consent=True).exists():
-            subscriber_consent_at_checkout(store_id=store_id, email=email, customer_id=customer_id)
+        language = Checkout.objects.filter(pk=checkout_id, email_consent=True).values_list("language", flat=True).first()
+        if language is not None:
+            subscriber_consent_at_checkout(store_id=store_id, email=email, customer_id=customer_id, language=language)
 
     transaction.on_commit(after_commit)
     return []

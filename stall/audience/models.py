@@ -43,6 +43,9 @@ class Subscriber(models.Model):
     confirmed_at = models.DateTimeField(null=True, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
     bounced_at = models.DateTimeField(null=True, blank=True)
+    # The language of the page they joined from (a sign-up form, a checkout), for the broadcasts'
+    # own words (the unsubscribe footer); "" is the default (English), as an import records.
+    language = models.CharField(max_length=12, blank=True, default="", db_default="")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["store", "email"], name="audience_subscriber_unique_email")]

@@ -17,6 +17,7 @@ from django.utils.translation import gettext, gettext_noop
 
 from stall.accounts.models import Customer
 from stall.core.email import email_send
+from stall.core.languages import language_for, language_to_record
 from stall.stores.models import Store
 
 from .errors import AudienceInvalid, ImportInvalid
@@ -65,18 +66,22 @@ def subscriber_sign_up(*, store: Store, email: str) -> Subscriber:
     until the link in the new email is followed."""
     email = _email_checked(email)
     customer = customer_ensure(store=store, email=email)
+    language = language_to_record()  # the page's, where they asked
     subscriber, created = Subscriber.objects.select_for_update().get_or_create(
         store=store, email=email,
-        defaults={"customer": customer, "status": SubscriberStatus.PENDING, "source": SubscriberSource.FORM},
+        defaults={"customer": customer, "status": SubscriberStatus.PENDING, "source": SubscriberSource.FORM,
+                  "language": language},
     )
     if subscriber.status == SubscriberStatus.SUBSCRIBED:
         return subscriber
+    if subscriber.language != language:  # asking again, from a page in another language
+        subscriber.language = language
+        subscriber.save(update_fields=["language"])
     token = confirm_token(store_id=store.pk, email=email)
     url = settings.BASE_URL + reverse("audience:confirm", args=[token])
-    language = translation.get_language()  # the page's, where they asked
 
     def send() -> None:
-        with translation.override(language):
+        with translation.override(language_for(language)):
             email_send(
                 to=email, subject=gettext("Confirm your subscription to %(store)s") % {"store": store.name},
                 template="audience/email/confirm", context={"store": store, "confirm_url": url},
@@ -139,14 +144,16 @@ def subscriber_bounce(*, store: Store, email: str) -> Subscriber:
         return subscriber_suppress(store=store, email=email.lower(), status=SubscriberStatus.BOUNCED)
 
 
-def subscriber_consent_at_checkout(*, store_id: str, email: str, customer_id: str | None = None) -> None:
+def subscriber_consent_at_checkout(*, store_id: str, email: str, customer_id: str | None = None, language: str = "") -> None:
     """A buyer ticked "email me" at checkout: subscribed at once (the purchase came from that
-    address), unless they had unsubscribed or bounced before: that stands until they sign up again."""
+    address), unless they had unsubscribed or bounced before: that stands until they sign up again.
+    ``language``: the checkout's (``Checkout.language``), for the broadcasts' footer."""
     email = email.lower()
     existing = Subscriber.objects.filter(store_id=store_id, email=email).first()
     if existing is not None:
         if existing.status == SubscriberStatus.PENDING:
-            Subscriber.objects.filter(pk=existing.pk).update(status=SubscriberStatus.SUBSCRIBED, confirmed_at=timezone.now())
+            Subscriber.objects.filter(pk=existing.pk).update(status=SubscriberStatus.SUBSCRIBED, confirmed_at=timezone.now(),
+                                                             language=language)
         return
     if customer_id is None:
         customer_id = Customer.objects.get(store_id=store_id, email__iexact=email).pk
@@ -154,7 +161,7 @@ def subscriber_consent_at_checkout(*, store_id: str, email: str, customer_id: st
         try:
             Subscriber.objects.create(
                 store_id=store_id, email=email, customer_id=customer_id, status=SubscriberStatus.SUBSCRIBED,
-                source=SubscriberSource.CHECKOUT, confirmed_at=timezone.now(),
+                source=SubscriberSource.CHECKOUT, confirmed_at=timezone.now(), language=language,
             )
         except IntegrityError:
             pass

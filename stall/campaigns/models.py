@@ -16,6 +16,7 @@ task run twice, or re-run after a crash, finds nothing left to do for a pledge a
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from stall.catalog.models import Product
 from stall.core.ids import PrefixedIdField
@@ -28,11 +29,13 @@ class CampaignMode(models.TextChoices):
 
 
 class CampaignStatus(models.TextChoices):
-    DRAFT = "draft", _("Draft")
-    LIVE = "live", _("Live")
-    SUCCEEDED = "succeeded", _("Succeeded")
-    FAILED = "failed", _("Failed")
-    CANCELED = "canceled", _("Canceled")
+    # "Campaign" is feminine in Portuguese (and other words may differ again elsewhere): the
+    # campaign's statuses have their own context, apart from a pledge's "Canceled".
+    DRAFT = "draft", pgettext_lazy("campaign status", "Draft")
+    LIVE = "live", pgettext_lazy("campaign status", "Live")
+    SUCCEEDED = "succeeded", pgettext_lazy("campaign status", "Succeeded")
+    FAILED = "failed", pgettext_lazy("campaign status", "Failed")
+    CANCELED = "canceled", pgettext_lazy("campaign status", "Canceled")
 
 
 class Campaign(models.Model):
@@ -112,7 +115,7 @@ class PledgeStatus(models.TextChoices):
     FAILED = "failed", _("Charge failed")  # a card charge failed: in recovery
     DROPPED = "dropped", _("Dropped")  # recovery ran out
     VOIDED = "voided", _("Released")  # the campaign failed or was canceled
-    CANCELED = "canceled", _("Canceled")  # by the backer before the deadline
+    CANCELED = "canceled", pgettext_lazy("pledge status", "Canceled")  # by the backer before the deadline
 
 
 # Pledges that still count towards the goal before the deadline.

@@ -41,7 +41,9 @@ def email_normalize(email: object) -> str:
     return f"{local}@{domain.lower()}"
 
 
-def _unit_amount(product: Product, chosen: int | None, index: int) -> int:
+def unit_amount_checked(product: Product, chosen: int | None, index: int = 0) -> int:
+    """What one of ``product`` costs: its fixed price, or what the buyer chose of a pay-what-you-want
+    one (its suggested amount, else its minimum, when they chose nothing), the minimum enforced."""
     param = f"items[{index}].amount" if index else "amount"
     if product.price_type == PriceType.FIXED:
         if chosen is not None and chosen != product.amount:
@@ -95,7 +97,7 @@ def checkout_create(
             raise CheckoutInvalid("No such product, or it is not for sale.", param=f"items[{index}].product" if index else "product", code="resource_missing")
         if not isinstance(item.quantity, int) or isinstance(item.quantity, bool) or not 1 <= item.quantity <= 100:
             raise CheckoutInvalid("Quantity must be between 1 and 100.", param=f"items[{index}].quantity")
-        unit = _unit_amount(product, item.amount, index)
+        unit = unit_amount_checked(product, item.amount, index)
         if item.price_limit is not None and product.price_type == PriceType.FIXED:
             unit = min(unit, item.price_limit)
         lines.append(CheckoutLine(product=product, name=product.name, unit_amount=unit, quantity=item.quantity))

@@ -9,9 +9,11 @@ class CommissionsConfig(AppConfig):
         from stall.catalog.models import ProductKind
         from stall.catalog.services import KindTerms, product_kind_terms_register
         from stall.orders.fulfilment import fulfilment_register
+        from stall.orders.library import library_register
         from stall.orders.refunds import order_refunded_register
 
         from . import tasks  # noqa: F401 - registers the periodic auto-accept with Huey
+        from .library import library_commissions
         from .services import (
             commission_fulfil,
             commission_order_refunded,
@@ -25,3 +27,5 @@ class CommissionsConfig(AppConfig):
         order_refunded_register(commission_order_refunded)
         # A service product made through the products API gets its terms (slots, days to accept).
         product_kind_terms_register(ProductKind.SERVICE, KindTerms(set=service_terms_set, out=service_terms_out))
+        # The buyer's library lists their commissions with what else they bought.
+        library_register(library_commissions)

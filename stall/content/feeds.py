@@ -5,8 +5,11 @@ carries in full every post that reader may read, and stops when the membership e
 from django.contrib.syndication.views import Feed
 from django.http import Http404
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext
 
 from stall.core.errors import NotFound
+from stall.core.languages import language_for
 from stall.core.markdown import render_markdown
 from stall.core.money import format_money
 from stall.stores.selectors import store_get_public
@@ -27,14 +30,23 @@ class PostsFeed(Feed):
         except NotFound:
             raise Http404 from None
 
+    def get_feed(self, obj, request):
+        # Every text of the feed (its title, each item's "read on") is written here, in the
+        # reader's language: the page's for the public feed, the member's for a private one.
+        with translation.override(self.language_of(obj)):
+            return super().get_feed(obj, request)
+
+    def language_of(self, store) -> str:
+        return translation.get_language()
+
     def title(self, store):
-        return f"{store.name}: posts"
+        return gettext("%(store)s: posts") % {"store": store.name}
 
     def link(self, store):
         return reverse("content:posts", args=[store.slug])
 
     def description(self, store):
-        return f"New posts from {store.name}."
+        return gettext("New posts from %(store)s.") % {"store": store.name}
 
     def items(self, store):
         # Whether each post is read in full here is decided now, on this request's objects (one
@@ -57,9 +69,9 @@ class PostsFeed(Feed):
             return str(render_markdown(split.full))
         # Never the paid part: only the preview, then where to read on.
         if post.is_free:
-            return f"{render_markdown(split.preview)}<p><em>Members read on.</em></p>"
+            return f"{render_markdown(split.preview)}<p><em>{gettext('Members read on.')}</em></p>"
         price = format_money(post.amount, post.currency)
-        return f"{render_markdown(split.preview)}<p><em>Read on for {price}.</em></p>"
+        return f"{render_markdown(split.preview)}<p><em>{gettext('Read on for %(price)s.') % {'price': price}}</em></p>"
 
     def item_link(self, post):
         return reverse("content:post", args=[post.store.slug, post.product.slug])
@@ -79,10 +91,15 @@ class PrivatePostsFeed(PostsFeed):
 
     def get_object(self, request, slug, token):
         store = super().get_object(request, slug)
-        store.feed_reader = feed_reader_for_token(store=store, token=token)
-        if store.feed_reader is None:
+        reader = feed_reader_for_token(store=store, token=token)
+        if reader is None:
             raise Http404
+        # A podcast or reader app asks with no language of its own: the member's, as they joined.
+        store.feed_reader, store.feed_language = reader.email, language_for(reader.language)
         return store
+
+    def language_of(self, store) -> str:
+        return store.feed_language
 
     def readable(self, store, post, *, gated: bool) -> bool:
         return post_readable_by(post=post, email=store.feed_reader, gated=gated)

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from stall.catalog.models import ProductStatus
 from stall.orders.access import (
+    FeedReader,
     access_gated,
     access_gated_among,
     access_granted,
@@ -96,8 +97,9 @@ def posts_gated_among(*, posts) -> set[str]:
     return access_gated_among(product_ids=[p.product_id for p in posts])
 
 
-def feed_reader_for_token(*, store, token: str) -> str | None:
-    """The reader a private feed address belongs to (a member's secret token), or None."""
+def feed_reader_for_token(*, store, token: str) -> FeedReader | None:
+    """The reader a private feed address belongs to (a member's secret token: their email and
+    language), or None."""
     return access_reader_for_token(store_id=store.pk, token=token)
 
 

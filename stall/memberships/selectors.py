@@ -13,7 +13,7 @@ from django.utils.translation import gettext, gettext_lazy, gettext_noop
 from stall.accounts.models import Customer
 from stall.core.errors import NotFound
 from stall.core.money import format_money
-from stall.orders.access import AccessHandler, Offer
+from stall.orders.access import AccessHandler, FeedReader, Offer
 from stall.orders.models import Order
 
 from .errors import SubscriptionNotFound, TierNotFound
@@ -259,12 +259,14 @@ def access_gated(*, product_ids: list[str]) -> set[str]:
     return set(TierGate.objects.filter(product_id__in=product_ids).values_list("product_id", flat=True))
 
 
-def access_reader_for_token(*, store_id: str, token: str) -> str | None:
-    """The member whose private feed this is, while their membership gives access."""
+def access_reader_for_token(*, store_id: str, token: str) -> FeedReader | None:
+    """The member whose private feed this is, while their membership gives access, with the
+    language they joined in."""
     if not token or not isinstance(token, str):
         return None
-    sub = Subscription.objects.filter(store_id=store_id, feed_token=token, status__in=ACCESS_STATUSES).first()
-    return sub.email if sub is not None else None
+    found = Subscription.objects.filter(store_id=store_id, feed_token=token, status__in=ACCESS_STATUSES).values_list(
+        "email", "language").first()
+    return FeedReader(email=found[0], language=found[1]) if found is not None else None
 
 
 ACCESS = AccessHandler(

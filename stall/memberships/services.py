@@ -37,7 +37,7 @@ from stall.orders.refunds import refund_create
 from stall.orders.services import customer_for_email
 from stall.orders.spend import SpendLine, order_spend, spend_read
 from stall.payments.errors import BuyerRequired, PaymentDeclined, PaymentProcessorUnavailable
-from stall.payments.models import PaymentStatus, SavedPaymentMethod
+from stall.payments.models import PaymentStatus, SavedPaymentMethod, Wallet
 from stall.payments.saved_methods import (
     CardSetup,
     payment_charge_saved,
@@ -808,12 +808,27 @@ def join_card_setup(*, tier: Tier, email: str) -> CardSetup:
     if tier.status != TierStatus.ACTIVE:
         raise TierArchived()
     return payment_method_setup_start(email=email, store=tier.store)
+def _language_best_known(*, store_id: str, email: str, buyer: Buyer | None) -> str:
+    """The language a reader last used with this store, for emails about something they did not
+    do themselves (a membership the creator gave them from the English dashboard or API): their
+    newest checkout or membership here, else their wallet's, else "" (the default)."""
+    rows = [
+        Checkout.objects.filter(store_id=store_id, email__iexact=email).order_by("-created_at").values_list("created_at", "language").first(),
+        Subscription.objects.filter(store_id=store_id, email=email).order_by("-created_at").values_list("created_at", "language").first(),
+    ]
+    known = [row for row in rows if row is not None]
+    if known:
+        return max(known)[1]
+    if buyer is not None:
+        return Wallet.objects.filter(buyer=buyer).exclude(language="").values_list("language", flat=True).first() or ""
+    return ""
 
 
 @transaction.atomic
 def subscription_complimentary_create(*, tier: Tier, email: str, ends_at: datetime) -> Subscription:
     """A membership the creator gives, free until ``ends_at``; it ends then unless the member
-    chooses to pay."""
+    chooses to pay. Its emails (the end, a failed renewal) are in the member's best known
+    language, not the dashboard's."""
     email = email_normalize(email).lower()
     now = timezone.now()
     if not isinstance(ends_at, datetime) or ends_at <= now:
@@ -821,8 +836,10 @@ def subscription_complimentary_create(*, tier: Tier, email: str, ends_at: dateti
     locked = _tier_locked(tier)
     _joinable(tier=locked, email=email)
     price = tier_price_for(tier=locked)
-    plan = Start(tier=locked, price=price, email=email, buyer=buyer_for_email(email=email), pay_with=PaySource.NONE,
-                 origin=Origin.COMPLIMENTARY, ends_at=ends_at)
+    buyer = buyer_for_email(email=email)
+    plan = Start(tier=locked, price=price, email=email, buyer=buyer, pay_with=PaySource.NONE,
+                 origin=Origin.COMPLIMENTARY, ends_at=ends_at,
+                 language=_language_best_known(store_id=locked.store_id, email=email, buyer=buyer))
     return _start(plan, now=now)
 
 

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from stall.catalog.models import PriceType, Product, ProductKind, ProductStatus
+from stall.catalog.names import membership_product_name
 from stall.catalog.services import product_create, product_update
 from stall.core.errors import StallError
 from stall.core.money import MAX_AMOUNT, format_money
@@ -90,10 +91,10 @@ def prices_checked(prices, currency: str) -> dict[str, int]:
 
 
 def _price_product(*, tier: Tier, interval: str, amount: int) -> Product:
-    label = Interval(interval).label.lower()
     try:
         product = product_create(
-            store=tier.store, name=f"{tier.name} ({label})"[:120], amount=amount, price_type=PriceType.FIXED,
+            store=tier.store, name=membership_product_name(tier_name=tier.name, interval=interval), amount=amount,
+            price_type=PriceType.FIXED,
             status=ProductStatus.PUBLISHED if tier.status == TierStatus.ACTIVE else ProductStatus.ARCHIVED,
             slug=f"membership-{tier.pk.partition('_')[2]}-{interval}", kind=ProductKind.MEMBERSHIP,
         )

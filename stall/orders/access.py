@@ -17,7 +17,8 @@ Each handler answers three questions:
     (product id, lower-cased email): the one-click unlock reads it in the spend's first statement,
     so a store with no tiers pays no extra statement for it.
 ``reader_for_token(store_id=, token=)``
-    the email of the reader whose private feed token this is, while it grants anything.
+    the reader whose private feed token this is (a ``FeedReader``: their email and language),
+    while it grants anything.
 ``offers(store_id=, product_id=, email=)``
     the other ways to read the product, as ``Offer``s for its paywall (join a tier, with the
     reader's cap-to-subscribe progress); ``email`` may be empty (a reader not signed in).
@@ -46,11 +47,20 @@ class Offer:
 
 
 @dataclass(frozen=True)
+class FeedReader:
+    """Whose private feed a token opens: the email to read as, and the language they recorded
+    ("" for the default), for the feed's own words."""
+
+    email: str
+    language: str = ""
+
+
+@dataclass(frozen=True)
 class AccessHandler:
     granted: Callable[..., bool]
     gated: Callable[..., bool]
     granted_sql: str
-    reader_for_token: Callable[..., str | None] | None = None
+    reader_for_token: Callable[..., FeedReader | None] | None = None
     offers: Callable[..., list[Offer]] | None = None
 
 
@@ -91,13 +101,13 @@ def access_granted_sql() -> tuple[str, int]:
     return "(" + " OR ".join(h.granted_sql for h in _HANDLERS) + ")", len(_HANDLERS)
 
 
-def access_reader_for_token(*, store_id: str, token: str) -> str | None:
+def access_reader_for_token(*, store_id: str, token: str) -> FeedReader | None:
     """The reader a private feed token stands for, or None (unknown, rotated or ended)."""
     for handler in _HANDLERS:
         if handler.reader_for_token is not None:
-            email = handler.reader_for_token(store_id=store_id, token=token)
-            if email:
-                return email
+            reader = handler.reader_for_token(store_id=store_id, token=token)
+            if reader is not None:
+                return reader
     return None
 
 

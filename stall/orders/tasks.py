@@ -4,6 +4,7 @@ from django.utils.translation import gettext as _
 from huey.contrib.djhuey import db_task
 
 from stall.accounts.services import buyer_magic_link
+from stall.catalog.names import product_name_shown
 from stall.core.email import email_send
 from stall.core.money import format_money
 from stall.payments.models import Refund
@@ -29,7 +30,7 @@ def _receipt_send(order: Order) -> None:
         context={
             "order": order,
             "store": order.store,
-            "lines": [(ln.name, ln.quantity, format_money(ln.unit_amount * ln.quantity, order.currency)) for ln in order.lines.all()],
+            "lines": [(product_name_shown(ln.name), ln.quantity, format_money(ln.unit_amount * ln.quantity, order.currency)) for ln in order.lines.all()],
             "total": format_money(order.amount_total, order.currency),
             "discount": format_money(discount, order.currency) if (discount := sum(ln.amount_discount for ln in order.lines.all())) else "",
             "discount_code": order.checkout.discount_code if order.checkout else "",

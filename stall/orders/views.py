@@ -23,6 +23,7 @@ from stall.core.errors import StallError
 from stall.core.limits import client_address
 from stall.core.money import format_money
 
+from .library import library_entries
 from .license_seats import (
     license_seat_consent_revoke,
     license_seat_consent_set,
@@ -74,7 +75,11 @@ def library(request):
         if lic.seat_offer is not None:
             lic.seat_price = format_money(lic.seat_offer["amount"], lic.seat_offer["currency"], get_language())
         keys.setdefault(lic.order_id, []).append(lic)
-    items = [(entitlement, files, keys.get(entitlement.order_id, [])) for entitlement, files in items]
+    items = [{"entitlement": entitlement, "files": files, "keys": keys.get(entitlement.order_id, []),
+              "created_at": entitlement.created_at} for entitlement, files in items]
+    # What other domains sell (a commission), as they describe it, with the rest, newest first.
+    items += [{"entry": entry, "created_at": entry.created_at} for entry in library_entries(email=email)]
+    items.sort(key=lambda item: item["created_at"], reverse=True)
     return render(request, "orders/library.html", {"email": email, "items": items})
 
 

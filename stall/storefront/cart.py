@@ -15,6 +15,7 @@ from stall.checkout.services import checkout_create
 from stall.core.errors import NotFound, StallError
 from stall.core.forms import form_add_stall_error
 from stall.core.limits import RateLimited, client_address, limits_hit
+from stall.core.money import parse_amount
 from stall.orders.checkout_pay import checkout_confirm
 from stall.stores.selectors import store_get_public
 
@@ -86,10 +87,15 @@ def cart(request, slug):
 
 @require_POST
 def cart_add_view(request, slug):
+    """Add a product; a pay-what-you-want product with the amount the buyer typed on its page
+    (in the page's way of writing numbers), refused under its minimum."""
     store = _store(slug)
     try:
+        amount = request.POST.get("amount")
+        if amount is not None:  # the product page's field; a form without it takes the suggested amount
+            amount = parse_amount(amount, store.currency, locale=getattr(request, "LANGUAGE_CODE", "en") or "en")
         updated = cart_add(cart=cart_get(request, store), store=store, product_id=request.POST.get("product"),
-                           quantity=request.POST.get("quantity") or 1)
+                           quantity=request.POST.get("quantity") or 1, amount=amount)
     except StallError as exc:
         # Said on the cart page itself, as a refusal (400), with the cart as it was.
         lines = cart_lines(cart=cart_get(request, store), store=store)

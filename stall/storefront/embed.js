@@ -12,6 +12,19 @@
   window[key] = true;
   var overlay = null;
   var opener = null;
+  // The overlay's own words in Stall's languages, written in by the server from its catalogs.
+  var WORDS = /*stall:words*/{"en": {"checkout": "Checkout", "away": "Open in a new tab", "close": "Close"}}/*stall:end*/;
+  // The visitor's first language Stall speaks, as the checkout in the frame chooses it ("pt-PT"
+  // finds "pt-br" by its first part), else English.
+  var words = (function () {
+    var asked = [].concat(navigator.languages || [], navigator.language || []);
+    for (var i = 0; i < asked.length; i++) {
+      var tag = String(asked[i]).toLowerCase();
+      if (WORDS[tag]) return WORDS[tag];
+      for (var code in WORDS) if (code.split("-")[0] === tag.split("-")[0]) return WORDS[code];
+    }
+    return WORDS.en;
+  })();
 
   function el(tag, css, attrs) {
     var node = document.createElement(tag);
@@ -31,7 +44,7 @@
   function open(link) {
     close();
     opener = link;
-    var label = (link.textContent || "").trim() || "Checkout";
+    var label = (link.textContent || "").trim() || words.checkout;
     overlay = el("div",
       "position:fixed;inset:0;z-index:2147483647;background:rgba(0,0,0,.55);display:flex;" +
       "align-items:center;justify-content:center;padding:12px;box-sizing:border-box",
@@ -44,10 +57,10 @@
       "font:14px/1.3 system-ui,sans-serif;border-bottom:1px solid #e5e5e5;background:#fafafa");
     // If this site is not among the store's embed sites, the frame stays empty: this link still works.
     var away = el("a", "color:#333", {href: link.href, target: "_blank", rel: "noopener"});
-    away.textContent = "Open in a new tab";
+    away.textContent = words.away;
     var shut = el("button",
       "font:20px/1 system-ui,sans-serif;border:0;background:none;cursor:pointer;padding:4px 8px;color:#333",
-      {type: "button", "aria-label": "Close"});
+      {type: "button", "aria-label": words.close});
     shut.textContent = "\u00d7";
     shut.onclick = close;
     var frame = el("iframe", "border:0;width:100%;flex:1", {src: link.href, title: label, allow: "payment"});

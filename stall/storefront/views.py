@@ -4,21 +4,27 @@ These pages span domains (the catalog, the posts and tip jar of ``content``, che
 orders), so they sit above them all; each app below keeps its own services and selectors.
 """
 
+import functools
 import html
+import json
 import re
 from pathlib import Path
 from types import SimpleNamespace
 
+from django.conf import settings
 from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import translation
 from django.utils.html import strip_tags
 from django.utils.text import Truncator
+from django.utils.translation import gettext, gettext_noop
 from django.views.decorators.http import require_GET, require_http_methods
 
 from stall.accounts.services import buyer_from_request
-from stall.catalog.models import LISTED_KINDS, Product, ProductKind, ProductStatus
+from stall.catalog.models import LISTED_KINDS, PriceType, Product, ProductKind, ProductStatus
 from stall.catalog.selectors import product_get_public, products_public
+from stall.checkout.cart import cart_count
 from stall.checkout.discounts import code_normalize
 from stall.checkout.forms import BuyForm
 from stall.checkout.models import CheckoutStatus
@@ -34,7 +40,7 @@ from stall.core.forms import form_add_stall_error
 from stall.core.limits import RateLimited, client_address, limits_hit
 from stall.core.markdown import render_markdown
 from stall.core.middleware import frame_ancestors_allow
-from stall.core.money import Money
+from stall.core.money import Money, amount_for_input
 from stall.memberships.selectors import subscription_for_order, tier_prices_label, tiers_public
 from stall.orders.checkout_pay import checkout_confirm
 from stall.orders.models import Order
@@ -42,13 +48,29 @@ from stall.orders.services import download_url
 from stall.stores.models import Store
 from stall.stores.selectors import store_get_public
 
-EMBED_JS = (Path(__file__).parent / "embed.js").read_bytes()
+EMBED_JS_SOURCE = (Path(__file__).parent / "embed.js").read_text()
+# The overlay's words; the script picks the visitor's language from the table the server writes in.
+EMBED_WORDS = {"checkout": gettext_noop("Checkout"), "away": gettext_noop("Open in a new tab"), "close": gettext_noop("Close")}
+
+
+@functools.cache
+def embed_js_bytes() -> bytes:
+    """embed.js with every language's words written in: one script for every site and visitor
+    (cached by browsers and proxies as one file, no Vary), which chooses by the visitor's
+    browser languages, as the checkout it opens does. Built once, at the first request."""
+    table = {}
+    for code, _name in settings.LANGUAGES:
+        with translation.override(code):
+            table[code] = {key: gettext(text) for key, text in EMBED_WORDS.items()}
+    words = json.dumps(table, ensure_ascii=True, separators=(",", ":"))
+    source = re.sub(r"/\*stall:words\*/.*?/\*stall:end\*/", lambda _match: words, EMBED_JS_SOURCE, count=1)
+    return source.encode()
 
 
 @require_GET
 def embed_js(request):
     """The buy button's optional script (see embed.js), for creators' sites to load from here."""
-    response = HttpResponse(EMBED_JS, content_type="text/javascript; charset=utf-8")
+    response = HttpResponse(embed_js_bytes(), content_type="text/javascript; charset=utf-8")
     response["Cache-Control"] = "public, max-age=3600"
     return response
 
@@ -95,11 +117,11 @@ def remembered_code(request, store) -> str:
     return codes.get(store.pk, "")
 
 
-CART_SESSION_KEY = "carts"  # {store id: {product id: quantity}}: see storefront.cart
+CART_SESSION_KEY = "carts"  # {store id: {product id: quantity or [quantity, amount]}}: see checkout.cart
 
 
 def _cart_count(request, store) -> int:
-    return sum(request.session.get(CART_SESSION_KEY, {}).get(store.pk, {}).values())
+    return cart_count(cart=request.session.get(CART_SESSION_KEY, {}).get(store.pk, {}))
 
 
 def store_page(request, slug):
@@ -145,6 +167,12 @@ def product_page(request, slug, product_slug):
         "share": share_meta(request, title=product.name, description=product.description, url=request.path,
                             image=product.cover, price=Money(product.amount, product.currency)),
         "slots_left": slots_left(service_offer_for(product=product)) if product.kind == ProductKind.SERVICE else None,
+        # A pay-what-you-want product goes into the cart at the amount the buyer types, starting
+        # from the suggested one, written the page's way ("2,50" in Portuguese).
+        "cart_amount": amount_for_input(
+            product.suggested_amount if product.suggested_amount is not None else product.amount, product.currency,
+            getattr(request, "LANGUAGE_CODE", "en") or "en",
+        ) if product.price_type == PriceType.PAY_WHAT_YOU_WANT else None,
     }
     request.page_view = (store.pk, "product", product.pk)  # counted by stall.insights.pageviews
     return render(request, "stores/product.html", context)

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from stall.catalog.names import product_name_shown
 from stall.core.money import money_setting
 from stall.ledger.models import AccountKind, Transfer
 from stall.orders.models import Order
@@ -48,7 +49,8 @@ class Movement:
 
 
 def _products(order) -> str:
-    return ", ".join(f"{line.name} × {line.quantity}" if line.quantity > 1 else line.name for line in order.lines.all())
+    return ", ".join(f"{product_name_shown(line.name)} × {line.quantity}" if line.quantity > 1 else product_name_shown(line.name)
+                     for line in order.lines.all())
 
 
 def _card_label(payment) -> str:

@@ -117,3 +117,31 @@ def test_the_buy_button_is_a_plain_link_without_javascript(live_server, browser,
     finally:
         context.close()
     assert Order.objects.filter(email="nojs@example.com").count() == 1
+
+
+@pytest.mark.parametrize(("locale", "away", "close"), [("ko-KR", "새 탭에서 열기", "닫기"), ("pt-PT", "Abrir em uma nova aba", "Fechar")])
+def test_the_overlay_speaks_the_visitors_language(live_server, browser, creator_site, locale, away, close):
+    """A Korean visitor (and a Portuguese one, who gets Brazilian Portuguese by the language's
+    first part) sees the overlay's link and Close button in their language, as the checkout in it."""
+    folder, site = creator_site
+    store = StoreFactory(owner=UserFactory(), name="Ada's Field Notes", slug="ada")
+    product = product_with_file(store=store, name="Sample Pack", amount=300, content=b"samples\n")
+    store_update(store=store, embed_origins="https://elsewhere.example")  # the frame stays empty: the link is offered
+    from django.test import RequestFactory
+
+    from stall.dashboard.embeds import embed_button
+
+    request = RequestFactory().get("/", HTTP_HOST=live_server.url.removeprefix("http://"))
+    code = embed_button(request, path=f"/buy/{product.pk}/", label="Sample Pack")["code"]
+    (folder / "index.html").write_text(f"<!doctype html><html><body><p>{code}</p></body></html>")
+
+    context = browser.new_context(locale=locale)
+    try:
+        page = context.new_page()
+        page.goto(f"{site}/index.html")
+        page.get_by_role("link", name="Sample Pack").click()
+        expect(page.get_by_role("link", name=away)).to_be_visible()
+        page.get_by_role("button", name=close).click()
+        expect(page.get_by_role("dialog")).to_have_count(0)
+    finally:
+        context.close()

@@ -8,7 +8,7 @@ from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend
 from django.test import override_settings
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from stall.accounts.services import buyer_for_email
 from stall.audience import broadcasts as bc
@@ -250,3 +250,47 @@ def test_the_backers_of_a_campaign_are_a_segment(store):
 
     assert list(recipients(store=store, segment="campaign", ref=moss.pk)) == ["backer@example.com"]
     assert list(recipients(store=store, segment="campaign", ref=fern.pk)) == ["fern@example.com"]
+
+
+def test_the_footer_is_in_each_subscribers_language(client, signed_in, store, zine, django_capture_on_commit_callbacks):
+    """Joined from a Korean sign-up form, a Portuguese checkout (ticking "email me") and an
+    import (no language known: the default): one broadcast, each footer in its reader's language,
+    the creator's own words as written. The dashboard's preview stays English."""
+    from stall.checkout.models import Checkout
+    from stall.orders.checkout_pay import checkout_confirm
+
+    other = type(client)()
+    with django_capture_on_commit_callbacks(execute=True):
+        other.post(f"/s/{store.slug}/subscribe/", {"email": "mina@example.com"}, headers={"accept-language": "ko"})
+    mina = Subscriber.objects.get(store=store, email="mina@example.com")
+    assert (mina.status, mina.language) == (SubscriberStatus.PENDING, "ko")
+    Subscriber.objects.filter(pk=mina.pk).update(status=SubscriberStatus.SUBSCRIBED)
+    other.post(f"/buy/{zine.pk}/", {"email": "ana@example.com", "email_consent": "on"}, headers={"accept-language": "pt-br"})
+    with django_capture_on_commit_callbacks(execute=True):
+        checkout_confirm(checkout_id=Checkout.objects.get(email="ana@example.com").pk, payment_method="sandbox_visa")
+    assert Subscriber.objects.get(store=store, email="ana@example.com").language == "pt-br"
+    subscribe(store, "joe@example.com")
+    mail.outbox.clear()
+
+    broadcast = bc.broadcast_create(store=store, subject="Spring zine", body="It is *out*.")
+    with django_capture_on_commit_callbacks(execute=True):
+        bc.broadcast_schedule(broadcast=broadcast)
+    sent = {m.to[0]: m for m in mail.outbox}
+    assert sorted(sent) == ["ana@example.com", "joe@example.com", "mina@example.com"]
+    footers = {"mina@example.com": "구독 해지", "ana@example.com": "Cancelar inscrição", "joe@example.com": "Unsubscribe"}
+    for email, word in footers.items():
+        message = sent[email]
+        unsubscribe = message.extra_headers["List-Unsubscribe"].strip("<>")
+        assert f"{word}: {unsubscribe}" in message.body
+        assert f'<a href="{unsubscribe}">{word}</a>' in message.alternatives[0][0]
+        assert "It is *out*." in message.body and "<em>out</em>" in message.alternatives[0][0]
+    with translation.override("en"):  # as on the dashboard (English), whatever the last request left on
+        assert ">Unsubscribe</a>" in bc.broadcast_preview(broadcast=broadcast)
+
+
+def test_a_plain_text_broadcast_is_not_html_escaped(store):
+    """The text part carries the creator's words as typed: "&" and "<" stay themselves."""
+    subscribe(store, "a@example.com")
+    broadcast = bc.broadcast_create(store=store, subject="Tea", body="Tom & Jerry <3")
+    message = bc._message(broadcast=broadcast, to="a@example.com")
+    assert message.body.startswith("Tom & Jerry <3\n")

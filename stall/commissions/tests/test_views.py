@@ -102,3 +102,55 @@ def test_the_creator_opens_a_commission_offer(client, creator, store):
     product = store.products.get(kind="service")
     assert (product.amount, product.service_offer.slots, product.service_offer.auto_accept_days) == (4000, 2, 5)
     assert client.get(f"/s/{store.slug}/{product.slug}/").status_code == 200
+
+
+def _library(client, email, language="en"):
+    from urllib.parse import urlsplit
+
+    from stall.accounts.services import buyer_magic_link
+
+    client.get(urlsplit(buyer_magic_link(email=email)).path)
+    return client.get("/library/", headers={"accept-language": language})
+
+
+def test_the_library_lists_the_buyers_commissions_with_their_state_and_page(client, store, service):
+    """Paid commissions are in the buyer's library, newest first among what they bought, each
+    with its state and the link to its page; an unpaid reservation and other buyers' are not."""
+    from stall.commissions.services import commission_decline
+
+    from .conftest import reserve
+
+    service_offer_set(product=service, slots=10, auto_accept_days=7)
+    first = order_commission(store=store, product=service, email="Fan@Example.com")
+    second = order_commission(store=store, product=service)
+    reserve(store=store, product=service)  # reserved, never paid
+    order_commission(store=store, product=service, email="other@example.com")
+    commission_deliver(store=store, commission_id=second.pk, note="Here it is.")
+    commission_decline(store=store, commission_id=first.pk, reason="Too busy")
+
+    page = _library(client, "fan@example.com").content.decode()
+    cards = re.findall(r'data-testid="library-commission">(.*?)</section>', page, re.S)
+    assert len(cards) == 2
+    assert [re.search(r'data-testid="library-status">([^<]+)<', card).group(1) for card in cards] == [
+        "Delivered: review it", "Declined and refunded"]
+    for card, commission in zip(cards, (second, first), strict=True):
+        assert "Pet portrait" in card and commission.order_id in card
+        assert f'href="/commissions/{commission.access_token}/">Open the commission</a>' in card
+    assert client.get(f"/commissions/{second.access_token}/").status_code == 200
+
+
+@pytest.mark.parametrize(("language", "status", "action"), [("ko", "진행 중", "커미션 보기"), ("pt-br", "Em andamento", "Ver encomenda")])
+def test_the_librarys_commission_speaks_the_buyers_language(client, store, service, language, status, action):
+    order_commission(store=store, product=service)
+    page = _library(client, "fan@example.com", language).content.decode()
+    assert f'data-testid="library-status">{status}<' in page and f">{action}</a>" in page
+
+
+def test_a_library_with_no_commission_shows_none(client, store, service):
+    """A reservation whose checkout lapsed is no purchase: the library stays empty."""
+    from .conftest import reserve
+
+    _, commission = reserve(store=store, product=service)
+    Commission.objects.filter(pk=commission.pk).update(status=CommissionStatus.EXPIRED)
+    page = _library(client, "fan@example.com").content.decode()
+    assert 'data-testid="library-commission"' not in page

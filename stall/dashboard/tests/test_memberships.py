@@ -186,6 +186,32 @@ def test_give_a_complimentary_membership(dash, store, tier):
     assert Subscription.objects.count() == 1
 
 
+def test_a_complimentary_members_emails_are_in_their_best_known_language(dash, client, store, tier, django_capture_on_commit_callbacks):
+    """Given from the (English) dashboard to someone who bought here from a Portuguese page: the
+    membership keeps Portuguese, and its end is announced in Portuguese by the worker. Someone
+    Stall never saw gets the default, English."""
+    from django.core import mail
+    from django.utils import translation
+
+    from stall.checkout.models import Checkout
+    from stall.memberships.notices import subscription_ended_notice
+    from stall.testing import ProductFactory
+
+    zine = ProductFactory(store=store, name="Zine", amount=300)
+    client.post(f"/buy/{zine.pk}/", {"email": "ana@example.com"}, headers={"accept-language": "pt-br"})
+    assert Checkout.objects.get(email="ana@example.com").language == "pt-br"
+    ends = (timezone.now() + timedelta(days=30)).date().isoformat()
+    for email in ("Ana@Example.com", "joe@example.com"):
+        assert dash.post(url("member_new", store), {"tier": tier.pk, "email": email, "ends_on": ends}).status_code == 302
+    ana, joe = Subscription.objects.get(email="ana@example.com"), Subscription.objects.get(email="joe@example.com")
+    assert (ana.language, joe.language) == ("pt-br", "")
+    mail.outbox.clear()
+    with translation.override("en"), django_capture_on_commit_callbacks(execute=True):
+        subscription_ended_notice.call_local(ana.pk)
+        subscription_ended_notice.call_local(joe.pk)
+    assert [m.subject for m in mail.outbox] == ["Sua assinatura Supporter foi encerrada", "Your Supporter membership has ended"]
+
+
 def test_a_full_tier_takes_no_complimentary_member(dash, store):
     small = tier_create(store=store, name="Small", prices=[{"interval": "month", "amount": 300}], member_limit=1)
     subscription_join(tier=small, method="card", email="one@example.com", payment_method="sandbox_visa")

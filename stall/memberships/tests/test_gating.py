@@ -103,3 +103,27 @@ def test_a_post_is_gated_from_its_side_too(store, tier):
     stranger = buyer_for_email(email="x@example.com")
     with pytest.raises(WalletEmpty, match="Your wallet does not hold enough for this."):
         post_unlock(post=post, method="wallet", buyer=stranger)
+
+
+def test_the_private_feed_speaks_the_members_language_and_the_public_one_the_visitors(client, store, tier, reader, gated):
+    """A member who joined from a Korean page: their feed app asks in English (or nothing), and
+    the feed's title, description, its "read on" lines and its <language> are Korean still. The
+    public feed follows whoever asks it."""
+    from django.utils import translation
+
+    with translation.override("ko"):
+        sub = subscription_join(tier=tier, method="wallet", buyer=reader).subscription
+    assert sub.language == "ko"
+    extra = make_post(store, title="Paid only", amount=50)  # not gated: the member did not unlock it
+    url = reverse("content:private_feed", args=[store.slug, sub.feed_token])
+    feed = client.get(url, headers={"accept-language": "en"}).content.decode()
+    assert f"<title>{store.name}: 글</title>" in feed and f"{store.name}의 새 글입니다." in feed
+    assert "<language>ko</language>" in feed
+    assert "US$0.50에 이어서 읽으세요." in feed and "Read on" not in feed and extra.title in feed
+    assert feed.count(SECRET) == 2
+
+    public = client.get(reverse("content:feed", args=[store.slug]), headers={"accept-language": "pt-br"}).content.decode()
+    assert "<language>pt-br</language>" in public and f"Novos posts de {store.name}." in public
+    assert "Membros continuam lendo." in public and "Continue lendo por US$\xa00,50." in public
+    english = client.get(reverse("content:feed", args=[store.slug])).content.decode()
+    assert "Members read on." in english and "Read on for $0.50." in english

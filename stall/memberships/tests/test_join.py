@@ -136,3 +136,29 @@ def test_a_join_paid_from_the_wallet_on_the_hosted_page_renews_from_the_wallet(s
     sub = Subscription.objects.get(email=reader.email)
     assert (sub.status, sub.pay_with, sub.saved_method) == ("active", "wallet", None)
     assert _wallet(reader) == 1700
+
+
+def test_a_complimentary_membership_takes_the_readers_newest_known_language(store, tier, reader):
+    """Nothing at this store but a wallet opened on a Korean page: Korean. Then a membership
+    joined here from a Portuguese page, newer than anything else: Portuguese."""
+    from datetime import timedelta
+
+    from django.utils import timezone, translation
+
+    from stall.memberships.services import subscription_cancel, subscription_complimentary_create
+    from stall.memberships.tiers import tier_create
+    from stall.payments.models import Wallet
+
+    Wallet.objects.filter(buyer=reader).update(language="ko")
+    ends = timezone.now() + timedelta(days=10)
+    gift = subscription_complimentary_create(tier=tier, email=reader.email, ends_at=ends)
+    assert gift.language == "ko"
+    subscription_cancel(subscription=gift, at_period_end=False)
+    other = tier_create(store=store, name="Patron", prices=[{"interval": "month", "amount": 500}])
+    with translation.override("pt-br"):
+        joined = subscription_join(tier=other, method="wallet", buyer=reader).subscription
+    subscription_cancel(subscription=joined, at_period_end=False)
+    # The checkout of the wallet join (if any) and the membership: both Portuguese, the newest.
+    with translation.override("en"):
+        again = subscription_complimentary_create(tier=tier, email=reader.email, ends_at=ends)
+    assert again.language == "pt-br"

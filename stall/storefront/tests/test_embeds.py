@@ -1,11 +1,12 @@
 """The buy button on other sites: who may frame the checkout, the script, and link previews."""
 
+import json
 import re
 
 import pytest
 
 from stall.content.services import post_create, tip_jar_update
-from stall.storefront.views import EMBED_JS
+from stall.storefront.views import embed_js_bytes
 from stall.stores.services import embed_origins_clean, store_update
 from stall.testing import ProductFactory, buy
 
@@ -115,11 +116,29 @@ def test_the_script_is_small_and_asks_for_nothing_else(client, db):
     response = client.get("/embed.js")
     assert response.status_code == 200
     assert response["Content-Type"] == "text/javascript; charset=utf-8"
-    assert response.content == EMBED_JS
-    assert len(EMBED_JS) <= 10 * 1024
+    assert response.content == embed_js_bytes()
+    assert len(response.content) <= 10 * 1024
     # No request of its own: no fetch, XHR, import or script/image it adds; only the checkout's frame.
     for call in ("fetch(", "XMLHttpRequest", "import(", "createElement(\"script", "createElement(\"img", "sendBeacon"):
-        assert call not in EMBED_JS.decode()
+        assert call not in response.content.decode()
+
+
+def test_the_script_carries_the_overlays_words_in_every_language(client, db):
+    """The words the overlay shows (its "Open in a new tab" link, its Close button, the dialog's
+    name) are written into the script from the catalogs, for the script to choose by the
+    visitor's browser languages: none is left in English but the English entry."""
+    script = client.get("/embed.js", headers={"accept-language": "ko"}).content.decode()
+    words = json.loads(re.search(r"var WORDS = (\{.*?\});", script).group(1))
+    assert words == {
+        "en": {"checkout": "Checkout", "away": "Open in a new tab", "close": "Close"},
+        "ko": {"checkout": "결제", "away": "새 탭에서 열기", "close": "닫기"},
+        "pt-br": {"checkout": "Finalizar compra", "away": "Abrir em uma nova aba", "close": "Fechar"},
+    }
+    # The overlay reads its words from the table only.
+    for english in ('"Open in a new tab"', '"Close"', '"Checkout"'):
+        assert script.count(english) == 1, english
+    # The same bytes whoever asks: caches may keep one copy.
+    assert client.get("/embed.js", headers={"accept-language": "pt-br"}).content.decode() == script
 
 
 def test_dashboard_pages_give_the_snippet(client, creator, store, product):

@@ -507,12 +507,19 @@ def test_campaign_cart_gift_card_commission_list_and_library_pages_are_in_the_bu
     done = client.post(leave, headers={"accept-language": language})
     assert_translated(done.content.decode(), language, data + ["ana@example.com"], "unsubscribed")
 
-    # The cart with two products, then checked out.
+    # The cart with two products and a pay-what-you-want one at the buyer's amount (a refused
+    # amount first), then checked out.
+    pwyw = shop["pwyw"]
+    assert_translated(_get(client, f"/s/{slug}/{pwyw.slug}/", language), language, data, "pay-what-you-want product")
     for product in (more["bundle"], more["keyed"]):
         _post(client, f"/s/{slug}/cart/add/", {"product": product.pk}, language)
+    refused = _post(client, f"/s/{slug}/cart/add/", {"product": pwyw.pk, "amount": "0,5" if language == "pt-br" else "0.5"}, language, expect=400)
+    assert_translated(refused.content.decode(), language, data, "cart refusing an amount")
+    _post(client, f"/s/{slug}/cart/add/", {"product": pwyw.pk, "amount": "1,50" if language == "pt-br" else "1.50"}, language)
     cart = _get(client, f"/s/{slug}/cart/", language)
-    assert cart.count('name="quantity"') == 2
-    assert_translated(cart, language, data, "cart with two products")
+    assert cart.count('name="quantity"') == 3
+    assert {"ko": "US$1.50", "pt-br": "US$\xa01,50"}[language] in cart
+    assert_translated(cart, language, data, "cart with three products")
 
     sign_in(client, shop["buyer"].email)
     assert_translated(_get(client, f"/s/{slug}/redeem/", language), language, data, "redeem")
@@ -598,3 +605,55 @@ def test_backer_commission_and_gift_card_emails_are_in_the_language_of_the_buyer
     commission_deliver(store=store, commission_id=commission.pk, note="Taro")
     page = _get(client, f"/commissions/{commission.access_token}/", language)
     assert_translated(page, language, data, "commission (delivered)")
+    # The library lists it, in the buyer's words, with the link to that page.
+    library = _get(client, "/library/", language)
+    assert f'href="/commissions/{commission.access_token}/"' in library
+    assert_translated(library, language, data + [f.name for f in shop["download"].files.all()], "library with a commission")
+
+
+def test_a_canceled_campaign_and_a_canceled_pledge_agree_in_gender(client, shop):
+    """In Portuguese a campaign ("campanha") is feminine and a pledge ("apoio") masculine: the
+    campaign's status and the pledge's have their own translations (contexts), not one "Canceled"."""
+    from stall.campaigns.models import CampaignStatus, Pledge, PledgeStatus
+
+    more = _more_products(shop["store"])
+    campaign = more["campaign"]
+    sign_in(client, shop["buyer"].email)
+    _post(client, f"/campaigns/{campaign.pk}/", {"tier": more["vel"].pk, "amount": "5", "method": "wallet"}, "pt-br")
+    pledge = Pledge.objects.get(campaign=campaign)
+    Pledge.objects.filter(pk=pledge.pk).update(status=PledgeStatus.CANCELED)
+    type(campaign).objects.filter(pk=campaign.pk).update(status=CampaignStatus.CANCELED)
+    page = _get(client, f"/campaigns/{campaign.pk}/", "pt-br")
+    assert re.search(r'data-testid="status">Cancelada<', page), page
+    page = _get(client, f"/pledges/{pledge.pk}/", "pt-br")
+    assert re.search(r'data-testid="pledge-status">Cancelado<', page), page
+    with translation.override("pt-br"):
+        assert [str(CampaignStatus.CANCELED.label), str(PledgeStatus.CANCELED.label)] == ["Cancelada", "Cancelado"]
+    with translation.override("ko"):
+        assert str(CampaignStatus.LIVE.label) == "진행 중"
+
+
+@pytest.mark.parametrize(("language", "monthly"), [("ko", "Lume (월간)"), ("pt-br", "Lume (mensal)")])
+def test_a_membership_bought_by_card_names_its_interval_in_the_buyers_language(client, shop, language, monthly, django_capture_on_commit_callbacks):
+    """The tier's price is sold as a product named "Lume (monthly)" (the API's name, kept on the
+    lines); the payment page, the thank-you page and the receipt show "monthly" translated."""
+    store = shop["store"]
+    _, lume, _ = _tiers(store)
+    joined = _post(client, f"/s/{store.slug}/join/{lume.pk}/", {"method": "card", "interval": "month", "email": "ana@example.com"}, language)
+    checkout = Checkout.objects.latest("created_at")
+    assert [line.name for line in checkout.lines.all()] == ["Lume (monthly)"]
+    data = shop["data"] + TIER_NAMES + ["ana@example.com", checkout.pk]
+    page = _get(client, urlsplit(joined["Location"]).path, language)
+    assert monthly in page
+    assert_translated(page, language, data, "pay for a membership")
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        _post(client, f"/checkout/{checkout.pk}/", {"payment_method": "sandbox_visa"}, language)
+    order = Order.objects.get(checkout=checkout)
+    data.append(order.pk)
+    page = _get(client, f"/checkout/{checkout.pk}/complete/", language)
+    assert_translated(page, language, data, "membership paid")
+    (receipt,) = [m for m in mail.outbox if m.to == ["ana@example.com"]]
+    assert monthly in receipt.body and monthly in receipt.alternatives[0][0]
+    assert not untranslated(re.sub(r"https?://\S+", " ", receipt.body), language, data), receipt.body
+    assert order.lines.get().name == "Lume (monthly)"  # what the API answers, unchanged
