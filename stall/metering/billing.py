@@ -27,7 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .invoicing import CardClaim, invoice_settle
-from .late import adjustments_exact, late_usage_absorb
+from .late import adjustments_exact, late_usage_absorb, quantity_text
 from .models import (
     BillingMode,
     UsageCharge,
@@ -104,7 +104,7 @@ def subscription_period_close(*, subscription_id: str, now: datetime | None = No
             exact, usage = _live_exact(sub)
             if round_half_up(exact) > sub.charged:
                 return False
-            period_roll(sub, quantities={u.meter.key: str(u.quantity) for u in usage}, rated_at=timezone.now())
+            period_roll(sub, quantities={u.meter.key: quantity_text(u.quantity) for u in usage}, rated_at=timezone.now())
             return True
         settled = invoice_settle(sub, now=now)
     # Committed: an arrears invoice's card is charged outside any transaction (the rail may take

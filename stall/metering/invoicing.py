@@ -43,7 +43,7 @@ from stall.payments.models import PaymentStatus
 from stall.payments.rails import rail_get
 from stall.payments.saved_methods import payment_charge_saved
 
-from .late import late_usage_absorb
+from .late import late_usage_absorb, quantity_text
 from .models import (
     InvoiceStatus,
     LineKind,
@@ -100,7 +100,7 @@ def _invoice_make(sub: UsageSubscription, *, now: datetime) -> UsageInvoice:
 
 def _quantities(invoice: UsageInvoice) -> dict[str, str]:
     """What the invoice billed the period for, per meter (its usage lines)."""
-    return {line.meter_key: str(line.quantity) for line in invoice.lines.filter(kind=LineKind.USAGE)}
+    return {line.meter_key: quantity_text(line.quantity) for line in invoice.lines.filter(kind=LineKind.USAGE)}
 
 
 def _close(sub: UsageSubscription, invoice: UsageInvoice) -> bool:

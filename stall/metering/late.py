@@ -35,6 +35,11 @@ OLDEST = timedelta(days=35)
 LOOK_BACK = timedelta(minutes=2)
 
 
+def quantity_text(quantity: Decimal) -> str:
+    """A quantity as kept in ``BilledPeriod.quantities``: exact, without trailing zeros."""
+    return format(Decimal(quantity).normalize(), "f") if quantity else "0"
+
+
 def billed_period_record(*, sub: UsageSubscription, quantities: dict[str, str], rated_at: datetime) -> None:
     """Keep what the subscription's current period was billed for (meter key → quantity), as it
     closes; ``rated_at`` is when those quantities were read."""
@@ -75,7 +80,7 @@ def late_usage_absorb(*, sub: UsageSubscription, now: datetime) -> list[UsageAdj
             if quantity <= billed:
                 continue
             exact = _cost(price, quantity) - _cost(price, billed)
-            quantities[meter.key] = str(quantity)
+            quantities[meter.key] = quantity_text(quantity)
             if exact <= ZERO:  # free units (a free tier): billed quantity moves, nothing to charge
                 continue
             made.append(UsageAdjustment(
