@@ -36,6 +36,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import transaction
+from django.utils.translation import gettext_noop
 
 from stall.core.errors import StallError
 from stall.payments.errors import PaymentProcessorUnavailable
@@ -164,7 +165,7 @@ def _card_charge(claim: CardClaim, *, now: datetime) -> bool:
     failure: tuple[str, str] | None = None
     payment = None
     if card is None:
-        failure = ("card_missing", "There is no saved card to charge.")
+        failure = ("card_missing", gettext_noop("There is no saved card to charge."))
     else:
         try:
             payment = payment_charge_saved(
