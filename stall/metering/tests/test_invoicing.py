@@ -110,6 +110,7 @@ def test_a_declined_card_makes_the_subscription_past_due_and_is_retried_on_sched
     invoice = UsageInvoice.objects.get(subscription=sub)
     assert (invoice.status, invoice.attempts) == (InvoiceStatus.FAILED, 1)
     assert periods_close(now=failed_at + timedelta(hours=23)) == 0
+    assert subscription_period_close(subscription_id=sub.pk, now=failed_at + timedelta(hours=23)) is False
     assert UsageInvoice.objects.get(pk=invoice.pk).attempts == 1  # not tried before its time
     assert periods_close(now=failed_at + timedelta(days=1, minutes=1)) == 0
     sub.refresh_from_db()
