@@ -27,7 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .invoicing import CardClaim, invoice_settle
-from .late import adjustments_exact, late_usage_absorb, quantity_text
+from .late import LIVE_LOOK_EVERY, adjustments_exact, late_usage_absorb, quantity_text
 from .models import (
     BillingMode,
     UsageCharge,
@@ -54,7 +54,7 @@ def _live_exact(sub: UsageSubscription):
 
 
 def _live_charge(sub: UsageSubscription, *, period_end: bool, force: bool = False, now: datetime | None = None) -> UsageCharge | None:
-    late_usage_absorb(sub=sub, now=now or timezone.now())
+    late_usage_absorb(sub=sub, now=now or timezone.now(), every=None if period_end or force else LIVE_LOOK_EVERY)
     exact, _ = _live_exact(sub)
     threshold = 1 if force else sub.threshold
     amount = live_charge_due(exact_cost=exact, charged=sub.charged, threshold=threshold, period_end=period_end)

@@ -2,8 +2,8 @@
 
 An event may be sent up to 35 days after its timestamp (``ingest.OLDEST``), so usage can arrive
 for a period that has closed. Each closed period keeps the quantities it was billed for, per
-meter (``BilledPeriod``). Before a live charge and when an arrears invoice is made, the recent
-closed periods that received events since they were last looked at are rated again with the
+meter (``BilledPeriod``). Before a live charge (at most every ``LIVE_LOOK_EVERY``), at a live
+period's close and when an arrears invoice is made, the recent closed periods that received events since they were last looked at are rated again with the
 existing aggregation (``selectors.meter_quantity``); where a meter's quantity grew, the
 difference in cost — ``price(new quantity) - price(billed quantity)`` under the plan's current
 price, so a graduated tier prices the late units where they fall — becomes a ``UsageAdjustment``
@@ -33,6 +33,8 @@ OLDEST = timedelta(days=35)
 # for events received since this long before the last look, so none committed late is missed
 # (looking twice bills nothing twice: quantities are compared, not events counted).
 LOOK_BACK = timedelta(minutes=2)
+# A live subscription looks for late events before a threshold charge at most this often.
+LIVE_LOOK_EVERY = timedelta(minutes=10)
 
 
 def quantity_text(quantity: Decimal) -> str:
@@ -54,25 +56,31 @@ def _cost(price, quantity: Decimal) -> Decimal:
                       package_size=price.package_size, tiers=price.tiers)
 
 
-def late_usage_absorb(*, sub: UsageSubscription, now: datetime) -> list[UsageAdjustment]:
+def late_usage_absorb(*, sub: UsageSubscription, now: datetime, every: timedelta | None = None) -> list[UsageAdjustment]:
     """Bill the late usage of ``sub``'s recent closed periods in its current period: the
-    adjustments made now (none when nothing arrived late). Call with the subscription locked."""
+    adjustments made now (none when nothing arrived late). Call with the subscription locked.
+
+    Looking for late events reads the period's events of the plan's meters by the index
+    (customer, name, timestamp), so a live charge, made after every batch, looks only when the
+    last look is ``every`` old; a period's close and an invoice look always."""
     oldest = now - OLDEST - timedelta(days=1)
-    periods = list(BilledPeriod.objects.filter(subscription=sub, period_end__gt=oldest).order_by("period_start"))
+    looked_at = timezone.now()  # wall-clock time, as events' received_at is (``now`` may be a task's clock)
+    periods = [
+        p for p in BilledPeriod.objects.filter(subscription=sub, period_end__gt=oldest).order_by("period_start")
+        if every is None or p.checked_at + LOOK_BACK + every <= looked_at
+    ]
+    if not periods:
+        return []
+    prices = list(sub.plan.prices.select_related("meter").order_by("pk"))
+    names = {price.meter.event_name for price in prices}
     made: list[UsageAdjustment] = []
-    prices = None
-    looked_at = timezone.now()
     for period in periods:
         arrived = UsageEvent.objects.filter(
-            customer_id=sub.customer_id, timestamp__gte=period.period_start, timestamp__lt=period.period_end,
-            received_at__gte=period.checked_at,
+            customer_id=sub.customer_id, name__in=names, timestamp__gte=period.period_start,
+            timestamp__lt=period.period_end, received_at__gte=period.checked_at,
         ).exists()
-        if not arrived:
-            continue
-        if prices is None:
-            prices = list(sub.plan.prices.select_related("meter").order_by("pk"))
         quantities = dict(period.quantities)
-        for price in prices:
+        for price in prices if arrived else ():
             meter = price.meter
             billed = Decimal(quantities.get(meter.key, "0"))
             quantity = meter_quantity(meter=meter, customer_id=sub.customer_id, start=period.period_start,
@@ -87,7 +95,6 @@ def late_usage_absorb(*, sub: UsageSubscription, now: datetime) -> list[UsageAdj
                 subscription=sub, period_start=period.period_start, billed_in=sub.period_start, meter_key=meter.key,
                 meter_name=meter.name, quantity=quantity - billed, exact=exact,
             ))
-        # Wall-clock time, as events' received_at is (``now`` may be a test's or a task's clock).
         BilledPeriod.objects.filter(pk=period.pk).update(quantities=quantities, checked_at=looked_at - LOOK_BACK)
     if made:
         UsageAdjustment.objects.bulk_create(made)

@@ -4,6 +4,7 @@ invoice as an "adjustment" line (arrears) or with the next live charge (live).""
 from decimal import Decimal
 
 import pytest
+from django.db.models import F
 
 from stall.metering import ingest, late
 from stall.metering.billing import periods_close
@@ -73,19 +74,24 @@ def test_late_live_usage_is_charged_with_the_next_live_charge_once(store, custom
 
     send(store, customer, n=50, prefix="late", minutes_ago=15 * DAY)
     sub.refresh_from_db()
+    assert not UsageAdjustment.objects.exists()  # looked for at most every ten minutes
+    BilledPeriod.objects.update(checked_at=F("checked_at") - late.LIVE_LOOK_EVERY)  # ten minutes later
+    send(store, customer, n=1, prefix="next", minutes_ago=DAY)  # the next batch's live charge bills them
+    sub.refresh_from_db()
     adjustment = UsageAdjustment.objects.get(subscription=sub)
     assert (adjustment.quantity, adjustment.exact, adjustment.billed_in) == (50, Decimal("10.0"), sub.period_start)
     charges = list(UsageCharge.objects.filter(subscription=sub).order_by("pk").values_list("amount", "period_start"))
     assert charges[-1] == (10, sub.period_start) and len(charges) == 2
     assert sub.charged == 10
 
+    BilledPeriod.objects.update(checked_at=F("checked_at") - late.LIVE_LOOK_EVERY)
     send(store, customer, n=1, prefix="now", minutes_ago=DAY)  # another batch: nothing late is billed twice
     assert UsageAdjustment.objects.filter(subscription=sub).count() == 1
     sub.refresh_from_db()
-    assert sub.charged == 10  # 0.2¢ accrued, under the threshold
+    assert sub.charged == 10  # 0.4¢ accrued, under the threshold
     sub = period_set(sub, days_ago=10)
     assert periods_close() == 1
-    assert sum(UsageCharge.objects.filter(subscription=sub).values_list("amount", flat=True)) == 20  # 20.2¢ → 20¢
+    assert sum(UsageCharge.objects.filter(subscription=sub).values_list("amount", flat=True)) == 20  # 20.4¢ → 20¢
 
 
 def test_late_usage_that_lowers_a_period_is_not_credited(store, customer, buyer, allowance):
