@@ -153,6 +153,9 @@ class UsageSubscription(models.Model):
     # Ending: the current period was cut short (the membership ended); once it is paid the
     # subscription is canceled instead of starting another.
     ending = models.BooleanField(default=False)
+    # Ending with a plan to go on with: the member moved to (or rejoined) a tier carrying it. The
+    # shortened period is billed on the old plan; the next one starts on this one.
+    pending_plan = models.ForeignKey(Plan, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -52,14 +52,18 @@ def locked(subscription_id: str) -> UsageSubscription | None:
 
 
 def period_roll(sub: UsageSubscription, *, quantities: dict[str, str], rated_at: datetime) -> None:
-    """The paid period is closed: keep what it billed, then start the next period — or, for a
-    subscription ending (its membership ended), cancel it. Call with the subscription locked."""
+    """The paid period is closed: keep what it billed, then start the next period — on the
+    pending plan, if the member moved tiers — or, for a subscription ending (its membership
+    ended), cancel it. Call with the subscription locked."""
     billed_period_record(sub=sub, quantities=quantities, rated_at=rated_at)
     fields = ["period_start", "period_end", "charged", "charges_made", "status", "failure_message", "past_due_since",
               "card_retries", "next_retry_at", "updated_at"]
-    if sub.ending:
+    if sub.ending and sub.pending_plan_id is None:
         sub.status = UsageSubscriptionStatus.CANCELED
     else:
+        if sub.pending_plan_id is not None:  # goes on, on the plan of the member's new tier
+            sub.plan_id, sub.pending_plan_id, sub.ending = sub.pending_plan_id, None, False
+            fields += ["plan", "pending_plan", "ending"]
         sub.period_start = sub.period_end
         sub.period_end = period_after(sub.period_start)
         sub.charged, sub.charges_made = 0, 0

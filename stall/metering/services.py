@@ -331,9 +331,10 @@ def membership_follow(*, change: MembershipChange) -> None:
     """A membership started, changed or ended (``orders.tiers``): keep the member's usage
     subscription on the plan their tier carries. Joining a tier that carries a plan puts the
     member on it, billed in arrears — from the wallet first when they pay the tier from it, with
-    the card they gave the tier; leaving the tier (the membership ended, or moved to a tier with
-    another plan) ends it, billing what was used. A member who already has a usage subscription
-    of their own keeps it: usage is rated once."""
+    the card they gave the tier; leaving the tier ends it, billing what was used (its period is
+    cut short and billed by the periodic task). Moving to a tier with another plan cuts the
+    period the same way and goes on with the new plan from then. A member who already has a
+    usage subscription of their own keeps it: usage is rated once."""
     current = UsageSubscription.objects.filter(membership_id=change.membership_id).exclude(
         status=UsageSubscriptionStatus.CANCELED).exclude(ending=True).select_related("plan").first()
     plan = None
@@ -343,7 +344,15 @@ def membership_follow(*, change: MembershipChange) -> None:
         if plan is not None and current.plan_id == plan.pk:
             return
         usage_subscription_end(subscription=current)
-    if plan is None or usage_subscription_for_customer(customer_id=change.customer_id) is not None:
+    if plan is None:
+        return
+    existing = usage_subscription_for_customer(customer_id=change.customer_id)
+    if existing is not None:
+        if existing.ending and existing.membership_id:
+            # A tier's subscription on its way out (the member moved tiers, or left and came back):
+            # its shortened period is billed on its plan, then it goes on with this one.
+            UsageSubscription.objects.filter(pk=existing.pk, ending=True).update(
+                pending_plan=plan, membership_id=change.membership_id, updated_at=timezone.now())
         return
     saved = SavedPaymentMethod.objects.filter(pk=change.saved_method_id).first() if change.saved_method_id else None
     try:

@@ -104,3 +104,28 @@ def test_the_plan_api_reads_and_sets_the_tier(api, store, tier, calls):
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "tier"
     typed = api.post("/plans", {"name": "Usage", "tier": 5, "prices": []})
     assert typed.status_code == 400 and "error" in typed.json()
+
+
+def test_moving_to_a_tier_with_another_plan_bills_the_old_plan_then_goes_on_with_the_new(
+    store, buyer, customer, allowance, tier, plan
+):
+    """Builder (1¢ a call) to Studio (2¢ a call): the period is cut at the upgrade and billed on
+    Builder's plan; the subscription goes on, active, on Studio's plan — one subscription."""
+    from stall.memberships.services import subscription_change
+
+    studio = tier_create(store=store, name="Studio", prices=[{"interval": "month", "amount": 900}])
+    studio_plan = plan_create(store=store, name="Studio usage", tier=studio.pk,
+                              prices=[{"meter": "api_calls", "unit_price": "2"}])
+    joined = subscription_join(tier=tier, method="wallet", buyer=buyer).subscription
+    usage = period_set(UsageSubscription.objects.get(customer=customer), days_ago=3, until_days_ago=-20)
+    send(store, customer, n=10, minutes_ago=DAY)
+
+    subscription_change(subscription=joined, tier=studio, buyer=buyer)
+    usage.refresh_from_db()
+    assert (usage.ending, usage.pending_plan_id, usage.plan_id) == (True, studio_plan.pk, plan.pk)
+    assert periods_close() == 1
+    usage.refresh_from_db()
+    assert (usage.status, usage.plan_id, usage.ending, usage.pending_plan_id) == ("active", studio_plan.pk, False, None)
+    invoice = UsageInvoice.objects.get(subscription=usage)
+    assert [(line.description, line.amount) for line in invoice.lines.all()] == [("API calls", 10)]
+    assert UsageSubscription.objects.filter(customer=customer).count() == 1
