@@ -60,3 +60,17 @@ def test_another_buyers_subscription_is_not_found(client, arrears):
     assert "You are not billed for usage anywhere." in client.get("/usage/").content.decode()
     assert client.post(f"/usage/{arrears.pk}/card/", {"payment_method": "sandbox_visa"}).status_code == 404
     assert UsageSubscription.objects.get(pk=arrears.pk).saved_method.method_ref == "sandbox_declined"
+
+
+def test_the_creators_customer_page_names_late_usage_carried_amounts_and_the_card(client, creator, store, customer, arrears):
+    sub = period_set(arrears, days_ago=20, until_days_ago=10)
+    send(store, customer, n=5, minutes_ago=15 * DAY)  # carried
+    assert periods_close() == 1
+    send(store, customer, n=3, prefix="late", minutes_ago=15 * DAY)
+    period_set(sub, days_ago=10)
+    send(store, customer, n=30, prefix="b", minutes_ago=DAY)
+    assert periods_close() == 0  # declined
+    client.force_login(creator)
+    page = client.get(f"/dashboard/{store.slug}/usage/customers/{customer.pk}/").content.decode()
+    assert "Late usage of " in page and "Carried from " in page
+    assert "Visa •••• 0002" in page and "Card tried again " in page
