@@ -28,6 +28,7 @@ urlpatterns = [
     path("", include("stall.payments.urls")),
     path("", include("stall.wallets.urls")),
     path("", include("stall.memberships.urls")),
+    path("", include("stall.metering.urls")),
     path("", include("stall.audience.urls")),  # before the store pages: /s/<store>/subscribe/
     path("", include("stall.campaigns.urls")),
     path("", include("stall.commissions.urls")),

@@ -25,6 +25,7 @@ from stall.metering import selectors as usage_selectors
 from stall.metering import services as usage_services
 from stall.metering.models import Aggregation, BillingMode, PriceModel
 from stall.metering.rating import round_half_up
+from stall.orders.tiers import tiers_for_store
 
 from .forms import AmountField, _AmountsForm, amount_for_input
 from .views import _locale, _render, _store
@@ -86,10 +87,15 @@ def _tiers_parse(text: str) -> list[dict]:
 class PlanForm(_AmountsForm):
     name = forms.CharField(label="Name", max_length=120)
     fixed_fee = AmountField(label="Fixed fee a month", required=False, help_text="Optional, charged with the usage.")
+    tier = forms.ChoiceField(
+        label="Membership tier", required=False,
+        help_text="Members of this tier are put on the plan (billed in arrears) while they are members; "
+                  "the tier's own price stays with the membership.")
 
-    def __init__(self, *args, meters=(), **kwargs):
+    def __init__(self, *args, meters=(), tiers=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["fixed_fee"].label += f" ({self.currency})"
+        self.fields["tier"].choices = [("", "No tier"), *tiers]
         self.meters = list(meters)
         for meter in self.meters:
             p = f"m_{meter.pk}"
@@ -140,7 +146,8 @@ class PlanForm(_AmountsForm):
         form_add_stall_error(self, exc)
 
     def initial_from(self, plan) -> None:
-        self.initial.update({"name": plan.name, "fixed_fee": amount_for_input(plan.fixed_fee or None, plan.currency)})
+        self.initial.update({"name": plan.name, "fixed_fee": amount_for_input(plan.fixed_fee or None, plan.currency),
+                             "tier": plan.tier_id})
         for price in plan.prices.all():
             p = f"m_{price.meter_id}"
             self.initial.update({
@@ -169,10 +176,14 @@ class SubscribeForm(forms.Form):
 def usage(request, slug):
     """Meters, plans and the customers on them."""
     store = _store(request, slug)
+    tier_names = dict(tiers_for_store(store_id=store.pk))
+    plans = list(usage_selectors.plans_for_store(store=store))
+    for plan in plans:
+        plan.tier_name = tier_names.get(plan.tier_id, plan.tier_id)
     context = {
         "store": store, "section": SECTION,
         "meters": usage_selectors.meters_for_store(store=store),
-        "plans": usage_selectors.plans_for_store(store=store),
+        "plans": plans,
         "subscriptions": usage_selectors.usage_subscriptions_for_store(store=store)[:200],
     }
     return _render(request, "dashboard/usage.html", context)
@@ -224,10 +235,13 @@ def _plan_save(request, store, form, plan=None):
     except forms.ValidationError:
         return None
     fee = form.cleaned_data["fixed_fee"] or 0
+    tier = form.cleaned_data["tier"] or ""
     try:
         if plan is None:
-            return usage_services.plan_create(store=store, name=form.cleaned_data["name"], fixed_fee=fee, prices=prices)
-        return usage_services.plan_update(plan=plan, name=form.cleaned_data["name"], fixed_fee=fee, prices=prices)
+            return usage_services.plan_create(store=store, name=form.cleaned_data["name"], fixed_fee=fee, prices=prices,
+                                              tier=tier)
+        return usage_services.plan_update(plan=plan, name=form.cleaned_data["name"], fixed_fee=fee, prices=prices,
+                                          tier=tier)
     except StallError as exc:
         form.add_stall_error(exc, prices)
         return None
@@ -238,7 +252,8 @@ def _plan_save(request, store, form, plan=None):
 def plan_new(request, slug):
     store = _store(request, slug)
     meters = usage_selectors.meters_for_store(store=store).order_by("key")
-    form = PlanForm(request.POST or None, currency=store.currency, locale=_locale(request), meters=meters)
+    form = PlanForm(request.POST or None, currency=store.currency, locale=_locale(request), meters=meters,
+                    tiers=tiers_for_store(store_id=store.pk))
     if request.method == "POST" and (plan := _plan_save(request, store, form)) is not None:
         messages.success(request, f"Plan “{plan.name}” created.")
         return redirect("dashboard:usage", slug=store.slug)
@@ -252,7 +267,8 @@ def plan_edit(request, slug, plan_id):
     store = _store(request, slug)
     plan = _get(usage_selectors.plan_get, store=store, plan_id=plan_id)
     meters = usage_selectors.meters_for_store(store=store).order_by("key")
-    form = PlanForm(request.POST or None, currency=store.currency, locale=_locale(request), meters=meters)
+    form = PlanForm(request.POST or None, currency=store.currency, locale=_locale(request), meters=meters,
+                    tiers=tiers_for_store(store_id=store.pk))
     form.initial_from(plan)
     if request.method == "POST" and _plan_save(request, store, form, plan) is not None:
         messages.success(request, "Plan saved.")

@@ -14,8 +14,9 @@ class MembershipsConfig(AppConfig):
             order_paid_register,
         )
         from stall.orders.pricing import PriceLimit, price_limit_register
+        from stall.orders.tiers import TierDirectory, tier_directory_register
 
-        from .selectors import ACCESS
+        from .selectors import ACCESS, tier_choices
         from .services import (
             CAPPED_TIER_SQL,
             cap_limit,
@@ -32,3 +33,5 @@ class MembershipsConfig(AppConfig):
         price_limit_register(PriceLimit(limit_sql=cap_limit_sql, limit=cap_limit))
         # Members read the posts gated to their tier.
         access_register(ACCESS)
+        # Other domains (a metering plan carried by a tier) name tiers by id.
+        tier_directory_register(TierDirectory(tiers=tier_choices))

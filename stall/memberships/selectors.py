@@ -36,6 +36,11 @@ def tiers_for_store(*, store) -> QuerySet[Tier]:
     return Tier.objects.filter(store=store).prefetch_related("prices", "gates").order_by("-pk")
 
 
+def tier_choices(*, store_id: str) -> list[tuple[str, str]]:
+    """A store's tiers as (id, name), oldest first (``orders.tiers.TierDirectory``)."""
+    return list(Tier.objects.filter(store_id=store_id).order_by("pk").values_list("pk", "name"))
+
+
 def tier_get(*, store, tier_id: str) -> Tier:
     """A tier of ``store``; another store's tier is "not found"."""
     tier = tiers_for_store(store=store).filter(pk=tier_id).first()

@@ -36,6 +36,7 @@ from stall.orders.models import Order
 from stall.orders.refunds import refund_create
 from stall.orders.services import customer_for_email
 from stall.orders.spend import SpendLine, order_spend, spend_read
+from stall.orders.tiers import MembershipChange, membership_changed
 from stall.payments.errors import BuyerRequired, PaymentDeclined, PaymentProcessorUnavailable
 from stall.payments.models import PaymentStatus, SavedPaymentMethod, Wallet
 from stall.payments.saved_methods import (
@@ -84,9 +85,14 @@ MAX_PAUSE_PERIODS = 3
 
 
 def subscription_events_record(sub: Subscription, *types: str) -> None:
-    """Record events for ``sub`` in the caller's transaction."""
+    """Record events for ``sub`` in the caller's transaction, and tell the domains that follow
+    memberships (a metering plan carried by the tier) what it is now."""
     data = subscription_out(sub)
     events_record(store_id=sub.store_id, events=[EventRow(t, data) for t in types])
+    membership_changed(change=MembershipChange(
+        membership_id=sub.pk, store_id=sub.store_id, tier_id=sub.tier_id, customer_id=sub.customer_id,
+        live=sub.status != SubscriptionStatus.ENDED, pay_with=sub.pay_with, saved_method_id=sub.saved_method_id,
+    ))
 
 
 def membership_line(price: TierPrice, amount: int | None = None) -> SpendLine:
@@ -388,6 +394,7 @@ def renewal_paid(*, period: SubscriptionPeriod, order: Order, now: datetime, pai
     if restarted:
         sub.anchor_at, sub.anchor_offset = period.start, period.number
     was_past_due = sub.status == SubscriptionStatus.PAST_DUE
+    tier_was = sub.tier_id
     read_at = sub.updated_at
     sub.price, sub.tier_id, sub.pending_price = price, price.tier_id, None
     sub.period_number, sub.current_period_start, sub.current_period_end = period.number, period.start, period.end
@@ -402,6 +409,11 @@ def renewal_paid(*, period: SubscriptionPeriod, order: Order, now: datetime, pai
     )
     if not moved:
         raise RenewalStale(sub.pk)
+    if sub.tier_id != tier_was:  # a downgrade to another tier took effect: its plan, if any, follows
+        membership_changed(change=MembershipChange(
+            membership_id=sub.pk, store_id=sub.store_id, tier_id=sub.tier_id, customer_id=sub.customer_id, live=True,
+            pay_with=sub.pay_with, saved_method_id=sub.saved_method_id,
+        ))
     if was_past_due:
         logger.info("subscription %s recovered from past_due", sub.pk)
     return [EventRow("subscription.renewed", subscription_out(sub))]

@@ -25,6 +25,7 @@ from .schemas import (
     PlanUpdateIn,
     UsageOut,
     UsageParams,
+    UsageSubscriptionCardIn,
     UsageSubscriptionCreateIn,
     UsageSubscriptionList,
     UsageSubscriptionOut,
@@ -123,7 +124,7 @@ def _prices(payload) -> list | None:
 @plans_router.post("", response=responses(PlanOut), summary="Create a plan")
 def plan_create(request, payload: PlanCreateIn):
     plan = services.plan_create(store=request.store, name=payload.name, fixed_fee=payload.fixed_fee,
-                                prices=_prices(payload))
+                                prices=_prices(payload), tier=payload.tier)
     return plan_out(selectors.plan_get(store=request.store, plan_id=plan.pk))
 
 
@@ -139,9 +140,10 @@ def plan_retrieve(request, id: ObjectId):
 
 @plans_router.post("/{id}", response=responses(PlanOut), summary="Update a plan")
 def plan_update(request, id: ObjectId, payload: PlanUpdateIn):
-    """Changes only the parameters sent; ``prices`` replaces them all."""
+    """Changes only the parameters sent; ``prices`` replaces them all; ``tier`` "" detaches the plan."""
     plan = selectors.plan_get(store=request.store, plan_id=id)
-    services.plan_update(plan=plan, name=payload.name, fixed_fee=payload.fixed_fee, prices=_prices(payload))
+    services.plan_update(plan=plan, name=payload.name, fixed_fee=payload.fixed_fee, prices=_prices(payload),
+                         tier=payload.tier)
     return plan_out(selectors.plan_get(store=request.store, plan_id=id))
 
 
@@ -155,9 +157,12 @@ def _subscription(request, subscription_id: str):
 @usage_subscriptions_router.post("", response=responses(UsageSubscriptionOut), summary="Put a customer on a plan")
 def usage_subscription_create(request, payload: UsageSubscriptionCreateIn):
     """``live`` charges the customer's wallet, under the allowance they gave the store, each time
-    ``threshold`` minor units have accrued and at period end; ``arrears`` invoices at period end."""
+    ``threshold`` minor units have accrued and at period end; ``arrears`` invoices at period end,
+    paid from the wallet first (``wallet_first``) and else by the card ``payment_method``, saved
+    for the customer now (a Stripe ``pm_…`` made with Stripe.js, or a sandbox test card)."""
     sub = services.usage_subscription_create(store=request.store, customer_id=payload.customer, plan_id=payload.plan,
-                                             billing=payload.billing, threshold=payload.threshold)
+                                             billing=payload.billing, threshold=payload.threshold,
+                                             payment_method=payload.payment_method, wallet_first=payload.wallet_first)
     return usage_subscription_out(sub)
 
 
@@ -174,6 +179,14 @@ def usage_subscription_retrieve(request, id: ObjectId):
 @usage_subscriptions_router.post("/{id}/cancel", response=responses(UsageSubscriptionOut), summary="Cancel")
 def usage_subscription_cancel(request, id: ObjectId):
     return usage_subscription_out(services.usage_subscription_cancel(subscription=_subscription(request, id)))
+
+
+@usage_subscriptions_router.post("/{id}/payment_method", response=responses(UsageSubscriptionOut),
+                                 summary="Save a new card for an arrears subscription's invoices")
+def usage_subscription_card_set(request, id: ObjectId, payload: UsageSubscriptionCardIn):
+    """Saves the card (and/or ``wallet_first``); a past-due invoice is tried again at once."""
+    sub = services.usage_subscription_card_set(subscription=_subscription(request, id), **payload.model_dump(exclude_unset=True))
+    return usage_subscription_out(sub)
 
 
 @usage_subscriptions_router.post("/{id}/retry", response=responses(UsageSubscriptionOut),

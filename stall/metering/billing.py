@@ -2,80 +2,60 @@
 
 A live subscription is charged from the customer's wallet, under the allowance they gave the
 store (``orders.charging.store_charge``), whenever the period's accrued cost reaches its
-threshold, and once more when the period closes; an arrears subscription gets one invoice at
-period end, with one line per price, charged the same way. Amounts follow the rounding rule in
-``rating`` (exact accrual, rounded half-up once when it becomes a charge, the rest carried).
+threshold, and once more when the period closes. An arrears subscription gets one invoice at
+period end, with one line per price, paid as ``invoicing`` says: the wallet first when the
+customer allowed it, else (or when the wallet refuses) their saved card. Amounts follow the
+rounding rule in ``rating`` (exact accrual, rounded half-up once when it becomes a charge, the
+rest carried). Usage that arrives late for a closed period is billed once in a later one
+(``late``).
 
-Each charge runs with the subscription's row locked and an idempotency key naming the
+Each wallet charge runs with the subscription's row locked and an idempotency key naming the
 subscription, the period and the charge's number in it, so two workers billing one subscription
 at once charge once. A refused charge (no allowance, the allowance's room used up, an empty
-wallet) moves no money: the usage stays recorded, the subscription becomes ``past_due`` (live
-charging pauses) and the store's integration hears ``usage.payment_failed``. A period closes only
-once it is paid: until then the periodic task tries its charge again on each run, and
+wallet, a declined card) moves no money: the usage stays recorded, the subscription becomes
+``past_due`` (live charging pauses) and the store's integration hears ``usage.payment_failed``
+once. A period closes only once it is paid: until then the periodic task tries its charge again
+(the wallet on each run, a declined card on the schedule in ``invoicing``), and
 ``usage_subscription_retry`` tries at once.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
 
-from stall.core.errors import StallError
-from stall.integrations.webhooks import event_emit
-from stall.orders.charging import store_charge
-
+from .invoicing import CardClaim, invoice_settle
+from .late import LIVE_LOOK_EVERY, adjustments_exact, late_usage_absorb, quantity_text
 from .models import (
     BillingMode,
-    InvoiceStatus,
     UsageCharge,
-    UsageInvoice,
-    UsageInvoiceLine,
     UsageSubscription,
     UsageSubscriptionStatus,
 )
-from .rating import live_charge_due, period_after, round_half_up
+from .periods import failure_record, locked, period_roll, wallet_charge
+from .rating import live_charge_due, round_half_up
 from .selectors import plan_usage_rate
-
-
-def _failure_record(sub: UsageSubscription, error: StallError, *, amount: int) -> None:
-    was_active = sub.status == UsageSubscriptionStatus.ACTIVE
-    sub.status = UsageSubscriptionStatus.PAST_DUE
-    sub.failure_message = error.message[:255]
-    sub.save(update_fields=["status", "failure_message", "updated_at"])
-    if was_active:  # told once, when it falls behind, not on every retry
-        event_emit(store_id=sub.store_id, type="usage.payment_failed", data={"object": {
-            "id": sub.pk, "object": "usage_subscription", "customer": sub.customer_id, "plan": sub.plan_id,
-            "status": sub.status, "amount": amount, "currency": sub.plan.currency,
-            "failure_code": error.code, "failure_message": error.message,
-        }})
 
 
 def _charge(sub: UsageSubscription, *, amount: int, key: str, description: str) -> str | None:
     """Charge the wallet; the charge's id, or None after recording the failure."""
-    try:
-        with transaction.atomic():
-            charge = store_charge(
-                store=sub.store, customer_id=sub.customer_id, amount=amount, currency=sub.plan.currency,
-                description=description[:120], idempotency_key=key,
-            )
-    except StallError as error:
-        _failure_record(sub, error, amount=amount)
-        return None
-    return charge.pk
+    charge_id, error = wallet_charge(sub, amount=amount, key=key, description=description)
+    if error is not None:
+        failure_record(sub, code=error.code, message=error.message, amount=amount)
+    return charge_id
 
 
-def _locked(subscription_id: str) -> UsageSubscription | None:
-    return (
-        UsageSubscription.objects.select_for_update(of=("self",)).select_related("store", "plan")
-        .filter(pk=subscription_id).first()
-    )
+def _live_exact(sub: UsageSubscription):
+    """The current period's exact cost so far, late usage of closed periods included, and its usage."""
+    exact, usage = plan_usage_rate(plan=sub.plan, customer_id=sub.customer_id, start=sub.period_start, end=sub.period_end)
+    return exact + adjustments_exact(sub=sub), usage
 
 
-def _live_charge(sub: UsageSubscription, *, period_end: bool, force: bool = False) -> UsageCharge | None:
-    exact, _ = plan_usage_rate(plan=sub.plan, customer_id=sub.customer_id, start=sub.period_start, end=sub.period_end)
+def _live_charge(sub: UsageSubscription, *, period_end: bool, force: bool = False, now: datetime | None = None) -> UsageCharge | None:
+    late_usage_absorb(sub=sub, now=now or timezone.now(), every=None if period_end or force else LIVE_LOOK_EVERY)
+    exact, _ = _live_exact(sub)
     threshold = 1 if force else sub.threshold
     amount = live_charge_due(exact_cost=exact, charged=sub.charged, threshold=threshold, period_end=period_end)
     if amount <= 0:
@@ -103,67 +83,33 @@ def subscription_bill_live(*, subscription_id: str) -> UsageCharge | None:
     """Charge a live subscription what has accrued, if it reached the threshold. Queued after
     each batch of events that gave its customer new usage."""
     with transaction.atomic():
-        sub = _locked(subscription_id)
+        sub = locked(subscription_id)
         if sub is None or sub.billing != BillingMode.LIVE or sub.status != UsageSubscriptionStatus.ACTIVE:
             return None
         return _live_charge(sub, period_end=False)
 
 
-def _invoice(sub: UsageSubscription) -> UsageInvoice | None:
-    """The arrears invoice of the subscription's current period, made once; charged if unpaid."""
-    invoice = UsageInvoice.objects.filter(subscription=sub, period_start=sub.period_start).first()
-    if invoice is None:
-        fixed, usage = plan_usage_rate(
-            plan=sub.plan, customer_id=sub.customer_id, start=sub.period_start, end=sub.period_end
-        )
-        lines = []
-        if sub.plan.fixed_fee:
-            lines.append(UsageInvoiceLine(description=sub.plan.name, quantity=1, exact=Decimal(sub.plan.fixed_fee),
-                                          amount=sub.plan.fixed_fee))
-        for u in usage:  # each line rounded once, half-up (rating)
-            lines.append(UsageInvoiceLine(description=u.meter.name, meter_key=u.meter.key, quantity=u.quantity,
-                                          exact=u.exact, amount=round_half_up(u.exact)))
-        total = sum(line.amount for line in lines)
-        invoice = UsageInvoice.objects.create(
-            subscription=sub, period_start=sub.period_start, period_end=sub.period_end, amount=total,
-            currency=sub.plan.currency, status=InvoiceStatus.EMPTY if total == 0 else InvoiceStatus.FAILED,
-        )
-        for line in lines:
-            line.invoice = invoice
-        UsageInvoiceLine.objects.bulk_create(lines)
-    if invoice.status == InvoiceStatus.FAILED:  # not paid yet: charge it (again)
-        key = f"usage-invoice:{invoice.pk}"
-        charge_id = _charge(sub, amount=invoice.amount, key=key, description=f"{sub.plan.name}: usage invoice")
-        if charge_id is None:
-            return None
-        invoice.status, invoice.charge_id = InvoiceStatus.PAID, charge_id
-        invoice.save(update_fields=["status", "charge_id"])
-    return invoice
-
-
-def subscription_period_close(*, subscription_id: str, now: datetime | None = None) -> bool:
-    """Settle a subscription's ended period and start the next; False while it cannot be paid."""
+def subscription_period_close(*, subscription_id: str, now: datetime | None = None, force: bool = False) -> bool:
+    """Settle a subscription's ended period and start the next; False while it cannot be paid.
+    A declined card waits for its next retry unless ``force`` (a retry asked for now)."""
     now = now or timezone.now()
     with transaction.atomic():
-        sub = _locked(subscription_id)
+        sub = locked(subscription_id)
         if sub is None or sub.status == UsageSubscriptionStatus.CANCELED or sub.period_end > now:
             return False
-        if sub.billing == BillingMode.LIVE:
-            _live_charge(sub, period_end=True)
-            exact, _ = plan_usage_rate(plan=sub.plan, customer_id=sub.customer_id, start=sub.period_start,
-                                       end=sub.period_end)
-            paid = round_half_up(exact) <= sub.charged
-        else:
-            paid = _invoice(sub) is not None
-        if not paid:
+        if not force and sub.next_retry_at is not None and sub.next_retry_at > now:
             return False
-        sub.period_start = sub.period_end
-        sub.period_end = period_after(sub.period_start)
-        sub.charged, sub.charges_made = 0, 0
-        sub.status, sub.failure_message = UsageSubscriptionStatus.ACTIVE, ""
-        sub.save(update_fields=["period_start", "period_end", "charged", "charges_made", "status", "failure_message",
-                                "updated_at"])
-        return True
+        if sub.billing == BillingMode.LIVE:
+            _live_charge(sub, period_end=True, now=now)
+            exact, usage = _live_exact(sub)
+            if round_half_up(exact) > sub.charged:
+                return False
+            period_roll(sub, quantities={u.meter.key: quantity_text(u.quantity) for u in usage}, rated_at=timezone.now())
+            return True
+        settled = invoice_settle(sub, now=now)
+    # Committed: an arrears invoice's card is charged outside any transaction (the rail may take
+    # seconds), its claim already saved so that a second worker replays the same charge.
+    return settled.finish(now=now) if isinstance(settled, CardClaim) else settled
 
 
 def periods_close(*, now: datetime | None = None, limit: int = 500) -> int:
@@ -171,7 +117,8 @@ def periods_close(*, now: datetime | None = None, limit: int = 500) -> int:
     now = now or timezone.now()
     due = list(
         UsageSubscription.objects.filter(period_end__lte=now)
-        .exclude(status=UsageSubscriptionStatus.CANCELED).order_by("period_end").values_list("pk", flat=True)[:limit]
+        .exclude(status=UsageSubscriptionStatus.CANCELED).exclude(next_retry_at__gt=now)
+        .order_by("period_end").values_list("pk", flat=True)[:limit]
     )
     return sum(subscription_period_close(subscription_id=pk, now=now) for pk in due)
 
@@ -180,13 +127,13 @@ def usage_subscription_retry(*, subscription: UsageSubscription, now: datetime |
     """Try a past-due subscription's charge now: its ended period, else what has accrued."""
     now = now or timezone.now()
     if subscription.period_end <= now:
-        subscription_period_close(subscription_id=subscription.pk, now=now)
+        subscription_period_close(subscription_id=subscription.pk, now=now, force=True)
     else:
         with transaction.atomic():
-            sub = _locked(subscription.pk)
+            sub = locked(subscription.pk)
             if sub is not None and sub.status == UsageSubscriptionStatus.PAST_DUE:
                 if sub.billing == BillingMode.LIVE:
-                    _live_charge(sub, period_end=False, force=True)
+                    _live_charge(sub, period_end=False, force=True, now=now)
                 else:
                     sub.status, sub.failure_message = UsageSubscriptionStatus.ACTIVE, ""
                     sub.save(update_fields=["status", "failure_message", "updated_at"])

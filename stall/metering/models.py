@@ -17,6 +17,7 @@ from django.db.models import Q
 
 from stall.accounts.models import Customer
 from stall.core.ids import PrefixedIdField
+from stall.payments.models import SavedPaymentMethod
 from stall.stores.models import Store
 
 # Unit prices are minor units with up to 6 decimals: 0.2¢ is Decimal("0.2"), 0.000001¢ the least.
@@ -62,12 +63,20 @@ class Plan(models.Model):
     name = models.CharField(max_length=120)
     currency = models.CharField(max_length=3)
     fixed_fee = models.BigIntegerField(default=0)  # minor units a period, due with its usage
+    # The membership tier (its id, ``tier_…``) whose members are put on this plan while they are
+    # members; "" for none. By id, not a foreign key: memberships is a sibling domain (see
+    # ``stall.orders.tiers``), which also answers which tiers exist.
+    tier_id = models.CharField(max_length=40, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         indexes = [models.Index(fields=["store", "-id"])]
-        constraints = [models.CheckConstraint(condition=Q(fixed_fee__gte=0), name="metering_plan_fee_positive")]
+        constraints = [
+            models.CheckConstraint(condition=Q(fixed_fee__gte=0), name="metering_plan_fee_positive"),
+            # A tier carries at most one plan: a member is on one usage subscription.
+            models.UniqueConstraint(fields=["store", "tier_id"], condition=~Q(tier_id=""), name="metering_plan_one_per_tier"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -128,6 +137,25 @@ class UsageSubscription(models.Model):
     charged = models.BigIntegerField(default=0)
     charges_made = models.PositiveIntegerField(default=0)  # this period: names each charge's idempotency key
     failure_message = models.CharField(max_length=255, blank=True)
+    # Arrears: the card the invoice is charged to, and whether the wallet (under the allowance)
+    # is tried first. With no card the wallet pays alone.
+    saved_method = models.ForeignKey(
+        SavedPaymentMethod, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    wallet_first = models.BooleanField(default=True)
+    # Dunning of a declined card (billing.CARD_RETRY_DAYS): when the invoice is tried again.
+    past_due_since = models.DateTimeField(null=True, blank=True)
+    card_retries = models.PositiveSmallIntegerField(default=0)
+    next_retry_at = models.DateTimeField(null=True, blank=True)
+    # Made for a membership of a tier carrying the plan (``memberships`` subscription id, sub_…);
+    # ended with it.
+    membership_id = models.CharField(max_length=40, blank=True, default="")
+    # Ending: the current period was cut short (the membership ended); once it is paid the
+    # subscription is canceled instead of starting another.
+    ending = models.BooleanField(default=False)
+    # Ending with a plan to go on with: the member moved to (or rejoined) a tier carrying it. The
+    # shortened period is billed on the old plan; the next one starts on this one.
+    pending_plan = models.ForeignKey(Plan, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -157,9 +185,12 @@ class UsageCharge(models.Model):
 
 
 class InvoiceStatus(models.TextChoices):
+    CHARGING = "charging", "Charging the card"  # claimed: the card charge is in flight
     PAID = "paid", "Paid"
     FAILED = "failed", "Payment failed"
     EMPTY = "empty", "Nothing to pay"
+    # Below the card's minimum charge: owed on the next period's invoice, as a line of its own.
+    CARRIED = "carried", "Carried to the next invoice"
 
 
 class UsageInvoice(models.Model):
@@ -172,7 +203,11 @@ class UsageInvoice(models.Model):
     amount = models.BigIntegerField()
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=10, choices=InvoiceStatus.choices)
+    # What paid it: a wallet charge (ch_…) or a card payment (pay_…).
     charge_id = models.CharField(max_length=40, blank=True)
+    paid_with = models.CharField(max_length=8, blank=True)  # "wallet", "card"
+    attempts = models.PositiveIntegerField(default=0)  # card charges tried: names each one's idempotency key
+    carried_into = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="carried")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -181,13 +216,61 @@ class UsageInvoice(models.Model):
         ]
 
 
+class LineKind(models.TextChoices):
+    FEE = "fee", "Fixed fee"
+    USAGE = "usage", "Usage"
+    ADJUSTMENT = "adjustment", "Late usage of an earlier period"
+    CARRIED = "carried", "Carried from an earlier invoice"
+
+
 class UsageInvoiceLine(models.Model):
+    kind = models.CharField(max_length=10, choices=LineKind.choices, default=LineKind.USAGE)
     invoice = models.ForeignKey(UsageInvoice, on_delete=models.CASCADE, related_name="lines")
     description = models.CharField(max_length=120)
     meter_key = models.CharField(max_length=64, blank=True)
     quantity = models.DecimalField(max_digits=30, decimal_places=6)
     exact = models.DecimalField(**PRICE_DIGITS)
     amount = models.BigIntegerField()
+    # An adjustment or a carried amount: the earlier period it is for.
+    adjusts_period = models.DateTimeField(null=True, blank=True)
+
+
+class BilledPeriod(models.Model):
+    """A closed period of a subscription and the quantities it was billed for, per meter id.
+
+    Events accepted late (their timestamp in this period, after it closed) raise a meter's
+    quantity above what was billed; the next charge or invoice bills the difference once and
+    moves ``quantities`` up to what it billed (see ``billing``). ``checked_at`` is when late
+    events were last looked for."""
+
+    subscription = models.ForeignKey(UsageSubscription, on_delete=models.CASCADE, related_name="billed_periods")
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    quantities = models.JSONField(default=dict)  # {"mtr_…": "250"}
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "period_start"], name="metering_billed_period_once"),
+        ]
+
+
+class UsageAdjustment(models.Model):
+    """Late usage of a closed period, billed in a later period: on a live subscription it is
+    accrued into the period ``billed_in`` (charged with its next charge); on an arrears one it
+    is a line of that period's invoice."""
+
+    subscription = models.ForeignKey(UsageSubscription, on_delete=models.CASCADE, related_name="adjustments")
+    period_start = models.DateTimeField()  # the late period
+    billed_in = models.DateTimeField()  # the start of the period whose charge or invoice bills it
+    meter_key = models.CharField(max_length=64)
+    meter_name = models.CharField(max_length=120)
+    quantity = models.DecimalField(max_digits=30, decimal_places=6)  # added to the period's quantity
+    exact = models.DecimalField(**PRICE_DIGITS)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["subscription", "billed_in"])]
 
 
 class UsageEvent(models.Model):

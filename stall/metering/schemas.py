@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from ninja import Field, Schema
-from pydantic import StrictFloat, StrictInt, StrictStr
+from pydantic import StrictBool, StrictFloat, StrictInt, StrictStr
 
 from stall.core.api import Amount, InputSchema, NotBlank, Text, timestamp
 
@@ -63,16 +63,22 @@ class MeteredPriceIn(InputSchema):
     tiers: list[PriceTierIn] | None = Field(None, max_length=20, description="tiered: graduated tiers.")
 
 
+TIER_DESCRIPTION = ("A membership tier's id (tier_…) that carries this plan: its members are put on it, billed in "
+                    "arrears, while they are members. \"\" for none.")
+
+
 class PlanCreateIn(InputSchema):
     name: Name = Field(..., max_length=120)
     fixed_fee: Amount = Field(0, description="Minor units a period.")
     prices: list[MeteredPriceIn] = Field(default_factory=list, max_length=50)
+    tier: StrictStr | None = Field(None, max_length=40, description=TIER_DESCRIPTION)
 
 
 class PlanUpdateIn(InputSchema):
     name: Name = Field(None, max_length=120)
     fixed_fee: Amount = None
     prices: list[MeteredPriceIn] = Field(None, max_length=50, description="Replace every price.")
+    tier: StrictStr | None = Field(None, max_length=40, description=TIER_DESCRIPTION)
 
 
 class UsageSubscriptionCreateIn(InputSchema):
@@ -81,6 +87,18 @@ class UsageSubscriptionCreateIn(InputSchema):
     billing: Literal["live", "arrears"] = "live"
     threshold: StrictInt = Field(100, ge=1, le=10**12,
                                  description="live: charge the wallet when this many minor units accrued.")
+    payment_method: StrictStr | None = Field(None, max_length=255, description=(
+        "arrears: the card that pays the invoices, saved for the customer — a Stripe PaymentMethod (pm_…, made "
+        "with Stripe.js) or a sandbox test card (sandbox_visa)."))
+    wallet_first: StrictBool = Field(True, description=(
+        "arrears: charge the customer's wallet first, under the allowance they gave the store; the card pays "
+        "when the wallet cannot (or always, when false)."))
+
+
+class UsageSubscriptionCardIn(InputSchema):
+    payment_method: StrictStr | None = Field(None, max_length=255, description=(
+        "A new card for the invoices: a Stripe pm_… or a sandbox test card."))
+    wallet_first: StrictBool | None = None
 
 
 class UsageParams(Schema):
@@ -156,12 +174,14 @@ class PlanOut(Schema):
     currency: str
     fixed_fee: int
     prices: list[MeteredPriceOut]
+    tier: str | None
     created: int
 
 
 def plan_out(plan: Plan) -> dict:
     return dict(id=plan.pk, name=plan.name, currency=plan.currency, fixed_fee=plan.fixed_fee,
-                prices=[price_out(p) for p in plan.prices.all()], created=timestamp(plan.created_at))
+                prices=[price_out(p) for p in plan.prices.all()], tier=plan.tier_id or None,
+                created=timestamp(plan.created_at))
 
 
 class PlanList(Schema):
@@ -182,6 +202,11 @@ class UsageSubscriptionOut(Schema):
     current_period_end: int
     charged_this_period: int
     failure_message: str
+    payment_method: str | None = Field(..., description="The saved card's id (spm_…) that pays arrears invoices.")
+    wallet_first: bool
+    next_retry_at: int | None = Field(..., description="When a declined card is tried again.")
+    membership: str | None = Field(..., description="The membership (sub_…) whose tier put the customer on the plan.")
+    ending: bool = Field(..., description="Its membership ended: canceled once its last, shortened period is paid.")
     created: int
 
 
@@ -189,7 +214,9 @@ def usage_subscription_out(sub: UsageSubscription) -> dict:
     return dict(id=sub.pk, customer=sub.customer_id, plan=sub.plan_id, billing=sub.billing, threshold=sub.threshold,
                 status=sub.status, current_period_start=timestamp(sub.period_start),
                 current_period_end=timestamp(sub.period_end), charged_this_period=sub.charged,
-                failure_message=sub.failure_message, created=timestamp(sub.created_at))
+                failure_message=sub.failure_message, payment_method=sub.saved_method_id, wallet_first=sub.wallet_first,
+                next_retry_at=timestamp(sub.next_retry_at), membership=sub.membership_id or None, ending=sub.ending,
+                created=timestamp(sub.created_at))
 
 
 class UsageSubscriptionList(Schema):

@@ -83,6 +83,15 @@ def usage_subscription_for_customer(*, customer_id: str) -> UsageSubscription | 
     )
 
 
+def usage_subscriptions_for_email(*, email: str) -> QuerySet[UsageSubscription]:
+    """Every usage subscription of the customers with this email, in every store, newest first
+    (the buyer's own page)."""
+    return (
+        UsageSubscription.objects.filter(customer__email__iexact=email)
+        .select_related("store", "plan", "customer", "saved_method").order_by("-pk")
+    )
+
+
 def customer_get(*, store: Store, customer_id: str) -> Customer:
     customer = Customer.objects.filter(store=store, pk=customer_id).first() if isinstance(customer_id, str) else None
     if customer is None:

@@ -12,9 +12,14 @@ from decimal import Decimal, InvalidOperation
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from stall.core.errors import InvalidRequest
 from stall.core.money import amount_validate
+from stall.orders.tiers import MembershipChange, tiers_for_store
+from stall.payments.models import SavedPaymentMethod
+from stall.payments.saved_methods import payment_method_save
 from stall.stores.models import Store
 
+from .billing import usage_subscription_retry
 from .errors import (
     AlreadySubscribed,
     MeterInvalid,
@@ -33,7 +38,7 @@ from .models import (
     UsageSubscriptionStatus,
 )
 from .rating import period_after
-from .selectors import customer_get, meter_by_key
+from .selectors import customer_get, meter_by_key, usage_subscription_for_customer
 
 KEY_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 PROPERTY_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
@@ -173,13 +178,28 @@ def _prices_clean(*, store: Store, prices) -> list[MeteredPrice]:
     return clean
 
 
+def _tier_clean(*, store: Store, tier, plan: Plan | None = None) -> str:
+    """A tier of the store ("" for none) that no other plan of the store carries."""
+    if tier in (None, ""):
+        return ""
+    if not isinstance(tier, str) or tier not in {pk for pk, _ in tiers_for_store(store_id=store.pk)}:
+        raise PlanInvalid("No such membership tier.", param="tier", code="resource_missing")
+    taken = Plan.objects.filter(store=store, tier_id=tier).exclude(pk=plan.pk if plan else None).first()
+    if taken is not None:
+        raise PlanInvalid(f"This tier already carries the plan {taken.name!r}.", param="tier", code="tier_taken")
+    return tier
+
+
 @transaction.atomic
-def plan_create(*, store: Store, name: str, prices: list, fixed_fee: int = 0) -> Plan:
-    """A plan in the store's currency: a fixed fee a period (0 for none) and metered prices."""
+def plan_create(*, store: Store, name: str, prices: list, fixed_fee: int = 0, tier: str | None = None) -> Plan:
+    """A plan in the store's currency: a fixed fee a period (0 for none) and metered prices.
+    With ``tier`` (a membership tier's id) the tier carries the plan: each member is put on it
+    from the time they join, billed in arrears, until their membership ends (``membership_follow``)."""
     name = _text(name, param="name", max_length=120, error=PlanInvalid)
     amount_validate(fixed_fee, param="fixed_fee")
     clean = _prices_clean(store=store, prices=prices)
-    plan = Plan.objects.create(store=store, name=name, currency=store.currency, fixed_fee=fixed_fee)
+    tier_id = _tier_clean(store=store, tier=tier)
+    plan = Plan.objects.create(store=store, name=name, currency=store.currency, fixed_fee=fixed_fee, tier_id=tier_id)
     for price in clean:
         price.plan = plan
     MeteredPrice.objects.bulk_create(clean)
@@ -188,12 +208,16 @@ def plan_create(*, store: Store, name: str, prices: list, fixed_fee: int = 0) ->
 
 @transaction.atomic
 def plan_update(*, plan: Plan, name: str | None = None, fixed_fee: int | None = None,
-                prices: list | None = None) -> Plan:
-    """Change a plan; new prices replace the old ones and rate every period not yet closed."""
+                prices: list | None = None, tier: str | None = None) -> Plan:
+    """Change a plan; new prices replace the old ones and rate every period not yet closed.
+    ``tier`` attaches the plan to a tier ("" detaches it): members who join from then on are
+    put on the plan; members already in the tier are not (nor taken off when it is detached)."""
     if name is not None:
         plan.name = _text(name, param="name", max_length=120, error=PlanInvalid)
     if fixed_fee is not None:
         plan.fixed_fee = amount_validate(fixed_fee, param="fixed_fee")
+    if tier is not None:
+        plan.tier_id = _tier_clean(store=plan.store, tier=tier, plan=plan)
     plan.save()
     if prices is not None:
         clean = _prices_clean(store=plan.store, prices=prices)
@@ -204,11 +228,27 @@ def plan_update(*, plan: Plan, name: str | None = None, fixed_fee: int | None = 
     return plan
 
 
+def _card_save(*, customer, payment_method) -> SavedPaymentMethod:
+    """Keep the customer's card for their invoices: a sandbox test card or a Stripe ``pm_…``."""
+    if not isinstance(payment_method, str) or not payment_method.strip():
+        raise UsageSubscriptionInvalid("Give a card: a sandbox card or a Stripe payment method.", param="payment_method")
+    payment_method = payment_method.strip()
+    if payment_method in ("wallet", "tab"):
+        raise UsageSubscriptionInvalid("Give a card; the wallet pays first when wallet_first is true.",
+                                       param="payment_method", code="card_required")
+    rail = "sandbox" if payment_method.startswith("sandbox_") else "stripe"
+    return payment_method_save(email=customer.email, rail=rail, payment_method=payment_method, store=customer.store)
+
+
 def usage_subscription_create(*, store: Store, customer_id: str, plan_id: str, billing: str = BillingMode.LIVE,
-                              threshold: int = 100) -> UsageSubscription:
+                              threshold: int = 100, payment_method: str | None = None, wallet_first: bool = True,
+                              membership_id: str = "", saved: SavedPaymentMethod | None = None) -> UsageSubscription:
     """Put a customer on a plan from now to the end of this calendar month (UTC), then monthly.
     Live billing charges their wallet under the allowance they gave the store, each time
-    ``threshold`` minor units have accrued."""
+    ``threshold`` minor units have accrued. Arrears billing invoices each period at its end,
+    paid from the wallet when ``wallet_first`` (and the customer gave an allowance), else or
+    when the wallet refuses by the card ``payment_method`` (a sandbox card, a Stripe ``pm_…``),
+    saved now for the customer (see ``invoicing``). A card is refused before anything is made."""
     customer = customer_get(store=store, customer_id=customer_id)
     plan = Plan.objects.filter(store=store, pk=plan_id).first() if isinstance(plan_id, str) else None
     if plan is None:
@@ -217,15 +257,52 @@ def usage_subscription_create(*, store: Store, customer_id: str, plan_id: str, b
         raise UsageSubscriptionInvalid(f"Billing must be one of: {', '.join(BillingMode.values)}.", param="billing")
     if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
         raise UsageSubscriptionInvalid("The threshold is a whole number of minor units, 1 or more.", param="threshold")
+    if not isinstance(wallet_first, bool):
+        raise UsageSubscriptionInvalid("wallet_first is true or false.", param="wallet_first")
+    if payment_method is not None and billing != BillingMode.ARREARS:
+        raise UsageSubscriptionInvalid("A card pays arrears invoices; live billing charges the wallet.",
+                                       param="payment_method")
+    if usage_subscription_for_customer(customer_id=customer.pk) is not None:
+        raise AlreadySubscribed(param="customer")  # before a card is saved for nothing
+    if payment_method is not None:
+        saved = _card_save(customer=customer, payment_method=payment_method)
     now = timezone.now()
     try:
         with transaction.atomic():
             return UsageSubscription.objects.create(
                 store=store, customer=customer, plan=plan, billing=billing, threshold=threshold, period_start=now,
-                period_end=period_after(now),
+                period_end=period_after(now), saved_method=saved, wallet_first=wallet_first,
+                membership_id=membership_id,
             )
     except IntegrityError:
         raise AlreadySubscribed(param="customer") from None
+
+
+def usage_subscription_card_set(*, subscription: UsageSubscription, payment_method: str | None = None,
+                                wallet_first: bool | None = None) -> UsageSubscription:
+    """Save a new card for an arrears subscription's invoices (and/or say whether the wallet pays
+    first). A past-due invoice is then tried again at once (``billing.usage_subscription_retry``)."""
+    if subscription.status == UsageSubscriptionStatus.CANCELED:
+        raise UsageSubscriptionInvalid("This usage subscription is canceled.", param="subscription",
+                                       code="subscription_canceled")
+    if subscription.billing != BillingMode.ARREARS:
+        raise UsageSubscriptionInvalid("A card pays arrears invoices; live billing charges the wallet.",
+                                       param="payment_method")
+    if wallet_first is not None and not isinstance(wallet_first, bool):
+        raise UsageSubscriptionInvalid("wallet_first is true or false.", param="wallet_first")
+    if payment_method is None and wallet_first is None:
+        raise InvalidRequest("Give a payment_method, wallet_first, or both.", param="payment_method")
+    saved = _card_save(customer=subscription.customer, payment_method=payment_method) if payment_method is not None else None
+    changes = {"updated_at": timezone.now(), "next_retry_at": None}  # a new card is tried at once
+    if saved is not None:
+        changes["saved_method"] = saved
+    if wallet_first is not None:
+        changes["wallet_first"] = wallet_first
+    UsageSubscription.objects.filter(pk=subscription.pk).update(**changes)
+    subscription.refresh_from_db()
+    if subscription.status == UsageSubscriptionStatus.PAST_DUE:
+        return usage_subscription_retry(subscription=subscription)
+    return subscription
 
 
 @transaction.atomic
@@ -236,3 +313,52 @@ def usage_subscription_cancel(*, subscription: UsageSubscription) -> UsageSubscr
     )
     subscription.refresh_from_db()
     return subscription
+
+
+def usage_subscription_end(*, subscription: UsageSubscription, now=None) -> None:
+    """End a subscription now, billing what it used: its period is cut short at ``now`` and,
+    once that last period is paid (the periodic task), it is canceled."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        sub = UsageSubscription.objects.select_for_update().filter(pk=subscription.pk).first()
+        if sub is None or sub.status == UsageSubscriptionStatus.CANCELED:
+            return
+        sub.ending, sub.period_end = True, min(sub.period_end, now)
+        sub.save(update_fields=["ending", "period_end", "updated_at"])
+
+
+def membership_follow(*, change: MembershipChange) -> None:
+    """A membership started, changed or ended (``orders.tiers``): keep the member's usage
+    subscription on the plan their tier carries. Joining a tier that carries a plan puts the
+    member on it, billed in arrears — from the wallet first when they pay the tier from it, with
+    the card they gave the tier; leaving the tier ends it, billing what was used (its period is
+    cut short and billed by the periodic task). Moving to a tier with another plan cuts the
+    period the same way and goes on with the new plan from then. A member who already has a
+    usage subscription of their own keeps it: usage is rated once."""
+    current = UsageSubscription.objects.filter(membership_id=change.membership_id).exclude(
+        status=UsageSubscriptionStatus.CANCELED).exclude(ending=True).select_related("plan").first()
+    plan = None
+    if change.live:
+        plan = Plan.objects.filter(store_id=change.store_id, tier_id=change.tier_id).first() if change.tier_id else None
+    if current is not None:
+        if plan is not None and current.plan_id == plan.pk:
+            return
+        usage_subscription_end(subscription=current)
+    if plan is None:
+        return
+    existing = usage_subscription_for_customer(customer_id=change.customer_id)
+    if existing is not None:
+        if existing.ending and existing.membership_id:
+            # A tier's subscription on its way out (the member moved tiers, or left and came back):
+            # its shortened period is billed on its plan, then it goes on with this one.
+            UsageSubscription.objects.filter(pk=existing.pk, ending=True).update(
+                pending_plan=plan, membership_id=change.membership_id, updated_at=timezone.now())
+        return
+    saved = SavedPaymentMethod.objects.filter(pk=change.saved_method_id).first() if change.saved_method_id else None
+    try:
+        usage_subscription_create(
+            store=plan.store, customer_id=change.customer_id, plan_id=plan.pk, billing=BillingMode.ARREARS,
+            wallet_first=change.pay_with != "card", membership_id=change.membership_id, saved=saved,
+        )
+    except AlreadySubscribed:  # a race with another subscription of the customer: theirs stands
+        pass

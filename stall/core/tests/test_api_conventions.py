@@ -277,6 +277,7 @@ def test_openapi_document_is_served(client, db):
         "/api/v1/usage_subscriptions",
         "/api/v1/usage_subscriptions/{id}",
         "/api/v1/usage_subscriptions/{id}/cancel",
+        "/api/v1/usage_subscriptions/{id}/payment_method",
         "/api/v1/usage_subscriptions/{id}/retry",
         "/api/v1/webhook_endpoints",
         "/api/v1/webhook_endpoints/{id}",

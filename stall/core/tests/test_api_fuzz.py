@@ -99,6 +99,14 @@ REFUSALS_NO_SCHEMA_CAN_STATE = {
     ("invalid_campaign", "title"),  # only spaces
     ("invalid_campaign", "description"),  # longer than 5,000 characters once read
     ("invalid_request", "currency"),  # three letters but no ISO 4217 currency
+    # A usage subscription's card: only for arrears billing (another field's value, or the
+    # subscription's mode), a card and not the wallet, on a rail the store has; one of two fields.
+    ("invalid_usage_subscription", "payment_method"),
+    ("card_required", "payment_method"),
+    ("stripe_not_configured", "rail"),
+    ("invalid_request", "payment_method"),
+    ("subscription_canceled", "subscription"),  # the subscription was canceled (state)
+    ("tier_taken", "tier"),  # another plan of the store is carried by that tier
 }
 
 

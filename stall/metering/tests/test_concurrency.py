@@ -59,3 +59,35 @@ def test_workers_billing_one_subscription_at_once_charge_once(store):
     assert errors == [None] * SENDERS
     assert sum(r is not None for r in results) == 1
     assert UsageCharge.objects.get(subscription=sub).amount == 12
+
+
+def test_workers_closing_one_card_invoice_at_once_charge_the_card_once(store):
+    """Four workers close the same ended arrears period paid by card: one invoice, one claim,
+    one off-session charge; the others find it claimed or paid."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from stall.metering.billing import subscription_period_close
+    from stall.metering.models import InvoiceStatus, UsageInvoice, UsageSubscription
+    from stall.payments.models import OffSessionCharge, PaymentStatus
+
+    meter_create(store=store, key="api_calls", name="Calls", event_name="api.call")
+    plan = plan_create(store=store, name="API", prices=[{"meter": "api_calls", "unit_price": "2"}])
+    customer = customer_for_email(store_id=store.pk, email="card@example.com")
+    sub = usage_subscription_create(store=store, customer_id=customer.pk, plan_id=plan.pk, billing="arrears",
+                                    payment_method="sandbox_visa", wallet_first=False)
+    now = timezone.now()
+    UsageSubscription.objects.filter(pk=sub.pk).update(period_start=now - timedelta(days=3), period_end=now)
+    events_ingest(store=store, events=[
+        {"id": f"e{n}", "customer": customer.pk, "name": "api.call", "timestamp": stamp(60)} for n in range(40)
+    ])
+    later = now + timedelta(seconds=1)
+
+    results, errors = in_threads(SENDERS, lambda i: subscription_period_close(subscription_id=sub.pk, now=later))
+    assert errors == [None] * SENDERS
+    assert sum(results) == 1
+    invoice = UsageInvoice.objects.get(subscription=sub)
+    assert (invoice.status, invoice.attempts, invoice.amount) == (InvoiceStatus.PAID, 1, 80)
+    charges = OffSessionCharge.objects.filter(store=store)
+    assert [c.payment.status for c in charges] == [PaymentStatus.SUCCEEDED]

@@ -93,3 +93,26 @@ def test_usage_subscription_create_by_service_shows_in_the_list(dash, store, cus
     meter_create(store=store, key="other", name="Other", event_name="o")
     page = dash.get(f"/dashboard/{store.slug}/usage/").content.decode()
     assert customer.email in page and "Metered" in page
+
+
+def test_a_plan_is_attached_to_a_membership_tier_from_its_form(dash, store):
+    """The plan form lists the store's tiers; the chosen one carries the plan, shown on the usage
+    page; another store's tier is refused next to the field."""
+    from stall.memberships.tiers import tier_create
+    from stall.testing import StoreFactory
+
+    tier = tier_create(store=store, name="Builder", prices=[{"interval": "month", "amount": 500}])
+    foreign = tier_create(store=StoreFactory(), name="Elsewhere", prices=[{"interval": "month", "amount": 100}])
+    base = f"/dashboard/{store.slug}/usage"
+    form = dash.get(f"{base}/plans/new/").content.decode()
+    assert f'value="{tier.pk}"' in form and foreign.pk not in form
+    refused = dash.post(f"{base}/plans/new/", {"name": "Usage", "tier": foreign.pk})
+    assert refused.status_code == 400 and "Select a valid choice" in refused.content.decode()
+    assert not Plan.objects.filter(store=store).exists()
+    assert dash.post(f"{base}/plans/new/", {"name": "Usage", "tier": tier.pk}).status_code == 302
+    plan = Plan.objects.get(store=store)
+    assert plan.tier_id == tier.pk
+    assert '<span data-testid="plan-tier">Builder</span>' in dash.get(f"{base}/").content.decode()
+    assert dash.post(f"{base}/plans/{plan.pk}/", {"name": "Usage", "tier": ""}).status_code == 302
+    plan.refresh_from_db()
+    assert plan.tier_id == ""

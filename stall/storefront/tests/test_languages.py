@@ -657,3 +657,51 @@ def test_a_membership_bought_by_card_names_its_interval_in_the_buyers_language(c
     assert monthly in receipt.body and monthly in receipt.alternatives[0][0]
     assert not untranslated(re.sub(r"https?://\S+", " ", receipt.body), language, data), receipt.body
     assert order.lines.get().name == "Lume (monthly)"  # what the API answers, unchanged
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_usage_billing_page_is_in_the_buyers_language(client, shop, language):
+    """A buyer billed for usage in arrears: the page with a past-due invoice holding an
+    adjustment for late usage and an amount carried, the form refusing a card, and after saving
+    one: no English left."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from stall.metering.billing import periods_close
+    from stall.metering.ingest import events_ingest
+    from stall.metering.models import UsageSubscription
+    from stall.metering.services import meter_create, plan_create, usage_subscription_create
+    from stall.orders.services import customer_for_email
+
+    store = shop["store"]
+    meter_create(store=store, key="calls", name="Ondo", event_name="call")
+    plan = plan_create(store=store, name="Veru menik", prices=[{"meter": "calls", "unit_price": "2"}])
+    customer = customer_for_email(store_id=store.pk, email=shop["buyer"].email)
+    sub = usage_subscription_create(store=store, customer_id=customer.pk, plan_id=plan.pk, billing="arrears",
+                                    payment_method="sandbox_declined", wallet_first=False)
+
+    def period(days_ago, until=0):
+        now = timezone.now()
+        UsageSubscription.objects.filter(pk=sub.pk).update(period_start=now - timedelta(days=days_ago),
+                                                           period_end=now - timedelta(days=until, seconds=1))
+
+    def events(prefix, n, days_ago):
+        stamp = (timezone.now() - timedelta(days=days_ago)).isoformat()
+        events_ingest(store=store, events=[{"id": f"{prefix}{i}", "customer": customer.pk, "name": "call",
+                                            "timestamp": stamp} for i in range(n)])
+
+    period(20, 10)
+    events("a", 5, 15)
+    periods_close()  # 10¢: carried
+    events("late", 3, 15)
+    period(10)
+    events("b", 30, 1)
+    periods_close()  # declined
+    data = shop["data"] + [plan.name, "Ondo", sub.pk, "nope"]
+    sign_in(client, shop["buyer"].email)
+    assert_translated(_get(client, "/usage/", language), language, data, "usage billing (past due)")
+    page = _post(client, f"/usage/{sub.pk}/card/", {"payment_method": "nope"}, language, expect=400).content.decode()
+    assert_translated(page, language, data, "usage billing with a refused card")
+    _post(client, f"/usage/{sub.pk}/card/", {"payment_method": "sandbox_visa", "wallet_first": "on"}, language)
+    assert_translated(_get(client, "/usage/", language), language, data, "usage billing (paid)")
