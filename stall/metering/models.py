@@ -194,9 +194,13 @@ class UsageEvent(models.Model):
     """One usage event as the integrator sent it. ``event_id`` is theirs, unique per store."""
 
     id = models.BigAutoField(primary_key=True)
-    store = models.ForeignKey(Store, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    # No index of their own: (store, event_id) and (customer, name, timestamp) begin with them, and
+    # each index is one more B-tree written for every event.
+    store = models.ForeignKey(Store, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+                              related_name="+")
     event_id = models.CharField(max_length=255)
-    customer = models.ForeignKey(Customer, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+                                 related_name="+")
     name = models.CharField(max_length=120)
     timestamp = models.DateTimeField()
     properties = models.JSONField(default=dict)
@@ -215,7 +219,7 @@ class UsageRollup(models.Model):
     ``latest_*`` triple (the event's timestamp and row id break ties) for latest."""
 
     id = models.BigAutoField(primary_key=True)
-    meter = models.ForeignKey(Meter, on_delete=models.CASCADE, db_constraint=False, related_name="+")
+    meter = models.ForeignKey(Meter, on_delete=models.CASCADE, db_constraint=False, db_index=False, related_name="+")
     customer_id = models.CharField(max_length=40)
     bucket = models.DateTimeField()  # the hour's start
     count = models.BigIntegerField(default=0)
@@ -236,7 +240,7 @@ class UsageDistinct(models.Model):
     long value is kept as its SHA-256). A month's count is COUNT(DISTINCT value) over ≤ 31 days."""
 
     id = models.BigAutoField(primary_key=True)
-    meter = models.ForeignKey(Meter, on_delete=models.CASCADE, db_constraint=False, related_name="+")
+    meter = models.ForeignKey(Meter, on_delete=models.CASCADE, db_constraint=False, db_index=False, related_name="+")
     customer_id = models.CharField(max_length=40)
     bucket = models.DateTimeField()  # the day's start
     value = models.CharField(max_length=128)
