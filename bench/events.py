@@ -185,53 +185,63 @@ def run_baseline(database_url, data_dir, store_id, customers, n) -> float:
 def aggregation_load(database_url, data_dir, store_id, customers, meters, total: int, start: datetime) -> float:
     """``total`` events written straight in (a tenth the first customer's), over 30 days, with the
     rollups ingestion keeps for them: per (meter, customer, hour) the count, the sum and max of
-    tokens, the latest seats (by timestamp, then row id), and per (customer, day) each user."""
+    tokens, the latest seats (by timestamp, then row id), and per (customer, day) each user.
+    PostgreSQL loads by COPY, SQLite by multi-row INSERTs; timestamps are written as text."""
     conn, q = raw_connection(database_url, data_dir)
-    cast = "?::jsonb" if database_url else "?"
-    chunk = 5000
-    sql = q(f"INSERT INTO metering_usageevent (id, {COLUMNS[1:]} VALUES "
-            + ", ".join([f"(?, ?, ?, ?, ?, ?, {cast}, ?)"] * chunk))
     first_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM metering_usageevent").fetchone()[0]
     rng = random.Random(7)
-    hours: dict[tuple, list] = {}  # (customer, hour) -> [count, total, peak, latest_at, latest_id, latest]
+    rand = rng.random
+    zone = "+00" if database_url else ""
+    hour_text = [(start + timedelta(hours=h)).strftime("%Y-%m-%d %H") for h in range(30 * 24)]
+    hours: dict[tuple, list] = {}  # (customer, hour) -> [count, total, peak, latest_key, latest_id, latest]
     users: set[tuple] = set()  # (customer, day, user)
-    stamps = [start + timedelta(seconds=s) for s in range(0, 30 * 86400, 3600)]
+    others = customers[1:]
     began = time.perf_counter()
+    chunk = 5000
+    if database_url:
+        copy_sql = f"COPY metering_usageevent (id, {COLUMNS[1:-1]}) FROM STDIN"
+    else:
+        insert_sql = (f"INSERT INTO metering_usageevent (id, {COLUMNS[1:]} VALUES "
+                      + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * chunk))
     written = 0
     while written < total:
-        params = []
+        rows = []
         for i in range(written, written + chunk):
             heavy = i % 10 == 0
-            who = customers[0] if heavy else customers[1 + i % (len(customers) - 1)]
-            second = rng.randrange(30 * 86400)
-            ts = stamps[second // 3600] + timedelta(seconds=second % 3600, microseconds=i % 1000)
-            value = ts if database_url else ts.strftime("%Y-%m-%d %H:%M:%S.%f")
+            who = customers[0] if heavy else others[i % len(others)]
+            second = int(rand() * 2_592_000)
+            hour, rest = divmod(second, 3600)
+            micro = i % 1_000_000
+            value = f"{hour_text[hour]}:{rest // 60:02d}:{rest % 60:02d}.{micro:06d}{zone}"
             tokens, seats = i % 50, i % 97
-            user = f"u{rng.randrange(2000 if heavy else 100)}"
+            user = f"u{int(rand() * (2000 if heavy else 100))}"
             pk = first_id + i
-            params += [pk, store_id, f"agg{i}", who, "api.call", value,
-                       json.dumps({"tokens": tokens, "user": user, "seats": seats}), value]
-            row = hours.get((who, second // 3600))
+            rows.append((pk, store_id, f"agg{i}", who, "api.call", value,
+                         f'{{"tokens": {tokens}, "user": "{user}", "seats": {seats}}}', value))
+            row = hours.get((who, hour))
             if row is None:
-                row = hours[(who, second // 3600)] = [0, 0, None, None, None, None]
+                row = hours[(who, hour)] = [0, 0, tokens, None, None, None]
             row[0] += 1
             row[1] += tokens
-            row[2] = tokens if row[2] is None or tokens > row[2] else row[2]
-            if row[3] is None or (ts, pk) > (row[3], row[4]):
-                row[3], row[4], row[5] = ts, pk, seats
+            if tokens > row[2]:
+                row[2] = tokens
+            if row[3] is None or (rest, micro, pk) > row[3]:
+                row[3], row[4], row[5] = (rest, micro, pk), pk, (value, seats)
             users.add((who, second // 86400, user))
-        conn.execute("BEGIN")
-        conn.execute(sql, params)
-        conn.execute("COMMIT")
+        if database_url:
+            with conn.cursor() as cursor, cursor.copy(copy_sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            conn.execute("BEGIN")
+            conn.execute(insert_sql, [v for row in rows for v in row])
+            conn.execute("COMMIT")
         written += chunk
         if written % 1_000_000 == 0:
-            print(f"  … {written:,} events written", flush=True)
+            print(f"  … {written:,} events written ({time.perf_counter() - began:.0f} s)", flush=True)
     if database_url:
         conn.execute("SELECT setval(pg_get_serial_sequence('metering_usageevent', 'id'), "
                      "(SELECT MAX(id) FROM metering_usageevent))")
-
-    def when(moment):
-        return moment if database_url else moment.strftime("%Y-%m-%d %H:%M:%S.%f")
 
     def bucket(moment):
         return moment if database_url else moment.strftime("%Y-%m-%d %H:%M:%S")
@@ -239,13 +249,13 @@ def aggregation_load(database_url, data_dir, store_id, customers, meters, total:
     rollup_sql = q("INSERT INTO metering_usagerollup (meter_id, customer_id, bucket, count, total, peak, latest_at, "
                    "latest_event, latest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
     rows = []
-    for (who, hour), (count, tokens, peak, latest_at, latest_id, latest) in hours.items():
-        at = bucket(stamps[hour])
+    for (who, hour), (count, tokens, peak, _key, latest_id, (latest_at, latest)) in hours.items():
+        at = bucket(start + timedelta(hours=hour))
         rows += [(meters["api_calls"], who, at, count, 0, None, None, None, None),
                  (meters["tokens"], who, at, count, tokens, None, None, None, None),
                  (meters["peak"], who, at, count, 0, peak, None, None, None),
                  (meters["users"], who, at, count, 0, None, None, None, None),
-                 (meters["seats"], who, at, count, 0, None, when(latest_at), latest_id, latest)]
+                 (meters["seats"], who, at, count, 0, None, latest_at, latest_id, latest)]
     distinct_sql = q("INSERT INTO metering_usagedistinct (meter_id, customer_id, bucket, value) VALUES (?, ?, ?, ?)")
     days = [(meters["users"], who, bucket(start + timedelta(days=day)), user) for who, day, user in users]
     cursor = conn.cursor()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -116,14 +117,23 @@ _encode = json.JSONEncoder().encode
 _encode_strict = json.JSONEncoder(allow_nan=False).encode
 
 
-def _properties_encode(properties: dict) -> str | None:
-    encoded = _encode(properties)
+def _properties_encode(properties: dict) -> tuple[str | None, dict]:
+    """The properties as JSON text (None if they are not plain JSON), and as the rollups read
+    them: what a caller in Python passed as a Decimal or a datetime is stored, and read, as text."""
+    try:
+        encoded = _encode(properties)
+    except (TypeError, ValueError):
+        try:
+            encoded = json.dumps(properties, cls=DjangoJSONEncoder, allow_nan=False)
+        except (TypeError, ValueError):
+            return None, properties
+        return encoded, json.loads(encoded)
     if "NaN" in encoded or "Infinity" in encoded:
         try:
             _encode_strict(properties)
         except ValueError:
-            return None
-    return encoded
+            return None, properties
+    return encoded, properties
 
 
 class _Stamps:
@@ -189,7 +199,7 @@ def _check(raw, *, stamps: _Stamps, meters, customers, seen) -> tuple[EventResul
         if prop in properties and not _is_number(properties[prop]):
             return _refuse(event_id, "invalid_property", f"The {agg} meter on {prop!r} needs a number.",
                            f"properties.{prop}"), None
-    encoded = _properties_encode(properties)
+    encoded, properties = _properties_encode(properties)
     if encoded is None:
         return _refuse(event_id, "invalid_event", "Properties must be plain JSON.", "properties"), None
     if len(encoded) > PROPERTIES_MAX:

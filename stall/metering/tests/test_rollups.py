@@ -179,3 +179,21 @@ def test_concurrent_overlapping_batches_roll_up_each_id_once(store):
     start, end = timezone.now() - timedelta(hours=2), timezone.now() + timedelta(hours=1)
     total = sum(meter_quantity(meter=tokens, customer_id=c.pk, start=start, end=end) for c in customers)
     assert total == sum(range(distinct))
+
+
+@pytest.mark.django_db
+def test_python_values_in_properties_are_stored_and_rolled_up_as_their_text(store):
+    """A caller in Python may pass a Decimal or a datetime: it is stored as JSON text, and the
+    rollups read that text, as the raw events do."""
+    customer = customer_for_email(store_id=store.pk, email="py@example.com")
+    users = meter_create(store=store, key="users", name="Users", event_name="p", aggregation="unique_count",
+                         property="user")
+    result = events_ingest(store=store, events=[
+        {"id": f"p{n}", "customer": customer.pk, "name": "p", "timestamp": stamp(90),
+         "properties": {"user": value, "at": timezone.now()}}
+        for n, value in enumerate([Decimal("1.5"), "1.5", Decimal("2")])
+    ])
+    assert result.accepted == 3
+    start, end = timezone.now() - timedelta(days=3), timezone.now()
+    assert meter_quantity(meter=users, customer_id=customer.pk, start=start, end=end) == 2
+    assert meter_quantity(meter=users, customer_id=customer.pk, start=start - timedelta(minutes=7), end=end) == 2
