@@ -10,10 +10,20 @@ meter, timestamp window, properties) and stored by one INSERT … ON CONFLICT DO
 per batch. The baseline inserts the same rows (same columns, same index, batches of 1,000, one
 transaction each) with plain SQL from one connection: what the database alone does here.
 
-Aggregation: ``--agg-events`` events are written straight into the table (a tenth of them one
-customer's, spread over 30 days, the rest 99 other customers'), then the customer's month is
-aggregated through stall.metering.selectors.meter_quantity — count, and sum of a property — as
-the usage endpoint and live billing do; the best of 5 runs is printed. ``--agg-events 0`` skips it.
+Ingestion keeps two meters on the events (a count and a sum of ``tokens``), so each accepted
+event also lands in two hourly rollup rows, in the INSERT's transaction; the baseline writes the
+events alone.
+
+Aggregation: three more meters are made (max of ``tokens``, unique_count of ``user``, latest of
+``seats``), then ``--agg-events`` events are written straight into the table with plain SQL (a
+tenth of them one customer's, spread over 30 days, the rest 99 other customers'), with the
+rollups the ingestion would have kept for them (computed here in the same pass: hourly rows for
+each meter, distinct users per day). The customer's month is then aggregated through
+stall.metering.selectors.meter_quantity for each kind, as the usage endpoint and live billing
+do — over the calendar month (whole hours and days: rollups alone) and over the same month
+shifted by 3h25m12s (the partial hour or day at each end read from the events) — and checked
+against the same aggregation over the raw events in SQL; the best of 5 runs is printed.
+``--agg-events 0`` skips it.
 """
 
 from __future__ import annotations
@@ -56,24 +66,52 @@ ids = [customer_for_email(store_id=store.pk, email=f"bench{n}@example.com").pk f
 print(json.dumps({"store": store.pk, "customers": ids}))
 """
 
+MORE_METERS = """
+import json, os, django
+os.environ["DJANGO_SETTINGS_MODULE"] = "stall.settings"
+django.setup()
+from stall.metering.models import Meter
+from stall.metering.services import meter_create
+from stall.stores.models import Store
+store = Store.objects.get(slug="demo")
+meter_create(store=store, key="peak", name="Peak", event_name="api.call", aggregation="max", property="tokens")
+meter_create(store=store, key="users", name="Users", event_name="api.call", aggregation="unique_count", property="user")
+meter_create(store=store, key="seats", name="Seats", event_name="api.call", aggregation="latest", property="seats")
+print(json.dumps(dict(Meter.objects.filter(store=store).values_list("key", "id"))))
+"""
+
 AGGREGATE = """
 import json, os, sys, time, django
 from datetime import datetime, timedelta, UTC
 os.environ["DJANGO_SETTINGS_MODULE"] = "stall.settings"
 django.setup()
+from django.db.models import Count
+from django.db.models.fields.json import KeyTextTransform
+from stall.metering import selectors
 from stall.metering.models import Meter
 from stall.metering.selectors import meter_quantity
 customer, start = sys.argv[1], datetime.fromisoformat(sys.argv[2])
 out = {}
-for key in ("api_calls", "tokens"):
-    meter = Meter.objects.get(store__slug="demo", key=key)
-    best, q = None, None
-    for _ in range(5):
+for label, a, b in (("month", start, start + timedelta(days=31)),
+                    ("shifted", start + timedelta(seconds=12312), start + timedelta(days=31, seconds=12312))):
+    for key in ("api_calls", "tokens", "peak", "users", "seats"):
+        meter = Meter.objects.get(store__slug="demo", key=key)
+        best, q = None, None
+        for _ in range(5):
+            t = time.perf_counter()
+            q = meter_quantity(meter=meter, customer_id=customer, start=a, end=b)
+            took = time.perf_counter() - t
+            best = took if best is None else min(best, took)
         t = time.perf_counter()
-        q = meter_quantity(meter=meter, customer_id=customer, start=start, end=start + timedelta(days=31))
-        took = time.perf_counter() - t
-        best = took if best is None else min(best, took)
-    out[key] = {"quantity": str(q), "seconds": best}
+        if meter.aggregation == "unique_count":  # the raw events' distinct texts (the bench's users are text)
+            raw = selectors._events(meter=meter, customer_id=customer, start=a, end=b).aggregate(
+                q=Count(KeyTextTransform("user", "properties"), distinct=True))["q"]
+        else:
+            raw = selectors._raw(meter, customer, a, b)
+            raw = raw[2] if meter.aggregation == "latest" else raw
+        raw_took = time.perf_counter() - t
+        out[f"{label} {meter.aggregation}"] = {"quantity": str(q), "seconds": best, "raw": str(raw),
+                                               "raw_seconds": raw_took, "same": q == raw}
 print(json.dumps(out))
 """
 
@@ -81,7 +119,8 @@ print(json.dumps(out))
 def events_for(customers: list[str], n: int, prefix: str) -> list[dict]:
     now = datetime.now(tz=UTC).isoformat()
     return [{"id": f"{prefix}{i}", "customer": customers[i % len(customers)], "name": "api.call", "timestamp": now,
-             "properties": {"tokens": i % 50, "model": "small"}} for i in range(n)]
+             "properties": {"tokens": i % 50, "model": "small", "user": f"u{i % 7}", "seats": i % 9}}
+            for i in range(n)]
 
 
 def run_http(port: int, key: str, customers: list[str], n: int, clients: int, prefix: str) -> tuple[float, int, int]:
@@ -143,30 +182,94 @@ def run_baseline(database_url, data_dir, store_id, customers, n) -> float:
     return elapsed
 
 
-def aggregation_load(database_url, data_dir, store_id, customers, total: int, start: datetime) -> float:
-    """``total`` events written straight in (a tenth the first customer's), over 30 days."""
+def aggregation_load(database_url, data_dir, store_id, customers, meters, total: int, start: datetime) -> float:
+    """``total`` events written straight in (a tenth the first customer's), over 30 days, with the
+    rollups ingestion keeps for them: per (meter, customer, hour) the count, the sum and max of
+    tokens, the latest seats (by timestamp, then row id), and per (customer, day) each user.
+    PostgreSQL loads by COPY, SQLite by multi-row INSERTs; timestamps are written as text."""
     conn, q = raw_connection(database_url, data_dir)
-    cast = "?::jsonb" if database_url else "?"
-    chunk = 5000
-    sql = q(f"INSERT INTO metering_usageevent {COLUMNS} VALUES " + ", ".join([f"(?, ?, ?, ?, ?, {cast}, ?)"] * chunk))
+    first_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM metering_usageevent").fetchone()[0]
     rng = random.Random(7)
+    rand = rng.random
+    zone = "+00" if database_url else ""
+    hour_text = [(start + timedelta(hours=h)).strftime("%Y-%m-%d %H") for h in range(30 * 24)]
+    hours: dict[tuple, list] = {}  # (customer, hour) -> [count, total, peak, latest_key, latest_id, latest]
+    users: set[tuple] = set()  # (customer, day, user)
+    others = customers[1:]
     began = time.perf_counter()
+    chunk = 5000
+    if database_url:
+        copy_sql = f"COPY metering_usageevent (id, {COLUMNS[1:-1]}) FROM STDIN"
+    else:
+        insert_sql = (f"INSERT INTO metering_usageevent (id, {COLUMNS[1:]} VALUES "
+                      + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * chunk))
     written = 0
     while written < total:
-        params = []
+        rows = []
         for i in range(written, written + chunk):
-            who = customers[0] if i % 10 == 0 else customers[1 + i % (len(customers) - 1)]
-            ts = start + timedelta(seconds=rng.randrange(30 * 86400))
-            value = ts if database_url else ts.strftime("%Y-%m-%d %H:%M:%S.%f")
-            params += [store_id, f"agg{i}", who, "api.call", value, json.dumps({"tokens": i % 50}), value]
-        conn.execute("BEGIN")
-        conn.execute(sql, params)
-        conn.execute("COMMIT")
+            heavy = i % 10 == 0
+            who = customers[0] if heavy else others[i % len(others)]
+            second = int(rand() * 2_592_000)
+            hour, rest = divmod(second, 3600)
+            micro = i % 1_000_000
+            value = f"{hour_text[hour]}:{rest // 60:02d}:{rest % 60:02d}.{micro:06d}{zone}"
+            tokens, seats = i % 50, i % 97
+            user = f"u{int(rand() * (2000 if heavy else 100))}"
+            pk = first_id + i
+            rows.append((pk, store_id, f"agg{i}", who, "api.call", value,
+                         f'{{"tokens": {tokens}, "user": "{user}", "seats": {seats}}}', value))
+            row = hours.get((who, hour))
+            if row is None:
+                row = hours[(who, hour)] = [0, 0, tokens, None, None, None]
+            row[0] += 1
+            row[1] += tokens
+            if tokens > row[2]:
+                row[2] = tokens
+            if row[3] is None or (rest, micro, pk) > row[3]:
+                row[3], row[4], row[5] = (rest, micro, pk), pk, (value, seats)
+            users.add((who, second // 86400, user))
+        if database_url:
+            with conn.cursor() as cursor, cursor.copy(copy_sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            conn.execute("BEGIN")
+            conn.execute(insert_sql, [v for row in rows for v in row])
+            conn.execute("COMMIT")
         written += chunk
         if written % 1_000_000 == 0:
-            print(f"  … {written:,} events written", flush=True)
+            print(f"  … {written:,} events written ({time.perf_counter() - began:.0f} s)", flush=True)
     if database_url:
-        conn.execute("ANALYZE metering_usageevent")
+        conn.execute("SELECT setval(pg_get_serial_sequence('metering_usageevent', 'id'), "
+                     "(SELECT MAX(id) FROM metering_usageevent))")
+
+    def bucket(moment):
+        return moment if database_url else moment.strftime("%Y-%m-%d %H:%M:%S")
+
+    rollup_sql = q("INSERT INTO metering_usagerollup (meter_id, customer_id, bucket, count, total, peak, latest_at, "
+                   "latest_event, latest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    rows = []
+    for (who, hour), (count, tokens, peak, _key, latest_id, (latest_at, latest)) in hours.items():
+        at = bucket(start + timedelta(hours=hour))
+        rows += [(meters["api_calls"], who, at, count, 0, None, None, None, None),
+                 (meters["tokens"], who, at, count, tokens, None, None, None, None),
+                 (meters["peak"], who, at, count, 0, peak, None, None, None),
+                 (meters["users"], who, at, count, 0, None, None, None, None),
+                 (meters["seats"], who, at, count, 0, None, latest_at, latest_id, latest)]
+    distinct_sql = q("INSERT INTO metering_usagedistinct (meter_id, customer_id, bucket, value) VALUES (?, ?, ?, ?)")
+    days = [(meters["users"], who, bucket(start + timedelta(days=day)), user) for who, day, user in users]
+    cursor = conn.cursor()
+    for statement, values in ((rollup_sql, rows), (distinct_sql, days)):
+        for at in range(0, len(values), 10_000):
+            conn.execute("BEGIN")
+            cursor.executemany(statement, values[at:at + 10_000])
+            conn.execute("COMMIT")
+    print(f"  … {len(rows):,} hourly rollup rows and {len(days):,} distinct users per day written", flush=True)
+    if database_url:
+        # VACUUM as autovacuum would after a bulk load: it sets the visibility map, without which
+        # PostgreSQL reads every rollup row's heap page instead of the index alone.
+        for table in ("metering_usageevent", "metering_usagerollup", "metering_usagedistinct"):
+            conn.execute(f"VACUUM ANALYZE {table}")
     else:
         conn.execute("ANALYZE")
     conn.close()
@@ -220,18 +323,23 @@ def main() -> None:
     print(f"events/s (HTTP)     {rate:,.0f}")
     print(f"baseline raw SQL    {raw_rate:,.0f} events/s (same rows and batches, one connection, no HTTP)")
     print(f"ratio               {rate / raw_rate:.3f} of the raw baseline")
+    print(f"load average        {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
     if args.agg_events:
         start = (datetime.now(tz=UTC) - timedelta(days=400)).replace(hour=0, minute=0, second=0, microsecond=0)
+        meters = json.loads(subprocess.run([str(BIN / "python"), "-c", MORE_METERS], env=env, check=True,
+                                           capture_output=True, text=True).stdout.strip().splitlines()[-1])
         print(f"aggregation: writing {args.agg_events:,} events …", flush=True)
-        load = aggregation_load(args.database_url, data_dir, store_id, customers, args.agg_events, start)
+        load = aggregation_load(args.database_url, data_dir, store_id, customers, meters, args.agg_events, start)
         done = subprocess.run([str(BIN / "python"), "-c", AGGREGATE, customers[0], start.isoformat()], env=env,
                               check=True, capture_output=True, text=True)
         result = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"events in the table {args.agg_events + args.n * 2:,} (written in {load:.0f} s)")
+        print(f"events in the table {args.agg_events + args.n * 2:,} (written in {load:.0f} s); load average "
+              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         for key_, figures in result.items():
-            print(f"aggregate {key_:<9} one customer's month ({figures['quantity']} ): "
-                  f"{figures['seconds'] * 1000:.1f} ms (best of 5)")
+            print(f"aggregate {key_:<20} one customer's month ({figures['quantity']}): "
+                  f"{figures['seconds'] * 1000:7.1f} ms (best of 5); raw events {figures['raw_seconds'] * 1000:7.0f} ms"
+                  f"{'' if figures['same'] else ' MISMATCH raw=' + figures['raw']}")
     shutil.rmtree(data_dir, ignore_errors=True)
 
 

@@ -5,6 +5,9 @@ meter, plan, subscription or customer is "not found".
 ``POST /events`` shares its path with the webhook events' list (integrations), so it is added to
 that router by the API root (``event_ingest_add``), not mounted on a router of its own."""
 
+import json
+
+from django.http import HttpResponse
 from ninja import Query, Router
 
 from stall.core.api import ListParams, ObjectId, paginate, responses, router_refuse_other_methods
@@ -47,8 +50,11 @@ def event_ingest(request, payload: EventsIn):
     (``timestamp_too_old``, ``timestamp_in_future``, ``invalid_timestamp``, ``customer_missing``,
     ``meter_missing``, ``invalid_property``, ``invalid_event``). More than 1,000 refuse the batch."""
     result = events_ingest(store=request.store, events=payload.events)
-    return {"accepted": result.accepted, "duplicates": result.duplicates, "refused": result.refused,
-            "data": [r.as_dict() for r in result.results]}
+    # Written here rather than checked by the EventsOut schema: validating a thousand small
+    # objects cost a fifth of the request (the schema still documents the answer).
+    body = {"object": "event_batch", "accepted": result.accepted, "duplicates": result.duplicates,
+            "refused": result.refused, "data": [{"error": None, **r.as_dict()} for r in result.results]}
+    return HttpResponse(json.dumps(body, separators=(",", ":")), content_type="application/json")
 
 
 def event_ingest_add(router: Router) -> None:

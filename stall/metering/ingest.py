@@ -27,6 +27,7 @@ from django.utils.dateparse import parse_datetime
 from stall.accounts.models import Customer
 from stall.stores.models import Store
 
+from . import rollups
 from .errors import EventsInvalid
 from .models import (
     NUMERIC_AGGREGATIONS,
@@ -110,11 +111,70 @@ def _meters_by_name(store: Store) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-def _check(raw, *, now, meters, customers, seen) -> tuple[EventResult | None, tuple | None]:
+# The C encoder of the json module's default settings: a property that is NaN or Infinity (which
+# json.loads lets through) shows in its text, and only then is the strict encoder asked.
+_encode = json.JSONEncoder().encode
+_encode_strict = json.JSONEncoder(allow_nan=False).encode
+
+
+def _properties_encode(properties: dict) -> tuple[str | None, dict]:
+    """The properties as JSON text (None if they are not plain JSON), and as the rollups read
+    them: what a caller in Python passed as a Decimal or a datetime is stored, and read, as text."""
+    try:
+        encoded = _encode(properties)
+    except (TypeError, ValueError):
+        try:
+            encoded = json.dumps(properties, cls=DjangoJSONEncoder, allow_nan=False)
+        except (TypeError, ValueError):
+            return None, properties
+        return encoded, json.loads(encoded)
+    if "NaN" in encoded or "Infinity" in encoded:
+        try:
+            _encode_strict(properties)
+        except ValueError:
+            return None, properties
+    return encoded, properties
+
+
+class _Stamps:
+    """Each distinct timestamp of a batch parsed and adapted for the database once."""
+
+    def __init__(self, now):
+        self.oldest, self.newest = now - OLDEST, now + NEWEST
+        self.adapt = connection.ops.adapt_datetimefield_value
+        self.seen: dict = {}
+
+    def get(self, value):
+        """(UTC datetime, database value), or (None, a refusal's (code, message))."""
+        key = (type(value), value)  # 1, 1.0 and True are one dict key: the type tells them apart
+        try:
+            return self.seen[key]
+        except KeyError:
+            pass
+        except TypeError:  # not hashable: not a timestamp
+            return None, _BAD_STAMP
+        stamp = timestamp_parse(value)
+        if stamp is None:
+            out = None, _BAD_STAMP
+        elif stamp < self.oldest:
+            out = None, ("timestamp_too_old", "Events older than 35 days are not accepted.")
+        elif stamp > self.newest:
+            out = None, ("timestamp_in_future", "Events more than 5 minutes in the future are not accepted.")
+        else:
+            out = stamp, self.adapt(stamp)
+        self.seen[key] = out
+        return out
+
+
+_BAD_STAMP = ("invalid_timestamp",
+              "The timestamp must be ISO 8601 with a time zone (2026-11-29T16:00:00Z) or Unix seconds.")
+
+
+def _check(raw, *, stamps: _Stamps, meters, customers, seen) -> tuple[EventResult | None, tuple | None]:
     if not isinstance(raw, dict):
         return _refuse(None, "invalid_event", "Each event must be an object."), None
     event_id = raw.get("id")
-    if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > ID_MAX:
+    if not isinstance(event_id, str) or len(event_id) > ID_MAX or not event_id.strip():
         return _refuse(event_id if isinstance(event_id, (str, int)) else None, "invalid_event",
                        f"The event id must be text of 1 to {ID_MAX} characters.", "id"), None
     customer = raw.get("customer")
@@ -123,30 +183,24 @@ def _check(raw, *, now, meters, customers, seen) -> tuple[EventResult | None, tu
     name = raw.get("name")
     if not isinstance(name, str) or not name or len(name) > NAME_MAX:
         return _refuse(event_id, "invalid_event", f"The event name must be text of 1 to {NAME_MAX} characters.", "name"), None
-    if name not in meters:
+    numeric = meters.get(name)
+    if numeric is None:
         return _refuse(event_id, "meter_missing", f"No meter of this store counts events named {name!r}.", "name"), None
-    stamp = timestamp_parse(raw.get("timestamp"))
+    stamp, db_stamp = stamps.get(raw.get("timestamp"))
     if stamp is None:
-        return _refuse(event_id, "invalid_timestamp",
-                       "The timestamp must be ISO 8601 with a time zone (2026-11-29T16:00:00Z) or Unix seconds.",
-                       "timestamp"), None
-    if stamp < now - OLDEST:
-        return _refuse(event_id, "timestamp_too_old", "Events older than 35 days are not accepted.", "timestamp"), None
-    if stamp > now + NEWEST:
-        return _refuse(event_id, "timestamp_in_future", "Events more than 5 minutes in the future are not accepted.",
-                       "timestamp"), None
-    properties = raw.get("properties", {})
+        code, message = db_stamp
+        return _refuse(event_id, code, message, "timestamp"), None
+    properties = raw.get("properties")
     if properties is None:
         properties = {}
-    if not isinstance(properties, dict):
+    elif not isinstance(properties, dict):
         return _refuse(event_id, "invalid_event", "Properties must be an object.", "properties"), None
-    for prop, agg in meters[name]:
+    for prop, agg in numeric:
         if prop in properties and not _is_number(properties[prop]):
             return _refuse(event_id, "invalid_property", f"The {agg} meter on {prop!r} needs a number.",
                            f"properties.{prop}"), None
-    try:
-        encoded = json.dumps(properties, cls=DjangoJSONEncoder, allow_nan=False)
-    except (TypeError, ValueError):
+    encoded, properties = _properties_encode(properties)
+    if encoded is None:
         return _refuse(event_id, "invalid_event", "Properties must be plain JSON.", "properties"), None
     if len(encoded) > PROPERTIES_MAX:
         return _refuse(event_id, "invalid_event", f"Properties can be at most {PROPERTIES_MAX} bytes of JSON.",
@@ -154,30 +208,51 @@ def _check(raw, *, now, meters, customers, seen) -> tuple[EventResult | None, tu
     if event_id in seen:
         return EventResult(id=event_id, status=DUPLICATE), None
     seen.add(event_id)
-    return None, (event_id, customer, name, stamp, encoded)
+    return None, (event_id, customer, name, stamp, db_stamp, encoded, properties)
 
 
 _COLUMNS = ("store_id", "event_id", "customer_id", "name", "timestamp", "properties", "received_at")
 
 
-def _insert(*, store_id: str, rows: list[tuple], now) -> set[str]:
-    """One INSERT of the rows; the event ids it wrote (not those the store already held)."""
+def _insert(*, store_id: str, rows: list[tuple], now) -> dict[str, int]:
+    """One INSERT of the rows; the event ids it wrote (not those the store already held), each
+    with its row id."""
     table = UsageEvent._meta.db_table
-    adapt = connection.ops.adapt_datetimefield_value
-    received = adapt(now)
+    received = connection.ops.adapt_datetimefield_value(now)
     # PostgreSQL reads the JSON text as jsonb; SQLite stores it as it is.
     json_mark = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
     marks = "(%s, %s, %s, %s, %s, " + json_mark + ", %s)"
     params = []
-    for event_id, customer, name, stamp, encoded in rows:
-        params += [store_id, event_id, customer, name, adapt(stamp), encoded, received]
+    extend = params.extend
+    for event_id, customer, name, _stamp, db_stamp, encoded, _properties in rows:
+        extend((store_id, event_id, customer, name, db_stamp, encoded, received))
     sql = (
         f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES {', '.join([marks] * len(rows))} "
-        "ON CONFLICT (store_id, event_id) DO NOTHING RETURNING event_id"
+        "ON CONFLICT (store_id, event_id) DO NOTHING RETURNING event_id, id"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return {row[0] for row in cursor.fetchall()}
+        return dict(cursor.fetchall())
+
+
+def _rollups_add(*, store: Store, rows: list[tuple], written: dict[str, int]) -> None:
+    """Roll the rows just written into their meters' rollups (inside the INSERT's transaction).
+
+    The meters are read after the INSERT, under a share lock on the store on PostgreSQL (SQLite's
+    write lock is already held), so a meter created or changed at the same time either sees these
+    events when it rebuilds its rollups or is seen here — never neither."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT 1 FROM {Store._meta.db_table} WHERE id = %s FOR SHARE", [store.pk])
+    names = {row[2] for row in rows}
+    rules = rollups.rules_by_name(Meter.objects.filter(store=store, event_name__in=names))
+    batch = rollups.Batch()
+    add = batch.add
+    for event_id, customer, name, stamp, _db_stamp, _encoded, properties in rows:
+        pk = written.get(event_id)
+        if pk is not None and name in rules:
+            add(rules[name], pk, customer, stamp, properties)
+    batch.write()
 
 
 def events_ingest(*, store: Store, events) -> IngestResult:
@@ -196,16 +271,19 @@ def events_ingest(*, store: Store, events) -> IngestResult:
     rows: list[tuple] = []
     at: list[int] = []
     seen: set[str] = set()
+    stamps = _Stamps(now)
     for raw in events:
-        result, row = _check(raw, now=now, meters=meters, customers=customers, seen=seen)
-        results.append(result)
+        result, row = _check(raw, stamps=stamps, meters=meters, customers=customers, seen=seen)
         if row is not None:
-            at.append(len(results) - 1)
+            at.append(len(results))
             rows.append(row)
+        results.append(result)
     live: list[str] = []
     if rows:
         with transaction.atomic():
             written = _insert(store_id=store.pk, rows=rows, now=now)
+            if written:
+                _rollups_add(store=store, rows=rows, written=written)
         for index, row in zip(at, rows):
             results[index] = EventResult(id=row[0], status=ACCEPTED if row[0] in written else DUPLICATE)
         if written:

@@ -277,9 +277,13 @@ class UsageEvent(models.Model):
     """One usage event as the integrator sent it. ``event_id`` is theirs, unique per store."""
 
     id = models.BigAutoField(primary_key=True)
-    store = models.ForeignKey(Store, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    # No index of their own: (store, event_id) and (customer, name, timestamp) begin with them, and
+    # each index is one more B-tree written for every event.
+    store = models.ForeignKey(Store, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+                              related_name="+")
     event_id = models.CharField(max_length=255)
-    customer = models.ForeignKey(Customer, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+                                 related_name="+")
     name = models.CharField(max_length=120)
     timestamp = models.DateTimeField()
     properties = models.JSONField(default=dict)
@@ -289,3 +293,43 @@ class UsageEvent(models.Model):
         constraints = [models.UniqueConstraint(fields=["store", "event_id"], name="metering_event_unique_id")]
         # A customer's meter over a period reads one range of this index.
         indexes = [models.Index(fields=["customer", "name", "timestamp"], name="metering_event_usage")]
+
+
+class UsageRollup(models.Model):
+    """One meter's events of one customer in one UTC hour, aggregated as they are accepted (see
+    ``rollups``): a month is ~744 of these rows, not a million events. Only what the meter's
+    aggregation needs is filled: ``count`` always, ``total`` for sum, ``peak`` for max, the
+    ``latest_*`` triple (the event's timestamp and row id break ties) for latest."""
+
+    id = models.BigAutoField(primary_key=True)
+    meter = models.ForeignKey(Meter, on_delete=models.CASCADE, db_constraint=False, db_index=False, related_name="+")
+    customer_id = models.CharField(max_length=40)
+    bucket = models.DateTimeField()  # the hour's start
+    count = models.BigIntegerField(default=0)
+    total = models.DecimalField(max_digits=40, decimal_places=6, default=0)
+    peak = models.DecimalField(max_digits=40, decimal_places=6, null=True)
+    latest_at = models.DateTimeField(null=True)
+    latest_event = models.BigIntegerField(null=True)
+    latest = models.DecimalField(max_digits=40, decimal_places=6, null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["meter", "customer_id", "bucket"], name="metering_rollup_one_per_hour"),
+        ]
+
+
+class UsageDistinct(models.Model):
+    """For a unique_count meter: each value of its property a customer sent in one UTC day (a
+    long value is kept as its SHA-256). A month's count is COUNT(DISTINCT value) over ≤ 31 days."""
+
+    id = models.BigAutoField(primary_key=True)
+    meter = models.ForeignKey(Meter, on_delete=models.CASCADE, db_constraint=False, db_index=False, related_name="+")
+    customer_id = models.CharField(max_length=40)
+    bucket = models.DateTimeField()  # the day's start
+    value = models.CharField(max_length=128)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["meter", "customer_id", "bucket", "value"],
+                                    name="metering_distinct_once_per_day"),
+        ]

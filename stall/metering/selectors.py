@@ -1,23 +1,29 @@
 """Reads: meters, plans and subscriptions of a store, and usage aggregated in the database.
 
-Every aggregation is one SQL statement over the customer's events of the meter's name in
-[start, end) — the range of the index (customer, name, timestamp) — with the meter's property
-read from the JSON properties by the database; no event is loaded into Python.
+A meter's quantity over [start, end) is read from its hourly rollups (distinct values per day
+for unique_count) for the whole hours (days) inside the range, and from the events themselves —
+one range of the index (customer, name, timestamp), the property read from the JSON by the
+database — for the partial hours (days) at either end; no event is loaded into Python (but the
+distinct values of an end's partial day are, to key them as the rollups do). See ``rollups``.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, Max, QuerySet, Sum
+from django.db import connection
+from django.db.models import Count, DecimalField, Max, QuerySet, Sum, TextField
+from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, TruncDate
 
 from stall.accounts.models import Customer
 from stall.stores.models import Store
 
+from . import rollups
 from .errors import CustomerNotFound, MeterNotFound, PlanNotFound, UsageSubscriptionNotFound
 from .models import (
     Aggregation,
@@ -25,8 +31,10 @@ from .models import (
     MeteredPrice,
     Plan,
     UsageCharge,
+    UsageDistinct,
     UsageEvent,
     UsageInvoice,
+    UsageRollup,
     UsageSubscription,
     UsageSubscriptionStatus,
 )
@@ -129,8 +137,9 @@ def _as_decimal(value) -> Decimal:
     return Decimal(value)
 
 
-def meter_quantity(*, meter: Meter, customer_id: str, start: datetime, end: datetime) -> Decimal:
-    """The meter's quantity for one customer over [start, end), computed by the database."""
+def _raw(meter: Meter, customer_id: str, start: datetime, end: datetime):
+    """The meter's aggregation over raw events in [start, end): a Decimal for count and sum, a
+    Decimal or None (no event) for max, (timestamp, id, value) or None for latest."""
     qs = _events(meter=meter, customer_id=customer_id, start=start, end=end)
     agg = meter.aggregation
     if agg == Aggregation.COUNT:
@@ -138,13 +147,83 @@ def meter_quantity(*, meter: Meter, customer_id: str, start: datetime, end: date
     if agg == Aggregation.SUM:
         return _as_decimal(qs.aggregate(q=Sum(_value(meter)))["q"])
     if agg == Aggregation.MAX:
-        return _as_decimal(qs.aggregate(q=Max(_value(meter)))["q"])
-    if agg == Aggregation.UNIQUE_COUNT:
-        return Decimal(qs.aggregate(q=Count(_text(meter), distinct=True))["q"])
+        value = qs.aggregate(q=Max(_value(meter)))["q"]
+        return None if value is None else _as_decimal(value)
     if agg == Aggregation.LATEST:
         latest = qs.exclude(**{f"properties__{meter.property}__isnull": True}).order_by("-timestamp", "-id")
-        return _as_decimal(latest.annotate(v=_value(meter)).values_list("v", flat=True).first())
+        row = latest.annotate(v=_value(meter)).values_list("timestamp", "id", "v").first()
+        return None if row is None else (row[0], row[1], _as_decimal(row[2]))
     raise ValueError(f"unknown aggregation {agg!r}")
+
+
+def _json_of(prop: str):
+    """The property's value as JSON text (the unique_count key is made from it in Python)."""
+    if connection.vendor == "postgresql":
+        return RawSQL("(properties -> %s)::text", [prop], output_field=TextField())
+    return RawSQL("properties -> %s", [f'$."{prop}"'], output_field=TextField())
+
+
+def _distinct_raw(meter: Meter, customer_id: str, start: datetime, end: datetime) -> set[str]:
+    texts = (_events(meter=meter, customer_id=customer_id, start=start, end=end)
+             .annotate(v=_json_of(meter.property)).order_by().values_list("v", flat=True).distinct())
+    keys = (rollups.distinct_key(json.loads(text)) for text in texts if text is not None)
+    return {key for key in keys if key is not None}
+
+
+def _unique_quantity(meter: Meter, customer_id: str, start: datetime, end: datetime) -> Decimal:
+    """Distinct values: whole UTC days from the distinct table, the partial days at either end
+    from the events themselves."""
+    inner = rollups.inner_range(start, end, rollups.DAY)
+    if inner is None:
+        return Decimal(len(_distinct_raw(meter, customer_id, start, end)))
+    first, last = inner
+    days = UsageDistinct.objects.filter(meter=meter, customer_id=customer_id, bucket__gte=first, bucket__lt=last)
+    edges = [(a, b) for a, b in ((start, first), (last, end)) if a < b]
+    distinct = days.order_by().values_list("value", flat=True).distinct()
+    if not edges:  # COUNT(*) over SELECT DISTINCT: PostgreSQL hashes it, where COUNT(DISTINCT) sorts
+        return Decimal(distinct.count())
+    values = set(distinct)
+    for a, b in edges:
+        values |= _distinct_raw(meter, customer_id, a, b)
+    return Decimal(len(values))
+
+
+def meter_quantity(*, meter: Meter, customer_id: str, start: datetime, end: datetime) -> Decimal:
+    """The meter's quantity for one customer over [start, end), computed by the database: the
+    whole UTC hours from the meter's rollups, the partial hours at either end from the events
+    themselves (see ``rollups``)."""
+    agg = meter.aggregation
+    if agg == Aggregation.UNIQUE_COUNT:
+        return _unique_quantity(meter, customer_id, start, end)
+    inner = rollups.inner_range(start, end, rollups.HOUR)
+    if inner is None:
+        part = _raw(meter, customer_id, start, end)
+        if agg == Aggregation.LATEST:
+            return ZERO if part is None else part[2]
+        return ZERO if part is None else part
+    first, last = inner
+    hours = UsageRollup.objects.filter(meter=meter, customer_id=customer_id, bucket__gte=first, bucket__lt=last)
+    head, tail = (start, first) if start < first else None, (last, end) if last < end else None
+    if agg == Aggregation.LATEST:  # the newest part that has one: the tail, the hours, then the head
+        if tail is not None and (found := _raw(meter, customer_id, *tail)) is not None:
+            return found[2]
+        latest = hours.filter(latest_at__isnull=False).order_by("-latest_at", "-latest_event")
+        value = latest.values_list("latest", flat=True).first()
+        if value is not None:
+            return _as_decimal(value)
+        found = _raw(meter, customer_id, *head) if head is not None else None
+        return ZERO if found is None else found[2]
+    if agg == Aggregation.MAX:
+        parts = [_as_decimal(v) for v in [hours.aggregate(q=Max("peak"))["q"]] if v is not None]
+    else:
+        column = "count" if agg == Aggregation.COUNT else "total"
+        parts = [_as_decimal(hours.aggregate(q=Sum(column))["q"])]
+    for edge in (head, tail):
+        if edge is not None and (part := _raw(meter, customer_id, *edge)) is not None:
+            parts.append(part)
+    if agg == Aggregation.MAX:
+        return max(parts) if parts else ZERO
+    return sum(parts, ZERO)
 
 
 def meter_quantity_per_day(*, meter: Meter, customer_id: str, start: datetime, end: datetime) -> list[tuple[date, Decimal]]:

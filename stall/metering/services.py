@@ -38,6 +38,7 @@ from .models import (
     UsageSubscriptionStatus,
 )
 from .rating import period_after
+from .rollups import meter_rollups_rebuild
 from .selectors import customer_get, meter_by_key, usage_subscription_for_customer
 
 KEY_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
@@ -96,9 +97,18 @@ def meter_create(*, store: Store, key: str, name: str, event_name: str, aggregat
                            filters=filters)
     try:
         with transaction.atomic():
-            return Meter.objects.create(store=store, key=key, **fields)
+            _store_lock(store.pk)
+            meter = Meter.objects.create(store=store, key=key, **fields)
+            meter_rollups_rebuild(meter=meter)  # events of its name may be stored already
+            return meter
     except IntegrityError:
         raise MeterKeyTaken(param="key") from None
+
+
+def _store_lock(store_id: str) -> None:
+    """Wait for the store's batches of events being written, and hold off new ones, while a
+    meter's rollups are (re)built (a batch holds a share lock on the store while it rolls up)."""
+    Store.objects.select_for_update().filter(pk=store_id).first()
 
 
 def meter_update(*, meter: Meter, **changes) -> Meter:
@@ -107,9 +117,17 @@ def meter_update(*, meter: Meter, **changes) -> Meter:
     current = dict(name=meter.name, event_name=meter.event_name, aggregation=meter.aggregation,
                    property=meter.property, filters=meter.filters)
     current.update({k: v for k, v in changes.items() if k in current})
-    for field, value in _meter_fields(**current).items():
-        setattr(meter, field, value)
-    meter.save()
+    fields = _meter_fields(**current)
+    counted = ("event_name", "aggregation", "property", "filters")
+    recount = any(fields[f] != getattr(meter, f) for f in counted)
+    with transaction.atomic():
+        if recount:
+            _store_lock(meter.store_id)
+        for field, value in fields.items():
+            setattr(meter, field, value)
+        meter.save()
+        if recount:
+            meter_rollups_rebuild(meter=meter)
     return meter
 
 
