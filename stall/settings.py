@@ -326,7 +326,8 @@ SESSION_COOKIE_HTTPONLY = True
 # local-memory cache would let another worker serve a signed-out session from its own cache).
 # A row is written only when the session changes — sign-in, sign-out — never on an ordinary
 # request: keep SESSION_SAVE_EVERY_REQUEST off (stall/accounts/tests/test_buyer_session.py).
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# stall.core.sessions is Django's db backend with its one read written as SQL (the hot path's).
+SESSION_ENGINE = "stall.core.sessions"
 SESSION_SAVE_EVERY_REQUEST = False
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
