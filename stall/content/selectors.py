@@ -4,11 +4,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import F, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from stall.catalog.models import ProductStatus
+from stall.catalog.models import Product, ProductStatus
+from stall.core.rows import model_columns, model_from_row
 from stall.orders.access import (
     FeedReader,
     access_gated,
@@ -20,6 +22,7 @@ from stall.orders.access import (
 from stall.orders.models import Entitlement, OrderStatus
 from stall.payments.rails import card_minimum_charge
 from stall.payments.rails.wallet import wallet_get
+from stall.stores.models import Store
 
 from .errors import PostNotFound
 from .models import Post, Tip, TipJar, UnlockRefund
@@ -63,8 +66,7 @@ def post_get_for_reader(*, store=None, store_slug: str = "", slug: str, email: s
 
     By ``store``, or by ``store_slug``: then the store comes in the same query as the post (a
     reader's one-click unlock reads both), and a store that does not exist is "not found" too."""
-    where = {"store": store} if store is not None else {"store__slug": store_slug}
-    post = Post.objects.filter(**where, product__slug=slug).select_related("product", "store").first()
+    post = _post_with_product_and_store(store=store, store_slug=store_slug, slug=slug)
     if post is None:
         raise PostNotFound()
     if post.product.status == ProductStatus.PUBLISHED or post_is_creator(post=post, user=user):
@@ -72,6 +74,35 @@ def post_get_for_reader(*, store=None, store_slug: str = "", slug: str, email: s
     if post.product.status == ProductStatus.ARCHIVED and post_unlock_get(post=post, email=email) is not None:
         return post
     raise PostNotFound()
+
+
+# A post by its store and slug, with its product and store, in one SELECT written out (every
+# one-click unlock reads it; stall.core.rows says why not the ORM). The product is found by its
+# (store, slug) unique index and the post by its product: looked up through the post's own store
+# column instead, SQLite walks every post of the store.
+_POST_SQL = (
+    f"SELECT {model_columns(Post, 'p')}, {model_columns(Product, 'pr')}, {model_columns(Store, 's')} "
+    "FROM catalog_product pr JOIN content_post p ON p.product_id = pr.id "
+    "JOIN stores_store s ON s.id = p.store_id AND s.id = pr.store_id "
+    "WHERE pr.slug = %s AND "
+)
+
+
+def _post_with_product_and_store(*, store, store_slug: str, slug: str) -> Post | None:
+    if store is not None:
+        sql, params = _POST_SQL + "pr.store_id = %s", [slug, store.pk]
+    else:
+        sql, params = _POST_SQL + "pr.store_id = (SELECT id FROM stores_store WHERE slug = %s)", [slug, store_slug]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    posts, products = len(Post._meta.concrete_fields), len(Product._meta.concrete_fields)
+    post = model_from_row(Post, row[:posts])
+    post.product = model_from_row(Product, row[posts:posts + products])
+    post.store = store if store is not None else model_from_row(Store, row[posts + products:])
+    return post
 
 
 def post_unlock_get(*, post: Post, email: str) -> Entitlement | None:

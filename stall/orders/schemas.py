@@ -84,7 +84,9 @@ class OrderList(Schema):
     has_more: bool
 
 
-def order_out(order: Order) -> dict:
+def order_out(order: Order, *, lines: list | None = None) -> dict:
+    """The order as the API and its events show it; ``lines``, when the caller holds them, saves
+    reading them from the order."""
     return {
         "id": order.pk,
         "object": "order",
@@ -108,7 +110,7 @@ def order_out(order: Order) -> dict:
         "lines": [
             {"id": line.pk, "product": line.product_id, "name": line.name, "unit_amount": line.unit_amount,
              "quantity": line.quantity, "amount_discount": line.amount_discount, "amount_refunded": line.amount_refunded}
-            for line in order.lines.all()
+            for line in (order.lines.all() if lines is None else lines)
         ],
         "payment": order.payment_id,
         "checkout": order.checkout_id,

@@ -119,6 +119,31 @@ def spend_read(
     )
 
 
+class _LinesPrefetched(dict):
+    """An order's prefetched-objects cache holding its ``lines`` as written, so whoever reads
+    ``order.lines`` after the spend gets them with no query. The queryset Django keeps there is
+    made when first read, not here: building a filtered queryset costs about 0.2 ms, inside the
+    spend's transaction, and most callers (an unlock, a tip) never read the lines."""
+
+    def __init__(self, order_id: str, lines: list):
+        super().__init__()
+        self._order_id, self._lines = order_id, lines
+
+    def __missing__(self, key):
+        if key != "lines":
+            raise KeyError(key)
+        lines = OrderLine.objects.filter(order_id=self._order_id)  # what a real prefetch keeps
+        lines._result_cache, lines._prefetch_done = self._lines, True
+        self[key] = lines
+        return lines
+
+    def __contains__(self, key) -> bool:
+        return key == "lines" or super().__contains__(key)
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+
 def _insert(cursor, table: str, columns: tuple[str, ...], rows: list[list]) -> None:
     if not rows:
         return
@@ -199,9 +224,7 @@ def order_spend(
         OrderLine(order=order, product_id=line.product_id, name=line.name, unit_amount=line.unit_amount, quantity=line.quantity)
         for line in lines
     ]
-    prefetched = OrderLine.objects.filter(order_id=order_id)
-    prefetched._result_cache, prefetched._prefetch_done = order_lines, True
-    order._prefetched_objects_cache = {"lines": prefetched}  # order_out reads them with no query
+    order._prefetched_objects_cache = _LinesPrefetched(order_id, order_lines)
     with connection.cursor() as cursor:
         _insert(cursor, Payment._meta.db_table, (
             "id", "purpose", "store_id", "checkout_id", "buyer_id", "rail", "payment_method", "status", "amount",
@@ -224,7 +247,7 @@ def order_spend(
             [new_id("ent"), store_id, order_id, line.product_id, buyer.email, line.download_limit, None, stamp]
             for line in lines if line.kind in ENTITLING_KINDS
         ])
-    events = [EventRow("order.paid", order_out(order))]
+    events = [EventRow("order.paid", order_out(order, lines=order_lines))]
     for kind in dict.fromkeys(line.kind for line in lines):
         handler = fulfilment_handler(kind)
         if handler is not None:

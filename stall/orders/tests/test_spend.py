@@ -210,3 +210,17 @@ def test_a_spend_at_a_store_with_no_webhook_endpoint_queues_no_dispatch(store, r
 def _dispatches(callbacks) -> list:
     """The after-commit callbacks that queue the events' dispatch (others cache account ids)."""
     return [callback for callback in callbacks if callback.__qualname__.startswith("events_record.")]
+
+
+def test_the_spends_order_holds_its_lines_without_a_query(store, reader):
+    """The order a spend returns reads its lines with no query, and a query on them is still
+    scoped to that order: another order's lines never show up in it."""
+    first = post_unlock(post=post_create(store=store, title="One", amount=25, status="published"), method="wallet", buyer=reader).order
+    post = post_create(store=store, title="Two", amount=30, status="published")
+    order = post_unlock(post=post, method="wallet", buyer=reader).order
+    with CaptureQueriesContext(connection) as queries:
+        lines = [(ln.product_id, ln.unit_amount) for ln in order.lines.all()]
+    assert lines == [(post.product_id, 30)]
+    assert len(queries) == 0
+    assert [ln.unit_amount for ln in order.lines.filter(unit_amount__gte=1)] == [30]
+    assert first.pk != order.pk and [ln.unit_amount for ln in first.lines.all()] == [25]
