@@ -14,7 +14,12 @@ import os
 import threading
 
 from django.conf import settings
+from django.db import OperationalError
 from django.db.backends.sqlite3 import base
+
+# As long as SQLite's own busy_timeout: a thread that waits longer fails as SQLite would, rather
+# than hanging for good behind a transaction that never ends (a test holding one open, say).
+WAIT_SECONDS = 20
 
 
 class _WriteLock:
@@ -25,7 +30,8 @@ class _WriteLock:
         self.pid: int | None = None
 
     def acquire(self) -> None:
-        self.thread_lock.acquire()
+        if not self.thread_lock.acquire(timeout=WAIT_SECONDS):
+            raise OperationalError("database is locked")
         try:
             if self.fd is None or self.pid != os.getpid():  # a forked worker opens its own
                 self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)

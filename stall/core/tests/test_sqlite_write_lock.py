@@ -71,3 +71,30 @@ def test_a_rolled_back_transaction_lets_the_next_writer_in():
     assert sorted(done) == list(range(8))
     assert Buyer.objects.filter(email__startswith="w").count() == 8
     assert not Buyer.objects.filter(email="rolled-back@example.com").exists()
+
+
+def test_a_thread_waiting_past_the_busy_timeout_fails_as_sqlite_would(tmp_path, monkeypatch):
+    """Behind a transaction that never ends, a waiting thread gets "database is locked" after the
+    wait, like SQLite's busy_timeout, instead of hanging."""
+    import threading
+
+    from django.db import OperationalError
+
+    from stall.core.sqlite import base as sqlite_base
+
+    monkeypatch.setattr(sqlite_base, "WAIT_SECONDS", 0.2)
+    lock = sqlite_base._WriteLock(str(tmp_path / "db.write-lock"))
+    lock.acquire()
+    failed = []
+
+    def other():
+        try:
+            lock.acquire()
+        except OperationalError as exc:
+            failed.append(str(exc))
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join(5)
+    lock.release()
+    assert failed == ["database is locked"]
