@@ -274,8 +274,10 @@ def usage_rate(*, meters: list[Meter], prices: dict[str, MeteredPrice], customer
 
 
 def plan_usage_rate(*, plan: Plan, customer_id: str, start: datetime, end: datetime) -> tuple[Decimal, list[MeterUsage]]:
-    """A plan's exact cost for one customer over [start, end): its fixed fee plus every price."""
-    prices = list(plan.prices.select_related("meter").order_by("pk"))
+    """A plan's exact cost for one customer over [start, end): its fixed fee plus every price, in
+    the order of the meters' names (so an invoice's lines are; prices made in the same millisecond
+    have ids in no particular order)."""
+    prices = list(plan.prices.select_related("meter").order_by("meter__name", "pk"))
     usage = usage_rate(
         meters=[p.meter for p in prices], prices={p.meter_id: p for p in prices}, customer_id=customer_id,
         start=start, end=end,
