@@ -387,7 +387,7 @@ def held_fee_shares(*, holds: list[tuple[str, int]]) -> list[HeldShare | None]:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT a.id, a.credits_posted - a.debits_posted, p.id, p.debits_posted - p.credits_posted "
-            "FROM ledger_account a JOIN wallets_wallet w ON w.account_id = a.id "
+            f"FROM ledger_account a JOIN {Wallet._meta.db_table} w ON w.account_id = a.id "
             "JOIN ledger_account p ON p.kind = %s AND p.owner = w.id AND p.currency = w.currency "
             f"WHERE {which} ORDER BY a.id{lock}",
             [AccountKind.FEE_POOL, *params],
