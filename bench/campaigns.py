@@ -226,9 +226,9 @@ def baseline(database_url: str | None, data_dir: Path, campaign_id: str, env: di
         resolved = cur.fetchall()
         which, params = in_ids("a.id", sorted({r[2] for r in rows}))
         cur.execute(q("SELECT a.id, a.credits_posted - a.debits_posted, p.id, p.debits_posted - p.credits_posted "
-                      "FROM ledger_account a JOIN wallets_wallet w ON w.account_id = a.id JOIN ledger_account p "
-                      f"ON p.kind = 'fee_pool' AND p.owner = w.id AND p.currency = w.currency WHERE {which} ORDER BY a.id"
-                      + (" FOR UPDATE OF a, p" if pg else "")), params)
+                      "FROM ledger_account a CROSS JOIN wallets_wallet w CROSS JOIN ledger_account p "
+                      f"WHERE {which} AND w.account_id = a.id AND p.kind = 'fee_pool' AND p.owner = w.id "
+                      "AND p.currency = w.currency ORDER BY a.id" + (" FOR UPDATE OF a, p" if pg else "")), params)
         wallets = {r[0]: [r[1], r[2], r[3]] for r in cur.fetchall()}
         deltas: dict[str, list[int]] = {}
         for debit_id, amount in resolved:

@@ -385,12 +385,15 @@ def held_fee_shares(*, holds: list[tuple[str, int]]) -> list[HeldShare | None]:
     which, params = in_list("a.id", sorted({account_id for account_id, _ in holds}))
     lock = " FOR UPDATE OF a, p" if connection.vendor == "postgresql" else ""
     with connection.cursor() as cursor:
+        # CROSS JOIN: SQLite then joins in the order written, from the wallets asked for. Left to
+        # choose, it started from every fee pool of the Stall (by kind) once there were many: a
+        # tenth of a second per chunk at 60,000 wallets, growing with them.
         cursor.execute(
             "SELECT a.id, a.credits_posted - a.debits_posted, p.id, p.debits_posted - p.credits_posted "
-            f"FROM ledger_account a JOIN {Wallet._meta.db_table} w ON w.account_id = a.id "
-            "JOIN ledger_account p ON p.kind = %s AND p.owner = w.id AND p.currency = w.currency "
-            f"WHERE {which} ORDER BY a.id{lock}",
-            [AccountKind.FEE_POOL, *params],
+            f"FROM ledger_account a CROSS JOIN {Wallet._meta.db_table} w CROSS JOIN ledger_account p "
+            f"WHERE {which} AND w.account_id = a.id AND p.kind = %s AND p.owner = w.id AND p.currency = w.currency "
+            f"ORDER BY a.id{lock}",
+            [*params, AccountKind.FEE_POOL],
         )
         state = {row[0]: [row[1], row[2], row[3]] for row in cursor.fetchall()}
     shares: list[HeldShare | None] = []
