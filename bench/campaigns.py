@@ -6,17 +6,22 @@
 For each size (``--small``, then ``-n``; ``--small 0`` runs ``-n`` only) a fresh process and a fresh
 database: a store and three live all-or-nothing campaigns made through the services, one backer
 pledging 25¢ from the wallet to each through ``pledge_create`` (the template), then ``n`` copies of
-that backer written with plain SQL — a buyer, a wallet account holding $1.00 of which 75¢ is
-pending, and for each campaign a pending ledger transfer into its escrow and the pledge. Then, with
-the deadlines moved into the past, in that process:
+that backer written with plain SQL — a buyer, a wallet holding $1.00 of which 75¢ is pending, its
+fee pool owing the 33¢ a $1.00 card top-up costs, and for each campaign a pending ledger transfer
+into its escrow and the pledge. The platform takes 2.5% (``STALL_PLATFORM_FEE_BPS=250``), so a
+collected pledge pays both fees as a wallet spend does. Then, with the deadlines moved into the
+past, in that process:
 
   task       ``campaign_settle`` (what the periodic ``campaigns_due_task`` runs per campaign) on the
              first campaign: decided succeeded, then every pledge collected ``collect.CHUNK`` at a
-             time (pending transfers posted, wallets' and escrow's totals moved, one escrow → store
-             balance transfer per chunk, the pledge.collected events). Pledges/s, and the peak of
-             the process's RSS above where it started (sampled every 10 ms).
+             time (pending transfers posted, each pledge's fee share to its wallet's pool, the
+             platform's fee and the escrow → store balance transfer per chunk, every account's
+             totals moved, the pledge.collected events). Pledges/s, and the peak of the process's
+             RSS above where it started (sampled every 10 ms).
   baseline   the second campaign's pledges settled with the same writes in plain SQL from one
-             connection, chunk by chunk (no Django, no ORM, no Python objects per pledge).
+             connection, chunk by chunk, each write one set-based statement in the form the
+             database runs fastest (PostgreSQL: arrays and ``unnest``; SQLite: ``VALUES``), no
+             Django, no ORM, no Python object per pledge beyond its row tuple.
   memory     the third campaign settled under ``tracemalloc``: the peak of the Python heap above
              where it started. Flat in ``n`` means the task streams.
 """
@@ -44,6 +49,8 @@ from renewals import RssPeak, _insert_many  # noqa: E402  (bench/renewals.py)
 PLEDGE = 25
 CAMPAIGNS = 3
 FUNDED = 100
+FEE = 33  # the card fee of a $1.00 top-up: 2.9% + 30¢
+PLATFORM_BPS = 250
 COPY_CHUNK = 5000
 
 
@@ -88,19 +95,25 @@ def backers_copy(database_url: str | None, data_dir: Path, n: int, env: dict) ->
     pledges = [_row(cur, q, "campaigns_pledge", "id", p) for p in env["pledges"]]
     holds = [_row(cur, q, "ledger_transfer", "id", p["hold_transfer_id"]) for p in pledges]
     account = _row(cur, q, "ledger_account", "id", pledges[0]["wallet_account_id"])
+    wallet = _row(cur, q, "wallets_wallet", "account_id", account["id"])
+    pool = _row(cur, q, "ledger_account", "owner", wallet["id"])
+    cur.execute(q("SELECT id FROM ledger_account WHERE kind = 'processor_fees' AND owner = 'sandbox' AND currency = 'USD'"))
+    fees_account = cur.fetchone()[0]
     # The copies' wallets hold FUNDED each, paid in by the sandbox's clearing account: add as much to it.
     cur.execute(q("SELECT id FROM ledger_account WHERE kind = 'processor_clearing' AND owner = 'sandbox' AND currency = 'USD'"))
     clearing = cur.fetchone()[0]
     began = time.perf_counter()
     for start in range(0, n, COPY_CHUNK):
         size = min(n, start + COPY_CHUNK) - start
-        buyers, accounts, transfers, rows = [], [], [], []
+        buyers, accounts, wallets, transfers, rows = [], [], [], [], []
         for i in range(start, start + size):
-            b, a = new_id("byr"), new_id("acct")
+            b, a, w = new_id("byr"), new_id("acct"), new_id("wal")
             email = f"b{i}@example.com"
             buyers.append({**buyer, "id": b, "email": email})
             accounts.append({**account, "id": a, "owner": b, "credits_posted": FUNDED, "debits_posted": 0,
                              "debits_pending": PLEDGE * CAMPAIGNS, "credits_pending": 0})
+            accounts.append({**pool, "id": new_id("acct"), "owner": w, "debits_posted": FEE, "credits_posted": 0})
+            wallets.append({**wallet, "id": w, "buyer_id": b, "account_id": a})
             for pledge, hold in zip(pledges, holds):
                 p, t = new_id("plg"), new_id("tr")
                 transfers.append({**hold, "id": t, "idempotency_key": f"{p}:hold:0", "debit_account_id": a,
@@ -110,12 +123,14 @@ def backers_copy(database_url: str | None, data_dir: Path, n: int, env: dict) ->
         cur.execute("BEGIN")
         _insert_many(cur, q, "accounts_buyer", buyers, pg)
         _insert_many(cur, q, "ledger_account", accounts, pg)
+        _insert_many(cur, q, "wallets_wallet", wallets, pg)
         _insert_many(cur, q, "ledger_transfer", transfers, pg)
         _insert_many(cur, q, "campaigns_pledge", rows, pg)
         for hold in holds:
             cur.execute(q("UPDATE ledger_account SET credits_pending = credits_pending + ? WHERE id = ?"),
                         (PLEDGE * size, hold["credit_account_id"]))
         cur.execute(q("UPDATE ledger_account SET debits_posted = debits_posted + ? WHERE id = ?"), (FUNDED * size, clearing))
+        cur.execute(q("UPDATE ledger_account SET credits_posted = credits_posted + ? WHERE id = ?"), (FEE * size, fees_account))
         cur.execute("COMMIT")
     # The deadlines pass (moved into the past rather than the clock forward: time-machine's patched
     # clock would be measured with the task, at every id made).
@@ -151,22 +166,43 @@ def task_run(campaign_id: str, *, trace: bool = False) -> dict:
 
 def baseline(database_url: str | None, data_dir: Path, campaign_id: str, env: dict, chunk: int) -> tuple[int, float]:
     """Collect the campaign's held pledges with the task's writes in plain SQL, ``chunk`` a transaction."""
-    from stall.core.ids import new_id
+    from stall.core.ids import new_ids
 
     conn, q = raw_connection(database_url, data_dir)
+    pg = bool(database_url)
     cur = conn.cursor()
     cur.execute(q("SELECT id FROM ledger_account WHERE kind = 'store_pending' AND owner LIKE ?"), (campaign_id + "%",))
     escrow = cur.fetchone()[0]
-    cur.execute(q("SELECT id FROM ledger_account WHERE kind = 'store_balance' AND owner LIKE ?"), (env["store"] + "%",))
-    found = cur.fetchone()
-    if found is None:
-        balance = new_id("acct")
-        cur.execute(q("INSERT INTO ledger_account (id, kind, owner, currency, debits_posted, credits_posted, debits_pending, "
-                      "credits_pending, debits_must_not_exceed_credits, debit_limit, created_at) VALUES (?,?,?,?,0,0,0,0,?,NULL,?)"),
-                    (balance, "store_balance", env["store"] + ":bench", "USD", False, "2026-01-01 00:00:00"))
-    else:
-        balance = found[0]
+    ids = {}
+    for kind, owner in (("store_balance", env["store"]), ("platform_fees", "platform")):
+        cur.execute(q("SELECT id FROM ledger_account WHERE kind = ? AND owner = ?"), (kind, owner))
+        found = cur.fetchone()
+        if found is None:
+            ids[kind] = new_ids("acct", 1)[0]
+            cur.execute(q("INSERT INTO ledger_account (id, kind, owner, currency, debits_posted, credits_posted, "
+                          "debits_pending, credits_pending, debits_must_not_exceed_credits, debit_limit, created_at) "
+                          "VALUES (?,?,?,?,0,0,0,0,?,NULL,?)"),
+                        (ids[kind], kind, owner, "USD", False, "2026-01-01 00:00:00"))
+        else:
+            ids[kind] = found[0]
+    balance, platform = ids["store_balance"], ids["platform_fees"]
     now = "2026-01-01 00:00:00.000000"
+
+    # Each many-row write as one statement: on PostgreSQL one array per column (unnest), on SQLite VALUES.
+    def many(columns: list[tuple[str, str]], rows: list[tuple]) -> tuple[str, list]:
+        names = ", ".join(c for c, _ in columns)
+        if pg:
+            return (f"unnest({', '.join(f'%s::{t}[]' for _, t in columns)}) AS v({names})",
+                    [list(col) for col in zip(*rows)])
+        marks = "(" + ", ".join("?" * len(columns)) + ")"
+        named = ", ".join(f"column{i} AS {c}" for i, (c, _) in enumerate(columns, 1))
+        return f"(SELECT {named} FROM (VALUES {', '.join([marks] * len(rows))})) AS v", [x for r in rows for x in r]
+
+    def in_ids(column: str, values: list[str]) -> tuple[str, list]:
+        if pg:
+            return f"{column} = ANY(%s)", [values]
+        return f"{column} IN ({', '.join('?' * len(values))})", values
+
     done = 0
     if os.environ.get("BENCH_TRACE"):
         cur = _Timed(cur)
@@ -175,38 +211,70 @@ def baseline(database_url: str | None, data_dir: Path, campaign_id: str, env: di
         cur.execute("BEGIN")
         cur.execute(q("SELECT id FROM campaigns_pledge WHERE campaign_id = ? AND status = 'held' ORDER BY id LIMIT ?"),
                     (campaign_id, chunk))
-        ids = [r[0] for r in cur.fetchall()]
-        if not ids:
+        pledge_ids = [r[0] for r in cur.fetchall()]
+        if not pledge_ids:
             cur.execute("COMMIT")
             break
-        cur.execute(q(f"UPDATE campaigns_pledge SET status = 'collected', collected_at = ?, updated_at = ? WHERE id IN "
-                      f"({', '.join(['?'] * len(ids))}) AND status = 'held' "
-                      "RETURNING id, hold_transfer_id, wallet_account_id, amount, email"),
-                    (now, now, *ids))
-        rows = cur.fetchall()
-        marks = ", ".join(["?"] * len(rows))
-        cur.execute(q(f"UPDATE ledger_transfer SET state = 'posted', resolved_at = ? WHERE id IN ({marks}) AND state = 'pending'"),
-                    [now, *[r[1] for r in rows]])
-        deltas: dict[str, int] = {}
+        which, params = in_ids("id", pledge_ids)
+        cur.execute(q(f"UPDATE campaigns_pledge SET status = 'collected', collected_at = ?, updated_at = ? WHERE {which} "
+                      "AND status = 'held' RETURNING id, hold_transfer_id, wallet_account_id, amount, email"),
+                    [now, now, *params])
+        rows = sorted(cur.fetchall())
+        which, params = in_ids("id", [r[1] for r in rows])
+        cur.execute(q(f"UPDATE ledger_transfer SET state = 'posted', resolved_at = ? WHERE {which} AND state = 'pending' "
+                      "RETURNING debit_account_id, amount"), [now, *params])
+        resolved = cur.fetchall()
+        which, params = in_ids("a.id", sorted({r[2] for r in rows}))
+        cur.execute(q("SELECT a.id, a.credits_posted - a.debits_posted, p.id, p.debits_posted - p.credits_posted "
+                      "FROM ledger_account a CROSS JOIN wallets_wallet w CROSS JOIN ledger_account p "
+                      f"WHERE {which} AND w.account_id = a.id AND p.kind = 'fee_pool' AND p.owner = w.id "
+                      "AND p.currency = w.currency ORDER BY a.id" + (" FOR UPDATE OF a, p" if pg else "")), params)
+        wallets = {r[0]: [r[1], r[2], r[3]] for r in cur.fetchall()}
+        deltas: dict[str, list[int]] = {}
+        for debit_id, amount in resolved:
+            d = deltas.setdefault(debit_id, [0, 0, 0, 0])
+            d[0] -= amount
+            d[1] += amount
+        total = sum(r[3] for r in rows)
+        platform_fee = sum((r[3] * PLATFORM_BPS * 2 + 10_000) // 20_000 for r in rows)  # half up
+        transfer_ids = iter(new_ids("tr", len(rows) + 2))
+        transfers = [(next(transfer_ids), f"bench:{rows[0][0]}", escrow, balance, total, "pledge_collected", campaign_id),
+                     (next(transfer_ids), f"bench:{rows[0][0]}:platform", balance, platform, platform_fee,
+                      "platform_fee", campaign_id)]
+        fees = 0
         for r in rows:
-            deltas[r[2]] = deltas.get(r[2], 0) + r[3]
-        total = sum(deltas.values())
-        cur.executemany(q("UPDATE ledger_account SET debits_pending = debits_pending - ?, debits_posted = debits_posted + ? "
-                          "WHERE id = ?"), [(amount, amount, account_id) for account_id, amount in deltas.items()])
-        cur.execute(q("UPDATE ledger_account SET credits_pending = credits_pending - ?, credits_posted = credits_posted + ?, "
-                      "debits_posted = debits_posted + ? WHERE id = ?"), (total, total, total, escrow))
-        cur.execute(q("UPDATE ledger_account SET credits_posted = credits_posted + ? WHERE id = ?"), (total, balance))
-        cur.execute(q("INSERT INTO ledger_transfer (id, idempotency_key, debit_account_id, credit_account_id, amount, currency, "
-                      "two_phase, state, code, reference, created_at, resolved_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"),
-                    (new_id("tr"), f"bench:{rows[0][0]}", escrow, balance, total, "USD", False, "posted", "pledge_collected",
-                     campaign_id, now, now))
-        events = []
-        for r in rows:
-            data = json.dumps({"object": {"id": r[0], "object": "pledge", "campaign": campaign_id, "email": r[4],
-                                          "amount": {"amount": r[3], "currency": "USD"}, "status": "collected"}})
-            events += [new_id("evt"), env["store"], "pledge.collected", data, now, now]
-        cur.execute(q("INSERT INTO integrations_event (id, store_id, type, data, created_at, dispatched_at) VALUES "
-                      + ", ".join(["(?,?,?,?,?,?)"] * len(rows))), events)
+            wallet = wallets[r[2]]
+            left, pool, owed = wallet
+            fee = owed if left <= r[3] else (2 * owed * r[3] + left) // (2 * left)
+            wallet[0], wallet[2] = left - r[3], owed - fee
+            if fee:
+                fees += fee
+                deltas.setdefault(pool, [0, 0, 0, 0])[3] += fee
+                transfers.append((next(transfer_ids), f"{r[0]}:processor_fee", balance, pool, fee, "processor_fee", r[0]))
+        deltas[escrow] = [0, total, -total, total]
+        deltas[balance] = [0, fees + platform_fee, 0, total]
+        deltas[platform] = [0, 0, 0, platform_fee]
+        source, params = many([("id", "text"), ("idempotency_key", "text"), ("debit_account_id", "text"),
+                               ("credit_account_id", "text"), ("amount", "bigint"), ("code", "text"),
+                               ("reference", "text")], transfers)
+        cur.execute(q("INSERT INTO ledger_transfer (id, idempotency_key, debit_account_id, credit_account_id, amount, "
+                      "currency, two_phase, state, code, reference, created_at, resolved_at) SELECT id, idempotency_key, "
+                      f"debit_account_id, credit_account_id, amount, 'USD', ?, 'posted', code, reference, ?, ? FROM {source}"),
+                    [False, now, now, *params])
+        source, params = many([("id", "text"), ("dpe", "bigint"), ("dpo", "bigint"), ("cpe", "bigint"), ("cpo", "bigint")],
+                              sorted((k, *v) for k, v in deltas.items()))
+        cur.execute(q("UPDATE ledger_account SET debits_pending = ledger_account.debits_pending + v.dpe, "
+                      "debits_posted = ledger_account.debits_posted + v.dpo, credits_pending = ledger_account.credits_pending "
+                      f"+ v.cpe, credits_posted = ledger_account.credits_posted + v.cpo FROM {source} "
+                      "WHERE ledger_account.id = v.id"), params)
+        event_ids = new_ids("evt", len(rows))
+        events = [(event_id, json.dumps({"object": {"id": r[0], "object": "pledge", "campaign": campaign_id, "email": r[4],
+                                                    "amount": {"amount": r[3], "currency": "USD"}, "status": "collected"}}))
+                  for event_id, r in zip(event_ids, rows)]
+        source, params = many([("id", "text"), ("data", "text")], events)
+        cur.execute(q("INSERT INTO integrations_event (id, store_id, type, data, created_at, dispatched_at) SELECT v.id, ?, "
+                      f"'pledge.collected', {'v.data::jsonb' if pg else 'v.data'}, ?, ? FROM {source}"),
+                    [env["store"], now, now, *params])
         cur.execute("COMMIT")
         done += len(rows)
         if os.environ.get("BENCH_TRACE"):
@@ -275,7 +343,8 @@ def child(spec: dict) -> dict:
 
 def size_run(n: int, args) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix="stall-bench-campaigns-"))
-    env_vars = {**os.environ, "STALL_DATA_DIR": str(data_dir), "STALL_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+    env_vars = {**os.environ, "STALL_DATA_DIR": str(data_dir), "STALL_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT),
+                "STALL_PLATFORM_FEE_BPS": str(PLATFORM_BPS)}
     env_vars.pop("DATABASE_URL", None)
     env_vars.pop("STALL_DEBUG", None)
     if args.database_url:

@@ -4,11 +4,12 @@ settlement share.
 Wallet pledges are settled a chunk at a time in one transaction of a few statements, whatever the
 chunk's size: one UPDATE claims the chunk's pledges (``held`` → ``collected`` or ``voided``,
 guarded on ``held`` and RETURNING what was claimed, so a pledge claimed by one run is never seen
-by another), one UPDATE resolves their pending transfers (guarded on ``pending``), one prepared UPDATE
-moves every account's totals (the wallets' pending debits to posted or away, the escrow's pending credits
-likewise), then on success one posted transfer per chunk moves the chunk's total from the escrow to
-the store's balance, and one INSERT records the ``pledge.collected`` events. A crash rolls the whole
-chunk back; the next run claims it again.
+by another); on success one SELECT reads (and on PostgreSQL locks) the wallets' and their fee
+pools' totals for the pledges' fee shares; then the ledger's ``transfers_settle`` resolves their
+pending transfers (guarded on ``pending``), inserts the chunk's transfers (escrow → store balance,
+the platform's fee, each pledge's fee share) and moves every account's totals, three statements;
+and one INSERT records the ``pledge.collected`` events. A crash rolls the whole chunk back; the
+next run claims it again.
 
 Card pledges are charged one at a time: the claim (``saved``/``failed`` → ``charging``, attempts
 + 1) is committed first, then the saved card is charged outside any transaction with the key
@@ -24,16 +25,18 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from stall.catalog.models import Product
+from stall.core.sql import in_list
 from stall.integrations.webhooks import ENDPOINTS_ENABLED_SQL, EventRow, events_record
-from stall.ledger.errors import LedgerError
-from stall.ledger.models import AccountKind, TransferState, ledger_owner
-from stall.ledger.services import Posting, account_id_for, transfers_post
+from stall.ledger.models import AccountKind, ledger_owner
+from stall.ledger.services import Posting, account_id_for, transfers_settle
 from stall.orders.fulfilment import fulfilment_handler
 from stall.orders.models import Entitlement, Order, OrderLine
 from stall.orders.services import ENTITLING_KINDS, customer_for_email
 from stall.payments.errors import PaymentProcessorUnavailable
 from stall.payments.models import PaymentStatus
+from stall.payments.rails.wallet import held_fee_shares
 from stall.payments.saved_methods import payment_charge_saved
+from stall.payments.services import platform_fee_for
 
 from .models import Campaign, Pledge, PledgeStatus
 from .notices import pledge_charge_failed_notice
@@ -64,7 +67,12 @@ def wallet_settle(
     endpoints: bool | None = None,
 ) -> int:
     """Collect (``collect``) or void held wallet pledges of ``campaign``: the given ones, or the
-    next ``limit`` by id. Returns how many this call settled (0: none left)."""
+    next ``limit`` by id. Returns how many this call settled (0: none left).
+
+    A collected pledge is a wallet spend like any other: the store pays its share of the wallet's
+    top-up fee (to the wallet's fee pool, one ``processor_fee`` transfer per pledge, referencing
+    it) and the platform's fee (one ``platform_fee`` transfer per chunk, the sum of each pledge's
+    fee rounded on its own, as each sale's is)."""
     now = timezone.now()
     stamp = connection.ops.adapt_datetimefield_value(now)
     status = PledgeStatus.COLLECTED if collect else PledgeStatus.VOIDED
@@ -80,59 +88,19 @@ def wallet_settle(
                 pledge_ids = [row[0] for row in cursor.fetchall()]
             if not pledge_ids:
                 return 0
-            which = f"id IN ({', '.join(['%s'] * len(pledge_ids))})"
-            which_params = list(pledge_ids)
+            which, which_params = in_list("id", pledge_ids)
             cursor.execute(
                 f"UPDATE campaigns_pledge SET status = %s, collected_at = %s, updated_at = %s WHERE {which} "
-                "AND status = %s RETURNING id, hold_transfer_id, wallet_account_id, amount, livemode, tier_id, email, "
-                "buyer_id",
+                "AND status = %s RETURNING id, hold_transfer_id, wallet_account_id, amount, livemode, tier_id, email",
                 [status, stamp if collect else None, stamp, *which_params, PledgeStatus.HELD],
             )
-            rows = cursor.fetchall()
-            if not rows:
-                return 0
-            transfer_ids = [r[1] for r in rows]
-            cursor.execute(
-                f"UPDATE ledger_transfer SET state = %s, resolved_at = %s WHERE id IN ({', '.join(['%s'] * len(rows))}) "
-                "AND state = %s",
-                [TransferState.POSTED if collect else TransferState.VOIDED, stamp, *transfer_ids, TransferState.PENDING],
-            )
-            if cursor.rowcount != len(rows):
-                raise LedgerError("A held pledge's transfer was not pending.")
-            # Per account: [debits_pending -, debits_posted +, credits_pending -, credits_posted +]
-            deltas: dict[str, list[int]] = {}
-            totals: dict[bool, int] = {}
-            for _, _, wallet_id, amount, livemode, *_ in rows:
-                d = deltas.setdefault(wallet_id, [0, 0, 0, 0])
-                d[0] += amount
-                d[1] += amount if collect else 0
-                totals[bool(livemode)] = totals.get(bool(livemode), 0) + amount
-            escrows = {lm: escrow_id(campaign_id=campaign.pk, currency=campaign.currency, livemode=lm) for lm in totals}
-            for lm, total in totals.items():
-                d = deltas.setdefault(escrows[lm], [0, 0, 0, 0])
-                d[2] += total
-                d[3] += total if collect else 0
-            # One prepared statement run per account (executemany): a CASE over a thousand ids,
-            # evaluated for each of a thousand rows, cost twice as much as the rest of the chunk.
-            cursor.executemany(
-                "UPDATE ledger_account SET debits_pending = debits_pending - %s, debits_posted = debits_posted + %s, "
-                "credits_pending = credits_pending - %s, credits_posted = credits_posted + %s WHERE id = %s",
-                [(*d, account_id) for account_id, d in deltas.items()],
-            )
-            if cursor.rowcount != len(deltas):
-                raise LedgerError("A pledge names an account that does not exist.")
+            rows = sorted(cursor.fetchall())  # by id: the order the chunk's fee shares are taken in
+        if not rows:
+            return 0
+        postings = _collect_postings(campaign=campaign, rows=rows) if collect else []
+        transfers_settle(pending_ids=[r[1] for r in rows], post=collect, postings=postings)
         if not collect:
             return len(rows)
-        first = min(r[0] for r in rows)
-        postings = []
-        for lm, total in totals.items():
-            balance = account_id_for(
-                kind=AccountKind.STORE_BALANCE, owner=ledger_owner(campaign.store_id, livemode=lm),
-                currency=campaign.currency,
-            )
-            postings.append(Posting(f"{campaign.pk}:collect:{first}:{int(lm)}", escrows[lm], balance, total,
-                                    campaign.currency, "pledge_collected", campaign.pk))
-        transfers_post(postings=postings)
         _rewards_grant(campaign=campaign, rows=rows)
         events = [
             EventRow("pledge.collected", pledge_row_out(
@@ -145,6 +113,41 @@ def wallet_settle(
             endpoints = endpoints_enabled(campaign.store_id)
         events_record(store_id=campaign.store_id, events=events, endpoints=endpoints)
     return len(rows)
+
+
+def _collect_postings(*, campaign: Campaign, rows: list[tuple]) -> list[Posting]:
+    """The transfers that collect a chunk of claimed wallet pledges (``rows``, by id), once their
+    holds are posted into the escrow: per kind of money (real, test), the chunk's total from the
+    escrow to the store's balance and the platform's fee; per pledge, its fee share."""
+    currency = campaign.currency
+    shares = held_fee_shares(holds=[(r[2], r[3]) for r in rows])
+    first = rows[0][0]
+    totals: dict[bool, int] = {}
+    platform: dict[bool, int] = {}
+    for r in rows:
+        lm = bool(r[4])
+        totals[lm] = totals.get(lm, 0) + r[3]
+        platform[lm] = platform.get(lm, 0) + platform_fee_for(r[3])
+    balances = {
+        lm: account_id_for(kind=AccountKind.STORE_BALANCE, owner=ledger_owner(campaign.store_id, livemode=lm),
+                           currency=currency)
+        for lm in totals
+    }
+    postings = []
+    for lm, total in totals.items():
+        escrow = escrow_id(campaign_id=campaign.pk, currency=currency, livemode=lm)
+        postings.append(Posting(f"{campaign.pk}:collect:{first}:{int(lm)}", escrow, balances[lm], total, currency,
+                                "pledge_collected", campaign.pk))
+        if platform[lm]:
+            fees = account_id_for(kind=AccountKind.PLATFORM_FEES, owner=ledger_owner("platform", livemode=lm),
+                                  currency=currency)
+            postings.append(Posting(f"{campaign.pk}:platform_fee:{first}:{int(lm)}", balances[lm], fees,
+                                    platform[lm], currency, "platform_fee", campaign.pk))
+    for r, share in zip(rows, shares, strict=True):
+        if share is not None and share.fee:
+            postings.append(Posting(f"{r[0]}:processor_fee", balances[bool(r[4])], share.pool_id, share.fee,
+                                    currency, "processor_fee", r[0]))
+    return postings
 
 
 def _rewards_grant(*, campaign: Campaign, rows: list[tuple]) -> None:

@@ -2,22 +2,31 @@
 refreshes the progress bar), a pledge's page (change, cancel, or pay another way after a failed
 charge) and "Your pledges" (reached from the library). Thin views: parse, call one service, render.
 
+A card pledge on a store with Stripe goes through Stripe's card form: the pledge service starts a
+SetupIntent and answers PaymentMethodNeedsAction; the pledge waits in the session, keyed by the
+SetupIntent, while the card page runs Stripe.js (the card typed and confirmed, the bank's check
+passed if it asks for one); Stripe sends the buyer back to the return page, which makes the pledge
+with the finished SetupIntent as its card.
+
 A pledge is the signed-in buyer's: another email's pledge is "not found" (404), never "forbidden".
 """
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
 
 from stall.accounts.services import buyer_from_request, sign_in_url
 from stall.core.errors import NotFound, StallError
 from stall.core.forms import form_add_stall_error
 from stall.core.money import amount_for_input, format_money
+from stall.payments.errors import PaymentMethodNeedsAction
 from stall.payments.rails import rail_get, sandbox_enabled
+from stall.payments.selectors import stripe_config_for_store, stripe_csp
 
 from . import services
 from .forms import PayAnotherWayForm, PledgeChangeForm, PledgeForm
@@ -26,7 +35,35 @@ from .selectors import campaign_totals, days_left, pledges_for_email, pledges_pu
 
 
 def _cards(store) -> list[tuple[str, str]]:
-    return rail_get("sandbox").payment_methods() if sandbox_enabled(store_id=store.pk) else []
+    """The cards the pledge form offers: the test cards where the sandbox is on, and "Card"
+    (typed into Stripe's form) where the store takes cards through Stripe."""
+    cards = list(rail_get("sandbox").payment_methods()) if sandbox_enabled(store_id=store.pk) else []
+    if stripe_config_for_store(store) is not None:
+        cards.append(("stripe", gettext("Card")))
+    return cards
+
+
+_CARD_PLEDGES = "campaigns_card_pledges"  # session: SetupIntent id -> the pledge waiting for its card
+
+
+def _card_step(request, campaign, exc: PaymentMethodNeedsAction, pledge: dict):
+    """Keep the pledge until Stripe's card form (or the bank's check) is done; go to that page."""
+    kept = request.session.get(_CARD_PLEDGES, {})
+    kept[exc.reference] = {**pledge, "campaign": campaign.pk, "secret": exc.client_secret, "form": exc.card_form}
+    request.session[_CARD_PLEDGES] = kept
+    return redirect("campaigns:card", campaign_id=campaign.pk, setup_id=exc.reference)
+
+
+def _card_pledge(request, campaign_id, setup_id):
+    """The signed-in buyer's pledge waiting for this SetupIntent: (buyer, campaign, kept), or a
+    response (sign in). Anything else is not found."""
+    buyer = buyer_from_request(request)
+    if buyer is None:
+        return None, None, None, redirect(sign_in_url(request.get_full_path()))
+    kept = request.session.get(_CARD_PLEDGES, {}).get(setup_id)
+    if kept is None or kept["campaign"] != campaign_id:
+        raise Http404
+    return buyer, _campaign_public(campaign_id), kept, None
 
 
 def _campaign_public(campaign_id: str) -> Campaign:
@@ -78,6 +115,9 @@ def campaign_page(request, campaign_id):
                     tier=_tier(campaign, data["tier"]), payment_method=data["payment_method"] or "",
                     message=data["message"],
                 )
+            except PaymentMethodNeedsAction as exc:
+                return _card_step(request, campaign, exc, {"amount": data["amount"], "tier": data["tier"] or "",
+                                                           "message": data["message"]})
             except StallError as exc:
                 form_add_stall_error(form, exc)
                 error = exc
@@ -95,6 +135,52 @@ def campaign_page(request, campaign_id):
     }
     status = error.status if error else 400 if form.errors else 200
     return render(request, "campaigns/campaign.html", context, status=status)
+
+
+@require_GET
+def card_page(request, campaign_id, setup_id):
+    """Stripe's card form for a card pledge (or only the bank's check, once the card is in)."""
+    buyer, campaign, kept, response = _card_pledge(request, campaign_id, setup_id)
+    if response is not None:
+        return response
+    config = stripe_config_for_store(campaign.store)
+    if config is None:
+        raise Http404
+    context = {
+        "campaign": campaign, "store": campaign.store, "amount": kept["amount"], "client_secret": kept["secret"],
+        "publishable_key": config.publishable_key, "stripe_js_url": settings.STRIPE_JS_URL,
+        "mode": "setup" if kept["form"] else "next_action",
+        "return_url": request.build_absolute_uri(reverse("campaigns:card_return", args=[campaign.pk, setup_id])),
+        "back": reverse("campaigns:campaign", args=[campaign.pk]),
+    }
+    request.csp_extra = stripe_csp(config)
+    return render(request, "campaigns/card.html", context)
+
+
+@require_GET
+def card_return(request, campaign_id, setup_id):
+    """Stripe sends the buyer back here: make the pledge with the SetupIntent as its card (the
+    service asks Stripe whether it is finished), or back to the card page if it is not yet."""
+    buyer, campaign, kept, response = _card_pledge(request, campaign_id, setup_id)
+    if response is not None:
+        return response
+    try:
+        pledge = services.pledge_create(
+            campaign=campaign, buyer=buyer, amount=kept["amount"], method="card", tier=_tier(campaign, kept["tier"]),
+            payment_method=setup_id, message=kept["message"],
+        )
+    except PaymentMethodNeedsAction as exc:
+        return _card_step(request, campaign, exc, {k: kept[k] for k in ("amount", "tier", "message")})
+    except StallError as exc:
+        pledge = None
+        messages.error(request, gettext(str(exc.message)))
+    waiting = request.session.get(_CARD_PLEDGES, {})
+    waiting.pop(setup_id, None)  # done with: a reload finds nothing to pledge twice
+    request.session[_CARD_PLEDGES] = waiting
+    if pledge is None:
+        return redirect("campaigns:campaign", campaign_id=campaign.pk)
+    messages.success(request, gettext("Thank you: your pledge is in."))
+    return redirect("campaigns:pledge", pledge_id=pledge.pk)
 
 
 def _past(campaign) -> bool:
@@ -125,7 +211,9 @@ def pledge_page(request, pledge_id):
     if response is not None:
         return response
     campaign = pledge.campaign
-    cards = _cards(campaign.store)
+    # Paying a failed pledge another way charges at once, the buyer here: Stripe's card form for
+    # that (a PaymentIntent, not a SetupIntent) is not built yet, so the test cards only.
+    cards = [c for c in _cards(campaign.store) if c[0] != "stripe"]
     change = PledgeChangeForm(None, currency=campaign.currency, initial={
         "amount": amount_for_input(pledge.amount, pledge.currency), "tier": pledge.tier_id or "",
         "message": pledge.message})

@@ -66,15 +66,19 @@ class PaymentMethodNeedsAction(PaymentError):
     """Saving a card needs the buyer to authenticate with their bank first (3-D Secure).
 
     ``client_secret`` lets the page finish it with Stripe.js; ``reference`` (the SetupIntent) is
-    then passed back to ``payment_method_save`` as the payment method."""
+    then passed back to ``payment_method_save`` as the payment method. ``card_form``: the card is
+    yet to be typed into Stripe's form (the setup was started with ``"stripe"`` for the card),
+    rather than only the bank's check left to pass."""
 
     code = "authentication_required"
     default_message = gettext_noop("Your bank asks you to confirm this card before it can be saved.")
 
-    def __init__(self, message=None, *, reference: str = "", client_secret: str = "", **kwargs):
+    def __init__(self, message=None, *, reference: str = "", client_secret: str = "", card_form: bool = False,
+                 **kwargs):
         super().__init__(message, **kwargs)
         self.reference = reference
         self.client_secret = client_secret
+        self.card_form = card_form
 
 
 class WebhookSignatureInvalid(InvalidRequest):

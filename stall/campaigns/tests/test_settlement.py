@@ -88,9 +88,13 @@ def test_all_or_nothing_met_collects_every_pledge_with_exact_sums(store, clock, 
 
     card_order = Order.objects.get(payment__store=store, payment__rail="sandbox")
     assert card_order.amount_total == 1000 and Pledge.objects.get(pk=card.pk).order_id == card_order.pk
+    # Each wallet was topped up with $20.00 by card (88¢ of fees in its pool); each collected pledge
+    # pays its share, as a spend does: 88 × 25 ÷ 2000 = 1.1 → 1, and 88 × 1000 ÷ 2000 = 44.
+    shares = {t.reference: t.amount for t in Transfer.objects.filter(code="processor_fee", reference__in=[small.pk, big.pk])}
+    assert shares == {small.pk: 1, big.pk: 44}
     gained = {lm: _balance(store, lm) - balance_before[lm] for lm in (True, False)}
     expected = {True: 0, False: 0}
-    expected[livemode] += 1025
+    expected[livemode] += 1025 - 1 - 44
     expected[card_order.livemode] += card_order.net
     assert gained == expected
 
@@ -194,3 +198,102 @@ def test_a_card_run_killed_mid_charge_replays_the_same_charge(store, clock, monk
     card.refresh_from_db()
     assert card.status == PledgeStatus.COLLECTED and card.attempts == 1
     assert Payment.objects.filter(store=store, rail="sandbox").count() == 1
+
+
+def _pool_owed(buyer) -> int:
+    from stall.payments.models import Wallet
+
+    pool = account(AccountKind.FEE_POOL, Wallet.objects.get(buyer=buyer, currency="USD").pk)
+    return pool.debits_posted - pool.credits_posted
+
+
+def test_collected_wallet_pledges_pay_their_fee_share_and_the_platform_fee_and_the_books_agree(
+    store, clock, settings,
+):
+    """As any wallet spend: each collected pledge pays its share of its wallet's top-up fee back to
+    the wallet's fee pool, and the platform takes its fee (each pledge's rounded on its own); the
+    store's balance, the pools, the platform's account and the books agree to the cent."""
+    from stall.books.selectors import income_by
+
+    settings.STALL_PLATFORM_FEE_BPS = 250  # 2.5%: 25¢ → 0.625 → 1, $3.00 → 7.5 → 8, $10.00 → 25
+    campaign = live_campaign(store, goal=1000)
+    amounts = {"a@example.com": 25, "b@example.com": 300, "c@example.com": 1000}
+    backers = {email: backer(email) for email in amounts}
+    pledges = {email: pledge_create(campaign=campaign, buyer=backers[email], amount=amount, method="wallet")
+               for email, amount in amounts.items()}
+    livemode = pledges["a@example.com"].livemode
+    owed_before = {email: _pool_owed(b) for email, b in backers.items()}
+    assert set(owed_before.values()) == {88}  # $20.00 by card: 2.9% + 30¢
+    balance_before = _balance(store, livemode)
+    clock.move_to(DEADLINE)
+    assert campaigns_due_run()["collected"] == 3
+
+    fees = {p.email: Transfer.objects.get(code="processor_fee", reference=p.pk) for p in pledges.values()}
+    # 88 × 25 ÷ 2000 = 1.1 → 1; 88 × 300 ÷ 2000 = 13.2 → 13; 88 × 1000 ÷ 2000 = 44.
+    assert {email: t.amount for email, t in fees.items()} == {"a@example.com": 1, "b@example.com": 13, "c@example.com": 44}
+    for email, transfer in fees.items():
+        assert transfer.state == TransferState.POSTED and transfer.credit_account.kind == AccountKind.FEE_POOL
+        assert _pool_owed(backers[email]) == 88 - transfer.amount
+    platform = Transfer.objects.get(code="platform_fee", reference=campaign.pk)
+    assert platform.amount == 1 + 8 + 25
+    platform_account = account(AccountKind.PLATFORM_FEES, ledger_owner("platform", livemode=livemode))
+    assert platform_account.credits_posted - platform_account.debits_posted == 34
+    assert _balance(store, livemode) - balance_before == 1325 - (1 + 13 + 44) - 34
+
+    assert livemode  # the books read the real balance
+    income = income_by(store=store, by_kind=False)
+    assert len(income) == 1
+    (figures,) = income.values()
+    assert (figures.processing_fees, figures.platform_fees, figures.other) == (58, 34, 1325)
+    assert figures.net == _balance(store, True) == 1325 - 58 - 34
+
+    totals = Account.objects.all()
+    assert sum(a.debits_posted for a in totals) == sum(a.credits_posted for a in totals)
+    assert sum(a.debits_pending for a in totals) == sum(a.credits_pending for a in totals) == 0
+
+
+def test_holds_that_empty_a_wallet_pay_exactly_its_top_up_fee_between_them(store, clock):
+    """One wallet's $20.00 held by two campaigns' pledges of $10.00: the first collected pays its
+    share of the posted balance (44 of 88), the one that empties the wallet pays what is left (44),
+    and the pool ends at zero: the fees add up to what the card cost."""
+    first, second = live_campaign(store, goal=1000), live_campaign(store, goal=1000)
+    buyer = backer("all-in@example.com")
+    pledges = [pledge_create(campaign=c, buyer=buyer, amount=1000, method="wallet") for c in (first, second)]
+    assert _pool_owed(buyer) == 88
+    clock.move_to(DEADLINE)
+    assert campaign_settle(campaign_id=first.pk)["collected"] == 1
+    assert Transfer.objects.get(code="processor_fee", reference=pledges[0].pk).amount == 44
+    assert campaign_settle(campaign_id=second.pk)["collected"] == 1
+    assert Transfer.objects.get(code="processor_fee", reference=pledges[1].pk).amount == 44
+    assert _pool_owed(buyer) == 0
+    assert wallet_account(buyer).available == 0
+
+
+def test_a_keep_what_you_raise_pledge_pays_its_fee_share_when_collected_at_once(store, clock):
+    """Keep-what-you-raise collects a wallet pledge as it comes, with its fee share then."""
+    campaign = live_campaign(store, goal=1000, mode="keep_what_you_raise")
+    buyer = backer("now@example.com")
+    pledge = pledge_create(campaign=campaign, buyer=buyer, amount=500, method="wallet")
+    assert Pledge.objects.get(pk=pledge.pk).status == PledgeStatus.COLLECTED
+    assert Transfer.objects.get(code="processor_fee", reference=pledge.pk).amount == 22  # 88 × 500 ÷ 2000
+    assert _pool_owed(buyer) == 66
+
+
+def test_pledges_from_one_wallet_in_one_chunk_take_their_shares_in_turn(store, clock):
+    """Three pledges from one $20.00 wallet (88¢ of fees) collected in the same chunk: each share is
+    taken from what the ones before it left, so the last, which empties the wallet, pays what is
+    left and the three add up to the 88¢ (shares taken all from the starting figures would add up
+    to 87: 1 + 1 + 85)."""
+    campaign = live_campaign(store, goal=1000)
+    buyer = backer("thrice@example.com")
+    pledges = []
+    for amount in (33, 33, 1934):
+        clock.shift(timedelta(seconds=1))  # ids sort by time: the chunk takes them in this order
+        pledges.append(pledge_create(campaign=campaign, buyer=buyer, amount=amount, method="wallet"))
+    assert sorted(p.pk for p in pledges) == [p.pk for p in pledges]
+    clock.move_to(DEADLINE)
+    assert campaign_settle(campaign_id=campaign.pk)["collected"] == 3
+    shares = [Transfer.objects.get(code="processor_fee", reference=p.pk).amount for p in pledges]
+    # 88 × 33 ÷ 2000 = 1.45 → 1; 87 × 33 ÷ 1967 = 1.46 → 1; then the rest: 86.
+    assert shares == [1, 1, 86]
+    assert _pool_owed(buyer) == 0

@@ -55,3 +55,37 @@ def test_prefixed_id_field_deconstructs_to_its_prefix_only():
     assert kwargs == {"prefix": "pay"}
     rebuilt = PrefixedIdField(**kwargs)
     assert (rebuilt.max_length, rebuilt.primary_key, rebuilt.editable) == (40, True, False)
+
+
+def test_new_ids_makes_many_distinct_ids_of_the_same_shape_and_time():
+    """Ids made in bulk have the single id's shape, the current millisecond and no repeats."""
+    from stall.core.ids import new_ids
+
+    with mock.patch("time.time", return_value=1.0):
+        made = new_ids("prod", 5000)
+    assert len(set(made)) == 5000
+    assert all(ID_PATTERN.fullmatch(value) for value in made)
+    assert {value[5:15] for value in made} == {"00000000z8"}
+
+
+def test_the_random_part_uses_every_character():
+    """Each of the sixteen random characters is uniform over the 32 letters (80 random bits)."""
+    from stall.core.ids import new_ids
+
+    tails = [value[-16:] for value in new_ids("x", 2000)]
+    for position in range(16):
+        assert len({tail[position] for tail in tails}) == 32
+
+
+def test_id_floor_sorts_before_every_id_of_that_millisecond():
+    """The floor of a moment is the smallest id of its millisecond: all ids made then sort after it."""
+    from datetime import UTC, datetime
+
+    from stall.core.ids import id_floor
+
+    moment = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    with mock.patch("time.time", return_value=moment.timestamp()):
+        made = [new_id("ord") for _ in range(100)]
+    floor = id_floor("ord", moment)
+    assert floor == "ord_" + made[0][4:14] + "0" * 16
+    assert all(floor < value for value in made)

@@ -337,8 +337,10 @@ class StripeRail:
     def payment_method_setup(self, *, email: str, payment_method: str, store=None, customer_ref: str = "") -> SetupResult:
         """Attach a card to a Stripe Customer with a SetupIntent so it can be charged off-session.
 
-        ``payment_method`` is a ``pm_…`` to start, or the ``seti_…`` of a setup the buyer finished
-        on the page after their bank's check (PaymentMethodNeedsAction).
+        ``payment_method`` is a ``pm_…`` to start, ``"stripe"`` for a card the buyer is yet to type
+        into Stripe's form on the page (PaymentMethodNeedsAction with the new SetupIntent's client
+        secret, at once), or the ``seti_…`` of a setup the buyer finished on the page (typed, and
+        passed their bank's check).
         """
         client = stripe_client(self._setup_config(store))
         try:
@@ -360,6 +362,9 @@ class StripeRail:
                     params={"customer": customer_ref, "usage": "off_session", "payment_method_types": ["card"],
                             "metadata": {"stall_email": email}},
                 ).to_dict()
+                if payment_method == "stripe":
+                    raise PaymentMethodNeedsAction(reference=setup["id"], client_secret=setup.get("client_secret") or "",
+                                                   card_form=True)
                 setup = stripe_call(
                     "setup_confirm", client.v1.setup_intents.confirm, setup["id"], params={"payment_method": payment_method},
                 ).to_dict()
@@ -371,8 +376,12 @@ class StripeRail:
         if isinstance(method_ref, dict):
             method_ref = method_ref.get("id", "")
         status = setup.get("status")
-        if status == "requires_action":
-            raise PaymentMethodNeedsAction(reference=setup["id"], client_secret=setup.get("client_secret") or "")
+        if status in ("requires_action", "requires_payment_method", "requires_confirmation") and not (
+            status == "requires_payment_method" and setup.get("last_setup_error")
+        ):
+            # Not finished on the page yet: no card typed (the form again) or the bank's check to pass.
+            raise PaymentMethodNeedsAction(reference=setup["id"], client_secret=setup.get("client_secret") or "",
+                                           card_form=status != "requires_action")
         if status != "succeeded":
             error = setup.get("last_setup_error") or {}
             return SetupResult(

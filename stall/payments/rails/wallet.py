@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from datetime import timezone as dt_timezone
 from typing import ClassVar
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from stall.core.languages import language_to_record
 from stall.core.money import currency_normalize, money_setting, prorate
+from stall.core.sql import in_list
 from stall.ledger.errors import InsufficientFunds
 from stall.ledger.models import Account, AccountKind, ledger_owner
 from stall.ledger.services import (
@@ -354,3 +355,56 @@ def wallet_debit(*, funds: Funds, amount: int, payment_id: str) -> Debit:
         reference=funds.wallet_id, fee=fee, fee_account_id=pool_id, clearing_id=clearing_id, postings=[posting],
         debited={funds.wallet_account_id: amount},
     )
+
+
+# --- Held money collected: the fee shares of many pending wallet debits at once -------------------
+
+
+@dataclass(frozen=True)
+class HeldShare:
+    """A collected hold's share of its wallet's top-up fee, owed to ``pool_id``."""
+
+    fee: int
+    pool_id: str
+
+
+def held_fee_shares(*, holds: list[tuple[str, int]]) -> list[HeldShare | None]:
+    """The fee shares of held wallet debits being collected: ``holds`` are (wallet account id,
+    amount) pairs, in the order they are collected; the answer is in the same order (None: that
+    wallet has no fee pool, nothing is owed).
+
+    The same rule as a spend (``pool × spend ÷ wallet balance``, half up, on what is left): the
+    balance is the wallet's posted balance, which still holds the money of its holds, less what
+    this batch collected before it; so the hold that empties the wallet pays what is left in the
+    pool. One SELECT for the whole batch; on PostgreSQL it locks the wallets and their pools (in
+    id order: a spend locks a wallet, then its pool), on SQLite the caller's IMMEDIATE transaction
+    already admits no other writer. Call inside the transaction that collects them, before the
+    wallets' totals move."""
+    if not holds:
+        return []
+    which, params = in_list("a.id", sorted({account_id for account_id, _ in holds}))
+    lock = " FOR UPDATE OF a, p" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        # CROSS JOIN: SQLite then joins in the order written, from the wallets asked for. Left to
+        # choose, it started from every fee pool of the Stall (by kind) once there were many: a
+        # tenth of a second per chunk at 60,000 wallets, growing with them.
+        cursor.execute(
+            "SELECT a.id, a.credits_posted - a.debits_posted, p.id, p.debits_posted - p.credits_posted "
+            f"FROM ledger_account a CROSS JOIN {Wallet._meta.db_table} w CROSS JOIN ledger_account p "
+            f"WHERE {which} AND w.account_id = a.id AND p.kind = %s AND p.owner = w.id AND p.currency = w.currency "
+            f"ORDER BY a.id{lock}",
+            [*params, AccountKind.FEE_POOL],
+        )
+        state = {row[0]: [row[1], row[2], row[3]] for row in cursor.fetchall()}
+    shares: list[HeldShare | None] = []
+    for account_id, amount in holds:
+        wallet = state.get(account_id)
+        if wallet is None:
+            shares.append(None)
+            continue
+        balance, pool_id, owed = wallet
+        owed = max(owed, 0)
+        fee = owed if balance <= amount else prorate(owed, amount, balance)
+        wallet[0], wallet[2] = balance - amount, owed - fee
+        shares.append(HeldShare(fee, pool_id))
+    return shares

@@ -1,6 +1,9 @@
 // The Stripe payment page: mounts Stripe's Payment Element and confirms the PaymentIntent made
-// by the server. Stripe sends the buyer to the return URL, where the server asks Stripe how it
+// by the server (or, in "setup" mode, the SetupIntent that saves a card for later charges, as a
+// card pledge does). Stripe sends the buyer to the return URL, where the server asks Stripe how it
 // went; a card refused at once (before any redirect) is shown here, and the buyer can try another.
+// In "next_action" mode the intent (payment or setup) is confirmed already and only the bank's
+// check (3-D Secure) is left.
 (function () {
   "use strict";
   var form = document.getElementById("stripe-checkout");
@@ -27,8 +30,9 @@
       event.preventDefault();
       button.disabled = true;
       stripe.handleNextAction({ clientSecret: clientSecret }).then(function (result) {
-        if (result.error && !result.paymentIntent) { show(result.error.message); return; }
-        backToServer((result.paymentIntent || {}).id || clientSecret.split("_secret_")[0]);
+        var intent = result.paymentIntent || result.setupIntent;
+        if (result.error && !intent) { show(result.error.message); return; }
+        backToServer((intent || {}).id || clientSecret.split("_secret_")[0]);
       });
     });
     return;
@@ -40,7 +44,8 @@
     event.preventDefault();
     show("");
     button.disabled = true;
-    stripe.confirmPayment({ elements: elements, confirmParams: { return_url: returnUrl } }).then(function (result) {
+    var confirm = form.dataset.mode === "setup" ? stripe.confirmSetup : stripe.confirmPayment;
+    confirm.call(stripe, { elements: elements, confirmParams: { return_url: returnUrl } }).then(function (result) {
       // Reached only when Stripe did not redirect: a refused card or an invalid form.
       if (result.error) show(result.error.message);
     });
