@@ -32,6 +32,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
+from stall.core.bulk import rows_insert
 from stall.core.errors import InvalidRequest, NotFound
 from stall.core.ids import new_id
 from stall.core.lazy import LazyModule
@@ -243,18 +244,14 @@ def events_record(*, store_id: str, events: list[EventRow], endpoints: bool = Tr
     if not events:
         return []
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    ids, rows, params = [], [], []
+    ids, rows = [], []
     for event in events:
         event_id = new_id("evt")
         ids.append(event_id)
-        rows.append("(%s, %s, %s, %s, %s, %s)")
         data = connection.ops.adapt_json_value({"object": event.object}, DjangoJSONEncoder)
-        params += [event_id, store_id, event.type, data, now, None if endpoints else now]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {Event._meta.db_table} (id, store_id, type, data, created_at, dispatched_at) VALUES "
-            + ", ".join(rows), params,
-        )
+        rows.append([event_id, store_id, event.type, data, now, None if endpoints else now])
+    with connection.cursor() as cursor:  # a renewal group's hundreds of events: a COPY (core.bulk)
+        rows_insert(cursor, Event._meta.db_table, ("id", "store_id", "type", "data", "created_at", "dispatched_at"), rows)
     if endpoints:
         transaction.on_commit(lambda: tasks.events_dispatch_task(ids))
     return ids

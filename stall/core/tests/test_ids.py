@@ -55,3 +55,16 @@ def test_prefixed_id_field_deconstructs_to_its_prefix_only():
     assert kwargs == {"prefix": "pay"}
     rebuilt = PrefixedIdField(**kwargs)
     assert (rebuilt.max_length, rebuilt.primary_key, rebuilt.editable) == (40, True, False)
+
+
+def test_new_id_is_the_ulid_layout_five_bits_a_character():
+    """The id's 26 characters are the 48-bit millisecond timestamp then the 80 random bits, five
+    bits a character, most significant first: the same as encoding them one character at a time."""
+    alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+    for ms, random_bits in [(0, 0), (1, 1), (2**48 - 1, 2**80 - 1), (1_700_000_000_123, 0x1234_5678_9ABC_DEF0_1234)]:
+        value, chars = (ms << 80) | random_bits, []
+        for _ in range(26):
+            value, index = divmod(value, 32)
+            chars.append(alphabet[index])
+        with mock.patch("time.time", return_value=ms / 1000), mock.patch("secrets.randbits", return_value=random_bits):
+            assert new_id("tr") == "tr_" + "".join(reversed(chars))
