@@ -158,17 +158,22 @@ def renewals_group(subs: list[Subscription], *, now: datetime) -> tuple[int, lis
     for (store_id, currency), members in by_spend.items():
         began = time.perf_counter()
         with transaction.atomic():
-            done, left = _group_renew(store_id=store_id, currency=currency, members=members, now=now)
-        logger.debug("renewal group: %d of %d renewed, %.1f ms in the transaction", done, len(members),
-                     (time.perf_counter() - began) * 1000, extra={"group_size": len(members)})
+            done, left, balance_taken_at = _group_renew(store_id=store_id, currency=currency, members=members, now=now)
+        # How long the group held SQLite's write lock (the whole transaction) and the store
+        # balance's row (from its UPDATE to the commit): what a buyer's unlock may wait for.
+        ended = time.perf_counter()
+        held, balance = (ended - began) * 1000, (ended - (balance_taken_at or ended)) * 1000
+        logger.debug("renewal group: %d of %d renewed, the transaction held %.1f ms, the store balance %.1f ms", done,
+                     len(members), held, balance, extra={"held_ms": held, "balance_ms": balance})
         renewed += done
         rest += left
     return renewed, rest
 
 
 def _group_renew(*, store_id: str, currency: str, members: list[tuple[Subscription, NextPeriod]],
-                 now: datetime) -> tuple[int, list[Subscription]]:
-    """One group's transaction: claim, pay, move on (see billing). Returns (renewed, left)."""
+                 now: datetime) -> tuple[int, list[Subscription], float | None]:
+    """One group's transaction: claim, pay, move on (see billing). Returns (renewed, left, when
+    the store balance's row was taken)."""
     funds = _funds_read([sub for sub, _ in members], currency=currency)
     spends, left, wallets = {}, [], set()
     for sub, period in members:
@@ -183,7 +188,7 @@ def _group_renew(*, store_id: str, currency: str, members: list[tuple[Subscripti
             lines=[membership_line(period.price)], context={"membership": ("renewal", period)},
         ))
     if not spends:
-        return 0, left
+        return 0, left, None
     claimed = _claims_insert([(sub, period) for sub, period, _ in spends.values()], now=now)
     left += [sub for key, (sub, _, _) in spends.items() if key not in claimed]
 
@@ -204,7 +209,7 @@ def _group_renew(*, store_id: str, currency: str, members: list[tuple[Subscripti
         # and declines to the card or dunning (an empty wallet), or ends or pauses (a change).
         SubscriptionPeriod.objects.filter(pk__in=[claimed[s.key] for s in unpaid]).delete()
         left += [spends[s.key][0] for s in unpaid]
-    return len(spent.paid), left
+    return len(spent.paid), left, spent.balance_taken_at
 
 
 def _adapter():

@@ -24,6 +24,7 @@ top-ups). Test money is not spent here: the caller sends such wallets down the o
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -84,6 +85,9 @@ class GroupSpent:
     paid: list[tuple[GroupSpend, Order]] = field(default_factory=list)
     refused: list[GroupSpend] = field(default_factory=list)  # the wallet could not pay: nothing moved
     dropped: list[GroupSpend] = field(default_factory=list)  # left out by ``after_debit``: nothing moved
+    # time.perf_counter() when the store's balance row was taken (its UPDATE, last): from then to
+    # the commit a one-click spend at the store waits for the group
+    balance_taken_at: float | None = None
 
 
 def group_read(*, store_id: str) -> GroupRead:
@@ -217,5 +221,6 @@ def orders_spend_group(
         events += order_paid_notify(order=order, paid=paid_lines, context=spend.context, read=read.observed)
         postings += order_paid_postings(order=order, read=read.observed)
     events_record(store_id=store_id, events=events, endpoints=read.endpoints)
+    result.balance_taken_at = time.perf_counter()
     transfers_post_many(postings=postings, debited={s.funds.wallet_account_id: s.total for s, _ in result.paid})
     return result
