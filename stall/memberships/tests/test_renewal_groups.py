@@ -11,14 +11,22 @@ import time_machine
 from django.core import mail
 from django.db import connection
 from django.db.models import Sum
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 from stall.accounts.services import buyer_for_email
+from stall.books.services import books_settings_update, envelope_create
 from stall.integrations.models import Event
 from stall.ledger.models import Account, Transfer
+from stall.ledger.selectors import account_sums_from_transfers
 from stall.memberships import renewals
 from stall.memberships.models import PeriodStatus, Subscription, SubscriptionPeriod
-from stall.memberships.renewals import renewals_group, renewals_run, subscriptions_due
+from stall.memberships.renewals import (
+    renewals_group,
+    renewals_run,
+    subscription_renew,
+    subscriptions_due,
+)
 from stall.memberships.services import subscription_cancel, subscription_join
 from stall.memberships.tiers import tier_create
 from stall.orders.models import Order
@@ -37,8 +45,12 @@ def _balance(buyer) -> int:
 
 
 def assert_ledger_balanced():
+    """Debits equal credits, and every account's totals are the sums of its transfers."""
     totals = Account.objects.aggregate(d=Sum("debits_posted"), c=Sum("credits_posted"))
     assert totals["d"] == totals["c"]
+    for account in Account.objects.all():
+        sums = account_sums_from_transfers(account=account)
+        assert {k: getattr(account, k) for k in sums} == sums, account
 
 
 def _members(tier, funded: list[int]):
@@ -137,6 +149,31 @@ def test_a_buyer_with_memberships_at_two_stores_pays_each_once(store, creator):
         assert renewals_run() == {}
     assert _balance(buyer) == before - 500
     assert SubscriptionPeriod.objects.filter(number=1, status=PeriodStatus.PAID).count() == 2
+    assert_ledger_balanced()
+
+
+@override_settings(STALL_PLATFORM_FEE_BPS=500)
+def test_a_group_moves_the_same_money_as_a_renewal_made_alone(store):
+    """With a platform fee, a tax reserve and an envelope set aside on every sale, and top-up card
+    fees owed in the wallets' pools, a member renewed by the group moves exactly the transfers
+    (codes and amounts) of an identical member renewed alone, and the books balance."""
+    books_settings_update(store=store, tax_rate="25")
+    envelope_create(store=store, name="Owner pay", share="10.5")
+    with time_machine.travel(JOINED, tick=False) as clock:
+        tier = tier_create(store=store, name="Books", prices=[{"interval": "month", "amount": 300}])
+        buyers, subs = _members(tier, [1000, 1000, 1000])
+        clock.move_to(DUE)
+        assert subscription_renew(subscription_id=subs[0].pk, now=DUE) == "renewed"  # alone: the lean spend
+        assert renewals_run() == {"renewed": 2}  # the two others: one group
+
+    def moved(sub) -> list[tuple[str, int]]:
+        period = SubscriptionPeriod.objects.get(subscription=sub, number=1)
+        transfers = Transfer.objects.filter(reference__in=[period.order_id, period.payment_id])
+        return sorted(transfers.values_list("code", "amount"))
+
+    alone = moved(subs[0])
+    assert {code for code, _ in alone} >= {"wallet_spend", "sale", "platform_fee", "processor_fee", "tax_reserve", "envelope"}
+    assert moved(subs[1]) == alone and moved(subs[2]) == alone
     assert_ledger_balanced()
 
 
