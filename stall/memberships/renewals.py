@@ -88,11 +88,7 @@ def renewals_run(*, now: datetime | None = None) -> dict[str, int]:
     counts: dict[str, int] = {}
     for subs in _due_batches(now=now, batch=billing.GROUP):
         group = [s for s in subs if _groupable(s, now=now)]
-        try:
-            renewed, rest = renewals_group(group, now=now)
-        except Exception:  # noqa: BLE001 - rolled back: its members are renewed one by one instead
-            logger.exception("the renewal group from %s failed; renewing its members one by one", group[0].pk)
-            renewed, rest = 0, group
+        renewed, rest = renewals_group(group, now=now)
         if renewed:
             counts["renewed"] = counts.get("renewed", 0) + renewed
         grouped = {s.pk for s in group}
@@ -149,7 +145,8 @@ def renewals_group(subs: list[Subscription], *, now: datetime) -> tuple[int, lis
     statements: per store and currency, one transaction each. Returns (how many were renewed, the
     ones left for ``subscription_renew`` with nothing written for them: their period's row
     existed — another worker, a stale card claim —, their wallet could not pay, they changed
-    since they were read, or a buyer's second membership in the group)."""
+    since they were read, a second membership of the same wallet, or their group failed and was
+    rolled back)."""
     renewed, rest = 0, []
     by_spend: dict[tuple[str, str], list[tuple[Subscription, NextPeriod]]] = {}
     for sub in subs:
@@ -157,8 +154,13 @@ def renewals_group(subs: list[Subscription], *, now: datetime) -> tuple[int, lis
         by_spend.setdefault((sub.store_id, period.price.currency), []).append((sub, period))
     for (store_id, currency), members in by_spend.items():
         began = time.perf_counter()
-        with transaction.atomic():
-            done, left, balance_taken_at = _group_renew(store_id=store_id, currency=currency, members=members, now=now)
+        try:
+            with transaction.atomic():
+                done, left, balance_taken_at = _group_renew(store_id=store_id, currency=currency, members=members, now=now)
+        except Exception:  # noqa: BLE001 - rolled back: its members are renewed one by one instead
+            logger.exception("the renewal group from %s failed; renewing its members one by one", members[0][0].pk)
+            rest += [sub for sub, _ in members]
+            continue
         # How long the group held SQLite's write lock (the whole transaction) and the store
         # balance's row (from its UPDATE to the commit): what a buyer's unlock may wait for.
         ended = time.perf_counter()
