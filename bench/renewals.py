@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -195,6 +196,30 @@ class RssPeak:
         return self.peak - self.start
 
 
+class GroupTimes(logging.Handler):
+    """The renewal groups' times, from the task's debug log: how long each transaction held
+    SQLite's write lock, and how long each held the store balance's row (from its UPDATE to the
+    commit): what a buyer's one-click spend at the store waits for at most."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.held, self.balance = [], []
+
+    def emit(self, record):
+        if hasattr(record, "held_ms"):
+            self.held.append(record.held_ms)
+            self.balance.append(record.balance_ms)
+
+    def summary(self) -> dict:
+        def pct(values, p):
+            values = sorted(values)
+            return values[min(len(values) - 1, int(p * len(values)))] if values else 0.0
+
+        return {"groups": len(self.held), "held_p50": pct(self.held, 0.5), "held_p95": pct(self.held, 0.95),
+                "held_max": max(self.held, default=0.0), "balance_p50": pct(self.balance, 0.5),
+                "balance_max": max(self.balance, default=0.0)}
+
+
 def task_run(at: str, *, trace: bool = False) -> dict:
     import tracemalloc
     from datetime import datetime
@@ -203,15 +228,20 @@ def task_run(at: str, *, trace: bool = False) -> dict:
 
     from stall.memberships.renewals import renewals_run
 
+    times = GroupTimes()
+    log = logging.getLogger("stall.memberships.renewals")
+    log.addHandler(times)
+    log.setLevel(logging.DEBUG)
     now = datetime.fromisoformat(at)
     if trace:
         tracemalloc.start()
         base = tracemalloc.get_traced_memory()[0]
     with RssPeak() as rss:
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
         counts = renewals_run(now=now)
-        elapsed = time.perf_counter() - began
-    out = {"counts": counts, "seconds": elapsed, "rss_grown": rss.grown, "rss_peak": rss.peak}
+        elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
+    log.removeHandler(times)
+    out = {"counts": counts, "seconds": elapsed, "cpu": cpu, "rss_grown": rss.grown, "rss_peak": rss.peak, "groups": times.summary()}
     if trace:
         out["heap_peak"] = tracemalloc.get_traced_memory()[1] - base
         tracemalloc.stop()
@@ -302,6 +332,134 @@ def baseline(database_url: str | None, data_dir: Path, at: str, env: dict) -> tu
     return done, elapsed
 
 
+def baseline_grouped(database_url: str | None, data_dir: Path, at: str, env: dict, group: int) -> tuple[int, float]:
+    """The task's statements with plain SQL: the same rows as ``baseline``, written the way the
+    task writes them, ``group`` renewals per transaction — one INSERT … ON CONFLICT DO NOTHING
+    RETURNING of the claims, a SELECT locking the wallets and fee pools, one guarded UPDATE of the
+    wallets, one guarded UPDATE of the subscriptions, the payments, orders, lines, events and
+    transfers in bulk (COPY on PostgreSQL, executemany on SQLite), one UPDATE of the periods and
+    one of the other accounts' summed totals. Returns (renewals, seconds)."""
+    from datetime import datetime
+
+    from stall.core.ids import new_id
+    from stall.memberships.billing import period_bound
+
+    conn, q = raw_connection(database_url, data_dir)
+    pg = bool(database_url)
+    cur = conn.cursor()
+    now = datetime.fromisoformat(at)
+    stamp = (lambda d: d) if pg else (lambda d: d.strftime("%Y-%m-%d %H:%M:%S.%f"))
+    parse = (lambda v: v) if pg else (lambda v: datetime.fromisoformat(v))
+    if pg:
+        from psycopg.types.json import Jsonb
+
+        as_json = Jsonb
+    else:
+        as_json = json.dumps
+
+    def bulk(table: str, columns: str, rows: list) -> None:
+        if pg:
+            with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            cur.executemany(f"INSERT INTO {table} ({columns}) VALUES ({', '.join('?' * (columns.count(',') + 1))})", rows)
+
+    cur.execute(q("SELECT id FROM ledger_account WHERE kind = 'processor_clearing' AND owner = 'wallet'"))
+    clearing = cur.fetchone()[0]
+    cur.execute(q("SELECT id FROM ledger_account WHERE kind = 'store_balance' AND owner = ?"), (env["store"],))
+    balance = cur.fetchone()[0]
+    cur.execute(q("SELECT s.price_id, p.product_id, p.amount, pr.name, p.tier_id FROM memberships_subscription s "
+                  "JOIN memberships_tierprice p ON p.id = s.price_id JOIN catalog_product pr ON pr.id = p.product_id WHERE s.id = ?"),
+                (env["sub"],))
+    price_id, product_id, amount, name, tier_id = cur.fetchone()
+    store = env["store"]
+    done, last = 0, ""
+    began = time.perf_counter()
+    while True:
+        cur.execute(q(
+            "SELECT s.id, s.buyer_id, s.email, s.customer_id, s.period_number, s.current_period_end, s.anchor_at, s.updated_at, "
+            "w.id, w.account_id, (SELECT a.id FROM ledger_account a WHERE a.kind = 'fee_pool' AND a.owner = w.id) "
+            "FROM memberships_subscription s JOIN wallets_wallet w ON w.buyer_id = s.buyer_id AND w.currency = 'USD' "
+            f"WHERE s.status = 'active' AND s.current_period_end <= ? AND s.id > ? ORDER BY s.id LIMIT {group}"), (stamp(now), last))
+        batch = cur.fetchall()
+        if not batch:
+            break
+        last = batch[-1][0]
+        members = []
+        for sub_id, buyer_id, email, customer_id, number, start, anchor, updated, wallet_id, account_id, pool_id in batch:
+            number, start = number + 1, parse(start)
+            members.append((sub_id, buyer_id, email, customer_id, number, start, period_bound(parse(anchor), "month", number + 1),
+                            updated, wallet_id, account_id, pool_id))
+        cur.execute("BEGIN")
+        cur.execute(q("SELECT EXISTS (SELECT 1 FROM integrations_webhookendpoint we WHERE we.store_id = ? AND we.status = 'enabled')"), (store,))
+        cur.fetchall()
+        cur.execute(q("INSERT INTO memberships_subscriptionperiod (subscription_id, number, start, \"end\", price_id, amount, currency, status, "
+                      "paid_with, attempts, failure_message, created_at, updated_at) VALUES "
+                      + ", ".join(["(?,?,?,?,?,?,?,?,?,?,?,?,?)"] * len(members))
+                      + " ON CONFLICT (subscription_id, number) DO NOTHING RETURNING subscription_id, id"),
+                    [x for m in members for x in (m[0], m[4], stamp(m[5]), stamp(m[6]), price_id, amount, "USD", "charging", "none", 1, "",
+                                                  stamp(now), stamp(now))])
+        claimed = dict(cur.fetchall())
+        members = [m for m in members if m[0] in claimed]
+        ids = sorted([m[9] for m in members] + [m[10] for m in members])
+        cur.execute(q(f"SELECT id, debits_posted, credits_posted, debits_pending FROM ledger_account WHERE id IN ({', '.join('?' * len(ids))}) "
+                      "ORDER BY id" + (" FOR UPDATE" if pg else "")), ids)
+        totals = {r[0]: r[1:] for r in cur.fetchall()}
+        cur.execute(q("UPDATE ledger_account AS a SET debits_posted = a.debits_posted + v.column2 FROM (VALUES "
+                      + ", ".join(["(?, ?)"] * len(members)) + ") AS v WHERE a.id = v.column1 AND "
+                      "(NOT a.debits_must_not_exceed_credits OR a.credits_posted - a.debits_posted - a.debits_pending >= v.column2) "
+                      "RETURNING id, debits_posted, credits_posted, debits_pending"), [x for m in members for x in (m[9], amount)])
+        totals.update({r[0]: r[1:] for r in cur.fetchall()})
+        cur.execute(q("UPDATE memberships_subscription AS s SET period_number = v.column3, current_period_start = v.column4, "
+                      "current_period_end = v.column5, status = 'active', updated_at = ? FROM (VALUES "
+                      + ", ".join(["(?, ?, ?, ?, ?)"] * len(members)) + ") AS v WHERE s.id = v.column1 AND s.updated_at = v.column2 RETURNING id"),
+                    [stamp(now)] + [x for m in members for x in (m[0], m[7], m[4], stamp(m[5]), stamp(m[6]))])
+        cur.fetchall()
+        payments, orders, lines, events, transfers, periods, deltas = [], [], [], [], [], [], {}
+        for sub_id, buyer_id, email, customer_id, number, start, end, _, wallet_id, account_id, pool_id in members:
+            w, p = totals[account_id], totals[pool_id]
+            before = w[1] - w[0] - w[2] + amount
+            owed = p[0] - p[1]
+            fee = (2 * owed * amount + before) // (2 * before) if before else 0
+            pay, order = new_id("pay"), new_id("ord")
+            payments.append((pay, "checkout", store, None, buyer_id, "wallet", "wallet", "succeeded", amount, "USD", fee, 0, wallet_id, "", "",
+                             True, stamp(now), stamp(now)))
+            orders.append((order, store, None, pay, customer_id, email, "paid", "USD", amount, 0, fee, 0, 0, 0, True, stamp(now)))
+            lines.append((order, product_id, name, amount, 1))
+            events.append((new_id("evt"), store, "order.paid", as_json({"object": {"id": order, "amount_total": amount}}), stamp(now), stamp(now)))
+            events.append((new_id("evt"), store, "subscription.renewed",
+                           as_json({"object": {"id": sub_id, "status": "active", "current_period_end": end.timestamp()}}), stamp(now), stamp(now)))
+            moves = [(f"{pay}:wallet_spend", account_id, clearing, amount, "wallet_spend", pay), (f"{pay}:sale", clearing, balance, amount, "sale", order)]
+            if fee:
+                moves.append((f"{pay}:processor_fee", balance, pool_id, fee, "processor_fee", order))
+            for key, debit, credit, amt, code, ref in moves:
+                transfers.append((new_id("tr"), key, debit, credit, amt, "USD", False, "posted", code, ref, stamp(now), stamp(now)))
+                if debit != account_id:
+                    deltas.setdefault(debit, [0, 0])[0] += amt
+                deltas.setdefault(credit, [0, 0])[1] += amt
+            periods.append((claimed[sub_id], order, pay))
+        bulk("payments_payment", "id, purpose, store_id, checkout_id, buyer_id, rail, payment_method, status, amount, currency, fee, "
+             "amount_refunded, rail_reference, failure_code, failure_message, livemode, created_at, updated_at", payments)
+        bulk("orders_order", "id, store_id, checkout_id, payment_id, customer_id, email, status, currency, amount_total, amount_refunded, "
+             "fee, fee_refunded, platform_fee, platform_fee_refunded, livemode, created_at", orders)
+        bulk("orders_orderline", "order_id, product_id, name, unit_amount, quantity", lines)
+        cur.execute(q("UPDATE memberships_subscriptionperiod AS p SET status = 'paid', order_id = v.column2, payment_id = v.column3, "
+                      "paid_with = 'wallet', updated_at = ? FROM (VALUES " + ", ".join(["(?, ?, ?)"] * len(periods)) + ") AS v WHERE p.id = v.column1"),
+                    [stamp(now)] + [x for row in periods for x in row])
+        bulk("integrations_event", "id, store_id, type, data, created_at, dispatched_at", events)
+        bulk("ledger_transfer", "id, idempotency_key, debit_account_id, credit_account_id, amount, currency, two_phase, state, code, "
+             "reference, created_at, resolved_at", transfers)
+        cur.execute(q("UPDATE ledger_account AS a SET debits_posted = a.debits_posted + v.column2, credits_posted = a.credits_posted + v.column3 "
+                      "FROM (VALUES " + ", ".join(["(?, ?, ?)"] * len(deltas)) + ") AS v WHERE a.id = v.column1"),
+                    [x for k, (d, c) in deltas.items() for x in (k, d, c)])
+        cur.execute("COMMIT")
+        done += len(members)
+    elapsed = time.perf_counter() - began
+    conn.close()
+    return done, elapsed
+
+
 # --- One size, in its own process ------------------------------------------------------------
 
 
@@ -311,6 +469,9 @@ def child(spec: dict) -> dict:
     import django
 
     django.setup()
+    from stall.memberships import billing
+
+    billing.GROUP = spec["group"] or billing.GROUP
     data_dir, url, n = Path(os.environ["STALL_DATA_DIR"]), spec["database_url"], spec["n"]
     began = time.perf_counter()
     env = template()
@@ -326,10 +487,13 @@ def child(spec: dict) -> dict:
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
     else:
         out["task"] = task_run(first)
-    second = (datetime_from(first) + timedelta(days=31)).isoformat()
-    out["baseline"] = baseline(url, data_dir, second, env)
+    later = [(datetime_from(first) + timedelta(days=31 * k)).isoformat() for k in (1, 2, 3)]
+    out["group"] = billing.GROUP
+    out["baseline_grouped"] = baseline_grouped(url, data_dir, later[0], env, billing.GROUP)
+    if not spec["no_single_baseline"]:
+        out["baseline"] = baseline(url, data_dir, later[1], env)
     if spec["trace"]:
-        out["memory"] = task_run((datetime_from(first) + timedelta(days=62)).isoformat(), trace=True)
+        out["memory"] = task_run(later[2], trace=True)
     return out
 
 
@@ -349,7 +513,8 @@ def size_run(n: int, args) -> dict:
         subprocess.run([str(BIN / "python"), "-c", (
             "import psycopg,sys; u=sys.argv[1].replace('postgres://','postgresql://',1); c=psycopg.connect(u, autocommit=True);"
             "c.execute('DROP SCHEMA public CASCADE'); c.execute('CREATE SCHEMA public')"), args.database_url], check=True)
-    spec = {"n": n, "database_url": args.database_url, "trace": not args.no_tracemalloc, "profile": args.profile}
+    spec = {"n": n, "database_url": args.database_url, "trace": not args.no_tracemalloc, "profile": args.profile,
+            "group": args.group, "no_single_baseline": args.no_single_baseline}
     try:
         result = subprocess.run([str(BIN / "python"), __file__, "--child", json.dumps(spec)], env=env_vars, check=True,
                                 capture_output=True, text=True)
@@ -367,18 +532,26 @@ def report(out: dict) -> None:
     n, task = out["n"], out["task"]
     renewed = task["counts"].get("renewed", 0)
     rate = renewed / task["seconds"]
-    done, raw_seconds = out["baseline"]
-    raw_rate = done / raw_seconds
+    done, grouped_seconds = out["baseline_grouped"]
+    grouped_rate = done / grouped_seconds
+    groups = task["groups"]
     mb = 1024 * 1024
-    print(f"-- {n:,} due subscriptions")
+    print(f"-- {n:,} due subscriptions (load average {os.getloadavg()[0]:.1f})")
     print(f"setup              {out['setup']:.1f} s ({out['copied']:.1f} s of plain-SQL copies)")
-    print(f"task               {task['counts']} in {task['seconds']:.1f} s")
-    print(f"renewals/s         {rate:,.0f}")
+    print(f"task               {task['counts']} in {task['seconds']:.1f} s ({task['cpu']:.1f} s of this process's CPU)")
+    print(f"renewals/s         {rate:,.0f} (per CPU second of the process: {renewed / task['cpu']:,.0f})")
+    print(f"groups             {groups['groups']} of {out['group']}: a transaction held p50 {groups['held_p50']:.0f} ms, p95 {groups['held_p95']:.0f} ms, "
+          f"max {groups['held_max']:.0f} ms; the store balance's row p50 {groups['balance_p50']:.0f} ms, max {groups['balance_max']:.0f} ms")
     print(f"RSS growth         {task['rss_grown'] / mb:.1f} MiB (peak {task['rss_peak'] / mb:.0f} MiB)")
     if "memory" in out:
-        print(f"heap peak          {out['memory']['heap_peak'] / mb:.1f} MiB (tracemalloc, next period: {out['memory']['counts']})")
-    print(f"baseline raw SQL   {raw_rate:,.0f} renewals/s ({done:,} renewals, one connection)")
-    print(f"ratio              {rate / raw_rate:.3f} of the raw baseline", flush=True)
+        print(f"heap peak          {out['memory']['heap_peak'] / mb:.1f} MiB (tracemalloc, a later period: {out['memory']['counts']})")
+    print(f"baseline, grouped  {grouped_rate:,.0f} renewals/s (the task's statements in plain SQL, {done:,} renewals)")
+    print(f"ratio              {rate / grouped_rate:.3f} of the grouped baseline")
+    if "baseline" in out:
+        single_done, single_seconds = out["baseline"]
+        single_rate = single_done / single_seconds
+        print(f"baseline, one by one {single_rate:,.0f} renewals/s (one transaction per renewal, {single_done:,} renewals)")
+        print(f"ratio              {rate / single_rate:.3f} of the one-by-one baseline", flush=True)
 
 
 def main() -> None:
@@ -388,6 +561,8 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="PostgreSQL URL (a scratch database: it is emptied)")
     parser.add_argument("--no-tracemalloc", action="store_true", help="skip the third pass under tracemalloc")
     parser.add_argument("--profile", action="store_true", help="run the task under cProfile; its top entries go to stderr")
+    parser.add_argument("--group", type=int, default=0, help="renewals per transaction (default: memberships.billing.GROUP)")
+    parser.add_argument("--no-single-baseline", action="store_true", help="skip the one-transaction-per-renewal baseline")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

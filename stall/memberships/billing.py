@@ -8,23 +8,35 @@ Apr 30, May 31; one who joined on Feb 29 renews yearly on Feb 28, and on Feb 29 
 Weekly periods are 7 days. Times are UTC.
 
 Renewals. ``renewals_run`` (the periodic Huey task ``renewals_task``) streams due subscriptions
-with their prices and buyers, ``BATCH`` rows a query by primary key (keyset pagination: memory
-flat in their number), and renews each. A renewal is idempotent per (subscription, period): the
-next period's ``SubscriptionPeriod`` row is unique on (subscription, number), and a worker first
-claims it — by inserting it, or for a retry by a guarded UPDATE from ``failed`` to ``charging``
-— and only the worker whose claim succeeded charges. From the wallet the claim, the lean spend
-(``orders.spend``) and the subscription's new period are one transaction, so a crash leaves
-either all of it or none of it; a second worker's claim waits on the first's row and then does
-nothing. The common case — an active member paying from the wallet — is renewed from the
-streamed row, with no re-read: its claim is an INSERT … ON CONFLICT DO NOTHING and the
-subscription is moved on by an UPDATE guarded on the ``updated_at`` read, so a member who
-cancelled, paused or changed anything since the read rolls that renewal back and it is decided
-again from a fresh read (``renewals.subscription_renew``), as is every other case. By card, the claim is
-committed first, then the saved card is charged outside any transaction with the idempotency key
-``<subscription>:<period>:<attempt>`` (``payments.saved_methods.payment_charge_saved``), so a
-worker that re-drives a claim left ``charging`` by a crash replays the same charge instead of
-making a second one. The paid order's fulfilment (``services.membership_fulfil``) marks the
-period paid and moves the subscription on, on every rail.
+``GROUP`` rows a query by primary key (keyset pagination: memory flat in their number), and renews
+each. A renewal is idempotent per (subscription, period): the next period's ``SubscriptionPeriod``
+row is unique on (subscription, number), and a worker first claims it — by inserting it, or for a
+retry by a guarded UPDATE from ``failed`` to ``charging`` — and only the worker whose claim
+succeeded charges.
+
+The common case — an active member paying from the wallet, not cancelling nor pausing — is renewed
+in groups: the plain wallet renewals of each batch read, per store and currency, in one
+transaction of set-based statements (``renewals.renewals_group``, ``orders.spend_many``): one
+INSERT … ON CONFLICT DO NOTHING RETURNING claims the group's periods (a second worker's claim
+waits on the first's rows, then does nothing), one guarded UPDATE debits every wallet (a wallet
+that cannot pay is left out, nothing changed for it), one UPDATE guarded on the ``updated_at``
+each row was read with moves the subscriptions on (a member who cancelled, paused or changed
+anything since the read is left out: that savepoint is rolled back and the rest debited again),
+then the payments, orders, lines, transfers and events of the whole group, and the accounts'
+totals each once. The members left out — an empty wallet, a change since the read, a period row
+that exists — lose their claims in the same transaction and are decided after it commits, one by
+one from a fresh read (``renewals.subscription_renew``): an empty wallet falls back to the saved
+card or walks into dunning as below. A crash leaves all of a group or none of it; a group that
+fails is rolled back and its members renewed one by one. The group's size bounds how long it
+holds SQLite's write lock and the store balance's row, which a buyer's one-click spend waits for.
+
+One by one, from the wallet the claim, the lean spend (``orders.spend``) and the subscription's
+new period are one transaction. By card, the claim is committed first, then the saved card is
+charged outside any transaction with the idempotency key ``<subscription>:<period>:<attempt>``
+(``payments.saved_methods.payment_charge_saved``), so a worker that re-drives a claim left
+``charging`` by a crash replays the same charge instead of making a second one. The paid order's
+fulfilment (``services.membership_fulfil``) marks the period paid and moves the subscription on,
+on every rail.
 
 Payment source. A member paying from the wallet is charged there first; if the wallet cannot pay
 and they allowed it (``card_fallback``), their saved card is charged instead. A member paying by
@@ -56,7 +68,7 @@ from datetime import datetime, timedelta
 from .models import Interval
 
 DUNNING_DAYS = (2, 7, 14)
-BATCH = 500  # subscriptions read per query by the renewal task
+GROUP = 100  # subscriptions read per query by the renewal task, and renewed per transaction (see the bench)
 
 
 def period_bound(anchor: datetime, interval: str, n: int) -> datetime:
