@@ -152,15 +152,23 @@ def lightning_webhook_receive(*, payment_id: str) -> Payment:
     return lightning_payment_refresh(payment_id=payment_id)
 
 
+# Lightning cannot withdraw an invoice: one the buyer gave up ("pay another way") can still be paid
+# until it expires. Reconciliation keeps asking about those until a little after their expiry (a
+# payment may be in flight), so money paid anyway is never kept without an order.
+GIVEN_UP_GRACE = timedelta(minutes=10)
+PAID_AFTER_CANCEL = "paid_after_cancel"
+
+
 def lightning_payments_reconcile(*, older_than_seconds: int = 60, now=None) -> int:
     """Ask LNbits about Lightning payments waiting longer than ``older_than_seconds``: an invoice
-    paid while nobody had the page open and whose webhook was lost, or one that expired unpaid.
+    paid while nobody had the page open and whose webhook was lost, or one that expired unpaid;
+    and about invoices the buyer gave up that can still be paid (see ``GIVEN_UP_GRACE``).
     Returns how many were decided."""
     now = now or timezone.now()
+    decided = _given_up_invoices_reconcile(older_than_seconds=older_than_seconds, now=now)
     due = Payment.objects.filter(
         rail="lightning", status__in=_OPEN, updated_at__lte=now - timedelta(seconds=older_than_seconds)
     ).order_by("updated_at").values_list("pk", flat=True)[:200]
-    decided = 0
     for payment_id in list(due):
         try:
             payment = lightning_payment_refresh(payment_id=payment_id)
@@ -171,6 +179,39 @@ def lightning_payments_reconcile(*, older_than_seconds: int = 60, now=None) -> i
             Payment.objects.filter(pk=payment_id, status__in=_OPEN).update(updated_at=now)
         else:
             decided += 1
+    return decided
+
+
+def _given_up_invoices_reconcile(*, older_than_seconds: int, now) -> int:
+    """An invoice given up but paid anyway: the payment succeeds, and its checkout gets its order
+    (or the top-up its money) as if it had never been given up. If the checkout was paid another
+    way meanwhile, the buyer paid twice and Stall cannot refund over Lightning: the payment is
+    marked ``paid_after_cancel``, with what the creator must do, and logged as an error."""
+    given_up = Payment.objects.filter(
+        rail="lightning", status=PaymentStatus.CANCELED, failure_code="canceled",
+        lightning_invoice__expires_at__gte=now - GIVEN_UP_GRACE,
+        updated_at__lte=now - timedelta(seconds=older_than_seconds),
+    ).order_by("updated_at").values_list("pk", flat=True)[:200]
+    decided = 0
+    for payment_id in list(given_up):
+        try:
+            result = rail_get("lightning").payment_retrieve(payment_id=payment_id)
+        except StallError as exc:
+            logger.warning("lightning reconcile of given-up %s: %s", payment_id, exc.message)
+            continue
+        if result.status != "succeeded":
+            Payment.objects.filter(pk=payment_id, status=PaymentStatus.CANCELED).update(updated_at=now)
+            continue
+        decided += 1
+        try:
+            payment_apply_result(payment_id=payment_id, result=result)
+        except StallError as exc:
+            logger.error("lightning payment %s was paid after the buyer gave it up: %s", payment_id, exc.message)
+            Payment.objects.filter(pk=payment_id, status=PaymentStatus.CANCELED).update(
+                failure_code=PAID_AFTER_CANCEL, rail_reference=result.reference, updated_at=now,
+                failure_message="Paid after the buyer chose another way, and the checkout was already paid: "
+                "pay the buyer back from your LNbits wallet.",
+            )
     return decided
 
 

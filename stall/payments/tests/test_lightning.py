@@ -13,9 +13,11 @@ from stall.payments.lightning_services import (
     lightning_account_set,
     lightning_checkout_start,
     lightning_open_payment,
+    lightning_payment_cancel,
     lightning_payments_reconcile,
 )
 from stall.payments.models import LightningAccount, LightningInvoice, Payment, PaymentStatus
+from stall.payments.services import checkout_payment_start
 from stall.wallets.models import Wallet
 from stall.wallets.tests.conftest import (
     alerts,
@@ -226,3 +228,41 @@ def test_the_invoice_pages_script_speaks_the_buyers_language(client, lightning_s
     client.post(reverse("checkout:lightning", args=[checkout.pk]), {"action": "start"})
     html = client.get(reverse("checkout:lightning", args=[checkout.pk]), headers={"accept-language": "ko"}).content.decode()
     assert 'data-copied="복사했습니다"' in html and 'data-paid="결제되었습니다. 잠시만 기다려 주세요…"' in html
+
+
+def test_an_invoice_paid_after_the_buyer_gave_it_up_still_makes_the_order(lightning_store, lnbits):
+    """Lightning cannot withdraw an invoice: a buyer who chose "pay another way" can still pay it.
+    The money is not kept without an order: reconciliation finds it and the checkout completes."""
+    checkout = open_checkout(lightning_store)
+    lightning_checkout_start(checkout_id=checkout.pk)
+    payment = lightning_open_payment(checkout_id=checkout.pk)
+    assert lightning_payment_cancel(payment_id=payment.pk).status == PaymentStatus.CANCELED
+    assert lightning_payments_reconcile(older_than_seconds=0) == 0  # given up, not paid: nothing
+    lnbits.pay(payment.lightning_invoice.bolt11)
+    assert lightning_payments_reconcile(older_than_seconds=0) == 1
+    payment.refresh_from_db()
+    checkout.refresh_from_db()
+    assert payment.status == PaymentStatus.SUCCEEDED and checkout.status == CheckoutStatus.COMPLETE
+    assert Order.objects.filter(checkout=checkout).count() == 1
+    assert store_balance(lightning_store) == checkout.amount_total
+    assert lightning_payments_reconcile(older_than_seconds=0) == 0  # decided once
+    assert_ledger_balanced()
+
+
+def test_an_invoice_paid_after_the_checkout_was_paid_another_way_is_marked_for_the_creator(lightning_store, lnbits):
+    """Given up, the checkout paid by card, then the invoice paid too: the buyer paid twice. Stall
+    cannot refund over Lightning, so the payment says so for the creator, and no second order or
+    money is made up."""
+    checkout = open_checkout(lightning_store)
+    lightning_checkout_start(checkout_id=checkout.pk)
+    payment = lightning_open_payment(checkout_id=checkout.pk)
+    lightning_payment_cancel(payment_id=payment.pk)
+    checkout_payment_start(checkout_id=checkout.pk, payment_method="sandbox_visa")
+    lnbits.pay(payment.lightning_invoice.bolt11)
+    assert lightning_payments_reconcile(older_than_seconds=0) == 1
+    payment.refresh_from_db()
+    assert (payment.status, payment.failure_code) == (PaymentStatus.CANCELED, "paid_after_cancel")
+    assert "pay the buyer back" in payment.failure_message
+    (order,) = Order.objects.filter(checkout=checkout)
+    assert store_balance(lightning_store) == order.amount_total - order.fee  # the card sale's, nothing more
+    assert_ledger_balanced()
