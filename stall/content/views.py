@@ -14,7 +14,7 @@ from stall.accounts.services import buyer_from_request, magic_link_request_allow
 from stall.core.csrf import csrf_by_origin
 from stall.core.errors import NotFound, StallError
 from stall.core.forms import form_add_stall_error
-from stall.core.limits import client_address
+from stall.core.limits import RateLimited, client_address, limits_hit
 from stall.core.markdown import render_markdown
 from stall.core.middleware import frame_ancestors_allow
 from stall.core.money import format_money
@@ -165,6 +165,8 @@ def post_unlock_view(request, slug, post_slug):
     data = form.cleaned_data
     buyer = buyer_from_request(request)
     try:
+        if data["method"] == "card":  # a card unlock makes a checkout: counted as the buy page's are
+            limits_hit(("checkout_address", client_address(request)), what="checkouts")
         result = post_unlock(post=post, method=data["method"], buyer=buyer, email=data["email"] or "", confirmed=data["confirm"])
     except ConfirmRequired:
         return _confirm_page(
@@ -173,7 +175,10 @@ def post_unlock_view(request, slug, post_slug):
         )
     except StallError as exc:
         form_add_stall_error(form, exc)
-        return _post_page(request, store, post, error=exc, unlock_form=form, status=exc.status)
+        response = _post_page(request, store, post, error=exc, unlock_form=form, status=exc.status)
+        if isinstance(exc, RateLimited):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     if result.checkout is not None:
         if buyer is None:
             request.session[CARD_CHECKOUTS_KEY] = [*request.session.get(CARD_CHECKOUTS_KEY, [])[-19:], result.checkout.pk]
@@ -250,6 +255,8 @@ def tip(request, slug):
         data = form.cleaned_data
         back = _safe_next(request, data.get("next"), store_url)
         try:
+            if data["method"] == "card":  # a card tip makes a checkout: counted as the buy page's are
+                limits_hit(("checkout_address", client_address(request)), what="checkouts")
             sent = tip_send(
                 store=store, amount=data["tip_amount"], method=data["method"], buyer=buyer, email=data.get("email") or "",
                 name=data["name"], message=data["message"], public=data["public"], confirmed=data["confirm"],
@@ -276,4 +283,7 @@ def tip(request, slug):
         "store": store, "tip_jar": panel, "tip_form": form, "error": error, "error_link": _error_link(error),
         "next": _safe_next(request, request.POST.get("next") or request.GET.get("next"), store_url),
     }
-    return render(request, "content/tip.html", context, status=error.status if error else 400 if form.errors else 200)
+    response = render(request, "content/tip.html", context, status=error.status if error else 400 if form.errors else 200)
+    if isinstance(error, RateLimited):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
