@@ -174,6 +174,26 @@ def run_baseline(database_url: str | None, data_dir: Path, n: int, store_id: str
     return elapsed
 
 
+def demo_store(database_url: str | None) -> tuple[Path, dict, str]:
+    """A scratch Stall with the demo store and an API key for it: its data directory, the
+    environment to run ``stall`` in (abuse limits off), and the key. On PostgreSQL the database at
+    ``database_url`` is emptied first."""
+    data_dir = Path(tempfile.mkdtemp(prefix="stall-bench-"))
+    env = {**os.environ, "STALL_DATA_DIR": str(data_dir), "STALL_LOG_LEVEL": "WARNING", **NO_LIMITS}
+    env.pop("DATABASE_URL", None)
+    if database_url:
+        env["DATABASE_URL"] = database_url
+        subprocess.run([str(BIN / "python"), "-c", (
+            "import psycopg,sys; u=sys.argv[1].replace('postgres://','postgresql://',1); c=psycopg.connect(u, autocommit=True);"
+            "c.execute('DROP SCHEMA public CASCADE'); c.execute('CREATE SCHEMA public')"), database_url], check=True)
+    env["PYTHONPATH"] = str(ROOT)
+    stall = str(BIN / "stall")
+    subprocess.run([stall, "demo"], env=env, check=True, stdout=subprocess.DEVNULL)
+    key = subprocess.run([stall, "apikey", "create", "--store", "demo"], env=env, check=True, capture_output=True,
+                         text=True).stdout.strip()
+    return data_dir, env, key
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=2000, help="purchases")
@@ -183,17 +203,8 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="PostgreSQL URL (a scratch database: it is emptied)")
     args = parser.parse_args()
 
-    data_dir = Path(tempfile.mkdtemp(prefix="stall-bench-"))
-    env = {**os.environ, "STALL_DATA_DIR": str(data_dir), "STALL_LOG_LEVEL": "WARNING", **NO_LIMITS}
-    env.pop("DATABASE_URL", None)
-    if args.database_url:
-        env["DATABASE_URL"] = args.database_url
-        subprocess.run([str(BIN / "python"), "-c", (
-            "import psycopg,sys; u=sys.argv[1].replace('postgres://','postgresql://',1); c=psycopg.connect(u, autocommit=True);"
-            "c.execute('DROP SCHEMA public CASCADE'); c.execute('CREATE SCHEMA public')"), args.database_url], check=True)
+    data_dir, env, key = demo_store(args.database_url)
     stall = str(BIN / "stall")
-    subprocess.run([stall, "demo"], env=env, check=True, stdout=subprocess.DEVNULL)
-    key = subprocess.run([stall, "apikey", "create", "--store", "demo"], env=env, check=True, capture_output=True, text=True).stdout.strip()
     product_id = subprocess.run([str(BIN / "python"), "-c", (
         "import django,os; os.environ['DJANGO_SETTINGS_MODULE']='stall.settings'; django.setup();"
         "from stall.catalog.models import Product; p=Product.objects.get(store__slug='demo', slug='field-recordings-vol-1');"

@@ -36,7 +36,6 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -47,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from checkout import NO_LIMITS, free_port, raw_connection, wait_ready  # noqa: E402  (bench/checkout.py)
+from checkout import demo_store, free_port, raw_connection, wait_ready  # noqa: E402  (bench/checkout.py)
 
 BATCH = 1000
 CUSTOMERS = 100
@@ -286,19 +285,8 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="PostgreSQL URL (a scratch database: it is emptied)")
     args = parser.parse_args()
 
-    data_dir = Path(tempfile.mkdtemp(prefix="stall-bench-"))
-    env = {**os.environ, "STALL_DATA_DIR": str(data_dir), "STALL_LOG_LEVEL": "WARNING", **NO_LIMITS}
-    env.pop("DATABASE_URL", None)
-    if args.database_url:
-        env["DATABASE_URL"] = args.database_url
-        subprocess.run([str(BIN / "python"), "-c", (
-            "import psycopg,sys; u=sys.argv[1].replace('postgres://','postgresql://',1); c=psycopg.connect(u, autocommit=True);"
-            "c.execute('DROP SCHEMA public CASCADE'); c.execute('CREATE SCHEMA public')"), args.database_url], check=True)
-    env["PYTHONPATH"] = str(ROOT)
+    data_dir, env, key = demo_store(args.database_url)
     stall = str(BIN / "stall")
-    subprocess.run([stall, "demo"], env=env, check=True, stdout=subprocess.DEVNULL)
-    key = subprocess.run([stall, "apikey", "create", "--store", "demo"], env=env, check=True, capture_output=True,
-                         text=True).stdout.strip()
     seeded = json.loads(subprocess.run([str(BIN / "python"), "-c", SETUP % CUSTOMERS], env=env, check=True,
                                        capture_output=True, text=True).stdout.strip().splitlines()[-1])
     store_id, customers = seeded["store"], seeded["customers"]
