@@ -12,10 +12,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from stall.core.bulk import rows_insert
 from stall.core.ids import new_id, new_ids
 from stall.core.money import amount_validate, currency_normalize
-from stall.core.sql import in_list, rows_table
+from stall.core.sql import in_list, rows_insert, rows_table
 
 from .errors import (
     CurrencyMismatch,
@@ -435,7 +434,7 @@ ACCOUNT_ROWS_PER_UPDATE = 1000  # 3,000 parameters: under SQLite's and PostgreSQ
 
 def transfers_post_many(*, postings: list[Posting], debited: dict[str, int] | None = None) -> None:
     """``transfers_post`` for a group's postings: the transfer rows in one INSERT (COPY on
-    PostgreSQL, ``core.bulk``), then one UPDATE of every other account's totals, each account once
+    PostgreSQL, ``core.sql``), then one UPDATE of every other account's totals, each account once
     with its summed debits and credits (a store's balance once for the group).
     ``debited`` names debits ``accounts_debit_guarded_many`` already added. Call inside a
     transaction; a reused idempotency key or a broken account rule raises IntegrityError."""

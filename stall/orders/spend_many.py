@@ -32,9 +32,9 @@ from functools import cached_property
 from django.db import connection, transaction
 from django.utils import timezone
 
-from stall.core.bulk import rows_insert
 from stall.core.ids import new_id
 from stall.core.money import prorate
+from stall.core.sql import rows_insert
 from stall.integrations.webhooks import ENDPOINTS_ENABLED_SQL, EventRow, events_record
 from stall.ledger.models import AccountKind, ledger_owner
 from stall.ledger.services import (
