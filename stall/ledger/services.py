@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from stall.core.ids import new_id, new_ids
 from stall.core.money import amount_validate, currency_normalize
-from stall.core.sql import in_list, rows_insert, rows_table
+from stall.core.sql import in_list, rows_table
 
 from .errors import (
     CurrencyMismatch,
@@ -316,11 +316,13 @@ def transfers_post(*, postings: list[Posting], debited: dict[str, int] | None = 
 # ``transfers_post`` writes for its handful of accounts, would be evaluated for every row updated.
 
 
-def transfers_settle(*, pending_ids: list[str], post: bool, postings: list[Posting] = ()) -> int:
+def transfers_settle(*, pending_ids: list[str], post: bool, postings: list[Posting] = (),
+                     debited: dict[str, int] | None = None) -> int:
     """Post (``post``) or void the pending transfers ``pending_ids``, and post the single-phase
     ``postings``, in three statements. Call inside a transaction. Every one of ``pending_ids`` must
-    still be pending (LedgerError otherwise: the caller's claim said they were). Returns the number
-    of accounts changed."""
+    still be pending (LedgerError otherwise: the caller's claim said they were). ``debited`` names
+    posted debits ``accounts_debit_guarded_many`` already added to their accounts (a renewal
+    group's wallets), which are then not added again. Returns the number of accounts changed."""
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     deltas: dict[str, list[int]] = {}  # [debits_pending, debits_posted, credits_pending, credits_posted]
     zero = (0, 0, 0, 0)
@@ -351,6 +353,8 @@ def transfers_settle(*, pending_ids: list[str], post: bool, postings: list[Posti
             deltas.setdefault(p.credit_id, [0, 0, 0, 0])[3] += p.amount
             rows.append((transfer_id, p.idempotency_key, p.debit_id, p.credit_id, p.amount, p.currency, p.code,
                          p.reference))
+        for account_id, amount in (debited or {}).items():
+            deltas[account_id][1] -= amount
         if rows:
             table, params = rows_table("t", (
                 ("id", "text"), ("idempotency_key", "text"), ("debit_account_id", "text"),
@@ -386,8 +390,9 @@ def transfers_settle(*, pending_ids: list[str], post: bool, postings: list[Posti
 # (stall.orders.spend_many). Round trips and commits, not rows, are what cost there, so these do
 # for a whole group what ``account_debit_guarded`` and ``transfers_post`` do for one spend, with
 # the same rules in the WHERE clause, the same rows, constraints and idempotency keys: one UPDATE
-# of every debited account (refused rows are left out of its result, nothing changed for them),
-# one INSERT of every transfer row, one UPDATE of every other account's summed totals.
+# of every debited account (refused rows are left out of its result, nothing changed for them);
+# ``transfers_settle`` with ``debited`` then writes every transfer row and every other account's
+# summed totals.
 
 
 def accounts_debit_guarded_many(*, debits: dict[str, int], lock_ids: tuple[str, ...] = ()) -> dict[str, Totals]:
@@ -427,41 +432,3 @@ def accounts_debit_guarded_many(*, debits: dict[str, int], lock_ids: tuple[str, 
             for row in cursor.fetchall():
                 totals[row[0]] = Totals(row[1], row[2], row[3])
     return totals
-
-
-ACCOUNT_ROWS_PER_UPDATE = 1000  # 3,000 parameters: under SQLite's and PostgreSQL's limits
-
-
-def transfers_post_many(*, postings: list[Posting], debited: dict[str, int] | None = None) -> None:
-    """``transfers_post`` for a group's postings: the transfer rows in one INSERT (COPY on
-    PostgreSQL, ``core.sql``), then one UPDATE of every other account's totals, each account once
-    with its summed debits and credits (a store's balance once for the group).
-    ``debited`` names debits ``accounts_debit_guarded_many`` already added. Call inside a
-    transaction; a reused idempotency key or a broken account rule raises IntegrityError."""
-    deltas: dict[str, list[int]] = {}
-    for p in postings:
-        amount_validate(p.amount, allow_zero=False)
-        if p.debit_id == p.credit_id:
-            raise LedgerError("A transfer needs two different accounts.")
-        deltas.setdefault(p.debit_id, [0, 0])[0] += p.amount
-        deltas.setdefault(p.credit_id, [0, 0])[1] += p.amount
-    for account_id, amount in (debited or {}).items():
-        deltas[account_id][0] -= amount
-    changes = [(k, v[0], v[1]) for k, v in deltas.items() if v != [0, 0]]
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    with connection.cursor() as cursor:
-        rows_insert(cursor, "ledger_transfer", (
-            "id", "idempotency_key", "debit_account_id", "credit_account_id", "amount", "currency", "two_phase", "state",
-            "code", "reference", "created_at", "resolved_at",
-        ), [[new_id("tr"), p.idempotency_key, p.debit_id, p.credit_id, p.amount, p.currency, False, TransferState.POSTED,
-             p.code, p.reference, now, now] for p in postings])
-        for start in range(0, len(changes), ACCOUNT_ROWS_PER_UPDATE):
-            chunk = changes[start:start + ACCOUNT_ROWS_PER_UPDATE]
-            cursor.execute(
-                "UPDATE ledger_account AS a SET debits_posted = a.debits_posted + v.column2, "
-                "credits_posted = a.credits_posted + v.column3 "
-                f"FROM (VALUES {', '.join(['(%s, %s, %s)'] * len(chunk))}) AS v WHERE a.id = v.column1",
-                [x for row in chunk for x in row],
-            )
-            if cursor.rowcount != len(chunk):
-                raise LedgerError("A transfer names an account that does not exist.")

@@ -13,7 +13,7 @@ so what it costs is rows, not round trips:
   rows    one INSERT (COPY on PostgreSQL) each: payments, orders, lines, entitlements; then the caller's
           fulfilment of its own kind, set-based too (``fulfil``), and the events in one INSERT
   ledger  the transfer rows, then one UPDATE of every other account, each once with its summed
-          totals: the store's balance once for the group (``ledger.transfers_post_many``)
+          totals: the store's balance once for the group (``ledger.transfers_settle``)
 
 The rules are the lean spend's: the same guard as the CHECK constraints, the same idempotency
 keys (``<payment>:wallet_spend``, ``:sale``, ``:platform_fee``, ``:processor_fee``), the same fee
@@ -41,7 +41,7 @@ from stall.ledger.services import (
     Posting,
     account_id_for,
     accounts_debit_guarded_many,
-    transfers_post_many,
+    transfers_settle,
 )
 from stall.payments.models import Payment, PaymentPurpose, PaymentStatus
 from stall.payments.rails.wallet import Funds, wallet_spent_notify
@@ -222,5 +222,5 @@ def orders_spend_group(
         postings += order_paid_postings(order=order, read=read.observed)
     events_record(store_id=store_id, events=events, endpoints=read.endpoints)
     result.balance_taken_at = time.perf_counter()
-    transfers_post_many(postings=postings, debited={s.funds.wallet_account_id: s.total for s, _ in result.paid})
+    transfers_settle(pending_ids=[], post=True, postings=postings, debited={s.funds.wallet_account_id: s.total for s, _ in result.paid})
     return result
