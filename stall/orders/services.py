@@ -127,6 +127,10 @@ def order_create_for_checkout(
         livemode=payment is None or payment.livemode,
     )
     lines = list(checkout.lines.select_related("product", "product__license_policy"))
+    known = checkout.lines.all()
+    known._result_cache, known._prefetch_done = lines, True
+    # The checkout holds its lines and (by the one-to-one) its order: its API answer reads neither again.
+    checkout._prefetched_objects_cache = {**getattr(checkout, "_prefetched_objects_cache", {}), "lines": known}
     order_lines = OrderLine.objects.bulk_create(
         [OrderLine(order=order, product_id=ln.product_id, name=ln.name, unit_amount=ln.unit_amount, quantity=ln.quantity,
                    amount_discount=ln.amount_discount) for ln in lines]
