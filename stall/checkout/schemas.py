@@ -136,8 +136,12 @@ def _absolute(name: str, *args) -> str:
 
 
 def _latest_payment(checkout: Checkout):
-    """The checkout's latest payment (ids grow with time): from ``checkout_get``'s prefetch when
-    it was made, else one query."""
+    """The checkout's latest payment (ids grow with time): the one that just paid it (set as
+    ``latest_payment`` by payments), or from ``checkout_get``'s prefetch when it was made, else one
+    query."""
+    known = getattr(checkout, "latest_payment", None)
+    if known is not None:
+        return known
     cached = getattr(checkout, "_prefetched_objects_cache", {}).get("payments")
     if cached is not None:
         return max(cached, key=lambda payment: payment.pk, default=None)

@@ -17,3 +17,16 @@ def checkout_get(*, checkout_id: str, store: Store | None = None, full: bool = T
     if checkout is None:
         raise CheckoutNotFound()
     return checkout
+
+
+def checkout_shown(*, checkout: Checkout, store: Store) -> Checkout:
+    """``checkout`` as ``checkout_out`` shows it: as given when it holds all that it shows (its
+    lines, the payment that paid it and its order, as a paid card confirm returns it), else read
+    again with ``checkout_get``."""
+    held = (
+        checkout.store_id == store.pk
+        and "lines" in getattr(checkout, "_prefetched_objects_cache", {})
+        and getattr(checkout, "latest_payment", None) is not None
+        and Checkout.order.is_cached(checkout)
+    )
+    return checkout if held else checkout_get(checkout_id=checkout.pk, store=store)

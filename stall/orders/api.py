@@ -97,8 +97,8 @@ def checkout_confirm(request, id: ObjectId, payload: CheckoutConfirmIn):
     """Charges the payment method. A decline is a 402 error and leaves the checkout open for another
     try; ``sandbox_3ds`` answers with ``payment.next_action``: send the buyer to its URL."""
     checkout = checkout_selectors.checkout_get(checkout_id=id, store=request.store, full=False)
-    checkout_pay_confirm(checkout_id=checkout.pk, payment_method=payload.payment_method, checkout=checkout)
-    return checkout_out(checkout_selectors.checkout_get(checkout_id=checkout.pk, store=request.store))
+    paid = checkout_pay_confirm(checkout_id=checkout.pk, payment_method=payload.payment_method, checkout=checkout)
+    return checkout_out(checkout_selectors.checkout_shown(checkout=paid, store=request.store))
 
 
 router_refuse_other_methods(checkouts_router)

@@ -4,27 +4,27 @@ counted against the entitlement's limit through signed, expiring links.
 """
 
 import logging
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core import signing
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from stall.accounts.models import Customer
-from stall.accounts.services import buyer_for_email
+from stall.accounts.models import Buyer, Customer
 from stall.catalog.models import BundleItem, ProductFile, ProductKind
 from stall.checkout.models import Checkout, CheckoutStatus
 from stall.core.money import amount_validate
-from stall.integrations.webhooks import EventRow, events_record
+from stall.integrations.webhooks import ENDPOINTS_ENABLED_SQL, EventRow, events_record
 from stall.ledger.models import AccountKind, ledger_owner
 from stall.ledger.services import Posting, account_id_for, transfers_post
 from stall.payments.rails import rail_get
 from stall.payments.services import platform_fee_for, rail_fee_account_id
 
 from .errors import DownloadLimitReached, DownloadLinkExpired, DownloadLinkInvalid, DownloadRevoked
-from .fulfilment import fulfil, order_paid_postings
+from .fulfilment import fulfil, order_paid_observers, order_paid_postings
 from .licenses import license_keys_for_lines
 from .models import DownloadCount, Entitlement, Order, OrderLine
 from .schemas import order_out
@@ -46,15 +46,79 @@ def customer_for_email(*, store_id: str, email: str) -> Customer:
     return customer
 
 
-def order_create_for_checkout(*, checkout: Checkout, payment=None, fee: int = 0, platform_fee: int = 0) -> Order:
-    """Turn a locked, open checkout into a paid order with its entitlements. Call inside a transaction."""
-    customer = customer_for_email(store_id=checkout.store_id, email=checkout.email)
-    buyer_for_email(email=checkout.email)  # a buyer's account is created at their first purchase
+@dataclass(frozen=True)
+class OrderRead:
+    """What a checkout's order needs to know before it is written, read in one SELECT inside its
+    transaction: the store's customer and the buyer of the email (None when new), whether the store
+    has an enabled webhook endpoint, and the order-paid observers' columns (orders.fulfilment)."""
+
+    customer_id: str | None
+    buyer_id: str | None
+    endpoints: bool
+    observed: list
+
+
+def order_read(*, store_id: str, email: str) -> OrderRead:
+    """One statement in place of a lookup each: the customer (matched without regard to case, as
+    ``customer_for_email`` does), the buyer, the endpoints and what the observers read."""
+    observers = order_paid_observers()
+    if connection.vendor == "postgresql":
+        customer_match, customer_email = "UPPER(c.email::text) = UPPER(%s)", email
+    else:
+        customer_match, customer_email = "c.email LIKE %s ESCAPE '\\'", connection.ops.prep_for_like_query(email)
+    sql = (
+        f"SELECT (SELECT c.id FROM {Customer._meta.db_table} c WHERE c.store_id = %s AND {customer_match} ORDER BY c.id LIMIT 1), "
+        f"(SELECT b.id FROM {Buyer._meta.db_table} b WHERE b.email = %s), {ENDPOINTS_ENABLED_SQL}"
+        + "".join(f", {o.read_sql}" for o in observers)
+    )
+    params = [store_id, customer_email, email.strip().lower(), store_id] + [store_id for o in observers if "%s" in o.read_sql]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return OrderRead(customer_id=row[0], buyer_id=row[1], endpoints=bool(row[2]), observed=list(row[3:]))
+
+
+def _customer_id_make(*, store_id: str, email: str) -> str:
+    """A new customer's id, written with one INSERT; one made meanwhile by a concurrent order (the
+    INSERT writes nothing) is found as ``customer_for_email`` finds it."""
+    customer_id = Customer._meta.pk.get_default()
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Customer._meta.db_table} (id, store_id, email, name, created_at) VALUES (%s, %s, %s, '', %s) "
+            "ON CONFLICT DO NOTHING",
+            [customer_id, store_id, email.lower(), now],
+        )
+        if cursor.rowcount == 1:
+            return customer_id
+    return customer_for_email(store_id=store_id, email=email).pk
+
+
+def _buyer_make(*, email: str) -> None:
+    """A buyer's account for a first purchase, unless one exists (a concurrent purchase made it)."""
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Buyer._meta.db_table} (id, email, created_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+            [Buyer._meta.pk.get_default(), email.strip().lower(), now],
+        )
+
+
+def order_create_for_checkout(
+    *, checkout: Checkout, payment=None, fee: int = 0, platform_fee: int = 0, read: OrderRead | None = None,
+) -> Order:
+    """Turn a locked, open checkout into a paid order with its entitlements. Call inside a transaction.
+    ``read``: ``order_read`` of the checkout's store and email, when the caller has it."""
+    if read is None:
+        read = order_read(store_id=checkout.store_id, email=checkout.email)
+    customer_id = read.customer_id or _customer_id_make(store_id=checkout.store_id, email=checkout.email)
+    if read.buyer_id is None:
+        _buyer_make(email=checkout.email)  # a buyer's account is created at their first purchase
     order = Order.objects.create(
         store_id=checkout.store_id,
         checkout=checkout,
         payment=payment,
-        customer=customer,
+        customer_id=customer_id,
         email=checkout.email,
         currency=checkout.currency,
         amount_total=checkout.amount_total,
@@ -63,6 +127,10 @@ def order_create_for_checkout(*, checkout: Checkout, payment=None, fee: int = 0,
         livemode=payment is None or payment.livemode,
     )
     lines = list(checkout.lines.select_related("product", "product__license_policy"))
+    known = checkout.lines.all()
+    known._result_cache, known._prefetch_done = lines, True
+    # The checkout holds its lines and (by the one-to-one) its order: its API answer reads neither again.
+    checkout._prefetched_objects_cache = {**getattr(checkout, "_prefetched_objects_cache", {}), "lines": known}
     order_lines = OrderLine.objects.bulk_create(
         [OrderLine(order=order, product_id=ln.product_id, name=ln.name, unit_amount=ln.unit_amount, quantity=ln.quantity,
                    amount_discount=ln.amount_discount) for ln in lines]
@@ -87,7 +155,7 @@ def order_create_for_checkout(*, checkout: Checkout, payment=None, fee: int = 0,
         # twenty 25¢ posts, or an API charging per call, does not get twenty emails.
         transaction.on_commit(lambda: receipt_send(order.pk))
     events = fulfil(order=order, lines=lines) + license_keys_for_lines(order=order, lines=lines)
-    events_record(store_id=order.store_id, events=[EventRow("order.paid", order_out(order)), *events])
+    events_record(store_id=order.store_id, events=[EventRow("order.paid", order_out(order)), *events], endpoints=read.endpoints)
     return order
 
 
@@ -117,7 +185,8 @@ def checkout_payment_succeeded(*, payment) -> Order:
     fee = payment.fee
     amount_validate(fee, param="fee")
     platform_fee = platform_fee_for(payment.amount)
-    order = order_create_for_checkout(checkout=checkout, payment=payment, fee=fee, platform_fee=platform_fee)
+    read = order_read(store_id=checkout.store_id, email=checkout.email)
+    order = order_create_for_checkout(checkout=checkout, payment=payment, fee=fee, platform_fee=platform_fee, read=read)
 
     currency, livemode = payment.currency, payment.livemode
     store_owner = ledger_owner(checkout.store_id, livemode=livemode)
@@ -131,7 +200,7 @@ def checkout_payment_succeeded(*, payment) -> Order:
     if fee:
         fees = rail_fee_account_id(payment=payment)
         postings.append(Posting(f"{payment.pk}:processor_fee", balance, fees, fee, currency, "processor_fee", order.pk))
-    postings += order_paid_postings(order=order, read=None)
+    postings += order_paid_postings(order=order, read=read.observed)
     transfers_post(postings=postings)
     return order
 

@@ -20,15 +20,14 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
 
 from stall.checkout.discounts import discount_claim, discount_release
-from stall.checkout.errors import AmountTooSmall, CheckoutInvalid
+from stall.checkout.errors import AmountTooSmall, CheckoutExpired, CheckoutInvalid, CheckoutNotFound
 from stall.checkout.models import Checkout, CheckoutStatus
 from stall.checkout.schemas import checkout_out
-from stall.checkout.services import checkout_lock_open
 from stall.core.errors import InvalidRequest, StallError
 from stall.core.money import amount_validate, format_money
 from stall.integrations.webhooks import event_emit
@@ -46,6 +45,7 @@ from .rails import (
     rail_livemode,
     sandbox_admit,
     sandbox_check,
+    stripe_keys_columns,
 )
 from .schemas import payment_out
 
@@ -71,10 +71,10 @@ def checkout_payment_start(*, checkout_id: str, payment_method: str) -> Checkout
     payment = None
     for _ in range(2):  # a second round when the stalled payment turns out to have failed
         with transaction.atomic():
-            checkout = checkout_lock_open(checkout_id=checkout_id)
+            checkout = _checkout_lock_for_card(checkout_id=checkout_id)
             if checkout.status == CheckoutStatus.COMPLETE:
                 return checkout
-            under_way = checkout.payments.filter(status__in=_OPEN).first()
+            under_way = checkout.payments.filter(status__in=_OPEN).first() if checkout.under_way else None
             if under_way is None:
                 payment = _checkout_payment_reserve(
                     checkout=checkout, payment_method=payment_method
@@ -93,10 +93,49 @@ def checkout_payment_start(*, checkout_id: str, payment_method: str) -> Checkout
     result = rail.payment_start(
         payment_id=payment.pk, amount=payment.amount, currency=payment.currency, payment_method=payment_method
     )
+    if result.status == "succeeded":
+        # Recorded with the checkout locked in the same statement as the payment; the checkout
+        # comes back as that transaction left it, holding its lines, this payment and its order,
+        # so whoever shows it next (the API's answer) reads nothing again.
+        paid = payment_succeed(
+            payment_id=payment.pk, reference=result.reference, fee=result.fee, checkout_id=checkout.pk
+        )
+        return _checkout_paid(paid)
     payment_apply_result(payment_id=payment.pk, result=result)
     if result.status == "failed":
         raise PaymentDeclined(result.failure_message, code=result.failure_code or "payment_failed")
     return Checkout.objects.get(pk=checkout.pk)
+
+
+def _checkout_lock_for_card(*, checkout_id: str) -> Checkout:
+    """``checkout_lock_open`` for a card payment, in one statement: with it are read whether a
+    payment of it is under way (``under_way``) and the Stripe row ``sandbox_admit`` asks about
+    (``stripe_mine``, ``stripe_anyone``). Only the checkout's row is locked, not its store's (which every checkout
+    of the store shares)."""
+    checkout = (
+        Checkout.objects.select_for_update(of=("self",)).select_related("store")
+        .annotate(
+            under_way=Exists(Payment.objects.filter(checkout_id=OuterRef("pk"), status__in=_OPEN)),
+            **stripe_keys_columns(OuterRef("store_id")),
+        )
+        .filter(pk=checkout_id).first()
+    )
+    if checkout is None:
+        raise CheckoutNotFound()
+    if checkout.status == CheckoutStatus.EXPIRED:
+        raise CheckoutExpired()
+    if checkout.status == CheckoutStatus.OPEN and checkout.expires_at <= timezone.now():
+        raise CheckoutExpired()
+    return checkout
+
+
+def _checkout_paid(order) -> Checkout:
+    """The checkout of ``order`` (what the checkout purpose's handler returns) as its payment's
+    transaction left it, with its lines, payment and order cached for ``checkout_out``."""
+    checkout = getattr(order, "checkout", None)
+    if not isinstance(checkout, Checkout) or checkout.status != CheckoutStatus.COMPLETE:
+        return Checkout.objects.get(pk=order.checkout_id)
+    return checkout
 
 
 def _checkout_payment_reserve(*, checkout: Checkout, payment_method: str) -> Payment:
@@ -105,8 +144,9 @@ def _checkout_payment_reserve(*, checkout: Checkout, payment_method: str) -> Pay
     a code that became unusable since the checkout was priced is refused (DiscountRefused)."""
     discount_claim(checkout=checkout)
     if isinstance(payment_method, str) and payment_method.startswith("sandbox_"):
-        # A test card: refused where test cards are off, else real or test money (one query).
-        livemode = sandbox_admit(store_id=checkout.store_id)
+        # A test card: refused where test cards are off, else real or test money (read with the lock).
+        known = (checkout.stripe_mine, checkout.stripe_anyone) if hasattr(checkout, "stripe_mine") else None
+        livemode = sandbox_admit(store_id=checkout.store_id, stripe_keys=known)
         rail = rail_for_payment_method(payment_method)
     else:
         rail = rail_for(store=checkout.store, payment_method=payment_method)
@@ -360,17 +400,28 @@ def platform_fee_for(amount: int) -> int:
 
 
 @transaction.atomic
-def payment_succeed(*, payment_id: str, reference: str = "", fee: int = 0):
+def payment_succeed(*, payment_id: str, reference: str = "", fee: int = 0, checkout_id: str | None = None):
     """Record a rail's success: mark the payment and let its purpose's handler move the money (for
     a checkout: make the order). Idempotent: a second report changes nothing and returns what the
-    first did. Returns what the handler returns (a checkout's Order)."""
-    payment = Payment.objects.select_for_update().get(pk=payment_id)
+    first did. Returns what the handler returns (a checkout's Order). ``checkout_id``: the
+    payment's checkout, when the caller knows it: both rows are then locked by one statement."""
+    payment = None
+    if checkout_id is not None:
+        # An inner join (the filter on its status), so that PostgreSQL may lock the checkout's row too.
+        payment = (
+            Payment.objects.select_for_update(of=("self", "checkout")).select_related("checkout")
+            .filter(pk=payment_id, checkout_id=checkout_id, checkout__status__in=CheckoutStatus.values).first()
+        )
+    checkout_locked = payment is not None
+    if payment is None:
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
     handlers = _handlers(payment.purpose)
     if payment.status == PaymentStatus.SUCCEEDED:
         return handlers.replayed(payment=payment) if handlers.replayed else payment
     if payment.checkout_id is not None:
-        checkout = Checkout.objects.select_for_update().get(pk=payment.checkout_id)
-        payment.checkout = checkout  # locked: the purpose's handler uses it as it is
+        if not checkout_locked:
+            payment.checkout = Checkout.objects.select_for_update().get(pk=payment.checkout_id)
+        checkout = payment.checkout  # locked: the purpose's handler uses it as it is
         if checkout.status == CheckoutStatus.COMPLETE:
             # The checkout was paid by another payment; this one must be given back, not kept.
             logger.error("payment %s succeeded on a completed checkout %s", payment.pk, checkout.pk)
@@ -381,6 +432,8 @@ def payment_succeed(*, payment_id: str, reference: str = "", fee: int = 0):
     payment.fee = fee
     payment.save(update_fields=["status", "rail_reference", "fee", "updated_at"])
     result = handlers.succeeded(payment=payment)
+    if payment.checkout_id is not None:
+        payment.checkout.latest_payment = payment  # what checkout_out shows, without a query
     return payment if result is None else result
 
 

@@ -15,7 +15,7 @@ rail is a new module and an entry here, not a special case elsewhere.
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import Case, When
+from django.db.models import Case, Exists, When
 
 from stall.payments.errors import LightningNotConfigured, StripeNotConfigured, TestMoneyRefused
 from stall.payments.models import StripeAccount
@@ -142,14 +142,25 @@ def sandbox_test_mode(*, store_id: str | None = None) -> bool:
     return sandbox_enabled(store_id=store_id) and not rail_livemode("sandbox")
 
 
-def sandbox_admit(*, store_id: str | None) -> bool:
+def stripe_keys_columns(store_ref) -> dict:
+    """``_stripe_keys``' answer as two columns of a caller's own SELECT (``store_ref``: its store
+    id, an OuterRef), to annotate with; ``sandbox_admit(stripe_keys=(mine, anyone))`` takes their
+    values. The card checkout reads them with the checkout it locks."""
+    return {
+        "stripe_mine": Exists(StripeAccount.objects.filter(store_id=store_ref)),
+        "stripe_anyone": Exists(StripeAccount.objects.all()),
+    }
+
+
+def sandbox_admit(*, store_id: str | None, stripe_keys: tuple[bool, bool] | None = None) -> bool:
     """Refuse the test cards where they are off at ``store_id`` (``sandbox_enabled``), else say
     whether a payment with them is real money (``rail_livemode``): both in one query at most, as a
-    sandbox card checkout asks both."""
+    sandbox card checkout asks both. ``stripe_keys``: the values of ``stripe_keys_columns`` for
+    ``store_id``, when the caller read them (then no query)."""
     explicit, real_here = settings.STALL_SANDBOX_ENABLED, _real_here()
     if explicit is False or (explicit is None and real_here):
         raise _sandbox_off("Test cards are turned off on this Stall.")
-    mine, anyone = _stripe_keys(store_id)
+    mine, anyone = _stripe_keys(store_id) if stripe_keys is None else stripe_keys
     if explicit is None and mine:
         raise _sandbox_off("Test cards are turned off for this store: it takes real card payments.")
     return not (real_here or anyone)
