@@ -32,6 +32,7 @@ from stall.core.ids import new_id
 from stall.core.languages import language_to_record
 from stall.core.money import prorate
 from stall.integrations.webhooks import EventRow, events_record
+from stall.orders.errors import PriceLimitPassed
 from stall.orders.models import Order
 from stall.orders.refunds import refund_create
 from stall.orders.services import customer_for_email
@@ -39,6 +40,7 @@ from stall.orders.spend import SpendLine, order_spend, spend_read
 from stall.orders.tiers import MembershipChange, membership_changed
 from stall.payments.errors import BuyerRequired, PaymentDeclined, PaymentProcessorUnavailable
 from stall.payments.models import PaymentStatus, SavedPaymentMethod, Wallet
+from stall.payments.rails import rail_get
 from stall.payments.saved_methods import (
     CardSetup,
     payment_charge_saved,
@@ -48,6 +50,7 @@ from stall.payments.saved_methods import (
 from stall.payments.selectors import saved_method_for_payment
 
 from . import billing
+from .cap_refunds import cap_excess_refund_task
 from .errors import (
     AlreadyMember,
     MemberLimitReached,
@@ -442,8 +445,19 @@ def cap_observe(*, order: Order, paid, context: dict | None, read) -> list[Event
     its member — a member of another tier of the store, or one whose capped membership the creator
     ended this month — is charged nothing more for its posts either, and reads them until the
     month's end (``cap_limit`` is 0 or less for them, ``selectors.access_granted`` lets them read).
-    A card checkout priced before the cap was reached is refused when paid
-    (``orders.pricing.checkout_prices_check``)."""
+
+    The price is read before the money moves, so it can be stale: a checkout priced before the
+    cap was reached by other unlocks, or two payments at once. This is the backstop, where the
+    month's total is added under its row's lock (every payment that counts passes here, inside
+    its own transaction): an order that would take the total past the cap is
+
+    - refused when paid from the wallet or the tab (``PriceLimitPassed``): its transaction rolls
+      back with nothing moved, and a checkout is lowered to what is left and paid again
+      (``orders.checkout_pay.checkout_confirm``), so the reader gets the post they clicked for;
+    - counted only up to the cap when a card paid it (the money is taken: a Stripe page confirms
+      in the browser, a 3-D Secure check or a Lightning invoice is paid later), and the rest is
+      refunded after the commit (``cap_refunds``). A card checkout is also asked the cap before
+      it is charged (``orders.pricing.checkout_prices_check``), so this is the rare race."""
     if read is not None and not read:
         return []
     posts = [line for line in paid if line.kind == ProductKind.POST]
@@ -456,11 +470,21 @@ def cap_observe(*, order: Order, paid, context: dict | None, read) -> list[Event
                             gates__product_id__in=[line.product_id for line in posts])
         .distinct().select_related("store").order_by("pk")
     )
+    counted = []  # (tier, what this order adds to it, its month's total now, its monthly price)
     for tier in tiers:
         gated = set(tier.gates.values_list("product_id", flat=True))
         amount = sum(line.amount for line in posts if line.product_id in gated)
         total = _cap_add(tier=tier, email=email, month=month.date(), amount=amount)
         price = tier.prices.select_related("product").filter(interval=Interval.MONTH).first()
+        counted.append((tier, amount, total, price))
+    excess = max(
+        [min(amount, total - price.amount) for _, amount, total, price in counted if price is not None], default=0,
+    )
+    if excess > 0:
+        if read is not None or (order.payment is not None and rail_get(order.payment.rail).in_ledger):
+            raise PriceLimitPassed()
+        counted = _cap_excess_given_back(order=order, counted=counted, excess=excess, email=email, month=month.date())
+    for tier, _amount, total, price in counted:
         if price is None or total < price.amount:
             continue
         if Subscription.objects.filter(store_id=tier.store_id, email=email, status__in=LIVE_STATUSES).exists():
@@ -469,6 +493,21 @@ def cap_observe(*, order: Order, paid, context: dict | None, read) -> list[Event
         _start(plan, now=timezone.now(), amount=total, anchor=month)
         break
     return []
+
+
+def _cap_excess_given_back(*, order: Order, counted: list, excess: int, email: str, month) -> list:
+    """A card order paid ``excess`` past a cap: count only the rest towards each tier, and queue
+    the refund of ``excess`` once this transaction commits (``cap_refunds``)."""
+    logger.warning("order %s paid %s past a capped tier's monthly price: refunding it", order.pk, excess)
+    kept = []
+    for tier, amount, total, price in counted:
+        back = min(excess, amount)
+        if back:
+            CapTotal.objects.filter(tier=tier, email=email, month=month).update(total=F("total") - back)
+        kept.append((tier, amount - back, total - back, price))
+    order_id = order.pk
+    transaction.on_commit(lambda: cap_excess_refund_task(order_id, excess))
+    return kept
 
 
 # What is left under the caps of the capped tiers gating a product for a reader this month (the

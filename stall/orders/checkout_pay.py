@@ -24,8 +24,9 @@ from stall.payments.services import (
     payment_succeed,
 )
 
+from .errors import PriceLimitPassed
 from .models import Order
-from .pricing import checkout_prices_check
+from .pricing import checkout_prices_check, checkout_reprice
 from .services import order_create_for_checkout
 from .spend import IN_LEDGER_METHODS, SpendLine, order_spend, spend_read
 
@@ -45,7 +46,34 @@ def checkout_confirm(*, checkout_id: str, payment_method: str = "", buyer=None, 
     A checkout with a discount code claims its use under the checkout's lock before any money
     moves (``discount_claim``, here or in ``checkout_payment_start``): a code that expired, was
     switched off or used up since the checkout was priced is refused with DiscountRefused.
+
+    A checkout priced before a membership's cap was reached (a card unlock's, opened on the pay
+    page, then the cap reached by other unlocks) and paid from the wallet or the tab is paid at
+    what a one-click unlock would charge now: the payment's own transaction finds it over the
+    limit under the buyer's lock (``PriceLimitPassed``, nothing moved), the checkout is lowered
+    (``orders.pricing.checkout_reprice``; to nothing once the cap is reached, and the reader gets
+    the post free) and paid again. A card is asked the limits before it is charged, and refused
+    with PriceChanged; one charged past them anyway (a Stripe page confirmed in the browser) is
+    refunded the excess by the limit's owner.
     """
+    if payment_method not in IN_LEDGER_METHODS:
+        return _checkout_confirm(checkout_id=checkout_id, payment_method=payment_method, buyer=buyer, checkout=checkout)
+    for _ in range(_PRICE_TRIES):
+        try:
+            return _checkout_confirm(checkout_id=checkout_id, payment_method=payment_method, buyer=buyer, checkout=checkout)
+        except PriceLimitPassed:
+            # A card payment of the old price must not go through after the checkout is lowered.
+            checkout_card_payments_abandon(checkout_id=checkout_id)
+            checkout_reprice(checkout_id=checkout_id)
+            checkout = None
+    raise PriceLimitPassed()
+
+
+# Lowering and paying again: a second lowering needs another payment reaching the cap in between.
+_PRICE_TRIES = 3
+
+
+def _checkout_confirm(*, checkout_id: str, payment_method: str, buyer, checkout: Checkout | None) -> Checkout:
     if payment_method in IN_LEDGER_METHODS:
         if buyer is None:
             raise BuyerRequired()

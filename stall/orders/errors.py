@@ -35,3 +35,15 @@ class PriceChanged(Conflict):
 
     code = "price_changed"
     default_message = gettext_noop("The price of this checkout has changed since it was made: start again from the product.")
+
+
+class PriceLimitPassed(PriceChanged):
+    """Raised inside a wallet or tab payment, under the buyer's lock, when the order would pay
+    more than a price limit allows now (orders.pricing: a membership's cap reached by another
+    payment since the price was read). The payment's transaction rolls back: nothing moved."""
+
+    code = "price_limit_passed"
+    default_message = gettext_noop(
+        "You reached this membership's monthly cap with another payment just now, so nothing was charged. "
+        "Try again: it costs you nothing more than the cap this month."
+    )

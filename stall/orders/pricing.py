@@ -25,6 +25,14 @@ so the caller answers as for a member and charges nothing.
 A checkout keeps the prices it was made with; ``checkout_prices_check`` asks the limits again
 when a card is about to be charged, so that a checkout priced before a cap was reached (by a
 wallet unlock in between) is refused rather than charged past the cap.
+
+A wallet or tab payment of such a checkout is not refused but lowered: the limit's owner checks
+the order under the buyer's lock, inside the payment's transaction (memberships' order-paid
+observer, with the period's total locked), and raises ``PriceLimitPassed`` when it would pay past
+the limit; the payment rolls back and ``checkout_reprice`` lowers the checkout's post line to
+what is allowed now (nothing, once the cap is reached), which is then paid. The reader gets the
+post they clicked for at the price a one-click unlock would charge them now. A card already
+charged past a limit cannot be rolled back: the limit's owner refunds the excess.
 """
 
 from __future__ import annotations
@@ -32,8 +40,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.db import transaction
+from django.db.models import F
+
 from stall.catalog.models import ProductKind
-from stall.checkout.models import CheckoutLine, CheckoutStatus
+from stall.checkout.models import Checkout, CheckoutLine, CheckoutStatus
+from stall.checkout.services import checkout_lock_open
 
 from .errors import PriceChanged
 
@@ -86,3 +98,37 @@ def checkout_prices_check(*, checkout_id: str) -> None:
     for product_id, unit_amount, email in posts:
         if unit_amount > amount_charged(amount=unit_amount, limits=price_limits(product_id=product_id, email=email)):
             raise PriceChanged()
+
+
+def checkout_reprice(*, checkout_id: str) -> bool:
+    """Lower an open checkout's post line to what the limits allow its buyer now, under the
+    checkout's lock, after paying it passed a limit (``PriceLimitPassed``). True if it was
+    lowered; False if the checkout is no longer open (paid meanwhile: the caller finds it so).
+
+    Limits are asked per product and do not add up across lines (two posts under one cap would
+    each be allowed what is left), so only a checkout with one limited post line and no discount
+    (what a card unlock makes) is lowered; any other, or one with nothing to lower, is refused
+    with PriceChanged, nothing changed."""
+    with transaction.atomic():
+        checkout = checkout_lock_open(checkout_id=checkout_id)
+        if checkout.status != CheckoutStatus.OPEN:
+            return False
+        lines = list(CheckoutLine.objects.filter(checkout=checkout).select_related("product"))
+        over, limited = [], 0
+        for line in lines:
+            if line.product.kind != ProductKind.POST:
+                continue
+            limits = price_limits(product_id=line.product_id, email=checkout.email)
+            limited += any(v is not None for v in limits)
+            allowed = amount_charged(amount=line.unit_amount, limits=limits)
+            if allowed < line.unit_amount:
+                over.append((line, allowed))
+        if len(over) != 1 or limited > 1 or checkout.discount_id is not None or over[0][0].quantity != 1:
+            raise PriceChanged()
+        line, allowed = over[0]
+        less = line.unit_amount - allowed
+        CheckoutLine.objects.filter(pk=line.pk).update(unit_amount=allowed)
+        Checkout.objects.filter(pk=checkout.pk).update(
+            amount_subtotal=F("amount_subtotal") - less, amount_total=F("amount_total") - less,
+        )
+    return True

@@ -252,6 +252,7 @@ def checkout_pay(request, checkout_id):
         return render(request, "wallets/pay_confirm.html", {
             "checkout": checkout, "store": checkout.store, "lines": checkout.lines.all(), "method": method, "options": options,
         })
+    priced = checkout.amount_total
     try:
         checkout = checkout_confirm(checkout_id=checkout.pk, payment_method=method, buyer=buyer, checkout=checkout)
     except StallError as exc:
@@ -261,6 +262,14 @@ def checkout_pay(request, checkout_id):
         # Another payment (a card awaiting 3-D Secure) is under way for this checkout.
         messages.error(request, _("A card payment for this checkout is waiting for your bank. Finish or cancel it first."))
         return redirect(pay_url)
+    if checkout.amount_total < priced:
+        # Lowered at payment: a membership's cap was reached since the checkout was priced
+        # (orders.checkout_pay.checkout_confirm). Say why the amount is not the one shown.
+        if checkout.amount_total == 0:
+            messages.info(request, _("You reached this month's cap for these posts, so this one is yours at no charge."))
+        else:
+            messages.info(request, _("You reached this month's cap for these posts: you paid only %(amount)s, what was left under it.") % {
+                "amount": format_money(checkout.amount_total, checkout.currency)})
     return redirect("checkout:complete", checkout_id=checkout.pk)
 
 

@@ -1,0 +1,57 @@
+"""Giving back what a card paid past a capped tier's monthly price (cap-to-subscribe).
+
+A card unlock is priced under the cap when its checkout is made and asked the cap again before
+the card is charged (``orders.pricing.checkout_prices_check``), but a Stripe page confirms its
+PaymentIntent in the reader's browser, and a sandbox 3-D Secure check or a Lightning invoice is
+paid after it was started: the cap may have been reached by other unlocks in between. That money
+was taken already and cannot be rolled back, so ``services.cap_observe`` counts only what keeps
+the reader at the cap and queues this refund of the rest, after its transaction commits, through
+the ordinary refund path (the rail gives it back; the receipt and the books see it).
+"""
+
+import logging
+
+from django.conf import settings
+from huey.contrib.djhuey import db_task
+
+from stall.orders.models import Order
+from stall.orders.refunds import refund_create
+from stall.payments.errors import RefundFailed
+from stall.payments.models import Refund, RefundStatus
+
+logger = logging.getLogger(__name__)
+
+CAP_REFUND_REASON = "Over the membership's monthly cap: given back"
+
+# Rails that cannot pay a buyer back (Lightning needs an invoice from the buyer's wallet): their
+# failed refund stays on the order, its message telling the creator to pay back from LNbits,
+# and asking the rail again would only fail again.
+_CANNOT_REFUND = ("lightning",)
+
+
+def cap_excess_refund(*, order_id: str, amount: int) -> Refund | None:
+    """Refund ``amount`` of a card order that paid past a cap. Idempotent: an order given back
+    once (a refund with this reason, pending or done) is not given back again, so a retried task
+    refunds once. Returns the refund, or None when there was nothing (more) to do."""
+    order = Order.objects.select_related("store", "payment").filter(pk=order_id).first()
+    if order is None or amount <= 0:
+        return None
+    if Refund.objects.filter(order_id=order_id, reason=CAP_REFUND_REASON).exclude(status=RefundStatus.FAILED).exists():
+        return None
+    amount = min(amount, order.amount_total - order.amount_refunded)
+    if amount <= 0:
+        return None  # the creator refunded it already
+    try:
+        return refund_create(store=order.store, order_id=order_id, amount=amount, reason=CAP_REFUND_REASON)
+    except RefundFailed:
+        if order.payment is not None and order.payment.rail in _CANNOT_REFUND:
+            logger.error("order %s paid %s past a cap over %s: the creator must pay it back", order_id, amount, order.payment.rail)
+            return None
+        raise  # the task retries: a card processor may answer later
+
+
+@db_task(retries=5, retry_delay=settings.STALL_TASK_RETRY_DELAY_SECONDS)
+def cap_excess_refund_task(order_id: str, amount: int):
+    """Queued after the commit of a card order that paid past a cap; retried if the rail fails."""
+    refund = cap_excess_refund(order_id=order_id, amount=amount)
+    return refund.pk if refund is not None else None
