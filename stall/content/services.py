@@ -39,6 +39,7 @@ from stall.core.money import (
 )
 from stall.integrations.webhooks import EventRow
 from stall.orders.access import access_granted_sql
+from stall.orders.errors import PriceLimitPassed
 from stall.orders.models import Order
 from stall.orders.pricing import amount_charged, price_limits, price_limits_sql
 from stall.orders.refunds import refund_create
@@ -282,32 +283,51 @@ def _post_unlock_in_ledger(*, post: Post, method: str, buyer: Buyer, confirmed: 
     # (stall.orders.access), so a store with no tiers pays no statement for it.
     member_sql, pairs = access_granted_sql()
     limit_columns, limit_params = price_limits_sql(product_id=product.pk, email=email)
-    try:
-        with transaction.atomic():
-            read = spend_read(
-                buyer=buyer, store_id=post.store_id, currency=product.currency,
-                extra_columns=", ".join([_UNLOCKED_SQL, member_sql, *limit_columns]),
-                extra_params=[product.pk, email] * (1 + pairs) + limit_params,
-            )
-            if read.extra[0][0] is not None:
-                raise _AlreadyUnlocked(read.extra[0][0])
-            if read.extra[0][1]:
-                return Unlock(already=True, member=True)
-            amount = amount_charged(amount=product.amount, limits=read.extra[0][2:])
-            if amount <= 0:  # a membership's cap reached: nothing more to pay (orders.pricing)
-                return Unlock(already=True, member=True)
-            if method == "wallet" and not confirmed and read.funds.confirm_above is not None and amount > read.funds.confirm_above:
-                raise ConfirmRequired(f"Confirm: pay {format_money(amount, product.currency)} from your wallet.")
-            line = SpendLine(
-                product_id=product.pk, name=product.name, unit_amount=amount, kind=ProductKind.POST,
-                download_limit=product.download_limit,
-            )
-            order = order_spend(
-                store_id=post.store_id, buyer=buyer, method=method, currency=product.currency, lines=[line], read=read,
-                context={"post": post}, after_debit=unlocked_meanwhile,
-            )
-    except _AlreadyUnlocked as already:
-        return Unlock(order=Order.objects.get(pk=already.order_id), already=True)
+    for attempt in range(1, _PRICE_TRIES + 1):
+        try:
+            return _spend_once(post=post, method=method, buyer=buyer, confirmed=confirmed, email=email, after_debit=unlocked_meanwhile,
+                               extra_columns=", ".join([_UNLOCKED_SQL, member_sql, *limit_columns]),
+                               extra_params=[product.pk, email] * (1 + pairs) + limit_params)
+        except PriceLimitPassed:
+            # Another payment reached a membership's cap after this one read the price (two
+            # clicks at once on PostgreSQL): nothing moved; read the price again, now lower or nil.
+            if attempt == _PRICE_TRIES:
+                raise
+        except _AlreadyUnlocked as already:
+            return Unlock(order=Order.objects.get(pk=already.order_id), already=True)
+    raise AssertionError("unreachable")
+
+
+# Reading the price again after a cap was reached meanwhile: a third try needs yet another
+# payment to have moved the cap in between.
+_PRICE_TRIES = 3
+
+
+def _spend_once(*, post: Post, method: str, buyer: Buyer, confirmed: bool, email: str, after_debit, extra_columns: str,
+                extra_params: list) -> Unlock:
+    product = post.product
+    with transaction.atomic():
+        read = spend_read(
+            buyer=buyer, store_id=post.store_id, currency=product.currency,
+            extra_columns=extra_columns, extra_params=extra_params,
+        )
+        if read.extra[0][0] is not None:
+            raise _AlreadyUnlocked(read.extra[0][0])
+        if read.extra[0][1]:
+            return Unlock(already=True, member=True)
+        amount = amount_charged(amount=product.amount, limits=read.extra[0][2:])
+        if amount <= 0:  # a membership's cap reached: nothing more to pay (orders.pricing)
+            return Unlock(already=True, member=True)
+        if method == "wallet" and not confirmed and read.funds.confirm_above is not None and amount > read.funds.confirm_above:
+            raise ConfirmRequired(f"Confirm: pay {format_money(amount, product.currency)} from your wallet.")
+        line = SpendLine(
+            product_id=product.pk, name=product.name, unit_amount=amount, kind=ProductKind.POST,
+            download_limit=product.download_limit,
+        )
+        order = order_spend(
+            store_id=post.store_id, buyer=buyer, method=method, currency=product.currency, lines=[line], read=read,
+            context={"post": post}, after_debit=after_debit,
+        )
     return Unlock(order=order)
 
 

@@ -22,6 +22,29 @@ from django.db.backends.sqlite3 import base
 WAIT_SECONDS = 20
 
 
+class CursorWrapper(base.SQLiteCursorWrapper):
+    """Django's cursor, with its "format" to "qmark" conversion remembered per statement text.
+
+    Django rewrites every statement's ``%s`` into ``?`` with a regular expression on each call;
+    an application sends the same few hundred statement texts over and over (a one-click unlock
+    sends twelve), so the rewrite is kept once made. Bounded: past ``_CONVERTED_MAX`` texts (ad
+    hoc SQL with values inlined), it starts over."""
+
+    def convert_query(self, query, *, param_names=None):
+        if param_names is not None:
+            return super().convert_query(query, param_names=param_names)
+        converted = _CONVERTED.get(query)
+        if converted is None:
+            if len(_CONVERTED) >= _CONVERTED_MAX:
+                _CONVERTED.clear()
+            converted = _CONVERTED[query] = super().convert_query(query)
+        return converted
+
+
+_CONVERTED: dict[str, str] = {}
+_CONVERTED_MAX = 4096
+
+
 class _WriteLock:
     def __init__(self, path: str):
         self.path = path
@@ -62,6 +85,9 @@ def _lock_for(database: str) -> _WriteLock:
 
 class DatabaseWrapper(base.DatabaseWrapper):
     _queued: _WriteLock | None = None
+
+    def create_cursor(self, name=None):
+        return self.connection.cursor(factory=CursorWrapper)
 
     def _start_transaction_under_autocommit(self):
         name = str(self.settings_dict["NAME"])
