@@ -31,6 +31,7 @@ from . import rollups
 from .errors import EventsInvalid
 from .models import (
     NUMERIC_AGGREGATIONS,
+    Aggregation,
     BillingMode,
     Meter,
     UsageEvent,
@@ -101,10 +102,16 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and abs(value) != float("inf")
 
 
-def _meters_by_name(store: Store) -> dict[str, list[tuple[str, str]]]:
+def _meters_of(store: Store) -> list[tuple]:
+    """The store's meters as (id, event name, aggregation, property, filters), in id order."""
+    return list(Meter.objects.filter(store=store).order_by("pk").values_list(
+        "pk", "event_name", "aggregation", "property", "filters"))
+
+
+def _meters_by_name(meters: list[tuple]) -> dict[str, list[tuple[str, str]]]:
     """For each event name a meter counts: the properties its numeric meters read."""
     out: dict[str, list[tuple[str, str]]] = {}
-    for name, agg, prop in Meter.objects.filter(store=store).values_list("event_name", "aggregation", "property"):
+    for _pk, name, agg, prop, _filters in meters:
         numeric = out.setdefault(name, [])
         if agg in NUMERIC_AGGREGATIONS and prop:
             numeric.append((prop, agg))
@@ -235,24 +242,46 @@ def _insert(*, store_id: str, rows: list[tuple], now) -> dict[str, int]:
         return dict(cursor.fetchall())
 
 
-def _rollups_add(*, store: Store, rows: list[tuple], written: dict[str, int]) -> None:
+def _rollups_batch(*, meters: list[tuple], rows: list[tuple], written: dict[str, int] | None) -> rollups.Batch:
+    """The rollup rows of the events written (all of ``rows`` when ``written`` is None)."""
+    rules: dict[str, list[rollups.Rule]] = {}
+    for pk, name, agg, prop, filters in meters:
+        rules.setdefault(name, []).append(rollups.Rule.of_values(pk, agg, prop, filters))
+    by_name: dict[str, list[tuple]] = {}
+    for event_id, customer, name, stamp, _db_stamp, _encoded, properties in rows:
+        if name in rules:
+            pk = 0 if written is None else written.get(event_id)
+            if pk is not None:
+                by_name.setdefault(name, []).append((pk, customer, stamp, properties))
+    batch = rollups.Batch()
+    for name, events in by_name.items():
+        batch.add_many(rules[name], events)
+    return batch
+
+
+def _rollups_add(*, store: Store, meters: list[tuple], batch: rollups.Batch, rows: list[tuple],
+                 written: dict[str, int]) -> None:
     """Roll the rows just written into their meters' rollups (inside the INSERT's transaction).
 
-    The meters are read after the INSERT, under a share lock on the store on PostgreSQL (SQLite's
-    write lock is already held), so a meter created or changed at the same time either sees these
-    events when it rebuilds its rollups or is seen here — never neither."""
+    ``batch`` was computed before the transaction from ``meters`` (read before it too) as if
+    every row were written, to keep the Python work out of the time the write lock is held. The
+    meters are read again after the INSERT, under a share lock on the store on PostgreSQL
+    (SQLite's write lock is already held), so a meter created or changed at the same time either
+    sees these events when it rebuilds its rollups or is seen here — never neither; when they
+    changed, or some rows were not written (duplicates), the batch is computed again. The latest
+    aggregation orders by row id, which only the INSERT gives, so a batch with a latest meter is
+    always computed here."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT 1 FROM {Store._meta.db_table} WHERE id = %s FOR SHARE", [store.pk])
-    names = {row[2] for row in rows}
-    rules = rollups.rules_by_name(Meter.objects.filter(store=store, event_name__in=names))
-    batch = rollups.Batch()
-    add = batch.add
-    for event_id, customer, name, stamp, _db_stamp, _encoded, properties in rows:
-        pk = written.get(event_id)
-        if pk is not None and name in rules:
-            add(rules[name], pk, customer, stamp, properties)
+    now_meters = _meters_of(store)
+    if now_meters != meters or len(written) != len(rows) or _needs_row_ids(now_meters):
+        batch = _rollups_batch(meters=now_meters, rows=rows, written=written)
     batch.write()
+
+
+def _needs_row_ids(meters: list[tuple]) -> bool:
+    return any(agg == Aggregation.LATEST for _pk, _name, agg, _prop, _filters in meters)
 
 
 def events_ingest(*, store: Store, events) -> IngestResult:
@@ -264,7 +293,8 @@ def events_ingest(*, store: Store, events) -> IngestResult:
             f"A batch holds at most {BATCH_MAX:,} events; this one has {len(events):,}. Split it.", param="events"
         )
     now = timezone.now()
-    meters = _meters_by_name(store)
+    meters = _meters_of(store)
+    numeric = _meters_by_name(meters)
     wanted = {e.get("customer") for e in events if isinstance(e, dict) and isinstance(e.get("customer"), str)}
     customers = set(Customer.objects.filter(store=store, pk__in=wanted).values_list("pk", flat=True)) if wanted else set()
     results: list[EventResult | None] = []
@@ -273,17 +303,18 @@ def events_ingest(*, store: Store, events) -> IngestResult:
     seen: set[str] = set()
     stamps = _Stamps(now)
     for raw in events:
-        result, row = _check(raw, stamps=stamps, meters=meters, customers=customers, seen=seen)
+        result, row = _check(raw, stamps=stamps, meters=numeric, customers=customers, seen=seen)
         if row is not None:
             at.append(len(results))
             rows.append(row)
         results.append(result)
     live: list[str] = []
     if rows:
+        batch = rollups.Batch() if _needs_row_ids(meters) else _rollups_batch(meters=meters, rows=rows, written=None)
         with transaction.atomic():
             written = _insert(store_id=store.pk, rows=rows, now=now)
             if written:
-                _rollups_add(store=store, rows=rows, written=written)
+                _rollups_add(store=store, meters=meters, batch=batch, rows=rows, written=written)
         for index, row in zip(at, rows):
             results[index] = EventResult(id=row[0], status=ACCEPTED if row[0] in written else DUPLICATE)
         if written:
