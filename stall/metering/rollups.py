@@ -1,4 +1,5 @@
-"""Rollups of usage events per meter, customer and UTC hour (and distinct values per day), kept
+"""Rollups of usage events per meter, customer and UTC hour (and distinct values per day and per
+hour), kept
 as events are accepted, so a customer's month reads ~744 small rows instead of every event.
 
 A rollup is per meter, not per event name: a meter's filter and property decide what its rows
@@ -26,7 +27,7 @@ from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 
 from django.db import connection
 
-from .models import Aggregation, Meter, UsageDistinct, UsageEvent, UsageRollup
+from .models import Aggregation, Meter, UsageDistinct, UsageDistinctHour, UsageEvent, UsageRollup
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -135,7 +136,8 @@ class Batch:
     def __init__(self) -> None:
         # (meter, customer, hour) -> [count, total, peak, latest_at, latest_event, latest]
         self.rows: dict[tuple, list] = {}
-        self.distinct: set[tuple] = set()
+        self.distinct: set[tuple] = set()  # (meter, customer, day, value)
+        self.distinct_hours: set[tuple] = set()  # (meter, customer, hour, value)
 
     def _row(self, key: tuple) -> list:
         row = self.rows.get(key)
@@ -202,6 +204,7 @@ class Batch:
                 text = distinct_key(raw)
                 if text is not None:
                     self.distinct.add((rule.meter_id, customer, key[2].replace(hour=0), text))
+                    self.distinct_hours.add((rule.meter_id, customer, key[2], text))
                 continue
             value = number(raw)
             if value is None:
@@ -219,8 +222,10 @@ class Batch:
         if self.rows:
             _rollups_upsert(sorted(self.rows.items()))
         if self.distinct:
-            _distinct_insert(sorted(self.distinct))
-        self.rows, self.distinct = {}, set()
+            _distinct_insert(UsageDistinct, sorted(self.distinct))
+        if self.distinct_hours:
+            _distinct_insert(UsageDistinctHour, sorted(self.distinct_hours))
+        self.rows, self.distinct, self.distinct_hours = {}, set(), set()
 
 
 _ROLLUP_COLUMNS = "meter_id, customer_id, bucket, count, total, peak, latest_at, latest_event, latest"
@@ -252,8 +257,8 @@ def _rollups_upsert(items: list[tuple[tuple, list]], chunk: int = 500) -> None:
             )
 
 
-def _distinct_insert(items: list[tuple], chunk: int = 500) -> None:
-    table = UsageDistinct._meta.db_table
+def _distinct_insert(model, items: list[tuple], chunk: int = 500) -> None:
+    table = model._meta.db_table
     adapt = connection.ops.adapt_datetimefield_value
     with connection.cursor() as cursor:
         for at in range(0, len(items), chunk):
@@ -273,6 +278,7 @@ def meter_rollups_rebuild(*, meter: Meter, chunk: int = 5000) -> None:
     inside the transaction that created or changed the meter)."""
     UsageRollup.objects.filter(meter=meter).delete()
     UsageDistinct.objects.filter(meter=meter).delete()
+    UsageDistinctHour.objects.filter(meter=meter).delete()
     rules = [Rule.of(meter)]
     batch = Batch()
     events = UsageEvent.objects.filter(store_id=meter.store_id, name=meter.event_name).order_by()
