@@ -118,10 +118,25 @@ def _meters_by_name(meters: list[tuple]) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-# The C encoder of the json module's default settings: a property that is NaN or Infinity (which
-# json.loads lets through) shows in its text, and only then is the strict encoder asked.
-_encode = json.JSONEncoder().encode
+def _refuse_to_encode(value):
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+# The json module's C encoder with its default settings, made once: ``JSONEncoder().encode`` makes
+# a new one on every call, which cost more than encoding an event's few properties. No check for
+# cycles (JSON parsed from a request has none; a Python caller's cycle is a RecursionError). A
+# property that is NaN or Infinity (which json.loads lets through) shows in its text, and only
+# then is the strict encoder asked.
+_encode_parts = json.encoder.c_make_encoder(
+    None, _refuse_to_encode, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True,
+) if json.encoder.c_make_encoder is not None else None
 _encode_strict = json.JSONEncoder(allow_nan=False).encode
+
+
+def _encode(properties: dict, _join="".join) -> str:
+    if _encode_parts is None:  # a Python without the C accelerator
+        return json.JSONEncoder().encode(properties)
+    return _join(_encode_parts(properties, 0))
 
 
 def _properties_encode(properties: dict) -> tuple[str | None, dict]:
@@ -129,7 +144,7 @@ def _properties_encode(properties: dict) -> tuple[str | None, dict]:
     them: what a caller in Python passed as a Decimal or a datetime is stored, and read, as text."""
     try:
         encoded = _encode(properties)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         try:
             encoded = json.dumps(properties, cls=DjangoJSONEncoder, allow_nan=False)
         except (TypeError, ValueError):
@@ -203,7 +218,7 @@ def _check(raw, *, stamps: _Stamps, meters, customers, seen) -> tuple[EventResul
     elif not isinstance(properties, dict):
         return _refuse(event_id, "invalid_event", "Properties must be an object.", "properties"), None
     for prop, agg in numeric:
-        if prop in properties and not _is_number(properties[prop]):
+        if prop in properties and type(properties[prop]) is not int and not _is_number(properties[prop]):
             return _refuse(event_id, "invalid_property", f"The {agg} meter on {prop!r} needs a number.",
                            f"properties.{prop}"), None
     encoded, properties = _properties_encode(properties)
