@@ -103,9 +103,15 @@ def _is_number(value) -> bool:
 
 
 def _meters_of(store: Store) -> list[tuple]:
-    """The store's meters as (id, event name, aggregation, property, filters), in id order."""
-    return list(Meter.objects.filter(store=store).order_by("pk").values_list(
-        "pk", "event_name", "aggregation", "property", "filters"))
+    """The store's meters as (id, event name, aggregation, property, filters), in id order. In
+    SQL, not the ORM: it runs twice a batch, and building the query cost more than running it."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, event_name, aggregation, property, filters FROM {Meter._meta.db_table} "
+                       "WHERE store_id = %s ORDER BY id", [store.pk])
+        rows = cursor.fetchall()
+    # The filters' JSON comes back as text (SQLite, and Django's psycopg set-up) or parsed.
+    return [(pk, name, agg, prop, json.loads(filters) if isinstance(filters, str) else filters)
+            for pk, name, agg, prop, filters in rows]
 
 
 def _meters_by_name(meters: list[tuple]) -> dict[str, list[tuple[str, str]]]:
