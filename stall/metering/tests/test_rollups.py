@@ -10,9 +10,9 @@ import pytest
 from django.utils import timezone
 
 from stall.ledger.tests.test_concurrency import in_threads
-from stall.metering import selectors
+from stall.metering import ingest, selectors
 from stall.metering.ingest import events_ingest
-from stall.metering.models import UsageEvent, UsageRollup
+from stall.metering.models import Meter, UsageEvent, UsageRollup
 from stall.metering.rollups import distinct_key
 from stall.metering.selectors import meter_quantity
 from stall.metering.services import meter_create, meter_update
@@ -236,3 +236,29 @@ def test_unique_count_over_any_range_equals_the_raw_distinct_values(store, djang
             assert quantity == len(selectors._distinct_raw(users, customer.pk, start, end)), (start, end)
             checked += quantity > 1
     assert checked > 40
+
+
+@pytest.mark.django_db
+def test_a_meter_made_while_a_batch_is_checked_rolls_up_the_batch(store, monkeypatch):
+    """Ingestion rolls a batch up before it writes it, with the meters it read then. A meter made
+    after that but before the batch is stored (its rebuild cannot see these events) is seen when
+    the batch is written, and counts the batch's events."""
+    customer = customer_for_email(store_id=store.pk, email="racer@example.com")
+    meter_create(store=store, key="calls", name="Calls", event_name="api.call")
+    real_insert = ingest._insert
+
+    def insert_after_a_new_meter(**kwargs):
+        meter_create(store=store, key="tokens", name="Tokens", event_name="api.call", aggregation="sum",
+                     property="tokens")
+        return real_insert(**kwargs)
+
+    monkeypatch.setattr(ingest, "_insert", insert_after_a_new_meter)
+    result = events_ingest(store=store, events=[
+        {"id": f"r{n}", "customer": customer.pk, "name": "api.call", "timestamp": stamp(), "properties": {"tokens": n}}
+        for n in range(1, 5)
+    ])
+    assert result.accepted == 4
+    tokens = Meter.objects.get(store=store, key="tokens")
+    start, end = timezone.now() - timedelta(days=1), timezone.now() + timedelta(hours=1)
+    assert meter_quantity(meter=tokens, customer_id=customer.pk, start=start, end=end) == 10
+    assert sum(UsageRollup.objects.filter(meter=tokens).values_list("total", flat=True)) == 10
