@@ -18,7 +18,7 @@ Aggregation: three more meters are made (max of ``tokens``, unique_count of ``us
 ``seats``), then ``--agg-events`` events are written straight into the table with plain SQL (a
 tenth of them one customer's, spread over 30 days, the rest 99 other customers'), with the
 rollups the ingestion would have kept for them (computed here in the same pass: hourly rows for
-each meter, distinct users per day). The customer's month is then aggregated through
+each meter, distinct users per day and per hour). The customer's month is then aggregated through
 stall.metering.selectors.meter_quantity for each kind, as the usage endpoint and live billing
 do — over the calendar month (whole hours and days: rollups alone) and over the same month
 shifted by 3h25m12s (the partial hour or day at each end read from the events) — and checked
@@ -184,7 +184,8 @@ def run_baseline(database_url, data_dir, store_id, customers, n) -> float:
 def aggregation_load(database_url, data_dir, store_id, customers, meters, total: int, start: datetime) -> float:
     """``total`` events written straight in (a tenth the first customer's), over 30 days, with the
     rollups ingestion keeps for them: per (meter, customer, hour) the count, the sum and max of
-    tokens, the latest seats (by timestamp, then row id), and per (customer, day) each user.
+    tokens, the latest seats (by timestamp, then row id), and per (customer, day) and per
+    (customer, hour) each user.
     PostgreSQL loads by COPY, SQLite by multi-row INSERTs; timestamps are written as text."""
     conn, q = raw_connection(database_url, data_dir)
     first_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM metering_usageevent").fetchone()[0]
@@ -194,6 +195,7 @@ def aggregation_load(database_url, data_dir, store_id, customers, meters, total:
     hour_text = [(start + timedelta(hours=h)).strftime("%Y-%m-%d %H") for h in range(30 * 24)]
     hours: dict[tuple, list] = {}  # (customer, hour) -> [count, total, peak, latest_key, latest_id, latest]
     users: set[tuple] = set()  # (customer, day, user)
+    users_hourly: set[tuple] = set()  # (customer, hour, user)
     others = customers[1:]
     began = time.perf_counter()
     chunk = 5000
@@ -227,6 +229,7 @@ def aggregation_load(database_url, data_dir, store_id, customers, meters, total:
             if row[3] is None or (rest, micro, pk) > row[3]:
                 row[3], row[4], row[5] = (rest, micro, pk), pk, (value, seats)
             users.add((who, second // 86400, user))
+            users_hourly.add((who, hour, user))
         if database_url:
             with conn.cursor() as cursor, cursor.copy(copy_sql) as copy:
                 for row in rows:
@@ -257,17 +260,21 @@ def aggregation_load(database_url, data_dir, store_id, customers, meters, total:
                  (meters["seats"], who, at, count, 0, None, latest_at, latest_id, latest)]
     distinct_sql = q("INSERT INTO metering_usagedistinct (meter_id, customer_id, bucket, value) VALUES (?, ?, ?, ?)")
     days = [(meters["users"], who, bucket(start + timedelta(days=day)), user) for who, day, user in users]
+    hourly_sql = distinct_sql.replace("metering_usagedistinct", "metering_usagedistincthour")
+    hourly = [(meters["users"], who, bucket(start + timedelta(hours=hour)), user) for who, hour, user in users_hourly]
     cursor = conn.cursor()
-    for statement, values in ((rollup_sql, rows), (distinct_sql, days)):
+    for statement, values in ((rollup_sql, rows), (distinct_sql, days), (hourly_sql, hourly)):
         for at in range(0, len(values), 10_000):
             conn.execute("BEGIN")
             cursor.executemany(statement, values[at:at + 10_000])
             conn.execute("COMMIT")
-    print(f"  … {len(rows):,} hourly rollup rows and {len(days):,} distinct users per day written", flush=True)
+    print(f"  … {len(rows):,} hourly rollup rows, {len(days):,} distinct users per day and {len(hourly):,} per hour "
+          "written", flush=True)
     if database_url:
         # VACUUM as autovacuum would after a bulk load: it sets the visibility map, without which
         # PostgreSQL reads every rollup row's heap page instead of the index alone.
-        for table in ("metering_usageevent", "metering_usagerollup", "metering_usagedistinct"):
+        for table in ("metering_usageevent", "metering_usagerollup", "metering_usagedistinct",
+                      "metering_usagedistincthour"):
             conn.execute(f"VACUUM ANALYZE {table}")
     else:
         conn.execute("ANALYZE")

@@ -10,7 +10,7 @@ from stall.checkout.api import discounts_router as discounts
 from stall.commissions.api import router as commissions
 from stall.content.api import posts_router as posts
 from stall.content.api import tips_router as tips
-from stall.core.api import install_error_handlers, router_refuse_other_methods
+from stall.core.api import JsonBodyParser, install_error_handlers, router_refuse_other_methods
 from stall.integrations.api import events_router as events
 from stall.integrations.api import router as webhook_endpoints
 from stall.integrations.services import ApiKeyAuth
@@ -107,6 +107,7 @@ api = StallAPI(
         "\n\n" + WEBHOOKS_DOC
     ),
     auth=ApiKeyAuth(),
+    parser=JsonBodyParser(),
     urls_namespace="api",
     docs_url="/docs",
     openapi_url="/openapi.json",

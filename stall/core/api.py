@@ -19,14 +19,27 @@ from django.http.multipartparser import MultiPartParserError
 from ninja import Field, NinjaAPI, Router, Schema
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
+from ninja.parser import Parser
 from pydantic import AfterValidator, ConfigDict, StrictInt, StrictStr
 from pydantic_core import PydanticCustomError
 
 from stall.core.errors import StallError
+from stall.core.idempotency import PARSED_JSON
 from stall.core.limits import RateLimited
 from stall.core.money import MAX_AMOUNT, amount_validate, currency_normalize
 
 logger = logging.getLogger("stall.api")
+
+
+class JsonBodyParser(Parser):
+    """Ninja's JSON parser, which takes the body the idempotency middleware already parsed
+    (a request with an Idempotency-Key) instead of parsing it a second time."""
+
+    _absent = object()
+
+    def parse_body(self, request):
+        parsed = getattr(request, PARSED_JSON, self._absent)
+        return super().parse_body(request) if parsed is self._absent else parsed
 
 
 # --- Input types ----------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from . import rollups
 from .errors import EventsInvalid
 from .models import (
     NUMERIC_AGGREGATIONS,
+    Aggregation,
     BillingMode,
     Meter,
     UsageEvent,
@@ -101,20 +102,47 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and abs(value) != float("inf")
 
 
-def _meters_by_name(store: Store) -> dict[str, list[tuple[str, str]]]:
+def _meters_of(store: Store) -> list[tuple]:
+    """The store's meters as (id, event name, aggregation, property, filters), in id order. In
+    SQL, not the ORM: it runs twice a batch, and building the query cost more than running it."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, event_name, aggregation, property, filters FROM {Meter._meta.db_table} "
+                       "WHERE store_id = %s ORDER BY id", [store.pk])
+        rows = cursor.fetchall()
+    # The filters' JSON comes back as text (SQLite, and Django's psycopg set-up) or parsed.
+    return [(pk, name, agg, prop, json.loads(filters) if isinstance(filters, str) else filters)
+            for pk, name, agg, prop, filters in rows]
+
+
+def _meters_by_name(meters: list[tuple]) -> dict[str, list[tuple[str, str]]]:
     """For each event name a meter counts: the properties its numeric meters read."""
     out: dict[str, list[tuple[str, str]]] = {}
-    for name, agg, prop in Meter.objects.filter(store=store).values_list("event_name", "aggregation", "property"):
+    for _pk, name, agg, prop, _filters in meters:
         numeric = out.setdefault(name, [])
         if agg in NUMERIC_AGGREGATIONS and prop:
             numeric.append((prop, agg))
     return out
 
 
-# The C encoder of the json module's default settings: a property that is NaN or Infinity (which
-# json.loads lets through) shows in its text, and only then is the strict encoder asked.
-_encode = json.JSONEncoder().encode
+def _refuse_to_encode(value):
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+# The json module's C encoder with its default settings, made once: ``JSONEncoder().encode`` makes
+# a new one on every call, which cost more than encoding an event's few properties. No check for
+# cycles (JSON parsed from a request has none; a Python caller's cycle is a RecursionError). A
+# property that is NaN or Infinity (which json.loads lets through) shows in its text, and only
+# then is the strict encoder asked.
+_encode_parts = json.encoder.c_make_encoder(
+    None, _refuse_to_encode, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True,
+) if json.encoder.c_make_encoder is not None else None
 _encode_strict = json.JSONEncoder(allow_nan=False).encode
+
+
+def _encode(properties: dict, _join="".join) -> str:
+    if _encode_parts is None:  # a Python without the C accelerator
+        return json.JSONEncoder().encode(properties)
+    return _join(_encode_parts(properties, 0))
 
 
 def _properties_encode(properties: dict) -> tuple[str | None, dict]:
@@ -122,7 +150,7 @@ def _properties_encode(properties: dict) -> tuple[str | None, dict]:
     them: what a caller in Python passed as a Decimal or a datetime is stored, and read, as text."""
     try:
         encoded = _encode(properties)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         try:
             encoded = json.dumps(properties, cls=DjangoJSONEncoder, allow_nan=False)
         except (TypeError, ValueError):
@@ -196,7 +224,7 @@ def _check(raw, *, stamps: _Stamps, meters, customers, seen) -> tuple[EventResul
     elif not isinstance(properties, dict):
         return _refuse(event_id, "invalid_event", "Properties must be an object.", "properties"), None
     for prop, agg in numeric:
-        if prop in properties and not _is_number(properties[prop]):
+        if prop in properties and type(properties[prop]) is not int and not _is_number(properties[prop]):
             return _refuse(event_id, "invalid_property", f"The {agg} meter on {prop!r} needs a number.",
                            f"properties.{prop}"), None
     encoded, properties = _properties_encode(properties)
@@ -235,24 +263,46 @@ def _insert(*, store_id: str, rows: list[tuple], now) -> dict[str, int]:
         return dict(cursor.fetchall())
 
 
-def _rollups_add(*, store: Store, rows: list[tuple], written: dict[str, int]) -> None:
+def _rollups_batch(*, meters: list[tuple], rows: list[tuple], written: dict[str, int] | None) -> rollups.Batch:
+    """The rollup rows of the events written (all of ``rows`` when ``written`` is None)."""
+    rules: dict[str, list[rollups.Rule]] = {}
+    for pk, name, agg, prop, filters in meters:
+        rules.setdefault(name, []).append(rollups.Rule.of_values(pk, agg, prop, filters))
+    by_name: dict[str, list[tuple]] = {}
+    for event_id, customer, name, stamp, _db_stamp, _encoded, properties in rows:
+        if name in rules:
+            pk = 0 if written is None else written.get(event_id)
+            if pk is not None:
+                by_name.setdefault(name, []).append((pk, customer, stamp, properties))
+    batch = rollups.Batch()
+    for name, events in by_name.items():
+        batch.add_many(rules[name], events)
+    return batch
+
+
+def _rollups_add(*, store: Store, meters: list[tuple], batch: rollups.Batch, rows: list[tuple],
+                 written: dict[str, int]) -> None:
     """Roll the rows just written into their meters' rollups (inside the INSERT's transaction).
 
-    The meters are read after the INSERT, under a share lock on the store on PostgreSQL (SQLite's
-    write lock is already held), so a meter created or changed at the same time either sees these
-    events when it rebuilds its rollups or is seen here — never neither."""
+    ``batch`` was computed before the transaction from ``meters`` (read before it too) as if
+    every row were written, to keep the Python work out of the time the write lock is held. The
+    meters are read again after the INSERT, under a share lock on the store on PostgreSQL
+    (SQLite's write lock is already held), so a meter created or changed at the same time either
+    sees these events when it rebuilds its rollups or is seen here — never neither; when they
+    changed, or some rows were not written (duplicates), the batch is computed again. The latest
+    aggregation orders by row id, which only the INSERT gives, so a batch with a latest meter is
+    always computed here."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT 1 FROM {Store._meta.db_table} WHERE id = %s FOR SHARE", [store.pk])
-    names = {row[2] for row in rows}
-    rules = rollups.rules_by_name(Meter.objects.filter(store=store, event_name__in=names))
-    batch = rollups.Batch()
-    add = batch.add
-    for event_id, customer, name, stamp, _db_stamp, _encoded, properties in rows:
-        pk = written.get(event_id)
-        if pk is not None and name in rules:
-            add(rules[name], pk, customer, stamp, properties)
+    now_meters = _meters_of(store)
+    if now_meters != meters or len(written) != len(rows) or _needs_row_ids(now_meters):
+        batch = _rollups_batch(meters=now_meters, rows=rows, written=written)
     batch.write()
+
+
+def _needs_row_ids(meters: list[tuple]) -> bool:
+    return any(agg == Aggregation.LATEST for _pk, _name, agg, _prop, _filters in meters)
 
 
 def events_ingest(*, store: Store, events) -> IngestResult:
@@ -264,7 +314,8 @@ def events_ingest(*, store: Store, events) -> IngestResult:
             f"A batch holds at most {BATCH_MAX:,} events; this one has {len(events):,}. Split it.", param="events"
         )
     now = timezone.now()
-    meters = _meters_by_name(store)
+    meters = _meters_of(store)
+    numeric = _meters_by_name(meters)
     wanted = {e.get("customer") for e in events if isinstance(e, dict) and isinstance(e.get("customer"), str)}
     customers = set(Customer.objects.filter(store=store, pk__in=wanted).values_list("pk", flat=True)) if wanted else set()
     results: list[EventResult | None] = []
@@ -273,17 +324,18 @@ def events_ingest(*, store: Store, events) -> IngestResult:
     seen: set[str] = set()
     stamps = _Stamps(now)
     for raw in events:
-        result, row = _check(raw, stamps=stamps, meters=meters, customers=customers, seen=seen)
+        result, row = _check(raw, stamps=stamps, meters=numeric, customers=customers, seen=seen)
         if row is not None:
             at.append(len(results))
             rows.append(row)
         results.append(result)
     live: list[str] = []
     if rows:
+        batch = rollups.Batch() if _needs_row_ids(meters) else _rollups_batch(meters=meters, rows=rows, written=None)
         with transaction.atomic():
             written = _insert(store_id=store.pk, rows=rows, now=now)
             if written:
-                _rollups_add(store=store, rows=rows, written=written)
+                _rollups_add(store=store, meters=meters, batch=batch, rows=rows, written=written)
         for index, row in zip(at, rows):
             results[index] = EventResult(id=row[0], status=ACCEPTED if row[0] in written else DUPLICATE)
         if written:

@@ -333,3 +333,21 @@ class UsageDistinct(models.Model):
             models.UniqueConstraint(fields=["meter", "customer_id", "bucket", "value"],
                                     name="metering_distinct_once_per_day"),
         ]
+
+
+class UsageDistinctHour(models.Model):
+    """The same as ``UsageDistinct`` per UTC hour: a range that does not start or end at midnight
+    reads its whole days from ``UsageDistinct``, the whole hours of its partial days from here,
+    and only the events of its partial hours themselves."""
+
+    id = models.BigAutoField(primary_key=True)
+    meter = models.ForeignKey(Meter, on_delete=models.CASCADE, db_constraint=False, db_index=False, related_name="+")
+    customer_id = models.CharField(max_length=40)
+    bucket = models.DateTimeField()  # the hour's start
+    value = models.CharField(max_length=128)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["meter", "customer_id", "bucket", "value"],
+                                    name="metering_distinct_once_per_hour"),
+        ]

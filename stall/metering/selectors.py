@@ -1,10 +1,11 @@
 """Reads: meters, plans and subscriptions of a store, and usage aggregated in the database.
 
-A meter's quantity over [start, end) is read from its hourly rollups (distinct values per day
-for unique_count) for the whole hours (days) inside the range, and from the events themselves —
-one range of the index (customer, name, timestamp), the property read from the JSON by the
-database — for the partial hours (days) at either end; no event is loaded into Python (but the
-distinct values of an end's partial day are, to key them as the rollups do). See ``rollups``.
+A meter's quantity over [start, end) is read from its hourly rollups (distinct values per day,
+and per hour within a partial day, for unique_count) for the whole hours inside the range, and
+from the events themselves — one range of the index (customer, name, timestamp), the property
+read from the JSON by the database — for the partial hours at either end; no event is loaded into
+Python (but the distinct values of an end's partial hour are, to key them as the rollups do).
+See ``rollups``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .models import (
     Plan,
     UsageCharge,
     UsageDistinct,
+    UsageDistinctHour,
     UsageEvent,
     UsageInvoice,
     UsageRollup,
@@ -170,21 +172,35 @@ def _distinct_raw(meter: Meter, customer_id: str, start: datetime, end: datetime
     return {key for key in keys if key is not None}
 
 
+def _distinct_values(model, meter: Meter, customer_id: str, first: datetime, last: datetime):
+    return (model.objects.filter(meter=meter, customer_id=customer_id, bucket__gte=first, bucket__lt=last)
+            .order_by().values_list("value", flat=True).distinct())
+
+
 def _unique_quantity(meter: Meter, customer_id: str, start: datetime, end: datetime) -> Decimal:
-    """Distinct values: whole UTC days from the distinct table, the partial days at either end
-    from the events themselves."""
+    """Distinct values: whole UTC days from the per-day table, the whole hours of a partial day at
+    either end from the per-hour one, and the partial hours at either end from the events
+    themselves — at most two hours of events, however the range is cut."""
     inner = rollups.inner_range(start, end, rollups.DAY)
+    values: set[str] = set()
     if inner is None:
-        return Decimal(len(_distinct_raw(meter, customer_id, start, end)))
-    first, last = inner
-    days = UsageDistinct.objects.filter(meter=meter, customer_id=customer_id, bucket__gte=first, bucket__lt=last)
-    edges = [(a, b) for a, b in ((start, first), (last, end)) if a < b]
-    distinct = days.order_by().values_list("value", flat=True).distinct()
-    if not edges:  # COUNT(*) over SELECT DISTINCT: PostgreSQL hashes it, where COUNT(DISTINCT) sorts
-        return Decimal(distinct.count())
-    values = set(distinct)
+        edges = [(start, end)]
+    else:
+        first, last = inner
+        days = _distinct_values(UsageDistinct, meter, customer_id, first, last)
+        edges = [(a, b) for a, b in ((start, first), (last, end)) if a < b]
+        if not edges:  # COUNT(*) over SELECT DISTINCT: PostgreSQL hashes it, where COUNT(DISTINCT) sorts
+            return Decimal(days.count())
+        values.update(days)
     for a, b in edges:
-        values |= _distinct_raw(meter, customer_id, a, b)
+        hours = rollups.inner_range(a, b, rollups.HOUR)
+        if hours is None:
+            values |= _distinct_raw(meter, customer_id, a, b)
+            continue
+        values.update(_distinct_values(UsageDistinctHour, meter, customer_id, *hours))
+        for c, d in ((a, hours[0]), (hours[1], b)):
+            if c < d:
+                values |= _distinct_raw(meter, customer_id, c, d)
     return Decimal(len(values))
 
 

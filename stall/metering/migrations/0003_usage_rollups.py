@@ -3,16 +3,8 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-from stall.metering.models import Meter
-from stall.metering.rollups import meter_rollups_rebuild
-
-
-def rollups_build(apps, schema_editor):
-    """Roll up the events stored before rollups existed, meter by meter. This runs the app's own
-    rebuild (it reads the current models): the rule that builds the rows must be the one that
-    keeps them, and a later migration that changes these tables must drop this step."""
-    for meter in Meter.objects.using(schema_editor.connection.alias).order_by("pk"):
-        meter_rollups_rebuild(meter=meter)
+# Its rollups_build step (the app's own rebuild) moved to 0004, which adds a table that rebuild
+# writes: the rebuild may only run once every table it writes exists.
 
 
 class Migration(migrations.Migration):
@@ -65,5 +57,4 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('meter', 'customer_id', 'bucket'), name='metering_rollup_one_per_hour')],
             },
         ),
-        migrations.RunPython(rollups_build, migrations.RunPython.noop),
     ]

@@ -10,9 +10,9 @@ import pytest
 from django.utils import timezone
 
 from stall.ledger.tests.test_concurrency import in_threads
-from stall.metering import selectors
+from stall.metering import ingest, selectors
 from stall.metering.ingest import events_ingest
-from stall.metering.models import UsageEvent, UsageRollup
+from stall.metering.models import Meter, UsageEvent, UsageRollup
 from stall.metering.rollups import distinct_key
 from stall.metering.selectors import meter_quantity
 from stall.metering.services import meter_create, meter_update
@@ -197,3 +197,68 @@ def test_python_values_in_properties_are_stored_and_rolled_up_as_their_text(stor
     start, end = timezone.now() - timedelta(days=3), timezone.now()
     assert meter_quantity(meter=users, customer_id=customer.pk, start=start, end=end) == 2
     assert meter_quantity(meter=users, customer_id=customer.pk, start=start - timedelta(minutes=7), end=end) == 2
+
+
+@pytest.mark.django_db
+def test_unique_count_over_any_range_equals_the_raw_distinct_values(store, django_assert_max_num_queries):
+    """A unique_count read from distinct values per day, per hour within the partial days, and the
+    events of the partial hours, equals the distinct values of the raw events — over random ranges
+    cut to the second, ranges of whole hours inside one day, and ranges over whole days with a
+    few whole and partial hours at either end — and reads at most two partial hours of events."""
+    rng = random.Random(9)
+    customers = [customer_for_email(store_id=store.pk, email=f"u{n}@example.com") for n in range(2)]
+    users = meter_create(store=store, key="users", name="Users", event_name="llm.tokens", aggregation="unique_count",
+                         property="user")
+    now = timezone.now()
+    events = []
+    for part in range(3):  # 3,000 events over three days, sent in batches as ingestion takes them
+        sent, result = _send(store, customers, rng, now, 1000, f"u{part}-")
+        assert result.accepted > 400  # the rest are named api.call, which no meter here counts
+        events += sent
+    pks = dict(UsageEvent.objects.filter(store=store).values_list("event_id", "id"))
+    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    ranges = []
+    for _ in range(25):
+        a = now - timedelta(seconds=rng.randrange(0, 4 * 86400))
+        ranges.append((a, a + timedelta(seconds=rng.randrange(1, 4 * 86400))))
+    for _ in range(10):
+        a = day - timedelta(days=rng.randrange(1, 3), hours=rng.randrange(0, 24), seconds=rng.randrange(0, 3600))
+        ranges.append((a, a + timedelta(days=1, hours=rng.randrange(1, 24), seconds=rng.randrange(0, 3600))))
+    for _ in range(5):
+        a = day - timedelta(days=1, hours=rng.randrange(1, 12))
+        ranges.append((a, a + timedelta(hours=rng.randrange(1, 12))))
+    checked = 0
+    for start, end in ranges:
+        for customer in customers:
+            with django_assert_max_num_queries(5):  # days, the hours of two partial days, two partial hours
+                quantity = meter_quantity(meter=users, customer_id=customer.pk, start=start, end=end)
+            assert quantity == _truth(users, events, pks, customer.pk, start, end), (start, end)
+            assert quantity == len(selectors._distinct_raw(users, customer.pk, start, end)), (start, end)
+            checked += quantity > 1
+    assert checked > 40
+
+
+@pytest.mark.django_db
+def test_a_meter_made_while_a_batch_is_checked_rolls_up_the_batch(store, monkeypatch):
+    """Ingestion rolls a batch up before it writes it, with the meters it read then. A meter made
+    after that but before the batch is stored (its rebuild cannot see these events) is seen when
+    the batch is written, and counts the batch's events."""
+    customer = customer_for_email(store_id=store.pk, email="racer@example.com")
+    meter_create(store=store, key="calls", name="Calls", event_name="api.call")
+    real_insert = ingest._insert
+
+    def insert_after_a_new_meter(**kwargs):
+        meter_create(store=store, key="tokens", name="Tokens", event_name="api.call", aggregation="sum",
+                     property="tokens")
+        return real_insert(**kwargs)
+
+    monkeypatch.setattr(ingest, "_insert", insert_after_a_new_meter)
+    result = events_ingest(store=store, events=[
+        {"id": f"r{n}", "customer": customer.pk, "name": "api.call", "timestamp": stamp(), "properties": {"tokens": n}}
+        for n in range(1, 5)
+    ])
+    assert result.accepted == 4
+    tokens = Meter.objects.get(store=store, key="tokens")
+    start, end = timezone.now() - timedelta(days=1), timezone.now() + timedelta(hours=1)
+    assert meter_quantity(meter=tokens, customer_id=customer.pk, start=start, end=end) == 10
+    assert sum(UsageRollup.objects.filter(meter=tokens).values_list("total", flat=True)) == 10
