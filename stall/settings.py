@@ -197,7 +197,7 @@ else:
         },
     }
     HUEY = {
-        "huey_class": "huey.SqliteHuey",
+        "huey_class": "stall.core.sqlite.queue.QueueHuey",  # synced as the database is
         "name": "stall",
         "filename": str(DATA_DIR / "queue.sqlite3"),
         "results": False,  # as above

@@ -6,9 +6,11 @@ import threading
 import pytest
 from django.db import connection, connections, transaction
 from django.test import override_settings
+from huey.contrib.djhuey import HUEY
 
 from stall.accounts.models import Buyer
 from stall.core.sqlite.base import _WriteLock
+from stall.core.sqlite.queue import QueueHuey
 
 
 def _hold(path: str, log: str, ready, go) -> None:
@@ -98,3 +100,22 @@ def test_a_thread_waiting_past_the_busy_timeout_fails_as_sqlite_would(tmp_path, 
     thread.join(5)
     lock.release()
     assert failed == ["database is locked"]
+
+
+def test_the_sqlite_task_queue_is_synced_as_the_database_is(tmp_path):
+    """Huey leaves its queue file at SQLite's synchronous=FULL (a disk flush per task enqueued);
+    Stall's queue uses NORMAL in WAL mode, as its database does, and its tasks still go round."""
+    assert isinstance(HUEY, QueueHuey)  # what stall.settings configures without Redis
+    queue = QueueHuey("synced", filename=str(tmp_path / "queue.sqlite3"))
+    conn = queue.storage.conn
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+    @queue.task()
+    def add(a, b):
+        return a + b
+
+    add(1, 2)
+    assert queue.pending_count() == 1
+    task = queue.dequeue()
+    assert queue.execute(task) == 3
