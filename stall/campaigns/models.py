@@ -149,6 +149,10 @@ class Pledge(models.Model):
     # Card: the saved card, charge attempts, and the recovery after a failed charge.
     saved = models.ForeignKey("payments.SavedPaymentMethod", on_delete=models.PROTECT, null=True, blank=True,
                               related_name="+")
+    # The Stripe SetupIntent (``seti_…``) the card was saved with on the card page: one pledge per
+    # setup, held by a unique constraint, so the return page hit twice at once (a double click, a
+    # reload, Stripe's redirect racing another tab) makes one pledge and answers both with it.
+    setup_ref = models.CharField(max_length=120, blank=True, default="", db_default="")
     attempts = models.PositiveIntegerField(default=0)
     failed_at = models.DateTimeField(null=True, blank=True)
     failure_message = models.CharField(max_length=255, blank=True)
@@ -168,7 +172,10 @@ class Pledge(models.Model):
             # SQLite would otherwise settle a chunk by walking every held pledge of the Stall.
             models.Index(fields=["next_attempt_at"], condition=Q(status="failed"), name="campaigns_pledge_retry_due"),
         ]
-        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="campaigns_pledge_positive")]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="campaigns_pledge_positive"),
+            models.UniqueConstraint(fields=["setup_ref"], condition=~Q(setup_ref=""), name="campaigns_pledge_setup_once"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.id} {self.amount} {self.currency} {self.status}"

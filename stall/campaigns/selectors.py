@@ -119,3 +119,10 @@ def pledges_stream(queryset):
             return
         yield from chunk
         last = chunk[-1].pk
+
+
+def pledge_of_setup(*, campaign_id: str, setup_ref: str, email: str) -> Pledge | None:
+    """The pledge a buyer's card setup (``seti_…``) made on a campaign, if it made one."""
+    if not setup_ref:
+        return None
+    return Pledge.objects.filter(campaign_id=campaign_id, setup_ref=setup_ref, email=email).first()

@@ -31,7 +31,14 @@ from stall.payments.selectors import stripe_config_for_store, stripe_csp
 from . import services
 from .forms import PayAnotherWayForm, PledgeChangeForm, PledgeForm
 from .models import Campaign, CampaignStatus, PledgeStatus, RewardTier
-from .selectors import campaign_totals, days_left, pledges_for_email, pledges_public, time_left
+from .selectors import (
+    campaign_totals,
+    days_left,
+    pledge_of_setup,
+    pledges_for_email,
+    pledges_public,
+    time_left,
+)
 
 
 def _cards(store) -> list[tuple[str, str]]:
@@ -56,12 +63,16 @@ def _card_step(request, campaign, exc: PaymentMethodNeedsAction, pledge: dict):
 
 def _card_pledge(request, campaign_id, setup_id):
     """The signed-in buyer's pledge waiting for this SetupIntent: (buyer, campaign, kept), or a
-    response (sign in). Anything else is not found."""
+    response (sign in; the pledge this SetupIntent made already). Anything else is not found."""
     buyer = buyer_from_request(request)
     if buyer is None:
         return None, None, None, redirect(sign_in_url(request.get_full_path()))
     kept = request.session.get(_CARD_PLEDGES, {}).get(setup_id)
     if kept is None or kept["campaign"] != campaign_id:
+        # Done with already (the return page reloaded, or hit twice at once): its pledge, if any.
+        made = pledge_of_setup(campaign_id=campaign_id, setup_ref=setup_id, email=buyer.email)
+        if made is not None:
+            return None, None, None, redirect("campaigns:pledge", pledge_id=made.pk)
         raise Http404
     return buyer, _campaign_public(campaign_id), kept, None
 
