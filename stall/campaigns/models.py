@@ -158,6 +158,11 @@ class Pledge(models.Model):
     failure_message = models.CharField(max_length=255, blank=True)
     reminders_sent = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # A failed pledge paid another way: the checkout (for the pledge's amount, with a line of the
+    # reward's product if it has one) on the hosted payment page, which offers the store's real
+    # rails. Its paid order collects the pledge (``collect.recovery_paid``). Indexed only where set.
+    recovery_checkout = models.ForeignKey("checkout.Checkout", on_delete=models.PROTECT, null=True, blank=True,
+                                          related_name="+", db_index=False)
     # The order that collected a card pledge, or granted a wallet pledge's reward.
     order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     collected_at = models.DateTimeField(null=True, blank=True)
@@ -175,6 +180,8 @@ class Pledge(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="campaigns_pledge_positive"),
             models.UniqueConstraint(fields=["setup_ref"], condition=~Q(setup_ref=""), name="campaigns_pledge_setup_once"),
+            models.UniqueConstraint(fields=["recovery_checkout"], condition=Q(recovery_checkout__isnull=False),
+                                    name="campaigns_pledge_recovery_checkout"),
         ]
 
     def __str__(self) -> str:

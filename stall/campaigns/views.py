@@ -8,6 +8,9 @@ SetupIntent, while the card page runs Stripe.js (the card typed and confirmed, t
 passed if it asks for one); Stripe sends the buyer back to the return page, which makes the pledge
 with the finished SetupIntent as its card.
 
+A pledge whose card failed at the deadline is paid another way on the checkout's hosted payment
+page (a checkout for the pledge's amount), so the backer has every rail a buyer of the store has.
+
 A pledge is the signed-in buyer's: another email's pledge is "not found" (404), never "forbidden".
 """
 
@@ -29,7 +32,8 @@ from stall.payments.rails import rail_get, sandbox_enabled
 from stall.payments.selectors import stripe_config_for_store, stripe_csp
 
 from . import services
-from .forms import PayAnotherWayForm, PledgeChangeForm, PledgeForm
+from .collect import recovery_checkout_open
+from .forms import PledgeChangeForm, PledgeForm
 from .models import Campaign, CampaignStatus, PledgeStatus, RewardTier
 from .selectors import (
     campaign_totals,
@@ -222,13 +226,9 @@ def pledge_page(request, pledge_id):
     if response is not None:
         return response
     campaign = pledge.campaign
-    # Paying a failed pledge another way charges at once, the buyer here: Stripe's card form for
-    # that (a PaymentIntent, not a SetupIntent) is not built yet, so the test cards only.
-    cards = [c for c in _cards(campaign.store) if c[0] != "stripe"]
     change = PledgeChangeForm(None, currency=campaign.currency, initial={
         "amount": amount_for_input(pledge.amount, pledge.currency), "tier": pledge.tier_id or "",
         "message": pledge.message})
-    pay = PayAnotherWayForm(None, cards=cards)
     error = None
     if request.method == "POST":
         action = request.POST.get("action")
@@ -246,25 +246,23 @@ def pledge_page(request, pledge_id):
                     messages.success(request, gettext("Your pledge is changed."))
                     return redirect("campaigns:pledge", pledge_id=pledge.pk)
             elif action == "pay":
-                pay = PayAnotherWayForm(request.POST, cards=cards)
-                if pay.is_valid():
-                    services.pledge_pay_another_way(pledge=pledge, method=pay.cleaned_data["method"],
-                                                    payment_method=pay.cleaned_data["payment_method"] or "")
-                    messages.success(request, gettext("Thank you: your pledge is paid."))
-                    return redirect("campaigns:pledge", pledge_id=pledge.pk)
+                # A failed card, paid another way: the hosted payment page, with every rail the
+                # store takes (its card form, Lightning) and the buyer's wallet and tab.
+                checkout = recovery_checkout_open(pledge=pledge)
+                return redirect("checkout:pay", checkout_id=checkout.pk)
         except StallError as exc:
             error = exc
-            form_add_stall_error(pay if action == "pay" else change, exc)
+            if action == "change":
+                form_add_stall_error(change, exc)
     pledge.refresh_from_db()
     context = {
-        "pledge": pledge, "campaign": campaign, "store": campaign.store, "change": change, "pay": pay,
+        "pledge": pledge, "campaign": campaign, "store": campaign.store, "change": change,
         "error": error, "tiers": list(campaign.tiers.all()),
         "changeable": pledge.status in (PledgeStatus.HELD, PledgeStatus.SAVED) and campaign.status == CampaignStatus.LIVE
         and not _past(campaign),
-        "payable": pledge.status == PledgeStatus.FAILED, "cards": cards,
-        "amount": format_money(pledge.amount, pledge.currency),
+        "payable": pledge.status == PledgeStatus.FAILED, "amount": format_money(pledge.amount, pledge.currency),
     }
-    status = error.status if error else 400 if (change.errors or pay.errors) else 200
+    status = error.status if error else 400 if change.errors else 200
     return render(request, "campaigns/pledge.html", context, status=status)
 
 
