@@ -77,6 +77,30 @@ def wallet_settle(
     top-up fee (to the wallet's fee pool, one ``processor_fee`` transfer per pledge, referencing
     it) and the platform's fee (one ``platform_fee`` transfer per chunk, the sum of each pledge's
     fee rounded on its own, as each sale's is)."""
+    return _settle_chunk(campaign=campaign, collect=collect, pledge_ids=pledge_ids, limit=limit,
+                         endpoints=endpoints)[1]
+
+
+def wallet_settle_chunks(*, campaign: Campaign, collect: bool, limit: int = CHUNK, endpoints: bool | None = None):
+    """Settle every held wallet pledge of ``campaign``, ``limit`` a transaction, yielding how many
+    each chunk settled. Each chunk's ids are read after the last one's (keyset): however the
+    database walks the campaign's pledges, it never reads again the ones already settled, which
+    a run of 100,000 would otherwise re-read at every chunk."""
+    after = ""
+    while True:
+        last, settled = _settle_chunk(campaign=campaign, collect=collect, pledge_ids=None, limit=limit,
+                                      endpoints=endpoints, after=after)
+        if last is None:
+            return
+        after = last
+        yield settled
+
+
+def _settle_chunk(
+    *, campaign: Campaign, collect: bool, pledge_ids: list[str] | None, limit: int, endpoints: bool | None,
+    after: str = "",
+) -> tuple[str | None, int]:
+    """One chunk: (the last id read, None when none was; how many were settled)."""
     now = timezone.now()
     stamp = connection.ops.adapt_datetimefield_value(now)
     status = PledgeStatus.COLLECTED if collect else PledgeStatus.VOIDED
@@ -86,12 +110,14 @@ def wallet_settle(
                 # The ids first, then the UPDATE by them: an UPDATE … WHERE id IN (SELECT … LIMIT)
                 # makes SQLite walk every held pledge of the Stall by the status index, per chunk.
                 cursor.execute(
-                    "SELECT id FROM campaigns_pledge WHERE campaign_id = %s AND status = %s ORDER BY id LIMIT %s",
-                    [campaign.pk, PledgeStatus.HELD, limit],
+                    "SELECT id FROM campaigns_pledge WHERE campaign_id = %s AND status = %s AND id > %s "
+                    "ORDER BY id LIMIT %s",
+                    [campaign.pk, PledgeStatus.HELD, after, limit],
                 )
                 pledge_ids = [row[0] for row in cursor.fetchall()]
             if not pledge_ids:
-                return 0
+                return None, 0
+            last = max(pledge_ids)
             which, which_params = in_list("id", pledge_ids)
             cursor.execute(
                 f"UPDATE campaigns_pledge SET status = %s, collected_at = %s, updated_at = %s WHERE {which} "
@@ -100,11 +126,11 @@ def wallet_settle(
             )
             rows = sorted(cursor.fetchall())  # by id: the order the chunk's fee shares are taken in
         if not rows:
-            return 0
+            return last, 0
         postings = _collect_postings(campaign=campaign, rows=rows) if collect else []
         transfers_settle(pending_ids=[r[1] for r in rows], post=collect, postings=postings)
         if not collect:
-            return len(rows)
+            return last, len(rows)
         _rewards_grant(campaign=campaign, rows=rows)
         events = [
             EventRow("pledge.collected", pledge_row_out(
@@ -116,7 +142,7 @@ def wallet_settle(
         if endpoints is None:
             endpoints = endpoints_enabled(campaign.store_id)
         events_record(store_id=campaign.store_id, events=events, endpoints=endpoints)
-    return len(rows)
+    return last, len(rows)
 
 
 def _collect_postings(*, campaign: Campaign, rows: list[tuple]) -> list[Posting]:

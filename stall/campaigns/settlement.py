@@ -21,7 +21,14 @@ from django.utils import timezone
 from stall.checkout.models import CheckoutStatus
 from stall.integrations.webhooks import EventRow, events_record
 
-from .collect import CHUNK, DROP_DAY, card_charge, card_claim, endpoints_enabled, wallet_settle
+from .collect import (
+    CHUNK,
+    DROP_DAY,
+    card_charge,
+    card_claim,
+    endpoints_enabled,
+    wallet_settle_chunks,
+)
 from .models import OPEN_STATUSES, Campaign, CampaignStatus, Pledge, PledgeMethod, PledgeStatus
 from .notices import campaign_outcome_notice
 from .schemas import campaign_out
@@ -69,7 +76,7 @@ def campaign_settle(*, campaign_id: str, chunk: int = CHUNK) -> dict:
         return counts
     collect = campaign.status == CampaignStatus.SUCCEEDED
     endpoints = endpoints_enabled(campaign.store_id)
-    while n := wallet_settle(campaign=campaign, collect=collect, limit=chunk, endpoints=endpoints):
+    for n in wallet_settle_chunks(campaign=campaign, collect=collect, limit=chunk, endpoints=endpoints):
         counts["collected" if collect else "voided"] += n
         _step_done()
     cards = Pledge.objects.filter(
