@@ -207,14 +207,16 @@ def baseline(database_url: str | None, data_dir: Path, campaign_id: str, env: di
     if os.environ.get("BENCH_TRACE"):
         cur = _Timed(cur)
     began = time.perf_counter()
+    after = ""  # keyset, as the task reads its chunks: never re-reading the pledges settled
     while True:
         cur.execute("BEGIN")
-        cur.execute(q("SELECT id FROM campaigns_pledge WHERE campaign_id = ? AND status = 'held' ORDER BY id LIMIT ?"),
-                    (campaign_id, chunk))
+        cur.execute(q("SELECT id FROM campaigns_pledge WHERE campaign_id = ? AND status = 'held' AND id > ? "
+                      "ORDER BY id LIMIT ?"), (campaign_id, after, chunk))
         pledge_ids = [r[0] for r in cur.fetchall()]
         if not pledge_ids:
             cur.execute("COMMIT")
             break
+        after = pledge_ids[-1]
         which, params = in_ids("id", pledge_ids)
         cur.execute(q(f"UPDATE campaigns_pledge SET status = 'collected', collected_at = ?, updated_at = ? WHERE {which} "
                       "AND status = 'held' RETURNING id, hold_transfer_id, wallet_account_id, amount, email"),

@@ -4,3 +4,12 @@ from django.apps import AppConfig
 class CampaignsConfig(AppConfig):
     name = "stall.campaigns"
     label = "campaigns"
+
+    def ready(self):
+        from stall.orders.fulfilment import OrderPaidObserver, order_paid_register
+
+        from .collect import recovery_paid
+
+        # A failed pledge paid another way is paid through a checkout, on any rail: its paid order
+        # collects the pledge.
+        order_paid_register(OrderPaidObserver(handler=recovery_paid))

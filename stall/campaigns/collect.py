@@ -21,10 +21,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from stall.catalog.models import Product
+from stall.checkout.models import Checkout, CheckoutLine, CheckoutStatus
 from stall.core.sql import in_list
 from stall.integrations.webhooks import ENDPOINTS_ENABLED_SQL, EventRow, events_record
 from stall.ledger.models import AccountKind, ledger_owner
@@ -38,6 +41,7 @@ from stall.payments.rails.wallet import held_fee_shares
 from stall.payments.saved_methods import payment_charge_saved
 from stall.payments.services import platform_fee_for
 
+from .errors import PledgeStateInvalid
 from .models import Campaign, Pledge, PledgeStatus
 from .notices import pledge_charge_failed_notice
 from .schemas import pledge_out, pledge_row_out
@@ -73,6 +77,30 @@ def wallet_settle(
     top-up fee (to the wallet's fee pool, one ``processor_fee`` transfer per pledge, referencing
     it) and the platform's fee (one ``platform_fee`` transfer per chunk, the sum of each pledge's
     fee rounded on its own, as each sale's is)."""
+    return _settle_chunk(campaign=campaign, collect=collect, pledge_ids=pledge_ids, limit=limit,
+                         endpoints=endpoints)[1]
+
+
+def wallet_settle_chunks(*, campaign: Campaign, collect: bool, limit: int = CHUNK, endpoints: bool | None = None):
+    """Settle every held wallet pledge of ``campaign``, ``limit`` a transaction, yielding how many
+    each chunk settled. Each chunk's ids are read after the last one's (keyset): however the
+    database walks the campaign's pledges, it never reads again the ones already settled, which
+    a run of 100,000 would otherwise re-read at every chunk."""
+    after = ""
+    while True:
+        last, settled = _settle_chunk(campaign=campaign, collect=collect, pledge_ids=None, limit=limit,
+                                      endpoints=endpoints, after=after)
+        if last is None:
+            return
+        after = last
+        yield settled
+
+
+def _settle_chunk(
+    *, campaign: Campaign, collect: bool, pledge_ids: list[str] | None, limit: int, endpoints: bool | None,
+    after: str = "",
+) -> tuple[str | None, int]:
+    """One chunk: (the last id read, None when none was; how many were settled)."""
     now = timezone.now()
     stamp = connection.ops.adapt_datetimefield_value(now)
     status = PledgeStatus.COLLECTED if collect else PledgeStatus.VOIDED
@@ -82,12 +110,14 @@ def wallet_settle(
                 # The ids first, then the UPDATE by them: an UPDATE … WHERE id IN (SELECT … LIMIT)
                 # makes SQLite walk every held pledge of the Stall by the status index, per chunk.
                 cursor.execute(
-                    "SELECT id FROM campaigns_pledge WHERE campaign_id = %s AND status = %s ORDER BY id LIMIT %s",
-                    [campaign.pk, PledgeStatus.HELD, limit],
+                    "SELECT id FROM campaigns_pledge WHERE campaign_id = %s AND status = %s AND id > %s "
+                    "ORDER BY id LIMIT %s",
+                    [campaign.pk, PledgeStatus.HELD, after, limit],
                 )
                 pledge_ids = [row[0] for row in cursor.fetchall()]
             if not pledge_ids:
-                return 0
+                return None, 0
+            last = max(pledge_ids)
             which, which_params = in_list("id", pledge_ids)
             cursor.execute(
                 f"UPDATE campaigns_pledge SET status = %s, collected_at = %s, updated_at = %s WHERE {which} "
@@ -96,11 +126,11 @@ def wallet_settle(
             )
             rows = sorted(cursor.fetchall())  # by id: the order the chunk's fee shares are taken in
         if not rows:
-            return 0
+            return last, 0
         postings = _collect_postings(campaign=campaign, rows=rows) if collect else []
         transfers_settle(pending_ids=[r[1] for r in rows], post=collect, postings=postings)
         if not collect:
-            return len(rows)
+            return last, len(rows)
         _rewards_grant(campaign=campaign, rows=rows)
         events = [
             EventRow("pledge.collected", pledge_row_out(
@@ -112,7 +142,7 @@ def wallet_settle(
         if endpoints is None:
             endpoints = endpoints_enabled(campaign.store_id)
         events_record(store_id=campaign.store_id, events=events, endpoints=endpoints)
-    return len(rows)
+    return last, len(rows)
 
 
 def _collect_postings(*, campaign: Campaign, rows: list[tuple]) -> list[Posting]:
@@ -243,3 +273,49 @@ def card_charge(*, pledge: Pledge, notify: bool = True) -> str:
             if notify:
                 transaction.on_commit(lambda: pledge_charge_failed_notice(pledge.pk))
     return PledgeStatus.FAILED
+
+
+# --- Paying a failed pledge another way -----------------------------------------------------------
+
+
+def recovery_checkout_open(*, pledge: Pledge) -> Checkout:
+    """The checkout a pledge whose card failed is paid with on the hosted payment page (the store's
+    rails: its card form, Lightning, the buyer's wallet and tab), made for the pledge's amount with
+    a line of the reward's product if it has one, as the deadline's card charge is. The one still
+    open is reused; while it is, ``recovery_run`` neither retries the card nor drops the pledge,
+    so the buyer is not charged twice. Raises PledgeStateInvalid unless the pledge is in recovery."""
+    now = timezone.now()
+    with transaction.atomic():
+        locked = Pledge.objects.select_for_update(of=("self",)).select_related(
+            "recovery_checkout", "tier__product").get(pk=pledge.pk)
+        if locked.status != PledgeStatus.FAILED:
+            raise PledgeStateInvalid(gettext_noop("This pledge is no longer waiting for payment."))
+        checkout = locked.recovery_checkout
+        if checkout is not None and checkout.status == CheckoutStatus.OPEN and checkout.expires_at > now:
+            return checkout
+        checkout = Checkout.objects.create(
+            store_id=pledge.campaign.store_id, email=locked.email, buyer_id=locked.buyer_id, currency=locked.currency,
+            amount_subtotal=locked.amount, amount_total=locked.amount, language=locked.language,
+            expires_at=now + timedelta(seconds=settings.STALL_CHECKOUT_TTL_SECONDS),
+        )
+        product = locked.tier.product if locked.tier is not None else None
+        if product is not None:
+            CheckoutLine.objects.create(checkout=checkout, product=product, name=product.name, unit_amount=locked.amount)
+        Pledge.objects.filter(pk=locked.pk).update(recovery_checkout=checkout, updated_at=now)
+    return checkout
+
+
+def recovery_paid(*, order, paid, context, read) -> list[EventRow]:
+    """An order-paid observer (registered in apps.py): the order of a failed pledge's recovery
+    checkout collects the pledge, in the order's transaction, whichever rail paid it. Orders of no
+    checkout (an unlock, a tip) cost nothing; another checkout's, one UPDATE by a partial index."""
+    if order.checkout_id is None:
+        return []
+    now = timezone.now()
+    collected = Pledge.objects.filter(recovery_checkout_id=order.checkout_id, status=PledgeStatus.FAILED).update(
+        status=PledgeStatus.COLLECTED, order_id=order.pk, collected_at=now, next_attempt_at=None, updated_at=now,
+    )
+    if not collected:
+        return []
+    pledge = Pledge.objects.get(recovery_checkout_id=order.checkout_id)
+    return [EventRow("pledge.collected", pledge_out(pledge))]

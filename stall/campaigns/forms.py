@@ -51,13 +51,3 @@ class PledgeChangeForm(forms.Form):
     def __init__(self, *args, currency: str = "USD", **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["amount"].currency = currency
-
-
-class PayAnotherWayForm(forms.Form):
-    method = forms.ChoiceField(choices=[("wallet", _("Wallet")), ("card", _("Card"))], error_messages={
-        "required": _("Choose how to pay."), "invalid_choice": _("Choose how to pay: wallet or card.")})
-    payment_method = forms.ChoiceField(label=_("Card"), required=False, choices=(), widget=forms.RadioSelect)
-
-    def __init__(self, *args, cards=(), **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["payment_method"].choices = list(cards)

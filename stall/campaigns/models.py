@@ -11,6 +11,13 @@ keep-what-you-raise campaign collects each pledge as it comes.
 Exactly once. Each step of a pledge is a guarded UPDATE of its ``status`` (``held`` → ``collected``,
 ``saved`` → ``charging`` ...) in the same transaction as the ledger rows it moves, so a deadline
 task run twice, or re-run after a crash, finds nothing left to do for a pledge already settled.
+
+Indexes. Every foreign key is ``db_index=False`` with the index it needs written in ``Meta``:
+Django's PostgreSQL backend gives each indexed ``CharField`` (our prefixed ids are) a second
+``varchar_pattern_ops`` index for LIKE, which nothing here does, and a pledge's settlement (a
+status change, which PostgreSQL cannot update in place because ``status`` is indexed) writes an
+entry into every index of the row. A nullable key's index is partial (``IS NOT NULL``): the
+wallet pledges a deadline settles by the hundred thousand have no card, order or checkout.
 """
 
 from django.db import models
@@ -40,7 +47,7 @@ class CampaignStatus(models.TextChoices):
 
 class Campaign(models.Model):
     id = PrefixedIdField(prefix="camp")
-    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="campaigns")
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="campaigns", db_index=False)
     title = models.CharField(max_length=120)
     story = models.TextField(blank=True, max_length=50_000)  # Markdown
     cover = models.ImageField(upload_to="campaigns/", blank=True)
@@ -71,7 +78,7 @@ class Campaign(models.Model):
 
 class RewardTier(models.Model):
     id = PrefixedIdField(prefix="rwd")
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="tiers")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="tiers", db_index=False)
     title = models.CharField(max_length=120)
     description = models.TextField(blank=True, max_length=5000)
     min_amount = models.BigIntegerField()
@@ -81,12 +88,17 @@ class RewardTier(models.Model):
     remaining = models.IntegerField(null=True, blank=True)
     estimated_delivery = models.DateField(null=True, blank=True)
     # Granted to each backer of the tier when the pledge is collected (a download, a membership).
-    product = models.ForeignKey(Product, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                                db_index=False)
     position = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["position", "min_amount", "id"]
+        indexes = [
+            models.Index(fields=["campaign", "position"], name="campaigns_tier_campaign"),
+            models.Index(fields=["product"], condition=Q(product__isnull=False), name="campaigns_tier_product"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(min_amount__gt=0), name="campaigns_tier_min_positive"),
             models.CheckConstraint(
@@ -127,9 +139,11 @@ RAISED_STATUSES = (PledgeStatus.HELD, PledgeStatus.SAVED, PledgeStatus.CHARGING,
 
 class Pledge(models.Model):
     id = PrefixedIdField(prefix="plg")
-    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="pledges")
-    tier = models.ForeignKey(RewardTier, on_delete=models.PROTECT, null=True, blank=True, related_name="pledges")
-    buyer = models.ForeignKey("accounts.Buyer", on_delete=models.PROTECT, related_name="+")
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="pledges", db_index=False)
+    tier = models.ForeignKey(RewardTier, on_delete=models.PROTECT, null=True, blank=True, related_name="pledges",
+                             db_index=False)
+    # Read through ``email`` (the library, the emails): no query looks a pledge up by its buyer.
+    buyer = models.ForeignKey("accounts.Buyer", on_delete=models.PROTECT, related_name="+", db_index=False)
     email = models.EmailField()
     amount = models.BigIntegerField()
     currency = models.CharField(max_length=3)
@@ -148,27 +162,48 @@ class Pledge(models.Model):
     version = models.PositiveIntegerField(default=0)
     # Card: the saved card, charge attempts, and the recovery after a failed charge.
     saved = models.ForeignKey("payments.SavedPaymentMethod", on_delete=models.PROTECT, null=True, blank=True,
-                              related_name="+")
+                              related_name="+", db_index=False)
+    # The Stripe SetupIntent (``seti_…``) the card was saved with on the card page: one pledge per
+    # setup, held by a unique constraint, so the return page hit twice at once (a double click, a
+    # reload, Stripe's redirect racing another tab) makes one pledge and answers both with it.
+    setup_ref = models.CharField(max_length=120, blank=True, default="", db_default="")
     attempts = models.PositiveIntegerField(default=0)
     failed_at = models.DateTimeField(null=True, blank=True)
     failure_message = models.CharField(max_length=255, blank=True)
     reminders_sent = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # A failed pledge paid another way: the checkout (for the pledge's amount, with a line of the
+    # reward's product if it has one) on the hosted payment page, which offers the store's real
+    # rails. Its paid order collects the pledge (``collect.recovery_paid``). Indexed only where set.
+    recovery_checkout = models.ForeignKey("checkout.Checkout", on_delete=models.PROTECT, null=True, blank=True,
+                                          related_name="+", db_index=False)
     # The order that collected a card pledge, or granted a wallet pledge's reward.
-    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                              db_index=False)
     collected_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         indexes = [
+            # The deadline's chunks, a campaign's pledges and totals (and the campaign key's own index).
             models.Index(fields=["campaign", "status", "id"]),
+            # The backer's library (``selectors.pledges_for_email``: emails are stored lower-case).
             models.Index(fields=["email", "-id"]),
             # Only failed charges wait for a retry. Partial, so that no index leads with status:
             # SQLite would otherwise settle a chunk by walking every held pledge of the Stall.
             models.Index(fields=["next_attempt_at"], condition=Q(status="failed"), name="campaigns_pledge_retry_due"),
+            # What a deleted reward, card or order would be checked against (PROTECT), and a tier's count.
+            models.Index(fields=["tier"], condition=Q(tier__isnull=False), name="campaigns_pledge_tier"),
+            models.Index(fields=["saved"], condition=Q(saved__isnull=False), name="campaigns_pledge_saved"),
+            models.Index(fields=["order"], condition=Q(order__isnull=False), name="campaigns_pledge_order"),
         ]
-        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="campaigns_pledge_positive")]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="campaigns_pledge_positive"),
+            models.UniqueConstraint(fields=["setup_ref"], condition=~Q(setup_ref=""), name="campaigns_pledge_setup_once"),
+            models.UniqueConstraint(fields=["recovery_checkout"], condition=Q(recovery_checkout__isnull=False),
+                                    name="campaigns_pledge_recovery_checkout"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.id} {self.amount} {self.currency} {self.status}"
@@ -178,8 +213,9 @@ class CampaignUpdate(models.Model):
     """A post to backers, emailed to all of them or to one tier's."""
 
     id = PrefixedIdField(prefix="cupd")
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="updates")
-    tier = models.ForeignKey(RewardTier, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="updates", db_index=False)
+    tier = models.ForeignKey(RewardTier, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+                             db_index=False)
     title = models.CharField(max_length=120)
     body = models.TextField(max_length=20_000)
     recipients = models.PositiveIntegerField(default=0)
@@ -187,3 +223,7 @@ class CampaignUpdate(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["campaign", "-id"], name="campaigns_update_campaign"),
+            models.Index(fields=["tier"], condition=Q(tier__isnull=False), name="campaigns_update_tier"),
+        ]

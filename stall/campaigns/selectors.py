@@ -104,7 +104,10 @@ def pledges_public(*, campaign: Campaign, limit: int = 20):
 
 
 def pledges_for_email(*, email: str):
-    return Pledge.objects.filter(email__iexact=email).select_related("campaign__store", "tier").order_by("-id")
+    """A backer's pledges, newest first. A pledge's email is its buyer's, which is kept lower-case:
+    an exact match on the lower-cased address walks the (email, -id) index, where a
+    case-insensitive one (UPPER(email) on PostgreSQL, LIKE on SQLite) reads every pledge."""
+    return Pledge.objects.filter(email=email.strip().lower()).select_related("campaign__store", "tier").order_by("-id")
 
 
 STREAM = 500  # pledges read per query
@@ -119,3 +122,10 @@ def pledges_stream(queryset):
             return
         yield from chunk
         last = chunk[-1].pk
+
+
+def pledge_of_setup(*, campaign_id: str, setup_ref: str, email: str) -> Pledge | None:
+    """The pledge a buyer's card setup (``seti_…``) made on a campaign, if it made one."""
+    if not setup_ref:
+        return None
+    return Pledge.objects.filter(campaign_id=campaign_id, setup_ref=setup_ref, email=email).first()

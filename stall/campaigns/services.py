@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
@@ -306,6 +306,25 @@ def _hold(*, pledge: Pledge, buyer) -> None:
     pledge.livemode = wallet.livemode
 
 
+def _setup_ref(method: str, payment_method) -> str:
+    """The Stripe SetupIntent a card pledge is made with (the card page's ``seti_…``), or ""."""
+    if method == PledgeMethod.CARD and isinstance(payment_method, str) and payment_method.strip().startswith("seti_"):
+        return payment_method.strip()
+    return ""
+
+
+def _pledge_of_setup(setup_ref: str, *, campaign: Campaign, buyer) -> Pledge | None:
+    """The pledge this card setup already made, if any. A setup is one pledge: used again for
+    another campaign it is refused."""
+    pledge = Pledge.objects.filter(setup_ref=setup_ref).first()
+    if pledge is None:
+        return None
+    if pledge.campaign_id != campaign.pk or pledge.email != buyer.email:
+        raise PledgeInvalid(gettext_noop("This card was set up for another pledge: enter it again."),
+                            param="payment_method", code="setup_used")
+    return pledge
+
+
 def pledge_create(
     *, campaign: Campaign, buyer, amount: int, method: str, tier: RewardTier | None = None,
     payment_method: str = "", message: str = "",
@@ -320,28 +339,40 @@ def pledge_create(
     amount, message = _pledge_checks(campaign=campaign, tier=tier, amount=amount, message=message)
     if method not in PledgeMethod.values:
         raise PledgeInvalid(gettext_noop("Pledge from your wallet or by card."), param="method")
+    setup_ref = _setup_ref(method, payment_method)
+    if setup_ref and (done := _pledge_of_setup(setup_ref, campaign=campaign, buyer=buyer)) is not None:
+        return done  # this card setup made its pledge already (the return page reloaded)
     saved = None
     if method == PledgeMethod.CARD:
         # Outside the transaction: the rail may take seconds (a Stripe SetupIntent).
         saved = _card_save(email=buyer.email, payment_method=payment_method, store=campaign.store, amount=amount,
                            currency=campaign.currency)
-    with transaction.atomic():
-        # Checked again inside the transaction, after the card was saved.
-        _open_for_pledges(Campaign.objects.only("status", "deadline").get(pk=campaign.pk))
-        _slot_take(tier)
-        pledge = Pledge(
-            id=new_id("plg"), campaign=campaign, tier=tier, buyer=buyer, email=buyer.email, amount=amount,
-            currency=campaign.currency, method=method, message=message, saved=saved, language=language_to_record(),
-            status=PledgeStatus.HELD if method == PledgeMethod.WALLET else PledgeStatus.SAVED,
-        )
-        if method == PledgeMethod.WALLET:
-            _hold(pledge=pledge, buyer=buyer)
-        pledge.save(force_insert=True)
-        # A backer is one of the store's customers, as a buyer is (audience lists them).
-        customer_for_email(store_id=campaign.store_id, email=buyer.email)
-        events_record(store_id=campaign.store_id, events=[EventRow("pledge.created", pledge_out(pledge))])
-        if method == PledgeMethod.WALLET and not campaign.all_or_nothing:
-            wallet_settle(campaign=campaign, collect=True, pledge_ids=[pledge.pk])
+    try:
+        with transaction.atomic():
+            # Checked again inside the transaction, after the card was saved.
+            _open_for_pledges(Campaign.objects.only("status", "deadline").get(pk=campaign.pk))
+            _slot_take(tier)
+            pledge = Pledge(
+                id=new_id("plg"), campaign=campaign, tier=tier, buyer=buyer, email=buyer.email, amount=amount,
+                currency=campaign.currency, method=method, message=message, saved=saved, setup_ref=setup_ref,
+                language=language_to_record(),
+                status=PledgeStatus.HELD if method == PledgeMethod.WALLET else PledgeStatus.SAVED,
+            )
+            if method == PledgeMethod.WALLET:
+                _hold(pledge=pledge, buyer=buyer)
+            pledge.save(force_insert=True)
+            # A backer is one of the store's customers, as a buyer is (audience lists them).
+            customer_for_email(store_id=campaign.store_id, email=buyer.email)
+            events_record(store_id=campaign.store_id, events=[EventRow("pledge.created", pledge_out(pledge))])
+            if method == PledgeMethod.WALLET and not campaign.all_or_nothing:
+                wallet_settle(campaign=campaign, collect=True, pledge_ids=[pledge.pk])
+    except IntegrityError:
+        # Another request with the same card setup made its pledge first (the database refused
+        # this one, and rolled back its slot): answer with that pledge.
+        done = _pledge_of_setup(setup_ref, campaign=campaign, buyer=buyer) if setup_ref else None
+        if done is None:
+            raise
+        return done
     if method == PledgeMethod.CARD and not campaign.all_or_nothing:
         _card_collect_now(pledge)
     pledge.refresh_from_db()

@@ -15,12 +15,20 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
+from stall.checkout.models import CheckoutStatus
 from stall.integrations.webhooks import EventRow, events_record
 
-from .collect import CHUNK, DROP_DAY, card_charge, card_claim, endpoints_enabled, wallet_settle
+from .collect import (
+    CHUNK,
+    DROP_DAY,
+    card_charge,
+    card_claim,
+    endpoints_enabled,
+    wallet_settle_chunks,
+)
 from .models import OPEN_STATUSES, Campaign, CampaignStatus, Pledge, PledgeMethod, PledgeStatus
 from .notices import campaign_outcome_notice
 from .schemas import campaign_out
@@ -68,7 +76,7 @@ def campaign_settle(*, campaign_id: str, chunk: int = CHUNK) -> dict:
         return counts
     collect = campaign.status == CampaignStatus.SUCCEEDED
     endpoints = endpoints_enabled(campaign.store_id)
-    while n := wallet_settle(campaign=campaign, collect=collect, limit=chunk, endpoints=endpoints):
+    for n in wallet_settle_chunks(campaign=campaign, collect=collect, limit=chunk, endpoints=endpoints):
         counts["collected" if collect else "voided"] += n
         _step_done()
     cards = Pledge.objects.filter(
@@ -120,7 +128,10 @@ def campaigns_due_run() -> dict:
 def recovery_run() -> dict:
     """Retry or drop failed card charges that are due (see ``collect.RETRY_DAYS``)."""
     now = timezone.now()
-    due = Pledge.objects.filter(status=PledgeStatus.FAILED, next_attempt_at__lte=now).select_related(
+    # Not while the backer is paying another way (a recovery checkout still open): the card is
+    # neither charged again nor the pledge dropped under them; the next run after it expires does.
+    paying = Q(recovery_checkout__status=CheckoutStatus.OPEN, recovery_checkout__expires_at__gt=now)
+    due = Pledge.objects.filter(status=PledgeStatus.FAILED, next_attempt_at__lte=now).exclude(paying).select_related(
         "campaign__store", "saved", "tier__product"
     )
     counts = {"collected": 0, "failed": 0, "dropped": 0}

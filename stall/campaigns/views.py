@@ -8,6 +8,9 @@ SetupIntent, while the card page runs Stripe.js (the card typed and confirmed, t
 passed if it asks for one); Stripe sends the buyer back to the return page, which makes the pledge
 with the finished SetupIntent as its card.
 
+A pledge whose card failed at the deadline is paid another way on the checkout's hosted payment
+page (a checkout for the pledge's amount), so the backer has every rail a buyer of the store has.
+
 A pledge is the signed-in buyer's: another email's pledge is "not found" (404), never "forbidden".
 """
 
@@ -29,9 +32,17 @@ from stall.payments.rails import rail_get, sandbox_enabled
 from stall.payments.selectors import stripe_config_for_store, stripe_csp
 
 from . import services
-from .forms import PayAnotherWayForm, PledgeChangeForm, PledgeForm
+from .collect import recovery_checkout_open
+from .forms import PledgeChangeForm, PledgeForm
 from .models import Campaign, CampaignStatus, PledgeStatus, RewardTier
-from .selectors import campaign_totals, days_left, pledges_for_email, pledges_public, time_left
+from .selectors import (
+    campaign_totals,
+    days_left,
+    pledge_of_setup,
+    pledges_for_email,
+    pledges_public,
+    time_left,
+)
 
 
 def _cards(store) -> list[tuple[str, str]]:
@@ -56,12 +67,16 @@ def _card_step(request, campaign, exc: PaymentMethodNeedsAction, pledge: dict):
 
 def _card_pledge(request, campaign_id, setup_id):
     """The signed-in buyer's pledge waiting for this SetupIntent: (buyer, campaign, kept), or a
-    response (sign in). Anything else is not found."""
+    response (sign in; the pledge this SetupIntent made already). Anything else is not found."""
     buyer = buyer_from_request(request)
     if buyer is None:
         return None, None, None, redirect(sign_in_url(request.get_full_path()))
     kept = request.session.get(_CARD_PLEDGES, {}).get(setup_id)
     if kept is None or kept["campaign"] != campaign_id:
+        # Done with already (the return page reloaded, or hit twice at once): its pledge, if any.
+        made = pledge_of_setup(campaign_id=campaign_id, setup_ref=setup_id, email=buyer.email)
+        if made is not None:
+            return None, None, None, redirect("campaigns:pledge", pledge_id=made.pk)
         raise Http404
     return buyer, _campaign_public(campaign_id), kept, None
 
@@ -211,13 +226,9 @@ def pledge_page(request, pledge_id):
     if response is not None:
         return response
     campaign = pledge.campaign
-    # Paying a failed pledge another way charges at once, the buyer here: Stripe's card form for
-    # that (a PaymentIntent, not a SetupIntent) is not built yet, so the test cards only.
-    cards = [c for c in _cards(campaign.store) if c[0] != "stripe"]
     change = PledgeChangeForm(None, currency=campaign.currency, initial={
         "amount": amount_for_input(pledge.amount, pledge.currency), "tier": pledge.tier_id or "",
         "message": pledge.message})
-    pay = PayAnotherWayForm(None, cards=cards)
     error = None
     if request.method == "POST":
         action = request.POST.get("action")
@@ -235,25 +246,23 @@ def pledge_page(request, pledge_id):
                     messages.success(request, gettext("Your pledge is changed."))
                     return redirect("campaigns:pledge", pledge_id=pledge.pk)
             elif action == "pay":
-                pay = PayAnotherWayForm(request.POST, cards=cards)
-                if pay.is_valid():
-                    services.pledge_pay_another_way(pledge=pledge, method=pay.cleaned_data["method"],
-                                                    payment_method=pay.cleaned_data["payment_method"] or "")
-                    messages.success(request, gettext("Thank you: your pledge is paid."))
-                    return redirect("campaigns:pledge", pledge_id=pledge.pk)
+                # A failed card, paid another way: the hosted payment page, with every rail the
+                # store takes (its card form, Lightning) and the buyer's wallet and tab.
+                checkout = recovery_checkout_open(pledge=pledge)
+                return redirect("checkout:pay", checkout_id=checkout.pk)
         except StallError as exc:
             error = exc
-            form_add_stall_error(pay if action == "pay" else change, exc)
+            if action == "change":
+                form_add_stall_error(change, exc)
     pledge.refresh_from_db()
     context = {
-        "pledge": pledge, "campaign": campaign, "store": campaign.store, "change": change, "pay": pay,
+        "pledge": pledge, "campaign": campaign, "store": campaign.store, "change": change,
         "error": error, "tiers": list(campaign.tiers.all()),
         "changeable": pledge.status in (PledgeStatus.HELD, PledgeStatus.SAVED) and campaign.status == CampaignStatus.LIVE
         and not _past(campaign),
-        "payable": pledge.status == PledgeStatus.FAILED, "cards": cards,
-        "amount": format_money(pledge.amount, pledge.currency),
+        "payable": pledge.status == PledgeStatus.FAILED, "amount": format_money(pledge.amount, pledge.currency),
     }
-    status = error.status if error else 400 if (change.errors or pay.errors) else 200
+    status = error.status if error else 400 if change.errors else 200
     return render(request, "campaigns/pledge.html", context, status=status)
 
 

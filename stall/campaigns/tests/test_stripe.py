@@ -80,8 +80,9 @@ def test_a_card_pledge_is_saved_with_a_setup_intent_and_charged_off_session_at_t
     assert (pledge.saved.rail, pledge.saved.method_ref) == ("stripe", setup["payment_method"])
     assert pledge.saved.customer_ref == setup["customer"]
     assert not Payment.objects.exists()
-    # Reloading the return page pledges nothing twice.
-    assert client.get(f"/campaigns/{campaign.pk}/card/{setup_id}/return/").status_code == 404
+    # Reloading the return page pledges nothing twice: it answers with the pledge already made.
+    again = client.get(f"/campaigns/{campaign.pk}/card/{setup_id}/return/")
+    assert again.status_code == 302 and again["Location"] == reverse("campaigns:pledge", args=[pledge.pk])
     assert Pledge.objects.count() == 1
 
     clock.move_to(DEADLINE)
