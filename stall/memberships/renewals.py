@@ -269,25 +269,24 @@ def _subscriptions_move(members: list[tuple[Subscription, NextPeriod]], *, now: 
     group) by one UPDATE guarded on the ``updated_at`` each was read with. Returns the ids moved:
     one missing changed since the read (a cancellation, a pause, a new card)."""
     adapt = _adapter()
-    rows = []
+    rows, params = [], []
     for sub, period in members:
         price = period.price
         restarted = price.interval != sub.price.interval or period.start != sub.current_period_end
         anchor_at, anchor_offset = (period.start, period.number) if restarted else (sub.anchor_at, sub.anchor_offset)
-        rows.append([sub.pk, adapt(sub.updated_at), price.pk, price.tier_id, period.number, adapt(period.start),
-                     adapt(period.end), adapt(anchor_at), anchor_offset])
-    moves, params = rows_table("v", (
-        ("sub_id", "text"), ("read_at", "timestamptz"), ("price_id", "text"), ("tier_id", "text"), ("number", "integer"),
-        ("period_start", "timestamptz"), ("period_end", "timestamptz"), ("anchor_at", "timestamptz"),
-        ("anchor_offset", "integer"),
-    ), rows)
+        rows.append("(%s, %s, %s, %s, %s, %s, %s, %s, %s)")
+        params += [sub.pk, adapt(sub.updated_at), price.pk, price.tier_id, period.number, adapt(period.start),
+                   adapt(period.end), adapt(anchor_at), anchor_offset]
+    # Not as arrays (rows_table), unlike the group's other statements: so written, the updated_at
+    # guard let a member who had changed since the read through on PostgreSQL in the full suite
+    # (not alone); not understood yet, so this statement stays as it was.
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {Subscription._meta.db_table} AS s SET price_id = v.price_id, tier_id = v.tier_id, pending_price_id = NULL, "
-            "period_number = v.number, current_period_start = v.period_start, current_period_end = v.period_end, "
-            "anchor_at = v.anchor_at, anchor_offset = v.anchor_offset, status = %s, past_due_since = NULL, retries = 0, "
-            f"next_retry_at = NULL, updated_at = %s FROM {moves} "
-            "WHERE s.id = v.sub_id AND s.updated_at = v.read_at RETURNING id",
+            f"UPDATE {Subscription._meta.db_table} AS s SET price_id = v.column3, tier_id = v.column4, pending_price_id = NULL, "
+            "period_number = v.column5, current_period_start = v.column6, current_period_end = v.column7, "
+            "anchor_at = v.column8, anchor_offset = v.column9, status = %s, past_due_since = NULL, retries = 0, "
+            f"next_retry_at = NULL, updated_at = %s FROM (VALUES {', '.join(rows)}) AS v "
+            "WHERE s.id = v.column1 AND s.updated_at = v.column2 RETURNING id",
             [SubscriptionStatus.ACTIVE, adapt(now), *params],
         )
         return {row[0] for row in cursor.fetchall()}
