@@ -35,7 +35,7 @@ from django.utils import timezone
 from stall.core.errors import InvalidRequest, NotFound
 from stall.core.ids import new_ids
 from stall.core.lazy import LazyModule
-from stall.core.sql import rows_table
+from stall.core.sql import COPY_FROM_ROWS, rows_insert, rows_table
 from stall.stores.models import Store
 
 from . import tasks
@@ -250,14 +250,21 @@ def events_record(*, store_id: str, events: list[EventRow], endpoints: bool = Tr
     encoder = DjangoJSONEncoder()
     rows = [(event_id, event.type, encoder.encode({"object": event.object})) for event_id, event in zip(ids, events)]
     # One statement whatever the number of events (the campaign deadline records a thousand at once).
-    table, params = rows_table("e", (("id", "text"), ("type", "text"), ("data", "text")), rows)
-    data = "e.data::jsonb" if connection.vendor == "postgresql" else "e.data"
+    # Many go by COPY on PostgreSQL: a renewal group's 200 events took 80-130 ms as text arrays
+    # through unnest, 12-35 ms by COPY (the JSON text is read into jsonb either way).
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {Event._meta.db_table} (id, store_id, type, data, created_at, dispatched_at) "
-            f"SELECT e.id, %s, e.type, {data}, %s, %s FROM {table}",
-            [store_id, now, None if endpoints else now, *params],
-        )
+        if connection.vendor == "postgresql" and len(rows) >= COPY_FROM_ROWS:
+            dispatched = None if endpoints else now
+            rows_insert(cursor, Event._meta.db_table, ("id", "store_id", "type", "data", "created_at", "dispatched_at"),
+                        [[event_id, store_id, kind, data, now, dispatched] for event_id, kind, data in rows])
+        else:
+            table, params = rows_table("e", (("id", "text"), ("type", "text"), ("data", "text")), rows)
+            data = "e.data::jsonb" if connection.vendor == "postgresql" else "e.data"
+            cursor.execute(
+                f"INSERT INTO {Event._meta.db_table} (id, store_id, type, data, created_at, dispatched_at) "
+                f"SELECT e.id, %s, e.type, {data}, %s, %s FROM {table}",
+                [store_id, now, None if endpoints else now, *params],
+            )
     if endpoints:
         transaction.on_commit(lambda: tasks.events_dispatch_task(ids))
     return ids

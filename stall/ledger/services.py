@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from stall.core.ids import new_id, new_ids
 from stall.core.money import amount_validate, currency_normalize
-from stall.core.sql import in_list, rows_table
+from stall.core.sql import in_list, rows_insert, rows_table
 
 from .errors import (
     CurrencyMismatch,
@@ -316,6 +316,10 @@ def transfers_post(*, postings: list[Posting], debited: dict[str, int] | None = 
 # ``transfers_post`` writes for its handful of accounts, would be evaluated for every row updated.
 
 
+_TRANSFER_COLUMNS = ("id", "idempotency_key", "debit_account_id", "credit_account_id", "amount", "currency", "two_phase",
+                     "state", "code", "reference", "created_at", "resolved_at")
+
+
 def transfers_settle(*, pending_ids: list[str], post: bool, postings: list[Posting] = (),
                      debited: dict[str, int] | None = None) -> int:
     """Post (``post``) or void the pending transfers ``pending_ids``, and post the single-phase
@@ -351,23 +355,13 @@ def transfers_settle(*, pending_ids: list[str], post: bool, postings: list[Posti
                 raise LedgerError("A transfer needs two different accounts.")
             deltas.setdefault(p.debit_id, [0, 0, 0, 0])[1] += p.amount
             deltas.setdefault(p.credit_id, [0, 0, 0, 0])[3] += p.amount
-            rows.append((transfer_id, p.idempotency_key, p.debit_id, p.credit_id, p.amount, p.currency, p.code,
-                         p.reference))
+            rows.append([transfer_id, p.idempotency_key, p.debit_id, p.credit_id, p.amount, p.currency, False,
+                         TransferState.POSTED, p.code, p.reference, now, now])
         for account_id, amount in (debited or {}).items():
             deltas[account_id][1] -= amount
-        if rows:
-            table, params = rows_table("t", (
-                ("id", "text"), ("idempotency_key", "text"), ("debit_account_id", "text"),
-                ("credit_account_id", "text"), ("amount", "bigint"), ("currency", "text"), ("code", "text"),
-                ("reference", "text"),
-            ), rows)
-            cursor.execute(
-                "INSERT INTO ledger_transfer (id, idempotency_key, debit_account_id, credit_account_id, "
-                "amount, currency, two_phase, state, code, reference, created_at, resolved_at) "
-                "SELECT id, idempotency_key, debit_account_id, credit_account_id, amount, currency, %s, %s, code, "
-                f"reference, %s, %s FROM {table}",
-                [False, TransferState.POSTED, now, now, *params],
-            )
+        # One statement (COPY on PostgreSQL: a renewal group's 400 rows took about 60% of the time
+        # an INSERT … SELECT FROM unnest did); a key posted before raises IntegrityError.
+        rows_insert(cursor, Transfer._meta.db_table, _TRANSFER_COLUMNS, rows)
         changes = sorted((k, *v) for k, v in deltas.items() if tuple(v) != zero)
         if changes:
             table, params = rows_table("d", (
@@ -413,21 +407,22 @@ def accounts_debit_guarded_many(*, debits: dict[str, int], lock_ids: tuple[str, 
     totals: dict[str, Totals] = {}
     with connection.cursor() as cursor:
         lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+        which, params = in_list("id", ids)
         cursor.execute(
-            "SELECT id, debits_posted, credits_posted, debits_pending FROM ledger_account "
-            f"WHERE id IN ({', '.join(['%s'] * len(ids))}) ORDER BY id{lock}", ids,
+            f"SELECT id, debits_posted, credits_posted, debits_pending FROM ledger_account WHERE {which} ORDER BY id{lock}",
+            params,
         )
         for row in cursor.fetchall():
             if row[0] not in debits:
                 totals[row[0]] = Totals(row[1], row[2], row[3])
         if debits:
+            table, params = rows_table("v", (("account_id", "text"), ("amount", "bigint")), list(debits.items()))
             cursor.execute(
-                "UPDATE ledger_account AS a SET debits_posted = a.debits_posted + v.column2 "
-                f"FROM (VALUES {', '.join(['(%s, %s)'] * len(debits))}) AS v WHERE a.id = v.column1 AND "
-                "(NOT a.debits_must_not_exceed_credits OR a.credits_posted - a.debits_posted - a.debits_pending >= v.column2) "
-                "AND (a.debit_limit IS NULL OR a.debits_posted + a.debits_pending + v.column2 - a.credits_posted <= a.debit_limit) "
+                f"UPDATE ledger_account AS a SET debits_posted = a.debits_posted + v.amount FROM {table} WHERE a.id = v.account_id AND "
+                "(NOT a.debits_must_not_exceed_credits OR a.credits_posted - a.debits_posted - a.debits_pending >= v.amount) "
+                "AND (a.debit_limit IS NULL OR a.debits_posted + a.debits_pending + v.amount - a.credits_posted <= a.debit_limit) "
                 "RETURNING id, debits_posted, credits_posted, debits_pending",
-                [x for row in debits.items() for x in row],
+                params,
             )
             for row in cursor.fetchall():
                 totals[row[0]] = Totals(row[1], row[2], row[3])

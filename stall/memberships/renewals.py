@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import BooleanField, Case, Value, When
 from django.utils import timezone
 
 from stall.catalog.models import ProductKind
 from stall.core.errors import StallError
+from stall.core.sql import in_list, rows_table
 from stall.integrations.webhooks import EventRow
 from stall.orders.models import Order
 from stall.orders.spend import order_spend, spend_read
@@ -57,13 +58,21 @@ def subscriptions_due(*, now: datetime, batch: int = billing.GROUP):
 
 
 def _due_batches(*, now: datetime, batch: int):
-    due = Q(status__in=DUE_STATUSES, current_period_end__lte=now) | Q(
-        status=SubscriptionStatus.PAST_DUE, next_retry_at__lte=now
+    # The due rule as one expression per row, not an OR of indexed terms: given the OR, SQLite
+    # (and PostgreSQL's bitmap plans) gathered every due row through the (status,
+    # current_period_end) index and sorted them all for each batch — the whole backlog again per
+    # query, which made the run quadratic in it (100,000 due: half the run's time). Given this, the
+    # database walks the primary key from where the last batch stopped, so a run reads the table
+    # once whatever its backlog (every 10 minutes, a few ms per 10,000 members).
+    due = Case(
+        When(status__in=DUE_STATUSES, current_period_end__lte=now, then=Value(True)),
+        When(status=SubscriptionStatus.PAST_DUE, next_retry_at__lte=now, then=Value(True)),
+        default=Value(False), output_field=BooleanField(),
     )
     prices: dict[int, TierPrice] = {}
     last = ""
     while True:
-        subs = list(Subscription.objects.filter(due, pk__gt=last).order_by("pk")[:batch])
+        subs = list(Subscription.objects.alias(due=due).filter(due=True, pk__gt=last).order_by("pk")[:batch])
         if not subs:
             return
         wanted = {i for s in subs for i in (s.price_id, s.pending_price_id) if i is not None and i not in prices}
@@ -120,14 +129,15 @@ _FUNDS_SQL = (
     "(SELECT p.id FROM ledger_account p WHERE p.kind = 'fee_pool' AND p.owner = w.id AND p.currency = w.currency), "
     "w.livemode, (SELECT c.id FROM audience_customer c WHERE c.store_id = s.store_id AND c.email = b.email) "
     "FROM memberships_subscription s JOIN accounts_buyer b ON b.id = s.buyer_id "
-    "JOIN wallets_wallet w ON w.buyer_id = s.buyer_id AND w.currency = %s WHERE s.id IN ({marks})"
+    "JOIN wallets_wallet w ON w.buyer_id = s.buyer_id AND w.currency = %s WHERE {which}"
 )
 
 
 def _funds_read(subs: list[Subscription], *, currency: str) -> dict[str, tuple[str, str, Funds]]:
     """subscription id → (buyer's email, customer id, funds), for the members with a wallet in ``currency``."""
     with connection.cursor() as cursor:
-        cursor.execute(_FUNDS_SQL.format(marks=", ".join(["%s"] * len(subs))), [currency, *(s.pk for s in subs)])
+        which, params = in_list("s.id", [s.pk for s in subs])
+        cursor.execute(_FUNDS_SQL.format(which=which), [currency, *params])
         rows = cursor.fetchall()
     buyers = {s.pk: s.buyer_id for s in subs}
     return {
@@ -176,6 +186,15 @@ def _group_renew(*, store_id: str, currency: str, members: list[tuple[Subscripti
                  now: datetime) -> tuple[int, list[Subscription], float | None]:
     """One group's transaction: claim, pay, move on (see billing). Returns (renewed, left, when
     the store balance's row was taken)."""
+    if connection.vendor == "postgresql":
+        # Every row a group touches is reached by its key, and so are the foreign-key checks run
+        # at its commit (thousands a group: every payment, order, line, transfer and event row).
+        # PostgreSQL plans those checks once per connection and keeps the plan; planned while a
+        # store's order tables still held a few rows, a sequential scan was kept and every check
+        # then read the whole table (10,000 renewals: 117 s of 170 s went to the commits). Not
+        # allowing it here keeps them on the primary keys whatever the tables held then.
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
     funds = _funds_read([sub for sub, _ in members], currency=currency)
     spends, left, wallets = {}, [], set()
     for sub, period in members:
@@ -226,18 +245,21 @@ def _claims_insert(members: list[tuple[Subscription, NextPeriod]], *, now: datet
     table, ops = SubscriptionPeriod._meta.db_table, connection.ops
     adapt = _adapter()
     stamp = adapt(now)
-    params = []
-    for sub, period in members:
-        params += [sub.pk, period.number, adapt(period.start), adapt(period.end),
-                   period.price.pk, period.price.amount, period.price.currency, PeriodStatus.CHARGING, PaidWith.NONE, 1, "",
-                   stamp, stamp]
-    marks = "(" + ", ".join(["%s"] * 13) + ")"
+    rows = [[sub.pk, period.number, adapt(period.start), adapt(period.end), period.price.pk, period.price.amount,
+             period.price.currency] for sub, period in members]
+    claims, params = rows_table("c", (
+        ("subscription_id", "text"), ("number", "integer"), ("period_start", "timestamptz"),
+        ("period_end", "timestamptz"), ("price_id", "text"), ("amount", "bigint"), ("currency", "text"),
+    ), rows)
     with connection.cursor() as cursor:
+        # ``WHERE true``: SQLite reads ``ON CONFLICT`` after a bare FROM as a join's ON.
         cursor.execute(
             f"INSERT INTO {table} (subscription_id, number, start, {ops.quote_name('end')}, price_id, amount, currency, "
-            f"status, paid_with, attempts, failure_message, created_at, updated_at) VALUES {', '.join([marks] * len(members))} "
+            "status, paid_with, attempts, failure_message, created_at, updated_at) "
+            "SELECT c.subscription_id, c.number, c.period_start, c.period_end, c.price_id, c.amount, c.currency, "
+            f"%s, %s, 1, '', %s, %s FROM {claims} WHERE true "
             "ON CONFLICT (subscription_id, number) DO NOTHING RETURNING subscription_id, id",
-            params,
+            [PeriodStatus.CHARGING, PaidWith.NONE, stamp, stamp, *params],
         )
         return dict(cursor.fetchall())
 
@@ -255,6 +277,9 @@ def _subscriptions_move(members: list[tuple[Subscription, NextPeriod]], *, now: 
         rows.append("(%s, %s, %s, %s, %s, %s, %s, %s, %s)")
         params += [sub.pk, adapt(sub.updated_at), price.pk, price.tier_id, period.number, adapt(period.start),
                    adapt(period.end), adapt(anchor_at), anchor_offset]
+    # Not as arrays (rows_table), unlike the group's other statements: so written, the updated_at
+    # guard let a member who had changed since the read through on PostgreSQL in the full suite
+    # (not alone); not understood yet, so this statement stays as it was.
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {Subscription._meta.db_table} AS s SET price_id = v.column3, tier_id = v.column4, pending_price_id = NULL, "
@@ -282,14 +307,13 @@ def _periods_paid(members: list[tuple[Subscription, NextPeriod, int, Order]], *,
     """The group's fulfilment (``orders_spend_group``'s ``fulfil``): each claimed period is paid by
     its order, in one UPDATE. Returns the subscription.renewed events."""
     ops = connection.ops
-    params = []
-    for _, _, period_id, order in members:
-        params += [period_id, order.pk, order.payment_id, order.amount_total]
+    paid, params = rows_table("v", (
+        ("period_id", "bigint"), ("order_id", "text"), ("payment_id", "text"), ("amount", "bigint"),
+    ), [[period_id, order.pk, order.payment_id, order.amount_total] for _, _, period_id, order in members])
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {SubscriptionPeriod._meta.db_table} AS p SET status = %s, order_id = v.column2, payment_id = v.column3, "
-            "paid_with = %s, amount = v.column4, failure_message = '', updated_at = %s "
-            f"FROM (VALUES {', '.join(['(%s, %s, %s, %s)'] * len(members))}) AS v WHERE p.id = v.column1",
+            f"UPDATE {SubscriptionPeriod._meta.db_table} AS p SET status = %s, order_id = v.order_id, payment_id = v.payment_id, "
+            f"paid_with = %s, amount = v.amount, failure_message = '', updated_at = %s FROM {paid} WHERE p.id = v.period_id",
             [PeriodStatus.PAID, PaidWith.WALLET, ops.adapt_datetimefield_value(now), *params],
         )
     events = []
