@@ -136,6 +136,9 @@ TEMPLATES = [
 _database_url = os.environ.get("DATABASE_URL", "")
 if _database_url and not _database_url.startswith("sqlite:"):
     DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=600)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend without the LIKE twin of every varchar index (stall/core/postgresql).
+        DATABASES["default"]["ENGINE"] = "stall.core.postgresql"
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     # DATABASE_URL=sqlite:////path/to/file names another file, tuned the same way.

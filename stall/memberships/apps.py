@@ -23,6 +23,7 @@ class MembershipsConfig(AppConfig):
             cap_limit_sql,
             cap_observe,
             membership_fulfil,
+            tier_members,
         )
 
         # A paid order of a tier's product starts, renews or upgrades a membership, on any rail.
@@ -34,4 +35,4 @@ class MembershipsConfig(AppConfig):
         # Members read the posts gated to their tier.
         access_register(ACCESS)
         # Other domains (a metering plan carried by a tier) name tiers by id.
-        tier_directory_register(TierDirectory(tiers=tier_choices))
+        tier_directory_register(TierDirectory(tiers=tier_choices, members=tier_members))

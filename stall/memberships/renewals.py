@@ -113,11 +113,13 @@ def renewals_run(*, now: datetime | None = None) -> dict[str, int]:
 
 def _groupable(sub: Subscription, *, now: datetime) -> bool:
     """The common renewal, made in a group from the row the task streamed: an active member paying
-    from the wallet, not cancelling nor pausing."""
+    from the wallet, not cancelling, pausing nor changing price (a change may move them to another
+    tier, which the domains following memberships are told of one by one)."""
     return (
         sub.status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING) and sub.pay_with == PaySource.WALLET
         and sub.buyer_id is not None and sub.price_id is not None and not sub.cancel_at_period_end
-        and not sub.pause_periods and sub.current_period_end is not None and sub.current_period_end <= now
+        and not sub.pause_periods and sub.pending_price_id is None and sub.current_period_end is not None
+        and sub.current_period_end <= now
     )
 
 

@@ -92,10 +92,24 @@ def subscription_events_record(sub: Subscription, *types: str) -> None:
     memberships (a metering plan carried by the tier) what it is now."""
     data = subscription_out(sub)
     events_record(store_id=sub.store_id, events=[EventRow(t, data) for t in types])
-    membership_changed(change=MembershipChange(
+    membership_changed(change=membership_change(sub))
+
+
+def membership_change(sub: Subscription) -> MembershipChange:
+    """A membership as the domains that follow memberships see it (``orders.tiers``). A paused
+    membership is not live: its member neither reads nor pays, and a plan the tier carries stops
+    billing them until the membership goes on."""
+    return MembershipChange(
         membership_id=sub.pk, store_id=sub.store_id, tier_id=sub.tier_id, customer_id=sub.customer_id,
-        live=sub.status != SubscriptionStatus.ENDED, pay_with=sub.pay_with, saved_method_id=sub.saved_method_id,
-    ))
+        live=sub.status not in (SubscriptionStatus.ENDED, SubscriptionStatus.PAUSED), pay_with=sub.pay_with,
+        saved_method_id=sub.saved_method_id,
+    )
+
+
+def tier_members(*, tier_id: str) -> list[MembershipChange]:
+    """The tier's memberships that are not over, as ``membership_change`` (``orders.tiers.TierDirectory``)."""
+    subs = Subscription.objects.filter(tier_id=tier_id, status__in=LIVE_STATUSES).order_by("pk")
+    return [membership_change(sub) for sub in subs.iterator(chunk_size=500)]
 
 
 def membership_line(price: TierPrice, amount: int | None = None) -> SpendLine:
@@ -397,6 +411,7 @@ def renewal_paid(*, period: SubscriptionPeriod, order: Order, now: datetime, pai
     if restarted:
         sub.anchor_at, sub.anchor_offset = period.start, period.number
     was_past_due = sub.status == SubscriptionStatus.PAST_DUE
+    was_paused = sub.status == SubscriptionStatus.PAUSED
     tier_was = sub.tier_id
     read_at = sub.updated_at
     sub.price, sub.tier_id, sub.pending_price = price, price.tier_id, None
@@ -412,11 +427,8 @@ def renewal_paid(*, period: SubscriptionPeriod, order: Order, now: datetime, pai
     )
     if not moved:
         raise RenewalStale(sub.pk)
-    if sub.tier_id != tier_was:  # a downgrade to another tier took effect: its plan, if any, follows
-        membership_changed(change=MembershipChange(
-            membership_id=sub.pk, store_id=sub.store_id, tier_id=sub.tier_id, customer_id=sub.customer_id, live=True,
-            pay_with=sub.pay_with, saved_method_id=sub.saved_method_id,
-        ))
+    if sub.tier_id != tier_was or was_paused:  # a downgrade took effect, or a pause ended: a plan follows
+        membership_changed(change=membership_change(sub))
     if was_past_due:
         logger.info("subscription %s recovered from past_due", sub.pk)
     return [EventRow("subscription.renewed", subscription_out(sub))]

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from stall.core.errors import InvalidRequest
 from stall.core.money import amount_validate
-from stall.orders.tiers import MembershipChange, tiers_for_store
+from stall.orders.tiers import MembershipChange, tier_members, tiers_for_store
 from stall.payments.models import SavedPaymentMethod
 from stall.payments.saved_methods import payment_method_save
 from stall.stores.models import Store
@@ -221,6 +221,7 @@ def plan_create(*, store: Store, name: str, prices: list, fixed_fee: int = 0, ti
     for price in clean:
         price.plan = plan
     MeteredPrice.objects.bulk_create(clean)
+    _tier_members_follow(tier_ids=[tier_id])
     return plan
 
 
@@ -228,22 +229,36 @@ def plan_create(*, store: Store, name: str, prices: list, fixed_fee: int = 0, ti
 def plan_update(*, plan: Plan, name: str | None = None, fixed_fee: int | None = None,
                 prices: list | None = None, tier: str | None = None) -> Plan:
     """Change a plan; new prices replace the old ones and rate every period not yet closed.
-    ``tier`` attaches the plan to a tier ("" detaches it): members who join from then on are
-    put on the plan; members already in the tier are not (nor taken off when it is detached)."""
+    ``tier`` attaches the plan to a tier ("" detaches it): the tier's members are put on the plan
+    at once, as those who join later are; detached, the members it billed through the tier come
+    off it, billed for what they used (``membership_follow``)."""
+    tier_was = plan.tier_id
     if name is not None:
         plan.name = _text(name, param="name", max_length=120, error=PlanInvalid)
     if fixed_fee is not None:
         plan.fixed_fee = amount_validate(fixed_fee, param="fixed_fee")
     if tier is not None:
         plan.tier_id = _tier_clean(store=plan.store, tier=tier, plan=plan)
-    plan.save()
     if prices is not None:
         clean = _prices_clean(store=plan.store, prices=prices)
+    plan.save()
+    if prices is not None:
         plan.prices.all().delete()
         for price in clean:
             price.plan = plan
         MeteredPrice.objects.bulk_create(clean)
+    if plan.tier_id != tier_was:
+        _tier_members_follow(tier_ids=[tier_was, plan.tier_id])
     return plan
+
+
+def _tier_members_follow(*, tier_ids: list[str]) -> None:
+    """A plan attached to or detached from tiers: their members are put on the plan their tier
+    carries now, or taken off the one it no longer carries, as when a membership changes."""
+    for tier_id in tier_ids:
+        if tier_id:
+            for change in tier_members(tier_id=tier_id):
+                membership_follow(change=change)
 
 
 def _card_save(*, customer, payment_method) -> SavedPaymentMethod:

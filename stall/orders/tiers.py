@@ -16,9 +16,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class TierDirectory:
-    """``tiers(*, store_id) -> list[tuple[tier_id, name]]``: a store's tiers, archived ones too."""
+    """``tiers(*, store_id) -> list[tuple[tier_id, name]]``: a store's tiers, archived ones too.
+    ``members(*, tier_id) -> list[MembershipChange]``: the tier's memberships that are not over,
+    each as it is now (``live`` False for a paused one)."""
 
     tiers: Callable[..., list[tuple[str, str]]]
+    members: Callable[..., list[MembershipChange]]
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,12 @@ def tier_directory_register(directory: TierDirectory) -> None:
 def tiers_for_store(*, store_id: str) -> list[tuple[str, str]]:
     """A store's tiers as (id, name); none when memberships is not installed."""
     return _directory.tiers(store_id=store_id) if _directory is not None else []
+
+
+def tier_members(*, tier_id: str) -> list[MembershipChange]:
+    """A tier's memberships as they are now, for a domain that starts following the tier (a plan
+    attached to it); none when memberships is not installed."""
+    return _directory.members(tier_id=tier_id) if _directory is not None else []
 
 
 def membership_listen(listener: Callable[..., None]) -> None:

@@ -25,6 +25,10 @@ class PaymentPurpose(models.TextChoices):
     TAB_SETTLEMENT = "tab_settlement", "Tab settlement"
 
 
+# The unique index that keeps one payment under way per checkout (its name, as PostgreSQL reports it).
+ONE_PAYMENT_UNDER_WAY = "payments_one_active_payment_per_checkout"
+
+
 class Payment(models.Model):
     """Money taken on a rail: for a checkout, or (with no store) to top up a wallet or settle a tab."""
 
@@ -56,7 +60,7 @@ class Payment(models.Model):
             models.UniqueConstraint(
                 fields=["checkout"],
                 condition=Q(status__in=["processing", "requires_action", "succeeded"]),
-                name="payments_one_active_payment_per_checkout",
+                name=ONE_PAYMENT_UNDER_WAY,
             ),
             models.CheckConstraint(condition=Q(amount__gt=0), name="payments_amount_positive"),
             # A purchase is paid to a store; a one-click spend (an unlock, a tip) has no checkout.

@@ -19,7 +19,7 @@ from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
@@ -35,7 +35,7 @@ from stall.ledger.models import AccountKind
 from stall.ledger.services import account_id_for, account_open
 
 from .errors import PaymentDeclined, PaymentNotAwaitingAction, PaymentNotFound
-from .models import Payment, PaymentStatus, Refund, RefundStatus
+from .models import ONE_PAYMENT_UNDER_WAY, Payment, PaymentStatus, Refund, RefundStatus
 from .rails import (
     RAILS,
     RailResult,
@@ -69,17 +69,26 @@ def checkout_payment_start(*, checkout_id: str, payment_method: str) -> Checkout
     the buyer, and a failure lets this confirm try again with ``payment_method``.
     """
     payment = None
-    for _ in range(2):  # a second round when the stalled payment turns out to have failed
-        with transaction.atomic():
-            checkout = _checkout_lock_for_card(checkout_id=checkout_id)
-            if checkout.status == CheckoutStatus.COMPLETE:
-                return checkout
-            under_way = checkout.payments.filter(status__in=_OPEN).first() if checkout.under_way else None
-            if under_way is None:
-                payment = _checkout_payment_reserve(
-                    checkout=checkout, payment_method=payment_method
-                )
-                break
+    for _ in range(3):  # again when the stalled payment turns out to have failed, or when raced
+        try:
+            with transaction.atomic():
+                checkout = _checkout_lock_for_card(checkout_id=checkout_id)
+                if checkout.status == CheckoutStatus.COMPLETE:
+                    return checkout
+                under_way = checkout.payments.filter(status__in=_OPEN).first() if checkout.under_way else None
+                if under_way is None:
+                    payment = _checkout_payment_reserve(
+                        checkout=checkout, payment_method=payment_method
+                    )
+                    break
+        except IntegrityError as exc:
+            # PostgreSQL: the statement that locks the checkout reads "a payment under way" as it
+            # stood when it began, so a confirm that waited there for another's lock misses the
+            # payment that one made; the one-payment-under-way index refuses the second, nothing
+            # is kept, and the next round's lock reads it.
+            if ONE_PAYMENT_UNDER_WAY not in str(exc):
+                raise
+            continue
         if not payment_stalled(under_way):
             return checkout
         # Outside any transaction: asking the rail may take as long as charging.

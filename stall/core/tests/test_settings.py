@@ -41,6 +41,14 @@ def test_a_sqlite_database_url_gets_the_same_tuning_as_the_default_file(tmp_path
     assert "PRAGMA journal_mode=WAL;" in named["OPTIONS"]["init_command"]
 
 
+
+def test_a_postgresql_database_url_runs_on_the_backend_without_like_twins(tmp_path):
+    """DATABASE_URL=postgres://… runs on stall.core.postgresql, whose schema editor makes no
+    ``varchar_pattern_ops`` twin of each varchar index (stall/core/tests/test_indexes.py)."""
+    settings = database_settings(tmp_path, "postgres://someone@db.invalid:5432/shop")
+    assert settings["ENGINE"] == "stall.core.postgresql"
+    assert settings["NAME"] == "shop"
+
 QUEUED_RETRIES = (
     "import json, os, django\n"
     "os.environ['DJANGO_SETTINGS_MODULE'] = 'stall.settings'\n"

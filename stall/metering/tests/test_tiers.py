@@ -2,10 +2,14 @@
 paid the way they pay the tier), and the usage subscription ends with the membership, its last
 period billed. The tier's fixed fee stays with memberships."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from stall.memberships.models import Subscription
-from stall.memberships.services import subscription_cancel, subscription_join
+from stall.memberships.renewals import renewals_run
+from stall.memberships.services import subscription_cancel, subscription_join, subscription_pause
 from stall.memberships.tiers import tier_create
 from stall.metering.billing import periods_close
 from stall.metering.errors import PlanInvalid
@@ -129,3 +133,62 @@ def test_moving_to_a_tier_with_another_plan_bills_the_old_plan_then_goes_on_with
     invoice = UsageInvoice.objects.get(subscription=usage)
     assert [(line.description, line.amount) for line in invoice.lines.all()] == [("API calls", 10)]
     assert UsageSubscription.objects.filter(customer=customer).count() == 1
+
+
+def test_attaching_a_plan_to_a_tier_puts_its_members_on_it_and_detaching_takes_them_off(
+    store, buyer, customer, allowance, tier, calls
+):
+    """The tier's members at the time the plan is attached are billed as those who join later
+    are; detached, the plan stops billing them: their period is cut and billed for what they used."""
+    joined = subscription_join(tier=tier, method="wallet", buyer=buyer).subscription
+    plan = plan_create(store=store, name="Builder usage", prices=[{"meter": "api_calls", "unit_price": "1"}])
+    assert not UsageSubscription.objects.exists()
+
+    plan_update(plan=plan, tier=tier.pk)
+    usage = UsageSubscription.objects.get(customer=customer)
+    assert (usage.plan_id, usage.membership_id, usage.status, usage.ending) == (plan.pk, joined.pk, "active", False)
+
+    plan_update(plan=plan, tier="")
+    usage.refresh_from_db()
+    assert (usage.status, usage.ending) == ("active", True)  # billed for what was used, then canceled
+    assert periods_close() == 1
+    usage.refresh_from_db()
+    assert usage.status == "canceled"
+
+
+def test_a_plan_made_for_a_tier_puts_its_members_on_it(store, buyer, customer, allowance, tier, calls):
+    joined = subscription_join(tier=tier, method="wallet", buyer=buyer).subscription
+    plan = plan_create(store=store, name="Builder usage", tier=tier.pk, prices=[{"meter": "api_calls", "unit_price": "1"}])
+    usage = UsageSubscription.objects.get(customer=customer)
+    assert (usage.plan_id, usage.membership_id) == (plan.pk, joined.pk)
+
+
+def test_a_paused_member_is_not_billed_for_usage_until_the_membership_goes_on(
+    store, buyer, customer, allowance, tier, plan
+):
+    """Paused, a member neither reads nor pays: the plan their tier carries stops billing them
+    (their period is cut and billed) and starts again with the membership."""
+    joined = subscription_join(tier=tier, method="wallet", buyer=buyer).subscription
+    subscription_pause(subscription=joined, periods=1)
+    _period_over(joined)
+    assert renewals_run() == {"paused": 1}
+    usage = UsageSubscription.objects.get(customer=customer)
+    assert (usage.ending, usage.pending_plan_id) == (True, None)
+
+    _period_over(joined)
+    assert renewals_run() == {"renewed": 1}
+    usage.refresh_from_db()
+    assert (usage.ending, usage.pending_plan_id) == (True, plan.pk)  # its cut period billed, then on again
+    assert periods_close() == 1
+    usage.refresh_from_db()
+    assert (usage.status, usage.plan_id, usage.ending) == ("active", plan.pk, False)
+
+
+def _period_over(sub: Subscription) -> None:
+    """Move the membership's current period into the past, as if its end had come."""
+    sub = Subscription.objects.get(pk=sub.pk)
+    end = timezone.now() - timedelta(minutes=1)
+    Subscription.objects.filter(pk=sub.pk).update(
+        current_period_start=end - (sub.current_period_end - sub.current_period_start), current_period_end=end,
+        anchor_at=end, anchor_offset=sub.period_number,
+    )

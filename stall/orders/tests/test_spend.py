@@ -159,26 +159,28 @@ def test_the_general_path_is_no_longer_used_for_a_pay_what_you_want_checkout(sto
     assert [(ln.unit_amount, ln.name) for ln in order.lines.all()] == [(250, product.name)]
 
 
-def test_a_sandbox_card_checkout_is_at_most_twenty_statements(store, django_capture_on_commit_callbacks):
-    """Creating a checkout and paying it with sandbox_visa: 20 statements at most across both
+def test_a_sandbox_card_checkout_is_at_most_twenty_one_statements(store, django_capture_on_commit_callbacks):
+    """Creating a checkout and paying it with sandbox_visa: 21 statements at most across both
     requests' services (the store's earlier sale made its accounts and their ids known; 27 before
     the card path read with its locks what it asks: a payment under way, the sandbox's Stripe
     rows, the order's customer, buyer, endpoints and stall.books' split). One reads the
     checkout's posts, whose prices a membership's cap may have lowered since it was made
-    (orders.pricing.checkout_prices_check): none here. This confirm is not handed the checkout,
+    (orders.pricing.checkout_prices_check): none here. One looks for a failed pledge paid through
+    this checkout (stall.campaigns' recovery; the lean spend reads that in its first SELECT, the
+    card path's observers are not handed its read). This confirm is not handed the checkout,
     so it takes the general path's lock first, as the hosted page does; the API's confirm does
     not (stall/orders/tests/test_card_checkout_api.py counts both requests whole)."""
     product = ProductFactory(store=store, amount=300)
     with django_capture_on_commit_callbacks(execute=True):
         warm = checkout_create(store=store, email="first@example.com", items=[CheckoutItem(product_id=product.pk)])
         checkout_confirm(checkout_id=warm.pk, payment_method="sandbox_visa")
-    with at_most(20) as counted:
+    with at_most(21) as counted:
         checkout = checkout_create(store=store, email="buyer@example.com", items=[CheckoutItem(product_id=product.pk)])
         paid = checkout_confirm(checkout_id=checkout.pk, payment_method="sandbox_visa")
     assert paid.status == CheckoutStatus.COMPLETE
     order = Order.objects.get(checkout=checkout)
     assert (order.amount_total, order.fee, order.payment.rail) == (300, 39, "sandbox")
-    assert counted.limit == 20
+    assert counted.limit == 21
     assert_ledger_balanced()
 
 
