@@ -35,7 +35,9 @@ class Payment(models.Model):
     id = PrefixedIdField(prefix="pay")
     purpose = models.CharField(max_length=20, choices=PaymentPurpose.choices, default=PaymentPurpose.CHECKOUT)
     store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="payments", null=True, blank=True)
-    checkout = models.ForeignKey(Checkout, on_delete=models.PROTECT, related_name="payments", null=True, blank=True)
+    # Indexed only where set (below): a one-click spend has no checkout, and each index is one more
+    # page every spend writes.
+    checkout = models.ForeignKey(Checkout, on_delete=models.PROTECT, related_name="payments", null=True, blank=True, db_index=False)
     # Whose wallet or tab pays (wallet and tab rails), or is topped up or settled.
     buyer = models.ForeignKey("accounts.Buyer", on_delete=models.PROTECT, related_name="payments", null=True, blank=True)
     rail = models.CharField(max_length=20)
@@ -59,7 +61,8 @@ class Payment(models.Model):
             # One live payment per checkout: a double click or a replayed confirm cannot charge twice.
             models.UniqueConstraint(
                 fields=["checkout"],
-                condition=Q(status__in=["processing", "requires_action", "succeeded"]),
+                # Without a checkout (a one-click spend) there is nothing to keep unique: not indexed.
+                condition=Q(status__in=["processing", "requires_action", "succeeded"], checkout__isnull=False),
                 name=ONE_PAYMENT_UNDER_WAY,
             ),
             models.CheckConstraint(condition=Q(amount__gt=0), name="payments_amount_positive"),
@@ -80,6 +83,7 @@ class Payment(models.Model):
             models.Index(
                 fields=["updated_at"], condition=Q(status="processing"), name="payments_processing_by_updated",
             ),
+            models.Index(fields=["checkout"], condition=Q(checkout__isnull=False), name="payments_by_checkout"),
         ]
 
 
