@@ -6,18 +6,24 @@ PaymentIntent in the reader's browser, and a sandbox 3-D Secure check or a Light
 paid after it was started: the cap may have been reached by other unlocks in between. That money
 was taken already and cannot be rolled back, so ``services.cap_observe`` counts only what keeps
 the reader at the cap and queues this refund of the rest, after its transaction commits, through
-the ordinary refund path (the rail gives it back; the receipt and the books see it).
+the ordinary refund path (the rail gives it back; the receipt and the books see it). What is owed
+is written down in that transaction too (``CapExcess``): a refund whose task was never queued —
+the process stopped between the commit and the queue — is given back by the sweep.
 """
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
+from django.utils import timezone
 from huey.contrib.djhuey import db_task
 
 from stall.orders.models import Order
 from stall.orders.refunds import refund_create
 from stall.payments.errors import RefundFailed
 from stall.payments.models import Refund, RefundStatus
+
+from .models import CapExcess
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +38,14 @@ _CANNOT_REFUND = ("lightning",)
 def cap_excess_refund(*, order_id: str, amount: int) -> Refund | None:
     """Refund ``amount`` of a card order that paid past a cap. Idempotent: an order given back
     once (a refund with this reason, pending or done) is not given back again, so a retried task
-    refunds once. Returns the refund, or None when there was nothing (more) to do."""
+    or the sweep refunds once. Settles what was owed (``CapExcess``) unless the rail failed and
+    may answer later. Returns the refund, or None when there was nothing (more) to do."""
+    refund = _refund(order_id=order_id, amount=amount)
+    CapExcess.objects.filter(order_id=order_id, settled_at__isnull=True).update(settled_at=timezone.now())
+    return refund
+
+
+def _refund(*, order_id: str, amount: int) -> Refund | None:
     order = Order.objects.select_related("store", "payment").filter(pk=order_id).first()
     if order is None or amount <= 0:
         return None
@@ -47,7 +60,27 @@ def cap_excess_refund(*, order_id: str, amount: int) -> Refund | None:
         if order.payment is not None and order.payment.rail in _CANNOT_REFUND:
             logger.error("order %s paid %s past a cap over %s: the creator must pay it back", order_id, amount, order.payment.rail)
             return None
-        raise  # the task retries: a card processor may answer later
+        raise  # the task retries (and the sweep later): a card processor may answer later
+
+
+# How long an owed refund waits for its queued task before the sweep gives it back itself.
+SWEEP_AFTER = timedelta(minutes=10)
+
+
+def cap_excess_sweep() -> int:
+    """Give back every excess still owed a while after its order: its task was lost, or every try
+    of it failed. Each one alone (a rail failing for one order does not stop the others); returns
+    how many were settled."""
+    settled = 0
+    owed = CapExcess.objects.filter(settled_at__isnull=True, created_at__lt=timezone.now() - SWEEP_AFTER).order_by("created_at")
+    for order_id, amount in owed.values_list("order_id", "amount")[:500]:
+        try:
+            cap_excess_refund(order_id=order_id, amount=amount)
+        except RefundFailed:
+            logger.warning("order %s: the refund of %s past a cap failed again; the sweep will try later", order_id, amount)
+            continue
+        settled += 1
+    return settled
 
 
 @db_task(retries=5, retry_delay=settings.STALL_TASK_RETRY_DELAY_SECONDS)

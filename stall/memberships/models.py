@@ -243,3 +243,20 @@ class CapTotal(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tier", "email", "month"], name="memberships_cap_total_unique")]
+
+
+class CapExcess(models.Model):
+    """What a card order paid past a capped tier's monthly price, owed back to the reader.
+
+    Written in the transaction that counts the order towards the cap, so the refund queued after
+    its commit (``cap_refunds``) cannot be lost with a process that stops in between: the sweep
+    (``tasks.cap_excess_sweep``) gives back what is still unsettled a while later. Settled once
+    the refund is made, or found already made, or cannot be made by the rail (Lightning)."""
+
+    order = models.OneToOneField("orders.Order", on_delete=models.PROTECT, primary_key=True, related_name="+")
+    amount = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["created_at"], condition=Q(settled_at__isnull=True), name="memberships_excess_unsettled")]

@@ -61,6 +61,7 @@ from .errors import (
 )
 from .models import (
     LIVE_STATUSES,
+    CapExcess,
     CapTotal,
     Interval,
     Origin,
@@ -518,6 +519,7 @@ def _cap_excess_given_back(*, order: Order, counted: list, excess: int, email: s
             CapTotal.objects.filter(tier=tier, email=email, month=month).update(total=F("total") - back)
         kept.append((tier, amount - back, total - back, price))
     order_id = order.pk
+    CapExcess.objects.create(order_id=order_id, amount=excess)  # owed, even if the queue below is lost
     transaction.on_commit(lambda: cap_excess_refund_task(order_id, excess))
     return kept
 

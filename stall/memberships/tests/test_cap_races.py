@@ -16,8 +16,8 @@ from stall.checkout.errors import CheckoutNotFound
 from stall.checkout.models import Checkout
 from stall.checkout.services import CheckoutItem, checkout_create
 from stall.content.services import post_unlock
-from stall.memberships.cap_refunds import CAP_REFUND_REASON, cap_excess_refund
-from stall.memberships.models import CapTotal, Subscription
+from stall.memberships.cap_refunds import CAP_REFUND_REASON, cap_excess_refund, cap_excess_sweep
+from stall.memberships.models import CapExcess, CapTotal, Subscription
 from stall.memberships.tiers import tier_create, tier_gates_set
 from stall.orders.checkout_pay import checkout_confirm
 from stall.orders.errors import PriceChanged
@@ -245,10 +245,38 @@ def test_the_excess_refund_is_given_once(store, reader, django_capture_on_commit
         with django_capture_on_commit_callbacks(execute=True):
             payment_confirm_action(payment_id=payment.pk, approve=True)
     order = Order.objects.get(checkout_id=checkout.pk)
+    assert CapExcess.objects.get(order=order).settled_at is not None  # the task settled it
     assert cap_excess_refund(order_id=order.pk, amount=60) is None
     assert cap_excess_refund(order_id="ord_nope", amount=60) is None
     assert Refund.objects.filter(order=order).count() == 1
     assert _net(reader.email) == 300
+
+
+def test_an_excess_whose_refund_task_was_lost_is_given_back_by_the_sweep_once(store, reader, django_capture_on_commit_callbacks):
+    """The process stops between the order's commit and queueing its refund (the on-commit hook
+    never runs): what is owed was written with the order, and the sweep gives it back — once,
+    and only after the task had its chance."""
+    tier, posts = _capped(store, price=120, count=3)
+    with time_machine.travel(MARCH, tick=False):
+        post_unlock(post=posts[0], method="wallet", buyer=reader)
+        checkout = post_unlock(post=posts[2], method="card", buyer=reader).checkout
+        checkout_confirm(checkout_id=checkout.pk, payment_method="sandbox_3ds")
+        post_unlock(post=posts[1], method="wallet", buyer=reader)
+        payment = Payment.objects.get(checkout=checkout)
+        with django_capture_on_commit_callbacks(execute=False) as lost:
+            payment_confirm_action(payment_id=payment.pk, approve=True)
+        assert lost  # the refund's queueing, never run
+        order = Order.objects.get(checkout_id=checkout.pk)
+        assert (CapExcess.objects.get(order=order).amount, CapExcess.objects.get(order=order).settled_at) == (60, None)
+        assert cap_excess_sweep() == 0  # too soon: the task may still come
+        assert not Refund.objects.filter(order=order).exists()
+    with time_machine.travel(datetime(2027, 3, 10, 12, 11, tzinfo=UTC), tick=False):
+        assert cap_excess_sweep() == 1
+        assert cap_excess_sweep() == 0
+    refund = Refund.objects.get(order=order)
+    assert (refund.amount, refund.status, refund.reason) == (60, "succeeded", CAP_REFUND_REASON)
+    assert CapExcess.objects.get(order=order).settled_at is not None
+    assert (_net(reader.email), _cap_total(tier, reader.email)) == (300, 300)
 
 
 def test_a_sandbox_card_checkout_is_still_refused_before_charging_past_the_cap(client, store, reader):
