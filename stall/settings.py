@@ -53,7 +53,8 @@ def _secret_key() -> str:
 SECRET_KEY = _secret_key()
 DEBUG = _env_bool("STALL_DEBUG")
 
-BASE_URL = os.environ.get("STALL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Where links in emails and webhooks point; by default where `stall serve` listens (PORT, as it reads it).
+BASE_URL = os.environ.get("STALL_BASE_URL", f"http://127.0.0.1:{os.environ.get('PORT') or '8000'}").rstrip("/")
 _base_host = urlsplit(BASE_URL).hostname or "127.0.0.1"
 ALLOWED_HOSTS = sorted(
     {_base_host, "127.0.0.1", "localhost", "[::1]"}

@@ -41,6 +41,20 @@ def test_a_sqlite_database_url_gets_the_same_tuning_as_the_default_file(tmp_path
     assert "PRAGMA journal_mode=WAL;" in named["OPTIONS"]["init_command"]
 
 
+def base_url(tmp_path, **env_vars) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("STALL_BASE_URL", "PORT")}
+    env.update(STALL_DATA_DIR=str(tmp_path), PYTHONPATH=str(REPO), DJANGO_SETTINGS_MODULE="stall.settings", **env_vars)
+    code = "import django.conf; print(django.conf.settings.BASE_URL)"
+    return subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60, check=True).stdout.strip()
+
+
+def test_links_point_where_stall_serve_listens_unless_told_otherwise(tmp_path):
+    """`PORT=8123 make run` prints and emails links to port 8123, as `stall serve` listens there."""
+    assert base_url(tmp_path) == "http://127.0.0.1:8000"
+    assert base_url(tmp_path, PORT="8123") == "http://127.0.0.1:8123"
+    assert base_url(tmp_path, PORT="8123", STALL_BASE_URL="https://shop.example/") == "https://shop.example"
+
 
 def test_a_postgresql_database_url_runs_on_the_backend_without_like_twins(tmp_path):
     """DATABASE_URL=postgres://… runs on stall.core.postgresql, whose schema editor makes no
