@@ -1,9 +1,11 @@
+from django.conf import settings
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
 from stall.core.email import email_send
 
 from . import webhooks
+from .models import WebhookEndpoint
 
 
 @db_task()
@@ -30,10 +32,6 @@ def webhook_deliveries_retry() -> int:
 
 @db_task()
 def webhook_endpoint_disabled_notify(endpoint_id: str) -> None:
-    from django.conf import settings
-
-    from .models import WebhookEndpoint
-
     endpoint = WebhookEndpoint.objects.select_related("store__owner").get(pk=endpoint_id)
     email_send(
         to=endpoint.store.owner.email,

@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from huey.contrib.djhuey import db_task
 
 from stall.checkout.errors import CheckoutInvalid
 from stall.checkout.models import Checkout, CheckoutStatus
@@ -130,8 +131,6 @@ def _stripe_result_apply(*, payment: Payment, result: RailResult) -> Payment:
     except CheckoutInvalid as exc:
         if exc.code != "checkout_complete":
             raise
-        from .tasks import stripe_duplicate_refund
-
         Payment.objects.filter(pk=payment.pk).update(
             status=PaymentStatus.CANCELED, rail_reference=result.reference or payment.rail_reference,
             failure_code="duplicate_refunded", updated_at=timezone.now(),
@@ -146,8 +145,6 @@ def _card_keep(*, payment: Payment, result: RailResult) -> None:
     SavedPaymentMethod of the checkout's email on the store's Stripe account, and the payment
     names the card it was paid with. Database rows only; the check that the card is attached to
     the Customer (localstripe does not attach it by itself) is a task after commit."""
-    from .tasks import stripe_card_attach
-
     checkout = Checkout.objects.filter(pk=payment.checkout_id, save_card=True).first()
     config = stripe_config_for_store(payment.store)
     if checkout is None or config is None:
@@ -173,6 +170,12 @@ def stripe_card_attach_run(*, saved_id: str) -> None:
         return
     label = rail_get("stripe").payment_method_attach(saved=saved)
     SavedPaymentMethod.objects.filter(pk=saved.pk).update(label=label[:80])
+
+
+@db_task(retries=5, retry_delay=settings.STALL_TASK_RETRY_DELAY_SECONDS)
+def stripe_card_attach(saved_id: str) -> None:
+    """A card kept from a payment is attached to its Stripe Customer (``_card_keep``)."""
+    stripe_card_attach_run(saved_id=saved_id)
 
 
 def stripe_payment_refresh(*, payment_id: str) -> Payment:
@@ -454,3 +457,9 @@ def stripe_duplicate_refund_send(*, payment_id: str) -> None:
         logger.error("stripe refused the refund of duplicate payment %s: %s", payment.pk, exc)
         return
     logger.warning("refunded duplicate stripe payment %s (%s)", payment.pk, payment.rail_reference)
+
+
+@db_task(retries=5, retry_delay=settings.STALL_TASK_RETRY_DELAY_SECONDS)
+def stripe_duplicate_refund(payment_id: str) -> None:
+    """A second payment of a checkout already paid is refunded (``stripe_duplicate_refund_send``)."""
+    stripe_duplicate_refund_send(payment_id=payment_id)

@@ -1,6 +1,9 @@
-from django.conf import settings
+"""The payments app's periodic tasks. Tasks queued by a service live beside the service that
+queues them (``stripe_services.stripe_duplicate_refund``, ``stripe_card_attach``), so the service
+needs no import of this module, which imports it."""
+
 from huey import crontab
-from huey.contrib.djhuey import db_periodic_task, db_task
+from huey.contrib.djhuey import db_periodic_task
 
 from . import lightning_services, services, stripe_services
 
@@ -24,17 +27,6 @@ def lightning_payments_reconcile_task():
     """Every minute, ask LNbits about Lightning invoices still waiting: one paid while its page was
     closed and its webhook lost, or one that expired unpaid."""
     return lightning_services.lightning_payments_reconcile()
-
-
-@db_task(retries=5, retry_delay=settings.STALL_TASK_RETRY_DELAY_SECONDS)
-def stripe_duplicate_refund(payment_id: str) -> None:
-    stripe_services.stripe_duplicate_refund_send(payment_id=payment_id)
-
-
-@db_task(retries=5, retry_delay=settings.STALL_TASK_RETRY_DELAY_SECONDS)
-def stripe_card_attach(saved_id: str) -> None:
-    """A card kept from a payment is attached to its Stripe Customer (stripe_services._card_keep)."""
-    stripe_services.stripe_card_attach_run(saved_id=saved_id)
 
 
 @db_periodic_task(crontab(minute="*/5"))

@@ -69,7 +69,7 @@ QUEUED_RETRIES = (
     "django.setup()\n"
     "from huey.contrib.djhuey import HUEY\n"
     "from stall.orders.tasks import receipt_send, refund_notice_send\n"
-    "from stall.payments.tasks import stripe_duplicate_refund\n"
+    "from stall.payments.stripe_services import stripe_duplicate_refund\n"
     "from stall.wallets.tasks import auto_top_up_failed_notice, tab_overdue_notice\n"
     "tasks = [receipt_send, refund_notice_send, stripe_duplicate_refund,\n"
     "         auto_top_up_failed_notice, tab_overdue_notice]\n"
