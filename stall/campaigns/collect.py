@@ -308,22 +308,27 @@ def recovery_checkout_open(*, pledge: Pledge) -> Checkout:
 # Read in the spend's first SELECT (``orders.fulfilment``): has the store a failed pledge waiting
 # on a recovery checkout? Only then does a checkout's paid order look for its pledge, so the lean
 # spend pays no statement for it. The pledges with a recovery checkout are few (a partial index).
+# A dropped pledge still waits: a payment started on its checkout before the drop (a card at its
+# bank's 3-D Secure check, a Lightning invoice) may land after it.
+_WAITING = (PledgeStatus.FAILED, PledgeStatus.DROPPED)
 RECOVERY_WAITING_SQL = (
     "EXISTS (SELECT 1 FROM campaigns_pledge rp JOIN campaigns_campaign rc ON rc.id = rp.campaign_id "
-    f"WHERE rp.recovery_checkout_id IS NOT NULL AND rp.status = '{PledgeStatus.FAILED.value}' AND rc.store_id = %s)"
+    "WHERE rp.recovery_checkout_id IS NOT NULL AND rp.status IN ("
+    + ", ".join(f"'{status.value}'" for status in _WAITING) + ") AND rc.store_id = %s)"
 )
 
 
 def recovery_paid(*, order, paid, context, read) -> list[EventRow]:
-    """An order-paid observer (registered in apps.py): the order of a failed pledge's recovery
-    checkout collects the pledge, in the order's transaction, whichever rail paid it. Orders of no
+    """An order-paid observer (registered in apps.py): the order of a failed (or since dropped)
+    pledge's recovery checkout collects the pledge, in the order's transaction, whichever rail paid it. Orders of no
     checkout (an unlock, a tip), and the spends of a store with no pledge waiting to be paid
     another way (``read``, from ``RECOVERY_WAITING_SQL``), cost nothing; another checkout's, one
     UPDATE by a partial index."""
     if order.checkout_id is None or (read is not None and not read):
         return []
     now = timezone.now()
-    collected = Pledge.objects.filter(recovery_checkout_id=order.checkout_id, status=PledgeStatus.FAILED).update(
+    # A dropped one too: the money came for it, started before the drop and landed after.
+    collected = Pledge.objects.filter(recovery_checkout_id=order.checkout_id, status__in=_WAITING).update(
         status=PledgeStatus.COLLECTED, order_id=order.pk, collected_at=now, next_attempt_at=None, updated_at=now,
     )
     if not collected:

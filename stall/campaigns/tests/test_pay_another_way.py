@@ -147,3 +147,27 @@ def test_a_store_taking_stripe_cards_offers_its_card_form(client, stripe_store, 
     pledge.refresh_from_db()
     assert pledge.status == PledgeStatus.COLLECTED and pledge.order.payment_id == payment.pk
     assert campaign_totals(campaign=campaign).collected == 700
+
+
+def test_a_payment_that_lands_after_the_pledge_was_dropped_still_collects_it(client, store, clock):
+    """The backer started paying on the last day (a card waiting on its bank's 3-D Secure check),
+    the checkout ran out meanwhile and the recovery dropped the pledge; the bank then approved.
+    The money came for the pledge: it is collected and counted, not left as a sale of nothing."""
+    campaign, pledge = _failed(store, clock)
+    sign_in(client, pledge.buyer)
+    clock.move_to(DEADLINE + timedelta(days=6, hours=23))
+    checkout = _pay_now(client, pledge)
+    started = client.post(reverse("checkout:pay", args=[checkout.pk]), {"payment_method": "sandbox_3ds"})
+    assert started.status_code == 302, words(started)
+    Checkout.objects.filter(pk=checkout.pk).update(expires_at=DEADLINE + timedelta(days=6, hours=23, minutes=30))
+    clock.move_to(DEADLINE + timedelta(days=7, minutes=1))
+    assert recovery_run() == {"collected": 0, "failed": 0, "dropped": 1}
+    assert campaign_totals(campaign=campaign).collected == 1000
+
+    approved = client.post(reverse("checkout:authenticate", args=[checkout.pk]), {"decision": "approve"})
+    assert approved["Location"] == reverse("checkout:complete", args=[checkout.pk])
+    pledge.refresh_from_db()
+    order = Order.objects.get(checkout=checkout)
+    assert (pledge.status, pledge.order_id) == (PledgeStatus.COLLECTED, order.pk)
+    assert campaign_totals(campaign=campaign).collected == 1700
+    assert Event.objects.filter(type="pledge.collected", data__object__id=pledge.pk).count() == 1
