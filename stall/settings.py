@@ -69,7 +69,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
-    "ninja",  # so /api/v1/docs serves Swagger UI from our own static files, not a CDN (CSP)
+    # ninja, so /api/v1/docs serves Swagger UI from our own static files, not a CDN (CSP)
+    "stall.core.ninja_app.NinjaConfig",
     "huey.contrib.djhuey",
     "stall.core",
     "stall.ledger",

@@ -47,6 +47,20 @@ def test_a_started_process_holds_no_stripe_httpx_or_unused_database_client(tmp_p
     assert loaded_after(START, tmp_path) == expected
 
 
+def test_a_started_process_holds_no_django_test_framework(tmp_path):
+    """ninja takes its ``setting_changed`` from ``django.test.signals`` (see core.ninja_app): after
+    every app, URL, view and task is loaded, that module alone is imported, not the test client,
+    unittest or jinja2 that its package would bring; the signal is Django's own."""
+    code = START + (
+        "import sys, json\n"
+        "from django.core.signals import setting_changed\n"
+        "from ninja.conf import setting_changed as ninjas\n"
+        "print(json.dumps([ninjas is setting_changed, 'django.test.signals' in sys.modules]"
+        " + [m for m in ('django.test', 'django.test.client', 'unittest', 'jinja2') if m in sys.modules]))"
+    )
+    assert json.loads(run_fresh(code, tmp_path)) == [True, True]
+
+
 def test_the_stripe_library_is_imported_by_its_first_use(tmp_path):
     """The first attribute read through the rail's ``stripe`` imports the library, and the names it
     gives are the library's own."""

@@ -1,0 +1,46 @@
+"""django-ninja as an installed app, imported without Django's test framework.
+
+ninja's settings module takes ``setting_changed`` from ``django.test.signals`` (the signal lives in
+``django.core.signals``; the test module only re-exports it). Importing a submodule runs its
+package first, and ``django/test/__init__.py`` imports the test client, ``TestCase``, unittest,
+xml.dom and, where installed, jinja2: about 4.4 MB of RSS in every process that imports ninja (both
+web workers and the task worker; bench/memory.py), for code that only tests use.
+
+So, before ninja is imported, ``django.test.signals`` alone is loaded from its file under its own
+name. It is the very module, not a copy: its receivers are the ones a test run would connect, and a
+later ``import django.test`` (pytest) finds it in ``sys.modules`` and uses it. This is the app entry
+in INSTALLED_APPS, so Django runs this before it imports ninja. Remove it once ninja imports the
+signal from ``django.core.signals`` (django-ninja pull request #1772).
+"""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import django
+from django.apps import AppConfig
+
+
+def _test_signals_load_alone() -> None:
+    """Load ``django.test.signals`` without its package, unless the package is loaded already."""
+    name = "django.test.signals"
+    if name in sys.modules or "django.test" in sys.modules:
+        return
+    path = Path(django.__file__).parent / "test" / "signals.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+
+
+_test_signals_load_alone()
+
+
+class NinjaConfig(AppConfig):
+    """ninja's own app (its static files for the API docs), as ``"ninja"`` would install it."""
+
+    name = "ninja"
