@@ -48,7 +48,7 @@ def test_a_started_process_holds_no_stripe_httpx_or_unused_database_client(tmp_p
 
 
 def test_a_started_process_holds_no_django_test_framework(tmp_path):
-    """ninja takes its ``setting_changed`` from ``django.test.signals`` (see core.ninja_app): after
+    """ninja takes its ``setting_changed`` from ``django.test.signals`` (see core.ninja_setup): after
     every app, URL, view and task is loaded, that module alone is imported, not the test client,
     unittest or jinja2 that its package would bring; the signal is Django's own."""
     code = START + (

@@ -1,4 +1,4 @@
-"""django-ninja as an installed app, imported without Django's test framework.
+"""django-ninja as Stall imports it: without Django's test framework.
 
 ninja's settings module takes ``setting_changed`` from ``django.test.signals`` (the signal lives in
 ``django.core.signals``; the test module only re-exports it). Importing a submodule runs its
@@ -8,9 +8,10 @@ web workers and the task worker; bench/memory.py), for code that only tests use.
 
 So, before ninja is imported, ``django.test.signals`` alone is loaded from its file under its own
 name. It is the very module, not a copy: its receivers are the ones a test run would connect, and a
-later ``import django.test`` (pytest) finds it in ``sys.modules`` and uses it. This is the app entry
-in INSTALLED_APPS, so Django runs this before it imports ninja. Remove it once ninja imports the
-signal from ``django.core.signals`` (django-ninja pull request #1772).
+later ``import django.test`` (pytest) finds it in ``sys.modules`` and uses it. core's AppConfig
+module imports this one, and "stall.core" comes before "ninja" in INSTALLED_APPS, so it runs before
+Django imports ninja. Remove this part once ninja imports the signal from ``django.core.signals``
+(django-ninja pull request #1772).
 """
 
 import importlib.util
@@ -18,7 +19,6 @@ import sys
 from pathlib import Path
 
 import django
-from django.apps import AppConfig
 
 
 def _test_signals_load_alone() -> None:
@@ -38,9 +38,3 @@ def _test_signals_load_alone() -> None:
 
 
 _test_signals_load_alone()
-
-
-class NinjaConfig(AppConfig):
-    """ninja's own app (its static files for the API docs), as ``"ninja"`` would install it."""
-
-    name = "ninja"
