@@ -1,4 +1,4 @@
-"""django-ninja as Stall imports it: without Django's test framework.
+"""django-ninja as Stall imports it: without Django's test framework, its schemas built on first use.
 
 ninja's settings module takes ``setting_changed`` from ``django.test.signals`` (the signal lives in
 ``django.core.signals``; the test module only re-exports it). Importing a submodule runs its
@@ -38,3 +38,15 @@ def _test_signals_load_alone() -> None:
 
 
 _test_signals_load_alone()
+
+import ninja  # noqa: E402  (after the signals module: ninja.conf imports it)
+
+# Every schema is built on its first use, not when its class is made. Each process imports them
+# all (services and the URLconf name them), and ninja makes a response schema of its own for each
+# status an endpoint declares (seven each: 829 in all); building them at import took ~5 MB of RSS
+# in each web worker, for schemas a worker may never use (an endpoint's 402 or 409 answer). A
+# schema's first validation or serialization builds it, once per process, under pydantic's lock
+# (thread-safe since pydantic 2.14, hence its floor in pyproject); the OpenAPI document builds what
+# it lists. Set on ninja's base class before any schema derives from it: a class takes its config
+# from its bases when it is made.
+ninja.Schema.model_config["defer_build"] = True

@@ -61,6 +61,30 @@ def test_a_started_process_holds_no_django_test_framework(tmp_path):
     assert json.loads(run_fresh(code, tmp_path)) == [True, True]
 
 
+def test_a_schema_is_built_by_its_first_use_and_validates_as_declared_from_any_thread(tmp_path):
+    """Schemas are not built when a process starts (see core.ninja_setup); the first validation
+    builds one, also when eight threads make it at once, and each of them gets the schema's own
+    rules: the body with an unknown field refused, the good one read, the amount as given."""
+    code = START + (
+        "import json\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from pydantic import ValidationError\n"
+        "from stall.wallets.schemas import GiftCardCreateIn\n"
+        "built_at_start = GiftCardCreateIn.__pydantic_complete__\n"
+        "def check(i):\n"
+        "    try:\n"
+        "        GiftCardCreateIn.model_validate({'amount': 500, 'ammount': 5})\n"
+        "        return 'accepted'\n"
+        "    except ValidationError as e:\n"
+        "        refused = [err['type'] for err in e.errors()]\n"
+        "    return [refused, GiftCardCreateIn.model_validate({'amount': 500 + i}).amount - i]\n"
+        "with ThreadPoolExecutor(8) as pool:\n"
+        "    answers = list(pool.map(check, range(8)))\n"
+        "print(json.dumps([built_at_start, answers]))"
+    )
+    assert json.loads(run_fresh(code, tmp_path)) == [False, [[["extra_forbidden"], 500]] * 8]
+
+
 def test_the_stripe_library_is_imported_by_its_first_use(tmp_path):
     """The first attribute read through the rail's ``stripe`` imports the library, and the names it
     gives are the library's own."""
