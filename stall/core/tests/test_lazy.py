@@ -85,6 +85,16 @@ def test_a_schema_is_built_by_its_first_use_and_validates_as_declared_from_any_t
     assert json.loads(run_fresh(code, tmp_path)) == [False, [[["extra_forbidden"], 500]] * 8]
 
 
+def test_a_started_process_has_not_read_the_common_passwords(tmp_path):
+    """Django's password validators (the common-password one reads 20,000 passwords into memory)
+    are made by the first page or check that needs them, not by importing the signup form."""
+    code = START + (
+        "from django.contrib.auth.password_validation import get_default_password_validators\n"
+        "print(get_default_password_validators.cache_info().currsize)"
+    )
+    assert run_fresh(code, tmp_path) == "0"
+
+
 def test_the_stripe_library_is_imported_by_its_first_use(tmp_path):
     """The first attribute read through the rail's ``stripe`` imports the library, and the names it
     gives are the library's own."""
