@@ -9,7 +9,7 @@ import sys
 
 from django.db import connection
 
-WATCHED = ["httpx", "psycopg", "redis", "requests", "stripe"]
+WATCHED = ["httpx", "psycopg", "redis", "requests", "segno", "stripe"]
 # What a web worker and the Huey consumer (run_huey) load at start: every app, URL, view and
 # task module.
 START = (
@@ -41,8 +41,8 @@ def loaded_after(code: str, tmp_path) -> list[str]:
 
 def test_a_started_process_holds_no_stripe_httpx_or_unused_database_client(tmp_path):
     """After every app, URL, view and task is loaded, neither the Stripe library nor httpx (nor
-    the requests library they bring) is imported, nor redis without REDIS_URL; psycopg only when
-    the database is PostgreSQL."""
+    the requests library they bring) is imported, nor segno (QR codes, drawn by two pages), nor
+    redis without REDIS_URL; psycopg only when the database is PostgreSQL."""
     expected = ["psycopg"] if connection.vendor == "postgresql" else []
     assert loaded_after(START, tmp_path) == expected
 
