@@ -70,9 +70,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    # Before ninja: core's AppConfig module prepares ninja's import (stall/core/ninja_setup.py).
+    "stall.core",
     "ninja",  # so /api/v1/docs serves Swagger UI from our own static files, not a CDN (CSP)
     "huey.contrib.djhuey",
-    "stall.core",
     "stall.ledger",
     "stall.accounts",
     "stall.stores",

@@ -18,15 +18,17 @@ import secrets
 import time
 
 import pyotp
-import segno
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from stall.core.errors import InvalidRequest
+from stall.core.lazy import LazyModule
 from stall.core.limits import limits_hit
 
 from .models import RecoveryCode, TwoFactor, User
+
+segno = LazyModule("segno")  # drawn only by the setup page, which every web worker imports
 
 STEP_SECONDS = 30
 RECOVERY_CODE_COUNT = 10

@@ -16,7 +16,6 @@ import socket
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-import segno
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
@@ -24,6 +23,7 @@ from django.utils import timezone
 
 from stall.checkout.models import Checkout
 from stall.core.errors import StallError
+from stall.core.lazy import LazyModule
 from stall.stores.models import Store
 
 from .errors import LightningAccountInvalid, PaymentNotFound, PaymentProcessorUnavailable
@@ -33,6 +33,8 @@ from .rails.lightning import lightning_uri, lnbits_detail, lnbits_request
 from .services import checkout_card_payments_abandon, checkout_payment_start, payment_apply_result
 
 logger = logging.getLogger(__name__)
+# Drawn only on an invoice's page; every web worker and the task worker import this module.
+segno = LazyModule("segno")
 _OPEN = (PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION)
 
 

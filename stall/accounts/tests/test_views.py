@@ -131,3 +131,11 @@ def test_a_signed_in_buyer_is_read_from_the_session_without_a_query(client, db, 
     request = RequestFactory().get("/")
     request.session = {}
     assert buyer_from_request(request) is None
+
+
+def test_signup_page_shows_the_password_rules(client):
+    """The signup page tells the password rules, as the validators word them."""
+    response = client.get("/signup/")
+
+    assert response.status_code == 200
+    assert "Your password must contain at least 8 characters. Your password can’t be a commonly used password." in response.content.decode()

@@ -9,7 +9,7 @@ import sys
 
 from django.db import connection
 
-WATCHED = ["httpx", "psycopg", "redis", "requests", "stripe"]
+WATCHED = ["httpx", "psycopg", "redis", "requests", "segno", "stripe"]
 # What a web worker and the Huey consumer (run_huey) load at start: every app, URL, view and
 # task module.
 START = (
@@ -41,10 +41,58 @@ def loaded_after(code: str, tmp_path) -> list[str]:
 
 def test_a_started_process_holds_no_stripe_httpx_or_unused_database_client(tmp_path):
     """After every app, URL, view and task is loaded, neither the Stripe library nor httpx (nor
-    the requests library they bring) is imported, nor redis without REDIS_URL; psycopg only when
-    the database is PostgreSQL."""
+    the requests library they bring) is imported, nor segno (QR codes, drawn by two pages), nor
+    redis without REDIS_URL; psycopg only when the database is PostgreSQL."""
     expected = ["psycopg"] if connection.vendor == "postgresql" else []
     assert loaded_after(START, tmp_path) == expected
+
+
+def test_a_started_process_holds_no_django_test_framework(tmp_path):
+    """ninja takes its ``setting_changed`` from ``django.test.signals`` (see core.ninja_setup): after
+    every app, URL, view and task is loaded, that module alone is imported, not the test client,
+    unittest or jinja2 that its package would bring; the signal is Django's own."""
+    code = START + (
+        "import sys, json\n"
+        "from django.core.signals import setting_changed\n"
+        "from ninja.conf import setting_changed as ninjas\n"
+        "print(json.dumps([ninjas is setting_changed, 'django.test.signals' in sys.modules]"
+        " + [m for m in ('django.test', 'django.test.client', 'unittest', 'jinja2') if m in sys.modules]))"
+    )
+    assert json.loads(run_fresh(code, tmp_path)) == [True, True]
+
+
+def test_a_schema_is_built_by_its_first_use_and_validates_as_declared_from_any_thread(tmp_path):
+    """Schemas are not built when a process starts (see core.ninja_setup); the first validation
+    builds one, also when eight threads make it at once, and each of them gets the schema's own
+    rules: the body with an unknown field refused, the good one read, the amount as given."""
+    code = START + (
+        "import json\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from pydantic import ValidationError\n"
+        "from stall.wallets.schemas import GiftCardCreateIn\n"
+        "built_at_start = GiftCardCreateIn.__pydantic_complete__\n"
+        "def check(i):\n"
+        "    try:\n"
+        "        GiftCardCreateIn.model_validate({'amount': 500, 'ammount': 5})\n"
+        "        return 'accepted'\n"
+        "    except ValidationError as e:\n"
+        "        refused = [err['type'] for err in e.errors()]\n"
+        "    return [refused, GiftCardCreateIn.model_validate({'amount': 500 + i}).amount - i]\n"
+        "with ThreadPoolExecutor(8) as pool:\n"
+        "    answers = list(pool.map(check, range(8)))\n"
+        "print(json.dumps([built_at_start, answers]))"
+    )
+    assert json.loads(run_fresh(code, tmp_path)) == [False, [[["extra_forbidden"], 500]] * 8]
+
+
+def test_a_started_process_has_not_read_the_common_passwords(tmp_path):
+    """Django's password validators (the common-password one reads 20,000 passwords into memory)
+    are made by the first page or check that needs them, not by importing the signup form."""
+    code = START + (
+        "from django.contrib.auth.password_validation import get_default_password_validators\n"
+        "print(get_default_password_validators.cache_info().currsize)"
+    )
+    assert run_fresh(code, tmp_path) == "0"
 
 
 def test_the_stripe_library_is_imported_by_its_first_use(tmp_path):
