@@ -1,12 +1,14 @@
 """The WSGI application, loaded whole when this module is imported.
 
 Whole: the URLconf, and through it every view and API route, is imported here rather than by
-the first request. A server that imports the application once and then forks its workers
-(gunicorn's ``--preload``, as ``stall serve`` runs it) so shares these pages among the workers
-instead of each loading a copy of its own (bench/memory.py measures it). For that, nothing may
-stay open across the fork: the database connections and the queue's handle are closed again, and
-the objects made so far are frozen out of the garbage collector, whose passes would otherwise
-write to — and so copy — every page it visits.
+the first request, which then finds it loaded. A server that imports the application once and
+then forks its workers (gunicorn's ``--preload``; ``stall serve`` does not use it, see
+``stall.cli.web_command``) would share these pages among the workers. For that, nothing may stay
+open across the fork: the database connections and the queue's handle are closed again, and the
+objects made so far are frozen out of the garbage collector, whose passes would otherwise write
+to — and so copy — every page it visits.
+
+What gunicorn serves is Django's application behind the gate (stall/core/gate.py).
 """
 
 import gc
