@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import BooleanField, Case, Value, When
 from django.utils import timezone
@@ -49,10 +50,65 @@ STALE_CLAIM = timedelta(minutes=10)
 DUE_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING, SubscriptionStatus.PAUSED)
 
 
+class DueSubscription:
+    """A due subscription as the task streams it: the columns its renewal reads, in a plain object
+    (a model instance per member, with a converter call per datetime column, was a fifth of the
+    run), with its prices attached (``price``, ``pending_price``). ``subscription_out`` shows it
+    as it shows the model; ``subscription_renew`` reads the row afresh."""
+
+    __slots__ = (
+        "pk", "store_id", "buyer_id", "tier_id", "price_id", "pending_price_id", "customer_id", "email", "status",
+        "origin", "pay_with", "card_fallback", "cancel_at_period_end", "pause_periods", "period_number", "anchor_at",
+        "anchor_offset", "current_period_start", "current_period_end", "trial_end", "canceled_at", "ended_at",
+        "next_retry_at", "created_at", "updated_at", "price", "pending_price",
+    )
+
+    def __init__(self, row, prices: dict[int, TierPrice], dt):
+        (self.pk, self.store_id, self.buyer_id, self.tier_id, self.price_id, self.pending_price_id, self.customer_id,
+         self.email, self.status, self.origin, self.pay_with, self.card_fallback, self.cancel_at_period_end,
+         self.pause_periods, self.period_number, anchor_at, self.anchor_offset, current_period_start,
+         current_period_end, trial_end, canceled_at, ended_at, next_retry_at, created_at, updated_at) = row
+        # Mostly None but for the bounds and stamps: converted only when there is something to convert.
+        self.anchor_at = anchor_at if anchor_at is None else dt(anchor_at)
+        self.current_period_start = current_period_start if current_period_start is None else dt(current_period_start)
+        self.current_period_end = current_period_end if current_period_end is None else dt(current_period_end)
+        self.trial_end = trial_end if trial_end is None else dt(trial_end)
+        self.canceled_at = canceled_at if canceled_at is None else dt(canceled_at)
+        self.ended_at = ended_at if ended_at is None else dt(ended_at)
+        self.next_retry_at = next_retry_at if next_retry_at is None else dt(next_retry_at)
+        self.created_at = created_at if created_at is None else dt(created_at)
+        self.updated_at = updated_at if updated_at is None else dt(updated_at)
+        self.card_fallback, self.cancel_at_period_end = bool(self.card_fallback), bool(self.cancel_at_period_end)
+        self.price = None if self.price_id is None else prices[self.price_id]
+        self.pending_price = None if self.pending_price_id is None else prices[self.pending_price_id]
+
+    def __repr__(self) -> str:
+        return f"<DueSubscription {self.pk}>"
+
+
+_DUE_COLUMNS = (
+    "id", "store_id", "buyer_id", "tier_id", "price_id", "pending_price_id", "customer_id", "email", "status", "origin",
+    "pay_with", "card_fallback", "cancel_at_period_end", "pause_periods", "period_number", "anchor_at", "anchor_offset",
+    "current_period_start", "current_period_end", "trial_end", "canceled_at", "ended_at", "next_retry_at", "created_at",
+    "updated_at",
+)
+
+
+def _datetime_converter():
+    """The driver's datetime → the ORM's: SQLite's are naive (in the connection's time zone, UTC),
+    made aware by a C-level call here rather than the ORM's converter chain (ten Python calls a
+    value, the run's largest share of calls once the model instances were gone); PostgreSQL's
+    driver gives them aware already."""
+    if settings.USE_TZ and not connection.features.supports_timezones:
+        return functools.partial(datetime.replace, tzinfo=connection.timezone)
+    return lambda value: value
+
+
 def subscriptions_due(*, now: datetime, batch: int = billing.GROUP):
-    """The due subscriptions, read ``batch`` at a time by primary key (keyset pagination: memory
-    flat in their number, no OFFSET growing with it), with their prices (and the prices' products)
-    attached from a cache: a run sees a handful of prices, not one per member."""
+    """The due subscriptions (``DueSubscription``), read ``batch`` at a time by primary key
+    (keyset pagination: memory flat in their number, no OFFSET growing with it), with their prices
+    (and the prices' products) attached from a cache: a run sees a handful of prices, not one per
+    member."""
     for subs in _due_batches(now=now, batch=batch):
         yield from subs
 
@@ -70,20 +126,22 @@ def _due_batches(*, now: datetime, batch: int):
         default=Value(False), output_field=BooleanField(),
     )
     prices: dict[int, TierPrice] = {}
+    dt = _datetime_converter()
     last = ""
     while True:
-        subs = list(Subscription.objects.alias(due=due).filter(due=True, pk__gt=last).order_by("pk")[:batch])
-        if not subs:
+        # The ORM's statement, run on a cursor: the rows as the database gives them, converted
+        # here only where needed (see DueSubscription).
+        query = Subscription.objects.alias(due=due).filter(due=True, pk__gt=last).order_by("pk").values_list(*_DUE_COLUMNS)
+        sql, params = query[:batch].query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        if not rows:
             return
-        wanted = {i for s in subs for i in (s.price_id, s.pending_price_id) if i is not None and i not in prices}
+        wanted = {i for row in rows for i in (row[4], row[5]) if i is not None and i not in prices}
         if wanted:
             prices.update(TierPrice.objects.select_related("product").in_bulk(wanted))
-        price_cache, pending_cache = Subscription.price.field, Subscription.pending_price.field
-        for sub in subs:  # as select_related would, without a price object per row
-            if sub.price_id is not None:
-                price_cache.set_cached_value(sub, prices[sub.price_id])
-            if sub.pending_price_id is not None:
-                pending_cache.set_cached_value(sub, prices[sub.pending_price_id])
+        subs = [DueSubscription(row, prices, dt) for row in rows]
         yield subs
         last = subs[-1].pk
 
@@ -111,7 +169,7 @@ def renewals_run(*, now: datetime | None = None) -> dict[str, int]:
     return counts
 
 
-def _groupable(sub: Subscription, *, now: datetime) -> bool:
+def _groupable(sub: DueSubscription, *, now: datetime) -> bool:
     """The common renewal, made in a group from the row the task streamed: an active member paying
     from the wallet, not cancelling, pausing nor changing price (a change may move them to another
     tier, which the domains following memberships are told of one by one)."""
@@ -135,7 +193,7 @@ _FUNDS_SQL = (
 )
 
 
-def _funds_read(subs: list[Subscription], *, currency: str) -> dict[str, tuple[str, str, Funds]]:
+def _funds_read(subs: list[DueSubscription], *, currency: str) -> dict[str, tuple[str, str, Funds]]:
     """subscription id → (buyer's email, customer id, funds), for the members with a wallet in ``currency``."""
     with connection.cursor() as cursor:
         which, params = in_list("s.id", [s.pk for s in subs])
@@ -152,7 +210,7 @@ def _funds_read(subs: list[Subscription], *, currency: str) -> dict[str, tuple[s
     }
 
 
-def renewals_group(subs: list[Subscription], *, now: datetime) -> tuple[int, list[Subscription]]:
+def renewals_group(subs: list[DueSubscription], *, now: datetime) -> tuple[int, list[DueSubscription]]:
     """Renew a group of plain wallet renewals (``_groupable``, as streamed) with set-based
     statements: per store and currency, one transaction each. Returns (how many were renewed, the
     ones left for ``subscription_renew`` with nothing written for them: their period's row
@@ -160,7 +218,7 @@ def renewals_group(subs: list[Subscription], *, now: datetime) -> tuple[int, lis
     since they were read, a second membership of the same wallet, or their group failed and was
     rolled back)."""
     renewed, rest = 0, []
-    by_spend: dict[tuple[str, str], list[tuple[Subscription, NextPeriod]]] = {}
+    by_spend: dict[tuple[str, str], list[tuple[DueSubscription, NextPeriod]]] = {}
     for sub in subs:
         period = next_period(sub)
         by_spend.setdefault((sub.store_id, period.price.currency), []).append((sub, period))
@@ -184,8 +242,8 @@ def renewals_group(subs: list[Subscription], *, now: datetime) -> tuple[int, lis
     return renewed, rest
 
 
-def _group_renew(*, store_id: str, currency: str, members: list[tuple[Subscription, NextPeriod]],
-                 now: datetime) -> tuple[int, list[Subscription], float | None]:
+def _group_renew(*, store_id: str, currency: str, members: list[tuple[DueSubscription, NextPeriod]],
+                 now: datetime) -> tuple[int, list[DueSubscription], float | None]:
     """One group's transaction: claim, pay, move on (see billing). Returns (renewed, left, when
     the store balance's row was taken)."""
     if connection.vendor == "postgresql":
@@ -240,7 +298,7 @@ def _adapter():
     return functools.lru_cache(maxsize=1024)(connection.ops.adapt_datetimefield_value)
 
 
-def _claims_insert(members: list[tuple[Subscription, NextPeriod]], *, now: datetime) -> dict[str, int]:
+def _claims_insert(members: list[tuple[DueSubscription, NextPeriod]], *, now: datetime) -> dict[str, int]:
     """Insert the periods' rows as this worker's claims, in one statement that does nothing for a
     row that exists (another worker's claim waits for it to commit, then does nothing). Returns
     subscription id → the period row's id, for the claims made."""
@@ -266,7 +324,7 @@ def _claims_insert(members: list[tuple[Subscription, NextPeriod]], *, now: datet
         return dict(cursor.fetchall())
 
 
-def _subscriptions_move(members: list[tuple[Subscription, NextPeriod]], *, now: datetime) -> set[str]:
+def _subscriptions_move(members: list[tuple[DueSubscription, NextPeriod]], *, now: datetime) -> set[str]:
     """Move the subscriptions into their paid periods (``services.renewal_paid``'s changes, for a
     group) by one UPDATE guarded on the ``updated_at`` each was read with. Returns the ids moved:
     one missing changed since the read (a cancellation, a pause, a new card)."""
@@ -294,18 +352,18 @@ def _subscriptions_move(members: list[tuple[Subscription, NextPeriod]], *, now: 
         return {row[0] for row in cursor.fetchall()}
 
 
-def _subscription_moved(sub: Subscription, period: NextPeriod, *, now: datetime) -> None:
+def _subscription_moved(sub: DueSubscription, period: NextPeriod, *, now: datetime) -> None:
     """The streamed object as ``_subscriptions_move`` left its row (for its event)."""
     price = period.price
     if price.interval != sub.price.interval or period.start != sub.current_period_end:
         sub.anchor_at, sub.anchor_offset = period.start, period.number
-    sub.price, sub.tier_id, sub.pending_price = price, price.tier_id, None
+    sub.price, sub.price_id, sub.tier_id = price, price.pk, price.tier_id
+    sub.pending_price, sub.pending_price_id = None, None
     sub.period_number, sub.current_period_start, sub.current_period_end = period.number, period.start, period.end
-    sub.status, sub.past_due_since, sub.retries, sub.next_retry_at = SubscriptionStatus.ACTIVE, None, 0, None
-    sub.updated_at = now
+    sub.status, sub.next_retry_at, sub.updated_at = SubscriptionStatus.ACTIVE, None, now
 
 
-def _periods_paid(members: list[tuple[Subscription, NextPeriod, int, Order]], *, now: datetime) -> list[EventRow]:
+def _periods_paid(members: list[tuple[DueSubscription, NextPeriod, int, Order]], *, now: datetime) -> list[EventRow]:
     """The group's fulfilment (``orders_spend_group``'s ``fulfil``): each claimed period is paid by
     its order, in one UPDATE. Returns the subscription.renewed events."""
     ops = connection.ops
@@ -333,7 +391,7 @@ class NextPeriod:
     price: TierPrice
 
 
-def next_period(sub: Subscription) -> NextPeriod:
+def next_period(sub: Subscription | DueSubscription) -> NextPeriod:
     """The period after the current one, at the price that applies then (a downgrade's)."""
     price = sub.pending_price or sub.price
     number = sub.period_number + 1

@@ -224,3 +224,27 @@ def test_a_group_that_fails_is_rolled_back_and_its_members_renewed_one_by_one(st
     assert SubscriptionPeriod.objects.filter(number=1, status=PeriodStatus.PAID).count() == 3
     assert Order.objects.count() == 6
     assert_ledger_balanced()
+
+
+def test_a_groups_events_show_the_subscription_and_the_order_as_the_api_does(store):
+    """The webhook payloads are documented API: a group's subscription.renewed and order.paid are
+    what ``subscription_out`` and ``order_out`` show of the rows it wrote (the order's lines
+    without their id, as a group has always sent them: it inserts them in bulk)."""
+    from stall.memberships.schemas import subscription_out
+    from stall.orders.schemas import order_out
+
+    with time_machine.travel(JOINED, tick=False) as clock:
+        tier = tier_create(store=store, name="Payloads", prices=[{"interval": "month", "amount": 300}])
+        _, subs = _members(tier, [1000] * 3)
+        clock.move_to(DUE)
+        joined = set(Event.objects.values_list("pk", flat=True))
+        assert renewals_run() == {"renewed": 3}
+    events = Event.objects.exclude(pk__in=joined)
+    renewed = {e.data["object"]["id"]: e.data["object"] for e in events if e.type == "subscription.renewed"}
+    assert renewed == {s.pk: subscription_out(Subscription.objects.get(pk=s.pk)) for s in subs}
+    paid = {e.data["object"]["id"]: e.data["object"] for e in events if e.type == "order.paid"}
+    orders = Order.objects.filter(pk__in=paid)
+    expected = {o.pk: order_out(o) for o in orders}
+    for data in expected.values():
+        data["lines"] = [{**line, "id": None} for line in data["lines"]]
+    assert len(paid) == 3 and paid == expected

@@ -44,7 +44,9 @@ from stall.payments.models import Wallet
 from .base import RailResult
 
 # handler(wallet=, balance=, credits_posted=) after a spend, inside the spend's transaction:
-# ``balance`` is what the wallet holds after it, ``credits_posted`` all that ever came in.
+# ``balance`` is what the wallet holds after it, ``credits_posted`` all that ever came in. A spend
+# read as ``Funds`` (``funds_spent_notify``) tells them only of a wallet with automatic top-up set
+# up (a threshold and a card, not paused by a decline): that top-up is what follows a spend.
 _SPENT_HANDLERS: list[Callable[..., None]] = []
 
 
@@ -56,6 +58,15 @@ def wallet_spent_register(handler: Callable[..., None]) -> None:
 def wallet_spent_notify(*, wallet: Wallet, balance: int, credits_posted: int) -> None:
     for handler in _SPENT_HANDLERS:
         handler(wallet=wallet, balance=balance, credits_posted=credits_posted)
+
+
+def funds_spent_notify(*, funds: Funds, balance: int, credits_posted: int) -> None:
+    """``wallet_spent_notify`` for a spend read as ``Funds``. The wallet row is built only for a
+    wallet with automatic top-up set up: for any other nothing follows a spend, and building one
+    per spend was a tenth of a renewal group's Python."""
+    if funds.auto_top_up_below is None or funds.auto_top_up_method_id is None or funds.auto_top_up_failed:
+        return
+    wallet_spent_notify(wallet=funds.wallet(), balance=balance, credits_posted=credits_posted)
 
 
 def wallet_get(*, buyer, currency: str) -> Wallet | None:
@@ -350,7 +361,7 @@ def wallet_debit(*, funds: Funds, amount: int, payment_id: str) -> Debit:
         idempotency_key=f"{payment_id}:wallet_spend", debit_id=funds.wallet_account_id, credit_id=clearing_id,
         amount=amount, currency=funds.currency, code="wallet_spend", reference=payment_id,
     )
-    wallet_spent_notify(wallet=funds.wallet(), balance=balance_before - amount, credits_posted=wallet.credits_posted)
+    funds_spent_notify(funds=funds, balance=balance_before - amount, credits_posted=wallet.credits_posted)
     return Debit(
         reference=funds.wallet_id, fee=fee, fee_account_id=pool_id, clearing_id=clearing_id, postings=[posting],
         debited={funds.wallet_account_id: amount},
