@@ -22,10 +22,11 @@ The body is still parsed here once, and the parse kept on the request for the AP
 
 import hashlib
 import json
+from contextlib import nullcontext
 from datetime import timedelta
 
 from django.core.exceptions import RequestDataTooBig
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.http import HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
@@ -97,7 +98,13 @@ class IdempotencyMiddleware:
         record.status_code = response.status_code
         record.content_type = response.headers.get("Content-Type", "")[:100]
         record.body = response.content
-        record.save(update_fields=["status_code", "content_type", "body"])
+        # On SQLite in a transaction, though one statement: a transaction waits its turn in the
+        # write queue (stall.core.sqlite), where a lone statement waits in SQLite's busy handler,
+        # which sleeps in growing steps and, while batches of usage events held the lock back to
+        # back, woke to find it taken again and again (4 threads sending batches: 19-26 ms median
+        # for this save, 0.6 ms queued). PostgreSQL locks the row alone: no need.
+        with transaction.atomic() if connection.vendor == "sqlite" else nullcontext():
+            record.save(update_fields=["status_code", "content_type", "body"])
         return response
 
     @staticmethod
