@@ -69,6 +69,32 @@ def test_a_batch_is_answered_per_event_and_usage_is_rated(api, setup, customer, 
     assert [m["meter"] for m in one["meters"]] == ["tokens"]
 
 
+def test_a_batch_resent_with_its_key_replays_its_answer_and_counts_nothing_again(api, setup, customer):
+    """The answer to a batch of a thousand (stored compressed) is replayed byte for byte with its
+    Idempotency-Key; the same key with another body is refused; a new key hears duplicates. A
+    record stored before answers were compressed still replays."""
+    from stall.core.models import IdempotencyRecord
+    from stall.metering.models import UsageEvent, UsageRollup
+
+    body = {"events": _events(customer.pk, 999) + [{"id": "bad", "customer": "cus_none", "name": "api.call",
+                                                    "timestamp": stamp(0)}]}
+    first = api.post("/events", body, idempotency_key="batch-1")
+    assert (first.json()["accepted"], first.json()["refused"]) == (999, 1)
+    record = IdempotencyRecord.objects.get(key="batch-1")
+    assert record.compressed and len(record.body) < len(first.content) / 4
+    replay = api.post("/events", body, idempotency_key="batch-1")
+    assert replay.content == first.content and replay.headers["Idempotent-Replayed"] == "true"
+    other = api.post("/events", {"events": body["events"][:10]}, idempotency_key="batch-1")
+    assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_key_reused"
+    again = api.post("/events", body, idempotency_key="batch-2").json()
+    assert (again["accepted"], again["duplicates"], again["refused"]) == (0, 999, 1)
+    assert UsageEvent.objects.count() == 999
+    assert sum(UsageRollup.objects.filter(meter__key="api_calls").values_list("count", flat=True)) == 999
+
+    IdempotencyRecord.objects.filter(key="batch-1").update(body=first.content, compressed=None)
+    assert api.post("/events", body, idempotency_key="batch-1").content == first.content
+
+
 def test_webhook_events_are_still_listed_at_the_same_path(api, setup):
     assert api.get("/events").json()["object"] == "list"
     response = api.client.put("/api/v1/events", headers={"Authorization": f"Bearer {api.secret}"})
