@@ -337,7 +337,7 @@ def events_ingest(*, store: Store, events) -> IngestResult:
     now = timezone.now()
     meters = _meters_of(store)
     numeric = _meters_by_name(meters)
-    wanted = {e.get("customer") for e in events if isinstance(e, dict) and isinstance(e.get("customer"), str)}
+    wanted = {c for e in events if isinstance(e, dict) and isinstance(c := e.get("customer"), str)}
     customers = _customers_of(store, wanted)
     ids: list = []
     statuses: list[str] = []
@@ -370,7 +370,9 @@ def events_ingest(*, store: Store, events) -> IngestResult:
             for index, row in zip(at, rows):
                 if row[0] not in written:
                     statuses[index] = DUPLICATE
-        if written:
+        if len(written) == len(statuses):  # every event written: each checked customer has some
+            live = _live_subscriptions(customers)
+        elif written:
             live = _live_subscriptions({row[1] for row in rows if row[0] in written})
     for pk in live:  # after the commit (at once outside a transaction): the charge reads the new rows
         transaction.on_commit(lambda pk=pk: usage_bill_live_task(pk))
