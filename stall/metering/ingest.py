@@ -263,9 +263,9 @@ def _check(raw, stamps: _Stamps, meters, customers, seen) -> tuple | EventResult
 _COLUMNS = ("store_id", "event_id", "customer_id", "name", "timestamp", "properties", "received_at")
 
 
-def _insert(*, store_id: str, rows: list[tuple], now) -> dict[str, int]:
-    """One INSERT of the rows; the event ids it wrote (not those the store already held), each
-    with its row id."""
+def _insert_statement(*, store_id: str, rows: list[tuple], now) -> tuple[str, list]:
+    """One INSERT of the rows, made before the transaction so that its write lock is not held
+    while a thousand rows' values are gathered."""
     table = UsageEvent._meta.db_table
     received = connection.ops.adapt_datetimefield_value(now)
     # PostgreSQL reads the JSON text as jsonb; SQLite stores it as it is.
@@ -279,6 +279,12 @@ def _insert(*, store_id: str, rows: list[tuple], now) -> dict[str, int]:
         f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES {', '.join([marks] * len(rows))} "
         "ON CONFLICT (store_id, event_id) DO NOTHING RETURNING event_id, id"
     )
+    return sql, params
+
+
+def _insert(*, sql: str, params: list) -> dict[str, int]:
+    """Run the INSERT; the event ids it wrote (not those the store already held), each with its
+    row id."""
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return dict(cursor.fetchall())
@@ -362,8 +368,9 @@ def events_ingest(*, store: Store, events) -> IngestResult:
     written: dict[str, int] = {}
     if rows:
         batch = rollups.Batch() if _needs_row_ids(meters) else _rollups_batch(meters=meters, rows=rows, written=None)
+        sql, params = _insert_statement(store_id=store.pk, rows=rows, now=now)
         with transaction.atomic():
-            written = _insert(store_id=store.pk, rows=rows, now=now)
+            written = _insert(sql=sql, params=params)
             if written:
                 _rollups_add(store=store, meters=meters, batch=batch, rows=rows, written=written)
         if len(written) < len(rows):
