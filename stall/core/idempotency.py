@@ -9,15 +9,15 @@ minute has passed with no answer (its process died) and the key is taken over. R
 that are server errors are not stored, so a retry after a crash runs again. Records are dropped
 after a day by a periodic task.
 
-A JSON body is hashed as the bytes sent. It was once hashed in a canonical form (parsed, then
-written again with sorted keys), which for a batch of a thousand usage events cost a tenth of the
-request; a client retrying sends the bytes it sent before (the Python client re-encodes the same
-dict), and one that re-encodes with its keys in another order now hears 409
-``idempotency_key_reused`` rather than the replay: it is told, and nothing runs twice. A record
-stored under the canonical hash (before the change, kept a day) still matches it.
-
-The body is still parsed here once, and the parse kept on the request for the API's parser
-(``JsonBodyParser`` in ``core.api``), which would otherwise parse it again.
+A JSON body is parsed here once, to hash it in a canonical form (the same object with its keys in
+another order is the same request), and the parse is kept on the request for the API's parser
+(``JsonBodyParser`` in ``core.api``), which would otherwise parse it again. A long body (over
+``CANONICAL_UNDER``: a batch of usage events, 200 KB for a thousand) is hashed as the bytes sent:
+writing it again with sorted keys cost a tenth of such a request. A client retrying sends the bytes
+it sent before (the Python client re-encodes the same dict); one that re-encodes a long body with
+its keys in another order hears 409 ``idempotency_key_reused`` rather than the replay: it is told,
+and nothing runs twice. A record of a long body stored under its canonical hash (before the
+change, kept a day) still matches it.
 """
 
 import hashlib
@@ -37,6 +37,7 @@ from .models import IdempotencyRecord
 API_PREFIX = "/api/v1/"
 ABANDONED_AFTER_SECONDS = 60
 COMPRESS_OVER = 2048  # bytes of answer
+CANONICAL_UNDER = 32 * 1024  # bytes of JSON body hashed in its canonical form; longer, as sent
 PARSED_JSON = "_stall_parsed_json"  # the request attribute holding the parsed JSON body
 
 
@@ -134,28 +135,33 @@ class IdempotencyMiddleware:
                     for chunk in upload.chunks():
                         digest.update(chunk)
                     upload.seek(0)
+        elif content_type == "application/json":
+            body = request.body
+            try:
+                parsed = json.loads(body or b"null")
+            except (ValueError, RecursionError):  # not JSON, or nested too deep to parse: the bytes will do
+                digest.update(body)
+            else:
+                if body:  # an empty body is no JSON for the API's parser
+                    setattr(request, PARSED_JSON, parsed)
+                if len(body) < CANONICAL_UNDER:
+                    digest.update(json.dumps(parsed, sort_keys=True).encode())
+                else:
+                    digest.update(body)
         else:
             digest.update(request.body)
-            if content_type == "application/json" and request.body:  # an empty body is no JSON for the parser
-                try:
-                    setattr(request, PARSED_JSON, json.loads(request.body))
-                except (ValueError, RecursionError):  # not JSON, or nested too deep: the parser will say so
-                    pass
         return digest.hexdigest()
 
     @staticmethod
     def _canonical_hash(request) -> str | None:
-        """The hash a JSON request had before bodies were hashed as sent (see the module's
-        docstring), for records stored then; None for other requests. Only asked on a mismatch."""
-        if request.content_type != "application/json":
+        """The hash a long JSON request had before long bodies were hashed as sent (see the
+        module's docstring), for records stored then; None for other requests. Only asked on a
+        mismatch."""
+        if request.content_type != "application/json" or len(request.body) < CANONICAL_UNDER:
             return None
-        if request.body:
-            if not hasattr(request, PARSED_JSON):  # not JSON: hashed as sent then too
-                return None
-            parsed = getattr(request, PARSED_JSON)
-        else:
-            parsed = None
+        if not hasattr(request, PARSED_JSON):  # not JSON: hashed as sent then too
+            return None
         digest = hashlib.sha256()
         digest.update(f"{request.method} {request.path}?{request.META.get('QUERY_STRING', '')}\n".encode())
-        digest.update(json.dumps(parsed, sort_keys=True).encode())
+        digest.update(json.dumps(getattr(request, PARSED_JSON), sort_keys=True).encode())
         return digest.hexdigest()
