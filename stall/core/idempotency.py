@@ -11,16 +11,23 @@ after a day by a periodic task.
 
 A JSON body is parsed here once, to hash it in a canonical form (the same object with its keys in
 another order is the same request), and the parse is kept on the request for the API's parser
-(``JsonBodyParser`` in ``core.api``), which would otherwise parse it again: for a batch of a
-thousand usage events each parse is a tenth of the request.
+(``JsonBodyParser`` in ``core.api``), which would otherwise parse it again. A long body (over
+``CANONICAL_UNDER``: a batch of usage events, 200 KB for a thousand) is hashed as the bytes sent:
+writing it again with sorted keys cost a tenth of such a request. A client retrying sends the bytes
+it sent before (the Python client re-encodes the same dict); one that re-encodes a long body with
+its keys in another order hears 409 ``idempotency_key_reused`` rather than the replay: it is told,
+and nothing runs twice. A record of a long body stored under its canonical hash (before the
+change, kept a day) still matches it.
 """
 
 import hashlib
 import json
+import zlib
+from contextlib import nullcontext
 from datetime import timedelta
 
 from django.core.exceptions import RequestDataTooBig
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.http import HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
@@ -29,6 +36,8 @@ from .models import IdempotencyRecord
 
 API_PREFIX = "/api/v1/"
 ABANDONED_AFTER_SECONDS = 60
+COMPRESS_OVER = 2048  # bytes of answer
+CANONICAL_UNDER = 32 * 1024  # bytes of JSON body hashed in its canonical form; longer, as sent
 PARSED_JSON = "_stall_parsed_json"  # the request attribute holding the parsed JSON body
 
 
@@ -64,7 +73,7 @@ class IdempotencyMiddleware:
                 record = IdempotencyRecord.objects.get(scope=scope, key=key)
             else:
                 return self._run_and_store(request, record)
-        if record.request_hash != request_hash:
+        if record.request_hash != request_hash and record.request_hash != self._canonical_hash(request):
             return _error(409, "idempotency_key_reused", "This Idempotency-Key was used with a different request.")
         if record.status_code is None:
             # A process that died mid-request leaves its record unfinished. After a minute the key
@@ -75,7 +84,10 @@ class IdempotencyMiddleware:
             ).update(created_at=timezone.now()):
                 return self._run_and_store(request, record)
             return _error(409, "idempotency_key_in_use", "A request with this Idempotency-Key is still being processed.")
-        response = HttpResponse(bytes(record.body or b""), status=record.status_code, content_type=record.content_type or "application/json")
+        body = bytes(record.body or b"")
+        if record.compressed:
+            body = zlib.decompress(body)
+        response = HttpResponse(body, status=record.status_code, content_type=record.content_type or "application/json")
         response.headers["Idempotent-Replayed"] = "true"
         return response
 
@@ -91,8 +103,18 @@ class IdempotencyMiddleware:
             return response
         record.status_code = response.status_code
         record.content_type = response.headers.get("Content-Type", "")[:100]
-        record.body = response.content
-        record.save(update_fields=["status_code", "content_type", "body"])
+        body = response.content
+        # Compressed when long: fast (0.1 ms for a 50 KB batch answer, which shrinks to a tenth or
+        # less), and the record is written, and kept, a day in the database for every POST.
+        record.compressed = len(body) > COMPRESS_OVER
+        record.body = zlib.compress(body, 1) if record.compressed else body
+        # On SQLite in a transaction, though one statement: a transaction waits its turn in the
+        # write queue (stall.core.sqlite), where a lone statement waits in SQLite's busy handler,
+        # which sleeps in growing steps and, while batches of usage events held the lock back to
+        # back, woke to find it taken again and again (4 threads sending batches: 19-26 ms median
+        # for this save, 0.6 ms queued). PostgreSQL locks the row alone: no need.
+        with transaction.atomic() if connection.vendor == "sqlite" else nullcontext():
+            record.save(update_fields=["status_code", "content_type", "body", "compressed"])
         return response
 
     @staticmethod
@@ -114,14 +136,32 @@ class IdempotencyMiddleware:
                         digest.update(chunk)
                     upload.seek(0)
         elif content_type == "application/json":
+            body = request.body
             try:
-                parsed = json.loads(request.body or b"null")
-                digest.update(json.dumps(parsed, sort_keys=True).encode())
+                parsed = json.loads(body or b"null")
             except (ValueError, RecursionError):  # not JSON, or nested too deep to parse: the bytes will do
-                digest.update(request.body)
+                digest.update(body)
             else:
-                if request.body:  # an empty body is no JSON for the API's parser
+                if body:  # an empty body is no JSON for the API's parser
                     setattr(request, PARSED_JSON, parsed)
+                if len(body) < CANONICAL_UNDER:
+                    digest.update(json.dumps(parsed, sort_keys=True).encode())
+                else:
+                    digest.update(body)
         else:
             digest.update(request.body)
+        return digest.hexdigest()
+
+    @staticmethod
+    def _canonical_hash(request) -> str | None:
+        """The hash a long JSON request had before long bodies were hashed as sent (see the
+        module's docstring), for records stored then; None for other requests. Only asked on a
+        mismatch."""
+        if request.content_type != "application/json" or len(request.body) < CANONICAL_UNDER:
+            return None
+        if not hasattr(request, PARSED_JSON):  # not JSON: hashed as sent then too
+            return None
+        digest = hashlib.sha256()
+        digest.update(f"{request.method} {request.path}?{request.META.get('QUERY_STRING', '')}\n".encode())
+        digest.update(json.dumps(getattr(request, PARSED_JSON), sort_keys=True).encode())
         return digest.hexdigest()

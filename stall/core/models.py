@@ -10,6 +10,9 @@ class IdempotencyRecord(models.Model):
     status_code = models.PositiveSmallIntegerField(null=True)
     content_type = models.CharField(max_length=100, blank=True)
     body = models.BinaryField(null=True)
+    # The body zlib-compressed (a long answer: a batch of usage events answers 50 KB, most of it
+    # the same few words, kept a day); None or False, as sent (records made before this column).
+    compressed = models.BooleanField(null=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -6,6 +6,7 @@ meter, plan, subscription or customer is "not found".
 that router by the API root (``event_ingest_add``), not mounted on a router of its own."""
 
 import json
+from json.encoder import encode_basestring_ascii as _text
 
 from django.http import HttpResponse
 from ninja import Query, Router
@@ -14,7 +15,7 @@ from stall.core.api import ListParams, ObjectId, paginate, responses, router_ref
 from stall.core.errors import InvalidRequest
 
 from . import billing, selectors, services
-from .ingest import events_ingest, timestamp_parse
+from .ingest import ACCEPTED, DUPLICATE, events_ingest, timestamp_parse
 from .schemas import (
     EventsIn,
     EventsOut,
@@ -52,9 +53,27 @@ def event_ingest(request, payload: EventsIn):
     result = events_ingest(store=request.store, events=payload.events)
     # Written here rather than checked by the EventsOut schema: validating a thousand small
     # objects cost a fifth of the request (the schema still documents the answer).
-    body = {"object": "event_batch", "accepted": result.accepted, "duplicates": result.duplicates,
-            "refused": result.refused, "data": [{"error": None, **r.as_dict()} for r in result.results]}
-    return HttpResponse(json.dumps(body, separators=(",", ":")), content_type="application/json")
+    head = json.dumps({"object": "event_batch", "accepted": result.accepted, "duplicates": result.duplicates,
+                       "refused": result.refused}, separators=(",", ":"))
+    return HttpResponse(f'{head[:-1]},"data":[{_event_answers(result)}]}}', content_type="application/json")
+
+
+_ANSWER_END = {ACCEPTED: ',"status":"accepted"}', DUPLICATE: ',"status":"duplicate"}'}
+
+
+def _event_answers(result) -> str:
+    """Each event's answer as json.dumps writes {"error", "id", "status"} compactly: an accepted
+    or duplicate event's id is text, put between two fixed pieces (a dict a thousand times and
+    its encoding cost three times as much); a refusal is encoded whole."""
+    refusals = result.refusals
+    if not refusals:
+        return ",".join(['{"error":null,"id":' + _text(event_id) + _ANSWER_END[status]
+                         for event_id, status in zip(result.ids, result.statuses)])
+    return ",".join([
+        json.dumps({"error": None, **refusals[i].as_dict()}, separators=(",", ":")) if i in refusals
+        else '{"error":null,"id":' + _text(event_id) + _ANSWER_END[status]
+        for i, (event_id, status) in enumerate(zip(result.ids, result.statuses))
+    ])
 
 
 def event_ingest_add(router: Router) -> None:

@@ -67,11 +67,23 @@ class EventResult:
 
 @dataclass
 class IngestResult:
-    results: list[EventResult]
+    """Each event's answer, in the order sent, kept as two lists (its id and status) and the
+    refusals by position rather than as an EventResult each: a thousand small objects a batch
+    cost more than the answer is worth, and the API writes it from the lists."""
+
+    ids: list  # each event's id as answered (None, or a number, only in a refusal)
+    statuses: list[str]
+    refusals: dict[int, EventResult]
     accepted: int
     duplicates: int
     refused: int
     live_subscriptions: list[str]  # live subscriptions whose customers got new usage
+
+    @property
+    def results(self) -> list[EventResult]:
+        refusals = self.refusals
+        return [refusals[i] if i in refusals else EventResult(id=event_id, status=status)
+                for i, (event_id, status) in enumerate(zip(self.ids, self.statuses))]
 
 
 def _refuse(event_id, code: str, message: str, param: str | None = None) -> EventResult:
@@ -139,10 +151,12 @@ _encode_parts = json.encoder.c_make_encoder(
 _encode_strict = json.JSONEncoder(allow_nan=False).encode
 
 
-def _encode(properties: dict, _join="".join) -> str:
-    if _encode_parts is None:  # a Python without the C accelerator
+if _encode_parts is not None:
+    def _encode(properties: dict, _join="".join, _parts=_encode_parts) -> str:
+        return _join(_parts(properties, 0))
+else:  # a Python without the C accelerator
+    def _encode(properties: dict) -> str:
         return json.JSONEncoder().encode(properties)
-    return _join(_encode_parts(properties, 0))
 
 
 def _properties_encode(properties: dict) -> tuple[str | None, dict]:
@@ -174,7 +188,11 @@ class _Stamps:
 
     def get(self, value):
         """(UTC datetime, database value), or (None, a refusal's (code, message))."""
-        key = (type(value), value)  # 1, 1.0 and True are one dict key: the type tells them apart
+        if type(value) is str:  # the usual case, looked up without making a key
+            out = self.seen.get(value)
+            if out is not None:
+                return out
+        key = value if type(value) is str else (type(value), value)  # 1, 1.0 and True: one dict key, not one type
         try:
             return self.seen[key]
         except KeyError:
@@ -198,53 +216,56 @@ _BAD_STAMP = ("invalid_timestamp",
               "The timestamp must be ISO 8601 with a time zone (2026-11-29T16:00:00Z) or Unix seconds.")
 
 
-def _check(raw, *, stamps: _Stamps, meters, customers, seen) -> tuple[EventResult | None, tuple | None]:
+def _check(raw, stamps: _Stamps, meters, customers, seen) -> tuple | EventResult:
+    """The event's row to write (a tuple), or its answer: refused, or a duplicate of one before it
+    in the batch."""
     if not isinstance(raw, dict):
-        return _refuse(None, "invalid_event", "Each event must be an object."), None
-    event_id = raw.get("id")
+        return _refuse(None, "invalid_event", "Each event must be an object.")
+    get = raw.get
+    event_id = get("id")
     if not isinstance(event_id, str) or len(event_id) > ID_MAX or not event_id.strip():
         return _refuse(event_id if isinstance(event_id, (str, int)) else None, "invalid_event",
-                       f"The event id must be text of 1 to {ID_MAX} characters.", "id"), None
-    customer = raw.get("customer")
+                       f"The event id must be text of 1 to {ID_MAX} characters.", "id")
+    customer = get("customer")
     if not isinstance(customer, str) or customer not in customers:
-        return _refuse(event_id, "customer_missing", "No such customer in this store.", "customer"), None
-    name = raw.get("name")
+        return _refuse(event_id, "customer_missing", "No such customer in this store.", "customer")
+    name = get("name")
     if not isinstance(name, str) or not name or len(name) > NAME_MAX:
-        return _refuse(event_id, "invalid_event", f"The event name must be text of 1 to {NAME_MAX} characters.", "name"), None
+        return _refuse(event_id, "invalid_event", f"The event name must be text of 1 to {NAME_MAX} characters.", "name")
     numeric = meters.get(name)
     if numeric is None:
-        return _refuse(event_id, "meter_missing", f"No meter of this store counts events named {name!r}.", "name"), None
-    stamp, db_stamp = stamps.get(raw.get("timestamp"))
+        return _refuse(event_id, "meter_missing", f"No meter of this store counts events named {name!r}.", "name")
+    stamp, db_stamp = stamps.get(get("timestamp"))
     if stamp is None:
         code, message = db_stamp
-        return _refuse(event_id, code, message, "timestamp"), None
-    properties = raw.get("properties")
+        return _refuse(event_id, code, message, "timestamp")
+    properties = get("properties")
     if properties is None:
         properties = {}
     elif not isinstance(properties, dict):
-        return _refuse(event_id, "invalid_event", "Properties must be an object.", "properties"), None
+        return _refuse(event_id, "invalid_event", "Properties must be an object.", "properties")
     for prop, agg in numeric:
         if prop in properties and type(properties[prop]) is not int and not _is_number(properties[prop]):
             return _refuse(event_id, "invalid_property", f"The {agg} meter on {prop!r} needs a number.",
-                           f"properties.{prop}"), None
+                           f"properties.{prop}")
     encoded, properties = _properties_encode(properties)
     if encoded is None:
-        return _refuse(event_id, "invalid_event", "Properties must be plain JSON.", "properties"), None
+        return _refuse(event_id, "invalid_event", "Properties must be plain JSON.", "properties")
     if len(encoded) > PROPERTIES_MAX:
         return _refuse(event_id, "invalid_event", f"Properties can be at most {PROPERTIES_MAX} bytes of JSON.",
-                       "properties"), None
+                       "properties")
     if event_id in seen:
-        return EventResult(id=event_id, status=DUPLICATE), None
+        return EventResult(id=event_id, status=DUPLICATE)
     seen.add(event_id)
-    return None, (event_id, customer, name, stamp, db_stamp, encoded, properties)
+    return (event_id, customer, name, stamp, db_stamp, encoded, properties)
 
 
 _COLUMNS = ("store_id", "event_id", "customer_id", "name", "timestamp", "properties", "received_at")
 
 
-def _insert(*, store_id: str, rows: list[tuple], now) -> dict[str, int]:
-    """One INSERT of the rows; the event ids it wrote (not those the store already held), each
-    with its row id."""
+def _insert_statement(*, store_id: str, rows: list[tuple], now) -> tuple[str, list]:
+    """One INSERT of the rows, made before the transaction so that its write lock is not held
+    while a thousand rows' values are gathered."""
     table = UsageEvent._meta.db_table
     received = connection.ops.adapt_datetimefield_value(now)
     # PostgreSQL reads the JSON text as jsonb; SQLite stores it as it is.
@@ -258,6 +279,12 @@ def _insert(*, store_id: str, rows: list[tuple], now) -> dict[str, int]:
         f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES {', '.join([marks] * len(rows))} "
         "ON CONFLICT (store_id, event_id) DO NOTHING RETURNING event_id, id"
     )
+    return sql, params
+
+
+def _insert(*, sql: str, params: list) -> dict[str, int]:
+    """Run the INSERT; the event ids it wrote (not those the store already held), each with its
+    row id."""
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return dict(cursor.fetchall())
@@ -316,39 +343,70 @@ def events_ingest(*, store: Store, events) -> IngestResult:
     now = timezone.now()
     meters = _meters_of(store)
     numeric = _meters_by_name(meters)
-    wanted = {e.get("customer") for e in events if isinstance(e, dict) and isinstance(e.get("customer"), str)}
-    customers = set(Customer.objects.filter(store=store, pk__in=wanted).values_list("pk", flat=True)) if wanted else set()
-    results: list[EventResult | None] = []
+    wanted = {c for e in events if isinstance(e, dict) and isinstance(c := e.get("customer"), str)}
+    customers = _customers_of(store, wanted)
+    ids: list = []
+    statuses: list[str] = []
+    refusals: dict[int, EventResult] = {}
     rows: list[tuple] = []
     at: list[int] = []
     seen: set[str] = set()
     stamps = _Stamps(now)
     for raw in events:
-        result, row = _check(raw, stamps=stamps, meters=numeric, customers=customers, seen=seen)
-        if row is not None:
-            at.append(len(results))
-            rows.append(row)
-        results.append(result)
+        out = _check(raw, stamps, numeric, customers, seen)
+        if type(out) is tuple:
+            at.append(len(statuses))
+            rows.append(out)
+            ids.append(out[0])
+            statuses.append(ACCEPTED)  # or a duplicate: told by the INSERT
+        else:
+            if out.status == REFUSED:
+                refusals[len(statuses)] = out
+            ids.append(out.id)
+            statuses.append(out.status)
     live: list[str] = []
+    written: dict[str, int] = {}
     if rows:
         batch = rollups.Batch() if _needs_row_ids(meters) else _rollups_batch(meters=meters, rows=rows, written=None)
+        sql, params = _insert_statement(store_id=store.pk, rows=rows, now=now)
         with transaction.atomic():
-            written = _insert(store_id=store.pk, rows=rows, now=now)
+            written = _insert(sql=sql, params=params)
             if written:
                 _rollups_add(store=store, meters=meters, batch=batch, rows=rows, written=written)
-        for index, row in zip(at, rows):
-            results[index] = EventResult(id=row[0], status=ACCEPTED if row[0] in written else DUPLICATE)
-        if written:
-            touched = {row[1] for row in rows if row[0] in written}
-            live = list(UsageSubscription.objects.filter(
-                customer_id__in=touched, billing=BillingMode.LIVE, status=UsageSubscriptionStatus.ACTIVE,
-            ).values_list("pk", flat=True))
+        if len(written) < len(rows):
+            for index, row in zip(at, rows):
+                if row[0] not in written:
+                    statuses[index] = DUPLICATE
+        if len(written) == len(statuses):  # every event written: each checked customer has some
+            live = _live_subscriptions(customers)
+        elif written:
+            live = _live_subscriptions({row[1] for row in rows if row[0] in written})
     for pk in live:  # after the commit (at once outside a transaction): the charge reads the new rows
         transaction.on_commit(lambda pk=pk: usage_bill_live_task(pk))
-    counts = {ACCEPTED: 0, DUPLICATE: 0, REFUSED: 0}
-    for result in results:
-        counts[result.status] += 1
     return IngestResult(
-        results=results, accepted=counts[ACCEPTED], duplicates=counts[DUPLICATE], refused=counts[REFUSED],
-        live_subscriptions=live,
+        ids=ids, statuses=statuses, refusals=refusals, accepted=len(written),
+        duplicates=len(statuses) - len(written) - len(refusals), refused=len(refusals), live_subscriptions=live,
     )
+
+
+# The two look-ups below are in SQL rather than the ORM for the reason _meters_of is: with a
+# hundred ids in an IN list, building the query cost more than running it.
+
+
+def _customers_of(store: Store, wanted: set[str]) -> set[str]:
+    """Which of ``wanted`` are the store's customers."""
+    if not wanted:
+        return set()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM {Customer._meta.db_table} WHERE store_id = %s AND id IN "
+                       f"({', '.join(['%s'] * len(wanted))})", [store.pk, *wanted])
+        return {pk for (pk,) in cursor.fetchall()}
+
+
+def _live_subscriptions(customers: set[str]) -> list[str]:
+    """The active live-billed usage subscriptions of these customers."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM {UsageSubscription._meta.db_table} WHERE billing = %s AND status = %s "
+                       f"AND customer_id IN ({', '.join(['%s'] * len(customers))})",
+                       [BillingMode.LIVE.value, UsageSubscriptionStatus.ACTIVE.value, *customers])
+        return [pk for (pk,) in cursor.fetchall()]

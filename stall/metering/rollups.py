@@ -243,12 +243,16 @@ def _rollups_upsert(items: list[tuple[tuple, list]], chunk: int = 500) -> None:
         + ", ".join(f"{col} = CASE WHEN {_TAKE_LATEST} THEN excluded.{col} ELSE r.{col} END"
                     for col in ("latest", "latest_event", "latest_at"))
     )
+    buckets: dict = {}  # a batch's rows share a few hours: each adapted once
     with connection.cursor() as cursor:
         for at in range(0, len(items), chunk):
             part = items[at:at + chunk]
             params: list = []
             for (meter_id, customer, bucket), (count, total, peak, latest_at, latest_event, latest) in part:
-                params += [meter_id, customer, adapt(bucket), count, total, peak,
+                at_hour = buckets.get(bucket)
+                if at_hour is None:
+                    at_hour = buckets[bucket] = adapt(bucket)
+                params += [meter_id, customer, at_hour, count, total, peak,
                            adapt(latest_at) if latest_at is not None else None, latest_event, latest]
             marks = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(part))
             cursor.execute(

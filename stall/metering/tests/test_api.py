@@ -1,6 +1,7 @@
 """API v1: event batches, a customer's usage, meters, plans and usage subscriptions, and the
 errors for bad input — an error object with a 4xx, never a 500."""
 
+import hashlib
 import json
 
 import pytest
@@ -67,6 +68,54 @@ def test_a_batch_is_answered_per_event_and_usage_is_rated(api, setup, customer, 
     assert usage["charged"] == 11  # charged live: 11¢ had accrued past the 5¢ threshold
     one = api.get(f"/customers/{customer.pk}/usage", {"meter": "tokens"}).json()
     assert [m["meter"] for m in one["meters"]] == ["tokens"]
+
+
+def test_a_batch_resent_with_its_key_replays_its_answer_and_counts_nothing_again(api, setup, customer):
+    """The answer to a batch of a thousand (stored compressed) is replayed byte for byte with its
+    Idempotency-Key; the same key with another body is refused; a new key hears duplicates. A
+    record stored before answers were compressed still replays."""
+    from stall.core.models import IdempotencyRecord
+    from stall.metering.models import UsageEvent, UsageRollup
+
+    body = {"events": _events(customer.pk, 999) + [{"id": "bad", "customer": "cus_none", "name": "api.call",
+                                                    "timestamp": stamp(0)}]}
+    first = api.post("/events", body, idempotency_key="batch-1")
+    assert (first.json()["accepted"], first.json()["refused"]) == (999, 1)
+    record = IdempotencyRecord.objects.get(key="batch-1")
+    assert record.compressed and len(record.body) < len(first.content) / 4
+    replay = api.post("/events", body, idempotency_key="batch-1")
+    assert replay.content == first.content and replay.headers["Idempotent-Replayed"] == "true"
+    other = api.post("/events", {"events": body["events"][:10]}, idempotency_key="batch-1")
+    assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_key_reused"
+    again = api.post("/events", body, idempotency_key="batch-2").json()
+    assert (again["accepted"], again["duplicates"], again["refused"]) == (0, 999, 1)
+    assert UsageEvent.objects.count() == 999
+    assert sum(UsageRollup.objects.filter(meter__key="api_calls").values_list("count", flat=True)) == 999
+
+    IdempotencyRecord.objects.filter(key="batch-1").update(body=first.content, compressed=None)
+    assert api.post("/events", body, idempotency_key="batch-1").content == first.content
+
+
+def test_a_long_batch_is_the_bytes_sent_and_a_record_of_its_canonical_form_still_replays(api, setup, customer):
+    """A body over 32 KB is hashed as sent: the same batch written with its keys in another order
+    is another request (409, nothing written). A record stored when such bodies were hashed
+    parsed, with sorted keys, still answers its replay."""
+    from stall.core.models import IdempotencyRecord
+    from stall.metering.models import UsageEvent
+
+    events = _events(customer.pk, 300)
+    first = api.post("/events", {"events": events}, idempotency_key="long-1")
+    reordered = json.dumps({"events": [dict(reversed(e.items())) for e in events]})
+    assert len(reordered) > 32 * 1024
+    response = api.post("/events", raw=reordered, idempotency_key="long-1")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "idempotency_key_reused"
+
+    canonical = hashlib.sha256(b"POST /api/v1/events?\n" + json.dumps({"events": events}, sort_keys=True).encode())
+    IdempotencyRecord.objects.filter(key="long-1").update(request_hash=canonical.hexdigest())
+    replay = api.post("/events", raw=reordered, idempotency_key="long-1")
+    assert (replay.status_code, replay.content) == (first.status_code, first.content)
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert UsageEvent.objects.count() == 300
 
 
 def test_webhook_events_are_still_listed_at_the_same_path(api, setup):
