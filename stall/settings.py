@@ -173,9 +173,6 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # On by default: measured with bench/unlock.py (SQLite, 32 clients), waiting writers woken at once
 # instead of by SQLite's busy handler carried ~40% more spends and halved p99 (stall/core/sqlite).
 STALL_SQLITE_WRITE_LOCK = _env_bool("STALL_SQLITE_WRITE_LOCK", True)
-# One request at a time through Django in a web process, waited for at most this long (0: off):
-# threads that take turns on the GIL hold the write lock for longer (stall/core/gate.py).
-STALL_WEB_GATE_MS = int(os.environ.get("STALL_WEB_GATE_MS", "50"))
 
 # --- Cache, queue ---------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")

@@ -17,18 +17,12 @@ import os
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "stall.settings")
-django_application = get_wsgi_application()
+application = get_wsgi_application()
 
 # Imported once the settings are configured: Huey's Django module reads them.
-from django.conf import settings
 from django.db import connections
 from django.urls import get_resolver
 from huey.contrib.djhuey import HUEY
-
-from stall.core.gate import Gate
-
-# One request at a time through Django per process (stall/core/gate.py explains why).
-application = Gate(django_application, wait_ms=settings.STALL_WEB_GATE_MS)
 
 get_resolver().url_patterns  # noqa: B018  (imports the URLconf and every view behind it)
 connections.close_all()

@@ -45,14 +45,12 @@ import stall.wsgi
 print(json.dumps({
     "before": before, "after": open_in_data_dir(), "connected": connection.connection is not None,
     "urls": "stall.urls" in sys.modules, "frozen": gc.get_freeze_count() > 0,
-    "gate": [type(stall.wsgi.application).__name__, stall.wsgi.application.wait],
 }))
 """
     env = {
         **os.environ,
         "STALL_DATA_DIR": str(tmp_path),
         "DJANGO_SETTINGS_MODULE": "stall.settings",
-        "STALL_WEB_GATE_MS": "40",
     }
     env.pop("REDIS_URL", None)
     env.pop("DATABASE_URL", None)
@@ -74,6 +72,4 @@ print(json.dumps({
         {"queue.sqlite3", "stall.sqlite3"} if connection.vendor == "sqlite" else {"queue.sqlite3"}
     )
     assert databases <= set(state.pop("before"))
-    # The application gunicorn serves is the gate around Django's (stall/core/gate.py), waiting
-    # as long as the setting says.
-    assert state == {"after": [], "connected": False, "urls": True, "frozen": True, "gate": ["Gate", 0.04]}
+    assert state == {"after": [], "connected": False, "urls": True, "frozen": True}
