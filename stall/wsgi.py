@@ -7,8 +7,6 @@ then forks its workers (gunicorn's ``--preload``; ``stall serve`` does not use i
 open across the fork: the database connections and the queue's handle are closed again, and the
 objects made so far are frozen out of the garbage collector, whose passes would otherwise write
 to — and so copy — every page it visits.
-
-What gunicorn serves is Django's application behind the gate (stall/core/gate.py).
 """
 
 import gc
