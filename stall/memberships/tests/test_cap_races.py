@@ -233,15 +233,21 @@ def test_a_3ds_card_approved_after_the_cap_was_reached_is_refunded_the_excess(
     assert order.entitlements.get().revoked_at is None  # partly refunded: the post stays theirs
 
 
+def _card_at_the_bank_past_the_cap(posts, reader):
+    """A $1.20 card unlock waits on 3-D Secure while wallet unlocks leave 60¢ under the $3 cap:
+    approved now, it pays 60¢ past it. Returns its checkout and payment."""
+    post_unlock(post=posts[0], method="wallet", buyer=reader)
+    checkout = post_unlock(post=posts[2], method="card", buyer=reader).checkout
+    checkout_confirm(checkout_id=checkout.pk, payment_method="sandbox_3ds")
+    post_unlock(post=posts[1], method="wallet", buyer=reader)
+    return checkout, Payment.objects.get(checkout=checkout)
+
+
 def test_the_excess_refund_is_given_once(store, reader, django_capture_on_commit_callbacks):
     """A retried refund task (or a second call) gives the excess back once."""
     tier, posts = _capped(store, price=120, count=3)
     with time_machine.travel(MARCH, tick=False):
-        post_unlock(post=posts[0], method="wallet", buyer=reader)
-        checkout = post_unlock(post=posts[2], method="card", buyer=reader).checkout
-        checkout_confirm(checkout_id=checkout.pk, payment_method="sandbox_3ds")
-        post_unlock(post=posts[1], method="wallet", buyer=reader)
-        payment = Payment.objects.get(checkout=checkout)
+        checkout, payment = _card_at_the_bank_past_the_cap(posts, reader)
         with django_capture_on_commit_callbacks(execute=True):
             payment_confirm_action(payment_id=payment.pk, approve=True)
     order = Order.objects.get(checkout_id=checkout.pk)
@@ -258,11 +264,7 @@ def test_an_excess_whose_refund_task_was_lost_is_given_back_by_the_sweep_once(st
     and only after the task had its chance."""
     tier, posts = _capped(store, price=120, count=3)
     with time_machine.travel(MARCH, tick=False):
-        post_unlock(post=posts[0], method="wallet", buyer=reader)
-        checkout = post_unlock(post=posts[2], method="card", buyer=reader).checkout
-        checkout_confirm(checkout_id=checkout.pk, payment_method="sandbox_3ds")
-        post_unlock(post=posts[1], method="wallet", buyer=reader)
-        payment = Payment.objects.get(checkout=checkout)
+        checkout, payment = _card_at_the_bank_past_the_cap(posts, reader)
         with django_capture_on_commit_callbacks(execute=False) as lost:
             payment_confirm_action(payment_id=payment.pk, approve=True)
         assert lost  # the refund's queueing, never run
