@@ -311,16 +311,16 @@ def recovery_checkout_open(*, pledge: Pledge) -> Checkout:
 # A dropped pledge still waits: a payment started on its checkout before the drop (a card at its
 # bank's 3-D Secure check, a Lightning invoice) may land after it.
 _WAITING = (PledgeStatus.FAILED, PledgeStatus.DROPPED)
+_WAITING_IN = "(" + ", ".join(f"'{status.value}'" for status in _WAITING) + ")"
 RECOVERY_WAITING_SQL = (
     "EXISTS (SELECT 1 FROM campaigns_pledge rp JOIN campaigns_campaign rc ON rc.id = rp.campaign_id "
-    "WHERE rp.recovery_checkout_id IS NOT NULL AND rp.status IN ("
-    + ", ".join(f"'{status.value}'" for status in _WAITING) + ") AND rc.store_id = %s)"
+    f"WHERE rp.recovery_checkout_id IS NOT NULL AND rp.status IN {_WAITING_IN} AND rc.store_id = %s)"
 )
 
 
 _COLLECT_SQL = (
     "UPDATE campaigns_pledge SET status = %s, order_id = %s, collected_at = %s, next_attempt_at = NULL, updated_at = %s "
-    "WHERE recovery_checkout_id = %s AND status IN (" + ", ".join(f"'{status.value}'" for status in _WAITING) + ")"
+    f"WHERE recovery_checkout_id = %s AND status IN {_WAITING_IN}"
 )
 
 
