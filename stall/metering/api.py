@@ -66,9 +66,6 @@ def _event_answers(result) -> str:
     or duplicate event's id is text, put between two fixed pieces (a dict a thousand times and
     its encoding cost three times as much); a refusal is encoded whole."""
     refusals = result.refusals
-    if not refusals:
-        return ",".join(['{"error":null,"id":' + _text(event_id) + _ANSWER_END[status]
-                         for event_id, status in zip(result.ids, result.statuses)])
     return ",".join([
         json.dumps({"error": None, **refusals[i].as_dict()}, separators=(",", ":")) if i in refusals
         else '{"error":null,"id":' + _text(event_id) + _ANSWER_END[status]
