@@ -123,7 +123,8 @@ def feed_token_new() -> str:
 
 class Subscription(models.Model):
     id = PrefixedIdField(prefix="sub")
-    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="subscriptions")
+    # Not indexed alone: the (store, -id) index starts with it.
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="subscriptions", db_index=False)
     tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="subscriptions")
     price = models.ForeignKey(TierPrice, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     customer = models.ForeignKey("accounts.Customer", on_delete=models.PROTECT, related_name="subscriptions")
@@ -161,8 +162,10 @@ class Subscription(models.Model):
 
     class Meta:
         indexes = [
+            # No index on (status, current_period_end): the renewal task walks the primary key
+            # (see renewals._due_batches), and one would make every renewal's UPDATE write all the
+            # table's indexes (a period end moved) instead of none (PostgreSQL's HOT update).
             models.Index(fields=["store", "-id"]),
-            models.Index(fields=["status", "current_period_end"]),
             models.Index(fields=["email"]),
         ]
         constraints = [
@@ -195,7 +198,8 @@ class SubscriptionPeriod(models.Model):
     """One billing period of a subscription: made once per (subscription, number), which is what
     makes a renewal idempotent (see billing)."""
 
-    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="periods")
+    # Not indexed alone: the (subscription, number) constraint's index starts with it.
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="periods", db_index=False)
     number = models.PositiveIntegerField()
     start = models.DateTimeField()
     end = models.DateTimeField(null=True, blank=True)
@@ -215,7 +219,6 @@ class SubscriptionPeriod(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["subscription", "number"], name="memberships_one_row_per_period"),
         ]
-        indexes = [models.Index(fields=["payment"])]
 
 
 class PendingJoin(models.Model):
