@@ -220,10 +220,44 @@ class GroupTimes(logging.Handler):
                 "balance_max": max(self.balance, default=0.0)}
 
 
-def task_run(at: str, *, trace: bool = False) -> dict:
+class StatementTimes:
+    """Wall time per statement kind (its verb and table) and of the commits, as this process waits
+    for them: on PostgreSQL, the server's share of the task (``--statements``)."""
+
+    def __init__(self):
+        self.times: dict[str, list[float]] = {}
+
+    def kind(self, sql: str) -> str:
+        words = sql.replace("(", " ").split()
+        verb = words[0].upper() if words else "?"
+        table = next((w.strip('"') for w in words if "_" in w and w.strip('"').split("_")[0] in APPS), "")
+        return f"{verb} {table}"
+
+    def __call__(self, execute, sql, params, many, context):
+        began = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.add(self.kind(sql), time.perf_counter() - began)
+
+    def add(self, kind: str, seconds: float) -> None:
+        entry = self.times.setdefault(kind, [0, 0.0])
+        entry[0] += 1
+        entry[1] += seconds
+
+    def summary(self) -> list:
+        return sorted(([k, n, s] for k, (n, s) in self.times.items()), key=lambda e: -e[2])
+
+
+APPS = {"memberships", "payments", "orders", "ledger", "integrations", "wallets", "audience", "accounts", "catalog", "stores"}
+
+
+def task_run(at: str, *, trace: bool = False, statements: bool = False, workers: int = 0) -> dict:
+    import contextlib
     import tracemalloc
     from datetime import datetime
 
+    from django.conf import settings
     from django.db import connection
 
     from stall.memberships.renewals import renewals_run
@@ -236,12 +270,30 @@ def task_run(at: str, *, trace: bool = False) -> dict:
     if trace:
         tracemalloc.start()
         base = tracemalloc.get_traced_memory()[0]
-    with RssPeak() as rss:
+    timing = StatementTimes() if statements else None
+    if timing:
+        connection.ensure_connection()
+        commit = connection._commit
+
+        def timed_commit():
+            began = time.perf_counter()
+            try:
+                return commit()
+            finally:
+                timing.add("COMMIT", time.perf_counter() - began)
+
+        connection._commit = timed_commit
+    with RssPeak() as rss, (connection.execute_wrapper(timing) if timing else contextlib.nullcontext()):
         began, cpu = time.perf_counter(), time.process_time()
-        counts = renewals_run(now=now)
+        # As the periodic task runs it; the statement timer sees this thread's connection only.
+        workers = 1 if statements else workers or settings.STALL_RENEWAL_WORKERS
+        counts = renewals_run(now=now, workers=workers)
         elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
     log.removeHandler(times)
-    out = {"counts": counts, "seconds": elapsed, "cpu": cpu, "rss_grown": rss.grown, "rss_peak": rss.peak, "groups": times.summary()}
+    out = {"counts": counts, "workers": workers, "seconds": elapsed, "cpu": cpu, "rss_grown": rss.grown, "rss_peak": rss.peak, "groups": times.summary()}
+    if timing:
+        del connection._commit
+        out["statements"] = timing.summary()
     if trace:
         out["heap_peak"] = tracemalloc.get_traced_memory()[1] - base
         tracemalloc.stop()
@@ -486,7 +538,7 @@ def child(spec: dict) -> dict:
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(45)
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
     else:
-        out["task"] = task_run(first)
+        out["task"] = task_run(first, statements=spec.get("statements", False), workers=spec.get("workers", 0))
     later = [(datetime_from(first) + timedelta(days=31 * k)).isoformat() for k in (1, 2, 3)]
     out["group"] = billing.GROUP
     out["baseline_grouped"] = baseline_grouped(url, data_dir, later[0], env, billing.GROUP)
@@ -514,7 +566,7 @@ def size_run(n: int, args) -> dict:
             "import psycopg,sys; u=sys.argv[1].replace('postgres://','postgresql://',1); c=psycopg.connect(u, autocommit=True);"
             "c.execute('DROP SCHEMA public CASCADE'); c.execute('CREATE SCHEMA public')"), args.database_url], check=True)
     spec = {"n": n, "database_url": args.database_url, "trace": not args.no_tracemalloc, "profile": args.profile,
-            "group": args.group, "no_single_baseline": args.no_single_baseline}
+            "group": args.group, "no_single_baseline": args.no_single_baseline, "statements": args.statements, "workers": args.workers}
     try:
         result = subprocess.run([str(BIN / "python"), __file__, "--child", json.dumps(spec)], env=env_vars, check=True,
                                 capture_output=True, text=True)
@@ -538,11 +590,17 @@ def report(out: dict) -> None:
     mb = 1024 * 1024
     print(f"-- {n:,} due subscriptions (load average {os.getloadavg()[0]:.1f})")
     print(f"setup              {out['setup']:.1f} s ({out['copied']:.1f} s of plain-SQL copies)")
-    print(f"task               {task['counts']} in {task['seconds']:.1f} s ({task['cpu']:.1f} s of this process's CPU)")
+    print(f"task               {task['counts']} in {task['seconds']:.1f} s on {task['workers']} thread(s) "
+          f"({task['cpu']:.1f} s of this process's CPU)")
     print(f"renewals/s         {rate:,.0f} (per CPU second of the process: {renewed / task['cpu']:,.0f})")
     print(f"groups             {groups['groups']} of {out['group']}: a transaction held p50 {groups['held_p50']:.0f} ms, p95 {groups['held_p95']:.0f} ms, "
           f"max {groups['held_max']:.0f} ms; the store balance's row p50 {groups['balance_p50']:.0f} ms, max {groups['balance_max']:.0f} ms")
     print(f"RSS growth         {task['rss_grown'] / mb:.1f} MiB (peak {task['rss_peak'] / mb:.0f} MiB)")
+    if "statements" in task:
+        waited = sum(s for _, _, s in task["statements"])
+        print(f"statements         {waited:.1f} s waited on the database in all ({waited / task['seconds']:.0%} of the task):")
+        for kind, count, seconds in task["statements"]:
+            print(f"  {kind:<40} {count:>7,} × {seconds / count * 1000:7.2f} ms = {seconds:6.2f} s")
     if "memory" in out:
         print(f"heap peak          {out['memory']['heap_peak'] / mb:.1f} MiB (tracemalloc, a later period: {out['memory']['counts']})")
     print(f"baseline, grouped  {grouped_rate:,.0f} renewals/s (the task's statements in plain SQL, {done:,} renewals)")
@@ -563,6 +621,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="run the task under cProfile; its top entries go to stderr")
     parser.add_argument("--group", type=int, default=0, help="renewals per transaction (default: memberships.billing.GROUP)")
     parser.add_argument("--no-single-baseline", action="store_true", help="skip the one-transaction-per-renewal baseline")
+    parser.add_argument("--statements", action="store_true",
+                        help="time each statement kind and the commits (the database's share of the task; one thread)")
+    parser.add_argument("--workers", type=int, default=0, help="the task's threads (default: STALL_RENEWAL_WORKERS)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -452,6 +452,10 @@ STALL_TOP_UP_MIN = os.environ.get("STALL_TOP_UP_MIN", "5")
 STALL_TOP_UP_MAX = os.environ.get("STALL_TOP_UP_MAX", "200")
 STALL_TAB_FIRST_LIMIT = os.environ.get("STALL_TAB_FIRST_LIMIT", "1")
 STALL_TAB_LIMIT = os.environ.get("STALL_TAB_LIMIT", "5")
+# Threads the renewal task renews its groups on, each with its own connection. On PostgreSQL one
+# group's statements run in the server while another's rows are built in Python (bench/renewals.py);
+# SQLite admits one writer at a time, so there a second thread would only wait.
+STALL_RENEWAL_WORKERS = int(os.environ.get("STALL_RENEWAL_WORKERS") or (2 if DATABASES["default"]["ENGINE"].endswith("postgresql") else 1))
 STALL_TAB_SETTLE_AFTER_DAYS = int(os.environ.get("STALL_TAB_SETTLE_AFTER_DAYS", "30"))
 # With no saved card to settle an overdue tab, refuse further tab purchases until it is paid.
 STALL_TAB_BLOCK_WHEN_OVERDUE = _env_bool("STALL_TAB_BLOCK_WHEN_OVERDUE", True)

@@ -29,6 +29,9 @@ one from a fresh read (``renewals.subscription_renew``): an empty wallet falls b
 card or walks into dunning as below. A crash leaves all of a group or none of it; a group that
 fails is rolled back and its members renewed one by one. The group's size bounds how long it
 holds SQLite's write lock and the store balance's row, which a buyer's one-click spend waits for.
+On PostgreSQL the task renews its batches on ``STALL_RENEWAL_WORKERS`` threads (2 by default), each
+on its own connection, so one group's statements run in the server while the next group's rows are
+built in Python; the rows groups share are locked in key order, and the claims keep each period once.
 
 One by one, from the wallet the claim, the lean spend (``orders.spend``) and the subscription's
 new period are one transaction. By card, the claim is committed first, then the saved card is

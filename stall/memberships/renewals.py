@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import queue
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import BooleanField, Case, Value, When
 from django.utils import timezone
 
@@ -146,27 +148,75 @@ def _due_batches(*, now: datetime, batch: int):
         last = subs[-1].pk
 
 
-def renewals_run(*, now: datetime | None = None) -> dict[str, int]:
+def renewals_run(*, now: datetime | None = None, workers: int = 1) -> dict[str, int]:
     """Renew every due subscription; returns counts by outcome. The plain wallet renewals of each
     batch read are made together, in one transaction (``renewals_group``); anything else, and a
     wallet renewal the group could not make, by ``subscription_renew`` from a fresh read, after
-    the group has committed."""
+    the group has committed.
+
+    With ``workers`` > 1 the batches are renewed on that many threads, each with its own
+    connection, while this thread reads the next ones (at most ``workers`` waiting: memory stays
+    flat). Batches never share a subscription, and the rows they do share (the store's balance,
+    the clearing account) are locked in key order, so they queue rather than deadlock; a claim
+    makes each period happen once whatever runs beside it (see billing)."""
     now = now or timezone.now()
     counts: dict[str, int] = {}
-    for subs in _due_batches(now=now, batch=billing.GROUP):
-        group = [s for s in subs if _groupable(s, now=now)]
-        renewed, rest = renewals_group(group, now=now)
-        if renewed:
-            counts["renewed"] = counts.get("renewed", 0) + renewed
-        grouped = {s.pk for s in group}
-        for sub_id in [s.pk for s in subs if s.pk not in grouped] + [s.pk for s in rest]:
-            try:
-                outcome = subscription_renew(subscription_id=sub_id, now=now)
-            except Exception:  # noqa: BLE001 - one member's failure must not stop the others' renewals
-                logger.exception("renewal of %s failed", sub_id)
-                outcome = "error"
-            counts[outcome] = counts.get(outcome, 0) + 1
+    if workers <= 1:
+        for subs in _due_batches(now=now, batch=billing.GROUP):
+            _batch_renew(subs, now=now, counts=counts)
+        return counts
+    batches: queue.Queue = queue.Queue(maxsize=workers)
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+
+    def work():
+        mine: dict[str, int] = {}
+        try:
+            while (subs := batches.get()) is not None:
+                if not failures:
+                    _batch_renew(subs, now=now, counts=mine)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the reading thread once all have stopped
+            failures.append(exc)
+        finally:
+            connections.close_all()  # this thread's own
+            with lock:
+                for outcome, n in mine.items():
+                    counts[outcome] = counts.get(outcome, 0) + n
+            # Drain so the reader never blocks on a full queue after a failure.
+            while subs is not None:
+                subs = batches.get()
+
+    threads = [threading.Thread(target=work, name=f"renewals-{n}", daemon=True) for n in range(workers)]
+    for thread in threads:
+        thread.start()
+    try:
+        for subs in _due_batches(now=now, batch=billing.GROUP):
+            if failures:
+                break
+            batches.put(subs)
+    finally:
+        for _ in threads:
+            batches.put(None)
+        for thread in threads:
+            thread.join()
+    if failures:
+        raise failures[0]
     return counts
+
+
+def _batch_renew(subs: list[DueSubscription], *, now: datetime, counts: dict[str, int]) -> None:
+    group = [s for s in subs if _groupable(s, now=now)]
+    renewed, rest = renewals_group(group, now=now)
+    if renewed:
+        counts["renewed"] = counts.get("renewed", 0) + renewed
+    grouped = {s.pk for s in group}
+    for sub_id in [s.pk for s in subs if s.pk not in grouped] + [s.pk for s in rest]:
+        try:
+            outcome = subscription_renew(subscription_id=sub_id, now=now)
+        except Exception:  # noqa: BLE001 - one member's failure must not stop the others' renewals
+            logger.exception("renewal of %s failed", sub_id)
+            outcome = "error"
+        counts[outcome] = counts.get(outcome, 0) + 1
 
 
 def _groupable(sub: DueSubscription, *, now: datetime) -> bool:

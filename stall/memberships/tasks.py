@@ -1,6 +1,7 @@
 """Background work for memberships: the periodic renewal of due subscriptions (see billing), and
 the sweep of refunds owed past a cap (see cap_refunds)."""
 
+from django.conf import settings
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task
 
@@ -12,7 +13,7 @@ from .renewals import renewals_run
 def renewals_task():
     """Every ten minutes: renew, retry (dunning) or end every due subscription. Idempotent per
     (subscription, period), so two workers running it at once charge once."""
-    return renewals_run()
+    return renewals_run(workers=settings.STALL_RENEWAL_WORKERS)
 
 
 @db_periodic_task(crontab(minute="*/10"))
