@@ -6,7 +6,8 @@ PaymentIntent in the reader's browser, and a sandbox 3-D Secure check or a Light
 paid after it was started: the cap may have been reached by other unlocks in between. That money
 was taken already and cannot be rolled back, so ``services.cap_observe`` counts only what keeps
 the reader at the cap and queues this refund of the rest, after its transaction commits, through
-the ordinary refund path (the rail gives it back; the receipt and the books see it). What is owed
+the ordinary refund path (the rail gives it back, or for Lightning, which cannot pay a buyer back,
+it goes into the buyer's Stall wallet; the receipt and the books see it). What is owed
 is written down in that transaction too (``CapExcess``): a refund whose task was never queued —
 the process stopped between the commit and the queue — is given back by the sweep.
 """
@@ -29,9 +30,8 @@ logger = logging.getLogger(__name__)
 
 CAP_REFUND_REASON = "Over the membership's monthly cap: given back"
 
-# Rails that cannot pay a buyer back (Lightning needs an invoice from the buyer's wallet): their
-# failed refund stays on the order, its message telling the creator to pay back from LNbits,
-# and asking the rail again would only fail again.
+# Rails that cannot pay a buyer back (Lightning needs an invoice from the buyer's wallet): what
+# they took past the cap goes into the buyer's Stall wallet instead, to spend at any store.
 _CANNOT_REFUND = ("lightning",)
 
 
@@ -54,13 +54,9 @@ def _refund(*, order_id: str, amount: int) -> Refund | None:
     amount = min(amount, order.amount_total - order.amount_refunded)
     if amount <= 0:
         return None  # the creator refunded it already
-    try:
-        return refund_create(store=order.store, order_id=order_id, amount=amount, reason=CAP_REFUND_REASON)
-    except RefundFailed:
-        if order.payment is not None and order.payment.rail in _CANNOT_REFUND:
-            logger.error("order %s paid %s past a cap over %s: the creator must pay it back", order_id, amount, order.payment.rail)
-            return None
-        raise  # the task retries (and the sweep later): a card processor may answer later
+    to_wallet = order.payment is not None and order.payment.rail in _CANNOT_REFUND
+    # A card processor's failure is raised: the task retries, and the sweep later.
+    return refund_create(store=order.store, order_id=order_id, amount=amount, reason=CAP_REFUND_REASON, to_wallet=to_wallet)
 
 
 # How long an owed refund waits for its queued task before the sweep gives it back itself.

@@ -19,6 +19,7 @@ from stall.ledger.services import account_open, transfer_create
 from stall.payments.errors import RefundFailed, RefundInvalid
 from stall.payments.models import Refund, RefundStatus
 from stall.payments.rails import rail_get
+from stall.payments.rails.wallet import refund_into_wallet
 from stall.payments.schemas import refund_out
 from stall.payments.services import refund_succeed
 from stall.stores.models import Store
@@ -51,6 +52,7 @@ def order_refunded_register(handler: Callable[..., None]) -> None:
 
 def refund_create(
     *, store: Store, order_id: str, amount: int | None = None, reason: str = "", line_id: int | None = None,
+    to_wallet: bool = False,
 ) -> Refund:
     """Refund all or part of an order through the rail that took the payment.
 
@@ -61,6 +63,10 @@ def refund_create(
     A card processor keeps its fee; a wallet sale's share of its buyer's top-up fee goes back to the
     wallet's fee pool in proportion, and the platform's fee is returned in proportion. A full
     refund revokes the order's downloads and emails the buyer.
+
+    ``to_wallet``: give the money back into the buyer's wallet instead of through the rail, inside
+    this transaction (``payments.rails.wallet.refund_into_wallet``); for a rail that cannot pay a
+    buyer back. An order paid from the wallet or the tab is refunded by its rail either way.
     """
     reason = (reason or "").strip()[:255]
     with transaction.atomic():
@@ -106,14 +112,15 @@ def refund_create(
         for check in _REFUND_CHECKS:
             check(order=order, amount=amount)
         payment = order.payment
+        rail = rail_get(payment.rail)
         refund = Refund.objects.create(
-            store=store, payment=payment, order=order, amount=amount, currency=order.currency, reason=reason
+            store=store, payment=payment, order=order, amount=amount, currency=order.currency, reason=reason,
+            to_wallet=to_wallet and not rail.in_ledger,
         )
         if line is not None:
             LineRefund.objects.create(refund=refund, line=line)
-        rail = rail_get(payment.rail)
-        if rail.in_ledger:
-            # The wallet and the tab give the money back inside this transaction.
+        if rail.in_ledger or refund.to_wallet:
+            # The wallet and the tab, and a refund into the wallet, move the money inside this transaction.
             return refund_succeed(refund_id=refund.pk)
 
     result = rail.refund(
@@ -150,6 +157,10 @@ def order_refunded(*, refund: Refund, payment) -> None:
     if rail.in_ledger:
         # The wallet and the tab: on from clearing to the buyer, with the sale's fee share.
         order.fee_refunded += rail.ledger_refund(refund=refund, order=order)
+    elif refund.to_wallet:
+        # On from the rail's clearing into the buyer's wallet; the rail keeps its fee, as a card
+        # processor does on a refund.
+        refund_into_wallet(refund=refund, order=order, clearing=clearing)
     refunded_before = order.amount_refunded
     refunded_after = refunded_before + refund.amount
     if order.platform_fee:

@@ -61,6 +61,7 @@ def _refund_notice_send(refund: Refund, order: Order) -> None:
             "store": refund.store,
             "amount": format_money(refund.amount, refund.currency),
             "full": order.amount_refunded == order.amount_total,
+            "to_wallet": refund.to_wallet,
             "library_url": buyer_magic_link(email=order.email),
         },
         reply_to=refund.store.support_email or None,

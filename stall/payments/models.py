@@ -103,6 +103,9 @@ class Refund(models.Model):
     reason = models.CharField(max_length=255, blank=True)
     status = models.CharField(max_length=10, choices=RefundStatus.choices, default=RefundStatus.PENDING)
     failure_message = models.CharField(max_length=255, blank=True)
+    # Given back into the buyer's wallet rather than through the rail: for a rail that cannot pay
+    # a buyer back (Lightning), when Stall itself owes the money (a payment past a capped tier).
+    to_wallet = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

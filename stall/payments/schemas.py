@@ -28,6 +28,9 @@ class RefundOut(Schema):
     currency: str
     status: Literal["pending", "succeeded", "failed"]
     reason: str
+    # Where the money went: back through the payment's rail, or into the buyer's Stall wallet
+    # (what a rail that cannot pay back, Lightning, gives for a payment past a capped tier).
+    destination: Literal["payment_method", "wallet"]
     created: int
 
 
@@ -46,6 +49,7 @@ def refund_out(refund: Refund) -> dict:
         "currency": refund.currency,
         "status": refund.status,
         "reason": refund.reason,
+        "destination": "wallet" if refund.to_wallet else "payment_method",
         "created": timestamp(refund.created_at),
     }
 

@@ -12,8 +12,8 @@ from stall.ledger.tests.test_concurrency import in_threads
 from stall.memberships import billing, renewals
 from stall.memberships.models import SubscriptionPeriod
 from stall.memberships.renewals import renewals_run
-from stall.memberships.tests.test_renewal_groups import assert_ledger_balanced
 from stall.memberships.services import subscription_join
+from stall.memberships.tests.test_renewal_groups import assert_ledger_balanced
 from stall.memberships.tiers import tier_create
 from stall.orders.models import Order
 from stall.payments.models import Payment

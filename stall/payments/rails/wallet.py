@@ -25,6 +25,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from stall.accounts.services import buyer_for_email
 from stall.core.languages import language_to_record
 from stall.core.money import currency_normalize, money_setting, prorate
 from stall.core.sql import in_list
@@ -172,6 +173,27 @@ def fee_share_return(*, wallet: Wallet, refund, order, back: int | None = None) 
             credit_account=store_balance, amount=back, code="fee_refund", reference=order.pk,
         )
     return back
+
+
+def refund_into_wallet(*, refund, order, clearing: Account) -> None:
+    """Carry out a refund made ``to_wallet``: from ``clearing`` — the clearing account of the rail
+    that took the payment, where ``order_refunded`` moved the money from the store's balance — into
+    the buyer's wallet, as a top-up by that rail would (the buyer's wallet is opened if need be).
+    A test order's money goes to the sandbox instead if the wallet holds real money by now."""
+    payment = refund.payment
+    buyer = payment.buyer or buyer_for_email(email=order.email)
+    wallet = wallet_for(buyer=buyer, currency=payment.currency)
+    if not wallet_mode_for_credit(wallet=wallet, livemode=order.livemode, reference=refund.pk):
+        transfer_create(
+            idempotency_key=f"{refund.pk}:wallet_refund", debit_account=clearing,
+            credit_account=_sandbox_account(AccountKind.PROCESSOR_CLEARING, payment.currency),
+            amount=refund.amount, code="test_refund_to_sandbox", reference=order.pk,
+        )
+        return
+    transfer_create(
+        idempotency_key=f"{refund.pk}:wallet_refund", debit_account=clearing, credit_account=wallet.account,
+        amount=refund.amount, code="wallet_refund", reference=order.pk,
+    )
 
 
 class InLedgerRail:

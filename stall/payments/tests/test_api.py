@@ -45,7 +45,7 @@ def test_refund_an_order_in_full(api, store, order, django_capture_on_commit_cal
     refund = Refund.objects.get()
     assert body(response) == {
         "id": refund.pk, "object": "refund", "order": order.pk, "amount": 300, "currency": "USD",
-        "status": "succeeded", "reason": "Changed my mind", "created": int(refund.created_at.timestamp()),
+        "status": "succeeded", "reason": "Changed my mind", "destination": "payment_method", "created": int(refund.created_at.timestamp()),
     }
     assert refund.pk.startswith("re_")
     assert balance(store) == -39
