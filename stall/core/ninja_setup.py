@@ -1,4 +1,5 @@
-"""django-ninja as Stall imports it: without Django's test framework, its schemas built on first use.
+"""django-ninja as Stall imports it: without Django's test framework, its schemas built on first use,
+one response wrapper per schema class.
 
 ninja's settings module takes ``setting_changed`` from ``django.test.signals`` (the signal lives in
 ``django.core.signals``; the test module only re-exports it). Importing a submodule runs its
@@ -40,13 +41,37 @@ def _test_signals_load_alone() -> None:
 _test_signals_load_alone()
 
 import ninja  # noqa: E402  (after the signals module: ninja.conf imports it)
+from ninja.operation import Operation  # noqa: E402
 
 # Every schema is built on its first use, not when its class is made. Each process imports them
-# all (services and the URLconf name them), and ninja makes a response schema of its own for each
-# status an endpoint declares (seven each: 829 in all); building them at import took ~5 MB of RSS
+# all (services and the URLconf name them), and ninja wraps each status an endpoint declares in a
+# response schema (fewer since they are shared, below); building them at import took ~5 MB of RSS
 # in each web worker, for schemas a worker may never use (an endpoint's 402 or 409 answer). A
 # schema's first validation or serialization builds it, once per process, under pydantic's lock
 # (thread-safe since pydantic 2.14, hence its floor in pyproject); the OpenAPI document builds what
 # it lists. Set on ninja's base class before any schema derives from it: a class takes its config
 # from its bases when it is made.
 ninja.Schema.model_config["defer_build"] = True
+
+
+# One response wrapper per response schema, shared by every operation that answers with it. ninja
+# wraps each status's schema in a model class of its own (``{"response": schema}``) for every
+# operation: ~700 classes for Stall's 172 operations, 603 of them around the one error schema,
+# each ~9 KB even unbuilt: ~6 MB of RSS in every web worker (bench/memory.py). A wrapper holds
+# nothing of its operation, so one per schema class serves all (and is built once, by its first
+# use). Only classes are shared, by identity: typing forms such as ``list[X]`` or unions compare
+# by value (``A | B == B | A``), and their order matters to validation and to the document.
+_wrap_response = Operation._create_response_model
+_response_wrappers: dict[type, type] = {}
+
+
+def _shared_response_model(operation, response_param):
+    if not isinstance(response_param, type):
+        return _wrap_response(operation, response_param)
+    wrapper = _response_wrappers.get(response_param)
+    if wrapper is None:
+        wrapper = _response_wrappers[response_param] = _wrap_response(operation, response_param)
+    return wrapper
+
+
+Operation._create_response_model = _shared_response_model

@@ -9,6 +9,9 @@ import sys
 
 from django.db import connection
 
+from stall.api import api
+from stall.core.api import Error
+
 WATCHED = ["httpx", "psycopg", "redis", "requests", "segno", "stripe"]
 # What a web worker and the Huey consumer (run_huey) load at start: every app, URL, view and
 # task module.
@@ -83,6 +86,34 @@ def test_a_schema_is_built_by_its_first_use_and_validates_as_declared_from_any_t
         "print(json.dumps([built_at_start, answers]))"
     )
     assert json.loads(run_fresh(code, tmp_path)) == [False, [[["extra_forbidden"], 500]] * 8]
+
+
+def test_operations_answering_with_one_schema_share_one_response_wrapper(client):
+    """Every status of every API operation that answers with a given schema class is validated
+    by one wrapper model around that class (see core.ninja_setup): one for all the error answers,
+    one for each other schema; each wraps the class it was made for."""
+    client.get("/healthz")  # the URLconf, so every router is mounted
+    operations = [
+        operation
+        for router in api._get_bound_routers()
+        for path_view in router.path_operations.values()
+        for operation in path_view.operations
+    ]
+    wrappers = [
+        wrapper
+        for operation in operations
+        for wrapper in operation.response_models.values()
+        if isinstance(wrapper, type)
+    ]
+    by_schema: dict[type, set[type]] = {}
+    for wrapper in wrappers:
+        schema = wrapper.model_fields["response"].annotation
+        if isinstance(schema, type):
+            by_schema.setdefault(schema, set()).add(wrapper)
+
+    assert len([w for w in wrappers if w.model_fields["response"].annotation is Error]) > 300
+    assert {schema: len(found) for schema, found in by_schema.items() if len(found) > 1} == {}
+    assert len(by_schema) > 20
 
 
 def test_a_started_process_has_not_read_the_common_passwords(tmp_path):
