@@ -13,11 +13,10 @@ block is text, not a boundary.
 import re
 from dataclasses import dataclass
 
-from markdown_it import MarkdownIt
+from stall.core.markdown import markdown_parser
 
 MORE_MARKER = "<!-- more -->"
 _MARKER = re.compile(r"[ \t]*<!--\s*more\s*-->[ \t]*", re.IGNORECASE)
-_md = MarkdownIt("commonmark", {"html": False}).enable("table")
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,7 @@ def _blocks(text: str) -> list[tuple[str, int, int]]:
     """Top-level blocks as (token type, first line, line after the last), in order."""
     return [
         (token.type, token.map[0], token.map[1])
-        for token in _md.parse(text)
+        for token in markdown_parser(html=False).parse(text)
         if token.level == 0 and token.nesting in (0, 1) and token.map
     ]
 

@@ -5,11 +5,24 @@ markdown-it-py with raw HTML switched off escapes any tags a creator types and r
 future change to the renderer's options cannot open a script-injection hole by itself.
 """
 
-import nh3
-from django.utils.safestring import SafeString, mark_safe
-from markdown_it import MarkdownIt
+from functools import cache
 
-_md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": True}).enable("table")
+from django.utils.safestring import SafeString, mark_safe
+
+from stall.core.lazy import LazyModule
+
+# Both on first use: every web worker and the task worker import this module, few of them render
+# Markdown soon, and the two hold ~3 MB of RSS in each process that imports them (bench/memory.py).
+markdown_it = LazyModule("markdown_it")
+nh3 = LazyModule("nh3")
+
+
+@cache
+def markdown_parser(**options):
+    """A CommonMark parser with tables and ``options``, made once per process on first use (two
+    threads racing for it may each make one; either serves)."""
+    return markdown_it.MarkdownIt("commonmark", options).enable("table")
+
 _TAGS = {
     "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em", "code", "pre", "blockquote",
     "ul", "ol", "li", "a", "img", "table", "thead", "tbody", "tr", "th", "td",
@@ -18,7 +31,7 @@ _ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}, "th": {"s
 
 
 def render_markdown(text: str) -> SafeString:
-    html = _md.render(text or "")
+    html = markdown_parser(html=False, linkify=False, typographer=True).render(text or "")
     clean = nh3.clean(html, tags=_TAGS, attributes=_ATTRIBUTES, url_schemes={"http", "https", "mailto"}, link_rel="nofollow noopener",
                        filter_style_properties={"text-align"})
     return mark_safe(clean)  # noqa: S308 - sanitised by nh3 just above

@@ -1,6 +1,7 @@
-"""Large libraries stay out of a process until it uses them: the Stripe library and httpx (see
-core.lazy), and the Redis and PostgreSQL clients Huey's storage would import for queues not in use
-(see settings). Each check runs in a fresh interpreter: this one has imported everything."""
+"""Large libraries stay out of a process until it uses them: the Stripe library, httpx and the
+Markdown renderer (see core.lazy), and the Redis and PostgreSQL clients Huey's storage would
+import for queues not in use (see settings). Each check runs in a fresh interpreter: this one has
+imported everything."""
 
 import json
 import os
@@ -12,7 +13,7 @@ from django.db import connection
 from stall.api import api
 from stall.core.api import Error
 
-WATCHED = ["httpx", "psycopg", "redis", "requests", "segno", "stripe"]
+WATCHED = ["httpx", "markdown_it", "nh3", "psycopg", "redis", "requests", "segno", "stripe"]
 # What a web worker and the Huey consumer (run_huey) load at start: every app, URL, view and
 # task module.
 START = (
@@ -45,7 +46,8 @@ def loaded_after(code: str, tmp_path) -> list[str]:
 def test_a_started_process_holds_no_stripe_httpx_or_unused_database_client(tmp_path):
     """After every app, URL, view and task is loaded, neither the Stripe library nor httpx (nor
     the requests library they bring) is imported, nor segno (QR codes, drawn by two pages), nor
-    redis without REDIS_URL; psycopg only when the database is PostgreSQL."""
+    markdown-it and nh3 (Markdown, rendered by some pages and emails), nor redis without
+    REDIS_URL; psycopg only when the database is PostgreSQL."""
     expected = ["psycopg"] if connection.vendor == "postgresql" else []
     assert loaded_after(START, tmp_path) == expected
 
