@@ -12,6 +12,7 @@ loaded from the database in every way (``_state``, deferred fields, ``refresh_fr
 from __future__ import annotations
 
 from django.db import connections
+from django.utils import timezone
 
 
 def model_columns(model, alias: str) -> str:
@@ -44,3 +45,80 @@ def model_from_row(model, row, *, using: str = "default"):
             value = converter(value, col, connection)
         values.append(value)
     return model.from_db(using, None, values)
+
+
+_NOW = object()  # a default meaning "the moment of the insert" (auto_now, auto_now_add)
+
+
+class _InsertPlan:
+    """How ``model_insert`` writes a model: its columns, what adapts each value, its INSERT."""
+
+    def __init__(self, model, connection):
+        fields = model._meta.concrete_fields
+        self.auto = model._meta.pk if model._meta.pk.get_internal_type() in ("AutoField", "BigAutoField") else None
+        self.fields = [f for f in fields if f is not self.auto]
+        self.attnames = [f.attname for f in fields]
+        self.defaults = {}
+        self.adapters = []
+        for f in self.fields:
+            if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+                self.defaults[f.attname] = _NOW
+            elif f.has_default():
+                # A callable default (a new id; PrefixedIdField's own get_default, whose ``default`` is
+                # NOT_PROVIDED, a class) is called per row, a constant one taken once.
+                self.defaults[f.attname] = f.get_default if callable(f.default) else f.get_default()
+            kind = f.get_internal_type()
+            if kind == "DateTimeField":
+                self.adapters.append(connection.ops.adapt_datetimefield_value)
+            elif kind == "JSONField":
+                self.adapters.append(lambda value, field=f: field.get_db_prep_save(value, connection))
+            else:
+                self.adapters.append(None)  # str, int, bool, None: the driver takes them as they are
+        self.times = _NOW in self.defaults.values()
+        names = ", ".join(connection.ops.quote_name(f.column) for f in self.fields)
+        self.marks = "(" + ", ".join(["%s"] * len(self.fields)) + ")"
+        self.sql = f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({names}) VALUES "
+        if self.auto is not None:
+            self.returning = f" RETURNING {connection.ops.quote_name(self.auto.column)}"
+
+
+_INSERT_PLANS: dict[tuple[str, type], _InsertPlan] = {}
+
+
+def model_insert(model, rows: list[dict], *, now=None, using: str = "default") -> list:
+    """Write new rows of ``model`` with one INSERT and return them as instances, as ``save()`` or
+    ``bulk_create`` would have left them. Each row gives values by attname (``store_id``); a
+    field left out takes its default, an ``auto_now``/``auto_now_add`` one ``now``; an auto id
+    comes back from the database. Only for models with no ``save()`` of their own and no signals
+    received on save: it is a hot path's INSERT without the ORM's building of it (see above)."""
+    if not rows:
+        return []
+    connection = connections[using]
+    plan = _INSERT_PLANS.get((using, model))
+    if plan is None:
+        plan = _INSERT_PLANS[(using, model)] = _InsertPlan(model, connection)
+    if now is None and plan.times:
+        now = timezone.now()
+    params, full = [], []
+    for row in rows:
+        values = dict(row)
+        for name, default in plan.defaults.items():
+            if name not in values:
+                values[name] = now if default is _NOW else (default() if callable(default) else default)
+        for field, adapt in zip(plan.fields, plan.adapters, strict=True):
+            value = values[field.attname]
+            params.append(value if adapt is None or value is None else adapt(value))
+        full.append(values)
+    sql = plan.sql + ", ".join([plan.marks] * len(rows))
+    with connection.cursor() as cursor:
+        if plan.auto is None:
+            cursor.execute(sql, params)
+        else:
+            cursor.execute(sql + plan.returning, params)
+            for values, (pk,) in zip(full, cursor.fetchall(), strict=True):
+                values[plan.auto.attname] = pk
+    made = []
+    for values in full:
+        instance = model.from_db(using, None, [values.get(name) for name in plan.attnames])
+        made.append(instance)
+    return made
