@@ -10,6 +10,7 @@ from pydantic import ConfigDict, StrictInt
 
 from stall.core.api import Amount, InputSchema, NotBlank, ObjectId, Text, timestamp
 from stall.core.errors import InvalidRequest
+from stall.core.rows import prefetched_rows
 
 from .models import Checkout, CheckoutStatus
 from .services import CheckoutItem
@@ -142,10 +143,15 @@ def _latest_payment(checkout: Checkout):
     known = getattr(checkout, "latest_payment", None)
     if known is not None:
         return known
-    cached = getattr(checkout, "_prefetched_objects_cache", {}).get("payments")
+    cached = prefetched_rows(checkout, "payments")
     if cached is not None:
         return max(cached, key=lambda payment: payment.pk, default=None)
     return checkout.payments.order_by("-pk").first()
+
+
+def _lines(checkout: Checkout):
+    held = prefetched_rows(checkout, "lines")
+    return checkout.lines.all() if held is None else held
 
 
 def checkout_out(checkout: Checkout) -> dict:
@@ -168,7 +174,7 @@ def checkout_out(checkout: Checkout) -> dict:
         "lines": [
             {"product": line.product_id, "name": line.name, "unit_amount": line.unit_amount, "quantity": line.quantity,
              "amount_discount": line.amount_discount}
-            for line in checkout.lines.all()
+            for line in _lines(checkout)
         ],
         "expires_at": timestamp(checkout.expires_at),
         "url": _absolute("checkout:pay", checkout.pk),

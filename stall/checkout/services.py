@@ -12,7 +12,7 @@ from django.utils.translation import gettext, gettext_noop
 
 from stall.catalog.models import PriceType, Product, ProductStatus
 from stall.core.money import MAX_AMOUNT, amount_validate, format_money
-from stall.core.rows import model_columns, model_from_row, model_insert
+from stall.core.rows import PrefetchedRows, model_columns, model_from_row, model_insert
 from stall.core.sql import in_list
 from stall.stores.models import Store
 
@@ -163,12 +163,7 @@ def _published_products(*, store_id: str, product_ids: list[str]) -> dict[str, P
 def _known_new(checkout: Checkout, lines: list[CheckoutLine]) -> None:
     """What a new checkout holds, set on it so nobody reads it back (the API shows it at once):
     these lines, no payment, no order. Filters on its relations still query."""
-    known = {"lines": lines, "payments": []}
-    for name, rows in known.items():
-        cached = getattr(checkout, name).all()
-        cached._result_cache, cached._prefetch_done = rows, True
-        known[name] = cached
-    checkout._prefetched_objects_cache = known
+    checkout._prefetched_objects_cache = PrefetchedRows(checkout, {"lines": lines, "payments": []})
     checkout._state.fields_cache["order"] = None
 
 

@@ -122,3 +122,46 @@ def model_insert(model, rows: list[dict], *, now=None, using: str = "default") -
         instance = model.from_db(using, None, [values.get(name) for name in plan.attnames])
         made.append(instance)
     return made
+
+
+class PrefetchedRows(dict):
+    """An instance's prefetched-objects cache holding related rows its caller already has (wrote
+    or read), by relation name: ``instance.lines.all()`` then runs no query, as after
+    ``prefetch_related("lines")``. The queryset Django keeps there is built only when someone goes
+    through the related manager: building one costs about 0.2 ms, and a hot path's own readers
+    take the rows with ``prefetched_rows`` instead."""
+
+    def __init__(self, instance, rows: dict[str, list], known: dict | None = None):
+        super().__init__({k: v for k, v in (known or {}).items() if k not in rows})
+        self._instance, self._rows = instance, dict(rows)
+
+    def __missing__(self, name):
+        if name not in self._rows:
+            raise KeyError(name)
+        relation = type(self._instance)._meta.get_field(name)
+        queryset = relation.related_model._default_manager.filter(**{relation.field.name: self._instance})
+        queryset._result_cache, queryset._prefetch_done = self._rows[name], True
+        self[name] = queryset
+        return queryset
+
+    def __contains__(self, name) -> bool:
+        return name in self._rows or super().__contains__(name)
+
+    def get(self, name, default=None):
+        return self[name] if name in self else default
+
+    def clear(self) -> None:  # refresh_from_db forgets what was prefetched
+        super().clear()
+        self._rows.clear()
+
+
+def prefetched_rows(instance, name: str) -> list | None:
+    """The related rows ``name`` of ``instance`` when they are held (``PrefetchedRows``, or a real
+    prefetch), else None: the caller then asks the related manager."""
+    cache = getattr(instance, "_prefetched_objects_cache", None)
+    if cache is None:
+        return None
+    if isinstance(cache, PrefetchedRows) and name in cache._rows:
+        return cache._rows[name]
+    queryset = dict.get(cache, name)
+    return None if queryset is None else list(queryset)
