@@ -6,12 +6,14 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext, gettext_noop
 
 from stall.catalog.models import PriceType, Product, ProductStatus
 from stall.core.money import MAX_AMOUNT, amount_validate, format_money
+from stall.core.rows import PrefetchedRows, model_columns, model_from_row, model_insert
+from stall.core.sql import in_list
 from stall.stores.models import Store
 
 from .discounts import discount_price
@@ -86,10 +88,7 @@ def checkout_create(
         raise CheckoutInvalid("A checkout needs at least one product.", param="items")
     if len(items) > 50:
         raise CheckoutInvalid("A checkout holds at most 50 products.", param="items")
-    products = {
-        p.pk: p
-        for p in Product.objects.filter(store=store, pk__in=[i.product_id for i in items], status=ProductStatus.PUBLISHED)
-    }
+    products = _published_products(store_id=store.pk, product_ids=[i.product_id for i in items])
     lines, total = [], 0
     for index, item in enumerate(items):
         product = products.get(item.product_id)
@@ -113,37 +112,58 @@ def checkout_create(
         discount, amount_discount = price.discount, price.amount
         for line, share in zip(lines, price.shares, strict=True):
             line.amount_discount = share
-    checkout = Checkout.objects.create(
-        store=store,
-        email=email,
-        currency=store.currency,
-        amount_subtotal=total,
-        amount_total=total - amount_discount,
-        discount=discount,
-        discount_code=discount.code if discount else "",
-        amount_discount=amount_discount,
-        buyer=buyer,
-        expires_at=timezone.now() + timedelta(seconds=settings.STALL_CHECKOUT_TTL_SECONDS),
-        language=_receipt_language(),
-        email_consent=bool(email_consent),
-        save_card=bool(save_card),
-    )
+    now = timezone.now()
+    (checkout,) = model_insert(Checkout, [{
+        "store_id": store.pk,
+        "email": email,
+        "currency": store.currency,
+        "amount_subtotal": total,
+        "amount_total": total - amount_discount,
+        "discount_id": discount.pk if discount else None,
+        "discount_code": discount.code if discount else "",
+        "amount_discount": amount_discount,
+        "buyer_id": buyer.pk if buyer is not None else None,
+        "expires_at": now + timedelta(seconds=settings.STALL_CHECKOUT_TTL_SECONDS),
+        "completed_at": None,
+        "last_error_code": "",
+        "last_error_message": "",
+        "language": _receipt_language(),
+        "email_consent": bool(email_consent),
+        "save_card": bool(save_card),
+    }], now=now)
+    Checkout.store.field.set_cached_value(checkout, store)
+    if discount is not None:
+        Checkout.discount.field.set_cached_value(checkout, discount)
+    if buyer is not None:
+        Checkout.buyer.field.set_cached_value(checkout, buyer)
+    lines = model_insert(CheckoutLine, [
+        {"checkout_id": checkout.pk, "product_id": ln.product_id, "name": ln.name, "unit_amount": ln.unit_amount,
+         "quantity": ln.quantity, "amount_discount": ln.amount_discount}
+        for ln in lines
+    ])
     for line in lines:
-        line.checkout = checkout
-    CheckoutLine.objects.bulk_create(lines)
+        CheckoutLine.checkout.field.set_cached_value(line, checkout)
+        CheckoutLine.product.field.set_cached_value(line, products[line.product_id])
     _known_new(checkout, lines)
     return checkout
+
+
+# A store's published products by id, written out: every checkout reads them (stall.core.rows says why).
+_PRODUCTS_SQL = f"SELECT {model_columns(Product, 'p')} FROM catalog_product p WHERE p.store_id = %s AND p.status = %s AND "
+
+
+def _published_products(*, store_id: str, product_ids: list[str]) -> dict[str, Product]:
+    where, params = in_list("p.id", list(dict.fromkeys(product_ids)))
+    with connection.cursor() as cursor:
+        cursor.execute(_PRODUCTS_SQL + where, [store_id, ProductStatus.PUBLISHED, *params])
+        rows = cursor.fetchall()
+    return {product.pk: product for product in (model_from_row(Product, row) for row in rows)}
 
 
 def _known_new(checkout: Checkout, lines: list[CheckoutLine]) -> None:
     """What a new checkout holds, set on it so nobody reads it back (the API shows it at once):
     these lines, no payment, no order. Filters on its relations still query."""
-    known = {"lines": lines, "payments": []}
-    for name, rows in known.items():
-        cached = getattr(checkout, name).all()
-        cached._result_cache, cached._prefetch_done = rows, True
-        known[name] = cached
-    checkout._prefetched_objects_cache = known
+    checkout._prefetched_objects_cache = PrefetchedRows(checkout, {"lines": lines, "payments": []})
     checkout._state.fields_cache["order"] = None
 
 

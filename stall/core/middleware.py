@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.contrib.messages.middleware import MessageMiddleware as DjangoMessageMiddleware
 from django.utils import translation
 
 
@@ -67,3 +68,18 @@ class EnglishOnlyMiddleware:
             translation.activate("en")
             request.LANGUAGE_CODE = "en"
         return self.get_response(request)
+
+
+API_PATH = "/api/"
+
+
+class MessageMiddleware(DjangoMessageMiddleware):
+    """Django's flash messages, for pages only: an API answer is JSON that shows none, and making
+    the message storage (a cookie signer and a session store, each request) cost more than any
+    other middleware of an API request. Its response side already passes over a request with no
+    storage."""
+
+    def process_request(self, request):
+        if not request.path_info.startswith(API_PATH):
+            super().process_request(request)
+

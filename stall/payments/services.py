@@ -19,8 +19,8 @@ from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db import IntegrityError, connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
 
@@ -30,9 +30,11 @@ from stall.checkout.models import Checkout, CheckoutStatus
 from stall.checkout.schemas import checkout_out
 from stall.core.errors import InvalidRequest, StallError
 from stall.core.money import amount_validate, format_money
+from stall.core.rows import model_columns, model_from_row, model_insert
 from stall.integrations.webhooks import event_emit
 from stall.ledger.models import AccountKind
 from stall.ledger.services import account_id_for, account_open
+from stall.stores.models import Store
 
 from .errors import PaymentDeclined, PaymentNotAwaitingAction, PaymentNotFound
 from .models import ONE_PAYMENT_UNDER_WAY, Payment, PaymentStatus, Refund, RefundStatus
@@ -45,7 +47,7 @@ from .rails import (
     rail_livemode,
     sandbox_admit,
     sandbox_check,
-    stripe_keys_columns,
+    stripe_keys_sql,
 )
 from .schemas import payment_out
 
@@ -116,21 +118,38 @@ def checkout_payment_start(*, checkout_id: str, payment_method: str) -> Checkout
     return Checkout.objects.get(pk=checkout.pk)
 
 
+# Written out: every card confirm runs it, and the ORM's building of it (a join, three EXISTS)
+# cost more than the rest of the reservation (stall.core.rows says why).
+_CHECKOUT_LOCK_SQL = (
+    f"SELECT {model_columns(Checkout, 'k')}, {model_columns(Store, 's')}, "
+    "EXISTS (SELECT 1 FROM payments_payment p WHERE p.checkout_id = k.id AND p.status IN (%s, %s)), "
+    f"{stripe_keys_sql('k.store_id')} "
+    "FROM checkout_checkout k JOIN stores_store s ON s.id = k.store_id WHERE k.id = %s"
+)
+
+
+def _for_update(*aliases: str) -> str:
+    """Lock these tables' rows of the SELECT, where the database locks rows (SQLite's write
+    transaction holds the whole database already)."""
+    if not connection.features.has_select_for_update:
+        return ""
+    return " FOR UPDATE OF " + ", ".join(aliases)
+
+
 def _checkout_lock_for_card(*, checkout_id: str) -> Checkout:
     """``checkout_lock_open`` for a card payment, in one statement: with it are read whether a
     payment of it is under way (``under_way``) and the Stripe row ``sandbox_admit`` asks about
     (``stripe_mine``, ``stripe_anyone``). Only the checkout's row is locked, not its store's (which every checkout
     of the store shares)."""
-    checkout = (
-        Checkout.objects.select_for_update(of=("self",)).select_related("store")
-        .annotate(
-            under_way=Exists(Payment.objects.filter(checkout_id=OuterRef("pk"), status__in=_OPEN)),
-            **stripe_keys_columns(OuterRef("store_id")),
-        )
-        .filter(pk=checkout_id).first()
-    )
-    if checkout is None:
+    with connection.cursor() as cursor:
+        cursor.execute(_CHECKOUT_LOCK_SQL + _for_update("k"), [*_OPEN, checkout_id])
+        row = cursor.fetchone()
+    if row is None:
         raise CheckoutNotFound()
+    width = len(Checkout._meta.concrete_fields)
+    checkout = model_from_row(Checkout, row[:width])
+    Checkout.store.field.set_cached_value(checkout, model_from_row(Store, row[width:-3]))
+    checkout.under_way, checkout.stripe_mine, checkout.stripe_anyone = (bool(v) for v in row[-3:])
     if checkout.status == CheckoutStatus.EXPIRED:
         raise CheckoutExpired()
     if checkout.status == CheckoutStatus.OPEN and checkout.expires_at <= timezone.now():
@@ -170,15 +189,13 @@ def _checkout_payment_reserve(*, checkout: Checkout, payment_method: str) -> Pay
             gettext("Card payments must be at least %(amount)s.") % {"amount": format_money(minimum, checkout.currency)},
             param="amount",
         )
-    return Payment.objects.create(
-        store_id=checkout.store_id,
-        checkout=checkout,
-        rail=rail.name,
-        payment_method=payment_method,
-        amount=checkout.amount_total,
-        currency=checkout.currency,
-        livemode=livemode,
-    )
+    (payment,) = model_insert(Payment, [{
+        "store_id": checkout.store_id, "checkout_id": checkout.pk, "buyer_id": None, "rail": rail.name,
+        "payment_method": payment_method, "amount": checkout.amount_total, "currency": checkout.currency,
+        "rail_reference": "", "failure_code": "", "failure_message": "", "livemode": livemode,
+    }])
+    Payment.checkout.field.set_cached_value(payment, checkout)
+    return payment
 
 
 def payment_stalled(payment: Payment, *, now=None) -> bool:
@@ -416,11 +433,7 @@ def payment_succeed(*, payment_id: str, reference: str = "", fee: int = 0, check
     payment's checkout, when the caller knows it: both rows are then locked by one statement."""
     payment = None
     if checkout_id is not None:
-        # An inner join (the filter on its status), so that PostgreSQL may lock the checkout's row too.
-        payment = (
-            Payment.objects.select_for_update(of=("self", "checkout")).select_related("checkout")
-            .filter(pk=payment_id, checkout_id=checkout_id, checkout__status__in=CheckoutStatus.values).first()
-        )
+        payment = _payment_lock_with_checkout(payment_id=payment_id, checkout_id=checkout_id)
     checkout_locked = payment is not None
     if payment is None:
         payment = Payment.objects.select_for_update().get(pk=payment_id)
@@ -439,11 +452,39 @@ def payment_succeed(*, payment_id: str, reference: str = "", fee: int = 0, check
     payment.status = PaymentStatus.SUCCEEDED
     payment.rail_reference = reference or payment.rail_reference
     payment.fee = fee
-    payment.save(update_fields=["status", "rail_reference", "fee", "updated_at"])
+    payment.updated_at = timezone.now()
+    with connection.cursor() as cursor:
+        # Written out, as the lock above: save(update_fields=…) built the same UPDATE for a millisecond.
+        cursor.execute(
+            "UPDATE payments_payment SET status = %s, rail_reference = %s, fee = %s, updated_at = %s WHERE id = %s",
+            [payment.status, payment.rail_reference, fee, connection.ops.adapt_datetimefield_value(payment.updated_at),
+             payment.pk],
+        )
     result = handlers.succeeded(payment=payment)
     if payment.checkout_id is not None:
         payment.checkout.latest_payment = payment  # what checkout_out shows, without a query
     return payment if result is None else result
+
+
+# A payment and its checkout, locked by one statement: the card confirm's finalizing read.
+_PAYMENT_LOCK_SQL = (
+    f"SELECT {model_columns(Payment, 'p')}, {model_columns(Checkout, 'k')} FROM payments_payment p "
+    "JOIN checkout_checkout k ON k.id = p.checkout_id WHERE p.id = %s AND p.checkout_id = %s"
+)
+
+
+def _payment_lock_with_checkout(*, payment_id: str, checkout_id: str) -> Payment | None:
+    """The payment with its checkout (cached on it), both rows locked; None when the payment is not
+    that checkout's."""
+    with connection.cursor() as cursor:
+        cursor.execute(_PAYMENT_LOCK_SQL + _for_update("p", "k"), [payment_id, checkout_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    width = len(Payment._meta.concrete_fields)
+    payment = model_from_row(Payment, row[:width])
+    Payment.checkout.field.set_cached_value(payment, model_from_row(Checkout, row[width:]))
+    return payment
 
 
 def rail_fee_account(*, payment: Payment):

@@ -15,7 +15,7 @@ rail is a new module and an entry here, not a special case elsewhere.
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import Case, Exists, When
+from django.db.models import Case, When
 
 from stall.payments.errors import LightningNotConfigured, StripeNotConfigured, TestMoneyRefused
 from stall.payments.models import StripeAccount
@@ -142,20 +142,19 @@ def sandbox_test_mode(*, store_id: str | None = None) -> bool:
     return sandbox_enabled(store_id=store_id) and not rail_livemode("sandbox")
 
 
-def stripe_keys_columns(store_ref) -> dict:
-    """``_stripe_keys``' answer as two columns of a caller's own SELECT (``store_ref``: its store
-    id, an OuterRef), to annotate with; ``sandbox_admit(stripe_keys=(mine, anyone))`` takes their
-    values. The card checkout reads them with the checkout it locks."""
-    return {
-        "stripe_mine": Exists(StripeAccount.objects.filter(store_id=store_ref)),
-        "stripe_anyone": Exists(StripeAccount.objects.all()),
-    }
+def stripe_keys_sql(store_column: str) -> str:
+    """``_stripe_keys``' answer as two columns of a caller's own SELECT: the store in ``store_column``
+    has its own Stripe keys, any store has. ``sandbox_admit(stripe_keys=(mine, anyone))`` takes
+    their values; the card checkout reads them with the checkout it locks."""
+    table = StripeAccount._meta.db_table
+    return (f"EXISTS (SELECT 1 FROM {table} sa WHERE sa.store_id = {store_column}), "
+            f"EXISTS (SELECT 1 FROM {table} sa)")
 
 
 def sandbox_admit(*, store_id: str | None, stripe_keys: tuple[bool, bool] | None = None) -> bool:
     """Refuse the test cards where they are off at ``store_id`` (``sandbox_enabled``), else say
     whether a payment with them is real money (``rail_livemode``): both in one query at most, as a
-    sandbox card checkout asks both. ``stripe_keys``: the values of ``stripe_keys_columns`` for
+    sandbox card checkout asks both. ``stripe_keys``: the values of ``stripe_keys_sql`` for
     ``store_id``, when the caller read them (then no query)."""
     explicit, real_here = settings.STALL_SANDBOX_ENABLED, _real_here()
     if explicit is False or (explicit is None and real_here):
