@@ -12,10 +12,8 @@ def checkout_get(*, checkout_id: str, store: Store | None = None, full: bool = T
     payments, all that ``checkout_out`` shows, in three queries; else the row alone."""
     if not full:
         return _checkout_row(checkout_id=checkout_id, store=store)
-    qs = Checkout.objects.all()
-    if full:
-        # By relation names: orders and payments sit above checkout and are not imported here.
-        qs = qs.select_related("store", "order").prefetch_related("lines", "payments")
+    # By relation names: orders and payments sit above checkout and are not imported here.
+    qs = Checkout.objects.select_related("store", "order").prefetch_related("lines", "payments")
     if store is not None:
         qs = qs.filter(store=store)
     checkout = qs.filter(pk=checkout_id).first()

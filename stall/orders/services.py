@@ -146,11 +146,7 @@ def order_create_for_checkout(
         for ln, order_line in zip(lines, order_lines, strict=True)
         if ln.product.kind in ENTITLING_KINDS
     ]
-    entitlements += [
-        {"store_id": e.store_id, "order_id": e.order_id, "line_id": e.line_id, "product_id": e.product_id,
-         "email": e.email, "download_limit": e.download_limit, "revoked_at": None}
-        for e in _bundle_entitlements(order=order, lines=lines, order_lines=order_lines)
-    ]
+    entitlements += _bundle_entitlements(order=order, lines=lines, order_lines=order_lines)
     if entitlements:
         model_insert(Entitlement, entitlements, now=now)
     checkout.status = CheckoutStatus.COMPLETE
@@ -202,9 +198,9 @@ def checkout_lines_with_products(*, checkout: Checkout) -> list[CheckoutLine]:
     return lines
 
 
-def _bundle_entitlements(*, order: Order, lines, order_lines) -> list[Entitlement]:
+def _bundle_entitlements(*, order: Order, lines, order_lines) -> list[dict]:
     """A bundle's line grants each of its parts, as if each had been bought (one query, only for
-    an order with a bundle in it)."""
+    an order with a bundle in it): the entitlements' rows, for ``model_insert``."""
     bundles = {ln.product_id for ln in lines if ln.product.kind == ProductKind.BUNDLE}
     if not bundles:
         return []
@@ -212,8 +208,8 @@ def _bundle_entitlements(*, order: Order, lines, order_lines) -> list[Entitlemen
     for item in BundleItem.objects.filter(bundle_id__in=bundles).select_related("part").order_by("pk"):
         parts.setdefault(item.bundle_id, []).append(item.part)
     return [
-        Entitlement(store_id=order.store_id, order=order, line=order_line, product_id=part.pk, email=order.email,
-                    download_limit=part.download_limit)
+        {"store_id": order.store_id, "order_id": order.pk, "line_id": order_line.pk, "product_id": part.pk,
+         "email": order.email, "download_limit": part.download_limit, "revoked_at": None}
         for ln, order_line in zip(lines, order_lines, strict=True)
         for part in parts.get(ln.product_id, [])
     ]

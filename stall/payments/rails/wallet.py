@@ -175,11 +175,12 @@ def fee_share_return(*, wallet: Wallet, refund, order, back: int | None = None) 
     return back
 
 
-def refund_into_wallet(*, refund, order, clearing: Account) -> None:
-    """Carry out a refund made ``to_wallet``: from ``clearing`` — the clearing account of the rail
-    that took the payment, where ``order_refunded`` moved the money from the store's balance — into
-    the buyer's wallet, as a top-up by that rail would (the buyer's wallet is opened if need be).
-    A test order's money goes to the sandbox instead if the wallet holds real money by now."""
+def refund_into_wallet(*, refund, order, clearing: Account) -> Wallet | None:
+    """Give a refund's money from ``clearing`` — the clearing account of the rail that took the
+    payment, where ``order_refunded`` moved it from the store's balance — into the buyer's wallet
+    (opened if need be), as a top-up by that rail would: the wallet rail's refunds, and a refund
+    made ``to_wallet`` by a rail that cannot pay back. Returns the wallet credited. A test order's
+    money goes back to the sandbox instead if the wallet holds real money by now (None)."""
     payment = refund.payment
     buyer = payment.buyer or buyer_for_email(email=order.email)
     wallet = wallet_for(buyer=buyer, currency=payment.currency)
@@ -189,11 +190,12 @@ def refund_into_wallet(*, refund, order, clearing: Account) -> None:
             credit_account=_sandbox_account(AccountKind.PROCESSOR_CLEARING, payment.currency),
             amount=refund.amount, code="test_refund_to_sandbox", reference=order.pk,
         )
-        return
+        return None
     transfer_create(
         idempotency_key=f"{refund.pk}:wallet_refund", debit_account=clearing, credit_account=wallet.account,
         amount=refund.amount, code="wallet_refund", reference=order.pk,
     )
+    return wallet
 
 
 class InLedgerRail:
@@ -266,21 +268,8 @@ class WalletRail(InLedgerRail):
 
         A test order's money goes back as test money (``wallet_mode_for_credit``); if the wallet
         holds real money by now, it goes back to the sandbox instead, with no fee share (0)."""
-        payment = refund.payment
-        wallet = wallet_get(buyer=payment.buyer, currency=payment.currency)
-        if not wallet_mode_for_credit(wallet=wallet, livemode=order.livemode, reference=refund.pk):
-            transfer_create(
-                idempotency_key=f"{refund.pk}:wallet_refund",
-                debit_account=self.clearing(payment.currency),
-                credit_account=_sandbox_account(AccountKind.PROCESSOR_CLEARING, payment.currency),
-                amount=refund.amount, code="test_refund_to_sandbox", reference=order.pk,
-            )
-            return 0
-        transfer_create(
-            idempotency_key=f"{refund.pk}:wallet_refund", debit_account=self.clearing(payment.currency),
-            credit_account=wallet.account, amount=refund.amount, code="wallet_refund", reference=order.pk,
-        )
-        return fee_share_return(wallet=wallet, refund=refund, order=order)
+        wallet = refund_into_wallet(refund=refund, order=order, clearing=self.clearing(refund.payment.currency))
+        return 0 if wallet is None else fee_share_return(wallet=wallet, refund=refund, order=order)
 
 
 # --- The hot path -----------------------------------------------------------------------------------
