@@ -1,0 +1,64 @@
+"""How Stall talks to PostgreSQL: parameters bound by the server, a kept connection checked only
+after it idled."""
+
+import pytest
+from django.db import connection
+
+from stall.core.postgresql import base
+
+
+def _first_statement_of_a_request(checks: list) -> None:
+    connection.close_if_unusable_or_obsolete()  # what request_started does
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 2")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_busy_connection_is_not_checked_an_idle_or_broken_one_is(monkeypatch):
+    if connection.vendor != "postgresql":
+        assert not connection.settings_dict.get("CONN_HEALTH_CHECKS")  # SQLite has no server to lose
+        return
+    assert connection.health_check_enabled
+    checks = []
+    usable = connection.is_usable
+    monkeypatch.setattr(connection, "is_usable", lambda: checks.append(1) or usable())
+    connection.ensure_connection()
+    _first_statement_of_a_request(checks)
+    _first_statement_of_a_request(checks)
+    assert checks == []  # used a moment ago: no SELECT 1
+    connection.used_at -= base.HEALTH_CHECK_IDLE + 1
+    _first_statement_of_a_request(checks)
+    assert checks == [1]  # idle: checked once, then not again in that request
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 3")
+    assert checks == [1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_the_server_dropped_is_replaced_after_idling():
+    """The server ends the session (a restart, an idle timeout): the next request after an idle
+    moment gets a new connection instead of an error."""
+    if connection.vendor != "postgresql":
+        assert connection.settings_dict["ENGINE"] == "stall.core.sqlite"
+        return
+    connection.ensure_connection()
+    old_pid = connection.connection.info.backend_pid
+    from django.db import connections
+
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [old_pid])
+    finally:
+        other.close()
+    connection.used_at -= base.HEALTH_CHECK_IDLE + 1
+    _first_statement_of_a_request([])
+    assert connection.connection.info.backend_pid != old_pid
+
+
+def test_parameters_are_bound_by_the_server():
+    """The server prepares the statements a connection runs often (stall/settings.py)."""
+    if connection.vendor != "postgresql":
+        assert "server_side_binding" not in connection.settings_dict.get("OPTIONS", {})
+        return
+    assert connection.features.uses_server_side_binding
