@@ -9,35 +9,36 @@ from stall.core.email import email_send
 from stall.core.money import format_money
 from stall.payments.models import Refund
 
-from .licenses import licenses_for_order
 from .models import Order
+from .selectors import Receipt, receipt_read
 
 
 @db_task(retries=5, retry_delay=settings.STALL_TASK_RETRY_DELAY_SECONDS)
 def receipt_send(order_id: str) -> None:
     """Email the buyer a receipt with a link to their library, in the language they bought in."""
-    order = Order.objects.select_related("store", "checkout").prefetch_related("lines").get(pk=order_id)
-    language = (order.checkout.language if order.checkout else "") or settings.LANGUAGE_CODE
-    with translation.override(language):
-        _receipt_send(order)
+    receipt = receipt_read(order_id=order_id)
+    with translation.override(receipt.language or settings.LANGUAGE_CODE):
+        _receipt_send(receipt)
 
 
-def _receipt_send(order: Order) -> None:
+def _receipt_send(receipt: Receipt) -> None:
+    currency = receipt.currency
+    discount = sum(line[3] for line in receipt.lines)
     email_send(
-        to=order.email,
-        subject=_("Your receipt from %(store)s") % {"store": order.store.name},
+        to=receipt.email,
+        subject=_("Your receipt from %(store)s") % {"store": receipt.store_name},
         template="orders/email/receipt",
         context={
-            "order": order,
-            "store": order.store,
-            "lines": [(product_name_shown(ln.name), ln.quantity, format_money(ln.unit_amount * ln.quantity, order.currency)) for ln in order.lines.all()],
-            "total": format_money(order.amount_total, order.currency),
-            "discount": format_money(discount, order.currency) if (discount := sum(ln.amount_discount for ln in order.lines.all())) else "",
-            "discount_code": order.checkout.discount_code if order.checkout else "",
-            "library_url": buyer_magic_link(email=order.email),
-            "license_keys": [(k.product.name, k.key) for k in licenses_for_order(order=order)],
+            "order": {"id": receipt.order_id},
+            "store": {"name": receipt.store_name},
+            "lines": [(product_name_shown(name), qty, format_money(unit * qty, currency)) for name, qty, unit, _ in receipt.lines],
+            "total": format_money(receipt.amount_total, currency),
+            "discount": format_money(discount, currency) if discount else "",
+            "discount_code": receipt.discount_code,
+            "library_url": buyer_magic_link(email=receipt.email),
+            "license_keys": receipt.license_keys,
         },
-        reply_to=order.store.support_email or None,
+        reply_to=receipt.support_email or None,
     )
 
 
