@@ -143,13 +143,6 @@ if _database_url and not _database_url.startswith("sqlite:"):
         DATABASES["default"]["ENGINE"] = "stall.core.postgresql"
     # A kept connection is checked after it idled, not before every request (stall/core/postgresql).
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    # Parameters sent apart from the statement, which psycopg prepares once a connection has run
-    # it five times: the server stops parsing and planning the same statements for every spend,
-    # and the worker stops quoting every value into the text. bench/unlock.py on PostgreSQL (32
-    # clients, two cores): 248-264 spends/s with values bound into the text, 326/s so. Behind
-    # PgBouncer in transaction mode prepared statements need its max_prepared_statements (1.21+),
-    # or STALL_DATABASE_SERVER_BINDING=0.
-    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = _env_bool("STALL_DATABASE_SERVER_BINDING", True)
 else:
     # DATABASE_URL=sqlite:////path/to/file names another file, tuned the same way.
     _sqlite_name = dj_database_url.parse(_database_url)["NAME"] if _database_url else None

@@ -27,8 +27,9 @@ class DatabaseSchemaEditor(schema.DatabaseSchemaEditor):
 
 class DatabaseWrapper(base.DatabaseWrapper):
     """With ``CONN_HEALTH_CHECKS`` Django sends ``SELECT 1`` before the first statement of every
-    request, one more round trip than a one-click spend's own statements (bench/unlock.py on
-    PostgreSQL: 15% of a web worker's samples waited on it). A kept connection is checked only
+    request, one more round trip than a one-click spend's own statements (under bench/unlock.py
+    on PostgreSQL, 15% of a web worker's samples waited on it; the spend rate, bound there by the
+    two cores, did not move measurably without it). A kept connection is checked only
     once it has been idle ``HEALTH_CHECK_IDLE`` seconds, which is when a restarted or
     restarting server, a failover or an idle timeout has had time to break it unseen. A
     connection psycopg knows is broken or closed is checked (and replaced) whatever its age."""

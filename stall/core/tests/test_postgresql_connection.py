@@ -1,5 +1,4 @@
-"""How Stall talks to PostgreSQL: parameters bound by the server, a kept connection checked only
-after it idled."""
+"""A kept PostgreSQL connection is checked before a request's first statement only after it idled."""
 
 import pytest
 from django.db import connection
@@ -55,10 +54,3 @@ def test_a_connection_the_server_dropped_is_replaced_after_idling():
     _first_statement_of_a_request([])
     assert connection.connection.info.backend_pid != old_pid
 
-
-def test_parameters_are_bound_by_the_server():
-    """The server prepares the statements a connection runs often (stall/settings.py)."""
-    if connection.vendor != "postgresql":
-        assert "server_side_binding" not in connection.settings_dict.get("OPTIONS", {})
-        return
-    assert connection.features.uses_server_side_binding
