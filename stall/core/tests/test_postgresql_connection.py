@@ -1,19 +1,21 @@
 """A kept PostgreSQL connection is checked before a request's first statement only after it idled."""
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 
 from stall.core.postgresql import base
 
 
-def _first_statement_of_a_request(checks: list) -> None:
+def _first_statement_of_a_request() -> None:
     connection.close_if_unusable_or_obsolete()  # what request_started does
     with connection.cursor() as cursor:
         cursor.execute("SELECT 2")
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_busy_connection_is_not_checked_an_idle_or_broken_one_is(monkeypatch):
+def test_a_busy_connection_is_not_checked_an_idle_one_is(monkeypatch):
+    """No SELECT 1 before a request's first statement on a connection used a moment ago; one on a
+    connection idle for longer than HEALTH_CHECK_IDLE."""
     if connection.vendor != "postgresql":
         assert not connection.settings_dict.get("CONN_HEALTH_CHECKS")  # SQLite has no server to lose
         return
@@ -22,11 +24,11 @@ def test_a_busy_connection_is_not_checked_an_idle_or_broken_one_is(monkeypatch):
     usable = connection.is_usable
     monkeypatch.setattr(connection, "is_usable", lambda: checks.append(1) or usable())
     connection.ensure_connection()
-    _first_statement_of_a_request(checks)
-    _first_statement_of_a_request(checks)
+    _first_statement_of_a_request()
+    _first_statement_of_a_request()
     assert checks == []  # used a moment ago: no SELECT 1
     connection.used_at -= base.HEALTH_CHECK_IDLE + 1
-    _first_statement_of_a_request(checks)
+    _first_statement_of_a_request()
     assert checks == [1]  # idle: checked once, then not again in that request
     with connection.cursor() as cursor:
         cursor.execute("SELECT 3")
@@ -42,8 +44,6 @@ def test_a_connection_the_server_dropped_is_replaced_after_idling():
         return
     connection.ensure_connection()
     old_pid = connection.connection.info.backend_pid
-    from django.db import connections
-
     other = connections.create_connection("default")
     try:
         with other.cursor() as cursor:
@@ -51,6 +51,6 @@ def test_a_connection_the_server_dropped_is_replaced_after_idling():
     finally:
         other.close()
     connection.used_at -= base.HEALTH_CHECK_IDLE + 1
-    _first_statement_of_a_request([])
+    _first_statement_of_a_request()
     assert connection.connection.info.backend_pid != old_pid
 
