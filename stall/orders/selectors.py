@@ -127,7 +127,7 @@ class Receipt:
 
 
 _RECEIPT_SQL = (
-    f"SELECT o.email, o.currency, o.amount_total, s.name, s.support_email, c.language, c.discount_code "
+    "SELECT o.email, o.currency, o.amount_total, s.name, s.support_email, c.language, c.discount_code "
     f"FROM {Order._meta.db_table} o JOIN {Store._meta.db_table} s ON s.id = o.store_id "
     f"LEFT JOIN {Checkout._meta.db_table} c ON c.id = o.checkout_id WHERE o.id = %s"
 )

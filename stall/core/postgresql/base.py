@@ -16,7 +16,7 @@ import time
 
 from django.db.backends.postgresql import base, schema
 
-# A connection that ran a statement less than this many seconds ago is taken as alive.
+# A connection that opened a cursor (to run a statement) less than this many seconds ago is taken as alive.
 HEALTH_CHECK_IDLE = 1.0
 
 
