@@ -34,8 +34,9 @@ STOP_TIMEOUT_SECONDS = 20  # past gunicorn's --graceful-timeout, for a task fini
 def web_command(args) -> list[str]:
     """The web server, its workers and threads: the one place that names it.
 
-    gunicorn (gthread) by default; ``--server granian`` (or STALL_WEB_SERVER=granian) runs
-    granian's WSGI interface instead. Chosen by measurement on a 2-core machine: on one-click
+    gunicorn's threaded worker by default, as ``stall.ops.webworker.BalancedThreadWorker``: it
+    spreads kept-alive connections over the workers, where gthread alone gave one worker all of
+    them. ``--server granian`` (or STALL_WEB_SERVER=granian) runs granian's WSGI interface instead. Chosen by measurement on a 2-core machine: on one-click
     spends granian is faster (bench/unlock.py, SQLite, 32 clients: 224 against 181 spends/s), but
     its processes hold more (bench/memory.py, PostgreSQL, idle: 305 MB in all against 285 MB,
     over DESIGN's 300 MB), and neither reaches the spend target, which Django's own work per
@@ -51,7 +52,7 @@ def web_command(args) -> list[str]:
         sys.executable, "-m", "gunicorn", "stall.wsgi:application",
         "--bind", f"{args.host}:{args.port}",
         "--workers", str(args.workers),
-        "--worker-class", "gthread", "--threads", str(args.threads),
+        "--worker-class", "stall.ops.webworker.BalancedThreadWorker", "--threads", str(args.threads),
         "--access-logfile", "-" if args.access_log else "/dev/null",
         "--error-logfile", "-",
         "--graceful-timeout", "10",

@@ -1,0 +1,72 @@
+"""The web workers share the connections (stall.ops.webworker), tried on a real gunicorn."""
+
+import http.client
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+
+from stall.ops.webworker import ACCEPT_DELAY_MAX, accept_delay
+
+APP = '''
+import os
+
+def app(environ, start_response):
+    body = str(os.getpid()).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_worker_holding_connections_lets_the_others_accept_first():
+    assert accept_delay(0, workers=2) == 0
+    assert 0 < accept_delay(1, workers=2) < accept_delay(5, workers=2) <= ACCEPT_DELAY_MAX
+    assert accept_delay(1000, workers=2) == ACCEPT_DELAY_MAX
+    assert accept_delay(5, workers=1) == 0  # alone, it has nobody to wait for
+
+
+def test_connections_opened_one_after_another_are_spread_over_the_workers(tmp_path):
+    # Browsers arriving at an idle server, one after the other, each keeping its connection: with
+    # gunicorn's own gthread worker every one of them lands on the same worker.
+    (tmp_path / "pidapp.py").write_text(APP)
+    port = free_port()
+    server = subprocess.Popen([
+        sys.executable, "-m", "gunicorn", "pidapp:app", "--pythonpath", str(tmp_path), "--bind", f"127.0.0.1:{port}",
+        "--workers", "2", "--threads", "2", "--worker-class", "stall.ops.webworker.BalancedThreadWorker",
+        "--keep-alive", "30", "--log-level", "warning",
+    ])
+    connections = []
+    try:
+        workers_up = time.monotonic() + 30
+        while True:
+            try:
+                probe = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                probe.request("GET", "/")
+                probe.getresponse().read()
+                probe.close()
+            except OSError:
+                assert time.monotonic() < workers_up, "gunicorn did not start"
+                time.sleep(0.2)
+                continue
+            break
+        time.sleep(1)  # both workers booted and polling
+        pids = Counter()
+        for _ in range(20):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/")
+            pids[conn.getresponse().read().decode()] += 1
+            connections.append(conn)  # kept open, as a browser keeps it
+        assert len(pids) == 2, pids
+        assert min(pids.values()) >= 8, pids
+    finally:
+        for conn in connections:
+            conn.close()
+        server.terminate()
+        server.wait(timeout=30)
