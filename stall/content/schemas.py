@@ -113,14 +113,15 @@ def tip_out(tip) -> dict:
     }
 
 
-def unlock_out(*, post, order) -> dict:
-    """What ``post.unlocked`` carries: who unlocked which post, for how much, in which order."""
+def unlock_out(*, post, order, url: str | None = None) -> dict:
+    """What ``post.unlocked`` carries: who unlocked which post, for how much, in which order.
+    ``url`` is the post's, when the caller worked it out already."""
     return {
         "object": "post_unlock",
         "post": post.pk,
         "product": post.product_id,
         "title": post.product.name,
-        "url": post_url(post),
+        "url": url or post_url(post),
         "order": order.pk,
         "email": order.email,
         "amount": order.amount_total,

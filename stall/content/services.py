@@ -60,7 +60,7 @@ from .errors import (
     UnlockRefundRefused,
 )
 from .models import PendingTip, Post, Tip, TipJar, UnlockRefund
-from .schemas import tip_out, unlock_out
+from .schemas import post_url, tip_out, unlock_out
 from .selectors import post_gated, post_member_access, post_unlock_get, tip_jar_public
 
 _UNSET = object()
@@ -306,6 +306,7 @@ _PRICE_TRIES = 3
 def _spend_once(*, post: Post, method: str, buyer: Buyer, confirmed: bool, email: str, after_debit, extra_columns: str,
                 extra_params: list) -> Unlock:
     product = post.product
+    context = {"post": post, "post_url": post_url(post)}  # for post.unlocked, worked out before the lock
     with transaction.atomic():
         read = spend_read(
             buyer=buyer, store_id=post.store_id, currency=product.currency,
@@ -326,7 +327,7 @@ def _spend_once(*, post: Post, method: str, buyer: Buyer, confirmed: bool, email
         )
         order = order_spend(
             store_id=post.store_id, buyer=buyer, method=method, currency=product.currency, lines=[line], read=read,
-            context={"post": post}, after_debit=after_debit,
+            context=context, after_debit=after_debit,
         )
     return Unlock(order=order)
 
@@ -556,14 +557,18 @@ def tip_send(
 def post_unlock_fulfil(*, order: Order, lines, context: dict | None = None) -> list[EventRow]:
     """Fulfilment of a paid order's post lines (registered with orders for the ``post`` kind): the
     order's entitlement is the right to read; this tells the store with ``post.unlocked``.
-    ``context["post"]`` is the post when the caller has it (a one-click unlock)."""
+    ``context["post"]`` is the post when the caller has it (a one-click unlock), with its URL
+    as ``context["post_url"]``: reversed before the spend's transaction, not while it holds the
+    write lock."""
+    context = context or {}
     events = []
     for line in lines:
-        post = (context or {}).get("post")
+        post, url = context.get("post"), context.get("post_url")
         if post is None or post.product_id != line.product_id:
             post = Post.objects.select_related("product", "store").filter(product_id=line.product_id).first()
+            url = None
         if post is not None:
-            events.append(EventRow("post.unlocked", unlock_out(post=post, order=order)))
+            events.append(EventRow("post.unlocked", unlock_out(post=post, order=order, url=url)))
     return events
 
 

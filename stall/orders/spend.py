@@ -251,8 +251,7 @@ def order_spend(
     for kind in dict.fromkeys(line.kind for line in lines):
         handler = fulfilment_handler(kind)
         if handler is not None:
-            kind_lines = [OrderLine(order=order, product_id=ln.product_id, name=ln.name, unit_amount=ln.unit_amount,
-                                    quantity=ln.quantity) for ln in lines if ln.kind == kind]
+            kind_lines = [written for written, line in zip(order_lines, lines) if line.kind == kind]
             events += handler(order=order, lines=kind_lines, context=context) or []
     if after_order is not None:
         events += after_order(order)
