@@ -6,6 +6,8 @@ import json
 import factory
 from django.contrib.auth.hashers import make_password
 from django.core.files.base import ContentFile
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from stall.accounts.models import User
 from stall.catalog.models import PriceType, Product, ProductStatus
@@ -93,3 +95,20 @@ class ApiClient:
 
     def upload(self, path, files, idempotency_key=None):
         return self.client.post(f"/api/v1{path}", data=files, headers=self._headers(idempotency_key))
+
+
+def query_plan(read) -> str:
+    """The database's plan for the first statement ``read()`` runs: to check an index serves a
+    query the application makes, not a copy of it written in the test. On PostgreSQL sequential
+    scans are turned off for the EXPLAIN, as a near-empty test table would otherwise be read whole:
+    what is checked is that an index's condition fits the query."""
+    with CaptureQueriesContext(connection) as captured:
+        read()
+    sql = captured.captured_queries[0]["sql"]
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute("EXPLAIN " + sql)
+        else:
+            cursor.execute("EXPLAIN QUERY PLAN " + sql)
+        return "\n".join(str(row) for row in cursor.fetchall())

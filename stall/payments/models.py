@@ -84,6 +84,12 @@ class Payment(models.Model):
                 fields=["updated_at"], condition=Q(status="processing"), name="payments_processing_by_updated",
             ),
             models.Index(fields=["checkout"], condition=Q(checkout__isnull=False), name="payments_by_checkout"),
+            # A tab's purchases (its page, its settlement) and a Stripe payment named by its intent
+            # (a dispute) are found by the rail's reference. One partial index per rail, each with
+            # its query's own condition; the wallet's one-click spends, the most frequent insert,
+            # are in neither, so they pay nothing for them.
+            models.Index(fields=["rail_reference"], condition=Q(rail="tab"), name="payments_tab_by_reference"),
+            models.Index(fields=["rail_reference"], condition=Q(rail="stripe"), name="payments_stripe_by_reference"),
         ]
 
 

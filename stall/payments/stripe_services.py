@@ -334,6 +334,11 @@ def _on_charge_refunded(charge: dict, store_id: str | None) -> None:
         _on_refund(refund_object, store_id)
 
 
+def stripe_payment_for_intent(intent_id: str) -> Payment | None:
+    """Our payment of a Stripe PaymentIntent, through the payments_stripe_by_reference index."""
+    return Payment.objects.select_related("store").filter(rail="stripe", rail_reference=intent_id).first()
+
+
 def _on_dispute(dispute: dict, store_id: str | None, *, funds: str = "") -> None:
     """A chargeback of one of our payments (localstripe has no disputes; the tests deliver these
     events signed, as Stripe does). A dispute of a payment we do not know, or sent by another
@@ -341,10 +346,7 @@ def _on_dispute(dispute: dict, store_id: str | None, *, funds: str = "") -> None
     intent_id = dispute.get("payment_intent") or ""
     if isinstance(intent_id, dict):
         intent_id = intent_id.get("id") or ""
-    payment = (
-        Payment.objects.select_related("store").filter(rail="stripe", rail_reference=intent_id).first()
-        if intent_id else None
-    )
+    payment = stripe_payment_for_intent(intent_id) if intent_id else None
     if payment is None:
         logger.warning("stripe dispute %s is of charge %s, no payment of ours; ignored", dispute.get("id"), dispute.get("charge"))
         return

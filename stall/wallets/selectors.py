@@ -14,7 +14,7 @@ from stall.catalog.names import product_name_shown
 from stall.core.money import money_setting
 from stall.ledger.models import AccountKind, Transfer
 from stall.orders.models import Order
-from stall.payments.models import Payment
+from stall.payments.models import Payment, PaymentStatus
 from stall.payments.rails import SandboxRail
 from stall.payments.rails.tab import tab_limit_for
 from stall.payments.rails.wallet import wallet_for, wallet_get  # noqa: F401  (this app's pages read them here)
@@ -126,10 +126,16 @@ def tab_is_overdue(tab: Tab, *, now=None) -> bool:
     return age.days >= settings.STALL_TAB_SETTLE_AFTER_DAYS
 
 
+def tab_payments(*, tab: Tab) -> QuerySet[Payment]:
+    """The tab's purchases as payments: found through the payments_tab_by_reference index, so a
+    tab's page and its settlement do not read every order ever made."""
+    return Payment.objects.filter(rail="tab", rail_reference=tab.pk, status=PaymentStatus.SUCCEEDED)
+
+
 def tab_purchases(*, tab: Tab):
     """What was bought on a tab, oldest first: its orders, with store and lines."""
     return (
-        Order.objects.filter(payment__rail="tab", payment__rail_reference=tab.pk, payment__status="succeeded")
+        Order.objects.filter(payment__in=tab_payments(tab=tab))
         .select_related("store").prefetch_related("lines").order_by("pk")
     )
 

@@ -61,6 +61,7 @@ from stall.payments.stripe_services import stripe_payment_refresh
 from . import tasks
 from .errors import TopUpInvalid
 from .models import AutoTopUp, Tab, TabStatus, Wallet
+from .selectors import tab_payments
 
 logger = logging.getLogger(__name__)
 IN_FLIGHT = ("processing", "requires_action")
@@ -411,7 +412,7 @@ def tab_settlement_succeed(*, payment) -> None:
     if fee_to_tab:
         sales = list(
             Order.objects.select_for_update()
-            .filter(payment__in=Payment.objects.filter(rail="tab", rail_reference=tab.pk, status=PaymentStatus.SUCCEEDED))
+            .filter(payment__in=tab_payments(tab=tab))
             .order_by("pk")
         )
         # Shared by what each sale still is after refunds, by running total: the shares add up to

@@ -19,10 +19,10 @@ from stall.payments.rails import UnknownPaymentMethod
 from stall.payments.rails.wallet import fee_pool_for, wallet_for
 from stall.payments.saved_methods import payment_method_save
 from stall.payments.services import payment_authenticate
-from stall.testing import ProductFactory, StoreFactory
+from stall.testing import ProductFactory, StoreFactory, query_plan
 from stall.wallets.errors import TabLimitReached, TabOverdue, TopUpInvalid
 from stall.wallets.models import AutoTopUp, Tab, TabStatus, Wallet
-from stall.wallets.selectors import tab_open_get, tab_owed
+from stall.wallets.selectors import tab_open_get, tab_owed, tab_purchases
 from stall.wallets.services import (
     tab_settle,
     tab_settle_and_buy,
@@ -492,3 +492,11 @@ def test_a_tab_sale_refunded_after_settlement_sends_its_fee_share_to_the_wallet_
     assert store_balance(store) == 0 and (order.fee, order.fee_refunded, order.net) == (16, 16, 0)
     assert (wallet.account.balance, pool.debits_posted - pool.credits_posted) == (50, 31)
     assert_ledger_balanced()
+
+
+@pytest.mark.django_db
+def test_a_tabs_purchases_are_read_through_the_tab_reference_index():
+    # The tab's page and its settlement read its purchases; with a million orders behind them,
+    # the join used to scan every order and look up its payment.
+    plan = query_plan(lambda: list(tab_purchases(tab=Tab(pk="tab_unknown"))))
+    assert "payments_tab_by_reference" in plan, plan
