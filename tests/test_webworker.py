@@ -25,11 +25,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_a_worker_holding_connections_lets_the_others_accept_first():
-    assert accept_delay(0, workers=2) == 0
-    assert 0 < accept_delay(1, workers=2) < accept_delay(5, workers=2) <= ACCEPT_DELAY_MAX
-    assert accept_delay(1000, workers=2) == ACCEPT_DELAY_MAX
-    assert accept_delay(5, workers=1) == 0  # alone, it has nobody to wait for
+def test_a_worker_holding_more_connections_than_threads_lets_the_others_accept_first():
+    assert accept_delay(0, workers=2, threads=4) == accept_delay(4, workers=2, threads=4) == 0
+    assert 0 < accept_delay(5, workers=2, threads=4) < accept_delay(9, workers=2, threads=4) <= ACCEPT_DELAY_MAX
+    assert accept_delay(1000, workers=2, threads=4) == ACCEPT_DELAY_MAX
+    assert accept_delay(9, workers=1, threads=4) == 0  # alone, it has nobody to wait for
 
 
 def test_connections_opened_one_after_another_are_spread_over_the_workers(tmp_path):

@@ -6,12 +6,14 @@ an idle server that is the same worker every time, and a kept-alive connection s
 worker that accepted it: `bench/unlock.py` (32 browsers signing in one after another) found all
 32 connections on one of two workers, which ran a whole core while the other sat idle.
 
-Here a worker that already holds connections waits a moment, in proportion to how many it holds,
-before it tries to accept; a worker holding fewer gets there first. That is "least connections"
-without any state shared between the workers: when every worker holds the same number, they race
-as before, and whichever loses is ahead by one the next time. The wait is at most
-``ACCEPT_DELAY_MAX`` seconds, spent only by a worker that is already serving others, and not at
-all with a single worker."""
+Here a worker that holds more connections than it has threads waits a moment, in proportion to
+the excess, before it tries to accept; a worker holding fewer gets there first. That is "least
+connections" without any state shared between the workers: when every worker holds the same
+number, they race as before, and whichever loses is ahead by one the next time. The wait is at
+most ``ACCEPT_DELAY_MAX`` seconds and never comes with a single worker. Counting only the excess
+over the threads keeps it off servers whose clients open a connection per request (a proxy with
+no upstream keep-alive): there a worker holds about as many connections as requests in flight,
+and its main loop, which sleeps here, should not cap how fast it takes new ones."""
 
 from __future__ import annotations
 
@@ -23,16 +25,16 @@ ACCEPT_DELAY_PER_CONNECTION = 0.0002  # seconds of head start per connection hel
 ACCEPT_DELAY_MAX = 0.003
 
 
-def accept_delay(connections: int, workers: int) -> float:
+def accept_delay(connections: int, *, workers: int, threads: int) -> float:
     """How long a worker holding ``connections`` lets the others try first."""
     if workers < 2:
         return 0.0
-    return min(connections * ACCEPT_DELAY_PER_CONNECTION, ACCEPT_DELAY_MAX)
+    return min(max(connections - threads, 0) * ACCEPT_DELAY_PER_CONNECTION, ACCEPT_DELAY_MAX)
 
 
 class BalancedThreadWorker(ThreadWorker):
     def accept(self, listener):
-        delay = accept_delay(self.nr_conns, self.cfg.workers)
+        delay = accept_delay(self.nr_conns, workers=self.cfg.workers, threads=self.cfg.threads)
         if delay:
             # The main thread sleeps without the GIL: the request threads go on meanwhile. If a
             # less busy worker took the connection, accept() finds none and returns.
