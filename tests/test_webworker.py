@@ -36,27 +36,23 @@ def test_connections_opened_one_after_another_are_spread_over_the_workers(tmp_pa
     # Browsers arriving at an idle server, one after the other, each keeping its connection: with
     # gunicorn's own gthread worker every one of them lands on the same worker.
     (tmp_path / "pidapp.py").write_text(APP)
+    # Each worker leaves a file once it is set up; its next step is the loop that polls the socket.
+    (tmp_path / "conf.py").write_text(
+        "def post_worker_init(worker):\n"
+        f"    open({str(tmp_path)!r} + f'/ready-{{worker.pid}}', 'w').close()\n"
+    )
     port = free_port()
     server = subprocess.Popen([
         sys.executable, "-m", "gunicorn", "pidapp:app", "--pythonpath", str(tmp_path), "--bind", f"127.0.0.1:{port}",
         "--workers", "2", "--threads", "2", "--worker-class", "stall.ops.webworker.BalancedThreadWorker",
-        "--keep-alive", "30", "--log-level", "warning",
+        "--keep-alive", "30", "--log-level", "warning", "--config", str(tmp_path / "conf.py"),
     ])
     connections = []
     try:
-        workers_up = time.monotonic() + 30
-        while True:
-            try:
-                probe = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                probe.request("GET", "/")
-                probe.getresponse().read()
-                probe.close()
-            except OSError:
-                assert time.monotonic() < workers_up, "gunicorn did not start"
-                time.sleep(0.2)
-                continue
-            break
-        time.sleep(1)  # both workers booted and polling
+        deadline = time.monotonic() + 30
+        while len(list(tmp_path.glob("ready-*"))) < 2:
+            assert time.monotonic() < deadline and server.poll() is None, "gunicorn's workers did not start"
+            time.sleep(0.05)
         pids = Counter()
         for _ in range(20):
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
