@@ -5,8 +5,10 @@ import socket
 import subprocess
 import sys
 import time
+from argparse import Namespace
 from collections import Counter
 
+from stall.cli import web_command
 from stall.ops.webworker import ACCEPT_DELAY_MAX, accept_delay
 
 APP = '''
@@ -66,3 +68,12 @@ def test_connections_opened_one_after_another_are_spread_over_the_workers(tmp_pa
             conn.close()
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_serve_gives_gunicorn_an_access_log_only_when_asked():
+    # Any access log file, /dev/null as much as a real one, makes gunicorn build a line for each
+    # request; without --access-log the web server gets none, so it builds none.
+    args = Namespace(host="127.0.0.1", port=8000, workers=2, threads=4, server="gunicorn", access_log=False)
+    assert not any(arg.startswith("--access-log") for arg in web_command(args))
+    logged = web_command(Namespace(**{**vars(args), "access_log": True}))
+    assert logged[logged.index("--access-logfile") + 1] == "-"
