@@ -226,6 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     serve.add_argument("--workers", type=int, default=int(os.environ.get("STALL_WEB_WORKERS", "2")))
+    # Four threads a worker, measured against one (bench/unlock.py, 32 clients, 2 workers, on a
+    # 2-core machine, 2026-11-30). On SQLite one thread spent 3.0 ms of CPU a spend against 4.4,
+    # and served 412-539 spends/s against 320-403 (p99 86-127 ms against 128-159): threads
+    # contend for the GIL around every statement and one writer goes at a time anyway. But a
+    # worker with one thread is held whole by a slow client's download (FileResponse is sent by
+    # the thread that made it), and so are the kept-alive connections it holds. On PostgreSQL,
+    # where commits wait on the disk, one thread was slower: 184 spends/s against 235.
     serve.add_argument("--threads", type=int, default=int(os.environ.get("STALL_WEB_THREADS", "4")))
     serve.add_argument("--no-worker", action="store_true", help="web only; run `stall worker` elsewhere")
     serve.add_argument("--no-periodic", action="store_true", help=NO_PERIODIC_HELP)
