@@ -27,8 +27,7 @@ from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, QuerySet, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext, gettext_noop
@@ -126,10 +125,11 @@ def allowance_used(*, allowance: Allowance, now: datetime | None = None) -> int:
     began, including charges under an allowance this one replaced.
     """
     start, _ = period_bounds(period=allowance.period, now=now or timezone.now())
-    return Charge.objects.filter(
-        store_id=allowance.store_id, allowance__buyer_id=allowance.buyer_id, currency=allowance.currency,
-        created_at__gte=start,
-    ).aggregate(used=Coalesce(Sum(F("amount") - F("order__amount_refunded")), 0))["used"]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {_USED_SQL}", [
+            allowance.store_id, allowance.buyer_id, allowance.currency, connection.ops.adapt_datetimefield_value(start),
+        ])
+        return int(cursor.fetchone()[0])
 
 
 def allowance_is_expired(*, allowance: Allowance, now: datetime | None = None) -> bool:
@@ -347,11 +347,16 @@ _CHARGE_READ_ANY = _CHARGE_READ.format(join="LEFT JOIN", lock="")
 
 
 # What the store charged this buyer in the allowance's currency since the period began, less
-# refunds (see allowance_used): read with the wallet in the spend's SELECT.
+# refunds (see allowance_used), with the parameters store, buyer, currency, period start: read with
+# the wallet in the spend's SELECT. From the buyer's allowances at the store (a charge is in its
+# allowance's currency) to their charges of the period (``wallets_charge_by_allowance``), in that
+# order (CROSS JOIN keeps SQLite to it): left to choose, SQLite read every charge the store ever
+# took and kept the buyer's, on every charge.
 _USED_SQL = (
-    "(SELECT COALESCE(SUM(ch.amount - o.amount_refunded), 0) FROM wallets_charge ch "
-    "JOIN orders_order o ON o.id = ch.order_id JOIN wallets_allowance al ON al.id = ch.allowance_id "
-    "WHERE ch.store_id = %s AND al.buyer_id = %s AND ch.currency = %s AND ch.created_at >= %s)"
+    "(SELECT COALESCE(SUM(ch.amount - o.amount_refunded), 0) FROM wallets_allowance al "
+    "CROSS JOIN wallets_charge ch CROSS JOIN orders_order o "
+    "WHERE al.store_id = %s AND al.buyer_id = %s AND al.currency = %s "
+    "AND ch.allowance_id = al.id AND ch.created_at >= %s AND o.id = ch.order_id)"
 )
 
 
