@@ -9,14 +9,14 @@ import threading
 from collections import Counter
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Sum
 
 from stall.core.errors import StallError
 from stall.ledger.errors import InsufficientFunds
 from stall.ledger.models import Account, AccountKind, Transfer
 from stall.ledger.selectors import account_sums_from_transfers
-from stall.ledger.services import account_open, transfer_create
+from stall.ledger.services import Posting, account_open, transfer_create, transfers_post
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -176,3 +176,33 @@ def test_concurrent_confirms_of_one_checkout_charge_once():
     balance = Account.objects.get(kind=AccountKind.STORE_BALANCE, owner=store.pk)
     assert Transfer.objects.filter(code="sale").aggregate(s=Sum("amount"))["s"] == rounds * 300
     assert account_sums_from_transfers(account=balance) == totals(balance)
+
+
+def test_transfers_posted_at_once_over_shared_accounts_never_deadlock():
+    """Each spend ends with one UPDATE of every account it moves (transfers_post): many at once,
+    over the same hot accounts (a clearing account, a store's balance, the platform's fees) in
+    changing combinations, must queue on their row locks, never deadlock. PostgreSQL locks the
+    rows an UPDATE changes in the order it reaches them, which follows where each row's latest
+    version lies, not its id: the rows are locked in id order first."""
+    shared = [account_open(kind=AccountKind.PROCESSOR_CLEARING, owner=f"rail_{n}", currency="USD") for n in range(4)]
+
+    def work(i: int) -> int:
+        moved = 0
+        for n in range(PER_THREAD):
+            # Each transaction moves money around a different subset of the shared accounts, in a
+            # different order, as spends at one store with and without a fee share do.
+            picked = [shared[(i + n + k) % len(shared)] for k in range(2 + (i + n) % 3)]
+            postings = [
+                Posting(f"ring:{i}:{n}:{k}", a.pk, b.pk, 1 + k, "USD", "sale", f"r{i}")
+                for k, (a, b) in enumerate(zip(picked, picked[1:] + picked[:1]))
+            ]
+            with transaction.atomic():
+                transfers_post(postings=postings)
+            moved += len(postings)
+        return moved
+
+    results, errors = in_threads(THREADS * 2, work)
+    assert errors == [None] * (THREADS * 2)
+    assert Transfer.objects.count() == sum(results)
+    for account in shared:  # each account's totals are the sums of its transfers
+        assert totals(account) == account_sums_from_transfers(account=account)
