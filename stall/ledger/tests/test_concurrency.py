@@ -16,7 +16,13 @@ from stall.core.errors import StallError
 from stall.ledger.errors import InsufficientFunds
 from stall.ledger.models import Account, AccountKind, Transfer
 from stall.ledger.selectors import account_sums_from_transfers
-from stall.ledger.services import Posting, account_open, transfer_create, transfers_post
+from stall.ledger.services import (
+    Posting,
+    account_open,
+    transfer_create,
+    transfers_post,
+    transfers_settle,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -178,12 +184,21 @@ def test_concurrent_confirms_of_one_checkout_charge_once():
     assert account_sums_from_transfers(account=balance) == totals(balance)
 
 
-def test_transfers_posted_at_once_over_shared_accounts_never_deadlock():
-    """Each spend ends with one UPDATE of every account it moves (transfers_post): many at once,
-    over the same hot accounts (a clearing account, a store's balance, the platform's fees) in
-    changing combinations, must queue on their row locks, never deadlock. PostgreSQL locks the
-    rows an UPDATE changes in the order it reaches them, which follows where each row's latest
-    version lies, not its id: the rows are locked in id order first."""
+def _settled(postings):
+    transfers_settle(pending_ids=[], post=True, postings=postings)
+
+
+@pytest.mark.parametrize("post", [
+    pytest.param(lambda postings: transfers_post(postings=postings), id="one spend"),
+    pytest.param(_settled, id="a group"),
+])
+def test_transfers_posted_at_once_over_shared_accounts_never_deadlock(post):
+    """Each spend ends with one UPDATE of every account it moves (transfers_post; a renewal group
+    or a campaign's chunk, transfers_settle): many at once, over the same hot accounts (a clearing
+    account, a store's balance, the platform's fees) in changing combinations, must queue on
+    their row locks, never deadlock. PostgreSQL locks the rows an UPDATE changes in the order it
+    reaches them, which follows where each row's latest version lies, not its id: the rows are
+    locked in id order first."""
     shared = [account_open(kind=AccountKind.PROCESSOR_CLEARING, owner=f"rail_{n}", currency="USD") for n in range(4)]
 
     def work(i: int) -> int:
@@ -197,7 +212,7 @@ def test_transfers_posted_at_once_over_shared_accounts_never_deadlock():
                 for k, (a, b) in enumerate(zip(picked, picked[1:] + picked[:1]))
             ]
             with transaction.atomic():
-                transfers_post(postings=postings)
+                post(postings)
             moved += len(postings)
         return moved
 
