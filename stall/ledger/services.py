@@ -241,17 +241,17 @@ class Totals:
     debits_pending: int
 
 
-def _in_key_order(count: int) -> str:
-    """The inside of ``id IN (…)`` for an UPDATE of ``count`` accounts (``%s`` for each id). On
+def _ids_in_key_order(ids: list[str]) -> tuple[str, list]:
+    """The inside of ``id IN (…)`` naming the accounts ``ids`` for an UPDATE, and its parameters. On
     PostgreSQL an UPDATE locks its rows in the order its plan reaches them, which follows where
     each row's latest version lies, not its id: two spends updating the same clearing account and
     store balance locked them in opposite orders and deadlocked (16 connections at once; 8 threads
     of bench/unlock.py a worker). A sub-select locks them in key order first, in the same
     statement, as ``accounts_lock`` does. SQLite admits one writer at a time: no row locks."""
-    marks = ", ".join(["%s"] * count)
     if connection.vendor != "postgresql":
-        return marks
-    return f"SELECT id FROM ledger_account WHERE id IN ({marks}) ORDER BY id FOR UPDATE"
+        return ", ".join(["%s"] * len(ids)), list(ids)
+    which, params = in_list("id", ids)
+    return f"SELECT id FROM ledger_account WHERE {which} ORDER BY id FOR UPDATE", params
 
 
 def account_debit_guarded(*, account_id: str, amount: int, lock_ids: tuple[str, ...] = ()) -> dict[str, Totals] | None:
@@ -260,16 +260,16 @@ def account_debit_guarded(*, account_id: str, amount: int, lock_ids: tuple[str, 
     statement. Call inside a transaction. Returns every row's totals after the statement, or None
     when the rules refuse the debit (nothing was changed)."""
     amount_validate(amount, allow_zero=False)
-    ids = [account_id, *[i for i in lock_ids if i != account_id]]
+    which, which_params = _ids_in_key_order([account_id, *[i for i in lock_ids if i != account_id]])
     sql = (
         "UPDATE ledger_account SET debits_posted = debits_posted + CASE WHEN id = %s THEN %s ELSE 0 END "
-        f"WHERE id IN ({_in_key_order(len(ids))}) AND (id <> %s OR ("
+        f"WHERE id IN ({which}) AND (id <> %s OR ("
         "(NOT debits_must_not_exceed_credits OR credits_posted - debits_posted - debits_pending >= %s) "
         "AND (debit_limit IS NULL OR debits_posted + debits_pending + %s - credits_posted <= debit_limit))) "
         "RETURNING id, debits_posted, credits_posted, debits_pending"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [account_id, amount, *ids, account_id, amount, amount])
+        cursor.execute(sql, [account_id, amount, *which_params, account_id, amount, amount])
         rows = {row[0]: Totals(row[1], row[2], row[3]) for row in cursor.fetchall()}
     return rows if account_id in rows else None
 
@@ -299,14 +299,15 @@ def transfers_post(*, postings: list[Posting], debited: dict[str, int] | None = 
             TransferState.POSTED, p.code, p.reference, now, now,
         ]
     debit_case = " ".join("WHEN %s THEN %s" for _ in changes)
+    which, which_params = _ids_in_key_order(list(changes))
     update = (
         f"UPDATE ledger_account SET debits_posted = debits_posted + CASE id {debit_case} ELSE 0 END, "
         f"credits_posted = credits_posted + CASE id {debit_case} ELSE 0 END "
-        f"WHERE id IN ({_in_key_order(len(changes))})"
+        f"WHERE id IN ({which})"
     )
     update_params = [x for k, v in changes.items() for x in (k, v[0])]
     update_params += [x for k, v in changes.items() for x in (k, v[1])]
-    update_params += list(changes)
+    update_params += which_params
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO ledger_transfer (id, idempotency_key, debit_account_id, credit_account_id, amount, "
@@ -381,12 +382,12 @@ def transfers_settle(*, pending_ids: list[str], post: bool, postings: list[Posti
                 ("credits_pending", "bigint"), ("credits_posted", "bigint"),
             ), changes)
             # On PostgreSQL the rows are locked in key order first, as a single spend's are
-            # (``_in_key_order``): a group and a spend, or two groups, share the clearing account
-            # and the store's balance.
+            # (``_ids_in_key_order``): a group and a spend, or two groups, share the clearing
+            # account and the store's balance.
             locked, locked_params = "", []
             if connection.vendor == "postgresql":
-                which, locked_params = in_list("id", [c[0] for c in changes])
-                locked = f" AND ledger_account.id IN (SELECT id FROM ledger_account WHERE {which} ORDER BY id FOR UPDATE)"
+                which, locked_params = _ids_in_key_order([c[0] for c in changes])
+                locked = f" AND ledger_account.id IN ({which})"
             cursor.execute(
                 "UPDATE ledger_account SET debits_pending = ledger_account.debits_pending + d.debits_pending, "
                 "debits_posted = ledger_account.debits_posted + d.debits_posted, "
