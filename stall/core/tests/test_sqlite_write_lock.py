@@ -119,3 +119,54 @@ def test_the_sqlite_task_queue_is_synced_as_the_database_is(tmp_path):
     assert queue.pending_count() == 1
     task = queue.dequeue()
     assert queue.execute(task) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(STALL_SQLITE_WRITE_LOCK=True)
+def test_checkpoints_run_once_the_queue_is_free(monkeypatch):
+    """SQLite would copy its log back into the file inside commit(), with the queue still held
+    and every writer waiting: a connection leaves that to SQLite only past a backstop, and runs a
+    checkpoint itself every CHECKPOINT_EVERY commits, after the next writer may go."""
+    if connection.vendor != "sqlite":
+        assert connection.settings_dict["ENGINE"] != "stall.core.sqlite"
+        return
+    import fcntl
+    import os
+    from collections import Counter
+
+    from stall.core.sqlite import base as sqlite_base
+
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA wal_autocheckpoint")
+        assert cursor.fetchone()[0] == sqlite_base.CHECKPOINT_BACKSTOP_PAGES
+    monkeypatch.setattr(sqlite_base, "CHECKPOINT_EVERY", 3)
+    monkeypatch.setattr(sqlite_base, "_COMMITS", Counter())
+    name = str(connection.settings_dict["NAME"])
+    checkpoint, seen = sqlite_base.DatabaseWrapper._checkpoint, []
+
+    def watched(self):
+        # The queue is free: this process's threads can take it, and so can another process
+        # (a lock file opened anew conflicts with this process's own flock).
+        thread_free = not sqlite_base._lock_for(name).thread_lock.locked()
+        fd = os.open(f"{name}.write-lock", os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            file_free = True
+        except BlockingIOError:
+            file_free = False
+        finally:
+            os.close(fd)
+        answer = checkpoint(self)
+        seen.append((thread_free, file_free, answer))
+        return answer
+
+    monkeypatch.setattr(sqlite_base.DatabaseWrapper, "_checkpoint", watched)
+    for i in range(5):
+        with transaction.atomic():
+            Buyer.objects.create(email=f"c{i}@example.com")
+    assert len(seen) == 1  # the third commit, not the fifth
+    thread_free, file_free, (busy, logged, copied) = seen[0]
+    assert thread_free and file_free
+    assert busy == 0 and logged > 0 and copied == logged  # no reader held pages back
