@@ -8,7 +8,7 @@ admitting one writer at a time. The CHECK constraints on the account row are the
 
 from dataclasses import dataclass
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -35,17 +35,15 @@ def account_open(*, kind: str, owner: str, currency: str) -> Account:
     account = Account.objects.filter(kind=kind, owner=owner, currency=currency).first()
     if account is not None:
         return account
-    try:
-        with transaction.atomic():
-            return Account.objects.create(
-                kind=kind,
-                owner=owner,
-                currency=currency,
-                debits_must_not_exceed_credits=kind in CREDIT_BALANCE_KINDS,
-            )
-    except IntegrityError:
-        # Another request opened it between our read and our insert.
-        return Account.objects.get(kind=kind, owner=owner, currency=currency)
+    # Another request may open it between that read and this insert (the first spends of a new
+    # store, at once): the insert then does nothing, rather than fail, and the read below finds
+    # theirs. A failed insert left an error in PostgreSQL's log for each such race, and cost a
+    # savepoint around every opening.
+    Account.objects.bulk_create(
+        [Account(kind=kind, owner=owner, currency=currency, debits_must_not_exceed_credits=kind in CREDIT_BALANCE_KINDS)],
+        ignore_conflicts=True,
+    )
+    return Account.objects.get(kind=kind, owner=owner, currency=currency)
 
 
 @transaction.atomic

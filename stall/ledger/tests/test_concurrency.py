@@ -221,3 +221,42 @@ def test_transfers_posted_at_once_over_shared_accounts_never_deadlock(post):
     assert Transfer.objects.count() == sum(results)
     for account in shared:  # each account's totals are the sums of its transfers
         assert totals(account) == account_sums_from_transfers(account=account)
+
+
+def test_an_account_opened_meanwhile_is_found_without_a_failed_insert():
+    """Two first spends of a new store open its balance at once: the one whose read missed the
+    other's account finds it, and no statement fails (a failed INSERT is an error in PostgreSQL's
+    log, one per such race)."""
+    inserted, done = threading.Event(), threading.Event()
+    opened_first: list[str] = []
+
+    def first() -> None:
+        try:
+            with transaction.atomic():
+                opened_first.append(account_open(kind=AccountKind.STORE_BALANCE, owner="store_new", currency="USD").pk)
+                inserted.set()
+                done.wait(0.5)  # the other opening reads, misses this account, then inserts
+        finally:
+            connection.close()
+
+    failed: list[str] = []
+
+    def record_failures(execute, sql, params, many, context):
+        try:
+            return execute(sql, params, many, context)
+        except Exception as exc:
+            failed.append(f"{type(exc).__name__}: {sql[:60]}")
+            raise
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert inserted.wait(10)
+    try:
+        with connection.execute_wrapper(record_failures):
+            second = account_open(kind=AccountKind.STORE_BALANCE, owner="store_new", currency="USD")
+    finally:
+        done.set()
+        thread.join(10)
+    assert second.pk == opened_first[0]
+    assert Account.objects.filter(kind=AccountKind.STORE_BALANCE, owner="store_new").count() == 1
+    assert failed == []
