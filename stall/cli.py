@@ -232,7 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     # contend for the GIL around every statement and one writer goes at a time anyway. But a
     # worker with one thread is held whole by a slow client's download (FileResponse is sent by
     # the thread that made it), and so are the kept-alive connections it holds. On PostgreSQL,
-    # where commits wait on the disk, one thread was slower: 184 spends/s against 235.
+    # where commits wait on the disk, one thread was slower: 184 spends/s against 235. Once SQLite's
+    # checkpoints left the write queue (stall.core.sqlite), one thread served 520-576 spends/s at
+    # p99 82-94 ms against 347-455 at 105-155 ms, and two threads no better than four (401-434).
     serve.add_argument("--threads", type=int, default=int(os.environ.get("STALL_WEB_THREADS", "4")))
     serve.add_argument("--no-worker", action="store_true", help="web only; run `stall worker` elsewhere")
     serve.add_argument("--no-periodic", action="store_true", help=NO_PERIODIC_HELP)
