@@ -379,20 +379,17 @@ def transfers_settle(*, pending_ids: list[str], post: bool, postings: list[Posti
                 ("id", "text"), ("debits_pending", "bigint"), ("debits_posted", "bigint"),
                 ("credits_pending", "bigint"), ("credits_posted", "bigint"),
             ), changes)
-            # On PostgreSQL the rows are locked in key order first, as a single spend's are
-            # (``_ids_in_key_order``): a group and a spend, or two groups, share the clearing
-            # account and the store's balance.
-            locked, locked_params = "", []
-            if connection.vendor == "postgresql":
-                which, locked_params = _ids_in_key_order([c[0] for c in changes])
-                locked = f" AND ledger_account.id IN ({which})"
+            # The rows are named through ``_ids_in_key_order`` as a single spend's are, so that
+            # PostgreSQL locks them in key order: a group and a spend, or two groups, share the
+            # clearing account and the store's balance.
+            which, which_params = _ids_in_key_order([c[0] for c in changes])
             cursor.execute(
                 "UPDATE ledger_account SET debits_pending = ledger_account.debits_pending + d.debits_pending, "
                 "debits_posted = ledger_account.debits_posted + d.debits_posted, "
                 "credits_pending = ledger_account.credits_pending + d.credits_pending, "
-                f"credits_posted = ledger_account.credits_posted + d.credits_posted FROM {table} WHERE ledger_account.id = d.id"
-                + locked,
-                params + locked_params,
+                f"credits_posted = ledger_account.credits_posted + d.credits_posted FROM {table} "
+                f"WHERE ledger_account.id = d.id AND ledger_account.id IN ({which})",
+                params + which_params,
             )
             if cursor.rowcount != len(changes):
                 raise LedgerError("A transfer names an account that does not exist.")
