@@ -227,14 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     serve.add_argument("--workers", type=int, default=int(os.environ.get("STALL_WEB_WORKERS", "2")))
     # Four threads a worker, measured against one (bench/unlock.py, 32 clients, 2 workers, on a
-    # 2-core machine, 2026-11-30). On SQLite one thread spent 3.0 ms of CPU a spend against 4.4,
-    # and served 412-539 spends/s against 320-403 (p99 86-127 ms against 128-159): threads
-    # contend for the GIL around every statement and one writer goes at a time anyway. But a
-    # worker with one thread is held whole by a slow client's download (FileResponse is sent by
-    # the thread that made it), and so are the kept-alive connections it holds. On PostgreSQL,
-    # where commits wait on the disk, one thread was slower: 184 spends/s against 235. Once SQLite's
-    # checkpoints left the write queue (stall.core.sqlite), one thread served 520-576 spends/s at
-    # p99 82-94 ms against 347-455 at 105-155 ms, and two threads no better than four (401-434).
+    # 2-core machine). On SQLite, four threads all running Django took turns on the GIL while one
+    # of them held the write queue, and served 347-455 spends/s at p99 105-155 ms against one
+    # thread's 520-576 at 82-94 ms. With the app gate (stall.ops.webworker: on SQLite one thread
+    # at a time in the app, the others reading and sending), four threads served 490-575 spends/s
+    # at p99 83-106 ms against one thread's 468-598 at 72-99 in the same runs (2026-11-30). So four
+    # it stays: a worker with one thread is held whole by a slow client's download (FileResponse is
+    # sent by the thread that made it), and so are the kept-alive connections it holds. On
+    # PostgreSQL, where commits wait on the disk, there is no gate and one thread was slower: 184
+    # spends/s against 235.
     serve.add_argument("--threads", type=int, default=int(os.environ.get("STALL_WEB_THREADS", "4")))
     serve.add_argument("--no-worker", action="store_true", help="web only; run `stall worker` elsewhere")
     serve.add_argument("--no-periodic", action="store_true", help=NO_PERIODIC_HELP)

@@ -1,15 +1,19 @@
-"""The web workers share the connections (stall.ops.webworker), tried on a real gunicorn."""
+"""The web workers share the connections and, on SQLite, the application (stall.ops.webworker),
+tried on a real gunicorn."""
 
 import http.client
 import socket
 import subprocess
 import sys
+import threading
 import time
 from argparse import Namespace
 from collections import Counter
 
+import pytest
+
 from stall.cli import web_command
-from stall.ops.webworker import ACCEPT_DELAY_MAX, accept_delay
+from stall.ops.webworker import ACCEPT_DELAY_MAX, AppGate, accept_delay, gated
 
 APP = '''
 import os
@@ -20,11 +24,58 @@ def app(environ, start_response):
     return [body]
 '''
 
+# A Django-configured app that answers how many of its requests were inside it at once, at most.
+GATE_APP = '''
+import threading, time
+import django
+from django.conf import settings
+
+settings.configure(DATABASES={"default": {"ENGINE": "django.db.backends.%s", "NAME": "unused"}})
+django.setup()
+inside, most, lock = 0, 0, threading.Lock()
+
+def app(environ, start_response):
+    global inside, most
+    with lock:
+        inside += 1
+        most = max(most, inside)
+    time.sleep(0.3)
+    with lock:
+        inside -= 1
+    body = str(most).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+'''
+
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def start_gunicorn(tmp_path, source: str, *, workers: int, threads: int, gate_wait: float | None = None):
+    """A real gunicorn on ``source``'s ``app`` with Stall's worker, once every worker is set up."""
+    (tmp_path / "testapp.py").write_text(source)
+    # Each worker leaves a file once it is set up; its next step is the loop that polls the socket.
+    (tmp_path / "conf.py").write_text(
+        "def post_worker_init(worker):\n"
+        f"    open({str(tmp_path)!r} + f'/ready-{{worker.pid}}', 'w').close()\n"
+        + (f"    if hasattr(worker.wsgi, 'wait'):\n        worker.wsgi.wait = {gate_wait}\n" if gate_wait else "")
+    )
+    port = free_port()
+    server = subprocess.Popen([
+        sys.executable, "-m", "gunicorn", "testapp:app", "--pythonpath", str(tmp_path), "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers), "--threads", str(threads), "--worker-class", "stall.ops.webworker.BalancedThreadWorker",
+        "--keep-alive", "30", "--log-level", "warning", "--config", str(tmp_path / "conf.py"),
+    ])
+    deadline = time.monotonic() + 30
+    while len(list(tmp_path.glob("ready-*"))) < workers:
+        if time.monotonic() > deadline or server.poll() is not None:
+            server.kill()
+            raise AssertionError("gunicorn's workers did not start")
+        time.sleep(0.05)
+    return server, port
 
 
 def test_a_worker_holding_more_connections_than_threads_lets_the_others_accept_first():
@@ -37,24 +88,9 @@ def test_a_worker_holding_more_connections_than_threads_lets_the_others_accept_f
 def test_connections_opened_one_after_another_are_spread_over_the_workers(tmp_path):
     # Browsers arriving at an idle server, one after the other, each keeping its connection: with
     # gunicorn's own gthread worker every one of them lands on the same worker.
-    (tmp_path / "pidapp.py").write_text(APP)
-    # Each worker leaves a file once it is set up; its next step is the loop that polls the socket.
-    (tmp_path / "conf.py").write_text(
-        "def post_worker_init(worker):\n"
-        f"    open({str(tmp_path)!r} + f'/ready-{{worker.pid}}', 'w').close()\n"
-    )
-    port = free_port()
-    server = subprocess.Popen([
-        sys.executable, "-m", "gunicorn", "pidapp:app", "--pythonpath", str(tmp_path), "--bind", f"127.0.0.1:{port}",
-        "--workers", "2", "--threads", "2", "--worker-class", "stall.ops.webworker.BalancedThreadWorker",
-        "--keep-alive", "30", "--log-level", "warning", "--config", str(tmp_path / "conf.py"),
-    ])
+    server, port = start_gunicorn(tmp_path, APP, workers=2, threads=2)
     connections = []
     try:
-        deadline = time.monotonic() + 30
-        while len(list(tmp_path.glob("ready-*"))) < 2:
-            assert time.monotonic() < deadline and server.poll() is None, "gunicorn's workers did not start"
-            time.sleep(0.05)
         pids = Counter()
         for _ in range(20):
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
@@ -77,3 +113,82 @@ def test_serve_gives_gunicorn_an_access_log_only_when_asked():
     assert not any(arg.startswith("--access-log") for arg in web_command(args))
     logged = web_command(Namespace(**{**vars(args), "access_log": True}))
     assert logged[logged.index("--access-logfile") + 1] == "-"
+
+
+@pytest.mark.parametrize(("engine", "most_inside"), [("sqlite3", "1"), ("postgresql", "2")])
+def test_on_sqlite_a_worker_lets_one_request_at_a_time_into_the_app(tmp_path, engine, most_inside):
+    # Two requests at once to one worker with two threads, each inside for 0.3 s: on SQLite the
+    # second waits at the gate (given a wait longer than that here), on PostgreSQL it goes in.
+    server, port = start_gunicorn(tmp_path, GATE_APP % engine, workers=1, threads=2, gate_wait=10)
+    answers = []
+
+    def get():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/")
+        answers.append(conn.getresponse().read().decode())
+        conn.close()
+
+    try:
+        clients = [threading.Thread(target=get) for _ in range(2)]
+        for client in clients:
+            client.start()
+        for client in clients:
+            client.join(timeout=30)
+        assert len(answers) == 2
+        assert max(answers) == most_inside
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_a_request_that_waited_long_enough_goes_in_beside_a_slow_one():
+    inside, release = threading.Event(), threading.Event()
+
+    def app(environ, start_response):
+        if environ["slow"]:
+            inside.set()
+            release.wait(10)
+        return [b"done"]
+
+    gate = AppGate(app, wait=0.05)
+    slow = threading.Thread(target=gate, args=({"slow": True}, None))
+    slow.start()
+    try:
+        assert inside.wait(10)
+        assert gate({"slow": False}, None) == [b"done"]  # not held until the slow one ends
+        assert gate.busy
+    finally:
+        release.set()
+        slow.join(10)
+    assert not gate.busy
+
+
+def test_the_gate_opens_before_the_body_is_sent():
+    # A FileResponse's file, or any body iterated after the app returns, goes out with the gate open.
+    def app(environ, start_response):
+        assert gate.busy
+        return iter([b"part one", b"part two"])
+
+    gate = AppGate(app)
+    body = gate({}, None)
+    assert not gate.busy
+    assert list(body) == [b"part one", b"part two"]
+
+
+def test_an_error_in_the_app_opens_the_gate():
+    def app(environ, start_response):
+        raise RuntimeError("boom")
+
+    gate = AppGate(app)
+    with pytest.raises(RuntimeError):
+        gate({}, None)
+    assert not gate.busy
+
+
+def test_only_sqlite_gets_the_gate():
+    def app(environ, start_response):
+        return []
+
+    assert isinstance(gated(app, "sqlite"), AppGate)
+    assert gated(app, "postgresql") is app
+    assert gated(app, None) is app
