@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Sandbox purchases over HTTP against `stall serve`, with a raw-database baseline in the same run.
 
-    .venv/bin/python bench/checkout.py [-n 2000] [-c 32] [--workers 2] [--database-url postgres://…]
+    .venv/bin/python bench/checkout.py [-n 2000] [-c 32] [--workers 2] [--threads 4] [--server gunicorn|granian]
+                                       [--database-url postgres://…]
 
 Each purchase is what an integrator does: POST /api/v1/checkouts, then POST /api/v1/checkouts/{id}/confirm
 with sandbox_visa — two requests, ending in a paid order, its entitlement and its ledger transfers.
@@ -198,8 +199,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=2000, help="purchases")
     parser.add_argument("-c", type=int, default=32, help="concurrent clients")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument("--workers", type=int, default=2, help="web workers")
+    parser.add_argument("--threads", type=int, default=4, help="threads per web worker")
+    parser.add_argument("--server", choices=("gunicorn", "granian"), default="gunicorn")
     parser.add_argument("--database-url", default=None, help="PostgreSQL URL (a scratch database: it is emptied)")
     args = parser.parse_args()
 
@@ -212,8 +214,8 @@ def main() -> None:
     product_id, store_id = product_id
 
     port = free_port()
-    server = subprocess.Popen([stall, "serve", "--port", str(port), "--workers", str(args.workers), "--threads", str(args.threads)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen([stall, "serve", "--port", str(port), "--workers", str(args.workers), "--threads", str(args.threads),
+                               "--server", args.server], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_ready(port)
         run_http(port, key, product_id, min(100, args.n), min(8, args.c))  # warm up every worker
@@ -227,7 +229,7 @@ def main() -> None:
     raw_rate = args.n / raw_elapsed
     db = "PostgreSQL" if args.database_url else "SQLite"
     print(f"database           {db}")
-    print(f"server             stall serve, {args.workers} gunicorn workers x {args.threads} threads + Huey worker")
+    print(f"server             stall serve, {args.workers} {args.server} workers x {args.threads} threads + Huey worker")
     print(f"purchases          {len(latencies)} ok, {errors} failed, {args.c} concurrent clients")
     print(f"purchases/s        {rate:,.0f}")
     print(f"latency p50        {statistics.median(latencies) * 1000:.1f} ms (two requests)")
