@@ -5,12 +5,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from stall.accounts.services import buyer_for_email
+from stall.audience import notifications
 from stall.audience.notifications import (
     digests_send,
     notification_settings_update,
     notifications_send,
 )
 from stall.campaigns.services import campaign_create, campaign_publish, pledge_create
+from stall.core.ids import new_id
+from stall.integrations.models import Event
 from stall.memberships.services import subscription_complimentary_create
 from stall.memberships.tiers import tier_create
 from stall.orders.refunds import refund_create
@@ -77,3 +80,36 @@ def test_the_creator_is_told_of_each_pledge_unless_turned_off(signed_in, store, 
     signed_in.post(reverse("dashboard:notifications", args=[store.slug]), {"on_sale": "on"})
     pledge_create(campaign=campaign, buyer=backer, amount=25, method="wallet")
     assert notifications_send(now=_later() + timedelta(seconds=10)) == 0
+
+
+def test_a_burst_of_events_sends_a_few_emails_and_one_that_counts_the_rest(store, zine, creator, monkeypatch):
+    monkeypatch.setattr(notifications, "EMAILS_PER_RUN", 3)
+    monkeypatch.setattr(notifications, "EVENTS_PER_READ", 2)  # the window is read a page at a time
+    for i in range(6):
+        buy(store=store, product=zine, email=f"fan{i}@example.com")
+    # A chargeback among the rest is still told on its own: it has an evidence deadline.
+    Event.objects.create(id=new_id("evt"), store=store, type="order.disputed", data={"object": {
+        "id": "ord_x", "email": "fan9@example.com", "currency": "USD",
+        "dispute": {"amount": 300, "currency": "USD", "reason": "fraudulent"}}})
+    buy(store=store, product=zine, email="fan6@example.com")
+    assert notifications_send(now=_later()) == 5
+    subjects = [m.subject for m in mail.outbox]
+    assert sum("New sale: Zine" in s for s in subjects) == 3
+    assert sum("Chargeback: fan9@example.com disputed $3.00" in s for s in subjects) == 1
+    assert sum(s == f"{store.name}: up to 4 more events" for s in subjects) == 1, subjects
+    assert notifications_send(now=_later()) == 0  # the rest are not told again
+
+
+def test_past_the_cap_a_chargeback_is_told_once_even_with_nothing_else_left(store, zine, creator, monkeypatch):
+    monkeypatch.setattr(notifications, "EMAILS_PER_RUN", 1)
+    monkeypatch.setattr(notifications, "EVENTS_PER_READ", 2)
+    buy(store=store, product=zine, email="fan@example.com")
+    for i in range(3):
+        Event.objects.create(id=new_id("evt"), store=store, type="order.disputed", data={"object": {
+            "id": f"ord_{i}", "email": f"fan{i}@example.com", "currency": "USD",
+            "dispute": {"amount": 300, "currency": "USD", "reason": "fraudulent"}}})
+    assert notifications_send(now=_later()) == 4
+    subjects = sorted(m.subject for m in mail.outbox)
+    assert [s for s in subjects if "Chargeback" in s] == [
+        f"{store.name}: Chargeback: fan{i}@example.com disputed $3.00 (order ord_{i}, fraudulent)" for i in range(3)]
+    assert not any("more events" in s for s in subjects)
