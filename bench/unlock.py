@@ -313,8 +313,14 @@ def run_baseline(database_url: str | None, data_dir: Path, n: int, env: dict, mo
 def preload(database_url: str | None, data_dir: Path, n: int, env: dict) -> float:
     """Write ``n`` orders of history with plain SQL (other readers' paid orders of the bench's own
     items: a payment, the order and its line, an entitlement, the sale's transfer and its event),
-    and add them to the accounts' totals, so the ledger still balances. Returns the seconds taken."""
-    from stall.core.ids import new_id
+    and add them to the accounts' totals, so the ledger still balances. Returns the seconds taken.
+
+    The history is the past year's, in weekly-ish steps: its rows and their time-ordered ids are
+    dated then, as a real store's would be, so what reads recent rows (the creator's sale emails,
+    the dashboard's figures) sees the history as old, not as a million sales made this minute."""
+    from datetime import UTC, datetime, timedelta
+
+    from stall.core.ids import id_floor, new_id
 
     conn, q = raw_connection(database_url, data_dir)
     cur = conn.cursor()
@@ -340,16 +346,24 @@ def preload(database_url: str | None, data_dir: Path, n: int, env: dict) -> floa
         customer = row[0]
     began = time.perf_counter()
     chunk = 20_000
+    year_ago, steps = datetime.now(UTC) - timedelta(days=365), max(1, math.ceil(n / chunk))
     for start in range(0, n, chunk):
         payments, orders, lines, entitlements, transfers, events = [], [], [], [], [], []
+        moment = year_ago + timedelta(days=365) * (start // chunk) / steps
+        now = moment.strftime("%Y-%m-%d %H:%M:%S")
+        heads = {prefix: id_floor(prefix, moment)[:-16] for prefix in ("pay", "ord", "ent", "tr", "evt")}
+
+        def dated_id(prefix, heads=heads):  # an id made at ``moment``: its time, then new_id's random part
+            return heads[prefix] + new_id(prefix)[-16:]
+
         for i in range(start, min(n, start + chunk)):
-            pay, order, email, product = new_id("pay"), new_id("ord"), f"history{i}@example.com", products[i % len(products)]
+            pay, order, email, product = dated_id("pay"), dated_id("ord"), f"history{i}@example.com", products[i % len(products)]
             payments.append((pay, "checkout", store_id, None, None, "sandbox", "sandbox_visa", "succeeded", PRICE, "USD", 0, 0, "", "", "", now, now))
             orders.append((order, store_id, None, pay, customer, email, "paid", "USD", PRICE, 0, 0, 0, 0, 0, now))
             lines.append((order, product, "history", PRICE, 1))
-            entitlements.append((new_id("ent"), store_id, order, product, email, 10, now))
-            transfers.append((new_id("tr"), f"{pay}:sale", clearing, balance, PRICE, "USD", False, "posted", "sale", order, now, now))
-            events.append((new_id("evt"), store_id, "order.paid", json.dumps({"object": {"id": order}}), now, now))
+            entitlements.append((dated_id("ent"), store_id, order, product, email, 10, now))
+            transfers.append((dated_id("tr"), f"{pay}:sale", clearing, balance, PRICE, "USD", False, "posted", "sale", order, now, now))
+            events.append((dated_id("evt"), store_id, "order.paid", json.dumps({"object": {"id": order}}), now, now))
         cur.execute("BEGIN")
         cur.executemany(q("INSERT INTO payments_payment (id, purpose, store_id, checkout_id, buyer_id, rail, payment_method, status, amount, currency, fee, amount_refunded, rail_reference, failure_code, failure_message, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"), payments)
         cur.executemany(q("INSERT INTO orders_order (id, store_id, checkout_id, payment_id, customer_id, email, status, currency, amount_total, amount_refunded, fee, fee_refunded, platform_fee, platform_fee_refunded, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"), orders)
