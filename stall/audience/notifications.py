@@ -103,9 +103,23 @@ def _describe(event: Event, kinds: dict[str, str]) -> tuple[str, str] | None:
     return None
 
 
-def _notify(store: Store, subject: str, line: str) -> None:
-    email_send(to=store.owner.email, subject=subject, template="audience/email/notification",
+def _notify(store: Store, line: str, *, subject: str = "") -> None:
+    email_send(to=store.owner.email, subject=f"{store.name}: {subject or line[:120]}", template="audience/email/notification",
                context={"store": store, "line": line, "dashboard_url": f"{settings.BASE_URL}/dashboard/{store.slug}/"})
+
+
+def _told(window, found: NotificationSettings):
+    """(event, line) for each event of ``window`` that the store's settings tell, read a page at a time."""
+    after = None
+    while events := list((window if after is None else window.filter(pk__gt=after))[:EVENTS_PER_READ]):
+        after = events[-1].pk
+        product_ids = {line["product"] for e in events if e.type == "order.paid" for line in e.data.get("object", {}).get("lines", [])}
+        kinds = dict(Product.objects.filter(pk__in=product_ids).values_list("pk", "kind"))
+        for event in events:
+            described = _describe(event, kinds)
+            setting = SETTING_FOR_KIND[described[0]] if described is not None else None
+            if described is not None and (setting is None or getattr(found, setting)):
+                yield event, described[1]
 
 
 def notifications_send(*, now=None) -> int:
@@ -122,36 +136,21 @@ def notifications_send(*, now=None) -> int:
         if not NotificationSettings.objects.filter(pk=store.pk, events_seen_at=found.events_seen_at).update(events_seen_at=until):
             continue
         window = Event.objects.filter(store=store, type__in=TYPES, pk__gte=_floor(since), pk__lt=_floor(until)).order_by("pk")
-        told, untold, capped, after = 0, 0, False, None
-        while not capped:
-            events = list((window if after is None else window.filter(pk__gt=after))[:EVENTS_PER_READ])
-            if not events:
+        told = 0
+        for event, line in _told(window, found):
+            if told == EMAILS_PER_RUN:
+                # The rest are counted, not told, but for chargebacks: few, and each has a deadline.
+                rest = window.filter(pk__gte=event.pk)
+                for dispute in rest.filter(type__in=DISPUTE_TYPES).iterator():
+                    _notify(store, _describe(dispute, {})[1])
+                    told += 1
+                if untold := rest.exclude(type__in=DISPUTE_TYPES).count():
+                    _notify(store, f"Up to {untold:,} more sales, tips, members, refunds and pledges came in at once and "
+                                   "were not emailed one by one; your dashboard lists them all.",
+                            subject=f"up to {untold:,} more events")
+                    told += 1
                 break
-            after = events[-1].pk
-            product_ids = {line["product"] for e in events if e.type == "order.paid" for line in e.data.get("object", {}).get("lines", [])}
-            kinds = dict(Product.objects.filter(pk__in=product_ids).values_list("pk", "kind"))
-            for event in events:
-                described = _describe(event, kinds)
-                setting = SETTING_FOR_KIND[described[0]] if described is not None else None
-                if described is None or (setting is not None and not getattr(found, setting)):
-                    continue
-                if told == EMAILS_PER_RUN:
-                    # The rest are counted, not told, but for chargebacks: few, and each has a deadline.
-                    rest = window.filter(pk__gte=event.pk)
-                    untold = rest.exclude(type__in=DISPUTE_TYPES).count()
-                    for dispute in rest.filter(type__in=DISPUTE_TYPES).iterator():
-                        _, line = _describe(dispute, {})
-                        _notify(store, f"{store.name}: {line[:120]}", line)
-                        told += 1
-                    capped = True
-                    break
-                kind, line = described
-                _notify(store, f"{store.name}: {line[:120]}", line)
-                told += 1
-        if untold:
-            line = (f"Up to {untold:,} more sales, tips, members, refunds and pledges came in at once and were not "
-                    "emailed one by one; your dashboard lists them all.")
-            _notify(store, f"{store.name}: up to {untold:,} more events", line)
+            _notify(store, line)
             told += 1
         sent += told
     return sent

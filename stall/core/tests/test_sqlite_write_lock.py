@@ -1,7 +1,10 @@
 """The application's queue for SQLite write transactions (STALL_SQLITE_WRITE_LOCK)."""
 
+import fcntl
 import multiprocessing
+import os
 import threading
+from collections import Counter
 
 import pytest
 from django.db import connection, connections, transaction
@@ -9,6 +12,7 @@ from django.test import override_settings
 from huey.contrib.djhuey import HUEY
 
 from stall.accounts.models import Buyer
+from stall.core.sqlite import base as sqlite_base
 from stall.core.sqlite.base import _WriteLock
 from stall.core.sqlite.queue import QueueHuey
 
@@ -130,12 +134,6 @@ def test_checkpoints_run_once_the_queue_is_free(monkeypatch):
     if connection.vendor != "sqlite":
         assert connection.settings_dict["ENGINE"] != "stall.core.sqlite"
         return
-    import fcntl
-    import os
-    from collections import Counter
-
-    from stall.core.sqlite import base as sqlite_base
-
     connection.ensure_connection()
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA wal_autocheckpoint")
