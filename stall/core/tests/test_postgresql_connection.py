@@ -1,6 +1,8 @@
-"""A kept PostgreSQL connection is checked before a request's first statement only after it idled."""
+"""A kept PostgreSQL connection is checked before a request's first statement only after it idled,
+and the statements it repeats are prepared on the server."""
 
 import pytest
+from django.conf import settings
 from django.db import connection, connections
 
 from stall.core.postgresql import base
@@ -54,3 +56,25 @@ def test_a_connection_the_server_dropped_is_replaced_after_idling():
     _first_statement_of_a_request()
     assert connection.connection.info.backend_pid != old_pid
 
+
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_a_connection_repeats_is_prepared_on_the_server():
+    """Values travel apart from the statement, and once a connection has sent a statement
+    PREPARE_THRESHOLD times it is prepared on the server: PostgreSQL plans it then, not per call."""
+    if connection.vendor != "postgresql":
+        assert "server_side_binding" not in connection.settings_dict["OPTIONS"]  # SQLite binds its own
+        return
+    connection.ensure_connection()
+    sql = "SELECT id FROM ledger_account WHERE id = %s AND currency = %s"
+
+    def prepared() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM pg_prepared_statements WHERE statement = %s",
+                           [sql.replace("%s", "$1", 1).replace("%s", "$2", 1)])
+            return cursor.fetchone()[0]
+
+    for n in range(settings.PREPARE_THRESHOLD + 1):  # psycopg prepares it the time after the threshold
+        assert prepared() == 0
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [f"acct_{n}", "USD"])
+    assert prepared() == 1

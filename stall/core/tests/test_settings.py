@@ -13,10 +13,10 @@ SHOW_DATABASE = (
 )
 
 
-def database_settings(tmp_path, database_url: str | None) -> dict:
+def database_settings(tmp_path, database_url: str | None, **env_vars) -> dict:
     """DATABASES['default'] as a fresh process builds it from this environment."""
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update(STALL_DATA_DIR=str(tmp_path), PYTHONPATH=str(REPO))
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "STALL_PG_PREPARED")}
+    env.update(STALL_DATA_DIR=str(tmp_path), PYTHONPATH=str(REPO), **env_vars)
     if database_url is not None:
         env["DATABASE_URL"] = database_url
     out = subprocess.run(
@@ -62,6 +62,17 @@ def test_a_postgresql_database_url_runs_on_the_backend_without_like_twins(tmp_pa
     settings = database_settings(tmp_path, "postgres://someone@db.invalid:5432/shop")
     assert settings["ENGINE"] == "stall.core.postgresql"
     assert settings["NAME"] == "shop"
+
+
+def test_on_postgresql_statements_are_prepared_unless_turned_off(tmp_path):
+    """Values are bound on the server and repeated statements prepared there (the server plans
+    them once), except with STALL_PG_PREPARED off, for a pooler in transaction mode that cannot
+    keep a prepared statement on the connection that made it."""
+    url = "postgres://someone@db.invalid:5432/shop"
+    prepared = database_settings(tmp_path, url)["OPTIONS"]
+    assert prepared == {"server_side_binding": True, "prepare_threshold": 5}
+    assert database_settings(tmp_path, url, STALL_PG_PREPARED="off")["OPTIONS"] == {}
+
 
 QUEUED_RETRIES = (
     "import json, os, django\n"
