@@ -41,6 +41,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# How long the other web workers may still be loading the application after the first one
+# answers: the clients' kept-alive connections stay with the worker that accepted them, so a
+# burst of them before the others listen puts all of them on one worker for the whole run (seen
+# with bench/unlock.py --mode charge: 32 connections on one worker at 98% of a core, the other idle).
+WORKERS_SETTLE = 3.0
+
+
 def wait_ready(port: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -48,6 +55,7 @@ def wait_ready(port: int, timeout: float = 60) -> None:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", "/healthz")
             if conn.getresponse().status == 200:
+                time.sleep(WORKERS_SETTLE)
                 return
         except OSError:
             pass
