@@ -36,14 +36,17 @@ def web_command(args) -> list[str]:
 
     gunicorn's threaded worker by default, as ``stall.ops.webworker.BalancedThreadWorker``: it
     spreads kept-alive connections over the workers, where gthread alone gave one worker all of
-    them. ``--server granian`` (or STALL_WEB_SERVER=granian) runs granian's WSGI interface instead. Chosen by measurement on a 2-core machine: on one-click
-    spends granian is faster (bench/unlock.py, SQLite, 32 clients: 224 against 181 spends/s), but
-    its processes hold more (bench/memory.py, PostgreSQL, idle: 305 MB in all against 285 MB,
-    over DESIGN's 300 MB), and neither reaches the spend target, which Django's own work per
-    request decides. granian is an optional extra: ``pip install 'stall[granian]'``."""
+    them. ``--server granian`` (or STALL_WEB_SERVER=granian) runs granian's WSGI interface instead,
+    its blocking threads gated as gunicorn's threads are (``stall.wsgi.gated_application``), so a
+    slow client's download holds one of them, not the worker. Chosen by measurement on a 2-core
+    machine: granian carries more (SQLite, 32 clients, four threads each, same runs: card
+    checkouts 0.120-0.134 of bench/checkout.py's raw baseline against gunicorn's 0.107-0.109,
+    unlocks 0.247-0.249 against 0.224-0.239), but its processes hold more (bench/memory.py, idle:
+    313 MB in all against 295 MB on PostgreSQL, over DESIGN's 300 MB; 285 against 267 on SQLite).
+    granian is an optional extra: ``pip install 'stall[granian]'``."""
     if getattr(args, "server", "gunicorn") == "granian":
         return [
-            sys.executable, "-m", "granian", "--interface", "wsgi", "stall.wsgi:application",
+            sys.executable, "-m", "granian", "--interface", "wsgi", "stall.wsgi:gated_application",
             "--host", args.host, "--port", str(args.port),
             "--workers", str(args.workers), "--blocking-threads", str(args.threads),
             "--no-ws", "--log-level", "warning", *(["--access-log"] if args.access_log else []),
@@ -229,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Four threads a worker, measured against one (bench/unlock.py, 32 clients, 2 workers, on a
     # 2-core machine). On SQLite, four threads all running Django took turns on the GIL while one
     # of them held the write queue, and served 347-455 spends/s at p99 105-155 ms against one
-    # thread's 520-576 at 82-94 ms. With the app gate (stall.ops.webworker: on SQLite one thread
+    # thread's 520-576 at 82-94 ms. With the app gate (stall.core.gate: on SQLite one thread
     # at a time in the app, the others reading and sending), four threads served 490-575 spends/s
     # at p99 83-106 ms against one thread's 468-598 at 72-99 in the same runs (2026-11-30). So four
     # it stays: a worker with one thread is held whole by a slow client's download (FileResponse is

@@ -22,7 +22,12 @@ from django.db import connections
 from django.urls import get_resolver
 from huey.contrib.djhuey import HUEY
 
+from stall.core.gate import database_vendor, gated
+
 get_resolver().url_patterns  # noqa: B018  (imports the URLconf and every view behind it)
+# What granian serves (`stall serve --server granian`): on SQLite, one of its blocking threads at
+# a time in the application, as gunicorn's worker threads are (stall.core.gate).
+gated_application = gated(application, database_vendor())
 connections.close_all()
 HUEY.storage.close()
 gc.freeze()

@@ -2,6 +2,7 @@
 tried on a real gunicorn."""
 
 import http.client
+import os
 import socket
 import subprocess
 import sys
@@ -9,11 +10,13 @@ import threading
 import time
 from argparse import Namespace
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from stall.cli import web_command
-from stall.ops.webworker import ACCEPT_DELAY_MAX, AppGate, accept_delay, gated
+from stall.core.gate import AppGate, gated
+from stall.ops.webworker import ACCEPT_DELAY_MAX, accept_delay
 
 APP = '''
 import os
@@ -192,3 +195,28 @@ def test_only_sqlite_gets_the_gate():
     assert isinstance(gated(app, "sqlite"), AppGate)
     assert gated(app, "postgresql") is app
     assert gated(app, None) is app
+
+
+GATED_APPLICATION = (
+    "import stall.wsgi as w\n"
+    "from stall.core.gate import AppGate\n"
+    "g = w.gated_application\n"
+    "print(type(g).__name__, isinstance(g, AppGate) and g.app is w.application or g is w.application)\n"
+)
+
+
+@pytest.mark.parametrize(("database_url", "served"), [
+    (None, "AppGate True"), ("postgres://someone@db.invalid:5432/shop", "WSGIHandler True"),
+])
+def test_granian_serves_the_application_behind_the_gate_on_sqlite(tmp_path, database_url, served):
+    """granian has no worker class of Stall's: `stall serve --server granian` names the gated
+    application of stall.wsgi, which on SQLite lets one of its blocking threads at a time in."""
+    args = Namespace(host="127.0.0.1", port=8000, workers=2, threads=4, server="granian", access_log=False)
+    assert "stall.wsgi:gated_application" in web_command(args)
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(STALL_DATA_DIR=str(tmp_path), PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    out = subprocess.run([sys.executable, "-c", GATED_APPLICATION], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == served, out.stderr[-2000:]

@@ -15,26 +15,18 @@ over the threads keeps it off servers whose clients open a connection per reques
 no upstream keep-alive): there a worker holds about as many connections as requests in flight,
 and its main loop, which sleeps here, should not cap how fast it takes new ones.
 
-On SQLite a worker also lets one request at a time into the application (``AppGate``). Its
-threads still read requests and send answers meanwhile, downloads included, but they no longer
-take turns on the GIL inside Django: with four threads in the app, the one holding SQLite's write
-queue was made to wait for the others' Python, and every writer of every process waited with it."""
+On SQLite a worker also lets one request at a time into the application (``stall.core.gate``)."""
 
 from __future__ import annotations
 
-import threading
 import time
 
-from django.conf import settings
-from django.db import connections
 from gunicorn.workers.gthread import ThreadWorker
+
+from stall.core.gate import database_vendor, gated
 
 ACCEPT_DELAY_PER_CONNECTION = 0.0002  # seconds of head start per connection held
 ACCEPT_DELAY_MAX = 0.003
-# How long a request waits for the gate before it goes in anyway: a spend is in the app for a few
-# milliseconds, so only a slow one (an upload read from a slow client, a call to a payment
-# provider, a long export) keeps the others out longer, and then not for more than this.
-GATE_WAIT = 0.025
 
 
 def accept_delay(connections: int, *, workers: int, threads: int) -> float:
@@ -42,44 +34,6 @@ def accept_delay(connections: int, *, workers: int, threads: int) -> float:
     if workers < 2:
         return 0.0
     return min(max(connections - threads, 0) * ACCEPT_DELAY_PER_CONNECTION, ACCEPT_DELAY_MAX)
-
-
-class AppGate:
-    """A WSGI application that lets one request in at a time, or one more once a request has
-    waited ``wait`` seconds. The gate opens when the application returns its answer, so the body
-    (a FileResponse's file, say) is sent with the gate open."""
-
-    def __init__(self, app, *, wait: float = GATE_WAIT):
-        self.app = app
-        self.wait = wait
-        self._lock = threading.Lock()
-
-    def __call__(self, environ, start_response):
-        held = self._lock.acquire(timeout=self.wait)
-        try:
-            return self.app(environ, start_response)
-        finally:
-            if held:
-                self._lock.release()
-
-    @property
-    def busy(self) -> bool:
-        return self._lock.locked()
-
-
-def gated(app, vendor: str | None):
-    """The worker's application: behind the gate on SQLite, where one writer goes at a time
-    anyway. On PostgreSQL a thread waiting for its commit leaves the CPU to the others, and the
-    gate made spends slower (bench/unlock.py, 32 clients: 215-216 spends/s against 228-262)."""
-    return AppGate(app) if vendor == "sqlite" else app
-
-
-def database_vendor() -> str | None:
-    """The default database's vendor, once the application has configured Django (None for an
-    application that does not use it)."""
-    if not settings.configured or "default" not in settings.DATABASES:
-        return None
-    return connections["default"].vendor
 
 
 class BalancedThreadWorker(ThreadWorker):
