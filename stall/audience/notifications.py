@@ -41,6 +41,8 @@ FIRST_LOOK_BACK = timedelta(minutes=10)
 EMAILS_PER_RUN = 20
 EVENTS_PER_READ = 500
 DISPUTE_TYPES = ("order.disputed", "dispute.closed")
+
+
 def _floor(moment) -> str:
     # Event ids, not created_at (which has no index), bound the time windows read here.
     return id_floor("evt", moment)
