@@ -296,6 +296,11 @@ def run_baseline(database_url: str | None, data_dir: Path, n: int, env: dict, mo
                         (charge, store_id, allowance, order, PRICE, "USD", f"call {i}", now, f"raw-{i}", "h" * 64))
             cur.execute(q("INSERT INTO integrations_event (id, store_id, type, data, created_at) VALUES (?,?,?,?,?)"),
                         (new_id("evt"), store_id, "charge.succeeded", json.dumps({"object": {"id": charge, "amount": PRICE}}), now))
+            # The buyer's running totals for the allowance (wallets.ChargeTally).
+            cur.execute(q("INSERT INTO wallets_chargetally (buyer_id, store_id, currency, day_start, day_amount, week_start, week_amount, month_start, month_amount) VALUES (?,?,?,?,?,?,?,?,?) "
+                          "ON CONFLICT (buyer_id, store_id, currency) DO UPDATE SET day_amount = wallets_chargetally.day_amount + excluded.day_amount, "
+                          "week_amount = wallets_chargetally.week_amount + excluded.week_amount, month_amount = wallets_chargetally.month_amount + excluded.month_amount"),
+                        (buyer["buyer_id"], store_id, "USD", now[:10], PRICE, now[:10], PRICE, now[:10], PRICE))
             for scope in ("api",):  # the API's Idempotency-Key record (the charge row keeps its own)
                 cur.execute(q("INSERT INTO core_idempotencyrecord (scope, key, request_hash, status_code, content_type, body, created_at) VALUES (?,?,?,?,?,?,?)"),
                             (scope, f"raw-{i}", "h" * 64, None, "", None, now))

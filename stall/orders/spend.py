@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from django.db import connection
 from django.utils import timezone
 
+from stall.accounts.models import Buyer
 from stall.core.ids import new_id
 from stall.integrations.webhooks import ENDPOINTS_ENABLED_SQL, EventRow, events_record
 from stall.ledger.models import AccountKind, ledger_owner
@@ -39,10 +40,10 @@ from stall.payments.rails import test_money_check
 from stall.payments.rails.tab import tab_debit
 from stall.payments.rails.wallet import (
     FUNDS_COLUMNS,
-    FUNDS_JOINS,
     FUNDS_WIDTH,
     Funds,
     funds_from_row,
+    funds_joins,
     funds_params,
     wallet_debit,
 )
@@ -85,37 +86,74 @@ class SpendRead:
     extra: list = field(default_factory=list)  # one tuple of the caller's columns per row read
     endpoints: bool = True  # the store has an enabled webhook endpoint: its events are delivered
     observed: list = field(default_factory=list)  # the order-paid observers' columns (orders.fulfilment)
+    buyer: Buyer | None = None  # the buyer the SELECT found (BuyerFrom), or the caller's
+
+
+@dataclass(frozen=True)
+class BuyerFrom:
+    """The buyer, found by the spend's SELECT itself, for a caller that knows only what leads to
+    them (an API charge names a store's customer): the SELECT reads FROM ``tables``, which name
+    the buyer ``b`` (accounts_buyer), and ends with ``WHERE {where} {lock}``. Its values are
+    ``params`` and ``where_params``; the caller's columns may read the tables' other columns."""
+
+    tables: str
+    params: list
+    where: str
+    where_params: list
+    lock: str = ""
 
 
 def spend_read(
-    *, buyer, store_id: str, currency: str, extra_columns: str = "", extra_params: list | None = None,
-    extra_joins: str = "", extra_join_params: list | None = None,
-) -> SpendRead:
+    *, buyer=None, store_id: str, currency: str, extra_columns: str = "", extra_params: list | None = None,
+    extra_joins: str = "", extra_join_params: list | None = None, buyer_from: BuyerFrom | None = None,
+) -> SpendRead | None:
     """The spend's one SELECT. ``extra_columns`` (with ``%s`` for ``extra_params``) are read in the
-    same statement; ``extra_joins`` may add rows (a checkout's lines), one tuple each in ``extra``."""
+    same statement; ``extra_joins`` may add rows (a checkout's lines), one tuple each in ``extra``.
+
+    For ``buyer`` or, with ``buyer_from``, for the buyer the statement finds (``read.buyer``, None
+    when the tables hold no buyer: then there are no funds either). None when ``buyer_from``'s
+    tables give no row."""
     observers = order_paid_observers()
+    email = "b.email" if buyer_from else "%s"
     columns = (
-        f"{FUNDS_COLUMNS}, (SELECT c.id FROM audience_customer c WHERE c.store_id = %s AND c.email = %s), "
+        f"{FUNDS_COLUMNS}, (SELECT c.id FROM audience_customer c WHERE c.store_id = %s AND c.email = {email}), "
         + ENDPOINTS_ENABLED_SQL
         + "".join(f", {o.read_sql}" for o in observers)
     )
-    params = [store_id, buyer.email, store_id] + [store_id for o in observers if "%s" in o.read_sql]
+    params = [store_id, *([] if buyer_from else [buyer.email]), store_id]
+    params += [store_id for o in observers if "%s" in o.read_sql]
+    if buyer_from:
+        columns += ", b.id, b.email"
     if extra_columns:
         columns += ", " + extra_columns
         params += extra_params or []
-    sql = f"SELECT {columns} FROM (SELECT 1) AS one {FUNDS_JOINS} {extra_joins}"
-    params += funds_params(buyer_id=buyer.pk, currency=currency) + (extra_join_params or [])
+    if buyer_from:
+        source, where = buyer_from.tables, f"WHERE {buyer_from.where} {buyer_from.lock}"
+        params += buyer_from.params + funds_params(buyer_id=None, currency=currency)
+    else:
+        source, where = "(SELECT 1) AS one", ""
+        params += funds_params(buyer_id=buyer.pk, currency=currency)
+    joins = funds_joins(buyer_column="b.id" if buyer_from else None)
+    sql = f"SELECT {columns} FROM {source} {joins} {extra_joins} {where}"
+    params += (extra_join_params or []) + (buyer_from.where_params if buyer_from else [])
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
+    if not rows:
+        return None
     first = rows[0]
     skip = FUNDS_WIDTH + 2 + len(observers)
+    observed = list(first[FUNDS_WIDTH + 2:skip])
+    if buyer_from:
+        buyer = Buyer(id=first[skip], email=first[skip + 1]) if first[skip] is not None else None
+        skip += 2
     return SpendRead(
-        funds=funds_from_row(first, buyer_id=buyer.pk, currency=currency),
+        funds=funds_from_row(first, buyer_id=buyer.pk if buyer else None, currency=currency),
         customer_id=first[FUNDS_WIDTH],
         endpoints=bool(first[FUNDS_WIDTH + 1]),
-        observed=list(first[FUNDS_WIDTH + 2:skip]),
+        observed=observed,
         extra=[row[skip:] for row in rows],
+        buyer=buyer,
     )
 
 

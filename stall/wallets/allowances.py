@@ -8,13 +8,15 @@ Periods are calendar periods in UTC: a day runs from 00:00 UTC, a week from Mond
 month from the 1st at 00:00 UTC. What a period has used is the sum of the store's charges to
 this buyer since the period began, less what was refunded of them, counting the charges made
 under an allowance this one replaced: raising a daily limit at noon does not restore the
-morning's spending.
+morning's spending. The sums are kept as running totals (``ChargeTally``), one row per store,
+buyer and currency, so a charge costs the same whether it is the day's first or its 5,000th.
 
 A charge pays through the wallet rail like a one-click purchase (a checkout for the store's
 "API charges" product, paid from the wallet) and everything happens in one transaction: the
-allowance row is locked first, the period's usage is read under that lock, and any refusal
-rolls back with no money moved. Two charges against one allowance therefore never both take
-the last of its room.
+allowance row is locked by the first read, the charge is added to the totals by a statement
+that refuses it when the period has no room left (it reads the totals as they are, whatever the
+first read saw), and any refusal rolls back with no money moved. Two charges against one
+allowance therefore never both take the last of its room.
 """
 
 from __future__ import annotations
@@ -22,12 +24,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import Case, F, QuerySet, Value, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext, gettext_noop
@@ -39,11 +41,11 @@ from stall.core.ids import new_id
 from stall.core.money import amount_validate, currency_normalize, format_money
 from stall.integrations.webhooks import EventRow
 from stall.orders.services import customer_for_email
-from stall.orders.spend import SpendLine, order_spend, spend_read
+from stall.orders.spend import BuyerFrom, SpendLine, order_spend, spend_read
 from stall.stores.models import Store
 
 from .errors import WalletEmpty
-from .models import Allowance, AllowancePeriod, Charge
+from .models import Allowance, AllowancePeriod, Charge, ChargeTally
 from .schemas import charge_out
 from .selectors import wallet_get
 
@@ -118,18 +120,46 @@ def period_bounds(*, period: str, now: datetime) -> tuple[datetime, datetime]:
     raise ValueError(f"unknown period {period!r}")
 
 
+_TALLY_PERIODS = (AllowancePeriod.DAY, AllowancePeriod.WEEK, AllowancePeriod.MONTH)
+
+
+def period_starts(now: datetime) -> tuple[date, date, date]:
+    """The first days of the day, week and month (UTC) holding ``now``: a ChargeTally's starts."""
+    return tuple(period_bounds(period=period, now=now)[0].date() for period in _TALLY_PERIODS)
+
+
+def _tally_used(*, starts_amounts: tuple, period: str, now: datetime) -> int:
+    """What a period has used, from a tally's (start, amount) pairs in _TALLY_PERIODS order: its
+    amount if it counts the current period, else nothing yet."""
+    start, amount = starts_amounts[_TALLY_PERIODS.index(period)]
+    if start is None:
+        return 0
+    if isinstance(start, str):  # SQLite gives back the text Django stored
+        start = date.fromisoformat(start)
+    return int(amount) if start >= period_bounds(period=period, now=now)[0].date() else 0
+
+
+def _used_now(*, store_id: str, buyer_id: str, currency: str, period: str, now: datetime) -> int:
+    try:  # one row at most: the table's unique key
+        tally = ChargeTally.objects.get(store_id=store_id, buyer_id=buyer_id, currency=currency)
+    except ChargeTally.DoesNotExist:
+        return 0
+    return _tally_used(starts_amounts=(
+        (tally.day_start, tally.day_amount), (tally.week_start, tally.week_amount),
+        (tally.month_start, tally.month_amount),
+    ), period=period, now=now)
+
+
 def allowance_used(*, allowance: Allowance, now: datetime | None = None) -> int:
     """What the store has charged this buyer in the current period, less refunds (minor units).
 
     Counts every charge of the store to the buyer in the allowance's currency since the period
     began, including charges under an allowance this one replaced.
     """
-    start, _ = period_bounds(period=allowance.period, now=now or timezone.now())
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {_USED_SQL}", [
-            allowance.store_id, allowance.buyer_id, allowance.currency, connection.ops.adapt_datetimefield_value(start),
-        ])
-        return int(cursor.fetchone()[0])
+    return _used_now(
+        store_id=allowance.store_id, buyer_id=allowance.buyer_id, currency=allowance.currency,
+        period=allowance.period, now=now or timezone.now(),
+    )
 
 
 def allowance_is_expired(*, allowance: Allowance, now: datetime | None = None) -> bool:
@@ -324,40 +354,81 @@ def charge_product_for(*, store: Store) -> Product:
     )
 
 
-# What a charge reads before it moves money, in one SELECT: the customer and their buyer account,
-# the live allowance (and whether any allowance ever was, to tell "revoked" from "missing"), the
-# store's charge product, and an earlier charge with the same Idempotency-Key.
-_CHARGE_READ = """
-SELECT c.id, b.id, b.email, a.id, a.amount, a.period, a.expires_at,
-  (SELECT MAX(x.id) FROM wallets_allowance x WHERE x.buyer_id = b.id AND x.store_id = %s AND x.currency = %s),
-  (SELECT MIN(p.id) FROM catalog_product p WHERE p.store_id = %s AND p.kind = 'charge'),
-  (SELECT MAX(ch.id) FROM wallets_charge ch WHERE ch.store_id = %s AND ch.idempotency_key = %s),
-  (SELECT MAX(ch.request_hash) FROM wallets_charge ch WHERE ch.store_id = %s AND ch.idempotency_key = %s)
-FROM audience_customer c
-{join} accounts_buyer b ON b.email = LOWER(c.email)
-{join} wallets_allowance a ON a.buyer_id = b.id AND a.store_id = %s AND a.currency = %s AND a.revoked_at IS NULL
-WHERE c.id = %s AND c.store_id = %s {lock}
-"""
-# With a live allowance, on PostgreSQL, the first read locks it until the charge commits: charges
-# of one allowance then run one after the other and each reads what the others used, and a revoke
-# waits for the charge under way (SQLite's IMMEDIATE transaction gives the same order). With none,
-# the same read without the lock says why (an outer join cannot be locked).
-_CHARGE_READ_LOCKED = _CHARGE_READ.format(join="JOIN", lock="FOR UPDATE OF a")
-_CHARGE_READ_ANY = _CHARGE_READ.format(join="LEFT JOIN", lock="")
-
-
-# What the store charged this buyer in the allowance's currency since the period began, less
-# refunds (see allowance_used), with the parameters store, buyer, currency, period start: read with
-# the wallet in the spend's SELECT. From the buyer's allowances at the store (a charge is in its
-# allowance's currency) to their charges of the period (``wallets_charge_by_allowance``), in that
-# order (CROSS JOIN keeps SQLite to it): left to choose, SQLite read every charge the store ever
-# took and kept the buyer's, on every charge.
-_USED_SQL = (
-    "(SELECT COALESCE(SUM(ch.amount - o.amount_refunded), 0) FROM wallets_allowance al "
-    "CROSS JOIN wallets_charge ch CROSS JOIN orders_order o "
-    "WHERE al.store_id = %s AND al.buyer_id = %s AND al.currency = %s "
-    "AND ch.allowance_id = al.id AND ch.created_at >= %s AND o.id = ch.order_id)"
+# What a charge reads before it moves money, with the buyer's funds in the spend's one SELECT
+# (orders.spend.BuyerFrom): from the store's customer to their buyer account and the live
+# allowance; whether any allowance ever was (to tell "revoked" from "missing"); the store's charge
+# product; an earlier charge with the same Idempotency-Key; and the buyer's ChargeTally.
+_CHARGE_TABLES = (
+    "audience_customer cu {join} accounts_buyer b ON b.email = LOWER(cu.email) "
+    "{join} wallets_allowance a ON a.buyer_id = b.id AND a.store_id = %s AND a.currency = %s "
+    "AND a.revoked_at IS NULL "
+    "LEFT JOIN wallets_chargetally g ON g.buyer_id = b.id AND g.store_id = %s AND g.currency = %s"
 )
+_CHARGE_COLUMNS = (
+    "a.id, a.amount, a.period, a.expires_at, "
+    "(SELECT MAX(x.id) FROM wallets_allowance x WHERE x.buyer_id = b.id AND x.store_id = %s AND x.currency = %s), "
+    "(SELECT MIN(p.id) FROM catalog_product p WHERE p.store_id = %s AND p.kind = 'charge'), "
+    "(SELECT MAX(ch.id) FROM wallets_charge ch WHERE ch.store_id = %s AND ch.idempotency_key = %s), "
+    "(SELECT MAX(ch.request_hash) FROM wallets_charge ch WHERE ch.store_id = %s AND ch.idempotency_key = %s), "
+    "g.day_start, g.day_amount, g.week_start, g.week_amount, g.month_start, g.month_amount"
+)
+
+# The charge, added to its buyer's totals: a period that has moved on starts again from this
+# charge. For the allowance's period, only if the charge fits what the period has left: the
+# conflicting row is locked and read as it is now (on PostgreSQL, a charge that waited for the
+# allowance's lock read the totals as they were before the charge it waited for), and a refused
+# charge returns no row. Columns are named for a period from _TALLY_PERIODS, never from input.
+_TALLY_ADD = """
+INSERT INTO wallets_chargetally AS t
+  (buyer_id, store_id, currency, day_start, day_amount, week_start, week_amount, month_start, month_amount)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (buyer_id, store_id, currency) DO UPDATE SET
+{sets}
+WHERE (CASE WHEN t.{period}_start < excluded.{period}_start THEN 0 ELSE t.{period}_amount END)
+  + excluded.{period}_amount <= %s
+RETURNING id
+"""
+_TALLY_SET = (
+    "  {p}_amount = CASE WHEN t.{p}_start = excluded.{p}_start THEN t.{p}_amount + excluded.{p}_amount "
+    "WHEN t.{p}_start < excluded.{p}_start THEN excluded.{p}_amount ELSE t.{p}_amount END,\n"
+    "  {p}_start = CASE WHEN t.{p}_start < excluded.{p}_start THEN excluded.{p}_start ELSE t.{p}_start END"
+)
+_TALLY_ADD_SQL = {
+    period: _TALLY_ADD.format(period=period, sets=",\n".join(_TALLY_SET.format(p=p) for p in _TALLY_PERIODS))
+    for period in _TALLY_PERIODS
+}
+
+
+def _tally_add(*, store_id: str, buyer_id: str, currency: str, amount: int, now: datetime, period: str,
+               limit: int) -> bool:
+    """Count a charge in its buyer's totals; False, with nothing counted, when ``period`` would
+    go over ``limit``."""
+    starts = [connection.ops.adapt_datefield_value(start) for start in period_starts(now)]
+    with connection.cursor() as cursor:
+        cursor.execute(_TALLY_ADD_SQL[period], [
+            buyer_id, store_id, currency, starts[0], amount, starts[1], amount, starts[2], amount, limit,
+        ])
+        return cursor.fetchone() is not None
+
+
+def charge_order_refunded(*, order, refund, refunded_before) -> None:
+    """A refund of a charge's order takes its amount off the buyer's totals in each period that
+    still counts the charge (registered with orders.refunds; runs in the refund's transaction)."""
+    charge = (
+        Charge.objects.filter(order_id=order.pk)
+        .values_list("store_id", "allowance__buyer_id", "currency", "created_at").first()
+    )
+    if charge is None:
+        return
+    store_id, buyer_id, currency, created_at = charge
+    day, week, month = period_starts(created_at)
+
+    def less(period: str, start: date):
+        return F(f"{period}_amount") - Case(When(**{f"{period}_start": start}, then=Value(refund.amount)), default=Value(0))
+
+    ChargeTally.objects.filter(store_id=store_id, buyer_id=buyer_id, currency=currency).update(
+        day_amount=less("day", day), week_amount=less("week", week), month_amount=less("month", month),
+    )
 
 
 def _charge_replay(*, store: Store, charge_id: str, stored_hash: str, request_hash: str) -> Charge:
@@ -410,26 +481,38 @@ def charge_create(
         return _charge_replay(store=store, charge_id=earlier.pk, stored_hash=earlier.request_hash, request_hash=request_hash)
 
 
+def _charge_read(*, store: Store, customer_id: str, currency: str, key: str, locked: bool):
+    join = "JOIN" if locked else "LEFT JOIN"
+    return spend_read(
+        store_id=store.pk, currency=currency, extra_columns=_CHARGE_COLUMNS,
+        extra_params=[store.pk, currency, store.pk, store.pk, key, store.pk, key],
+        buyer_from=BuyerFrom(
+            tables=_CHARGE_TABLES.format(join=join), params=[store.pk, currency, store.pk, currency],
+            where="cu.id = %s AND cu.store_id = %s", where_params=[customer_id, store.pk],
+            lock="FOR UPDATE OF a" if locked else "",
+        ),
+    )
+
+
 def _charge_create(
     *, store: Store, customer_id: str, amount: int, currency: str, description: str, idempotency_key: str | None,
     request_hash: str,
 ) -> Charge:
     with transaction.atomic():
         key = idempotency_key or ""
-        params = [
-            store.pk, currency, store.pk, store.pk, key, store.pk, key, store.pk, currency,
-            customer_id if isinstance(customer_id, str) else "", store.pk,
-        ]
-        with connection.cursor() as cursor:
-            cursor.execute(_CHARGE_READ_LOCKED if connection.vendor == "postgresql" else _CHARGE_READ_ANY, params)
-            row = cursor.fetchone()
-            if row is None and connection.vendor == "postgresql":
-                cursor.execute(_CHARGE_READ_ANY, params)
-                row = cursor.fetchone()
-        if row is None:
+        customer_id = customer_id if isinstance(customer_id, str) else ""
+        # With a live allowance, on PostgreSQL, the read locks it until the charge commits: charges
+        # of one allowance then run one after the other, and a revoke waits for the charge under
+        # way (SQLite's IMMEDIATE transaction gives the same order). With none, the same read
+        # without the lock says why (an outer join cannot be locked).
+        postgresql = connection.vendor == "postgresql"
+        read = _charge_read(store=store, customer_id=customer_id, currency=currency, key=key, locked=postgresql)
+        if read is None and postgresql:
+            read = _charge_read(store=store, customer_id=customer_id, currency=currency, key=key, locked=False)
+        if read is None:
             raise CustomerNotFound(param="customer")
-        (_, buyer_id, buyer_email, allowance_id, allowance_amount, period, expires_at, any_allowance, product_id,
-         earlier_id, earlier_hash) = row
+        (allowance_id, allowance_amount, period, expires_at, any_allowance, product_id, earlier_id, earlier_hash,
+         *tally) = read.extra[0]
         if idempotency_key is not None and earlier_id is not None:
             return _charge_replay(store=store, charge_id=earlier_id, stored_hash=earlier_hash, request_hash=request_hash)
         if allowance_id is None:
@@ -438,24 +521,18 @@ def _charge_create(
         expires_at = _as_datetime(expires_at)
         if expires_at is not None and expires_at <= now:
             raise AllowanceExpired()
-        start, _ = period_bounds(period=period, now=now)
-        start_param = connection.ops.adapt_datetimefield_value(start)
-        buyer = Buyer(id=buyer_id, email=buyer_email)
-        read = spend_read(
-            buyer=buyer, store_id=store.pk, currency=currency, extra_columns=_USED_SQL,
-            extra_params=[store.pk, buyer_id, currency, start_param],
-        )
+        buyer = read.buyer
 
-        def exceeded(used: int) -> None:
-            remaining = allowance_amount - used
-            if amount > remaining:
-                left = format_money(max(0, remaining), currency)
-                raise AllowanceExceeded(
-                    f"This charge is more than the {left} left of the customer's allowance this {period}.",
-                    param="amount",
-                )
+        def exceeded(used: int) -> AllowanceExceeded:
+            left = format_money(max(0, allowance_amount - used), currency)
+            return AllowanceExceeded(
+                f"This charge is more than the {left} left of the customer's allowance this {period}.", param="amount",
+            )
 
-        exceeded(int(read.extra[0][0]))
+        # Refused here on what the read saw, in the common case; _tally_add refuses what it missed.
+        used = _tally_used(starts_amounts=tuple(zip(tally[::2], tally[1::2])), period=period, now=now)
+        if amount > allowance_amount - used:
+            raise exceeded(used)
 
         if product_id is None:
             product_id = charge_product_for(store=store).pk
@@ -469,8 +546,12 @@ def _charge_create(
             charge = Charge(
                 id=new_id("ch"), store_id=store.pk, allowance_id=allowance_id, order=order, amount=amount,
                 currency=currency, description=description, idempotency_key=idempotency_key, request_hash=request_hash,
+                created_at=now,
             )
             charge.save(force_insert=True)
+            if not _tally_add(store_id=store.pk, buyer_id=buyer.pk, currency=currency, amount=amount, now=now,
+                              period=period, limit=allowance_amount):
+                raise exceeded(_used_now(store_id=store.pk, buyer_id=buyer.pk, currency=currency, period=period, now=now))
             made["charge"] = charge
             return [EventRow("charge.succeeded", charge_out(charge))]
 

@@ -14,7 +14,7 @@ class WalletsConfig(AppConfig):
         from stall.payments.rails.wallet import wallet_spent_register
         from stall.payments.services import PurposeHandlers, payment_purpose_register
 
-        from .allowances import charge_create
+        from .allowances import charge_create, charge_order_refunded
         from .gift_cards import gift_card_fulfil, gift_card_order_refunded, gift_card_refund_check
         from .services import (
             tab_settlement_fail,
@@ -33,6 +33,8 @@ class WalletsConfig(AppConfig):
         wallet_spent_register(wallet_spent)
         # Other domains (metering) charge a customer's wallet under their allowance through orders.
         store_charge_register(charge_create)
+        # A refunded charge gives its room back to the buyer's allowance.
+        order_refunded_register(charge_order_refunded)
         # A paid gift card product issues its cards; refunding it cancels them while unredeemed.
         fulfilment_register(kind=ProductKind.GIFT_CARD, handler=gift_card_fulfil)
         refund_check_register(gift_card_refund_check)

@@ -8,6 +8,7 @@ own code.
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from stall.accounts.models import Buyer
 from stall.core.ids import PrefixedIdField
@@ -77,16 +78,16 @@ class Charge(models.Model):
     amount = models.BigIntegerField()
     currency = models.CharField(max_length=3)
     description = models.CharField(max_length=255, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Set by the charge to the moment its ChargeTally counted it in, so a refund finds its periods.
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
     # The caller's Idempotency-Key and a hash of what it asked: a repeat returns this charge, the
     # same key for another charge is refused. Unique per store, so two racing repeats charge once.
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     request_hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
-        # What a buyer used this period (allowances.allowance_used) is summed from the charges of
-        # their allowances since the period began: one range of this index per allowance. It
-        # replaces the plain index of the allowance column, whose lookups it serves as well.
+        # An allowance's charges in order of time (the plain index of the allowance column, which
+        # it replaces, served its lookups no better).
         indexes = [models.Index(fields=["allowance", "created_at"], name="wallets_charge_by_allowance")]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="wallets_charge_amount_positive"),
@@ -94,6 +95,35 @@ class Charge(models.Model):
                 fields=["store", "idempotency_key"], condition=Q(idempotency_key__isnull=False),
                 name="wallets_charge_idempotency_key_unique",
             ),
+        ]
+
+
+class ChargeTally(models.Model):
+    """What a store has charged a buyer in one currency in the current day, week and month (UTC),
+    less what was refunded of those charges: one row per store, buyer and currency, whatever
+    allowance the charges were made under.
+
+    Every charge adds its amount to the three periods in the statement that checks its allowance
+    (``allowances.charge_create``); a refund takes its amount off each period the charge still
+    counts in. A period whose start is not the current one has used nothing yet. Kept as running
+    totals because summing the period's charges on every charge made each charge slower than the
+    one before it: an API that charged a buyer 5,000 times a day read 5,000 rows on the last.
+    """
+
+    # Found by its unique key (buyer, store, currency), which is its only index.
+    store = models.ForeignKey("stores.Store", on_delete=models.CASCADE, related_name="+", db_index=False)
+    buyer = models.ForeignKey(Buyer, on_delete=models.CASCADE, related_name="+", db_index=False)
+    currency = models.CharField(max_length=3)
+    day_start = models.DateField()
+    day_amount = models.BigIntegerField(default=0)
+    week_start = models.DateField()  # a Monday
+    week_amount = models.BigIntegerField(default=0)
+    month_start = models.DateField()  # the 1st
+    month_amount = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["buyer", "store", "currency"], name="wallets_one_charge_tally_per_store"),
         ]
 
 

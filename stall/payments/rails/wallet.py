@@ -309,7 +309,7 @@ class Funds:
 
 
 # Columns and joins of the spend's first SELECT: the caller puts FUNDS_COLUMNS first in its
-# select list and FUNDS_JOINS after ``FROM (SELECT 1) AS one``, with FUNDS_PARAMS's values.
+# select list and ``funds_joins()`` after what it reads FROM, with ``funds_params``'s values.
 FUNDS_COLUMNS = (
     "w.id, w.account_id, w.confirm_above, w.auto_top_up_below, w.auto_top_up_method_id, "
     "w.auto_top_up_failed_at IS NOT NULL, "
@@ -317,14 +317,21 @@ FUNDS_COLUMNS = (
     "t.id, t.account_id, t.opened_at, w.livemode"
 )
 FUNDS_JOINS = (
-    "LEFT JOIN wallets_wallet w ON w.buyer_id = %s AND w.currency = %s "
-    "LEFT JOIN wallets_tab t ON t.buyer_id = %s AND t.currency = %s AND t.status = 'open'"
+    "LEFT JOIN wallets_wallet w ON w.buyer_id = {buyer} AND w.currency = %s "
+    "LEFT JOIN wallets_tab t ON t.buyer_id = {buyer} AND t.currency = %s AND t.status = 'open'"
 )
 FUNDS_WIDTH = 11
 
 
-def funds_params(*, buyer_id: str, currency: str) -> list:
-    return [buyer_id, currency, buyer_id, currency]
+def funds_joins(*, buyer_column: str | None = None) -> str:
+    """FUNDS_JOINS for a buyer whose id is a parameter, or a column of the tables the SELECT reads
+    (``b.id``) when the same statement finds the buyer."""
+    return FUNDS_JOINS.format(buyer=buyer_column or "%s")
+
+
+def funds_params(*, buyer_id: str | None, currency: str) -> list:
+    """The values of ``funds_joins``: without the buyer's id when a column names the buyer."""
+    return [currency, currency] if buyer_id is None else [buyer_id, currency, buyer_id, currency]
 
 
 def funds_from_row(row, *, buyer_id: str, currency: str) -> Funds:
