@@ -11,8 +11,15 @@ from django.db.models import Sum
 from stall.accounts.services import buyer_for_email
 from stall.catalog.models import ProductKind
 from stall.content.services import post_create, post_unlock
+from stall.insights import rollups
 from stall.insights.models import DailyRollup, DailyTotal
-from stall.insights.rollups import INCOME_CODES, rollups_rebuild, rollups_rebuild_day
+from stall.insights.rollups import (
+    FIELDS,
+    INCOME_CODES,
+    rollup_rows_for_day,
+    rollups_rebuild,
+    rollups_rebuild_day,
+)
 from stall.ledger.models import AccountKind, Transfer
 from stall.orders.refunds import refund_create
 from stall.testing import ProductFactory, StoreFactory, buy
@@ -122,3 +129,19 @@ def test_test_money_is_left_out(store, settings):
     assert (real.livemode, test.livemode) == (True, False)
     rollups_rebuild_day(day=date(2026, 5, 1))
     assert DailyRollup.objects.filter(store=store).aggregate(g=Sum("gross"))["g"] == 300
+
+
+def test_a_day_read_in_many_chunks_gives_the_same_rows_as_in_one(store, history, monkeypatch):
+    """A day's transfers are resolved to their orders a chunk at a time: with chunks of one, two or
+    three transfers the rows are the same as with the whole day in one."""
+
+    def rows(day):
+        return [(r.store_id, r.currency, r.kind, r.product_id, r.rail, *(getattr(r, f) for f in FIELDS))
+                for r in rollup_rows_for_day(day=day)]
+
+    days = [date(2026, 5, d) for d in range(1, 11)]
+    whole = {day: rows(day) for day in days}
+    assert sum(len(r) for r in whole.values()) > 20
+    for chunk in (1, 2, 3):  # chunks of every size, the last one short of it on some day
+        monkeypatch.setattr(rollups, "CHUNK", chunk)
+        assert {day: rows(day) for day in days} == whole, chunk
