@@ -12,6 +12,7 @@ from collections.abc import Callable
 from django.db import transaction
 from django.db.models import F
 
+from stall.accounts.services import buyer_for_email
 from stall.core.money import amount_validate, format_money, prorate
 from stall.integrations.webhooks import event_emit
 from stall.ledger.models import AccountKind, ledger_owner
@@ -19,7 +20,7 @@ from stall.ledger.services import account_open, transfer_create
 from stall.payments.errors import RefundFailed, RefundInvalid
 from stall.payments.models import Refund, RefundStatus
 from stall.payments.rails import rail_get
-from stall.payments.rails.wallet import refund_into_wallet
+from stall.payments.rails.wallet import buyer_accounts_lock, refund_into_wallet
 from stall.payments.schemas import refund_out
 from stall.payments.services import refund_succeed
 from stall.stores.models import Store
@@ -144,6 +145,11 @@ def order_refunded(*, refund: Refund, payment) -> None:
     order = Order.objects.select_for_update().get(pk=refund.order_id)
     currency = order.currency
     rail = rail_get(payment.rail)
+    if rail.in_ledger or refund.to_wallet:
+        # The buyer's accounts before the store's balance and the clearing account, as a spend
+        # locks them: a spend of the same buyer at this moment waits here rather than deadlocks.
+        buyer_id = payment.buyer_id or buyer_for_email(email=order.email).pk
+        buyer_accounts_lock(buyer_id=buyer_id, currency=currency)
     # A test order's money comes back out of the store's test balance, where it went.
     store_owner = ledger_owner(order.store_id, livemode=order.livemode)
     balance = account_open(kind=AccountKind.STORE_BALANCE, owner=store_owner, currency=currency)

@@ -98,6 +98,32 @@ def fee_pool_for(wallet: Wallet) -> Account:
     return account_open(kind=AccountKind.FEE_POOL, owner=wallet.pk, currency=wallet.currency)
 
 
+# A buyer's accounts, locked first. A spend locks the buyer's wallet and its fee pool (or the
+# open tab) with its guarded debit, and the accounts it shares with every other spend (the rail's
+# clearing, the store's balance) only at its end. A transaction that moves the buyer's money back
+# must lock in the same order, the buyer's first: a refund into the wallet that locked the store's
+# balance first and then waited for the wallet, while a spend of the same buyer held the wallet and
+# waited for the balance, was killed by PostgreSQL as a deadlock (stall/wallets/tests/test_lock_order.py).
+_BUYER_ACCOUNTS_LOCK_SQL = (
+    "SELECT id FROM ledger_account WHERE id IN ("
+    "SELECT w.account_id FROM wallets_wallet w WHERE w.buyer_id = %s AND w.currency = %s "
+    "UNION ALL SELECT p.id FROM ledger_account p JOIN wallets_wallet w "
+    "ON p.kind = 'fee_pool' AND p.owner = w.id AND p.currency = w.currency WHERE w.buyer_id = %s AND w.currency = %s "
+    "UNION ALL SELECT t.account_id FROM wallets_tab t WHERE t.buyer_id = %s AND t.currency = %s AND t.status = 'open'"
+    ") ORDER BY id FOR UPDATE"
+)
+
+
+def buyer_accounts_lock(*, buyer_id: str, currency: str) -> None:
+    """Lock the buyer's wallet, its fee pool and their open tab in ``currency`` (those that exist),
+    in key order, as a spend's debit does; call inside a transaction before it locks any shared
+    account. On SQLite the write transaction holds the whole database already."""
+    if not connection.features.has_select_for_update:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_BUYER_ACCOUNTS_LOCK_SQL, [buyer_id, currency] * 3)
+
+
 # --- Real money and test money -----------------------------------------------------------------
 #
 # A wallet topped up with a test card where the Stall takes real money holds test money
