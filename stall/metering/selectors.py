@@ -350,7 +350,9 @@ def customer_usage_get(*, store: Store, customer_id: str, meter_key: str | None 
     if meter_key is not None:
         meters = [meter_by_key(store=store, key=meter_key)]
     elif sub is not None:
-        meters = [p.meter for p in sorted(prices.values(), key=lambda p: p.pk)]
+        # By name, as the invoice lists them: a plan's prices are made together, so their ids
+        # are in no particular order within that millisecond.
+        meters = [p.meter for p in sorted(prices.values(), key=lambda p: (p.meter.name, p.pk))]
     else:
         meters = list(Meter.objects.filter(store=store).order_by("key"))
     usage = usage_rate(meters=meters, prices=prices, customer_id=customer.pk, start=start, end=end)

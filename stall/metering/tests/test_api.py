@@ -7,6 +7,7 @@ import json
 import pytest
 
 from stall.integrations.services import api_key_create
+from stall.metering.models import MeteredPrice
 from stall.orders.services import customer_for_email
 from stall.testing import StoreFactory
 
@@ -69,6 +70,14 @@ def test_a_batch_is_answered_per_event_and_usage_is_rated(api, setup, customer, 
     one = api.get(f"/customers/{customer.pk}/usage", {"meter": "tokens"}).json()
     assert [m["meter"] for m in one["meters"]] == ["tokens"]
 
+
+def test_a_customers_usage_lists_the_meters_by_name_whatever_their_prices_ids(api, setup, customer):
+    """A plan's prices are made in one request, so their ids are in no set order within that
+    millisecond: the usage answer lists the meters by name all the same, as the invoice does."""
+    prices = {p.meter.key: p.pk for p in MeteredPrice.objects.filter(plan_id=setup["plan"]["id"]).select_related("meter")}
+    MeteredPrice.objects.filter(pk=prices["api_calls"]).update(id="mprice_" + "z" * 26)  # now after tokens' price
+    usage = api.get(f"/customers/{customer.pk}/usage").json()
+    assert [m["meter"] for m in usage["meters"]] == ["api_calls", "tokens"]
 
 def test_a_batch_resent_with_its_key_replays_its_answer_and_counts_nothing_again(api, setup, customer):
     """The answer to a batch of a thousand (stored compressed) is replayed byte for byte with its
