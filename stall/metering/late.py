@@ -71,7 +71,9 @@ def late_usage_absorb(*, sub: UsageSubscription, now: datetime, every: timedelta
     ]
     if not periods:
         return []
-    prices = list(sub.plan.prices.select_related("meter").order_by("pk"))
+    # By the meters' names, as the invoice lists its usage: a plan's prices are made together, so
+    # their ids are in no particular order within that millisecond.
+    prices = list(sub.plan.prices.select_related("meter").order_by("meter__name", "pk"))
     names = {price.meter.event_name for price in prices}
     made: list[UsageAdjustment] = []
     for period in periods:

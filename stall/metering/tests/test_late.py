@@ -12,11 +12,12 @@ from stall.metering.models import (
     BilledPeriod,
     InvoiceStatus,
     LineKind,
+    MeteredPrice,
     UsageAdjustment,
     UsageCharge,
     UsageInvoice,
 )
-from stall.metering.services import plan_create, usage_subscription_create
+from stall.metering.services import meter_create, plan_create, usage_subscription_create
 
 from .conftest import send
 from .test_invoicing import DAY, period_set
@@ -27,6 +28,31 @@ pytestmark = pytest.mark.django_db
 def test_the_late_window_is_ingestions_oldest_accepted_event():
     assert late.OLDEST == ingest.OLDEST
 
+
+def test_late_usage_of_two_meters_is_listed_by_meter_name(store, customer, buyer, allowance, calls):
+    """Late usage of two meters for one period makes two adjustment lines, in the order of the
+    meters' names as the usage lines are, whatever the order of their prices' ids (a plan's prices
+    are made together, so within that millisecond their ids are in no set order)."""
+    meter_create(store=store, key="zebra_calls", name="Zebra calls", event_name="zebra.call")
+    plan = plan_create(store=store, name="API", prices=[
+        {"meter": "api_calls", "unit_price": "1"}, {"meter": "zebra_calls", "unit_price": "1"}])
+    MeteredPrice.objects.filter(plan=plan, meter__key="api_calls").update(id="mprice_" + "z" * 26)  # after the zebra's
+    sub = usage_subscription_create(store=store, customer_id=customer.pk, plan_id=plan.pk, billing="arrears")
+    sub = period_set(sub, days_ago=20, until_days_ago=10)
+    send(store, customer, n=5, minutes_ago=15 * DAY)
+    send(store, customer, name="zebra.call", n=5, prefix="z", minutes_ago=15 * DAY)
+    assert periods_close() == 1
+
+    send(store, customer, n=3, prefix="late", minutes_ago=15 * DAY)
+    send(store, customer, name="zebra.call", n=4, prefix="zlate", minutes_ago=15 * DAY)
+    sub = period_set(sub, days_ago=10, until_days_ago=5)
+    assert periods_close() == 1
+    second = UsageInvoice.objects.get(subscription=sub, period_start=sub.period_start)
+    lines = [(line.kind, line.description, line.quantity) for line in second.lines.order_by("pk")]
+    assert lines == [
+        (LineKind.USAGE, "API calls", 0), (LineKind.USAGE, "Zebra calls", 0),
+        (LineKind.ADJUSTMENT, "API calls", 3), (LineKind.ADJUSTMENT, "Zebra calls", 4),
+    ]
 
 def test_late_arrears_usage_is_an_adjustment_line_of_the_next_invoice_once(store, customer, buyer, allowance, calls):
     """First 100 calls free, then 1¢: period 1 billed 120 calls (20¢). 30 calls arrive late for it:
