@@ -7,7 +7,8 @@ while it waits for what the spend holds: on PostgreSQL one of the two was then k
 ("deadlock detected", every time in both tests below before refunds locked the buyer's accounts
 first). Each test stops a spend between its two locks, lets the other transaction run into it, and
 only then lets the spend go on: both must finish. SQLite runs one write transaction at a time, so
-there the other simply waits its turn; the tests run there too.
+there the other simply waits its turn and nothing can deadlock; the tests run there too, as a
+check that both still go through.
 """
 
 import threading
@@ -46,21 +47,23 @@ def waiting_for_a_lock(pid: int | None) -> bool:
 
 def spend_meeting(other, monkeypatch, **spend_kwargs) -> list:
     """Run a spend in one thread and ``other()`` in another, ``other`` starting once the spend has
-    debited the wallet and before it posts to the shared accounts; the spend goes on once ``other``
-    waits for a lock (PostgreSQL) or after a moment (SQLite). Returns the errors of both."""
+    debited the wallet and before it posts to the shared accounts. On PostgreSQL the spend goes on
+    once ``other`` waits for a row lock, and the meeting fails if it never does; on SQLite, where
+    ``other`` queues for the one write transaction at BEGIN, at once. Returns the errors of both."""
     debited = threading.Event()
     other_pid: list = [None]
+    met = [False]
     real_post = stall.orders.spend.transfers_post
 
     def post_when_the_other_waits(**kwargs):
         if threading.current_thread().name == "spend":
             debited.set()
             deadline = time.monotonic() + 10
-            if connection.vendor == "postgresql":
-                while not waiting_for_a_lock(other_pid[0]) and time.monotonic() < deadline:
-                    time.sleep(0.02)
-            else:
-                time.sleep(0.2)
+            while connection.vendor == "postgresql" and time.monotonic() < deadline:
+                if waiting_for_a_lock(other_pid[0]):
+                    met[0] = True
+                    break
+                time.sleep(0.02)  # a poll with a deadline: the other thread is on its way
         return real_post(**kwargs)
 
     monkeypatch.setattr(stall.orders.spend, "transfers_post", post_when_the_other_waits)
@@ -90,6 +93,8 @@ def spend_meeting(other, monkeypatch, **spend_kwargs) -> list:
     for thread in threads:
         thread.join(timeout=60)
     assert not any(thread.is_alive() for thread in threads), "a thread hung"
+    if connection.vendor == "postgresql":
+        assert met[0], "the other transaction never waited for the spend's locks: they did not meet"
     return errors
 
 
